@@ -1,0 +1,478 @@
+"""AST -> networkx graph: evaluate parameters, expand blocks and stages, name every op.
+
+The graph has one node per op (plus `input` and one node per residual merge);
+edges carry tensors in program order. Shapes are not known here: shapes.py
+infers them afterwards and inserts the projection shortcuts.
+
+Node names follow torchvision's module paths, so weights line up by name:
+`conv1`, `bn1`, `layer1.0.conv2`, `layer2.0.downsample.0`, `fc`. Within a
+scope conv and bn are numbered from 1 (`conv1`, `bn1`); other kinds take
+their bare name the first time and a number after (`relu`, `relu2`).
+Children of a named group `g { ... }` are numbered 0, 1, ... as in an
+nn.Sequential. Stages without a label are `layer1`, `layer2`, ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import networkx as nx
+
+from . import syntax as ast
+from .errors import Reporter, Span
+from .ops import OPS, BoundArg, bind
+from .values import POLICIES, EvalError, Symbol, Value, as_bool, as_int, evaluate, show, suggest, type_name
+
+MAX_NODES = 1_000_000
+MAX_DEPTH = 48
+MAX_REPEAT = 100_000
+NUMBERED_KINDS = ("conv", "bn")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    name: str
+    block: str
+    repeats: int
+    stride: int | None
+    policy: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Elaboration:
+    """The output of this stage: the graph before shape inference."""
+
+    name: str
+    graph: nx.DiGraph
+    output: str
+    parameters: dict[str, Value]
+    stages: tuple[StageInfo, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Context:
+    env: dict[str, Value]
+    policy: str = "B"
+    trace: tuple[tuple[Span, str], ...] = ()
+    calls: tuple[str, ...] = ()
+    stage: str | None = None
+    block: str | None = None
+    block_type: str | None = None
+    section: str | None = None
+
+
+class Scope:
+    """Hands out the names of one module level (a network, a block instance, a group)."""
+
+    def __init__(self, prefix: str, indexed: bool = False):
+        self.prefix, self.indexed = prefix, indexed
+        self.counts: dict[str, int] = {}
+        self.taken: dict[str, Span | None] = {}
+        self.index = 0
+        self.stages = 0
+
+    def claim(self, label: str | None, kind: str, span: Span, report, module: bool = True) -> str:
+        if label is not None:
+            if label in self.taken:
+                first = self.taken[label]
+                report("E0206", f"the name `{label}` is already used in this scope", span,
+                       notes=(f"first used at {first}",) if first else ())
+            else:
+                self.taken[label] = span
+                return self.prefix + label
+            kind = label
+        while True:
+            if self.indexed and module:
+                name = str(self.index)
+                self.index += 1
+            else:
+                n = self.counts[kind] = self.counts.get(kind, 0) + 1
+                name = f"{kind}{n}" if kind in NUMBERED_KINDS or n > 1 else kind
+            if name not in self.taken:
+                self.taken[name] = None
+                return self.prefix + name
+
+
+def elaborate(library, network_name: str, overrides: dict[str, Value], override_spans: dict[str, Span],
+              reporter: Reporter, input_shape: tuple[int, ...] | None = None) -> Elaboration | None:
+    return _Elaborator(library, reporter).network(network_name, overrides, override_spans, input_shape)
+
+
+class _Elaborator:
+    def __init__(self, library, reporter: Reporter):
+        self.library = library
+        self.reporter = reporter
+        self.graph = nx.DiGraph()
+        self.symbols = frozenset(name for name, d in library.definitions.items() if d.kind == "block")
+        self.stages: list[StageInfo] = []
+        self.part = "stem"
+        self.seq = 0
+
+    # ---- helpers ---------------------------------------------------------------
+    def error(self, ctx: Context, code: str, message: str, span: Span, help: str | None = None,
+              notes: tuple[str, ...] = ()) -> None:
+        self.reporter.error(code, message, span, help=help, notes=notes, trace=ctx.trace)
+
+    def fail(self, ctx: Context, exc: EvalError) -> None:
+        self.error(ctx, exc.code, exc.message, exc.span, exc.help, exc.notes)
+
+    def eval(self, expr: ast.Expr, ctx: Context) -> Value:
+        return evaluate(expr, ctx.env, self.symbols)
+
+    def add_node(self, node: str, ctx: Context, kind: str, span: Span, source: str | None, **attrs) -> str:
+        if self.graph.number_of_nodes() >= MAX_NODES:
+            raise _TooLarge
+        self.seq += 1
+        self.graph.add_node(node, kind=kind, span=span, trace=ctx.trace, stage=ctx.stage, block=ctx.block,
+                            block_type=ctx.block_type, part=ctx.section or ctx.stage or self.part,
+                            inserted=False, seq=self.seq, **attrs)
+        if source is not None:
+            self.graph.add_edge(source, node, role="main")
+        return node
+
+    # ---- network ---------------------------------------------------------------
+    def network(self, name: str, overrides: dict[str, Value], override_spans: dict[str, Span],
+                input_shape: tuple[int, ...] | None) -> Elaboration | None:
+        root = Context({})
+        resolved = self.resolve(name, root, None)
+        if resolved is None:
+            return None
+        template, defaults = resolved
+        keywords = {k: (v, override_spans.get(k, template.name_span)) for k, v in overrides.items()}
+        env = self.bind(template, defaults, [], keywords, template.name_span, root, what="network")
+        if env is None:
+            return None
+        ctx = Context(env)
+        statements = list(template.body.statements)
+        inputs = [s for s in statements if isinstance(s, ast.Input)]
+        for extra in inputs[1:]:
+            self.error(ctx, "E0209", "a network has one `input` statement", extra.span,
+                       notes=(f"the first is at {inputs[0].span}",))
+        if input_shape is None:
+            if not inputs:
+                self.error(ctx, "E0209", f"network `{name}` has no `input` statement", template.name_span,
+                           help="add e.g. `input 3x224x224` (C×H×W) or `input 64` (a vector) as its first line")
+                return None
+            input_shape = self.input_shape(inputs[0], ctx)
+            if input_shape is None:
+                return None
+        first_op = next((s for s in statements if isinstance(s, ast.Chain)), None)
+        if inputs and first_op is not None and statements.index(first_op) < statements.index(inputs[0]):
+            self.error(ctx, "E0209", "`input` must come before the first op", inputs[0].span)
+        self.graph.add_node("input", kind="input", attrs={}, span=inputs[0].span if inputs else template.span,
+                            trace=(), stage=None, block=None, block_type=None, part="input", inserted=False,
+                            seq=0, shape=tuple(input_shape))
+        scope = Scope("")
+        scope.taken["input"] = None
+        try:
+            output = self.body(template.body, "input", scope, ctx)
+        except _TooLarge:
+            self.error(ctx, "E0504", f"network `{name}` has more than {MAX_NODES:,} ops", template.name_span,
+                       help="lower the repeat counts")
+            return None
+        return Elaboration(name, self.graph, output, env, tuple(self.stages), template.span)
+
+    def input_shape(self, stmt: ast.Input, ctx: Context) -> tuple[int, ...] | None:
+        dims = []
+        try:
+            for expr in stmt.dims:
+                dim = as_int(self.eval(expr, ctx), expr.span)
+                if not 1 <= dim <= 2**31 - 1:
+                    raise EvalError("E0303", f"input size {dim} must be between 1 and {2**31 - 1:,}", expr.span)
+                dims.append(dim)
+        except EvalError as exc:
+            self.fail(ctx, exc)
+            return None
+        if len(dims) not in (1, 3):
+            self.error(ctx, "E0209", f"`input` takes C×H×W or a vector width, not {len(dims)} sizes", stmt.span,
+                       help="for example `input 3x224x224` or `input 64`")
+            return None
+        return tuple(dims)
+
+    # ---- templates -------------------------------------------------------------
+    def resolve(self, name: str, ctx: Context, span: Span | None, seen: tuple[str, ...] = ()):
+        """Follow aliases to a template; return (template, default expressions by name)."""
+        definition = self.library.definitions.get(name)
+        if definition is None:
+            where = span or Span.point("<command line>", 1, 1)
+            self.error(ctx, "E0207" if span is None else "E0202", f"no block or network named `{name}`", where,
+                       help=suggest(name, list(self.library.definitions) + list(OPS)))
+            return None
+        if name in seen:
+            self.error(ctx, "E0503", "aliases refer to each other: " + " -> ".join(seen + (name,)),
+                       definition.name_span)
+            return None
+        if isinstance(definition, ast.Template):
+            return definition, {p.name: p.default for p in definition.params}
+        target = self.resolve(definition.target, ctx, definition.target_span, seen + (name,))
+        if target is None:
+            return None
+        template, defaults = target
+        if template.kind != definition.kind:
+            self.error(ctx, "E0208", f"{definition.kind} `{name}` cannot alias {template.kind} "
+                       f"`{template.name}`", definition.target_span)
+            return None
+        defaults = dict(defaults)
+        names = [p.name for p in template.params]
+        for i, arg in enumerate(definition.args):
+            key = arg.name if arg.name is not None else (names[i] if i < len(names) else None)
+            if key not in defaults:
+                self.error(ctx, "E0203" if arg.name else "E0204",
+                           f"`{template.name}` has no parameter `{arg.name}`" if arg.name else
+                           f"too many arguments for `{template.name}`", arg.span,
+                           help=suggest(arg.name or "", names))
+                return None
+            defaults[key] = arg.value
+        return template, defaults
+
+    def bind(self, template: ast.Template, defaults: dict[str, ast.Expr | None], positional: list,
+             keywords: dict[str, tuple[Value, Span]], span: Span, ctx: Context, what: str) -> dict | None:
+        """Parameters of one call: given values, then defaults evaluated in order."""
+        names = [p.name for p in template.params]
+        given: dict[str, Value] = {}
+        ok = True
+        if len(positional) > len(names):
+            value, extra = positional[len(names)]
+            self.error(ctx, "E0204", f"{what} `{template.name}` takes {len(names)} argument"
+                       f"{'s' if len(names) != 1 else ''}, {len(positional)} given", extra,
+                       notes=(f"`{template.name}` is defined at {template.name_span}",))
+            ok = False
+        for name, (value, _) in zip(names, positional):
+            given[name] = value
+        for key, (value, kspan) in keywords.items():
+            if key not in defaults:
+                self.error(ctx, "E0203", f"{what} `{template.name}` has no parameter `{key}`", kspan,
+                           help=suggest(key, names) or f"its parameters: {', '.join(names) or '(none)'}")
+                ok = False
+            elif key in given:
+                self.error(ctx, "E0205", f"parameter `{key}` of `{template.name}` is given twice", kspan)
+                ok = False
+            else:
+                given[key] = value
+        env = dict(given)
+        for param in template.params:
+            if param.name in env:
+                continue
+            default = defaults[param.name]
+            if default is None:
+                self.error(ctx, "E0204", f"{what} `{template.name}` needs a value for `{param.name}`", span,
+                           notes=(f"`{template.name}` is defined at {template.name_span}",))
+                ok = False
+                continue
+            try:
+                env[param.name] = evaluate(default, env, self.symbols)
+            except EvalError as exc:
+                self.fail(replace(ctx, trace=ctx.trace + ((span, f"{what} `{template.name}`"),)), exc)
+                ok = False
+        return env if ok else None
+
+    # ---- bodies -------------------------------------------------------------------
+    def body(self, body: ast.Body, current: str, scope: Scope, ctx: Context) -> str:
+        for stmt in body.statements:
+            if isinstance(stmt, ast.Shortcut):
+                try:
+                    ctx = replace(ctx, policy=self.policy(stmt.policy, ctx))
+                except EvalError as exc:
+                    self.fail(ctx, exc)
+            elif isinstance(stmt, ast.Input):
+                if scope.prefix or ctx.block is not None:
+                    self.error(ctx, "E0208", "`input` belongs at the top of a network", stmt.span)
+            else:
+                for link in stmt.links:
+                    current = self.element(link, current, scope, ctx)
+        return current
+
+    def policy(self, expr: ast.Expr, ctx: Context) -> str:
+        value = self.eval(expr, ctx)
+        if not isinstance(value, Symbol) or value.name not in POLICIES:
+            raise EvalError("E0302", f"`{show(value)}` is not a shortcut policy", expr.span,
+                            help="policies: A (zero-pad), B (project when needed), C (always project), "
+                                 "D (avg-pool + project), identity, none")
+        return value.name
+
+    def element(self, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
+        element = link.element
+        if isinstance(element, ast.Call):
+            return self.call(element, link, current, scope, ctx)
+        if isinstance(element, ast.Residual):
+            return self.residual(element, link, current, scope, ctx)
+        if isinstance(element, ast.Cond):
+            return self.cond(element, current, scope, ctx)
+        if isinstance(element, ast.Section):
+            if scope.prefix or ctx.block is not None:
+                self.error(ctx, "E0208", f"`{element.kind}` sections belong at the top of a network", element.span)
+            out = self.body(element.body, current, scope, replace(ctx, section=element.kind))
+            return out
+        assert isinstance(element, ast.Group)
+        name = scope.claim(element.name, element.name, element.span, self._reporter(ctx))
+        return self.body(element.body, current, Scope(name + ".", indexed=True), ctx)
+
+    def _reporter(self, ctx: Context):
+        return lambda code, message, span, notes=(): self.error(ctx, code, message, span, notes=notes)
+
+    def cond(self, cond: ast.Cond, current: str, scope: Scope, ctx: Context) -> str:
+        try:
+            test = as_bool(self.eval(cond.test, ctx), cond.test.span)
+        except EvalError as exc:
+            self.fail(ctx, exc)
+            return current
+        if test:
+            return self.body(cond.then, current, scope, ctx)
+        if isinstance(cond.orelse, ast.Cond):
+            return self.cond(cond.orelse, current, scope, ctx)
+        if cond.orelse is not None:
+            return self.body(cond.orelse, current, scope, ctx)
+        return current
+
+    def residual(self, element: ast.Residual, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
+        if not element.body.statements:
+            self.error(ctx, "E0208", f"`{'residual' if element.merge == 'add' else 'dense'}` needs a main path",
+                       element.span, help="put at least one op between the braces")
+            return current
+        main = self.body(element.body, current, scope, ctx)
+        if element.merge == "add" and ctx.policy == "none":
+            return main  # a plain network: the block keeps its main path only
+        report = self._reporter(ctx)
+        merge = scope.claim(link.label, element.merge, element.span, report, module=False)
+        shortcut = scope.claim(None, "downsample", element.span, report, module=False)
+        node = self.add_node(merge, ctx, element.merge, element.span, main, attrs={}, policy=ctx.policy,
+                             shortcut_name=shortcut)
+        if main == current:
+            self.error(ctx, "E0208", "the main path of a residual must contain an op", element.span)
+            return node
+        self.graph.add_edge(current, node, role="shortcut")
+        return node
+
+    # ---- calls -------------------------------------------------------------------------
+    def call(self, call: ast.Call, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
+        name = call.name
+        if name in ctx.env:
+            value = ctx.env[name]
+            if not isinstance(value, Symbol) or value.name not in self.symbols:
+                self.error(ctx, "E0302", f"`{name}` is a parameter holding {type_name(value)}, not a block",
+                           call.name_span)
+                return current
+            name = value.name
+        if name in OPS and name not in self.symbols:
+            if call.repeat is not None:
+                self.error(ctx, "E0208", f"only blocks can be repeated, and `{name}` is an op", call.repeat.span,
+                           help="wrap the ops in a `block` to repeat them")
+            return self.op(call, link, current, scope, ctx)
+        if name not in self.library.definitions:
+            self.error(ctx, "E0202", f"no op or block named `{name}`", call.name_span,
+                       help=suggest(name, list(OPS) + list(self.symbols)))
+            return current
+        try:
+            positional, keywords = self.arguments(call.args, ctx)
+        except EvalError as exc:
+            self.fail(ctx, exc)
+            return current
+        if call.repeat is None:
+            path = scope.claim(link.label, name, call.span, self._reporter(ctx))
+            return self.instantiate(name, positional, keywords, call.span, path, current, ctx)
+        return self.stage(name, call, link, positional, keywords, current, scope, ctx)
+
+    def arguments(self, args: tuple[ast.Arg, ...], ctx: Context):
+        positional, keywords = [], {}
+        for arg in args:
+            value = self.eval(arg.value, ctx)
+            if arg.name is None:
+                positional.append((value, arg.span))
+            elif arg.name in keywords:
+                raise EvalError("E0205", f"argument `{arg.name}` is given twice", arg.span)
+            else:
+                keywords[{"s": "stride", "g": "groups", "k": "kernel", "d": "dilation"}.get(arg.name, arg.name)] = \
+                    (value, arg.span)
+        return positional, keywords
+
+    def stage(self, name: str, call: ast.Call, link: ast.Link, positional, keywords, current: str,
+              scope: Scope, ctx: Context) -> str:
+        repeat = call.repeat
+        stride = None
+        try:
+            count = as_int(self.eval(repeat.count, ctx), repeat.count.span)
+            if not 1 <= count <= MAX_REPEAT:
+                raise EvalError("E0303", f"a stage repeats its block 1 to {MAX_REPEAT:,} times, not {count}",
+                                repeat.count.span)
+            for option in repeat.options:
+                if option.name not in ("s", "stride"):
+                    raise EvalError("E0203", f"a stage has no option `{option.name}`", option.span,
+                                    help="stage options: `s2` / `stride=2` (the first block's stride) "
+                                         "and `shortcut A|B|C|D`")
+                stride = as_int(self.eval(option.value, ctx), option.span)
+                if stride < 1:
+                    raise EvalError("E0303", f"stride must be at least 1, not {stride}", option.span)
+                stride_span = option.span
+            policy = self.policy(repeat.shortcut, ctx) if repeat.shortcut is not None else ctx.policy
+        except EvalError as exc:
+            self.fail(ctx, exc)
+            return current
+        scope.stages += 1
+        label = link.label or f"layer{scope.stages}"
+        path = scope.claim(label, label, link.span, self._reporter(ctx))
+        self.stages.append(StageInfo(path, name, count, stride, policy, link.span))
+        self.part = "head"
+        inner = replace(ctx, stage=path, policy=policy)
+        for i in range(count):
+            kw = dict(keywords)
+            if stride is not None and i == 0:
+                if "stride" in kw:
+                    self.error(ctx, "E0205", "stride is given both to the block and to the stage", stride_span)
+                kw["stride"] = (stride, stride_span)
+            current = self.instantiate(name, positional, kw, call.span, f"{path}.{i}", current, inner)
+        return current
+
+    def instantiate(self, name: str, positional, keywords, span: Span, path: str, current: str,
+                    ctx: Context) -> str:
+        if name in ctx.calls:
+            cycle = " -> ".join(ctx.calls[ctx.calls.index(name):] + (name,))
+            self.error(ctx, "E0503", f"block `{name}` calls itself: {cycle}", span,
+                       help="a block cannot contain itself; use a stage (`x N`) to repeat it")
+            return current
+        if len(ctx.calls) >= MAX_DEPTH:
+            self.error(ctx, "E0105", f"blocks nested more than {MAX_DEPTH} deep", span)
+            return current
+        resolved = self.resolve(name, ctx, span)
+        if resolved is None:
+            return current
+        template, defaults = resolved
+        if template.kind != "block":
+            self.error(ctx, "E0208", f"`{name}` is a network; only blocks can be used inside a network", span)
+            return current
+        env = self.bind(template, defaults, positional, keywords, span, ctx, what="block")
+        if env is None:
+            return current
+        inner = replace(ctx, env=env, trace=ctx.trace + ((span, f"block `{name}` ({path})"),),
+                        calls=ctx.calls + (name,), block=path, block_type=name)
+        return self.body(template.body, current, Scope(path + "."), inner)
+
+    def op(self, call: ast.Call, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
+        spec = OPS[call.name]
+        try:
+            bound = []
+            for arg in call.args:
+                expr = arg.value
+                if (arg.name is None and isinstance(expr, ast.Name) and expr.id not in ctx.env
+                        and spec.option(expr.id) is not None and spec.option(expr.id).flag):
+                    bound.append(BoundArg(None, None, arg.span, bare=expr.id))
+                    continue
+                bare = expr.id if isinstance(expr, ast.Name) and expr.id in OPS and expr.id not in ctx.env else None
+                value = None if bare else self.eval(expr, ctx)
+                bound.append(BoundArg(arg.name, value, arg.span, bare=bare))
+            attrs = bind(spec, bound, call.span)
+        except EvalError as exc:
+            self.fail(ctx, exc)
+            return current
+        if call.name == "conv" and attrs["padding"] is None:
+            attrs["padding"] = attrs["kernel"] // 2 * attrs["dilation"]
+        if call.name in ("maxpool", "avgpool") and attrs["kernel"] is not None:
+            attrs["stride"] = attrs["stride"] or attrs["kernel"]
+            attrs["padding"] = (attrs["kernel"] - 1) // 2 if attrs["padding"] is None else attrs["padding"]
+        node = scope.claim(link.label, call.name, call.span, self._reporter(ctx))
+        return self.add_node(node, ctx, call.name, call.span, current, attrs=attrs)

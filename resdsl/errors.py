@@ -1,0 +1,195 @@
+"""Source spans, diagnostics and their rustc-style rendering.
+
+Every error resdsl reports, syntax or semantic, is a `Diagnostic`: a stable
+code (listed in docs/errors.md), a message, the span it points at, optional
+`note:` / `help:` lines, and the chain of block instantiations that led there.
+`SpecError` carries one or more of them together with the source texts needed
+to draw the caret lines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# One line per code: docs/errors.md has an example and the fix for each, and a
+# test checks that every code listed here is documented and reachable.
+CODES: dict[str, str] = {
+    "E0101": "file is not UTF-8 text",
+    "E0102": "unexpected character",
+    "E0103": "unexpected token",
+    "E0104": "unexpected end of file",
+    "E0105": "input too large or too deeply nested",
+    "E0201": "unknown name",
+    "E0202": "unknown op or block",
+    "E0203": "unknown parameter or option",
+    "E0204": "wrong number of arguments",
+    "E0205": "duplicate definition",
+    "E0206": "duplicate name in scope",
+    "E0207": "network not found",
+    "E0208": "construct not allowed here",
+    "E0209": "missing or repeated input statement",
+    "E0301": "result is not a whole number",
+    "E0302": "wrong type of value",
+    "E0303": "value out of range",
+    "E0304": "division by zero",
+    "E0305": "index out of range",
+    "E0401": "shapes of a residual add do not match",
+    "E0402": "groups do not divide channels",
+    "E0403": "spatial size below 1",
+    "E0404": "concat with different spatial sizes",
+    "E0405": "fully connected layer on a feature map",
+    "E0406": "op needs a feature map but got a vector",
+    "E0407": "no whole stride maps the shortcut onto the main path",
+    "E0501": "import cycle",
+    "E0502": "imported file not found",
+    "E0503": "recursion among blocks",
+    "E0504": "network too large",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A region of a source file; lines and columns count from 1."""
+
+    path: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}"
+
+    @staticmethod
+    def point(path: str, line: int, column: int) -> "Span":
+        return Span(path, line, column, line, column + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    code: str
+    message: str
+    span: Span | None
+    notes: tuple[str, ...] = ()
+    help: str | None = None
+    # (span, description) of each block call that led here, outermost first.
+    trace: tuple[tuple[Span, str], ...] = ()
+
+    @property
+    def line(self) -> int | None:
+        return self.span.line if self.span else None
+
+    @property
+    def column(self) -> int | None:
+        return self.span.column if self.span else None
+
+    def to_dict(self) -> dict:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "path": self.span.path if self.span else None,
+            "line": self.line,
+            "column": self.column,
+            "notes": list(self.notes),
+            "help": self.help,
+        }
+
+
+class SpecError(Exception):
+    """Raised by `resdsl.load` / `resdsl.loads` when a spec has errors."""
+
+    def __init__(self, diagnostics: list[Diagnostic], sources: dict[str, str] | None = None):
+        self.diagnostics = list(diagnostics)
+        self.sources = dict(sources or {})
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        return render_all(self.diagnostics, self.sources)
+
+
+@dataclass
+class Reporter:
+    """Collects diagnostics during one load; de-duplicates repeats.
+
+    A block template with an error is usually instantiated many times (every
+    repetition of a stage); the user wants to hear about the line once.
+    """
+
+    sources: dict[str, str] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    limit: int = 50
+    _seen: set = field(default_factory=set)
+
+    def error(self, code: str, message: str, span: Span | None, *, notes: tuple[str, ...] | list[str] = (),
+              help: str | None = None, trace: tuple[tuple[Span, str], ...] = ()) -> None:
+        assert code in CODES, code
+        key = (code, span, message)
+        if key in self._seen or len(self.diagnostics) >= self.limit:
+            return
+        self._seen.add(key)
+        self.diagnostics.append(Diagnostic(code, message, span, tuple(notes), help, tuple(trace)))
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.diagnostics)
+
+    def raise_if_failed(self) -> None:
+        if self.diagnostics:
+            raise SpecError(self.diagnostics, self.sources)
+
+
+def render(diag: Diagnostic, sources: dict[str, str]) -> str:
+    """Render one diagnostic in the rustc style:
+
+        error[E0401]: message
+          --> path:line:col
+           |
+        12 |     layer2: basic(128) x4 s2
+           |     ^^^^^^^^^^^^^^^^^^^^^^^^
+           = note: ...
+           = help: ...
+    """
+    out = [f"error[{diag.code}]: {diag.message}"]
+    span = diag.span
+    gutter = len(str(span.line)) if span else 1
+    pad = " " * gutter
+    if span is not None:
+        out.append(f"{pad}--> {span}")
+        text = _source_line(sources.get(span.path), span.line)
+        if text is not None:
+            shown = text.expandtabs(4)
+            start = max(span.column - 1, 0)
+            end = span.end_column - 1 if span.end_line == span.line else len(text)
+            end = max(min(end, len(text)), start + 1)
+            # Columns count characters of the raw line; re-measure after tabs.
+            lead = len(text[:start].expandtabs(4))
+            width = max(len(text[:end].expandtabs(4)) - lead, 1)
+            out.append(f"{pad} |")
+            out.append(f"{span.line} | {_printable(shown)}")
+            out.append(f"{pad} | {' ' * lead}{'^' * min(width, 200)}")
+    for call_span, what in diag.trace:
+        out.append(f"{pad} = note: in {what}, instantiated at {call_span}")
+    for note in diag.notes:
+        out.append(f"{pad} = note: {note}")
+    if diag.help:
+        out.append(f"{pad} = help: {diag.help}")
+    return "\n".join(out)
+
+
+def render_all(diagnostics: list[Diagnostic], sources: dict[str, str]) -> str:
+    body = "\n\n".join(render(d, sources) for d in diagnostics)
+    n = len(diagnostics)
+    return f"{body}\n\n{n} error{'s' if n != 1 else ''} found" if n else ""
+
+
+def _source_line(text: str | None, line: int) -> str | None:
+    if text is None or line < 1:
+        return None
+    lines = text.split("\n")
+    if line > len(lines):
+        return None
+    return lines[line - 1].rstrip("\r")[:400]
+
+
+def _printable(text: str) -> str:
+    return "".join(ch if ch.isprintable() or ch == " " else "\N{REPLACEMENT CHARACTER}" for ch in text)

@@ -1,0 +1,128 @@
+"""Finding specs and following `use` imports.
+
+`find_spec("resnet50")` finds a bundled spec by name; `read_library(path)`
+parses a file and everything it `use`s (paths relative to the importing
+file, then the bundled specs/ folder), reporting missing files and import
+cycles at the `use` line, and returns every definition in one namespace.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import syntax as ast
+from .errors import Diagnostic, Reporter, Span, SpecError
+from .parse import data_dir, decode, parse_module
+from .values import suggest
+
+
+class UsageError(Exception):
+    """A command-line mistake (exit code 2), not a spec error."""
+
+
+def specs_dir() -> Path:
+    return data_dir("specs")
+
+
+def bundled_names() -> list[str]:
+    return sorted(p.stem for p in specs_dir().glob("*.res"))
+
+
+def find_spec(path_or_name: str | os.PathLike) -> Path:
+    """A path to an existing file, or the name of a bundled spec (`resnet50`)."""
+    text = os.fspath(path_or_name)
+    path = Path(text)
+    if path.is_file():
+        return path
+    if path.exists():
+        raise UsageError(f"{text} is not a file")
+    if os.sep not in text and "/" not in text:
+        bundled = specs_dir() / (text if text.endswith(".res") else f"{text}.res")
+        if bundled.is_file():
+            return bundled
+    hint = suggest(Path(text).stem, bundled_names())
+    raise UsageError(f"no such file or bundled spec: {text}" + (f" ({hint})" if hint else ""))
+
+
+@dataclass(frozen=True)
+class Library:
+    root: ast.Module
+    definitions: dict[str, ast.Definition]
+    origin: dict[str, str]  # definition name -> path of the file defining it
+    sources: dict[str, str]
+
+
+def read_library(text: str, path: str, reporter: Reporter) -> Library:
+    modules: dict[str, ast.Module] = {}  # keyed by real path, so one file loads once
+    _read(text, path, modules, reporter, stack=())
+    definitions: dict[str, ast.Definition] = {}
+    origin: dict[str, str] = {}
+    for module in modules.values():
+        for definition in module.definitions:
+            first = definitions.get(definition.name)
+            if first is not None:
+                reporter.error("E0205", f"`{definition.name}` is defined twice", definition.name_span,
+                               notes=(f"first defined at {first.name_span}",),
+                               help="rename one of them; every block and network shares one namespace")
+                continue
+            definitions[definition.name] = definition
+            origin[definition.name] = module.path
+    return Library(modules[_key(path)], definitions, origin, reporter.sources)
+
+
+def _read(text: str, path: str, modules: dict[str, ast.Module], reporter: Reporter,
+          stack: tuple[tuple[str, Span | None], ...]) -> None:
+    reporter.sources[path] = text
+    try:
+        module = parse_module(text, path)
+    except SpecError as exc:
+        for d in exc.diagnostics:
+            reporter.error(d.code, d.message, d.span, notes=d.notes, help=d.help)
+        module = ast.Module(path, (), ())
+    modules[_key(path)] = module
+    for use in module.uses:
+        target = _resolve_use(path, use.path)
+        if target is None:
+            reporter.error("E0502", f"cannot find `{use.path}`", use.span,
+                           help=f"paths are relative to {os.path.dirname(path) or '.'}; "
+                                f"bundled files: {', '.join(n + '.res' for n in bundled_names()[:6])}, …")
+            continue
+        on_stack = [_key(p) for p, _ in stack] + [_key(path)]
+        if _key(target) in on_stack:
+            names = [p for p, _ in stack] + [path]
+            chain = " -> ".join(os.path.basename(p) for p in names[on_stack.index(_key(target)):] + [target])
+            reporter.error("E0501", f"import cycle: {chain}", use.span,
+                           help="move the shared blocks into a file that both can `use`")
+            continue
+        if _key(target) in modules:
+            continue
+        try:
+            data = Path(target).read_bytes()
+            child_text = decode(data, target)
+        except SpecError as exc:
+            for d in exc.diagnostics:
+                reporter.error(d.code, d.message, d.span, notes=d.notes, help=d.help)
+            continue
+        except OSError as exc:
+            reporter.error("E0502", f"cannot read `{use.path}`: {exc.strerror}", use.span)
+            continue
+        _read(child_text, target, modules, reporter, stack + ((path, use.span),))
+
+
+def _key(path: str) -> str:
+    return path if path.startswith("<") else os.path.realpath(path)
+
+
+def _resolve_use(importer: str, wanted: str) -> str | None:
+    if not wanted:
+        return None
+    base = os.path.dirname(importer) if not importer.startswith("<") else "."
+    local = os.path.normpath(os.path.join(base, wanted))
+    if os.path.isfile(local):
+        return local
+    bundled = specs_dir() / wanted
+    if "/" not in wanted and bundled.is_file():
+        return os.path.normpath(str(bundled))
+    return None

@@ -1,0 +1,192 @@
+"""The checked network, and the pipeline that produces it.
+
+    text -> parse -> library (imports) -> elaborate -> shapes -> analysis -> Network
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from . import syntax as ast
+from .analysis import PartCost, annotate, parts
+from .elaborate import StageInfo, elaborate
+from .errors import Reporter, Span, SpecError
+from .library import UsageError, find_spec, read_library
+from .parse import decode, parse_expression
+from .shapes import Shape, infer_graph, show_shape
+from .values import EvalError, Symbol, Value, evaluate, show
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    """A checked network: the graph with shapes and costs, and its totals."""
+
+    name: str
+    graph: nx.DiGraph = field(repr=False)
+    input_shape: Shape
+    output_shape: Shape
+    params: int
+    macs: int
+    parameters: dict[str, Value] = field(repr=False)
+    stages: tuple[StageInfo, ...] = field(repr=False)
+    parts: tuple[PartCost, ...] = field(repr=False)
+    path: str = field(repr=False)
+    sources: dict[str, str] = field(repr=False)
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    def projections(self) -> list[dict[str, Any]]:
+        """The shortcuts resdsl inserted: one entry per merge, with their cost."""
+        found: dict[str, dict[str, Any]] = {}
+        for node, data in self.graph.nodes(data=True):
+            if data["inserted"]:
+                merge = self.graph.nodes[data["merge"]]
+                entry = found.setdefault(data["merge"], {
+                    "merge": data["merge"], "kind": merge["shortcut"], "part": data["part"],
+                    "from": show_shape(data["in_shape"]),
+                    "to": show_shape(merge["shape"]), "nodes": [], "params": 0, "macs": 0})
+                entry["nodes"].append(node)
+                entry["params"] += data["params"]
+                entry["macs"] += data["macs"]
+        return list(found.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "input_shape": list(self.input_shape),
+            "output_shape": list(self.output_shape),
+            "params": self.params,
+            "macs": self.macs,
+            "flops": self.flops,
+            "parameters": {k: show(v) for k, v in self.parameters.items()},
+            "parts": [{"name": p.name, "params": p.params, "macs": p.macs,
+                       "output_shape": list(p.output_shape) if p.output_shape else None,
+                       "inserted_params": p.inserted_params, "inserted_macs": p.inserted_macs}
+                      for p in self.parts],
+            "stages": [{"name": s.name, "block": s.block, "repeats": s.repeats, "stride": s.stride,
+                        "shortcut": s.policy} for s in self.stages],
+            "projections": self.projections(),
+        }
+
+
+def load(path_or_name: str | os.PathLike, *, network: str | None = None,
+         input_shape: tuple[int, ...] | None = None, **params: Any) -> Network:
+    """Check a spec file (or a bundled spec by name) and return its `Network`.
+
+    Keyword arguments override network parameters: `load("resnet50", classes=10)`.
+    Raises `SpecError` with located diagnostics, `UsageError` if no such spec.
+    """
+    path = find_spec(path_or_name)
+    display = _display_path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {display}: {exc.strerror}") from None
+    return compile_text(decode(data, display), display, network=network, input_shape=input_shape, params=params)
+
+
+def loads(text: str, name: str | None = None, *, path: str = "<string>",
+          input_shape: tuple[int, ...] | None = None, **params: Any) -> Network:
+    """Check spec text; `name` picks the network when the text defines several."""
+    return compile_text(text, path, network=name, input_shape=input_shape, params=params)
+
+
+def compile_text(text: str, path: str, *, network: str | None = None, input_shape: tuple[int, ...] | None = None,
+                 params: dict[str, Any] | None = None) -> Network:
+    reporter = Reporter()
+    reporter.sources[path] = text
+    try:
+        return _pipeline(text, path, network, input_shape, params or {}, reporter)
+    except RecursionError:
+        reporter.error("E0105", "spec too deeply nested to check", Span.point(path, 1, 1))
+        raise SpecError(reporter.diagnostics, reporter.sources) from None
+
+
+def _pipeline(text, path, network, input_shape, params, reporter: Reporter) -> Network:
+    library = read_library(text, path, reporter)
+    if any(d.code.startswith("E01") for d in reporter.diagnostics):
+        reporter.raise_if_failed()
+    name = _choose_network(library, network, path, reporter)
+    overrides, spans = _overrides(params, library, reporter)
+    reporter.raise_if_failed()
+    elaboration = elaborate(library, name, overrides, spans, reporter, input_shape)
+    if elaboration is None:
+        reporter.raise_if_failed()
+    graph = elaboration.graph
+    infer_graph(graph, reporter)
+    reporter.raise_if_failed()
+    total_params, total_macs = annotate(graph)
+    output = graph.nodes[elaboration.output]
+    return Network(name=name, graph=graph, input_shape=graph.nodes["input"]["shape"], output_shape=output["shape"],
+                   params=total_params, macs=total_macs, parameters=elaboration.parameters,
+                   stages=elaboration.stages, parts=tuple(parts(graph)), path=path, sources=dict(reporter.sources))
+
+
+def _choose_network(library, wanted: str | None, path: str, reporter: Reporter) -> str:
+    own = [d for d in library.root.definitions if d.kind == "network"]
+    if wanted is not None:
+        found = library.definitions.get(wanted)
+        if found is None or found.kind != "network":
+            names = ", ".join(d.name for d in own) or "none"
+            reporter.error("E0207", f"no network named `{wanted}`", Span.point(path, 1, 1),
+                           notes=(f"networks in this file: {names}",))
+        return wanted
+    if len(own) == 1:
+        return own[0].name
+    stem = Path(path).stem
+    for d in own:
+        if d.name == stem:
+            return d.name
+    if not own:
+        reporter.error("E0207", "this file defines no network", Span.point(path, 1, 1),
+                       help="a file of blocks is meant to be `use`d by a file with a `network`")
+    else:
+        reporter.error("E0207", f"this file defines {len(own)} networks; say which one to check", own[1].name_span,
+                       notes=("networks: " + ", ".join(d.name for d in own),),
+                       help="pass `--network NAME` (or `name=` to resdsl.loads)")
+    return ""
+
+
+def _overrides(params: dict[str, Any], library, reporter: Reporter):
+    """Python values and `--set` strings -> language values. Strings are parsed as expressions."""
+    symbols = frozenset(n for n, d in library.definitions.items() if d.kind == "block")
+    values: dict[str, Value] = {}
+    spans: dict[str, Span] = {}
+    for key, raw in params.items():
+        where = f"<--set {key}>"
+        if isinstance(raw, str):
+            reporter.sources[where] = raw
+            try:
+                expr = parse_expression(raw, where)
+                values[key] = evaluate(expr, {}, symbols)
+            except SpecError as exc:
+                reporter.diagnostics.extend(exc.diagnostics)
+            except EvalError as exc:
+                reporter.error(exc.code, exc.message, exc.span, help=exc.help)
+            spans[key] = Span(where, 1, 1, 1, len(raw) + 1)
+        else:
+            values[key] = _from_python(raw)
+    return values, spans
+
+
+def _from_python(value: Any) -> Value:
+    if isinstance(value, (list, tuple)):
+        return tuple(_from_python(v) for v in value)
+    if isinstance(value, (bool, int, float, Symbol)):
+        return value
+    raise TypeError(f"cannot use {value!r} as a network parameter")
+
+
+def _display_path(path: Path) -> str:
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if relative.startswith("..") else relative

@@ -1,0 +1,408 @@
+"""Text -> AST. One cached LALR parser, positions propagated (as miniwdl does).
+
+`parse_module(text, path)` returns a `syntax.Module` or raises `SpecError`
+with a located diagnostic. Input that is not text, too large or nested
+beyond reason is refused here, before Lark sees it, so nothing downstream can
+hang or overflow the Python stack.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Iterator
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from . import syntax as ast
+from .errors import Diagnostic, Span, SpecError
+
+MAX_SOURCE_BYTES = 4 * 1024 * 1024
+MAX_NESTING = 64
+
+_HERE = Path(__file__).resolve().parent
+
+
+def data_dir(name: str) -> Path:
+    """`grammars/` or `specs/`: inside the installed wheel, else the source tree."""
+    for candidate in (_HERE / name, _HERE.parent / name):
+        if candidate.is_dir():
+            return candidate
+    return _HERE / name
+
+
+class NewlineFilter:
+    """Post-lexer that makes newlines mean "end of statement" only where useful.
+
+    Drops a newline inside (), [] or {}-argument brackets, after a token that
+    cannot end a statement (`->`, `,`, `=`, `(`), and before a line starting
+    with `->`; collapses runs of newlines into one.
+    """
+
+    always_accept = ("_NL",)
+    _continues = {"->", ",", "=", "(", "["}
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        depth = 0
+        pending: Token | None = None  # a newline waiting to see the next token
+        previous = ""
+        for token in stream:
+            if token.type == "_NL":
+                if depth == 0 and previous not in self._continues and previous != "":
+                    pending = pending or token
+                continue
+            if pending is not None and token.value != "->":
+                yield pending
+            pending = None
+            if token.value in ("(", "["):
+                depth += 1
+            elif token.value in (")", "]") and depth > 0:
+                depth -= 1
+            previous = token.value
+            yield token
+        if pending is not None:
+            yield pending
+
+
+@functools.lru_cache(maxsize=1)
+def parser() -> Lark:
+    grammar = data_dir("grammars") / "resdsl.lark"
+    return Lark(
+        grammar.read_text(encoding="utf-8"),
+        parser="lalr",
+        lexer="basic",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        postlex=NewlineFilter(),
+        start=["start", "expr"],
+        cache=True,
+    )
+
+
+# ---- tree -> AST --------------------------------------------------------------
+
+def _span(path: str, meta) -> Span:
+    if getattr(meta, "empty", False) or not hasattr(meta, "line"):
+        return Span.point(path, 1, 1)
+    return Span(path, meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _token_span(path: str, token: Token) -> Span:
+    return Span(path, token.line, token.column, token.end_line, token.end_column)
+
+
+def _join(a: Span, b: Span) -> Span:
+    return Span(a.path, a.line, a.column, b.end_line, b.end_column)
+
+
+def _integer(digits: str) -> int | float:
+    """An integer literal; absurdly long ones become inf, which evaluation reports (E0303)."""
+    return int(digits) if len(digits) <= 40 else float("inf")
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    def s(self, meta) -> Span:
+        return _span(self.path, meta)
+
+    # top level
+    def start(self, meta, items):
+        uses = tuple(i for i in items if isinstance(i, ast.Use))
+        defs = tuple(i for i in items if not isinstance(i, ast.Use))
+        return ast.Module(self.path, uses, defs)
+
+    def use(self, meta, c):
+        return ast.Use(c[0][1:-1], self.s(meta))
+
+    def _template(self, kind, meta, c):
+        name, params, body = c
+        return ast.Template(kind, str(name), params or (), body, self.s(meta), _token_span(self.path, name))
+
+    def block(self, meta, c):
+        return self._template("block", meta, c)
+
+    def network(self, meta, c):
+        return self._template("network", meta, c)
+
+    def _alias(self, kind, meta, c):
+        name, target, args = c
+        return ast.Alias(kind, str(name), str(target), _token_span(self.path, target), args or (),
+                         self.s(meta), _token_span(self.path, name))
+
+    def block_alias(self, meta, c):
+        return self._alias("block", meta, c)
+
+    def network_alias(self, meta, c):
+        return self._alias("network", meta, c)
+
+    def params(self, meta, c):
+        return tuple(p for p in c if isinstance(p, ast.Param))
+
+    def param(self, meta, c):
+        return ast.Param(str(c[0]), c[1], self.s(meta))
+
+    def body(self, meta, c):
+        return ast.Body(tuple(x for x in c if x is not None), self.s(meta))
+
+    # statements
+    def input(self, meta, c):
+        return ast.Input(c[0], self.s(meta))
+
+    def dims(self, meta, c):
+        if len(c) == 1 and isinstance(c[0], Token) and c[0].type == "SHAPE":
+            tok = c[0]
+            sp = _token_span(self.path, tok)
+            return tuple(ast.Number(_integer(part), sp) for part in tok.value.split("x"))
+        return tuple(c)
+
+    def shortcut(self, meta, c):
+        return ast.Shortcut(c[0], self.s(meta))
+
+    def chain(self, meta, c):
+        return ast.Chain(tuple(c), self.s(meta))
+
+    def link(self, meta, c):
+        label, element = c
+        label_span = _token_span(self.path, label) if label is not None else None
+        return ast.Link(str(label) if label is not None else None, label_span, element, self.s(meta))
+
+    def call(self, meta, c):
+        name, call_args, *rest = c
+        repeat = rest.pop() if rest and isinstance(rest[-1], ast.Repeat) else None
+        rest = [r for r in rest if r is not None]
+        args = tuple(call_args or ()) + tuple(rest)
+        return ast.Call(str(name), _token_span(self.path, name), args, repeat, self.s(meta))
+
+    def call_args(self, meta, c):
+        return tuple(a for a in c[1:] if a is not None)  # c[0] is the CALL_OPEN token
+
+    def positional(self, meta, c):
+        return ast.Arg(None, c[0], self.s(meta))
+
+    def keyword(self, meta, c):
+        return ast.Arg(str(c[0]), c[1], self.s(meta))
+
+    def short(self, meta, c):
+        tok = c[0]
+        sp = _token_span(self.path, tok)
+        return ast.Arg(tok.value[0], ast.Number(_integer(tok.value[1:]), sp), sp)
+
+    def oparg(self, meta, c):  # pragma: no cover - every alternative is aliased
+        return c[0]
+
+    def repeat(self, meta, c):
+        first, *options = c
+        if isinstance(first, Token):
+            count = ast.Number(_integer(first.value[1:]), _token_span(self.path, first))
+        else:
+            count = first
+        shortcut = None
+        args = []
+        for opt in options:
+            if isinstance(opt, tuple) and opt[0] == "shortcut":
+                shortcut = opt[1]
+            else:
+                args.append(opt)
+        return ast.Repeat(count, tuple(args), shortcut, self.s(meta))
+
+    def stage_shortcut(self, meta, c):
+        return ("shortcut", c[0])
+
+    def stage_option(self, meta, c):  # pragma: no cover - aliased
+        return c[0]
+
+    def group(self, meta, c):
+        return ast.Group(str(c[0]), c[1], self.s(meta))
+
+    def section(self, meta, c):
+        return ast.Section(str(c[0]), c[1], self.s(meta))
+
+    def residual(self, meta, c):
+        return ast.Residual("add", c[0], self.s(meta))
+
+    def dense(self, meta, c):
+        return ast.Residual("concat", c[0], self.s(meta))
+
+    def cond(self, meta, c):
+        return ast.Cond(c[0], c[1], c[2], self.s(meta))
+
+    # expressions
+    def int(self, meta, c):
+        return ast.Number(_integer(c[0]), self.s(meta))
+
+    def float(self, meta, c):
+        return ast.Number(float(c[0]) if len(c[0]) <= 400 else float("inf"), self.s(meta))
+
+    def name(self, meta, c):
+        return ast.Name(str(c[0]), self.s(meta))
+
+    def true(self, meta, c):
+        return ast.Boolean(True, self.s(meta))
+
+    def false(self, meta, c):
+        return ast.Boolean(False, self.s(meta))
+
+    def list(self, meta, c):
+        return ast.ListExpr(tuple(x for x in c if x is not None), self.s(meta))
+
+    def binary(self, meta, c):
+        return ast.Binary(str(c[1]), c[0], c[2], self.s(meta))
+
+    def compare(self, meta, c):
+        return ast.Binary(str(c[1]), c[0], c[2], self.s(meta))
+
+    def or_op(self, meta, c):
+        return ast.Binary("or", c[0], c[1], self.s(meta))
+
+    def and_op(self, meta, c):
+        return ast.Binary("and", c[0], c[1], self.s(meta))
+
+    def not_op(self, meta, c):
+        return ast.Unary("not", c[0], self.s(meta))
+
+    def negate(self, meta, c):
+        return ast.Unary("-", c[1], self.s(meta))
+
+    def index(self, meta, c):
+        return ast.Index(c[0], c[1], self.s(meta))
+
+    def ternary(self, meta, c):
+        return ast.Ternary(c[0], c[1], c[2], self.s(meta))
+
+
+# ---- entry points -------------------------------------------------------------
+
+def decode(data: bytes, path: str) -> str:
+    """Bytes -> text, or a located E0101/E0105."""
+    if len(data) > MAX_SOURCE_BYTES:
+        raise SpecError([Diagnostic("E0105", f"file is {len(data):,} bytes; specs are limited to "
+                                    f"{MAX_SOURCE_BYTES:,}", Span.point(path, 1, 1))])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise SpecError([Diagnostic("E0101", f"byte 0x{data[exc.start]:02x} at offset {exc.start} is not UTF-8",
+                                    Span.point(path, line, column),
+                                    help="a .res spec is UTF-8 text; is this the right file?")]) from None
+
+
+def parse_module(text: str, path: str) -> ast.Module:
+    _check_nesting(text, path)
+    try:
+        tree = parser().parse(text, start="start")
+        return _ToAst(path).transform(tree)
+    except UnexpectedInput as exc:
+        raise SpecError([_syntax_diagnostic(exc, text, path)], {path: text}) from None
+    except RecursionError:
+        raise SpecError([Diagnostic("E0105", "expression too long or too deeply nested to parse",
+                                    Span.point(path, 1, 1))], {path: text}) from None
+
+
+def parse_expression(text: str, path: str = "<expr>") -> ast.Expr:
+    """Parse one expression (used for `--set key=value`)."""
+    _check_nesting(text, path)
+    try:
+        return _ToAst(path).transform(parser().parse(text, start="expr"))
+    except UnexpectedInput as exc:
+        raise SpecError([_syntax_diagnostic(exc, text, path)], {path: text}) from None
+    except RecursionError:
+        raise SpecError([Diagnostic("E0105", "expression too deeply nested", Span.point(path, 1, 1))],
+                        {path: text}) from None
+
+
+def _check_nesting(text: str, path: str) -> None:
+    """Refuse absurd bracket nesting up front (Lark and the AST walk recurse)."""
+    depth = 0
+    line, column = 1, 0
+    in_comment = False
+    for ch in text:
+        column += 1
+        if ch == "\n":
+            line, column, in_comment = line + 1, 0, False
+        elif in_comment:
+            continue
+        elif ch == "#":
+            in_comment = True
+        elif ch in "([{":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise SpecError([Diagnostic("E0105", f"brackets nested more than {MAX_NESTING} deep",
+                                            Span.point(path, line, column),
+                                            help="flatten the expression or split the network into blocks")],
+                                {path: text})
+        elif ch in ")]}":
+            depth = max(depth - 1, 0)
+
+
+_FRIENDLY = {
+    "NAME": "a name", "INT": "a number", "FLOAT": "a number", "STRING": "a quoted path",
+    "SHAPE": "a shape like 3x224x224", "SHORT": "an option like k3 or s2", "REPEAT": "a repeat like x3",
+    "_NL": "end of line", "$END": "end of file", "SECTION": "`stem` or `head`", "CALL_OPEN": "`(`",
+    "COMPARE": "a comparison", "MUL_OP": "`*` or `/`", "PLUS": "`+`", "MINUS": "`-`",
+}
+
+
+def _describe(terminal: str) -> str:
+    if terminal in _FRIENDLY:
+        return _FRIENDLY[terminal]
+    try:
+        pattern = parser().get_terminal(terminal).pattern
+    except KeyError:
+        return terminal
+    return f"`{pattern.value}`" if pattern.type == "str" else terminal.lower()
+
+
+def _expected(names) -> str:
+    words = sorted({_describe(n) for n in names if not n.startswith("__ANON") or True})
+    if len(words) > 8:
+        words = words[:8] + ["…"]
+    return ", ".join(words)
+
+
+def _syntax_diagnostic(exc: UnexpectedInput, text: str, path: str) -> Diagnostic:
+    if isinstance(exc, UnexpectedCharacters):
+        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+        shown = repr(ch)[1:-1] if not ch.isprintable() else ch
+        return Diagnostic("E0102", f"unexpected character `{shown}`", Span.point(path, exc.line, exc.column),
+                          notes=(f"expected {_expected(exc.allowed)}",) if exc.allowed else (),
+                          help=_hint_for_character(ch))
+    if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
+        lines = text.split("\n")
+        line = len(lines)
+        span = Span.point(path, line, len(lines[-1]) + 1)
+        return Diagnostic("E0104", "unexpected end of file", span,
+                          notes=(f"expected {_expected(exc.expected)}",),
+                          help="a `{` is probably not closed" if text.count("{") > text.count("}") else None)
+    assert isinstance(exc, UnexpectedToken)
+    tok = exc.token
+    span = _token_span(path, tok) if tok.line is not None else Span.point(path, 1, 1)
+    what = "end of line" if tok.type == "_NL" else f"`{tok.value}`"
+    return Diagnostic("E0103", f"unexpected {what}", span,
+                      notes=(f"expected {_expected(exc.expected)}",), help=_hint_for_token(tok, exc.expected))
+
+
+def _hint_for_character(ch: str) -> str | None:
+    if ch in "'":
+        return "paths in `use` are written in double quotes"
+    if ch == ";":
+        return "statements end at the end of a line; chain ops with `->`"
+    return None
+
+
+def _hint_for_token(tok: Token, expected) -> str | None:
+    if tok.type == "_NL" and "RBRACE" in expected:
+        return "is a `}` missing?"
+    if tok.value == "x" or tok.type == "REPEAT":
+        return "a repeat (`x3`) follows a block call, e.g. `layer1: basic(64) x3`"
+    if tok.type == "NAME" and "LBRACE" in expected:
+        return "a block or network needs a body in `{ ... }`"
+    if tok.type in ("RBRACE",) and "NAME" in expected:
+        return "a chain cannot end with `->`"
+    return None

@@ -1,0 +1,263 @@
+"""Static shape rules, and the one function that decides every shortcut.
+
+A shape is a tuple: (C, H, W) for a feature map, (C,) for a vector. The batch
+dimension is implicit. Conv and pool sizes use PyTorch's floor formula
+
+    out = floor((in + 2·padding − dilation·(kernel − 1) − 1) / stride) + 1
+
+(ceil with `ceil`, as torch's ceil_mode, whose last window must start inside
+the padded input).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .values import Value
+
+Shape = tuple[int, ...]
+
+
+class ShapeError(Exception):
+    def __init__(self, code: str, message: str, help: str | None = None):
+        super().__init__(message)
+        self.code, self.message, self.help = code, message, help
+
+
+def show_shape(shape: Shape | None) -> str:
+    return "?" if shape is None else "x".join(str(d) for d in shape)
+
+
+def _feature_map(kind: str, shape: Shape) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise ShapeError("E0406", f"`{kind}` needs a C×H×W feature map, but its input is a vector of {shape[0]}",
+                         help="feature-map ops (conv, bn, pools, se) come before `flatten` / `fc`")
+    return shape  # type: ignore[return-value]
+
+
+def window(size: int, kernel: int, stride: int, padding: int, dilation: int = 1, ceil: bool = False) -> int:
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    if span < 0:
+        return 0
+    out = -(-span // stride) + 1 if ceil else span // stride + 1
+    if ceil and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def _spatial(kind: str, c: int, h: int, w: int, attrs: dict[str, Value]) -> Shape:
+    k, s, p = attrs["kernel"], attrs["stride"], attrs["padding"]
+    d = attrs.get("dilation", 1)
+    oh = window(h, k, s, p, d, attrs.get("ceil", False))
+    ow = window(w, k, s, p, d, attrs.get("ceil", False))
+    if oh < 1 or ow < 1:
+        raise ShapeError("E0403", f"`{kind}` with kernel {k}, stride {s}, padding {p}"
+                         f"{f', dilation {d}' if d != 1 else ''} turns {h}x{w} into {oh}x{ow}",
+                         help="the input is too small here: use a larger input, a smaller kernel or fewer strides")
+    if 2 * p > k and kind != "conv":
+        raise ShapeError("E0303", f"`{kind}` padding {p} is more than half its kernel {k}",
+                         help="PyTorch requires pool padding <= kernel/2")
+    return (c, oh, ow)
+
+
+def infer(kind: str, attrs: dict[str, Value], shape: Shape) -> Shape:
+    """Output shape of one op from its input shape; raise ShapeError if impossible."""
+    if kind == "conv":
+        c, h, w = _feature_map(kind, shape)
+        out, groups = attrs["out"], attrs["groups"]
+        if c % groups or out % groups:
+            bad = c if c % groups else out
+            which = "input" if c % groups else "output"
+            raise ShapeError("E0402", f"groups={groups} does not divide the {which} channels ({bad})",
+                             help=f"choose groups dividing both {c} and {out}")
+        return (out,) + _spatial(kind, c, h, w, attrs)[1:]
+    if kind in ("bn", "relu", "gelu", "silu", "sigmoid", "identity", "dropout"):
+        return shape
+    if kind == "maxpool" or kind == "avgpool" and attrs["kernel"] is not None:
+        c, h, w = _feature_map(kind, shape)
+        return _spatial(kind, c, h, w, attrs)
+    if kind == "avgpool":
+        c, _, _ = _feature_map(kind, shape)
+        return (c, 1, 1)
+    if kind == "flatten":
+        size = 1
+        for d in shape:
+            size *= d
+        return (size,)
+    if kind == "fc":
+        if len(shape) == 3 and shape[1:] != (1, 1):
+            raise ShapeError("E0405", f"`fc` on a {show_shape(shape)} feature map",
+                             help="pool it first (`avgpool` without a kernel pools globally) or `flatten` it")
+        return (attrs["out"],)
+    if kind == "se":
+        c, _, _ = _feature_map(kind, shape)
+        se_hidden(attrs, c)
+        return shape
+    raise ShapeError("E0202", f"no shape rule for `{kind}`")  # pragma: no cover
+
+
+def se_hidden(attrs: dict[str, Value], channels: int) -> int:
+    """Hidden width of squeeze-and-excitation: `hidden` if given, else C / ratio (whole)."""
+    if attrs.get("hidden") is not None:
+        return attrs["hidden"]
+    ratio = attrs["ratio"]
+    if channels % ratio:
+        raise ShapeError("E0301", f"`se` ratio {ratio} does not divide {channels} channels",
+                         help="pass `hidden=N` to choose the squeezed width yourself")
+    return channels // ratio
+
+
+def merge_shape(merge: str, main: Shape, shortcut: Shape) -> Shape:
+    """Shape after `concat` (a dense merge); `add` is planned by plan_shortcut."""
+    if len(main) != len(shortcut) or main[1:] != shortcut[1:]:
+        raise ShapeError("E0404", f"concat of {show_shape(main)} (main path) with {show_shape(shortcut)} "
+                         "(input): spatial sizes differ", help="a dense block must keep H×W: use stride 1 inside it")
+    return (main[0] + shortcut[0],) + main[1:]
+
+
+# ---- the shortcut rule -------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ShortcutPlan:
+    """How the shortcut of a residual add carries x to the main path's shape.
+
+    kind: "identity" | "projection" (1×1 conv + BN) | "zeropad" (option A) |
+          "avgproj" (ResNet-D: avg-pool, 1×1 conv, BN) | "none" (plain network)
+    """
+
+    kind: str
+    stride: int = 1
+
+
+def plan_shortcut(policy: str, x: Shape, y: Shape) -> ShortcutPlan:
+    """He et al. 2015's options, decided in one place.
+
+    A: zero-pad when the shape changes      B: project when it changes
+    C: always project                       D: avg-pool + project (ResNet-D)
+    identity: shapes must already match     none: no shortcut at all
+    """
+    if policy == "none":
+        return ShortcutPlan("none")
+    same = x == y
+    if same and policy != "C":
+        return ShortcutPlan("identity")
+    if len(x) != len(y):
+        raise ShapeError("E0401", f"residual add of a {show_shape(y)} main path and a {show_shape(x)} shortcut",
+                         help="a residual block cannot turn a feature map into a vector")
+    stride = _shortcut_stride(x, y)
+    if policy == "identity":
+        raise ShapeError("E0401", f"residual add of a {show_shape(y)} main path and a {show_shape(x)} "
+                         "shortcut under `shortcut identity`",
+                         help="use `shortcut B` to insert a 1×1 projection, or `shortcut A` to zero-pad")
+    if policy == "A":
+        if y[0] < x[0]:
+            raise ShapeError("E0401", f"option A cannot shrink channels: the shortcut carries {show_shape(x)} "
+                             f"but the main path gives {show_shape(y)}",
+                             help="zero-padding only adds channels; use `shortcut B` to project")
+        return ShortcutPlan("zeropad", stride)
+    if policy == "D" and stride == 1:
+        return ShortcutPlan("projection", 1)
+    return ShortcutPlan({"B": "projection", "C": "projection", "D": "avgproj"}[policy], stride)
+
+
+def _shortcut_stride(x: Shape, y: Shape) -> int:
+    """The stride s with ceil(H/s) = H' and ceil(W/s) = W' (H/H' when whole)."""
+    if len(x) == 1:
+        return 1
+    (_, h, w), (_, oh, ow) = x, y
+    for s in dict.fromkeys((h // oh if oh else 0, -(-h // oh) if oh else 0)):
+        if s >= 1 and -(-h // s) == oh and -(-w // s) == ow:
+            return s
+    raise ShapeError("E0407", f"no whole stride takes the shortcut's {h}x{w} to the main path's {oh}x{ow}",
+                     help="the main path must shrink H and W by the same whole factor")
+
+
+# ---- the graph pass ---------------------------------------------------------------
+
+def infer_graph(graph, reporter) -> None:
+    """Give every node `in_shape` and `shape`; apply each merge's shortcut plan.
+
+    Nodes are visited in creation order, which is topological. A node whose
+    input is unknown (an earlier error) is skipped quietly, so one mistake is
+    reported once, not at every op after it.
+    """
+    inserted = False
+    for node in list(graph.nodes):
+        data = graph.nodes[node]
+        kind = data["kind"]
+        if kind == "input":
+            data["in_shape"] = None
+            continue
+        inputs = {role: u for u, _, role in graph.in_edges(node, data="role")}
+        main = graph.nodes[inputs["main"]].get("shape")
+        data["in_shape"] = main
+        data["shape"] = None
+        if main is None:
+            continue
+        try:
+            if kind in ("add", "concat"):
+                x = graph.nodes[inputs["shortcut"]].get("shape")
+                if x is None:
+                    continue
+                if kind == "concat":
+                    data["shape"] = merge_shape(kind, main, x)
+                    data["shortcut"] = "identity"
+                    continue
+                plan = plan_shortcut(data["policy"], x, main)
+                data["shortcut"] = plan.kind
+                data["shape"] = main
+                if plan.kind not in ("identity", "none"):
+                    _insert_shortcut(graph, node, inputs["shortcut"], plan, x, main)
+                    inserted = True
+            else:
+                data["shape"] = infer(kind, data["attrs"], main)
+        except ShapeError as exc:
+            detail = f"input {show_shape(main)}" if kind not in ("add", "concat") else None
+            reporter.error(exc.code, exc.message, data["span"], help=exc.help, trace=data["trace"],
+                           notes=(detail,) if detail else ())
+    if inserted:
+        _reorder(graph)
+
+
+def _insert_shortcut(graph, merge: str, source: str, plan: ShortcutPlan, x: Shape, y: Shape) -> None:
+    """Put the planned shortcut ops on the edge source -> merge, named like torchvision's `downsample`."""
+    m = graph.nodes[merge]
+    name = m["shortcut_name"]
+    feature_map = len(x) == 3
+    if plan.kind == "zeropad":
+        ops = [(name, "zeropad", {"stride": plan.stride, "channels": y[0] - x[0]})]
+    else:
+        project = ("conv", {"out": y[0], "kernel": 1, "stride": 1 if plan.kind == "avgproj" else plan.stride,
+                            "padding": 0, "dilation": 1, "groups": 1, "bias": False}) if feature_map else \
+            ("fc", {"out": y[0], "bias": False})
+        norm = ("bn", {"zero_init": False, "eps": 1e-5, "momentum": 0.1})
+        ops = [project, norm]
+        if plan.kind == "avgproj":
+            # ResNet-D: the pool sits in slot 0 even when the stride is 1 (an identity), as in timm.
+            pool = ("avgpool", {"kernel": plan.stride, "stride": plan.stride, "padding": 0, "ceil": True})
+            ops = [pool] + ops if plan.stride > 1 else ops
+            start = 0 if plan.stride > 1 else 1
+        else:
+            start = 0
+        ops = [(f"{name}.{start + i}", kind, attrs) for i, (kind, attrs) in enumerate(ops)]
+    graph.remove_edge(source, merge)
+    previous, shape = source, x
+    for i, (node, kind, attrs) in enumerate(ops):
+        out = infer(kind, attrs, shape) if kind != "zeropad" else y
+        graph.add_node(node, kind=kind, attrs=attrs, span=m["span"], trace=m["trace"], stage=m["stage"],
+                       block=m["block"], block_type=m["block_type"], part=m["part"], inserted=True, merge=merge,
+                       seq=m["seq"] - 1 + (i + 1) / (len(ops) + 1), in_shape=shape, shape=out)
+        graph.add_edge(previous, node, role="main")
+        previous, shape = node, out
+    if shape != y:  # pragma: no cover - plan_shortcut chose the stride so that this holds
+        raise ShapeError("E0407", f"shortcut gives {show_shape(shape)}, main path {show_shape(y)}")
+    graph.add_edge(previous, merge, role="shortcut")
+
+
+def _reorder(graph) -> None:
+    """Rebuild node order by `seq`, so iteration stays topological after insertions."""
+    nodes = sorted(graph.nodes(data=True), key=lambda item: item[1]["seq"])
+    edges = list(graph.edges(data=True))
+    graph.clear()
+    graph.add_nodes_from(nodes)
+    graph.add_edges_from(edges)

@@ -1,0 +1,227 @@
+"""The abstract syntax tree of a .res file.
+
+Every node carries the `Span` it was parsed from, so any later stage can point
+a diagnostic at the exact source text. The tree is immutable: elaboration
+reads it, never edits it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from .errors import Span
+
+
+# ---- expressions -----------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Number:
+    value: int | float
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Boolean:
+    value: bool
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Name:
+    id: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ListExpr:
+    items: tuple["Expr", ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Unary:
+    op: str  # "-" or "not"
+    operand: "Expr"
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Binary:
+    op: str  # + - * / // % == != < <= > >= and or
+    left: "Expr"
+    right: "Expr"
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Ternary:
+    then: "Expr"
+    test: "Expr"
+    orelse: "Expr"
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    base: "Expr"
+    index: "Expr"
+    span: Span
+
+
+Expr = Union[Number, Boolean, Name, ListExpr, Unary, Binary, Ternary, Index]
+
+
+# ---- statements ------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Arg:
+    """`expr` (name is None), `name=expr`, or a shorthand like `k3` (name "k")."""
+
+    name: str | None
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    name: str
+    default: Expr | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Repeat:
+    """`x N` after a block call, plus the stage options that follow it."""
+
+    count: Expr
+    options: tuple[Arg, ...]
+    shortcut: Expr | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """An op (`conv 64 k3`) or a block call (`basic(64)`), optionally repeated."""
+
+    name: str
+    name_span: Span
+    args: tuple[Arg, ...]
+    repeat: Repeat | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    statements: tuple["Statement", ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """`name { ... }`: a named sequential group (an nn.Sequential)."""
+
+    name: str
+    body: Body
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """`stem { ... }` / `head { ... }`: presentation only, adds no name level."""
+
+    kind: str
+    body: Body
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Residual:
+    """`residual { main path }` (merge "add") or `dense { ... }` (merge "concat")."""
+
+    merge: str
+    body: Body
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Cond:
+    test: Expr
+    then: Body
+    orelse: Union[Body, "Cond", None]
+    span: Span
+
+
+Element = Union[Call, Group, Section, Residual, Cond]
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    label: str | None
+    label_span: Span | None
+    element: Element
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    links: tuple[Link, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    dims: tuple[Expr, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Shortcut:
+    policy: Expr
+    span: Span
+
+
+Statement = Union[Chain, Input, Shortcut]
+
+
+# ---- top level -------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Use:
+    path: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A `block` or `network` definition."""
+
+    kind: str  # "block" | "network"
+    name: str
+    params: tuple[Param, ...]
+    body: Body
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """`network resnet50 = resnet(depth=50)`: a template with new defaults."""
+
+    kind: str  # "block" | "network"
+    name: str
+    target: str
+    target_span: Span
+    args: tuple[Arg, ...]
+    span: Span
+    name_span: Span
+
+
+Definition = Union[Template, Alias]
+
+
+@dataclass(frozen=True, slots=True)
+class Module:
+    path: str
+    uses: tuple[Use, ...]
+    definitions: tuple[Definition, ...]

@@ -1,0 +1,166 @@
+"""Values of the language and the evaluation of expressions.
+
+A value is an int, a float, a bool, a tuple of values (a list literal), or a
+`Symbol`: a bare name that is not a parameter, such as a shortcut policy
+(`A`) or a block (`bottleneck`) passed as a parameter. Arithmetic is exact:
+`/` on integers must divide evenly, otherwise E0301 names both operands.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass
+from typing import Mapping, Union
+
+from . import syntax as ast
+from .errors import Span
+
+POLICIES = ("A", "B", "C", "D", "identity", "none")
+LIMIT = 2**63 - 1  # every int a tensor dimension could ever hold
+
+
+@dataclass(frozen=True, slots=True)
+class Symbol:
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+Value = Union[int, float, bool, Symbol, tuple]
+
+
+class EvalError(Exception):
+    """A located evaluation failure; the elaborator turns it into a Diagnostic."""
+
+    def __init__(self, code: str, message: str, span: Span, help: str | None = None, notes: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.code, self.message, self.span, self.help, self.notes = code, message, span, help, notes
+
+
+def show(value: Value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(show(v) for v in value) + "]"
+    return str(value)
+
+
+def type_name(value: Value) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number with a fraction"
+    if isinstance(value, tuple):
+        return "a list"
+    return f"the name `{value}`"
+
+
+def suggest(word: str, candidates) -> str | None:
+    close = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`?" if close else None
+
+
+def evaluate(expr: ast.Expr, env: Mapping[str, Value], symbols: frozenset[str] | set[str]) -> Value:
+    """Evaluate `expr`; `env` holds parameters, `symbols` the names of blocks."""
+    if isinstance(expr, ast.Number):
+        value = expr.value
+        if isinstance(value, int) and abs(value) > LIMIT or isinstance(value, float) and not math.isfinite(value):
+            raise EvalError("E0303", "number is too large", expr.span, help=f"numbers are limited to {LIMIT:,}")
+        return value
+    if isinstance(expr, ast.Boolean):
+        return expr.value
+    if isinstance(expr, ast.Name):
+        if expr.id in env:
+            return env[expr.id]
+        if expr.id in POLICIES or expr.id in symbols:
+            return Symbol(expr.id)
+        raise EvalError("E0201", f"unknown name `{expr.id}`", expr.span,
+                        help=suggest(expr.id, list(env) + list(symbols)) or
+                        (f"parameters in scope: {', '.join(sorted(env))}" if env else None))
+    if isinstance(expr, ast.ListExpr):
+        return tuple(evaluate(item, env, symbols) for item in expr.items)
+    if isinstance(expr, ast.Ternary):
+        test = as_bool(evaluate(expr.test, env, symbols), expr.test.span)
+        return evaluate(expr.then if test else expr.orelse, env, symbols)
+    if isinstance(expr, ast.Index):
+        base = evaluate(expr.base, env, symbols)
+        if not isinstance(base, tuple):
+            raise EvalError("E0302", f"only a list can be indexed, not {type_name(base)}", expr.base.span)
+        i = as_int(evaluate(expr.index, env, symbols), expr.index.span)
+        if not -len(base) <= i < len(base):
+            raise EvalError("E0305", f"index {i} is out of range for a list of {len(base)}", expr.index.span)
+        return base[i]
+    if isinstance(expr, ast.Unary):
+        operand = evaluate(expr.operand, env, symbols)
+        if expr.op == "not":
+            return not as_bool(operand, expr.operand.span)
+        return -_number(operand, expr.operand.span)
+    if isinstance(expr, ast.Binary):
+        return _binary(expr, env, symbols)
+    raise TypeError(expr)  # pragma: no cover - the parser builds no other node
+
+
+def _binary(expr: ast.Binary, env: Mapping[str, Value], symbols) -> Value:
+    op = expr.op
+    if op in ("and", "or"):
+        left = as_bool(evaluate(expr.left, env, symbols), expr.left.span)
+        if (op == "and") != left:
+            return left
+        return as_bool(evaluate(expr.right, env, symbols), expr.right.span)
+    a = evaluate(expr.left, env, symbols)
+    b = evaluate(expr.right, env, symbols)
+    if op in ("==", "!="):
+        return (a == b) == (op == "==")
+    x = _number(a, expr.left.span)
+    y = _number(b, expr.right.span)
+    if op in ("<", "<=", ">", ">="):
+        return {"<": x < y, "<=": x <= y, ">": x > y, ">=": x >= y}[op]
+    if op in ("/", "//", "%") and y == 0:
+        raise EvalError("E0304", f"division by zero in `{show(x)} {op} {show(y)}`", expr.span)
+    if op == "+":
+        result = x + y
+    elif op == "-":
+        result = x - y
+    elif op == "*":
+        result = x * y
+    elif op == "//":
+        result = x // y
+    elif op == "%":
+        result = x % y
+    elif isinstance(x, int) and isinstance(y, int):
+        if x % y:
+            raise EvalError("E0301", f"`{x} / {y}` is not a whole number ({x / y:g})", expr.span,
+                            help="use `//` to round down, or pick values that divide evenly")
+        result = x // y
+    else:
+        result = x / y
+    if isinstance(result, int) and abs(result) > LIMIT:
+        raise EvalError("E0303", f"`{show(x)} {op} {show(y)}` is too large", expr.span,
+                        help=f"results are limited to {LIMIT:,}")
+    return result
+
+
+def _number(value: Value, span: Span) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise EvalError("E0302", f"expected a number, found {type_name(value)}", span)
+    return value
+
+
+def as_int(value: Value, span: Span) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise EvalError("E0302", f"expected an integer, found {type_name(value)} ({show(value)})", span)
+    return value
+
+
+def as_bool(value: Value, span: Span) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value != 0
+    raise EvalError("E0302", f"expected true or false, found {type_name(value)}", span)
