@@ -1,0 +1,122 @@
+"""The `resdsl` command. Exit codes: 0 ok, 1 spec errors, 2 usage errors.
+
+`check` and `summary` never import torch or graphviz; rich is imported only
+to draw the summary table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from typing import Sequence
+
+from .errors import SpecError
+from .library import UsageError, bundled_names
+
+EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
+
+
+def _input_shape(text: str) -> tuple[int, ...]:
+    if not re.fullmatch(r"[1-9][0-9]{0,9}(x[1-9][0-9]{0,9}){0,2}", text) or text.count("x") == 1:
+        raise argparse.ArgumentTypeError(f"expected CxHxW (e.g. 3x224x224) or a vector width, not {text!r}")
+    return tuple(int(part) for part in text.split("x"))
+
+
+def _assignment(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key.strip()) or not value.strip():
+        raise argparse.ArgumentTypeError(f"expected key=value (e.g. classes=10), not {text!r}")
+    return key.strip(), value.strip()
+
+
+def _spec_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", type=_assignment, action="append",
+                        default=[], help="override a network parameter (the value is an expression: "
+                                         "10, 2*32, [2,2,2,2], basic, A)")
+    parser.add_argument("--input", dest="input_shape", metavar="CxHxW", type=_input_shape,
+                        help="override the input shape (e.g. 3x32x32, or 64 for a vector)")
+    parser.add_argument("--network", metavar="NAME", help="which network, when a file defines several")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="resdsl", description="Check, summarise and compile residual networks "
+                                     "written in the .res language.")
+    parser.add_argument("--version", action="version", version=f"resdsl {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    check = commands.add_parser("check", help="check specs: shapes, params and MACs, or located errors")
+    check.add_argument("specs", nargs="+", metavar="FILE|NAME", help="a .res file or a bundled spec name")
+    _spec_options(check)
+    summary = commands.add_parser("summary", help="a table of shapes, params and MACs per stage")
+    summary.add_argument("spec", metavar="FILE|NAME")
+    summary.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    _spec_options(summary)
+    commands.add_parser("list", help="list the bundled specs")
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+    return __version__
+
+
+def _load(spec: str, args: argparse.Namespace):
+    from .network import load
+    return load(spec, network=args.network, input_shape=args.input_shape, **dict(args.overrides))
+
+
+def _giga(n: int) -> str:
+    return f"{n / 1e9:.2f} G" if n >= 1e8 else f"{n / 1e6:.2f} M"
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    status = EXIT_OK
+    for spec in args.specs:
+        try:
+            net = _load(spec, args)
+        except SpecError as exc:
+            print(exc.render(), file=sys.stderr)
+            status = max(status, EXIT_SPEC)
+            continue
+        shape = lambda s: "x".join(map(str, s))  # noqa: E731
+        print(f"ok {net.name}: {shape(net.input_shape)} -> {shape(net.output_shape)}, "
+              f"{net.params:,} params, {net.macs:,} MACs ({_giga(net.macs)})")
+    return status
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    try:
+        net = _load(args.spec, args)
+    except SpecError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_SPEC
+    if args.json:
+        print(json.dumps(net.to_json(), indent=2))
+        return EXIT_OK
+    from .report import print_summary
+    print_summary(net)
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for name in bundled_names():
+        print(name)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        handler = {"check": cmd_check, "summary": cmd_summary, "list": cmd_list}[args.command]
+        return handler(args)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE
+    except UsageError as exc:
+        print(f"resdsl: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
