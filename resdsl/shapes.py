@@ -155,8 +155,6 @@ def plan_shortcut(policy: str, x: Shape, y: Shape) -> ShortcutPlan:
                              f"but the main path gives {show_shape(y)}",
                              help="zero-padding only adds channels; use `shortcut B` to project")
         return ShortcutPlan("zeropad", stride)
-    if policy == "D" and stride == 1:
-        return ShortcutPlan("projection", 1)
     return ShortcutPlan({"B": "projection", "C": "projection", "D": "avgproj"}[policy], stride)
 
 

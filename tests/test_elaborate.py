@@ -1,0 +1,196 @@
+"""The graph: torchvision-style names, structure, policies, blocks as values."""
+
+import pytest
+
+import resdsl
+from resdsl import SpecError
+
+
+def codes(text, **params):
+    with pytest.raises(SpecError) as e:
+        resdsl.loads(text, **params)
+    return [d.code for d in e.value.diagnostics]
+
+
+def test_resnet50_node_names_follow_torchvision():
+    g = resdsl.load("resnet50").graph
+    for name in ["conv1", "bn1", "maxpool", "layer1.0.conv1", "layer1.0.bn3", "layer1.0.downsample.0",
+                 "layer1.0.downsample.1", "layer2.0.downsample.0", "layer4.2.conv3", "avgpool", "fc"]:
+        assert name in g, name
+    assert "layer1.1.downsample.0" not in g
+    assert g.nodes["layer2.0.downsample.0"]["attrs"]["stride"] == 2
+    assert g.nodes["layer2.0.downsample.0"]["inserted"] is True
+    assert g.nodes["layer2.0.downsample.0"]["merge"] == "layer2.0.add"
+
+
+def test_timm_names_for_resnet50d_and_seresnet50():
+    g = resdsl.load("resnet50d").graph
+    assert [n for n in g if n.startswith("conv1.")] == [f"conv1.{i}" for i in range(7)]
+    assert g.nodes["layer2.0.downsample.0"]["kind"] == "avgpool"
+    assert g.nodes["layer2.0.downsample.1"]["kind"] == "conv"
+    # stride 1 with a channel change: timm keeps the pool slot (an Identity), conv is .1
+    assert "layer1.0.downsample.0" not in g and g.nodes["layer1.0.downsample.1"]["kind"] == "conv"
+    se = resdsl.load("seresnet50").graph
+    assert se.nodes["layer1.0.se"]["kind"] == "se"
+
+
+def test_edges_carry_program_order_and_shortcut_roles():
+    net = resdsl.load("resnet18")
+    g = net.graph
+    roles = {g.edges[u, v]["role"]: u for u, v in g.in_edges("layer1.0.add")}
+    assert roles == {"main": "layer1.0.bn2", "shortcut": "maxpool"}
+    order = list(g.nodes)
+    assert order.index("layer2.0.downsample.1") < order.index("layer2.0.add")
+    import networkx as nx
+    assert nx.is_directed_acyclic_graph(g)
+    assert order == list(nx.lexicographical_topological_sort(g, key=order.index))
+
+
+def test_node_spans_point_into_the_template_and_trace_to_the_stage():
+    net = resdsl.load("resnet18")
+    conv = net.graph.nodes["layer3.1.conv2"]
+    assert conv["span"].path.endswith("blocks.res")
+    (call, what), = conv["trace"]
+    assert call.path.endswith("resnet.res") and "layer3.1" in what
+
+
+def test_stage_stride_goes_to_the_first_block_only():
+    g = resdsl.load("resnet18").graph
+    assert g.nodes["layer2.0.conv1"]["attrs"]["stride"] == 2
+    assert g.nodes["layer2.1.conv1"]["attrs"]["stride"] == 1
+
+
+def test_stride_placement_is_a_switch():
+    v15 = resdsl.load("resnet50").graph
+    v1 = resdsl.load("resnet50", unit="bottleneck_v1").graph
+    assert v15.nodes["layer2.0.conv2"]["attrs"]["stride"] == 2 and v15.nodes["layer2.0.conv1"]["attrs"]["stride"] == 1
+    assert v1.nodes["layer2.0.conv1"]["attrs"]["stride"] == 2 and v1.nodes["layer2.0.conv2"]["attrs"]["stride"] == 1
+
+
+def test_plain_networks_have_no_merges():
+    g = resdsl.load("plain34").graph
+    assert not [n for n, d in g.nodes(data=True) if d["kind"] == "add"]
+
+
+def test_stage_shortcut_option_overrides_network_policy():
+    net = resdsl.loads("""
+    use "blocks.res"
+    network n {
+        input 3x32x32
+        shortcut B
+        conv 16 k3
+        layer1: basic(32) x2 s2 shortcut A
+        layer2: basic(64) x1 s2
+    }""")
+    g = net.graph
+    assert g.nodes["layer1.0.add"]["shortcut"] == "zeropad"
+    assert g.nodes["layer2.0.add"]["shortcut"] == "projection"
+
+
+def test_block_level_policy_wins():
+    net = resdsl.loads("""
+    block always_projected(w, stride = 1) {
+        shortcut C
+        residual { conv w k3 s=stride -> bn }
+    }
+    network n { input 4x8x8
+                shortcut A
+                layer1: always_projected(4) x2 }""")
+    assert {d["shortcut"] for _, d in net.graph.nodes(data=True) if d["kind"] == "add"} == {"projection"}
+
+
+def test_dense_concat_adds_channels():
+    net = resdsl.load("densenet_cifar")
+    g = net.graph
+    first = g.nodes["block1.0.concat"]
+    assert first["shape"] == (24 + 12, 32, 32)
+    assert g.nodes["block1.15.concat"]["shape"] == (24 + 16 * 12, 32, 32)
+
+
+def test_vectors_mlp_projection():
+    net = resdsl.load("mlp_resnet")
+    g = net.graph
+    assert g.nodes["layer2.0.downsample.0"]["kind"] == "fc"
+    assert net.output_shape == (10,)
+
+
+def test_groups_are_sequential_with_indexed_children():
+    net = resdsl.loads("network n { input 3x8x8\n features { conv 4 k3 -> bn -> relu }\n }")
+    assert [n for n in net.graph if n != "input"] == ["features.0", "features.1", "features.2"]
+
+
+def test_auto_names_and_explicit_labels():
+    net = resdsl.loads("network n { input 8\n fc 8 -> relu -> fc 8 -> relu -> out: fc 2 }")
+    assert list(net.graph)[1:] == ["fc", "relu", "fc2", "relu2", "out"]
+    assert codes("network n { input 8\n a: fc 8 -> a: fc 2 }") == ["E0206"]
+
+
+def test_if_else_chooses_ops():
+    text = "network n(big = false) { input 8\n if big { fc 64 } else { fc 4 } }"
+    assert resdsl.loads(text).output_shape == (4,)
+    assert resdsl.loads(text, big=True).output_shape == (64,)
+
+
+def test_block_defaults_may_use_earlier_parameters():
+    net = resdsl.loads("""
+    block wide(w, hidden = w * 4) { residual { fc hidden -> relu -> fc w } }
+    network n { input 16
+                wide(16) }""")
+    assert net.graph.nodes["wide.fc"]["shape"] == (64,)
+
+
+def test_exact_division():
+    assert codes("network n(w = 65) { input 8\n fc w * 3 / 2 }") == ["E0301"]
+    assert resdsl.loads("network n(w = 64) { input 8\n fc w * 3 / 2 }").output_shape == (96,)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("network n { input 3x8x8\n foo 3 }", "E0202"),
+    ("use \"blocks.res\"\nnetwork n { input 3x8x8\n basic(8, colour=3) }", "E0203"),
+    ("use \"blocks.res\"\nnetwork n { input 3x8x8\n basic(8, 1, 1, 64, false, 9) }", "E0204"),
+    ("use \"blocks.res\"\nnetwork n { input 3x8x8\n basic() }", "E0204"),
+    ("block a(w) { b(w) }\nblock b(w) { a(w) }\nnetwork n { input 8\n a(3) }", "E0503"),
+    ("network n { input 3x8x8\n conv 8 k3 g3 }", "E0402"),
+    ("network n { input 3x8x8\n conv 8 k3 s2 -> conv 8 k3 s2 -> conv 8 k3 s2 -> conv 8 k9 p0 }", "E0403"),
+    ("network n { input 3x8x8\n fc 10 }", "E0405"),
+    ("network n { input 8\n conv 8 k3 }", "E0406"),
+    ("network n { input 3x8x8\n shortcut identity\n residual { conv 8 k3 } }", "E0401"),
+    ("network n { conv 8 k3 }", "E0209"),
+    ("network n { input 3x8x8\n conv 1000000000000 k3 }", "E0303"),
+    ("network n { input 3x8x8\n conv 8 k3 -> relu x3 }", "E0208"),
+    ("network n(w = 3) { input 3x8x8\n shortcut w }", "E0302"),
+    ("network n(l = [1]) { input 8\n fc l[2] }", "E0305"),
+])
+def test_semantic_errors(text, expected):
+    assert expected in codes(text)
+
+
+def test_several_errors_in_one_run():
+    found = codes("network n { input 3x8x8\n conv 8 k3 g3\n foo 3\n fc -2 }")
+    assert {"E0402", "E0202", "E0303"} <= set(found)
+
+
+def test_an_error_in_a_repeated_block_is_reported_once():
+    found = codes("""
+    block bad(w, stride = 1) { conv w k3 s=stride g=3 }
+    network n { input 4x8x8
+                layer1: bad(4) x5 }""")
+    assert found == ["E0402"]
+
+
+def test_network_too_large_is_refused_quickly():
+    found = codes("""
+    block b(w, stride = 1) { conv w k1 }
+    network n { input 4x8x8
+                layer1: b(4) x 100000
+                layer2: b(4) x 100000
+                layer3: b(4) x 100000
+                layer4: b(4) x 100000
+                layer5: b(4) x 100000
+                layer6: b(4) x 100000
+                layer7: b(4) x 100000
+                layer8: b(4) x 100000
+                layer9: b(4) x 100000
+                layer10: b(4) x 100000
+                layer11: b(4) x 100000 }""")
+    assert found == ["E0504"]
