@@ -65,6 +65,16 @@ class Context:
     block: str | None = None
     block_type: str | None = None
     section: str | None = None
+    env_key: object = None  # a hashable stand-in for `env`, for memoising ops
+
+    @staticmethod
+    def key_of(env: dict[str, Value]) -> object:
+        try:
+            key = tuple(env.items())
+            hash(key)
+            return key
+        except TypeError:  # pragma: no cover - every value of the language is hashable
+            return object()
 
 
 class Scope:
@@ -76,16 +86,19 @@ class Scope:
         self.taken: dict[str, Span | None] = {}
         self.index = 0
         self.stages = 0
+        self.duplicates: list[tuple[str, Span, Span | None]] = []
 
-    def claim(self, label: str | None, kind: str, span: Span, report, module: bool = True) -> str:
+    def claim(self, label: str | None, kind: str, span: Span, module: bool = True) -> str:
+        """A fresh name: `label` if given and free, else an automatic one.
+
+        A label already used is recorded in `duplicates` (label, span, first use) and an
+        automatic name is handed out instead, so elaboration can go on.
+        """
         if label is not None:
-            if label in self.taken:
-                first = self.taken[label]
-                report("E0206", f"the name `{label}` is already used in this scope", span,
-                       notes=(f"first used at {first}",) if first else ())
-            else:
+            if label not in self.taken:
                 self.taken[label] = span
                 return self.prefix + label
+            self.duplicates.append((label, span, self.taken[label]))
             kind = label
         while True:
             if self.indexed and module:
@@ -113,6 +126,7 @@ class _Elaborator:
         self.stages: list[StageInfo] = []
         self.part = "stem"
         self.seq = 0
+        self.op_cache: dict[tuple, dict[str, Value]] = {}
 
     # ---- helpers ---------------------------------------------------------------
     def error(self, ctx: Context, code: str, message: str, span: Span, help: str | None = None,
@@ -148,7 +162,7 @@ class _Elaborator:
         env = self.bind(template, defaults, [], keywords, template.name_span, root, what="network")
         if env is None:
             return None
-        ctx = Context(env)
+        ctx = Context(env, env_key=Context.key_of(env))
         statements = list(template.body.statements)
         inputs = [s for s in statements if isinstance(s, ast.Input)]
         for extra in inputs[1:]:
@@ -310,11 +324,16 @@ class _Elaborator:
             out = self.body(element.body, current, scope, replace(ctx, section=element.kind))
             return out
         assert isinstance(element, ast.Group)
-        name = scope.claim(element.name, element.name, element.span, self._reporter(ctx))
+        name = self.name(scope, ctx, element.name, element.name, element.span)
         return self.body(element.body, current, Scope(name + ".", indexed=True), ctx)
 
-    def _reporter(self, ctx: Context):
-        return lambda code, message, span, notes=(): self.error(ctx, code, message, span, notes=notes)
+    def name(self, scope: Scope, ctx: Context, label: str | None, kind: str, span: Span, module: bool = True) -> str:
+        name = scope.claim(label, kind, span, module)
+        while scope.duplicates:
+            label, where, first = scope.duplicates.pop()
+            self.error(ctx, "E0206", f"the name `{label}` is already used in this scope", where,
+                       notes=(f"first used at {first}",) if first else ())
+        return name
 
     def cond(self, cond: ast.Cond, current: str, scope: Scope, ctx: Context) -> str:
         try:
@@ -338,9 +357,8 @@ class _Elaborator:
         main = self.body(element.body, current, scope, ctx)
         if element.merge == "add" and ctx.policy == "none":
             return main  # a plain network: the block keeps its main path only
-        report = self._reporter(ctx)
-        merge = scope.claim(link.label, element.merge, element.span, report, module=False)
-        shortcut = scope.claim(None, "downsample", element.span, report, module=False)
+        merge = self.name(scope, ctx, link.label, element.merge, element.span, module=False)
+        shortcut = scope.claim(None, "downsample", element.span, module=False)
         node = self.add_node(merge, ctx, element.merge, element.span, main, attrs={}, policy=ctx.policy,
                              shortcut_name=shortcut)
         if main == current:
@@ -374,7 +392,7 @@ class _Elaborator:
             self.fail(ctx, exc)
             return current
         if call.repeat is None:
-            path = scope.claim(link.label, name, call.span, self._reporter(ctx))
+            path = self.name(scope, ctx, link.label, name, call.span)
             return self.instantiate(name, positional, keywords, call.span, path, current, ctx)
         return self.stage(name, call, link, positional, keywords, current, scope, ctx)
 
@@ -415,7 +433,7 @@ class _Elaborator:
             return current
         scope.stages += 1
         label = link.label or f"layer{scope.stages}"
-        path = scope.claim(label, label, link.span, self._reporter(ctx))
+        path = self.name(scope, ctx, label, label, link.span)
         self.stages.append(StageInfo(path, name, count, stride, policy, link.span))
         self.part = "head"
         inner = replace(ctx, stage=path, policy=policy)
@@ -448,11 +466,24 @@ class _Elaborator:
         env = self.bind(template, defaults, positional, keywords, span, ctx, what="block")
         if env is None:
             return current
-        inner = replace(ctx, env=env, trace=ctx.trace + ((span, f"block `{name}` ({path})"),),
+        inner = replace(ctx, env=env, env_key=Context.key_of(env), trace=ctx.trace + ((span, f"block `{name}` ({path})"),),
                         calls=ctx.calls + (name,), block=path, block_type=name)
         return self.body(template.body, current, Scope(path + "."), inner)
 
     def op(self, call: ast.Call, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
+        # Every repetition of a block evaluates its ops with the same parameters;
+        # memoising on (op, parameters) keeps large networks linear and cheap.
+        key = (id(call), ctx.env_key)
+        attrs = self.op_cache.get(key)
+        if attrs is None:
+            attrs = self.op_attributes(call, ctx)
+            if attrs is None:
+                return current
+            self.op_cache[key] = attrs
+        node = self.name(scope, ctx, link.label, call.name, call.span)
+        return self.add_node(node, ctx, call.name, call.span, current, attrs=dict(attrs))
+
+    def op_attributes(self, call: ast.Call, ctx: Context) -> dict[str, Value] | None:
         spec = OPS[call.name]
         try:
             bound = []
@@ -468,11 +499,10 @@ class _Elaborator:
             attrs = bind(spec, bound, call.span)
         except EvalError as exc:
             self.fail(ctx, exc)
-            return current
+            return None
         if call.name == "conv" and attrs["padding"] is None:
             attrs["padding"] = attrs["kernel"] // 2 * attrs["dilation"]
         if call.name in ("maxpool", "avgpool") and attrs["kernel"] is not None:
             attrs["stride"] = attrs["stride"] or attrs["kernel"]
             attrs["padding"] = (attrs["kernel"] - 1) // 2 if attrs["padding"] is None else attrs["padding"]
-        node = scope.claim(link.label, call.name, call.span, self._reporter(ctx))
-        return self.add_node(node, ctx, call.name, call.span, current, attrs=attrs)
+        return attrs

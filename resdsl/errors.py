@@ -148,32 +148,43 @@ def render(diag: Diagnostic, sources: dict[str, str]) -> str:
            |     ^^^^^^^^^^^^^^^^^^^^^^^^
            = note: ...
            = help: ...
+
+    A diagnostic raised inside a block template also shows the outermost call
+    site (usually the stage line in the user's own file).
     """
-    out = [f"error[{diag.code}]: {diag.message}"]
-    span = diag.span
-    gutter = len(str(span.line)) if span else 1
+    spans = [diag.span] + ([diag.trace[0][0]] if diag.trace else [])
+    gutter = max((len(str(s.line)) for s in spans if s is not None), default=1)
     pad = " " * gutter
-    if span is not None:
-        out.append(f"{pad}--> {span}")
-        text = _source_line(sources.get(span.path), span.line)
-        if text is not None:
-            shown = text.expandtabs(4)
-            start = max(span.column - 1, 0)
-            end = span.end_column - 1 if span.end_line == span.line else len(text)
-            end = max(min(end, len(text)), start + 1)
-            # Columns count characters of the raw line; re-measure after tabs.
-            lead = len(text[:start].expandtabs(4))
-            width = max(len(text[:end].expandtabs(4)) - lead, 1)
-            out.append(f"{pad} |")
-            out.append(f"{span.line} | {_printable(shown)}")
-            out.append(f"{pad} | {' ' * lead}{'^' * min(width, 200)}")
-    for call_span, what in diag.trace:
+    out = [f"error[{diag.code}]: {diag.message}"]
+    if diag.span is not None:
+        out += _snippet(diag.span, sources, gutter)
+    for i, (call_span, what) in enumerate(diag.trace):
         out.append(f"{pad} = note: in {what}, instantiated at {call_span}")
+        if i == 0:
+            out += _snippet(call_span, sources, gutter, arrow=False)
     for note in diag.notes:
         out.append(f"{pad} = note: {note}")
     if diag.help:
         out.append(f"{pad} = help: {diag.help}")
     return "\n".join(out)
+
+
+def _snippet(span: Span, sources: dict[str, str], gutter: int, arrow: bool = True) -> list[str]:
+    pad = " " * gutter
+    out = [f"{pad}--> {span}"] if arrow else []
+    text = _source_line(sources.get(span.path), span.line)
+    if text is None:
+        return out
+    start = max(span.column - 1, 0)
+    end = span.end_column - 1 if span.end_line == span.line else len(text.rstrip())
+    end = max(min(end, len(text)), start + 1)
+    # Columns count characters of the raw line; re-measure after expanding tabs.
+    lead = len(text[:start].expandtabs(4))
+    width = max(len(text[:end].expandtabs(4)) - lead, 1)
+    out.append(f"{pad} |")
+    out.append(f"{span.line:>{gutter}} | {_printable(text.expandtabs(4))}")
+    out.append(f"{pad} | {' ' * lead}{'^' * min(width, 200)}")
+    return out
 
 
 def render_all(diagnostics: list[Diagnostic], sources: dict[str, str]) -> str:

@@ -124,5 +124,6 @@ def _resolve_use(importer: str, wanted: str) -> str | None:
         return local
     bundled = specs_dir() / wanted
     if "/" not in wanted and bundled.is_file():
-        return os.path.normpath(str(bundled))
+        shown = os.path.relpath(bundled)
+        return shown if not shown.startswith("..") else os.path.normpath(str(bundled))
     return None

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,11 +103,19 @@ def compile_text(text: str, path: str, *, network: str | None = None, input_shap
                  params: dict[str, Any] | None = None) -> Network:
     reporter = Reporter()
     reporter.sources[path] = text
+    # The pipeline allocates many small dicts and frees none of them until it
+    # returns; pausing the cyclic collector meanwhile saves a third of the time
+    # on large networks (benchmarks/check_speed.py).
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         return _pipeline(text, path, network, input_shape, params or {}, reporter)
     except RecursionError:
         reporter.error("E0105", "spec too deeply nested to check", Span.point(path, 1, 1))
         raise SpecError(reporter.diagnostics, reporter.sources) from None
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _pipeline(text, path, network, input_shape, params, reporter: Reporter) -> Network:

