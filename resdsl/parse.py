@@ -385,7 +385,7 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str, path: str) -> Diagnostic
     span = _token_span(path, tok) if tok.line is not None else Span.point(path, 1, 1)
     what = "end of line" if tok.type == "_NL" else f"`{tok.value}`"
     return Diagnostic("E0103", f"unexpected {what}", span,
-                      notes=(f"expected {_expected(exc.expected)}",), help=_hint_for_token(tok, exc.expected))
+                      notes=(f"expected {_expected(exc.expected)}",), help=_hint_for_token(exc, tok))
 
 
 def _hint_for_character(ch: str) -> str | None:
@@ -396,13 +396,39 @@ def _hint_for_character(ch: str) -> str | None:
     return None
 
 
-def _hint_for_token(tok: Token, expected) -> str | None:
-    if tok.type == "_NL" and "RBRACE" in expected:
-        return "is a `}` missing?"
+# Common mistakes, recognised by the parser state they fail in (Lark's match_examples).
+# match_examples compares stack depth too, and a body's first, second and later
+# statements sit at different depths, so each body mistake is tried at all three.
+_BODY_MISTAKES: dict[str, list[str]] = {
+    "a chain cannot end with `->`: remove it or add the next op": ["fc 8 ->\n}", "fc 8 -> }"],
+    "a repeat needs a count: `x3` or `x n`": ["b(1) x\n}", "b(1) x }"],
+    "separate arguments with commas: `basic(64, stride=2)`": ["b(1 2)\n}"],
+    "is a `}` missing before this line?": ["fc 8\nnetwork m {\n}", "fc 8\nblock c() {\n}"],
+}
+_TOP_MISTAKES: dict[str, list[str]] = {
+    "a parameter needs a value after `=`": ["block b(w =) {\n}", "network n(w = ) {\n}"],
+    "a block needs a parameter list, even an empty one: `block name() { ... }`": ["block b {\n}"],
+    "ops belong inside `network name { ... }` or `block name() { ... }`": ["fc 8\n", "input 3x8x8\n",
+                                                                          "conv 8 k3 -> relu\n"],
+}
+
+
+def _mistakes() -> dict[str, list[str]]:
+    examples = {label: list(texts) for label, texts in _TOP_MISTAKES.items()}
+    for label, snippets in _BODY_MISTAKES.items():
+        examples[label] = [head + " {\n" + "fc 8\n" * k + snippet for snippet in snippets
+                           for head in ("network n", "block b()") for k in range(3)]
+    return examples
+
+
+def _hint_for_token(exc: UnexpectedToken, tok: Token) -> str | None:
+    try:
+        label = exc.match_examples(lambda text: parser().parse(text, start="start"), _mistakes(),
+                                   token_type_match_fallback=True, use_accepts=True)
+    except Exception:  # pragma: no cover - a hint is a nicety; never let it mask the error
+        label = None
+    if label:
+        return label
     if tok.value == "x" or tok.type == "REPEAT":
         return "a repeat (`x3`) follows a block call, e.g. `layer1: basic(64) x3`"
-    if tok.type == "NAME" and "LBRACE" in expected:
-        return "a block or network needs a body in `{ ... }`"
-    if tok.type in ("RBRACE",) and "NAME" in expected:
-        return "a chain cannot end with `->`"
     return None
