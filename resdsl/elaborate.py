@@ -159,7 +159,8 @@ class _Elaborator:
             return None
         template, defaults = resolved
         keywords = {k: (v, override_spans.get(k, template.name_span)) for k, v in overrides.items()}
-        env = self.bind(template, defaults, [], keywords, template.name_span, root, what="network")
+        shown = name if name == template.name else f"{name}` (an alias of `{template.name}"
+        env = self.bind(template, defaults, [], keywords, template.name_span, root, what="network", shown=shown)
         if env is None:
             return None
         ctx = Context(env, env_key=Context.key_of(env))
@@ -246,9 +247,11 @@ class _Elaborator:
         return template, defaults
 
     def bind(self, template: ast.Template, defaults: dict[str, ast.Expr | None], positional: list,
-             keywords: dict[str, tuple[Value, Span]], span: Span, ctx: Context, what: str) -> dict | None:
+             keywords: dict[str, tuple[Value, Span]], span: Span, ctx: Context, what: str,
+             shown: str | None = None) -> dict | None:
         """Parameters of one call: given values, then defaults evaluated in order."""
         names = [p.name for p in template.params]
+        shown = shown or template.name
         given: dict[str, Value] = {}
         ok = True
         if len(positional) > len(names):
@@ -261,7 +264,7 @@ class _Elaborator:
             given[name] = value
         for key, (value, kspan) in keywords.items():
             if key not in defaults:
-                self.error(ctx, "E0203", f"{what} `{template.name}` has no parameter `{key}`", kspan,
+                self.error(ctx, "E0203", f"{what} `{shown}` has no parameter `{key}`", kspan,
                            help=suggest(key, names) or f"its parameters: {', '.join(names) or '(none)'}")
                 ok = False
             elif key in given:

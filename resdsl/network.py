@@ -179,7 +179,10 @@ def _overrides(params: dict[str, Any], library, reporter: Reporter):
                 reporter.diagnostics.extend(exc.diagnostics)
             except EvalError as exc:
                 reporter.error(exc.code, exc.message, exc.span, help=exc.help)
-            spans[key] = Span(where, 1, 1, 1, len(raw) + 1)
+            # An unknown key is reported against the whole assignment, as typed.
+            typed = f"<--set {key}={raw}>"
+            reporter.sources[typed] = f"{key}={raw}"
+            spans[key] = Span(typed, 1, 1, 1, len(key) + 1)
         else:
             values[key] = _from_python(raw)
     return values, spans
