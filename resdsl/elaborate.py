@@ -27,6 +27,7 @@ MAX_NODES = 1_000_000
 MAX_DEPTH = 48
 MAX_REPEAT = 100_000
 NUMBERED_KINDS = ("conv", "bn")
+SHORTHANDS = {"s": "stride", "g": "groups", "k": "kernel", "d": "dilation", "p": "padding"}
 
 
 class _TooLarge(Exception):
@@ -277,6 +278,8 @@ class _Elaborator:
             if param.name in env:
                 continue
             default = defaults[param.name]
+            if default is not None and not ok:
+                continue  # a default may use the parameter that is missing: one error is enough
             if default is None:
                 self.error(ctx, "E0204", f"{what} `{template.name}` needs a value for `{param.name}`", span,
                            notes=(f"`{template.name}` is defined at {template.name_span}",))
@@ -315,6 +318,11 @@ class _Elaborator:
 
     def element(self, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
         element = link.element
+        if link.label is not None and isinstance(element, (ast.Group, ast.Section, ast.Cond)):
+            what = {ast.Group: "a group is named by its own name", ast.Section: "a section adds no name",
+                    ast.Cond: "an `if` adds no name"}[type(element)]
+            self.error(ctx, "E0208", f"the label `{link.label}` names nothing here: {what}", link.label_span,
+                       help="labels name ops, block calls, stages and residual merges")
         if isinstance(element, ast.Call):
             return self.call(element, link, current, scope, ctx)
         if isinstance(element, ast.Residual):
@@ -353,20 +361,18 @@ class _Elaborator:
         return current
 
     def residual(self, element: ast.Residual, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
-        if not element.body.statements:
-            self.error(ctx, "E0208", f"`{'residual' if element.merge == 'add' else 'dense'}` needs a main path",
-                       element.span, help="put at least one op between the braces")
-            return current
         main = self.body(element.body, current, scope, ctx)
+        if main == current:  # nothing on the main path (or only ops that failed)
+            if not self.reporter.failed:
+                self.error(ctx, "E0208", f"`{'residual' if element.merge == 'add' else 'dense'}` needs a main "
+                           "path", element.span, help="put at least one op between the braces")
+            return current
         if element.merge == "add" and ctx.policy == "none":
             return main  # a plain network: the block keeps its main path only
         merge = self.name(scope, ctx, link.label, element.merge, element.span, module=False)
         shortcut = scope.claim(None, "downsample", element.span, module=False)
         node = self.add_node(merge, ctx, element.merge, element.span, main, attrs={}, policy=ctx.policy,
                              shortcut_name=shortcut)
-        if main == current:
-            self.error(ctx, "E0208", "the main path of a residual must contain an op", element.span)
-            return node
         self.graph.add_edge(current, node, role="shortcut")
         return node
 
@@ -405,11 +411,12 @@ class _Elaborator:
             value = self.eval(arg.value, ctx)
             if arg.name is None:
                 positional.append((value, arg.span))
-            elif arg.name in keywords:
-                raise EvalError("E0205", f"argument `{arg.name}` is given twice", arg.span)
-            else:
-                keywords[{"s": "stride", "g": "groups", "k": "kernel", "d": "dilation"}.get(arg.name, arg.name)] = \
-                    (value, arg.span)
+                continue
+            key = SHORTHANDS.get(arg.name, arg.name)
+            if key in keywords:
+                raise EvalError("E0205", f"argument `{key}` is given twice", arg.span,
+                                notes=(f"first given at {keywords[key][1]}",))
+            keywords[key] = (value, arg.span)
         return positional, keywords
 
     def stage(self, name: str, call: ast.Call, link: ast.Link, positional, keywords, current: str,
@@ -426,16 +433,22 @@ class _Elaborator:
                     raise EvalError("E0203", f"a stage has no option `{option.name}`", option.span,
                                     help="stage options: `s2` / `stride=2` (the first block's stride) "
                                          "and `shortcut A|B|C|D`")
+                if stride is not None:
+                    raise EvalError("E0205", "the stage's stride is given twice", option.span)
                 stride = as_int(self.eval(option.value, ctx), option.span)
                 if stride < 1:
                     raise EvalError("E0303", f"stride must be at least 1, not {stride}", option.span)
                 stride_span = option.span
-            policy = self.policy(repeat.shortcut, ctx) if repeat.shortcut is not None else ctx.policy
+            if len(repeat.shortcuts) > 1:
+                raise EvalError("E0205", "the stage's shortcut policy is given twice", repeat.shortcuts[1].span)
+            policy = self.policy(repeat.shortcuts[0], ctx) if repeat.shortcuts else ctx.policy
         except EvalError as exc:
             self.fail(ctx, exc)
             return current
-        scope.stages += 1
-        label = link.label or f"layer{scope.stages}"
+        label = link.label
+        while label is None or (link.label is None and label in scope.taken):
+            scope.stages += 1
+            label = f"layer{scope.stages}"
         path = self.name(scope, ctx, label, label, link.span)
         self.stages.append(StageInfo(path, name, count, stride, policy, link.span))
         self.part = "head"
@@ -505,6 +518,10 @@ class _Elaborator:
             return None
         if call.name == "conv" and attrs["padding"] is None:
             attrs["padding"] = attrs["kernel"] // 2 * attrs["dilation"]
+        if call.name == "avgpool" and attrs["kernel"] is None and (attrs["stride"] or attrs["padding"] or attrs["ceil"]):
+            self.error(ctx, "E0203", "global `avgpool` (no kernel) takes no stride, padding or ceil", call.span,
+                       help="give a kernel (`avgpool k2 s2`) to pool locally")
+            return None
         if call.name in ("maxpool", "avgpool") and attrs["kernel"] is not None:
             attrs["stride"] = attrs["stride"] or attrs["kernel"]
             attrs["padding"] = (attrs["kernel"] - 1) // 2 if attrs["padding"] is None else attrs["padding"]

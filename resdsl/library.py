@@ -69,6 +69,12 @@ def read_library(text: str, path: str, reporter: Reporter) -> Library:
                 continue
             definitions[definition.name] = definition
             origin[definition.name] = module.path
+            seen: dict[str, Span] = {}
+            for param in getattr(definition, "params", ()):
+                if param.name in seen:
+                    reporter.error("E0205", f"parameter `{param.name}` of `{definition.name}` is declared twice",
+                                   param.span, notes=(f"first declared at {seen[param.name]}",))
+                seen.setdefault(param.name, param.span)
     return Library(modules[_key(path)], definitions, origin, reporter.sources)
 
 

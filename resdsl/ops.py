@@ -68,7 +68,7 @@ OPS: dict[str, OpSpec] = {spec.kind: spec for spec in (
     OpSpec("silu", (), (), "SiLU (swish)"),
     OpSpec("sigmoid", (), (), "logistic sigmoid"),
     OpSpec("maxpool", (), (_KERNEL, _STRIDE, _PADDING, _CEIL),
-           "max pooling; stride defaults to the kernel, padding to kernel//2"),
+           "max pooling; stride defaults to the kernel, padding to (kernel-1)//2"),
     OpSpec("avgpool", (), (Option("kernel", ("k",), default=None, minimum=1, maximum=4096), _STRIDE, _PADDING, _CEIL),
            "average pooling; without a kernel, global average pooling to C×1×1"),
     OpSpec("flatten", (), (), "C×H×W feature map to a vector of C·H·W"),
@@ -129,9 +129,9 @@ def bind(spec: OpSpec, args: list[BoundArg], call_span: Span) -> dict[str, Value
     for option in spec.options:
         if option.name not in values:
             if option.default is REQUIRED:
-                example = {"out": f"{spec.kind} 64", "kernel": f"{spec.kind} k3"}.get(option.name, option.name)
-                raise EvalError("E0204", f"`{spec.kind}` needs `{option.name}`", call_span,
-                                help=f"for example `{example}`")
+                example = {"out": f"`{spec.kind} 64`", "kernel": "`k3` for a 3×3 kernel"}.get(option.name,
+                                                                                             f"`{option.name}=...`")
+                raise EvalError("E0204", f"`{spec.kind}` needs `{option.name}`", call_span, help=f"add {example}")
             values[option.name] = option.default
     return values
 

@@ -35,9 +35,11 @@ def data_dir(name: str) -> Path:
 class NewlineFilter:
     """Post-lexer that makes newlines mean "end of statement" only where useful.
 
-    Drops a newline inside (), [] or {}-argument brackets, after a token that
-    cannot end a statement (`->`, `,`, `=`, `(`), and before a line starting
-    with `->`; collapses runs of newlines into one.
+    Drops a newline inside () or [] brackets, after a token that cannot end a
+    statement (`->`, `,`, `=`, `(`), and before a line starting with `->` or
+    `else`; collapses runs of newlines into one. (It looks one token ahead,
+    which is safe with Lark's basic lexer, whose tokens never depend on the
+    parser state.)
     """
 
     always_accept = ("_NL",)
@@ -52,7 +54,7 @@ class NewlineFilter:
                 if depth == 0 and previous not in self._continues and previous != "":
                     pending = pending or token
                 continue
-            if pending is not None and token.value != "->":
+            if pending is not None and token.value not in ("->", "else"):
                 yield pending
             pending = None
             if token.value in ("(", "["):
@@ -197,18 +199,15 @@ class _ToAst(Transformer):
 
     def repeat(self, meta, c):
         first, *options = c
-        if isinstance(first, Token):
+        if isinstance(first, Token) and first.type == "CALL_OPEN":  # `x(n + 1)`
+            count = options.pop(0)
+        elif isinstance(first, Token):  # `x3`
             count = ast.Number(_integer(first.value[1:]), _token_span(self.path, first))
-        else:
+        else:  # `x n`
             count = first
-        shortcut = None
-        args = []
-        for opt in options:
-            if isinstance(opt, tuple) and opt[0] == "shortcut":
-                shortcut = opt[1]
-            else:
-                args.append(opt)
-        return ast.Repeat(count, tuple(args), shortcut, self.s(meta))
+        shortcuts = tuple(opt[1] for opt in options if isinstance(opt, tuple))
+        args = tuple(opt for opt in options if not isinstance(opt, tuple))
+        return ast.Repeat(count, args, shortcuts, self.s(meta))
 
     def stage_shortcut(self, meta, c):
         return ("shortcut", c[0])

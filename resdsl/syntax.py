@@ -96,7 +96,7 @@ class Repeat:
 
     count: Expr
     options: tuple[Arg, ...]
-    shortcut: Expr | None
+    shortcuts: tuple[Expr, ...]  # more than one is an error, reported by the elaborator
     span: Span
 
 

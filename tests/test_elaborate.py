@@ -201,3 +201,32 @@ def test_edges_carry_tensor_shapes():
     assert g.edges["layer2.0.downsample.1", "layer2.0.add"]["shape"] == (512, 28, 28)
     assert g.edges["maxpool", "layer1.0.downsample.0"]["shape"] == (64, 56, 56)
     assert all(data["shape"] is not None for _, _, data in g.edges(data=True))
+
+
+@pytest.mark.parametrize("text,expected", [
+    # a residual whose main path ends up empty is an error, not a crash
+    ("network n {\n input 3x8x8\n residual { if false { relu } }\n}", ["E0208"]),
+    ("network n {\n input 3x8x8\n residual { bogus }\n}", ["E0202"]),
+    ("block a(w, stride=1) { conv w k3 s=stride }\nnetwork n { input 3x8x8\n a(8, stride=1, s=2) }", ["E0205"]),
+    ("block a(w, stride=1) { conv w k3 s=stride }\nnetwork n { input 3x8x8\n a(8) x2 s2 stride=4 }", ["E0205"]),
+    ("block a(w, stride=1) { conv w k3 s=stride }\nnetwork n { input 3x8x8\n a(8) x2 shortcut A shortcut C }",
+     ["E0205"]),
+    ("block b(w, w) { relu }\nnetwork n { input 8\n relu }", ["E0205"]),
+    ("network n { input 3x8x8\n foo: g { relu } }", ["E0208"]),
+    ("network n { input 3x8x8\n avgpool s2 }", ["E0203"]),
+    ("block u(w, mid = w / 2) { fc mid }\nnetwork n { input 8\n u() }", ["E0204"]),
+])
+def test_mistakes_found_by_review(text, expected):
+    assert codes(text) == expected
+
+
+def test_alias_without_arguments_and_auto_stage_names_skip_taken_names():
+    assert resdsl.loads('use "resnet.res"\nnetwork r = resnet').params == 25_557_032
+    net = resdsl.loads('use "blocks.res"\nnetwork n { input 3x8x8\n layer1 { relu }\n basic(3) x2 }')
+    assert [s.name for s in net.stages] == ["layer2"]
+
+
+def test_else_on_its_own_line_and_parenthesised_repeat():
+    net = resdsl.loads("block a(w, stride=1) { conv w k3 s=stride }\n"
+                       "network n(k = 1) { input 3x8x8\n if k > 1 { relu }\n else { a(3) x(k + 1) } }")
+    assert [s.repeats for s in net.stages] == [2]

@@ -29,7 +29,7 @@ def test_stage_with_repeat_and_options():
     link = body.statements[1].links[0]
     assert link.label == "layer2"
     repeat = link.element.repeat
-    assert repeat.count.value == 4 and repeat.options[0].name == "s" and repeat.shortcut.id == "A"
+    assert repeat.count.value == 4 and repeat.options[0].name == "s" and repeat.shortcuts[0].id == "A"
 
 
 def test_shape_literal_and_spaced_dims():
