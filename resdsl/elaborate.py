@@ -23,7 +23,7 @@ from .errors import Reporter, Span
 from .ops import OPS, BoundArg, bind
 from .values import POLICIES, EvalError, Symbol, Value, as_bool, as_int, evaluate, show, suggest, type_name
 
-MAX_NODES = 1_000_000
+MAX_NODES = 250_000  # 3x a 10,000-block network; reached in about a second
 MAX_DEPTH = 48
 MAX_REPEAT = 100_000
 NUMBERED_KINDS = ("conv", "bn")

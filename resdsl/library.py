@@ -63,8 +63,11 @@ def read_library(text: str, path: str, reporter: Reporter) -> Library:
         for definition in module.definitions:
             first = definitions.get(definition.name)
             if first is not None:
-                reporter.error("E0205", f"`{definition.name}` is defined twice", definition.name_span,
-                               notes=(f"first defined at {first.name_span}",),
+                # Point at the user's own file (the root comes first), not at a library they `use`.
+                in_root = first.name_span.path == path and definition.name_span.path != path
+                mine, other = (first, definition) if in_root else (definition, first)
+                reporter.error("E0205", f"`{definition.name}` is defined twice", mine.name_span,
+                               notes=(f"also defined at {other.name_span}",),
                                help="rename one of them; every block and network shares one namespace")
                 continue
             definitions[definition.name] = definition
@@ -108,6 +111,7 @@ def _read(text: str, path: str, modules: dict[str, ast.Module], reporter: Report
             data = Path(target).read_bytes()
             child_text = decode(data, target)
         except SpecError as exc:
+            reporter.sources.update(exc.sources)
             for d in exc.diagnostics:
                 reporter.error(d.code, d.message, d.span, notes=d.notes, help=d.help)
             continue

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Iterator
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import syntax as ast
 from .errors import Diagnostic, Span, SpecError
 
-MAX_SOURCE_BYTES = 4 * 1024 * 1024
+MAX_SOURCE_BYTES = 256 * 1024  # 100x the largest bundled spec; parsing is ~20 µs a byte
 MAX_NESTING = 64
 
 _HERE = Path(__file__).resolve().parent
@@ -289,7 +289,8 @@ def decode(data: bytes, path: str) -> str:
         column = exc.start - (before.rfind(b"\n") + 1) + 1
         raise SpecError([Diagnostic("E0101", f"byte 0x{data[exc.start]:02x} at offset {exc.start} is not UTF-8",
                                     Span.point(path, line, column),
-                                    help="a .res spec is UTF-8 text; is this the right file?")]) from None
+                                    help="a .res spec is UTF-8 text; is this the right file?")],
+                        {path: data.decode("utf-8", "replace")}) from None
 
 
 def parse_module(text: str, path: str) -> ast.Module:
@@ -299,9 +300,8 @@ def parse_module(text: str, path: str) -> ast.Module:
         return _ToAst(path).transform(tree)
     except UnexpectedInput as exc:
         raise SpecError([_syntax_diagnostic(exc, text, path)], {path: text}) from None
-    except RecursionError:
-        raise SpecError([Diagnostic("E0105", "expression too long or too deeply nested to parse",
-                                    Span.point(path, 1, 1))], {path: text}) from None
+    except (RecursionError, VisitError) as exc:
+        _too_deep(exc, text, path)
 
 
 def parse_expression(text: str, path: str = "<expr>") -> ast.Expr:
@@ -311,9 +311,20 @@ def parse_expression(text: str, path: str = "<expr>") -> ast.Expr:
         return _ToAst(path).transform(parser().parse(text, start="expr"))
     except UnexpectedInput as exc:
         raise SpecError([_syntax_diagnostic(exc, text, path)], {path: text}) from None
-    except RecursionError:
-        raise SpecError([Diagnostic("E0105", "expression too deeply nested", Span.point(path, 1, 1))],
-                        {path: text}) from None
+    except (RecursionError, VisitError) as exc:
+        _too_deep(exc, text, path)
+
+
+def _too_deep(exc: Exception, text: str, path: str):
+    """Lark recurses once per tree level; a chain of ~300 unbracketed `if`/`else` or
+    operators can exhaust the stack (Lark wraps that RecursionError in a VisitError)."""
+    if isinstance(exc, VisitError) and not isinstance(exc.orig_exc, RecursionError):
+        raise exc
+    longest = max(range(len(text.split("\n"))), key=lambda i: len(text.split("\n")[i]), default=0)
+    raise SpecError([Diagnostic("E0105", "expression too long or too deeply nested to parse",
+                                Span.point(path, longest + 1, 1),
+                                help="split it up, e.g. into block parameters, or add brackets to shorten chains")],
+                    {path: text}) from None
 
 
 def _check_nesting(text: str, path: str) -> None:
@@ -382,7 +393,8 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str, path: str) -> Diagnostic
     assert isinstance(exc, UnexpectedToken)
     tok = exc.token
     span = _token_span(path, tok) if tok.line is not None else Span.point(path, 1, 1)
-    what = "end of line" if tok.type == "_NL" else f"`{tok.value}`"
+    shown = tok.value if len(tok.value) <= 40 else tok.value[:40] + "…"
+    what = "end of line" if tok.type == "_NL" else f"`{shown}`"
     return Diagnostic("E0103", f"unexpected {what}", span,
                       notes=(f"expected {_expected(exc.expected)}",), help=_hint_for_token(exc, tok))
 

@@ -69,7 +69,7 @@ def infer(kind: str, attrs: dict[str, Value], shape: Shape) -> Shape:
             bad = c if c % groups else out
             which = "input" if c % groups else "output"
             raise ShapeError("E0402", f"groups={groups} does not divide the {which} channels ({bad})",
-                             help=f"choose groups dividing both {c} and {out}")
+                             help=f"groups must divide both the input ({c}) and output ({out}) channels")
         return (out,) + _spatial(kind, c, h, w, attrs)[1:]
     if kind in ("bn", "relu", "gelu", "silu", "sigmoid", "identity", "dropout"):
         return shape
