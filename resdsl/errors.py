@@ -39,7 +39,7 @@ CODES: dict[str, str] = {
     "E0404": "concat with different spatial sizes",
     "E0405": "fully connected layer on a feature map",
     "E0406": "op needs a feature map but got a vector",
-    "E0407": "no whole stride maps the shortcut onto the main path",
+    "E0407": "the shortcut's stride does not land on the main path's size",
     "E0501": "import cycle",
     "E0502": "imported file not found",
     "E0503": "recursion among blocks",

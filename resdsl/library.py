@@ -34,13 +34,13 @@ def find_spec(path_or_name: str | os.PathLike) -> Path:
     """A path to an existing file, or the name of a bundled spec (`resnet50`)."""
     text = os.fspath(path_or_name)
     path = Path(text)
-    if path.is_file():
+    if _is_file(path):
         return path
-    if path.exists():
+    if _exists(path):
         raise UsageError(f"{text} is not a file")
     if os.sep not in text and "/" not in text:
         bundled = specs_dir() / (text if text.endswith(".res") else f"{text}.res")
-        if bundled.is_file():
+        if _is_file(bundled):
             return bundled
     hint = suggest(Path(text).stem, bundled_names())
     raise UsageError(f"no such file or bundled spec: {text}" + (f" ({hint})" if hint else ""))
@@ -121,6 +121,20 @@ def _read(text: str, path: str, modules: dict[str, ast.Module], reporter: Report
         _read(child_text, target, modules, reporter, stack + ((path, use.span),))
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
+
+
 def _key(path: str) -> str:
     return path if path.startswith("<") else os.path.realpath(path)
 
@@ -130,10 +144,10 @@ def _resolve_use(importer: str, wanted: str) -> str | None:
         return None
     base = os.path.dirname(importer) if not importer.startswith("<") else "."
     local = os.path.normpath(os.path.join(base, wanted))
-    if os.path.isfile(local):
+    if _is_file(Path(local)):
         return local
     bundled = specs_dir() / wanted
-    if "/" not in wanted and bundled.is_file():
+    if "/" not in wanted and _is_file(bundled):
         shown = os.path.relpath(bundled)
         return shown if not shown.startswith("..") else os.path.normpath(str(bundled))
     return None

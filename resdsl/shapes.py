@@ -36,10 +36,8 @@ def _feature_map(kind: str, shape: Shape) -> tuple[int, int, int]:
 
 
 def window(size: int, kernel: int, stride: int, padding: int, dilation: int = 1, ceil: bool = False) -> int:
-    span = size + 2 * padding - dilation * (kernel - 1) - 1
-    if span < 0:
-        return 0
-    out = -(-span // stride) + 1 if ceil else span // stride + 1
+    """PyTorch's pooling_output_shape (floor division rounds toward -inf, as its div_rtn)."""
+    out = (size + 2 * padding - dilation * (kernel - 1) - 1 + (stride - 1 if ceil else 0)) // stride + 1
     if ceil and (out - 1) * stride >= size + padding:
         out -= 1
     return out
@@ -129,22 +127,27 @@ class ShortcutPlan:
     stride: int = 1
 
 
-def plan_shortcut(policy: str, x: Shape, y: Shape) -> ShortcutPlan:
+def plan_shortcut(policy: str, x: Shape, y: Shape, stride: int = 1) -> ShortcutPlan:
     """He et al. 2015's options, decided in one place.
+
+    x: the shortcut's input, y: the main path's output, stride: the main
+    path's total stride (the block's stride, as torchvision passes it).
 
     A: zero-pad when the shape changes      B: project when it changes
     C: always project                       D: avg-pool + project (ResNet-D)
     identity: shapes must already match     none: no shortcut at all
+
+    "The shape changes" means stride != 1 or the channels differ, exactly
+    torchvision's `if stride != 1 or inplanes != planes * expansion`.
     """
     if policy == "none":
         return ShortcutPlan("none")
-    same = x == y
-    if same and policy != "C":
-        return ShortcutPlan("identity")
     if len(x) != len(y):
         raise ShapeError("E0401", f"residual add of a {show_shape(y)} main path and a {show_shape(x)} shortcut",
                          help="a residual block cannot turn a feature map into a vector")
-    stride = _shortcut_stride(x, y)
+    _check_stride(x, y, stride)
+    if stride == 1 and x[0] == y[0] and policy != "C":
+        return ShortcutPlan("identity")
     if policy == "identity":
         raise ShapeError("E0401", f"residual add of a {show_shape(y)} main path and a {show_shape(x)} "
                          "shortcut under `shortcut identity`",
@@ -158,16 +161,25 @@ def plan_shortcut(policy: str, x: Shape, y: Shape) -> ShortcutPlan:
     return ShortcutPlan({"B": "projection", "C": "projection", "D": "avgproj"}[policy], stride)
 
 
-def _shortcut_stride(x: Shape, y: Shape) -> int:
-    """The stride s with ceil(H/s) = H' and ceil(W/s) = W' (H/H' when whole)."""
+def _check_stride(x: Shape, y: Shape, stride: int) -> None:
+    """A 1×1 projection (or subsampling) with the main path's stride must give H'×W'."""
     if len(x) == 1:
-        return 1
+        return
     (_, h, w), (_, oh, ow) = x, y
-    for s in dict.fromkeys((h // oh if oh else 0, -(-h // oh) if oh else 0)):
-        if s >= 1 and -(-h // s) == oh and -(-w // s) == ow:
-            return s
-    raise ShapeError("E0407", f"no whole stride takes the shortcut's {h}x{w} to the main path's {oh}x{ow}",
-                     help="the main path must shrink H and W by the same whole factor")
+    if -(-h // stride) != oh or -(-w // stride) != ow:
+        raise ShapeError("E0407", f"the main path turns {h}x{w} into {oh}x{ow} with stride {stride}, but a "
+                         f"stride-{stride} shortcut gives {-(-h // stride)}x{-(-w // stride)}",
+                         help="pad the main path's convs (`p` defaults to k//2) so that only strides "
+                              "change H and W")
+
+
+def main_path_stride(kind: str, attrs: dict[str, Value], shape: Shape | None) -> int:
+    """How much one op subsamples: its stride (a global pool: its whole input)."""
+    if kind == "conv" or kind in ("maxpool", "avgpool") and attrs.get("kernel") is not None:
+        return attrs["stride"]
+    if kind == "avgpool" and shape is not None and len(shape) == 3:
+        return max(shape[1], shape[2])
+    return 1
 
 
 # ---- the graph pass ---------------------------------------------------------------
@@ -202,7 +214,7 @@ def infer_graph(graph, reporter) -> None:
                     data["shape"] = merge_shape(kind, main, x)
                     data["shortcut"] = "identity"
                     continue
-                plan = plan_shortcut(data["policy"], x, main)
+                plan = plan_shortcut(data["policy"], x, main, _stride_between(nodes, pred, inputs))
                 data["shortcut"] = plan.kind
                 data["shape"] = main
                 if plan.kind not in ("identity", "none"):
@@ -218,6 +230,16 @@ def infer_graph(graph, reporter) -> None:
         edge["shape"] = graph.nodes[u].get("shape")
     if inserted:
         _reorder(graph)
+
+
+def _stride_between(nodes, pred, inputs: dict[str, str]) -> int:
+    """Product of the strides on the main path, walked back from the merge to the shortcut's source."""
+    stride, node = 1, inputs["main"]
+    while node != inputs["shortcut"] and node in nodes and nodes[node]["kind"] != "input":
+        data = nodes[node]
+        stride *= main_path_stride(data["kind"], data.get("attrs", {}), data.get("in_shape"))
+        node = next(u for u, edge in pred[node].items() if edge["role"] == "main")
+    return stride
 
 
 def _insert_shortcut(graph, merge: str, source: str, plan: ShortcutPlan, x: Shape, y: Shape) -> None:

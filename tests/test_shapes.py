@@ -19,6 +19,8 @@ def test_floor_formula(size, k, s, p, d, expected):
 def test_ceil_mode_last_window_starts_inside():
     assert window(7, 2, 2, 0, ceil=True) == 4
     assert window(6, 2, 2, 0, ceil=True) == 3
+    assert window(2, 3, 2, 0, ceil=True) == 1  # kernel larger than the input: torch gives 1
+    assert window(2, 3, 2, 0) == 0
 
 
 def test_conv_shape_and_errors():
@@ -41,32 +43,35 @@ def test_fc_needs_a_vector():
     assert e.value.code == "E0405"
 
 
-@pytest.mark.parametrize("policy,x,y,kind,stride", [
-    ("B", (64, 56, 56), (64, 56, 56), "identity", 1),
-    ("B", (64, 56, 56), (256, 56, 56), "projection", 1),
-    ("B", (256, 56, 56), (512, 28, 28), "projection", 2),
-    ("B", (64, 7, 7), (64, 4, 4), "projection", 2),
-    ("A", (16, 32, 32), (32, 16, 16), "zeropad", 2),
-    ("A", (16, 32, 32), (16, 32, 32), "identity", 1),
-    ("C", (16, 32, 32), (16, 32, 32), "projection", 1),
-    ("D", (256, 56, 56), (512, 28, 28), "avgproj", 2),
-    ("D", (64, 56, 56), (256, 56, 56), "avgproj", 1),  # pool slot empty, as in timm
-    ("none", (16, 32, 32), (32, 16, 16), "none", 1),
-    ("B", (64,), (128,), "projection", 1),
+@pytest.mark.parametrize("policy,x,y,stride,kind", [
+    ("B", (64, 56, 56), (64, 56, 56), 1, "identity"),
+    ("B", (64, 56, 56), (256, 56, 56), 1, "projection"),
+    ("B", (256, 56, 56), (512, 28, 28), 2, "projection"),
+    ("B", (64, 7, 7), (64, 4, 4), 2, "projection"),
+    ("B", (8, 1, 4), (8, 1, 2), 2, "projection"),      # non-square maps
+    ("B", (8, 1, 1), (8, 1, 1), 2, "projection"),      # stride != 1: torchvision projects even at 1x1
+    ("B", (8, 9, 9), (8, 3, 3), 3, "projection"),      # the main path's stride, not a guess from 9 -> 3
+    ("A", (16, 32, 32), (32, 16, 16), 2, "zeropad"),
+    ("A", (16, 32, 32), (16, 32, 32), 1, "identity"),
+    ("C", (16, 32, 32), (16, 32, 32), 1, "projection"),
+    ("D", (256, 56, 56), (512, 28, 28), 2, "avgproj"),
+    ("D", (64, 56, 56), (256, 56, 56), 1, "avgproj"),  # pool slot empty, as in timm
+    ("none", (16, 32, 32), (32, 16, 16), 2, "none"),
+    ("B", (64,), (128,), 1, "projection"),
 ])
-def test_plan_shortcut(policy, x, y, kind, stride):
-    plan = plan_shortcut(policy, x, y)
-    assert (plan.kind, plan.stride) == (kind, stride)
+def test_plan_shortcut(policy, x, y, stride, kind):
+    plan = plan_shortcut(policy, x, y, stride)
+    assert (plan.kind, plan.stride) == (kind, stride if kind != "none" else 1)
 
 
-@pytest.mark.parametrize("policy,x,y,code", [
-    ("identity", (16, 32, 32), (32, 16, 16), "E0401"),
-    ("A", (64, 8, 8), (32, 8, 8), "E0401"),
-    ("B", (64, 8, 8), (64, 5, 5), "E0407"),
-    ("B", (64, 8, 8), (64, 16, 16), "E0407"),
-    ("B", (64, 8, 8), (64,), "E0401"),
+@pytest.mark.parametrize("policy,x,y,stride,code", [
+    ("identity", (16, 32, 32), (32, 16, 16), 2, "E0401"),
+    ("A", (64, 8, 8), (32, 8, 8), 1, "E0401"),
+    ("B", (64, 8, 8), (64, 6, 6), 1, "E0407"),   # an unpadded conv shrank H and W
+    ("B", (64, 8, 8), (64, 4, 4), 3, "E0407"),
+    ("B", (64, 8, 8), (64,), 1, "E0401"),
 ])
-def test_plan_shortcut_refuses(policy, x, y, code):
+def test_plan_shortcut_refuses(policy, x, y, stride, code):
     with pytest.raises(ShapeError) as e:
-        plan_shortcut(policy, x, y)
+        plan_shortcut(policy, x, y, stride)
     assert e.value.code == code

@@ -1,0 +1,478 @@
+"""Hypothesis strategies for .res sources.
+
+`networks()` draws a random *valid* residual network and renders it as .res
+text, together with a `NetworkSpec` describing what was drawn and the shapes
+the generator itself computed (with PyTorch's floor formula, independently of
+resdsl.shapes). Validity is built in, not filtered: every spatial size stays
+>= 1, groups divide the channels they split, and wherever the effective
+shortcut policy is A no block shrinks channels.
+
+`invalid_networks()` draws a network with exactly one deliberate mistake and
+the error code resdsl must report for it.
+
+`mutated_sources()` takes valid sources and damages them (character and token
+edits, random characters, keywords, brackets, huge numbers, truncation) for
+robustness tests.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from hypothesis import strategies as st
+
+Shape = tuple[int, ...]
+
+POLICIES = ("A", "B", "C", "D")
+MIN_HW, MAX_HW = 8, 64
+MIN_WIDTH, MAX_WIDTH = 4, 64
+
+
+# ---- shape arithmetic (PyTorch's formulas, written out again on purpose) -------------
+
+def conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
+    """floor((size + 2p - d(k-1) - 1) / s) + 1; 0 when the window does not fit."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    return span // stride + 1 if span >= 0 else 0
+
+
+def pool_out(size: int, kernel: int, stride: int, padding: int, ceil: bool = False) -> int:
+    """torch.nn.MaxPool2d / AvgPool2d output size (ATen's pooling_output_shape), ceil_mode included.
+
+    In ceil mode a window may hang over the end, so a 2x2 map pooled with k3 s2 gives 1x1.
+    """
+    span = size + 2 * padding - (kernel - 1) - 1 + (stride - 1 if ceil else 0)
+    out = span // stride + 1  # floor division, like ATen's div_rtn
+    if ceil and (out - 1) * stride >= size + padding:  # the last window must start inside the padded input
+        out -= 1
+    return max(out, 0)
+
+
+def _divisors(n: int, limit: int = 8) -> list[int]:
+    return [d for d in range(1, min(n, limit) + 1) if n % d == 0]
+
+
+# ---- the description ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage `label: block(width, ...) xN [s2] [shortcut X]` and the shapes it maps."""
+
+    name: str                 # its graph path: the label, or layer<i> when unlabelled
+    kind: str                 # "basic" | "bottleneck" | "custom"
+    block: str                # the block called: basic, bottleneck, bottleneck_v1 or custom<i>
+    width: int
+    repeats: int
+    stride: int
+    groups: int               # groups of the strided k×k conv (1 for basic)
+    kernel: int               # kernel of the k×k conv
+    dilation: int
+    expansion: int            # output channels = width * expansion
+    shortcut: str | None      # stage-level `shortcut X`, None when the stage inherits
+    policy: str               # the effective policy of the stage's residual adds
+    in_shape: Shape
+    out_shape: Shape
+    # rendering details
+    label: str | None = None
+    base_width: int = 64
+    se_ratio: int = 0
+    preact: bool = False      # custom blocks only: BN-ReLU-conv, nothing after the add
+    post_relu: bool = True
+    style: tuple = ()         # syntax choices: ("x_space", "stride_kw", "g_short", "shortcut_first", ...)
+
+    @property
+    def out_channels(self) -> int:
+        return self.width * self.expansion
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """What `networks()` generated. `source` is the .res text."""
+
+    name: str
+    input_shape: Shape
+    stem_width: int
+    stem_kernel: int
+    stem_stride: int
+    stem_padding: int | None  # None: the default kernel//2
+    stem_pool: tuple[int, int, int, bool] | None  # (kernel, stride, padding, ceil) of a maxpool
+    stem_shape: Shape
+    stages: tuple[Stage, ...]
+    policy: str
+    classes: int
+    classes_param: bool = False  # `network n(classes = N)`, so loads(..., classes=K) overrides it
+    explicit_policy: bool = True  # False: no `shortcut` line; the default policy is B
+    style: tuple = ()
+    source: str = field(default="", repr=False)
+
+    def stage(self, name: str) -> Stage:
+        return next(s for s in self.stages if s.name == name)
+
+
+# ---- rendering --------------------------------------------------------------------------
+
+def _custom_block(stage: Stage) -> str:
+    k = f"k{stage.kernel}" + (f" d{stage.dilation}" if stage.dilation != 1 else "")
+    expand = f"width * {stage.expansion}" if stage.expansion != 1 else "width"
+    se = [f"        se {stage.se_ratio}"] if stage.se_ratio else []
+    if stage.preact:
+        body = [f"        bn -> relu -> conv width {k} s=stride g=groups",
+                f"        bn -> relu -> conv {expand} k1"] + se
+        tail = []
+    else:
+        body = [f"        conv width {k} s=stride g=groups -> bn -> relu",
+                f"        conv {expand} k1 -> bn"] + se
+        tail = ["    relu"] if stage.post_relu else []
+    return "\n".join([f"block {stage.block}(width, stride = 1, groups = 1) {{", "    residual {", *body, "    }",
+                      *tail, "}"])
+
+
+def _stage_line(stage: Stage) -> str:
+    args = [str(stage.width)]
+    if stage.kind == "bottleneck":
+        if stage.groups != 1:
+            args.append(("g=" if "g_short" in stage.style else "groups=") + str(stage.groups))
+        if stage.base_width != 64:
+            args.append(f"base_width={stage.base_width}")
+        if stage.expansion != 4:
+            args.append(f"expansion={stage.expansion}")
+        if stage.se_ratio:
+            args.append(f"se_ratio={stage.se_ratio}")
+    elif stage.kind == "custom" and stage.groups != 1:
+        args.append(("g=" if "g_short" in stage.style else "groups=") + str(stage.groups))
+    call = f"{stage.block}({', '.join(args)})"
+    repeat = f"x {stage.repeats}" if "x_space" in stage.style else f"x{stage.repeats}"
+    options = []
+    if stage.stride != 1 or "explicit_s1" in stage.style:
+        options.append(f"stride={stage.stride}" if "stride_kw" in stage.style else f"s{stage.stride}")
+    if stage.shortcut is not None:
+        sc = f"shortcut {stage.shortcut}"
+        options = [sc] + options if "shortcut_first" in stage.style else options + [sc]
+    label = f"{stage.label}: " if stage.label else ""
+    return f"    {label}{call} {' '.join([repeat] + options)}"
+
+
+def render(spec: NetworkSpec) -> str:
+    """The .res text of `spec` (its `source` field is ignored)."""
+    lines = []
+    if any(s.kind in ("basic", "bottleneck") for s in spec.stages):
+        lines += ['use "blocks.res"', ""]
+    for stage in spec.stages:
+        if stage.kind == "custom":
+            lines += [_custom_block(stage), ""]
+    header = f"network {spec.name}"
+    if spec.classes_param:
+        header += f"(classes = {spec.classes}, policy = {spec.policy})"
+    lines.append(header + " {")
+    c, h, w = spec.input_shape
+    lines.append(f"    input {c} x {h} x {w}" if "spaced_input" in spec.style else f"    input {c}x{h}x{w}")
+    if spec.explicit_policy:
+        lines.append("    shortcut policy" if spec.classes_param else f"    shortcut {spec.policy}")
+    stem = f"conv {spec.stem_width} k{spec.stem_kernel}"
+    if spec.stem_stride != 1:
+        stem += f" s{spec.stem_stride}"
+    if spec.stem_padding is not None:
+        stem += f" p={spec.stem_padding}" if "p_kw" in spec.style else f" p{spec.stem_padding}"
+    stem += " -> bn -> relu"
+    if spec.stem_pool is not None:
+        k, s, p, ceil = spec.stem_pool
+        stem += f" -> maxpool k{k} s{s} p{p}" + (" ceil" if ceil else "")
+    if "no_sections" in spec.style:
+        lines.append("    " + stem)
+    else:
+        lines += ["    stem {", "        " + stem, "    }"]
+    lines += [_stage_line(stage) for stage in spec.stages]
+    classes = "classes" if spec.classes_param else str(spec.classes)
+    head = {"plain": f"avgpool -> fc {classes}",
+            "flatten": f"avgpool -> flatten -> fc {classes}",
+            "dropout": f"avgpool -> dropout 0.2 -> fc {classes}",
+            "nobias": f"avgpool -> fc {classes} bias=false"}[next(
+                (x for x in ("flatten", "dropout", "nobias") if x in spec.style), "plain")]
+    if "no_sections" in spec.style:
+        lines.append("    " + head)
+    elif "wrapped_head" in spec.style:
+        lines += ["    head {", "        avgpool", f"            -> {head.split(' -> ', 1)[1]}", "    }"]
+    else:
+        lines += ["    head {", "        " + head, "    }"]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+# ---- valid networks ---------------------------------------------------------------------
+
+def _block_output(shape: Shape, out_channels: int, stride: int, kernel: int, dilation: int) -> Shape:
+    """Shape after one block whose strided conv has `kernel`, `dilation` and default padding."""
+    _, h, w = shape
+    pad = kernel // 2 * dilation
+    return (out_channels, conv_out(h, kernel, stride, pad, dilation), conv_out(w, kernel, stride, pad, dilation))
+
+
+@st.composite
+def _stem(draw, shape: Shape):
+    c, h, w = shape
+    width = draw(st.integers(MIN_WIDTH, MAX_WIDTH))
+    kernel = draw(st.sampled_from([1, 2, 3, 3, 5, 7]))
+    stride = draw(st.sampled_from([1, 1, 2]))
+    padding = draw(st.none() | st.integers(0, kernel // 2 + 1))
+    p = kernel // 2 if padding is None else padding
+    oh, ow = conv_out(h, kernel, stride, p), conv_out(w, kernel, stride, p)
+    if min(oh, ow) < 1:  # the draw does not fit: a 3×3 'same' conv always does
+        kernel, stride, padding = 3, 1, None
+        oh, ow = h, w
+    pool = None
+    if draw(st.booleans()):
+        k = draw(st.sampled_from([2, 3]))
+        s = draw(st.sampled_from([1, 2]))
+        pp = draw(st.integers(0, k // 2))
+        ceil = draw(st.booleans())
+        ph, pw = pool_out(oh, k, s, pp, ceil), pool_out(ow, k, s, pp, ceil)
+        if min(ph, pw) >= 1:
+            pool, oh, ow = (k, s, pp, ceil), ph, pw
+    return width, kernel, stride, padding, pool, (width, oh, ow)
+
+
+@st.composite
+def _stage(draw, index: int, in_shape: Shape, network_policy: str, allow_special: bool):
+    cin = in_shape[0]
+    kind = draw(st.sampled_from(["basic", "bottleneck", "custom"]))
+    shortcut = draw(st.sampled_from([None, None, None, *POLICIES] + (["identity", "none"] if allow_special else [])))
+    policy = shortcut or network_policy
+    stride = draw(st.sampled_from([1, 1, 2, 2, 3]))
+    repeats = draw(st.integers(1, 3))
+    style = tuple(s for s in ("x_space", "stride_kw", "g_short", "shortcut_first", "explicit_s1")
+                  if draw(st.booleans()))
+
+    expansion = {"basic": 1, "bottleneck": draw(st.sampled_from([4, 4, 2, 1])),
+                 "custom": draw(st.sampled_from([1, 1, 2]))}[kind]
+    # Under A a block may add channels but never drop them; under `identity`
+    # the first block must keep the shape exactly.
+    if policy == "identity":
+        if cin % expansion or not MIN_WIDTH <= cin // expansion:
+            shortcut = policy = "B"
+        else:
+            stride = 1
+            width = cin // expansion
+    if policy != "identity":
+        low = max(MIN_WIDTH, -(-cin // expansion)) if policy == "A" else MIN_WIDTH
+        width = draw(st.integers(low, max(low, MAX_WIDTH)))
+
+    groups, kernel, dilation, base_width, se_ratio = 1, 3, 1, 64, 0
+    preact, post_relu = False, True
+    block = kind
+    if kind == "bottleneck":
+        base_width = draw(st.sampled_from([64, 64, 32, 128]))
+        if width * base_width % 64:
+            base_width = 64
+        groups = draw(st.sampled_from([1, 1, 2, 4]))
+        if draw(st.booleans()):
+            block = "bottleneck_v1"  # the library alias: stride on the first 1×1
+        ratio = draw(st.sampled_from([0, 0, 2, 4]))
+        if ratio and width * expansion % ratio == 0:
+            se_ratio = ratio
+    elif kind == "custom":
+        block = f"custom{index}"
+        kernel = draw(st.sampled_from([1, 3, 3, 5]))
+        dilation = draw(st.sampled_from([1, 1, 2])) if kernel > 1 else 1
+        groups = draw(st.sampled_from(_divisors(math.gcd(cin, width))))
+        preact = draw(st.booleans())
+        post_relu = draw(st.booleans())
+        ratio = draw(st.sampled_from([0, 0, 2, 4]))
+        if ratio and width * expansion % ratio == 0:
+            se_ratio = ratio
+    out_shape = _block_output(in_shape, width * expansion, stride, kernel, dilation)
+    return Stage(name="", kind=kind, block=block, width=width, repeats=repeats, stride=stride, groups=groups,
+                 kernel=kernel, dilation=dilation, expansion=expansion, shortcut=shortcut, policy=policy,
+                 in_shape=in_shape, out_shape=out_shape, base_width=base_width, se_ratio=se_ratio, preact=preact,
+                 post_relu=post_relu, style=style)
+
+
+@st.composite
+def networks(draw, policies=POLICIES, square: bool | None = None, max_stages: int = 4,
+             allow_special: bool = True) -> NetworkSpec:
+    """A valid network and its description. `square=True` keeps H == W."""
+    policy = draw(st.sampled_from(policies))
+    c = draw(st.sampled_from([1, 3, 3, 4]))
+    h = draw(st.integers(MIN_HW, MAX_HW))
+    is_square = draw(st.booleans() | st.just(True)) if square is None else square
+    w = h if is_square else draw(st.integers(MIN_HW, MAX_HW))
+    stem_width, kernel, stride, padding, pool, shape = draw(_stem((c, h, w)))
+    stem_shape = shape
+
+    n = draw(st.integers(1, max_stages))
+    labels = draw(st.sampled_from(["auto", "layer", "named"]))
+    stages = []
+    for i in range(n):
+        stage = draw(_stage(i, shape, policy, allow_special))
+        label = {"auto": None, "layer": f"layer{i + 1}", "named": f"stage_{chr(97 + i)}"}[labels]
+        stages.append(replace(stage, name=label or f"layer{i + 1}", label=label))
+        shape = stage.out_shape
+
+    style = tuple(s for s in ("spaced_input", "p_kw", "no_sections", "wrapped_head") if draw(st.booleans()))
+    style += (draw(st.sampled_from(["plain", "plain", "flatten", "dropout", "nobias"])),)
+    explicit_policy = policy != "B" or draw(st.booleans())
+    spec = NetworkSpec(name=draw(st.sampled_from(["net", "gen", "resnet_x", "n0"])), input_shape=(c, h, w),
+                       stem_width=stem_width, stem_kernel=kernel, stem_stride=stride, stem_padding=padding,
+                       stem_pool=pool, stem_shape=stem_shape, stages=tuple(stages), policy=policy,
+                       classes=draw(st.integers(1, 100)), classes_param=draw(st.booleans()),
+                       explicit_policy=explicit_policy, style=style)
+    return replace(spec, source=render(spec))
+
+
+# ---- deliberately invalid networks ------------------------------------------------------
+
+@st.composite
+def invalid_networks(draw) -> tuple[str, str, NetworkSpec]:
+    """(source, the error code resdsl must report, the spec before the mistake)."""
+    spec = draw(networks(square=True, allow_special=False))
+    mistake = draw(st.sampled_from(["shrink_under_A", "groups", "stem_too_small", "identity_mismatch"]))
+    stages = list(spec.stages)
+    first = stages[0]
+    if mistake == "shrink_under_A":
+        # a first stage that drops channels below the stem's under policy A
+        cin = first.in_shape[0]
+        if cin <= MIN_WIDTH:
+            spec = replace(spec, stem_width=MIN_WIDTH + 4)
+            cin = MIN_WIDTH + 4
+            first = replace(first, in_shape=(cin,) + first.in_shape[1:])
+        stages[0] = replace(first, kind="basic", block="basic", width=draw(st.integers(MIN_WIDTH, cin - 1)),
+                            expansion=1, groups=1, shortcut="A", policy="A", se_ratio=0, base_width=64)
+        code = "E0401"
+    elif mistake == "groups":
+        # a custom block whose grouped conv splits channels unevenly
+        cin = first.in_shape[0]
+        bad = next(g for g in range(2, 70) if cin % g)
+        stages[0] = replace(first, kind="custom", block="custom0", groups=bad, kernel=3, dilation=1, se_ratio=0,
+                            width=bad * draw(st.integers(1, 4)))
+        code = "E0402"
+    elif mistake == "stem_too_small":
+        # a stem kernel larger than the padded input
+        h = spec.input_shape[1]
+        spec = replace(spec, stem_kernel=h + 3, stem_padding=0, stem_stride=1)
+        code = "E0403"
+    else:
+        # `shortcut identity` on a stage that changes the shape
+        stages[0] = replace(first, kind="basic", block="basic", width=first.in_shape[0] + 4, expansion=1,
+                            groups=1, se_ratio=0, base_width=64, shortcut="identity", policy="identity",
+                            stride=draw(st.sampled_from([1, 2])))
+        code = "E0401"
+    spec = replace(spec, stages=tuple(stages))
+    return render(spec), code, spec
+
+
+# ---- mutations --------------------------------------------------------------------------
+
+_TOKEN = re.compile(r'[A-Za-z_][A-Za-z0-9_]*|[0-9]+(?:x[0-9]+)*|->|==|!=|<=|>=|//|"[^"\n]*"|\s+|.', re.S)
+
+KEYWORDS = [
+    "use", "block", "network", "input", "shortcut", "residual", "dense", "stem", "head", "if", "else", "x",
+    "true", "false", "not", "and", "or", "->", "=", ",", ":", "#", "\\\n", "\n", "\r\n", "\r", "\t", '"',
+    'use "blocks.res"', 'use "resnet.res"', 'use "missing.res"', 'use ""', 'use "../specs/blocks.res"',
+    'use "' + "a" * 300 + '.res"', 'use "specs"', 'use "."',
+    "residual {", "dense {", "stem {", "head {", "block b(w) { conv w k3 }", "network m { input 3x8x8 }",
+    "input 3x8x8", "input 0x0x0", "input 3x8", "input 3 x 8 x 8 x 8", "shortcut A", "shortcut identity",
+    "shortcut none", "shortcut Z", "basic(8)", "bottleneck(4) x2 s2", "x3", "x0", "s2", "k3", "p1", "d2",
+    "g3", "g=3", "k4096", "k4097", "s4097", "x100001", "stride=", "conv", "conv 8", "bn", "relu", "maxpool", "avgpool k3", "fc", "fc 10", "se",
+    "se 3", "flatten", "dropout 2.0", "identity", "zeropad", "A", "B", "C", "D", "None", "classes", "width",
+    "stride", "groups", "[1, 2][5]", "1 / 0", "7 / 2", "3 // 0", "1.5", "1e400", "-1", "not 3", "[]", "[,]",
+]
+HUGE_NUMBERS = [
+    "0", "-1", "00", "2147483647", "2147483648", "9223372036854775807", "9223372036854775808",
+    "1" + "0" * 40, "9" * 41, "9" * 400, "1e308", "1e309", "4096", "4097", "100001", "1000000",
+    "0.5", "3.0", "1" + "0" * 500,
+]
+BRACKETS = ["(", ")", "[", "]", "{", "}", "{}", "()", "[]"]
+
+
+def _deep(n: int) -> list[str]:
+    return ["(" * n + "1" + ")" * n, "[" * n, "{" * n, "(" * n, "1" + "+1" * n, "-" * n + "1",
+            "not " * n + "true", "a" * n]
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text)
+
+
+@st.composite
+def mutate(draw, text: str) -> str:
+    """Apply 1–4 random damaging edits to `text`."""
+    for _ in range(draw(st.integers(1, 4))):
+        n = len(text)
+        op = draw(st.sampled_from([
+            "delete_chars", "duplicate_chars", "swap_chars", "delete_token", "duplicate_token", "swap_tokens",
+            "insert_chars", "insert_bytes", "insert_keyword", "insert_bracket", "replace_number", "insert_deep",
+            "truncate", "replace_token",
+        ]))
+        i = draw(st.integers(0, n))
+        if op == "delete_chars":
+            j = draw(st.integers(i, min(n, i + 12)))
+            text = text[:i] + text[j:]
+        elif op == "duplicate_chars":
+            j = draw(st.integers(i, min(n, i + 40)))
+            text = text[:j] + text[i:j] * draw(st.integers(1, 3)) + text[j:]
+        elif op == "swap_chars" and n >= 2:
+            a, b = sorted((min(i, n - 1), draw(st.integers(0, n - 1))))
+            text = text[:a] + text[b] + text[a + 1:b] + text[a] + text[b + 1:]
+        elif op in ("delete_token", "duplicate_token", "swap_tokens", "replace_token"):
+            tokens = _tokens(text)
+            if not tokens:
+                continue
+            t = draw(st.integers(0, len(tokens) - 1))
+            if op == "delete_token":
+                del tokens[t]
+            elif op == "duplicate_token":
+                tokens.insert(t, tokens[t])
+            elif op == "swap_tokens":
+                u = draw(st.integers(0, len(tokens) - 1))
+                tokens[t], tokens[u] = tokens[u], tokens[t]
+            else:
+                tokens[t] = draw(st.sampled_from(KEYWORDS + HUGE_NUMBERS))
+            text = "".join(tokens)
+        elif op == "insert_chars":
+            text = text[:i] + draw(st.text(min_size=1, max_size=6)) + text[i:]
+        elif op == "insert_bytes":
+            raw = draw(st.binary(min_size=1, max_size=6))
+            text = text[:i] + raw.decode("latin-1") + text[i:]
+        elif op == "insert_keyword":
+            word = draw(st.sampled_from(KEYWORDS))
+            text = text[:i] + draw(st.sampled_from([" ", "", "\n"])) + word + " " + text[i:]
+        elif op == "insert_bracket":
+            text = text[:i] + draw(st.sampled_from(BRACKETS)) * draw(st.integers(1, 3)) + text[i:]
+        elif op == "replace_number":
+            numbers = list(re.finditer(r"[0-9]+", text))
+            if not numbers:
+                continue
+            m = numbers[draw(st.integers(0, len(numbers) - 1))]
+            new = draw(st.sampled_from(HUGE_NUMBERS) | st.integers(0, 300).map(str))
+            text = text[:m.start()] + new + text[m.end():]
+        elif op == "insert_deep":
+            depth = draw(st.sampled_from([10, 63, 64, 65, 200, 3000]))
+            text = text[:i] + draw(st.sampled_from(_deep(depth))) + text[i:]
+        elif op == "truncate":
+            text = text[:i]
+    return text
+
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+
+def bundled_sources() -> st.SearchStrategy[str]:
+    """The texts of the bundled specs (they use more of the language: if/else, dense, aliases)."""
+    texts = sorted(p.read_text(encoding="utf-8") for p in SPECS.glob("*.res"))
+    return st.sampled_from(texts) if texts else st.nothing()
+
+
+def mutated_sources(sources=None) -> st.SearchStrategy[str]:
+    """Damaged versions of valid sources.
+
+    `sources`: a strategy of .res texts, one text, or None for generated
+    networks (mostly) and the bundled specs.
+    """
+    if sources is None:
+        generated = networks().map(lambda spec: spec.source)
+        sources = st.one_of(generated, generated, bundled_sources())
+    elif isinstance(sources, str):
+        sources = st.just(sources)
+    return sources.flatmap(mutate)
