@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .graph import OpGraph
 from .shapes import Shape, se_hidden
 from .values import Value
 
@@ -51,10 +52,10 @@ class PartCost:
     inserted_macs: int
 
 
-def annotate(graph) -> tuple[int, int]:
+def annotate(graph: OpGraph) -> tuple[int, int]:
     """Write `params` and `macs` on every node; return the network totals."""
     total_params = total_macs = 0
-    for _, data in graph.nodes(data=True):
+    for data in graph.nodes.values():
         x, y = data.get("in_shape"), data.get("shape")
         c = cost(data["kind"], data.get("attrs", {}), x, y) if x is not None and y is not None else Cost(0, 0)
         data["params"], data["macs"] = c.params, c.macs
@@ -63,10 +64,10 @@ def annotate(graph) -> tuple[int, int]:
     return total_params, total_macs
 
 
-def parts(graph) -> list[PartCost]:
+def parts(graph: OpGraph) -> list[PartCost]:
     """Costs per part in network order: stem, each stage, head."""
     rows: dict[str, list] = {}
-    for _, data in graph.nodes(data=True):
+    for data in graph.nodes.values():
         part = data["part"]
         if part == "input":
             continue

@@ -1,4 +1,4 @@
-"""AST -> networkx graph: evaluate parameters, expand blocks and stages, name every op.
+"""AST -> op graph: evaluate parameters, expand blocks and stages, name every op.
 
 The graph has one node per op (plus `input` and one node per residual merge);
 edges carry tensors in program order. Shapes are not known here: shapes.py
@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import networkx as nx
-
 from . import syntax as ast
 from .errors import Reporter, Span
+from .graph import OpGraph
 from .ops import OPS, BoundArg, bind
 from .values import POLICIES, EvalError, Symbol, Value, as_bool, as_int, evaluate, show, suggest, type_name
 
@@ -49,7 +48,7 @@ class Elaboration:
     """The output of this stage: the graph before shape inference."""
 
     name: str
-    graph: nx.DiGraph
+    graph: OpGraph
     output: str
     parameters: dict[str, Value]
     stages: tuple[StageInfo, ...]
@@ -122,7 +121,7 @@ class _Elaborator:
     def __init__(self, library, reporter: Reporter):
         self.library = library
         self.reporter = reporter
-        self.graph = nx.DiGraph()
+        self.graph = OpGraph()
         self.symbols = frozenset(name for name, d in library.definitions.items() if d.kind == "block")
         self.stages: list[StageInfo] = []
         self.part = "stem"
@@ -141,7 +140,7 @@ class _Elaborator:
         return evaluate(expr, ctx.env, self.symbols)
 
     def add_node(self, node: str, ctx: Context, kind: str, span: Span, source: str | None, **attrs) -> str:
-        if self.graph.number_of_nodes() >= MAX_NODES:
+        if len(self.graph) >= MAX_NODES:
             raise _TooLarge
         self.seq += 1
         self.graph.add_node(node, kind=kind, span=span, trace=ctx.trace, stage=ctx.stage, block=ctx.block,

@@ -8,15 +8,15 @@ from __future__ import annotations
 import gc
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
-
-import networkx as nx
 
 from . import syntax as ast
 from .analysis import PartCost, annotate, parts
 from .elaborate import StageInfo, elaborate
 from .errors import Reporter, Span, SpecError
+from .graph import OpGraph
 from .library import UsageError, find_spec, read_library
 from .parse import decode, parse_expression
 from .shapes import Shape, infer_graph, show_shape
@@ -25,10 +25,17 @@ from .values import EvalError, Symbol, Value, evaluate, show
 
 @dataclass(frozen=True, eq=False)
 class Network:
-    """A checked network: the graph with shapes and costs, and its totals."""
+    """A checked network: the graph with shapes and costs, and its totals.
+
+    `graph` is a networkx.DiGraph, one node per op (and `input`, and one per
+    residual merge), in execution order. Node attributes: kind, attrs, shape,
+    in_shape, params, macs, span, trace, stage, block, block_type, part,
+    inserted (and merge, for an inserted shortcut op); merge nodes also carry
+    policy and shortcut. Edges carry role ("main" / "shortcut") and shape.
+    """
 
     name: str
-    graph: nx.DiGraph = field(repr=False)
+    ops: OpGraph = field(repr=False)
     input_shape: Shape
     output_shape: Shape
     params: int
@@ -39,6 +46,11 @@ class Network:
     path: str = field(repr=False)
     sources: dict[str, str] = field(repr=False)
 
+    @cached_property
+    def graph(self):
+        """The networkx.DiGraph, built on first use (check and summary never need networkx)."""
+        return self.ops.to_networkx()
+
     @property
     def flops(self) -> int:
         return 2 * self.macs
@@ -46,9 +58,9 @@ class Network:
     def projections(self) -> list[dict[str, Any]]:
         """The shortcuts resdsl inserted: one entry per merge, with their cost."""
         found: dict[str, dict[str, Any]] = {}
-        for node, data in self.graph.nodes(data=True):
+        for node, data in self.ops.nodes.items():
             if data["inserted"]:
-                merge = self.graph.nodes[data["merge"]]
+                merge = self.ops.nodes[data["merge"]]
                 entry = found.setdefault(data["merge"], {
                     "merge": data["merge"], "kind": merge["shortcut"], "part": data["part"],
                     "from": show_shape(data["in_shape"]),
@@ -133,7 +145,7 @@ def _pipeline(text, path, network, input_shape, params, reporter: Reporter) -> N
     reporter.raise_if_failed()
     total_params, total_macs = annotate(graph)
     output = graph.nodes[elaboration.output]
-    return Network(name=name, graph=graph, input_shape=graph.nodes["input"]["shape"], output_shape=output["shape"],
+    return Network(name=name, ops=graph, input_shape=graph.nodes["input"]["shape"], output_shape=output["shape"],
                    params=total_params, macs=total_macs, parameters=elaboration.parameters,
                    stages=elaboration.stages, parts=tuple(parts(graph)), path=path, sources=dict(reporter.sources))
 

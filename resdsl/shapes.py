@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .graph import OpGraph
 from .values import Value
 
 Shape = tuple[int, ...]
@@ -184,7 +185,7 @@ def main_path_stride(kind: str, attrs: dict[str, Value], shape: Shape | None) ->
 
 # ---- the graph pass ---------------------------------------------------------------
 
-def infer_graph(graph, reporter) -> None:
+def infer_graph(graph: OpGraph, reporter) -> None:
     """Give every node `in_shape` and `shape`; apply each merge's shortcut plan.
 
     Nodes are visited in creation order, which is topological. A node whose
@@ -192,8 +193,7 @@ def infer_graph(graph, reporter) -> None:
     reported once, not at every op after it.
     """
     inserted = False
-    nodes = dict(graph.nodes(data=True))  # plain dicts: much faster lookups than the views
-    pred = graph.pred
+    nodes, pred = graph.nodes, graph.pred
     for node, data in list(nodes.items()):
         kind = data["kind"]
         if kind == "input":
@@ -226,10 +226,10 @@ def infer_graph(graph, reporter) -> None:
             detail = f"input {show_shape(main)}" if kind not in ("add", "concat") else None
             reporter.error(exc.code, exc.message, data["span"], help=exc.help, trace=data["trace"],
                            notes=(detail,) if detail else ())
-    for u, _, edge in graph.edges(data=True):  # edges carry the tensor's shape
-        edge["shape"] = graph.nodes[u].get("shape")
-    if inserted:
-        _reorder(graph)
+    for u, _, edge in graph.edges():  # edges carry the tensor's shape
+        edge["shape"] = nodes[u].get("shape")
+    if inserted:  # put each inserted shortcut just before its merge
+        graph.reorder(key=lambda data: data["seq"])
 
 
 def _stride_between(nodes, pred, inputs: dict[str, str]) -> int:
@@ -242,7 +242,7 @@ def _stride_between(nodes, pred, inputs: dict[str, str]) -> int:
     return stride
 
 
-def _insert_shortcut(graph, merge: str, source: str, plan: ShortcutPlan, x: Shape, y: Shape) -> None:
+def _insert_shortcut(graph: OpGraph, merge: str, source: str, plan: ShortcutPlan, x: Shape, y: Shape) -> None:
     """Put the planned shortcut ops on the edge source -> merge, named like torchvision's `downsample`."""
     m = graph.nodes[merge]
     name = m["shortcut_name"]
@@ -275,15 +275,3 @@ def _insert_shortcut(graph, merge: str, source: str, plan: ShortcutPlan, x: Shap
     if shape != y:  # pragma: no cover - plan_shortcut chose the stride so that this holds
         raise ShapeError("E0407", f"shortcut gives {show_shape(shape)}, main path {show_shape(y)}")
     graph.add_edge(previous, merge, role="shortcut")
-
-
-def _reorder(graph) -> None:
-    """Rebuild node order by `seq`, so iteration stays topological after insertions."""
-    # networkx iterates nodes in the order of its node dict; rebuilding that dict
-    # alone keeps every attribute and edge object and costs O(n), where removing
-    # and re-adding thousands of nodes through the public API costs 20x more.
-    # The dict is refilled in place, so views that networkx caches stay valid.
-    nodes = graph._node
-    ordered = sorted(nodes.items(), key=lambda item: item[1]["seq"])
-    nodes.clear()
-    nodes.update(ordered)

@@ -71,9 +71,10 @@ def test_unknown_parameter_is_a_located_spec_error(capsys):
     assert "E0203" in err and "did you mean `classes`" in err
 
 
-def test_check_and_summary_never_import_torch_or_graphviz():
+def test_check_and_summary_never_import_torch_graphviz_or_networkx():
+    # networkx alone costs more start-up time than checking resnet152 does; Network.graph builds it lazily
     code = ("import sys; from resdsl.cli import main; main(['check', 'resnet50']); main(['summary', 'resnet50']);"
-            "bad = [m for m in ('torch', 'graphviz', 'torchvision') if m in sys.modules]; print(bad)")
+            "bad = [m for m in ('torch', 'graphviz', 'torchvision', 'networkx') if m in sys.modules]; print(bad)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"

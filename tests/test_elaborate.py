@@ -230,3 +230,12 @@ def test_else_on_its_own_line_and_parenthesised_repeat():
     net = resdsl.loads("block a(w, stride=1) { conv w k3 s=stride }\n"
                        "network n(k = 1) { input 3x8x8\n if k > 1 { relu }\n else { a(3) x(k + 1) } }")
     assert [s.repeats for s in net.stages] == [2]
+
+
+def test_network_graph_is_a_networkx_digraph_built_on_demand():
+    import networkx as nx
+    net = resdsl.load("resnet18")
+    assert isinstance(net.graph, nx.DiGraph)
+    assert net.graph is net.graph  # built once
+    assert list(net.graph) == list(net.ops.nodes)
+    assert net.graph.number_of_edges() == sum(1 for _ in net.ops.edges())
