@@ -20,12 +20,12 @@ from . import syntax as ast
 from .errors import Reporter, Span
 from .graph import OpGraph
 from .ops import OPS, BoundArg, bind
+from .scope import Context, Scope
 from .values import POLICIES, EvalError, Symbol, Value, as_bool, as_int, evaluate, show, suggest, type_name
 
 MAX_NODES = 250_000  # 3x a 10,000-block network; reached in about a second
 MAX_DEPTH = 48
 MAX_REPEAT = 100_000
-NUMBERED_KINDS = ("conv", "bn")
 SHORTHANDS = {"s": "stride", "g": "groups", "k": "kernel", "d": "dilation", "p": "padding"}
 
 
@@ -53,63 +53,6 @@ class Elaboration:
     parameters: dict[str, Value]
     stages: tuple[StageInfo, ...]
     span: Span
-
-
-@dataclass(frozen=True)
-class Context:
-    env: dict[str, Value]
-    policy: str = "B"
-    trace: tuple[tuple[Span, str], ...] = ()
-    calls: tuple[str, ...] = ()
-    stage: str | None = None
-    block: str | None = None
-    block_type: str | None = None
-    section: str | None = None
-    env_key: object = None  # a hashable stand-in for `env`, for memoising ops
-
-    @staticmethod
-    def key_of(env: dict[str, Value]) -> object:
-        try:
-            key = tuple(env.items())
-            hash(key)
-            return key
-        except TypeError:  # pragma: no cover - every value of the language is hashable
-            return object()
-
-
-class Scope:
-    """Hands out the names of one module level (a network, a block instance, a group)."""
-
-    def __init__(self, prefix: str, indexed: bool = False):
-        self.prefix, self.indexed = prefix, indexed
-        self.counts: dict[str, int] = {}
-        self.taken: dict[str, Span | None] = {}
-        self.index = 0
-        self.stages = 0
-        self.duplicates: list[tuple[str, Span, Span | None]] = []
-
-    def claim(self, label: str | None, kind: str, span: Span, module: bool = True) -> str:
-        """A fresh name: `label` if given and free, else an automatic one.
-
-        A label already used is recorded in `duplicates` (label, span, first use) and an
-        automatic name is handed out instead, so elaboration can go on.
-        """
-        if label is not None:
-            if label not in self.taken:
-                self.taken[label] = span
-                return self.prefix + label
-            self.duplicates.append((label, span, self.taken[label]))
-            kind = label
-        while True:
-            if self.indexed and module:
-                name = str(self.index)
-                self.index += 1
-            else:
-                n = self.counts[kind] = self.counts.get(kind, 0) + 1
-                name = f"{kind}{n}" if kind in NUMBERED_KINDS or n > 1 else kind
-            if name not in self.taken:
-                self.taken[name] = None
-                return self.prefix + name
 
 
 def elaborate(library, network_name: str, overrides: dict[str, Value], override_spans: dict[str, Span],

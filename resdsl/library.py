@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import syntax as ast
-from .errors import Diagnostic, Reporter, Span, SpecError
+from .errors import Reporter, Span, SpecError
 from .parse import data_dir, decode, parse_module
 from .values import suggest
 

@@ -12,7 +12,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from . import syntax as ast
 from .analysis import PartCost, annotate, parts
 from .elaborate import StageInfo, elaborate
 from .errors import Reporter, Span, SpecError

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Iterator
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import UnexpectedInput, VisitError
 
 from . import syntax as ast
 from .errors import Diagnostic, Span, SpecError
+from .syntax_errors import syntax_diagnostic
 
 MAX_SOURCE_BYTES = 256 * 1024  # 100x the largest bundled spec; parsing is ~20 µs a byte
 MAX_NESTING = 64
@@ -92,10 +93,6 @@ def _span(path: str, meta) -> Span:
 
 def _token_span(path: str, token: Token) -> Span:
     return Span(path, token.line, token.column, token.end_line, token.end_column)
-
-
-def _join(a: Span, b: Span) -> Span:
-    return Span(a.path, a.line, a.column, b.end_line, b.end_column)
 
 
 def _integer(digits: str) -> int | float:
@@ -299,7 +296,7 @@ def parse_module(text: str, path: str) -> ast.Module:
         tree = parser().parse(text, start="start")
         return _ToAst(path).transform(tree)
     except UnexpectedInput as exc:
-        raise SpecError([_syntax_diagnostic(exc, text, path)], {path: text}) from None
+        raise SpecError([syntax_diagnostic(exc, text, path, parser())], {path: text}) from None
     except (RecursionError, VisitError) as exc:
         _too_deep(exc, text, path)
 
@@ -310,7 +307,7 @@ def parse_expression(text: str, path: str = "<expr>") -> ast.Expr:
     try:
         return _ToAst(path).transform(parser().parse(text, start="expr"))
     except UnexpectedInput as exc:
-        raise SpecError([_syntax_diagnostic(exc, text, path)], {path: text}) from None
+        raise SpecError([syntax_diagnostic(exc, text, path, parser())], {path: text}) from None
     except (RecursionError, VisitError) as exc:
         _too_deep(exc, text, path)
 
@@ -349,97 +346,3 @@ def _check_nesting(text: str, path: str) -> None:
                                 {path: text})
         elif ch in ")]}":
             depth = max(depth - 1, 0)
-
-
-_FRIENDLY = {
-    "NAME": "a name", "INT": "a number", "FLOAT": "a number", "STRING": "a quoted path",
-    "SHAPE": "a shape like 3x224x224", "SHORT": "an option like k3 or s2", "REPEAT": "a repeat like x3",
-    "_NL": "end of line", "$END": "end of file", "SECTION": "`stem` or `head`", "CALL_OPEN": "`(`",
-    "COMPARE": "a comparison", "MUL_OP": "`*` or `/`", "PLUS": "`+`", "MINUS": "`-`",
-}
-
-
-def _describe(terminal: str) -> str:
-    if terminal in _FRIENDLY:
-        return _FRIENDLY[terminal]
-    try:
-        pattern = parser().get_terminal(terminal).pattern
-    except KeyError:
-        return terminal
-    return f"`{pattern.value}`" if pattern.type == "str" else terminal.lower()
-
-
-def _expected(names) -> str:
-    words = sorted({_describe(n) for n in names if not n.startswith("__ANON") or True})
-    if len(words) > 8:
-        words = words[:8] + ["…"]
-    return ", ".join(words)
-
-
-def _syntax_diagnostic(exc: UnexpectedInput, text: str, path: str) -> Diagnostic:
-    if isinstance(exc, UnexpectedCharacters):
-        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
-        shown = repr(ch)[1:-1] if not ch.isprintable() else ch
-        return Diagnostic("E0102", f"unexpected character `{shown}`", Span.point(path, exc.line, exc.column),
-                          notes=(f"expected {_expected(exc.allowed)}",) if exc.allowed else (),
-                          help=_hint_for_character(ch))
-    if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
-        lines = text.split("\n")
-        line = len(lines)
-        span = Span.point(path, line, len(lines[-1]) + 1)
-        return Diagnostic("E0104", "unexpected end of file", span,
-                          notes=(f"expected {_expected(exc.expected)}",),
-                          help="a `{` is probably not closed" if text.count("{") > text.count("}") else None)
-    assert isinstance(exc, UnexpectedToken)
-    tok = exc.token
-    span = _token_span(path, tok) if tok.line is not None else Span.point(path, 1, 1)
-    shown = tok.value if len(tok.value) <= 40 else tok.value[:40] + "…"
-    what = "end of line" if tok.type == "_NL" else f"`{shown}`"
-    return Diagnostic("E0103", f"unexpected {what}", span,
-                      notes=(f"expected {_expected(exc.expected)}",), help=_hint_for_token(exc, tok))
-
-
-def _hint_for_character(ch: str) -> str | None:
-    if ch in "'":
-        return "paths in `use` are written in double quotes"
-    if ch == ";":
-        return "statements end at the end of a line; chain ops with `->`"
-    return None
-
-
-# Common mistakes, recognised by the parser state they fail in (Lark's match_examples).
-# match_examples compares stack depth too, and a body's first, second and later
-# statements sit at different depths, so each body mistake is tried at all three.
-_BODY_MISTAKES: dict[str, list[str]] = {
-    "a chain cannot end with `->`: remove it or add the next op": ["fc 8 ->\n}", "fc 8 -> }"],
-    "a repeat needs a count: `x3` or `x n`": ["b(1) x\n}", "b(1) x }"],
-    "separate arguments with commas: `basic(64, stride=2)`": ["b(1 2)\n}"],
-    "is a `}` missing before this line?": ["fc 8\nnetwork m {\n}", "fc 8\nblock c() {\n}"],
-}
-_TOP_MISTAKES: dict[str, list[str]] = {
-    "a parameter needs a value after `=`": ["block b(w =) {\n}", "network n(w = ) {\n}"],
-    "a block needs a parameter list, even an empty one: `block name() { ... }`": ["block b {\n}"],
-    "ops belong inside `network name { ... }` or `block name() { ... }`": ["fc 8\n", "input 3x8x8\n",
-                                                                          "conv 8 k3 -> relu\n"],
-}
-
-
-def _mistakes() -> dict[str, list[str]]:
-    examples = {label: list(texts) for label, texts in _TOP_MISTAKES.items()}
-    for label, snippets in _BODY_MISTAKES.items():
-        examples[label] = [head + " {\n" + "fc 8\n" * k + snippet for snippet in snippets
-                           for head in ("network n", "block b()") for k in range(3)]
-    return examples
-
-
-def _hint_for_token(exc: UnexpectedToken, tok: Token) -> str | None:
-    try:
-        label = exc.match_examples(lambda text: parser().parse(text, start="start"), _mistakes(),
-                                   token_type_match_fallback=True, use_accepts=True)
-    except Exception:  # pragma: no cover - a hint is a nicety; never let it mask the error
-        label = None
-    if label:
-        return label
-    if tok.value == "x" or tok.type == "REPEAT":
-        return "a repeat (`x3`) follows a block call, e.g. `layer1: basic(64) x3`"
-    return None
