@@ -105,3 +105,17 @@ def test_grouped_conv_and_fc_bias():
     assert conv["params"] == 16 * 2 * 9 + 16
     assert conv["macs"] == 16 * 2 * 9 * 100
     assert net.graph.nodes["fc"]["params"] == 16 * 5 + 5
+
+
+@pytest.mark.parametrize("family,depth,params", [
+    ("resnet", 18, 11_689_512), ("resnet", 101, 44_549_160), ("cifar_resnet", 56, 853_018),
+    ("cifar_resnet", 110, 1_727_962),
+])
+def test_depth_parameter_picks_the_papers_configuration(family, depth, params):
+    assert resdsl.load(family, depth=depth).params == params
+
+
+def test_a_cifar_depth_that_is_not_6n_plus_2_is_an_error():
+    with pytest.raises(resdsl.SpecError) as e:
+        resdsl.load("cifar_resnet", depth=21)
+    assert [d.code for d in e.value.diagnostics] == ["E0301"]
