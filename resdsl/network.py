@@ -35,6 +35,7 @@ class Network:
 
     name: str
     ops: OpGraph = field(repr=False)
+    output: str = field(repr=False)  # the node whose tensor the network returns
     input_shape: Shape
     output_shape: Shape
     params: int
@@ -49,6 +50,11 @@ class Network:
     def graph(self):
         """The networkx.DiGraph, built on first use (check and summary never need networkx)."""
         return self.ops.to_networkx()
+
+    def to_torch(self):
+        """An executable torch.nn.Module (a torch.fx GraphModule); see resdsl.backend."""
+        from .backend import to_torch
+        return to_torch(self)
 
     @property
     def flops(self) -> int:
@@ -144,7 +150,7 @@ def _pipeline(text, path, network, input_shape, params, reporter: Reporter) -> N
     reporter.raise_if_failed()
     total_params, total_macs = annotate(graph)
     output = graph.nodes[elaboration.output]
-    return Network(name=name, ops=graph, input_shape=graph.nodes["input"]["shape"], output_shape=output["shape"],
+    return Network(name=name, ops=graph, output=elaboration.output, input_shape=graph.nodes["input"]["shape"], output_shape=output["shape"],
                    params=total_params, macs=total_macs, parameters=elaboration.parameters,
                    stages=elaboration.stages, parts=tuple(parts(graph)), path=path, sources=dict(reporter.sources))
 

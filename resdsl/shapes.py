@@ -257,7 +257,8 @@ def _insert_shortcut(graph: OpGraph, merge: str, source: str, plan: ShortcutPlan
         ops = [project, norm]
         if plan.kind == "avgproj":
             # ResNet-D: the pool sits in slot 0 even when the stride is 1 (an identity), as in timm.
-            pool = ("avgpool", {"kernel": plan.stride, "stride": plan.stride, "padding": 0, "ceil": True})
+            pool = ("avgpool", {"kernel": plan.stride, "stride": plan.stride, "padding": 0, "ceil": True,
+                                "count_include_pad": False})
             ops = [pool] + ops if plan.stride > 1 else ops
             start = 0 if plan.stride > 1 else 1
         else:

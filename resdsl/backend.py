@@ -1,0 +1,183 @@
+"""Checked network -> torch.nn.Module (a torch.fx GraphModule).
+
+The forward is straight-line code that fx generates from the op graph, one
+line per op, so there is no per-node Python walk at run time. Modules sit at
+the graph's node names (`conv1`, `layer1.0.conv2`, `layer2.0.downsample.0`,
+`fc`), which are torchvision's and timm's, so their state dicts load with
+strict=True. Initialisation follows torchvision: Kaiming normal (fan_out) for
+convs, BN weight 1 and bias 0, and BN weight 0 where the spec says zero_init.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import TYPE_CHECKING
+
+import torch
+import torch.fx as fx
+import torch.nn as nn
+import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from .network import Network
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation (Hu et al. 2018), named as timm's SEModule: fc1, fc2."""
+
+    def __init__(self, channels: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, hidden, 1, bias=True)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(hidden, channels, 1, bias=True)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True))))  # (N, C, 1, 1)
+        return x * self.gate(scale)
+
+
+class ZeroPadShortcut(nn.Module):
+    """Option A of He et al. 2015: subsample by the stride, append zero channels.
+
+    The zeros are split before and after the channels, as the widely used
+    CIFAR reference code (`F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, p, p))`) does.
+    """
+
+    def __init__(self, stride: int, channels: int):
+        super().__init__()
+        self.stride, self.channels = stride, channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        before = self.channels // 2
+        if x.dim() == 2:  # a vector: (N, C) -> (N, C + channels)
+            return F.pad(x, (before, self.channels - before))
+        x = x[:, :, :: self.stride, :: self.stride]
+        return F.pad(x, (0, 0, 0, 0, before, self.channels - before))
+
+    def extra_repr(self) -> str:
+        return f"stride={self.stride}, channels=+{self.channels}"
+
+
+class Part(nn.Module):
+    """A container that names a level of the spec in `print(model)`: a stage, a block, a group."""
+
+    def __init__(self, description: str):
+        super().__init__()
+        self.description = description
+
+    def extra_repr(self) -> str:
+        return self.description
+
+    def __getitem__(self, index: int | str) -> nn.Module:  # model.layer1[0], as with torchvision
+        return self._modules[str(index)]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+
+def make_module(kind: str, attrs: dict, x: tuple[int, ...], inplace: bool) -> nn.Module:
+    """The nn.Module for one op, given its input shape `x`."""
+    if kind == "conv":
+        return nn.Conv2d(x[0], attrs["out"], attrs["kernel"], attrs["stride"], attrs["padding"], attrs["dilation"],
+                         attrs["groups"], bias=attrs["bias"])
+    if kind == "bn":
+        norm = nn.BatchNorm2d if len(x) == 3 else nn.BatchNorm1d
+        return norm(x[0], eps=attrs["eps"], momentum=attrs["momentum"])
+    if kind == "fc":
+        features = x[0] * (x[1] * x[2] if len(x) == 3 else 1)
+        return nn.Linear(features, attrs["out"], bias=attrs["bias"])
+    if kind == "maxpool":
+        return nn.MaxPool2d(attrs["kernel"], attrs["stride"], attrs["padding"], ceil_mode=attrs["ceil"])
+    if kind == "avgpool":
+        if attrs["kernel"] is None:
+            return nn.AdaptiveAvgPool2d(1)
+        return nn.AvgPool2d(attrs["kernel"], attrs["stride"], attrs["padding"], ceil_mode=attrs["ceil"],
+                            count_include_pad=attrs.get("count_include_pad", True))
+    if kind == "se":
+        from .shapes import se_hidden
+        return SqueezeExcite(x[0], se_hidden(attrs, x[0]))
+    if kind == "zeropad":
+        return ZeroPadShortcut(attrs["stride"], attrs["channels"])
+    simple = {"relu": lambda: nn.ReLU(inplace=inplace), "gelu": nn.GELU, "silu": lambda: nn.SiLU(inplace=inplace),
+              "sigmoid": nn.Sigmoid, "identity": nn.Identity, "flatten": nn.Flatten,
+              "dropout": lambda: nn.Dropout(attrs["p"])}
+    return simple[kind]()
+
+
+def to_torch(net: "Network") -> fx.GraphModule:
+    ops = net.ops
+    root = nn.Module()
+    graph = fx.Graph()
+    values: dict[str, fx.Node] = {}
+    zero_init: list[str] = []
+    descriptions = _descriptions(net)
+    for name, data in ops.nodes.items():
+        kind = data["kind"]
+        if kind == "input":
+            values[name] = graph.placeholder("x")
+            continue
+        inputs = {edge["role"]: u for u, edge in ops.pred[name].items()}
+        x = values[inputs["main"]]
+        if kind == "add":
+            values[name] = graph.call_function(operator.add, (x, values[inputs["shortcut"]]))
+            continue
+        if kind == "concat":  # DenseNet order: the block's input, then its new features
+            values[name] = graph.call_function(torch.cat, ([values[inputs["shortcut"]], x], 1))
+            continue
+        in_shape = data["in_shape"]
+        if kind == "fc" and len(in_shape) == 3:  # a pooled C×1×1 map: flatten, as torchvision does
+            x = graph.call_function(torch.flatten, (x, 1))
+        # In-place activations only where nothing else reads their input (not a shortcut's source).
+        inplace = len(ops.succ[inputs["main"]]) == 1 and ops.nodes[inputs["main"]]["kind"] != "input"
+        _install(root, name, make_module(kind, data["attrs"], in_shape, inplace), descriptions)
+        if kind == "bn" and data["attrs"]["zero_init"]:
+            zero_init.append(name)
+        values[name] = graph.call_module(name, (x,))
+    graph.output(values[net.output])
+    module = fx.GraphModule(root, graph, class_name=net.name)
+    for child, container in root.named_children():  # keep the spec's containers in print(model)
+        if isinstance(container, Part):
+            setattr(module, child, container)
+    _initialise(module, zero_init)
+    return module
+
+
+def _install(root: nn.Module, path: str, module: nn.Module, descriptions: dict[str, str]) -> None:
+    """Put `module` at the dotted `path`, creating the stage / block / group containers on the way."""
+    *parents, leaf = path.split(".")
+    parent, prefix = root, ""
+    for part in parents:
+        prefix = f"{prefix}.{part}" if prefix else part
+        child = parent._modules.get(part)
+        if child is None:
+            child = Part(descriptions.get(prefix, "group"))
+            parent.add_module(part, child)
+        parent = child
+    parent.add_module(leaf, module)
+
+
+def _descriptions(net: "Network") -> dict[str, str]:
+    """What each container path is, for print(model): stages, blocks, shortcuts."""
+    found = {}
+    for stage in net.stages:
+        stride = f", stride {stage.stride}" if stage.stride and stage.stride > 1 else ""
+        found[stage.name] = f"stage: {stage.block} ×{stage.repeats}{stride}, shortcut {stage.policy}"
+    for name, data in net.ops.nodes.items():
+        if data.get("block") and data["block"] not in found:
+            found[data["block"]] = f"block: {data['block_type']}"
+        if data.get("inserted"):
+            found.setdefault(name.rpartition(".")[0], f"shortcut: {net.ops.nodes[data['merge']]['shortcut']}")
+    return found
+
+
+@torch.no_grad()
+def _initialise(module: nn.Module, zero_init: list[str]) -> None:
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    for name in zero_init:
+        nn.init.zeros_(module.get_submodule(name).weight)

@@ -1,0 +1,118 @@
+"""The torch backend: weight-for-weight parity with torchvision and timm, and
+runtime figures that equal the static ones."""
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="the backend tests need torch (README's test command installs it)")
+import torchvision  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+import resdsl  # noqa: E402
+
+TORCHVISION = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "wide_resnet50_2"]
+TIMM = ["resnet50d", "seresnet50"]
+
+
+def randomise_batchnorm(model: torch.nn.Module, seed: int = 0) -> None:
+    """Non-trivial BN statistics and affine parameters, so parity is not 'all BNs are identities'."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)):
+                m.running_mean.normal_(0, 0.2, generator=g)
+                m.running_var.uniform_(0.5, 2.0, generator=g)
+                m.weight.uniform_(0.5, 1.5, generator=g)
+                m.bias.normal_(0, 0.2, generator=g)
+
+
+def assert_same_outputs(ours: torch.nn.Module, reference: torch.nn.Module, size: int = 96) -> None:
+    randomise_batchnorm(reference)
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    ours.eval()
+    reference.eval()
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = reference(x), ours(x)
+    assert got.shape == expected.shape
+    assert ((got - expected).abs().max() / expected.abs().max()).item() <= 1e-5
+
+
+@pytest.mark.parametrize("name", TORCHVISION)
+def test_torchvision_weights_load_and_outputs_match(name):
+    reference = getattr(torchvision.models, name)()
+    ours = resdsl.load(name).to_torch()
+    assert list(ours.state_dict()) == list(reference.state_dict())
+    assert_same_outputs(ours, reference)
+
+
+@pytest.mark.parametrize("name", TIMM)
+def test_timm_weights_load_and_outputs_match(name):
+    timm = pytest.importorskip("timm")
+    reference = timm.create_model(name, pretrained=False)
+    ours = resdsl.load(name).to_torch()
+    assert sorted(ours.state_dict()) == sorted(reference.state_dict())
+    assert_same_outputs(ours, reference)
+
+
+SPECS = sorted(n for n in resdsl.library.bundled_names() if n not in ("blocks", "resnet1202"))
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_runtime_figures_equal_static_figures(name):
+    net = resdsl.load(name)
+    model = net.to_torch()
+    assert sum(p.numel() for p in model.parameters()) == net.params
+    x = torch.randn((1,) + net.input_shape)
+    model.eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        out = model(x)
+    assert counter.get_total_flops() == 2 * net.macs
+    assert tuple(out.shape[1:]) == net.output_shape
+
+
+@pytest.mark.parametrize("name", ["resnet20", "resnet50d", "seresnet50", "preact_resnet18", "mlp_resnet",
+                                  "densenet_cifar", "plain20"])
+def test_backward_reaches_every_parameter(name):
+    small = {"resnet50d": (3, 64, 64), "seresnet50": (3, 64, 64)}
+    net = resdsl.load(name, input_shape=small.get(name))
+    model = net.to_torch().train()
+    out = model(torch.randn((2,) + net.input_shape))
+    out.square().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing
+
+
+def test_init_follows_torchvision_and_zero_init_last():
+    model = resdsl.load("resnet50", zero_init_last=True).to_torch()
+    assert torch.count_nonzero(model.layer1[0].bn3.weight) == 0
+    assert torch.all(model.layer1[0].bn1.weight == 1) and torch.all(model.layer1[0].bn1.bias == 0)
+    std = model.conv1.weight.std().item()
+    expected = (2.0 / (64 * 7 * 7)) ** 0.5  # kaiming normal, fan_out, relu
+    assert abs(std - expected) / expected < 0.05
+
+
+def test_option_a_shortcut_is_parameter_free_zero_padding():
+    net = resdsl.load("resnet20")
+    model = net.to_torch().eval()
+    shortcut = model.get_submodule("layer2.0.downsample")
+    x = torch.randn(1, 16, 32, 32)
+    y = shortcut(x)
+    assert y.shape == (1, 32, 16, 16)
+    assert torch.equal(y[:, 8:24], x[:, :, ::2, ::2]) and not y[:, :8].any() and not y[:, 24:].any()
+
+
+def test_forward_is_generated_straight_line_code():
+    model = resdsl.load("resnet18").to_torch()
+    code = model.code
+    assert "layer4_1_conv2" in code and "for " not in code
+    assert "stage: basic ×2" in str(model)
+
+
+def test_inplace_activation_never_clobbers_a_shortcut():
+    net = resdsl.loads("network n { input 4x8x8\n conv 4 k3\n residual { relu -> conv 4 k3 } }")
+    model = net.to_torch().eval()
+    x = torch.randn(1, 4, 8, 8)
+    with torch.no_grad():
+        h = model.conv1(x)
+        expected = h + model.conv2(torch.relu(h))
+        assert torch.allclose(model(x), expected)
