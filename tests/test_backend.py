@@ -3,11 +3,12 @@ runtime figures that equal the static ones."""
 
 import pytest
 
-torch = pytest.importorskip("torch", reason="the backend tests need torch (README's test command installs it)")
-import torchvision  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+import timm
+import torch
+import torchvision
+from torch.utils.flop_counter import FlopCounterMode
 
-import resdsl  # noqa: E402
+import resdsl
 
 TORCHVISION = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "wide_resnet50_2"]
 TIMM = ["resnet50d", "seresnet50"]
@@ -47,7 +48,6 @@ def test_torchvision_weights_load_and_outputs_match(name):
 
 @pytest.mark.parametrize("name", TIMM)
 def test_timm_weights_load_and_outputs_match(name):
-    timm = pytest.importorskip("timm")
     reference = timm.create_model(name, pretrained=False)
     ours = resdsl.load(name).to_torch()
     assert sorted(ours.state_dict()) == sorted(reference.state_dict())
