@@ -52,6 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("spec", metavar="FILE|NAME")
     summary.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     _spec_options(summary)
+    compile_ = commands.add_parser("compile", help="build the PyTorch module and write it out")
+    compile_.add_argument("spec", metavar="FILE|NAME")
+    compile_.add_argument("-o", "--output", metavar="OUT", help="where to write (default: NAME plus the kind's suffix)")
+    compile_.add_argument("--emit", choices=["pt2", "torchscript", "onnx", "state", "python"], default="pt2",
+                          help="pt2: a torch.export program (default); torchscript; onnx; state: a state dict "
+                               "with the spec embedded; python: standalone PyTorch source")
+    compile_.add_argument("--weights", metavar="CKPT", help="a checkpoint to check against the spec and load")
+    compile_.add_argument("--max-params", type=int, default=2_000_000_000, metavar="N",
+                          help="refuse specs with more parameters, before allocating anything (default 2e9)")
+    _spec_options(compile_)
     commands.add_parser("list", help="list the bundled specs")
     return parser
 
@@ -99,6 +109,39 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_compile(args: argparse.Namespace) -> int:
+    from .errors import Diagnostic
+    try:
+        net = _load(args.spec, args)
+        if net.params > args.max_params:
+            raise SpecError([Diagnostic("E0505", f"`{net.name}` has {net.params:,} parameters, more than "
+                                        f"--max-params {args.max_params:,}", net.span,
+                                        help="raise --max-params if this is intended")], net.sources)
+    except SpecError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_SPEC
+    from .report import print_summary
+    print_summary(net)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise UsageError("resdsl compile needs PyTorch: pip install 'resdsl[torch]'") from None
+    from .backend.export import EMITS, emit
+    from .backend.weights import load_checked
+    model = net.to_torch()
+    try:
+        if args.weights:
+            load_checked(net, model, args.weights)
+            print(f"loaded {args.weights}: every tensor matches the spec")
+    except SpecError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_SPEC
+    out = args.output or f"{net.name}{EMITS[args.emit]}"
+    emit(net, model, args.emit, out)
+    print(f"wrote {out} ({args.emit})")
+    return EXIT_OK
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     for name in bundled_names():
         print(name)
@@ -109,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        handler = {"check": cmd_check, "summary": cmd_summary, "list": cmd_list}[args.command]
+        handler = {"check": cmd_check, "summary": cmd_summary, "compile": cmd_compile, "list": cmd_list}[args.command]
         return handler(args)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE

@@ -44,6 +44,9 @@ CODES: dict[str, str] = {
     "E0502": "imported file not found",
     "E0503": "recursion among blocks",
     "E0504": "network too large",
+    "E0505": "more parameters than --max-params",
+    "E0601": "checkpoint does not match the spec",
+    "E0602": "not a readable checkpoint",
 }
 
 

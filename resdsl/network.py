@@ -36,6 +36,7 @@ class Network:
     name: str
     ops: OpGraph = field(repr=False)
     output: str = field(repr=False)  # the node whose tensor the network returns
+    span: Span = field(repr=False)   # the network's definition
     input_shape: Shape
     output_shape: Shape
     params: int
@@ -150,7 +151,7 @@ def _pipeline(text, path, network, input_shape, params, reporter: Reporter) -> N
     reporter.raise_if_failed()
     total_params, total_macs = annotate(graph)
     output = graph.nodes[elaboration.output]
-    return Network(name=name, ops=graph, output=elaboration.output, input_shape=graph.nodes["input"]["shape"], output_shape=output["shape"],
+    return Network(name=name, ops=graph, output=elaboration.output, span=elaboration.span, input_shape=graph.nodes["input"]["shape"], output_shape=output["shape"],
                    params=total_params, macs=total_macs, parameters=elaboration.parameters,
                    stages=elaboration.stages, parts=tuple(parts(graph)), path=path, sources=dict(reporter.sources))
 

@@ -86,6 +86,18 @@ SECTIONS = _sections()
 # Run through the command line instead of resdsl.load: an import cycle across two files, and
 # the network-size limit (a million ops, a lot of memory, better spent in a child process).
 VIA_CLI = {"E0501": 60, "E0504": 300}
+# Codes raised by `resdsl compile`: its arguments, and the checkpoint the example needs.
+VIA_COMPILE = {"E0505": ["--max-params", "1000"], "E0601": ["--weights", "ckpt.pt"], "E0602": ["--weights", "ckpt.pt"]}
+
+
+def write_checkpoint(code: str, folder: Path) -> None:
+    import torch
+    if code == "E0601":
+        state = resdsl.load(str(folder / "example.res")).to_torch().state_dict()
+        state["layer1.1.conv2.weight"] = torch.zeros(16, 16, 5, 5)
+        torch.save(state, folder / "ckpt.pt")
+    elif code == "E0602":
+        torch.save([1, 2, 3], folder / "ckpt.pt")
 
 
 def env() -> dict[str, str]:
@@ -133,6 +145,16 @@ def test_documented_example_triggers_its_code(code, tmp_path, monkeypatch):
     section.materialise(tmp_path)
     documented = section.rendered()
     where = re.search(r"--> (\S+:\d+:\d+)", documented)
+    if code in VIA_COMPILE:
+        write_checkpoint(code, tmp_path)
+        result = cli("compile", "example.res", "-o", "out.pt2", *VIA_COMPILE[code], cwd=tmp_path, timeout=300)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+        assert set(re.findall(r"^error\[(E\d{4})\]", result.stderr, re.M)) == {code}, result.stderr
+        assert not (tmp_path / "out.pt2").exists()
+        if where and not where.group(1).startswith("specs/"):
+            assert f"--> {where.group(1)}" in result.stderr
+        return
     if code in VIA_CLI:
         result = cli("check", "example.res", cwd=tmp_path, timeout=VIA_CLI[code])
         assert result.returncode == 1, result.stdout + result.stderr

@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 if TYPE_CHECKING:
-    from .network import Network
+    from ..network import Network
 
 
 class SqueezeExcite(nn.Module):
@@ -95,7 +95,7 @@ def make_module(kind: str, attrs: dict, x: tuple[int, ...], inplace: bool) -> nn
         return nn.AvgPool2d(attrs["kernel"], attrs["stride"], attrs["padding"], ceil_mode=attrs["ceil"],
                             count_include_pad=attrs.get("count_include_pad", True))
     if kind == "se":
-        from .shapes import se_hidden
+        from ..shapes import se_hidden
         return SqueezeExcite(x[0], se_hidden(attrs, x[0]))
     if kind == "zeropad":
         return ZeroPadShortcut(attrs["stride"], attrs["channels"])
