@@ -116,3 +116,13 @@ def test_inplace_activation_never_clobbers_a_shortcut():
         h = model.conv1(x)
         expected = h + model.conv2(torch.relu(h))
         assert torch.allclose(model(x), expected)
+
+
+def test_torch_compile_fullgraph_has_no_graph_breaks():
+    model = resdsl.load("resnet20").to_torch().eval()
+    x = torch.randn(2, 3, 32, 32)
+    explanation = torch._dynamo.explain(model)(x)
+    assert explanation.graph_count == 1 and explanation.graph_break_count == 0
+    compiled = torch.compile(model, fullgraph=True, backend="eager")
+    with torch.no_grad():
+        assert torch.allclose(compiled(x), model(x))
