@@ -126,3 +126,26 @@ def test_torch_compile_fullgraph_has_no_graph_breaks():
     compiled = torch.compile(model, fullgraph=True, backend="eager")
     with torch.no_grad():
         assert torch.allclose(compiled(x), model(x))
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from strategies import networks  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(networks())
+def test_random_networks_compile_with_the_static_figures(spec):
+    """For random networks from the shared strategies: params, MACs and output shape agree at run
+    time, and the backward pass reaches every parameter."""
+    net = resdsl.loads(spec.source)
+    model = net.to_torch()
+    assert sum(p.numel() for p in model.parameters()) == net.params
+    x = torch.randn((2,) + net.input_shape)
+    model.eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        out = model(x)
+    assert counter.get_total_flops() == 2 * net.macs * len(x)  # FLOPs = 2 x MACs, per example
+    assert tuple(out.shape[1:]) == net.output_shape
+    model.train()
+    model(x).square().mean().backward()
+    assert all(p.grad is not None for p in model.parameters())
