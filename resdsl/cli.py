@@ -1,7 +1,8 @@
 """The `resdsl` command. Exit codes: 0 ok, 1 spec errors, 2 usage errors.
 
-`check` and `summary` never import torch or graphviz; rich is imported only
-to draw the summary table.
+`check` and `summary` never import torch, graphviz or networkx; rich is
+imported only to draw the summary table, torch only by `compile`, graphviz
+only by `draw`.
 """
 
 from __future__ import annotations
@@ -62,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--max-params", type=int, default=2_000_000_000, metavar="N",
                           help="refuse specs with more parameters, before allocating anything (default 2e9)")
     _spec_options(compile_)
+    draw = commands.add_parser("draw", help="draw the architecture with Graphviz")
+    draw.add_argument("spec", metavar="FILE|NAME")
+    draw.add_argument("-o", "--output", metavar="OUT", help="OUT.svg, .png, .pdf or .dot (default: NAME-LEVEL.svg)")
+    draw.add_argument("--level", choices=["network", "stage", "block", "op"], default="block",
+                      help="how much to show (default: block)")
+    _spec_options(draw)
     commands.add_parser("list", help="list the bundled specs")
     return parser
 
@@ -142,6 +149,19 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_draw(args: argparse.Namespace) -> int:
+    try:
+        net = _load(args.spec, args)
+    except SpecError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_SPEC
+    from .draw import render
+    out = args.output or f"{net.name}-{args.level}.svg"
+    fmt = render(net, out, args.level)
+    print(f"wrote {out} ({fmt}, {args.level} level)")
+    return EXIT_OK
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     for name in bundled_names():
         print(name)
@@ -152,7 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        handler = {"check": cmd_check, "summary": cmd_summary, "compile": cmd_compile, "list": cmd_list}[args.command]
+        handler = {"check": cmd_check, "summary": cmd_summary, "compile": cmd_compile, "draw": cmd_draw,
+                   "list": cmd_list}[args.command]
         return handler(args)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE

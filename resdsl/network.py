@@ -57,6 +57,15 @@ class Network:
         from .backend import to_torch
         return to_torch(self)
 
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
+        """Jupyter shows the stage-level diagram inline (text if Graphviz's `dot` is missing)."""
+        text = f"{self.name}: {self.params:,} params, {self.macs:,} MACs"
+        try:
+            from .draw import build, pipe
+            return {"image/svg+xml": pipe(build(self, "stage"), "svg").decode("utf-8"), "text/plain": text}
+        except Exception:  # no graphviz: a notebook still shows something useful
+            return {"text/plain": text}
+
     @property
     def flops(self) -> int:
         return 2 * self.macs
