@@ -69,6 +69,25 @@ def build_parser() -> argparse.ArgumentParser:
     draw.add_argument("--level", choices=["network", "stage", "block", "op"], default="block",
                       help="how much to show (default: block)")
     _spec_options(draw)
+    train = commands.add_parser("train", help="train a spec (CUDA when available; torchrun for several GPUs)")
+    train.add_argument("spec", metavar="FILE|NAME")
+    train.add_argument("--data", default="digits", metavar="SOURCE",
+                       help="digits (default), cifar10:DIR, imagefolder:DIR or synthetic")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--lr", type=float, default=0.1)
+    train.add_argument("--schedule", choices=["cosine", "step"], default="cosine")
+    train.add_argument("--device", default="auto", help="auto (default), cuda or cpu")
+    train.add_argument("--amp", default="auto", help="bf16, fp16 or off (default: bf16 on CUDA, off on CPU)")
+    train.add_argument("--channels-last", action="store_true", default=None, help="(default on CUDA)")
+    train.add_argument("--compile", action="store_true", help="torch.compile the model")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", default=None, metavar="RUN_DIR", help="run directory (default runs/NAME)")
+    train.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
+    train.add_argument("--init-from", metavar="CKPT", help="load every tensor whose name and shape match")
+    train.add_argument("--freeze", nargs="+", default=[], metavar="STAGE", help="stages (or stem, head) to freeze")
+    train.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes under torchrun")
+    _spec_options(train)
     commands.add_parser("list", help="list the bundled specs")
     return parser
 
@@ -162,6 +181,33 @@ def cmd_draw(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    try:
+        from .train import TrainConfig, train
+        from .train.data import DataError
+    except ImportError as exc:
+        raise UsageError(f"resdsl train needs PyTorch: pip install 'resdsl[train]' ({exc})") from None
+    if args.epochs < 1 or args.batch_size < 1 or args.lr <= 0:
+        raise UsageError("--epochs and --batch-size must be at least 1, --lr positive")
+    out = args.out or str(Path("runs") / Path(args.spec).stem)
+    config = TrainConfig(spec=args.spec, data=args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         schedule=args.schedule, device=args.device, amp=args.amp, channels_last=args.channels_last,
+                         compile=args.compile, seed=args.seed, out=out, resume=args.resume, init_from=args.init_from,
+                         freeze=tuple(args.freeze), sync_bn=args.sync_bn, overrides=dict(args.overrides),
+                         input_shape=args.input_shape, network=args.network)
+    try:
+        train(config, log=lambda *a: print(*a, flush=True))
+    except SpecError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_SPEC
+    except DataError as exc:
+        print(f"resdsl: error: {exc}", file=sys.stderr)
+        return EXIT_SPEC
+    return EXIT_OK
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     for name in bundled_names():
         print(name)
@@ -173,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         handler = {"check": cmd_check, "summary": cmd_summary, "compile": cmd_compile, "draw": cmd_draw,
-                   "list": cmd_list}[args.command]
+                   "train": cmd_train, "list": cmd_list}[args.command]
         return handler(args)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE

@@ -1,0 +1,154 @@
+"""Training data: real images from a package or from disk, never downloaded.
+
+    digits           scikit-learn's 1,797 handwritten digits (8×8), split train/val with a fixed seed
+    cifar10:DIR      the CIFAR-10 python batches in DIR (torchvision.datasets.CIFAR10, download=False)
+    imagefolder:DIR  DIR/train/<class>/*.png and DIR/val/<class>/... (or one folder, split 80/20)
+    synthetic        random tensors, for throughput
+
+Every source ends as tensors in memory shaped for the spec's input (resized,
+channels replicated), so batching and augmentation are plain tensor ops
+seeded per epoch: that is what makes a resumed run bitwise identical.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..library import UsageError
+
+
+class DataError(Exception):
+    """Missing or malformed data on disk (exit 1, with this message)."""
+
+
+@dataclass
+class Data:
+    train_x: torch.Tensor  # (N, C, H, W) float or (N, D)
+    train_y: torch.Tensor  # (N,) int64
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    classes: int
+    name: str
+    augment: bool  # pad-4 random crop + flip, for 32×32 images
+
+
+def load_data(source: str, input_shape: tuple[int, ...], seed: int) -> Data:
+    kind, _, path = source.partition(":")
+    if kind == "digits":
+        images, labels = _digits()
+        return _finish(images, labels, None, None, input_shape, seed, "digits", augment=False)
+    if kind == "synthetic":
+        g = torch.Generator().manual_seed(seed)
+        images = torch.rand((2048,) + (input_shape if len(input_shape) == 3 else (input_shape[0], 1, 1)), generator=g)
+        labels = torch.randint(0, 10, (2048,), generator=g)
+        return _finish(images, labels, None, None, input_shape, seed, "synthetic", augment=False)
+    if kind in ("cifar10", "imagefolder"):
+        if not path:
+            raise UsageError(f"--data {kind}:DIR needs a directory")
+        if not os.path.isdir(path):
+            raise DataError(f"--data {source}: {path} is not a directory")
+        loader = _cifar10 if kind == "cifar10" else _imagefolder
+        train, val = loader(path)
+        return _finish(*train, *val, input_shape, seed, f"{kind}:{path}", augment=input_shape[-1] == 32)
+    raise UsageError(f"unknown --data {source!r}: use digits, cifar10:DIR, imagefolder:DIR or synthetic")
+
+
+def _digits() -> tuple[torch.Tensor, torch.Tensor]:
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (1797, 1, 8, 8) in [0, 1]
+    return images, torch.tensor(digits.target, dtype=torch.int64)
+
+
+def _cifar10(path: str):
+    from torchvision.datasets import CIFAR10
+    try:
+        train = CIFAR10(path, train=True, download=False)
+        val = CIFAR10(path, train=False, download=False)
+    except (RuntimeError, OSError, ValueError, KeyError, EOFError) as exc:
+        raise DataError(f"--data cifar10:{path}: not the CIFAR-10 python batches "
+                        f"(cifar-10-batches-py/data_batch_1..5, test_batch): {exc}") from None
+
+    def tensors(ds):
+        x = torch.tensor(ds.data).permute(0, 3, 1, 2).float() / 255.0
+        return x, torch.tensor(ds.targets, dtype=torch.int64)
+    return tensors(train), tensors(val)
+
+
+def _imagefolder(path: str):
+    from torchvision.datasets import ImageFolder
+    from torchvision.transforms.functional import pil_to_tensor
+
+    def read(folder):
+        try:
+            ds = ImageFolder(folder)
+        except (FileNotFoundError, RuntimeError, OSError) as exc:
+            raise DataError(f"--data imagefolder:{path}: {exc}") from None
+        if len(ds) == 0:
+            raise DataError(f"--data imagefolder:{path}: no images in {folder}")
+        size = None
+        xs = []
+        for file, _ in ds.samples:
+            try:
+                image = pil_to_tensor(ds.loader(file).convert("RGB")).float() / 255.0
+            except OSError as exc:
+                raise DataError(f"--data imagefolder:{path}: cannot read {file}: {exc}") from None
+            size = size or image.shape[1:]
+            xs.append(F.interpolate(image[None], size=tuple(size), mode="bilinear", align_corners=False)[0])
+        return torch.stack(xs), torch.tensor(ds.targets, dtype=torch.int64), ds.classes
+
+    if os.path.isdir(os.path.join(path, "train")):
+        tx, ty, classes = read(os.path.join(path, "train"))
+        vx, vy, val_classes = read(os.path.join(path, "val")) if os.path.isdir(os.path.join(path, "val")) else \
+            (tx[:0], ty[:0], classes)
+        if val_classes != classes:
+            raise DataError(f"--data imagefolder:{path}: train/ and val/ have different classes")
+        return (tx, ty), (vx, vy)
+    x, y, _ = read(path)
+    return (x, y), (None, None)
+
+
+def _finish(train_x, train_y, val_x, val_y, input_shape, seed, name, augment) -> Data:
+    if val_x is None or len(val_x) == 0:  # split 80/20 with a fixed seed
+        order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed))
+        cut = int(0.8 * len(order))
+        train_x, train_y, val_x, val_y = (train_x[order[:cut]], train_y[order[:cut]], train_x[order[cut:]],
+                                          train_y[order[cut:]])
+    mean, std = train_x.mean(), train_x.std().clamp_min(1e-6)
+    fit = lambda x: (_fit(x, input_shape) - mean) / std  # noqa: E731
+    classes = int(max(train_y.max(), val_y.max())) + 1
+    return Data(fit(train_x), train_y, fit(val_x), val_y, classes, name, augment)
+
+
+def _fit(images: torch.Tensor, input_shape: tuple[int, ...]) -> torch.Tensor:
+    """Resize to the spec's H×W and replicate (or average) channels to its C; flatten for a vector input."""
+    if len(input_shape) == 1:
+        flat = images.reshape(len(images), -1)
+        if flat.shape[1] != input_shape[0]:
+            raise DataError(f"the data has {flat.shape[1]} values an example, the spec's input is a vector of "
+                            f"{input_shape[0]}: use --input {flat.shape[1]}")
+        return flat
+    c, h, w = input_shape
+    if images.shape[2:] != (h, w):
+        images = F.interpolate(images, size=(h, w), mode="bilinear", align_corners=False)
+    if images.shape[1] != c:
+        images = images.mean(1, keepdim=True).expand(-1, c, -1, -1) if c != 1 else images.mean(1, keepdim=True)
+    return images.contiguous()
+
+
+def augment_batch(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """The paper's CIFAR augmentation: pad 4, random 32×32 crop, random horizontal flip."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (4, 4, 4, 4))
+    dx = torch.randint(0, 9, (n,), generator=g)
+    dy = torch.randint(0, 9, (n,), generator=g)
+    flip = torch.rand(n, generator=g) < 0.5
+    rows = (dy[:, None] + torch.arange(h)[None]).to(x.device)  # (n, h)
+    cols = (dx[:, None] + torch.arange(w)[None]).to(x.device)  # (n, w)
+    cols = torch.where(flip.to(x.device)[:, None], cols.flip(1), cols)
+    index = torch.arange(n, device=x.device)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[index, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
