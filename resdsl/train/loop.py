@@ -107,7 +107,16 @@ def train(cfg: TrainConfig, log=print) -> list[dict]:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, steps_per_epoch, cfg))
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
 
+    if cuda:  # keep the (small) data sets on the GPU; else pinned, for non-blocking copies
+        size = sum(t.numel() * t.element_size() for t in (data.train_x, data.val_x))
+        move = (lambda t: t.to(device)) if size < 8e9 else (lambda t: t.pin_memory())
+        data.train_x, data.train_y, data.val_x, data.val_y = map(move, (data.train_x, data.train_y, data.val_x,
+                                                                         data.val_y))
     os.makedirs(cfg.out, exist_ok=True)
+    if main_rank:  # a run killed while writing leaves a temporary file: never a half checkpoint, and cleaned here
+        for name in os.listdir(cfg.out):
+            if name.startswith(".") and name.endswith(".tmp"):
+                os.unlink(os.path.join(cfg.out, name))
     last_path, best_path = os.path.join(cfg.out, "last.pt"), os.path.join(cfg.out, "best.pt")
     start, best, history = 0, -1.0, []
     if cfg.resume:
