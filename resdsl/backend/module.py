@@ -120,7 +120,12 @@ def to_torch(net: "Network") -> fx.GraphModule:
         inputs = {edge["role"]: u for u, edge in ops.pred[name].items()}
         x = values[inputs["main"]]
         if kind == "add":
-            values[name] = graph.call_function(operator.add, (x, values[inputs["shortcut"]]))
+            # `out += identity`, as torchvision: in place when nothing else reads the main path's tensor
+            # and its producer (a conv or BN) does not keep its own output for the backward pass.
+            main = inputs["main"]
+            in_place = len(ops.succ[main]) == 1 and ops.nodes[main]["kind"] in ("bn", "conv")
+            values[name] = graph.call_function(operator.iadd if in_place else operator.add,
+                                               (x, values[inputs["shortcut"]]))
             continue
         if kind == "concat":  # DenseNet order: the block's input, then its new features
             values[name] = graph.call_function(torch.cat, ([values[inputs["shortcut"]], x], 1))
