@@ -11,8 +11,7 @@ the graph's, so the state dicts of `to_torch()`, torchvision and timm load.
 from __future__ import annotations
 
 import inspect
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .module import SqueezeExcite, ZeroPadShortcut
@@ -68,12 +67,6 @@ class _Unit:
     kind: str = "module"     # "module" | "add" | "concat"
     other: str | None = None  # the shortcut input of a merge
     flatten: bool = False
-
-
-@dataclass
-class _Scope:
-    prefix: str
-    nodes: list[str] = field(default_factory=list)
 
 
 def _call_name(attr: str) -> str:
@@ -364,7 +357,6 @@ def eject(net: "Network", model=None) -> str:
     names = writer.members("")
     whole = writer.containers(names, "")
     built = []
-    stage_names = {s.name for s in net.stages}
     calls: dict[str, str] = {}
     covered: set[str] = set()
     for stage in net.stages:
@@ -401,7 +393,7 @@ def eject(net: "Network", model=None) -> str:
     kinds = {d["kind"] for d in ops.nodes.values()}
     for cls, needed in ((SqueezeExcite, "se"), (ZeroPadShortcut, "zeropad")):
         if needed in kinds:
-            helpers.append(re.sub(r"^", "", inspect.getsource(cls)))
+            helpers.append(inspect.getsource(cls))
     source = [f'"""{net.name}: ejected by resdsl {__version__} from {net.path}.',
               "",
               "Needs torch alone. build() returns the network with torchvision's initialisation;",
