@@ -154,7 +154,8 @@ def train(cfg: TrainConfig, log=print) -> list[dict]:
                 scheduler.step()
                 totals += torch.tensor([loss.item() * len(y), (logits.argmax(1) == y).sum().item(), len(y)],
                                        dtype=torch.float64)
-                advance(loss.item())
+                advance(totals[0].item() / totals[2].item(), totals[1].item() / totals[2].item(),
+                        totals[2].item() / (time.perf_counter() - started))
         seconds = time.perf_counter() - started
         if distributed:
             dist.all_reduce(totals)
@@ -257,7 +258,8 @@ def _freeze(model: torch.nn.Module, net, stages: tuple[str, ...]) -> None:
 
 
 class _progress:
-    """A rich progress bar on a terminal; nothing (the epoch line says it all) otherwise."""
+    """A rich progress bar (loss, accuracy, images/s) on a terminal; nothing otherwise, where the
+    one-line summary per epoch says it all."""
 
     def __init__(self, enabled: bool, epoch: int, epochs: int, steps: int):
         self.enabled = enabled and sys.stdout.isatty()
@@ -265,13 +267,14 @@ class _progress:
 
     def __enter__(self):
         if not self.enabled:
-            return lambda loss: None
+            return lambda loss, acc, rate: None
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
         self.bar = Progress(TextColumn(f"epoch {self.epoch + 1}/{self.epochs}"), BarColumn(),
-                            TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(), transient=True)
+                            TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.3f}  "
+                                       "{task.fields[rate]:.0f} images/s"), TimeRemainingColumn(), transient=True)
         self.bar.start()
-        task = self.bar.add_task("train", total=self.steps, loss=float("nan"))
-        return lambda loss: self.bar.update(task, advance=1, loss=loss)
+        task = self.bar.add_task("train", total=self.steps, loss=float("nan"), acc=0.0, rate=0.0)
+        return lambda loss, acc, rate: self.bar.update(task, advance=1, loss=loss, acc=acc, rate=rate)
 
     def __exit__(self, *exc):
         if self.enabled:
