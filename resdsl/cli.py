@@ -13,7 +13,7 @@ import re
 import sys
 from typing import Sequence
 
-from .errors import SpecError
+from .errors import RunError, SpecError
 from .library import UsageError, bundled_names
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
@@ -122,11 +122,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    try:
-        net = _load(args.spec, args)
-    except SpecError as exc:
-        print(exc.render(), file=sys.stderr)
-        return EXIT_SPEC
+    net = _load(args.spec, args)
     if args.json:
         print(json.dumps(net.to_json(), indent=2))
         return EXIT_OK
@@ -137,31 +133,23 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from .errors import Diagnostic
-    try:
-        net = _load(args.spec, args)
-        if net.params > args.max_params:
-            raise SpecError([Diagnostic("E0505", f"`{net.name}` has {net.params:,} parameters, more than "
-                                        f"--max-params {args.max_params:,}", net.span,
-                                        help="raise --max-params if this is intended")], net.sources)
-    except SpecError as exc:
-        print(exc.render(), file=sys.stderr)
-        return EXIT_SPEC
+    net = _load(args.spec, args)
+    if net.params > args.max_params:
+        raise SpecError([Diagnostic("E0505", f"`{net.name}` has {net.params:,} parameters, more than "
+                                    f"--max-params {args.max_params:,}", net.span,
+                                    help="raise --max-params if this is intended")], net.sources)
     from .report import print_summary
     print_summary(net)
     try:
-        import torch  # noqa: F401
+        import torch  # noqa: F401  (only to fail early with the fix, if PyTorch is missing)
     except ImportError:
         raise UsageError("resdsl compile needs PyTorch: pip install 'resdsl[torch]'") from None
     from .backend.export import EMITS, emit
     from .backend.weights import load_checked
     model = net.to_torch()
-    try:
-        if args.weights:
-            load_checked(net, model, args.weights)
-            print(f"loaded {args.weights}: every tensor matches the spec")
-    except SpecError as exc:
-        print(exc.render(), file=sys.stderr)
-        return EXIT_SPEC
+    if args.weights:
+        load_checked(net, model, args.weights)
+        print(f"loaded {args.weights}: every tensor matches the spec")
     out = args.output or f"{net.name}{EMITS[args.emit]}"
     emit(net, model, args.emit, out)
     print(f"wrote {out} ({args.emit})")
@@ -169,11 +157,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_draw(args: argparse.Namespace) -> int:
-    try:
-        net = _load(args.spec, args)
-    except SpecError as exc:
-        print(exc.render(), file=sys.stderr)
-        return EXIT_SPEC
+    net = _load(args.spec, args)
     from .draw import render
     out = args.output or f"{net.name}-{args.level}.svg"
     fmt = render(net, out, args.level)
@@ -186,7 +170,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     try:
         from .train import TrainConfig, train
-        from .train.data import DataError
     except ImportError as exc:
         raise UsageError(f"resdsl train needs PyTorch: pip install 'resdsl[train]' ({exc})") from None
     if args.epochs < 1 or args.batch_size < 1 or args.lr <= 0:
@@ -197,14 +180,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                          compile=args.compile, seed=args.seed, out=out, resume=args.resume, init_from=args.init_from,
                          freeze=tuple(args.freeze), sync_bn=args.sync_bn, overrides=dict(args.overrides),
                          input_shape=args.input_shape, network=args.network)
-    try:
-        train(config, log=lambda *a: print(*a, flush=True))
-    except SpecError as exc:
-        print(exc.render(), file=sys.stderr)
-        return EXIT_SPEC
-    except DataError as exc:
-        print(f"resdsl: error: {exc}", file=sys.stderr)
-        return EXIT_SPEC
+    train(config, log=lambda *a: print(*a, flush=True))
     return EXIT_OK
 
 
@@ -223,6 +199,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE
+    except SpecError as exc:  # located errors in a spec or a checkpoint
+        print(exc.render(), file=sys.stderr)
+        return EXIT_SPEC
+    except RunError as exc:  # bad data, device or run directory
+        print(f"resdsl: error: {exc}", file=sys.stderr)
+        return EXIT_SPEC
     except UsageError as exc:
         print(f"resdsl: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

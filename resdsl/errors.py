@@ -98,6 +98,10 @@ class Diagnostic:
         }
 
 
+class RunError(Exception):
+    """Bad data, device or run directory for `resdsl train` (exit 1, with this message)."""
+
+
 class SpecError(Exception):
     """Raised by `resdsl.load` / `resdsl.loads` when a spec has errors."""
 

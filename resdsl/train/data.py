@@ -18,11 +18,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..errors import RunError as DataError  # missing or malformed data, a bad device: exit 1
 from ..library import UsageError
-
-
-class DataError(Exception):
-    """Missing or malformed data on disk (exit 1, with this message)."""
 
 
 @dataclass
