@@ -57,17 +57,22 @@ def test_timm_weights_load_and_outputs_match(name):
 SPECS = sorted(n for n in resdsl.library.bundled_names() if n not in ("blocks", "resnet1202"))
 
 
-@pytest.mark.parametrize("name", SPECS)
-def test_runtime_figures_equal_static_figures(name):
-    net = resdsl.load(name)
-    model = net.to_torch()
+def assert_runtime_figures(net, model, batch: int) -> torch.Tensor:
+    """Parameters, FlopCounterMode's FLOPs / 2 and the output shape equal the static figures."""
     assert sum(p.numel() for p in model.parameters()) == net.params
-    x = torch.randn((1,) + net.input_shape)
+    x = torch.randn((batch,) + net.input_shape)
     model.eval()
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         out = model(x)
-    assert counter.get_total_flops() == 2 * net.macs
+    assert counter.get_total_flops() == 2 * net.macs * batch  # FLOPs = 2 x MACs, per example
     assert tuple(out.shape[1:]) == net.output_shape
+    return x
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_runtime_figures_equal_static_figures(name):
+    net = resdsl.load(name)
+    assert_runtime_figures(net, net.to_torch(), batch=1)
 
 
 @pytest.mark.parametrize("name", ["resnet20", "resnet50d", "seresnet50", "preact_resnet18", "mlp_resnet",
@@ -139,13 +144,7 @@ def test_random_networks_compile_with_the_static_figures(spec):
     time, and the backward pass reaches every parameter."""
     net = resdsl.loads(spec.source)
     model = net.to_torch()
-    assert sum(p.numel() for p in model.parameters()) == net.params
-    x = torch.randn((2,) + net.input_shape)
-    model.eval()
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        out = model(x)
-    assert counter.get_total_flops() == 2 * net.macs * len(x)  # FLOPs = 2 x MACs, per example
-    assert tuple(out.shape[1:]) == net.output_shape
+    x = assert_runtime_figures(net, model, batch=2)
     model.train()
     model(x).square().mean().backward()
     assert all(p.grad is not None for p in model.parameters())
