@@ -85,3 +85,14 @@ def test_python_dash_m_entry_point():
     assert result.returncode == 0 and "resnet50" in result.stdout.split()
     result = run("check", "resnet18")
     assert result.returncode == 0 and result.stdout.startswith("ok resnet18")
+
+
+def test_the_readme_example_checks_to_torchvisions_figures():
+    import re
+    from pathlib import Path
+
+    import resdsl
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    example = re.search(r"```res\n(.*?)```", readme, re.S).group(1)
+    net = resdsl.loads(example)
+    assert (net.params, net.macs) == (21_797_672, 3_663_761_408)  # torchvision's resnet34
