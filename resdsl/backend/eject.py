@@ -14,48 +14,10 @@ import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .module import SqueezeExcite, ZeroPadShortcut
+from .module import TORCH_DEFAULTS, SqueezeExcite, ZeroPadShortcut, module_call
 
 if TYPE_CHECKING:
     from ..network import Network
-
-_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True, "eps": 1e-5, "momentum": 0.1,
-             "ceil_mode": False, "count_include_pad": True, "inplace": False}
-
-
-def module_call(kind: str, attrs: dict, x: tuple[int, ...], inplace: bool) -> tuple[str, list[tuple[str, object]]]:
-    """(constructor, [(argument, value)]) for one op; arguments equal to PyTorch's defaults are left out."""
-    if kind == "conv":
-        args = [("in_channels", x[0]), ("out_channels", attrs["out"]), ("kernel_size", attrs["kernel"]),
-                ("stride", attrs["stride"]), ("padding", attrs["padding"]), ("dilation", attrs["dilation"]),
-                ("groups", attrs["groups"]), ("bias", attrs["bias"])]
-        return "nn.Conv2d", args
-    if kind == "bn":
-        return ("nn.BatchNorm2d" if len(x) == 3 else "nn.BatchNorm1d",
-                [("num_features", x[0]), ("eps", attrs["eps"]), ("momentum", attrs["momentum"])])
-    if kind == "fc":
-        features = x[0] * (x[1] * x[2] if len(x) == 3 else 1)
-        return "nn.Linear", [("in_features", features), ("out_features", attrs["out"]), ("bias", attrs["bias"])]
-    if kind == "maxpool":
-        return "nn.MaxPool2d", [("kernel_size", attrs["kernel"]), ("stride", attrs["stride"]),
-                                ("padding", attrs["padding"]), ("ceil_mode", attrs["ceil"])]
-    if kind == "avgpool" and attrs["kernel"] is None:
-        return "nn.AdaptiveAvgPool2d", [("output_size", 1)]
-    if kind == "avgpool":
-        return "nn.AvgPool2d", [("kernel_size", attrs["kernel"]), ("stride", attrs["stride"]),
-                                ("padding", attrs["padding"]), ("ceil_mode", attrs["ceil"]),
-                                ("count_include_pad", attrs.get("count_include_pad", True))]
-    if kind == "se":
-        from ..shapes import se_hidden
-        return "SqueezeExcite", [("channels", x[0]), ("hidden", se_hidden(attrs, x[0]))]
-    if kind == "zeropad":
-        return "ZeroPadShortcut", [("stride", attrs["stride"]), ("channels", attrs["channels"])]
-    if kind in ("relu", "silu"):
-        return f"nn.{'ReLU' if kind == 'relu' else 'SiLU'}", [("inplace", inplace)]
-    if kind == "dropout":
-        return "nn.Dropout", [("p", attrs["p"])]
-    return {"gelu": "nn.GELU", "sigmoid": "nn.Sigmoid", "identity": "nn.Identity", "flatten": "nn.Flatten"}[kind], []
-
 
 @dataclass
 class _Unit:
@@ -148,19 +110,15 @@ def _forward(units: list[_Unit], entry: str) -> list[str]:
     return lines + ["return x"]
 
 
-def _literal(value: object) -> str:
-    return repr(value)
-
-
 def _render_call(constructor: str, args: list[tuple[str, object]], names: dict[int, str] | None = None) -> str:
     """`nn.Conv2d(64, 256, kernel_size=1, bias=False)`; `names` maps an argument index to a parameter name."""
     parts, keywords = [], False
     for i, (arg, value) in enumerate(args):
         text = names[i] if names and i in names else None
-        if text is None and arg in _DEFAULTS and value == _DEFAULTS[arg]:
+        if text is None and arg in TORCH_DEFAULTS and value == TORCH_DEFAULTS[arg]:
             keywords = True
             continue
-        text = text or _literal(value)
+        text = text or repr(value)
         keywords = keywords or not (i < 2 and arg in ("in_channels", "out_channels", "num_features", "in_features",
                                                       "out_features", "channels", "hidden", "output_size"))
         parts.append(f"{arg}={text}" if keywords else text)
@@ -243,8 +201,9 @@ class _Writer:
         info["uses"].append((path, values, self.ops.nodes[entry]["shape"][0], self.ops.nodes[names[-1]]["shape"][0]))
         return key
 
-    def render_classes(self) -> dict[tuple, tuple[str, list[int], list[str]]]:
-        """Write one class per variant; return key -> (class name, varying positions, parameter names)."""
+    def render_classes(self) -> dict[tuple, tuple[str, list[int], list[str], list[str]]]:
+        """Write one class per variant; return key -> (class name, varying positions, their parameter
+        names, the constructor's signature)."""
         done, taken = {}, set()
         for key, info in self.variants.items():
             block_type = key[0]

@@ -18,6 +18,8 @@ import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..shapes import se_hidden
+
 if TYPE_CHECKING:
     from ..network import Network
 
@@ -76,33 +78,49 @@ class Part(nn.Module):
         return len(self._modules)
 
 
-def make_module(kind: str, attrs: dict, x: tuple[int, ...], inplace: bool) -> nn.Module:
-    """The nn.Module for one op, given its input shape `x`."""
+# PyTorch's own defaults: arguments equal to them are left out of ejected source.
+TORCH_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True, "eps": 1e-5, "momentum": 0.1,
+                  "ceil_mode": False, "count_include_pad": True, "inplace": False}
+
+
+def module_call(kind: str, attrs: dict, x: tuple[int, ...], inplace: bool) -> tuple[str, list[tuple[str, object]]]:
+    """(constructor, [(argument, value)]) for one op; arguments equal to PyTorch's defaults are left out."""
     if kind == "conv":
-        return nn.Conv2d(x[0], attrs["out"], attrs["kernel"], attrs["stride"], attrs["padding"], attrs["dilation"],
-                         attrs["groups"], bias=attrs["bias"])
+        args = [("in_channels", x[0]), ("out_channels", attrs["out"]), ("kernel_size", attrs["kernel"]),
+                ("stride", attrs["stride"]), ("padding", attrs["padding"]), ("dilation", attrs["dilation"]),
+                ("groups", attrs["groups"]), ("bias", attrs["bias"])]
+        return "nn.Conv2d", args
     if kind == "bn":
-        norm = nn.BatchNorm2d if len(x) == 3 else nn.BatchNorm1d
-        return norm(x[0], eps=attrs["eps"], momentum=attrs["momentum"])
+        return ("nn.BatchNorm2d" if len(x) == 3 else "nn.BatchNorm1d",
+                [("num_features", x[0]), ("eps", attrs["eps"]), ("momentum", attrs["momentum"])])
     if kind == "fc":
         features = x[0] * (x[1] * x[2] if len(x) == 3 else 1)
-        return nn.Linear(features, attrs["out"], bias=attrs["bias"])
+        return "nn.Linear", [("in_features", features), ("out_features", attrs["out"]), ("bias", attrs["bias"])]
     if kind == "maxpool":
-        return nn.MaxPool2d(attrs["kernel"], attrs["stride"], attrs["padding"], ceil_mode=attrs["ceil"])
+        return "nn.MaxPool2d", [("kernel_size", attrs["kernel"]), ("stride", attrs["stride"]),
+                                ("padding", attrs["padding"]), ("ceil_mode", attrs["ceil"])]
+    if kind == "avgpool" and attrs["kernel"] is None:
+        return "nn.AdaptiveAvgPool2d", [("output_size", 1)]
     if kind == "avgpool":
-        if attrs["kernel"] is None:
-            return nn.AdaptiveAvgPool2d(1)
-        return nn.AvgPool2d(attrs["kernel"], attrs["stride"], attrs["padding"], ceil_mode=attrs["ceil"],
-                            count_include_pad=attrs.get("count_include_pad", True))
+        return "nn.AvgPool2d", [("kernel_size", attrs["kernel"]), ("stride", attrs["stride"]),
+                                ("padding", attrs["padding"]), ("ceil_mode", attrs["ceil"]),
+                                ("count_include_pad", attrs.get("count_include_pad", True))]
     if kind == "se":
-        from ..shapes import se_hidden
-        return SqueezeExcite(x[0], se_hidden(attrs, x[0]))
+        return "SqueezeExcite", [("channels", x[0]), ("hidden", se_hidden(attrs, x[0]))]
     if kind == "zeropad":
-        return ZeroPadShortcut(attrs["stride"], attrs["channels"])
-    simple = {"relu": lambda: nn.ReLU(inplace=inplace), "gelu": nn.GELU, "silu": lambda: nn.SiLU(inplace=inplace),
-              "sigmoid": nn.Sigmoid, "identity": nn.Identity, "flatten": nn.Flatten,
-              "dropout": lambda: nn.Dropout(attrs["p"])}
-    return simple[kind]()
+        return "ZeroPadShortcut", [("stride", attrs["stride"]), ("channels", attrs["channels"])]
+    if kind in ("relu", "silu"):
+        return f"nn.{'ReLU' if kind == 'relu' else 'SiLU'}", [("inplace", inplace)]
+    if kind == "dropout":
+        return "nn.Dropout", [("p", attrs["p"])]
+    return {"gelu": "nn.GELU", "sigmoid": "nn.Sigmoid", "identity": "nn.Identity", "flatten": "nn.Flatten"}[kind], []
+
+
+def make_module(kind: str, attrs: dict, x: tuple[int, ...], inplace: bool) -> nn.Module:
+    """The nn.Module for one op, built from the same description the ejected source is written from."""
+    constructor, args = module_call(kind, attrs, x, inplace)
+    cls = getattr(nn, constructor[3:]) if constructor.startswith("nn.") else globals()[constructor]
+    return cls(**dict(args))
 
 
 def to_torch(net: "Network") -> fx.GraphModule:
