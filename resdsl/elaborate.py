@@ -44,6 +44,22 @@ class StageInfo:
 
 
 @dataclass(frozen=True)
+class BlockInstance:
+    """One block call as elaborated: where it sits, which template, and every parameter's value.
+
+    The ejected source (`compile --emit python`) is written from these: one class per
+    template, instantiated with `arguments`.
+    """
+
+    path: str                    # module path of the instance, e.g. "layer2.0"
+    called: str                  # the name as written at the call (an alias such as `se_bottleneck`)
+    template: ast.Template       # the block definition it expands (aliases followed)
+    arguments: dict[str, Value]  # every parameter of the template, bound
+    policy: str                  # the shortcut policy in force at the call
+    span: Span                   # the call site
+
+
+@dataclass(frozen=True)
 class Elaboration:
     """The output of this stage: the graph before shape inference."""
 
@@ -53,6 +69,8 @@ class Elaboration:
     parameters: dict[str, Value]
     stages: tuple[StageInfo, ...]
     span: Span
+    template: ast.Template
+    instances: tuple[BlockInstance, ...]
 
 
 def elaborate(library, network_name: str, overrides: dict[str, Value], override_spans: dict[str, Span],
@@ -67,6 +85,7 @@ class _Elaborator:
         self.graph = OpGraph()
         self.symbols = frozenset(name for name, d in library.definitions.items() if d.kind == "block")
         self.stages: list[StageInfo] = []
+        self.instances: list[BlockInstance] = []
         self.part = "stem"
         self.seq = 0
         self.op_cache: dict[tuple, dict[str, Value]] = {}
@@ -134,7 +153,8 @@ class _Elaborator:
             self.error(ctx, "E0504", f"network `{name}` has more than {MAX_NODES:,} ops", template.name_span,
                        help="lower the repeat counts")
             return None
-        return Elaboration(name, self.graph, output, env, tuple(self.stages), template.span)
+        return Elaboration(name, self.graph, output, env, tuple(self.stages), template.span, template,
+                           tuple(self.instances))
 
     def input_shape(self, stmt: ast.Input, ctx: Context) -> tuple[int, ...] | None:
         dims = []
@@ -424,6 +444,7 @@ class _Elaborator:
         env = self.bind(template, defaults, positional, keywords, span, ctx, what="block")
         if env is None:
             return current
+        self.instances.append(BlockInstance(path, name, template, env, ctx.policy, span))
         inner = replace(ctx, env=env, env_key=Context.key_of(env), trace=ctx.trace + ((span, f"block `{name}` ({path})"),),
                         calls=ctx.calls + (name,), block=path, block_type=name)
         return self.body(template.body, current, Scope(path + "."), inner)

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from .analysis import PartCost, annotate, parts
-from .elaborate import StageInfo, elaborate
+from . import syntax as ast
+from .elaborate import BlockInstance, StageInfo, elaborate
 from .errors import Reporter, Span, SpecError
 from .graph import OpGraph
 from .library import UsageError, find_spec, read_library
@@ -46,6 +47,8 @@ class Network:
     parts: tuple[PartCost, ...] = field(repr=False)
     path: str = field(repr=False)
     sources: dict[str, str] = field(repr=False)
+    template: ast.Template = field(repr=False)                # the network's definition (aliases followed)
+    instances: tuple[BlockInstance, ...] = field(repr=False)  # every block call, in program order
 
     @cached_property
     def graph(self):
@@ -162,7 +165,8 @@ def _pipeline(text, path, network, input_shape, params, reporter: Reporter) -> N
     output = graph.nodes[elaboration.output]
     return Network(name=name, ops=graph, output=elaboration.output, span=elaboration.span, input_shape=graph.nodes["input"]["shape"], output_shape=output["shape"],
                    params=total_params, macs=total_macs, parameters=elaboration.parameters,
-                   stages=elaboration.stages, parts=tuple(parts(graph)), path=path, sources=dict(reporter.sources))
+                   stages=elaboration.stages, parts=tuple(parts(graph)), path=path, sources=dict(reporter.sources),
+                   template=elaboration.template, instances=elaboration.instances)
 
 
 def _choose_network(library, wanted: str | None, path: str, reporter: Reporter) -> str:
