@@ -14,7 +14,7 @@ import sys
 from typing import Sequence
 
 from .errors import RunError, SpecError
-from .library import UsageError, bundled_names
+from .library import UsageError, bundled_networks
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
 
@@ -185,7 +185,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    for name in bundled_names():
+    for name in bundled_networks():
         print(name)
     return EXIT_OK
 

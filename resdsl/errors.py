@@ -28,6 +28,8 @@ CODES: dict[str, str] = {
     "E0207": "network not found",
     "E0208": "construct not allowed here",
     "E0209": "missing or repeated input statement",
+    "E0210": "name reserved by PyTorch or Python",
+    "E0211": "a requirement of a block or network does not hold",
     "E0301": "result is not a whole number",
     "E0302": "wrong type of value",
     "E0303": "value out of range",
@@ -45,6 +47,7 @@ CODES: dict[str, str] = {
     "E0503": "recursion among blocks",
     "E0504": "network too large",
     "E0505": "more parameters than --max-params",
+    "E0506": "tensors too large for memory",
     "E0601": "checkpoint does not match the spec",
     "E0602": "not a readable checkpoint",
 }

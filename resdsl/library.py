@@ -9,6 +9,7 @@ cycles at the `use` line, and returns every definition in one namespace.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,17 @@ def specs_dir() -> Path:
 
 
 def bundled_names() -> list[str]:
+    """Every bundled .res file, networks and block libraries alike (for `use` hints)."""
     return sorted(p.stem for p in specs_dir().glob("*.res"))
+
+
+_DEFINES_NETWORK = re.compile(r"^[ \t]*network[ \t]+[A-Za-z_]", re.M)
+
+
+def bundled_networks() -> list[str]:
+    """The bundled specs that define a network (`resdsl list`); `blocks.res` is a library, not one."""
+    return sorted(p.stem for p in specs_dir().glob("*.res")
+                  if _DEFINES_NETWORK.search(p.read_text(encoding="utf-8")))
 
 
 def find_spec(path_or_name: str | os.PathLike) -> Path:
