@@ -19,11 +19,16 @@ from dataclasses import dataclass, replace
 from . import syntax as ast
 from .errors import Reporter, Span
 from .graph import OpGraph
+from .library import bundled_file_defining
 from .ops import OPS, BoundArg, bind
+from .reserved import reserved_reason
 from .scope import Context, Scope
 from .values import POLICIES, EvalError, Symbol, Value, as_bool, as_int, evaluate, show, suggest, type_name
 
 MAX_NODES = 250_000  # 3x a 10,000-block network; reached in about a second
+# Block instances and ops created, together: blocks that create no ops never reach MAX_NODES, so
+# `e0() x1000` inside `x1000` must be bounded by the work done, not by what it produced.
+MAX_WORK = 300_000
 MAX_DEPTH = 48
 MAX_REPEAT = 100_000
 SHORTHANDS = {"s": "stride", "g": "groups", "k": "kernel", "d": "dilation", "p": "padding"}
@@ -31,6 +36,13 @@ SHORTHANDS = {"s": "stride", "g": "groups", "k": "kernel", "d": "dilation", "p":
 
 class _TooLarge(Exception):
     pass
+
+
+def _missing_use_hint(name: str) -> str | None:
+    """`bottleneck` is in the bundled blocks.res: the likely mistake is a missing `use` line."""
+    where = bundled_file_defining(name)
+    return f"`{name}` is defined in the bundled {where}: add `use \"{where}\"` at the top of this file" \
+        if where else None
 
 
 @dataclass(frozen=True)
@@ -86,9 +98,12 @@ class _Elaborator:
         self.symbols = frozenset(name for name, d in library.definitions.items() if d.kind == "block")
         self.stages: list[StageInfo] = []
         self.instances: list[BlockInstance] = []
-        self.part = "stem"
         self.seq = 0
-        self.op_cache: dict[tuple, dict[str, Value]] = {}
+        self.work = 0
+        self.op_cache: dict[tuple, dict[str, Value] | None] = {}  # None: this op failed with these parameters
+        # (call, parameters) that failed without creating anything: a repetition of the same call fails
+        # the same way, and was reported already, so it is skipped rather than worked out again.
+        self.failed_calls: set[tuple] = set()
 
     # ---- helpers ---------------------------------------------------------------
     def error(self, ctx: Context, code: str, message: str, span: Span, help: str | None = None,
@@ -101,13 +116,19 @@ class _Elaborator:
     def eval(self, expr: ast.Expr, ctx: Context) -> Value:
         return evaluate(expr, ctx.env, self.symbols)
 
-    def add_node(self, node: str, ctx: Context, kind: str, span: Span, source: str | None, **attrs) -> str:
-        if len(self.graph) >= MAX_NODES:
+    def count_work(self) -> None:
+        self.work += 1
+        if self.work > MAX_WORK or len(self.graph) >= MAX_NODES:
             raise _TooLarge
+
+    def add_node(self, node: str, ctx: Context, kind: str, span: Span, source: str | None, **attrs) -> str:
+        self.count_work()
         self.seq += 1
+        # The part (a summary row, a `--freeze` unit) is where the spec puts the op: its `stem` or `head`
+        # section, else its top-level module (a stage `layer2`, a block call `trans1`, a group, an op).
+        part = ctx.section or node.partition(".")[0]
         self.graph.add_node(node, kind=kind, span=span, trace=ctx.trace, stage=ctx.stage, block=ctx.block,
-                            block_type=ctx.block_type, part=ctx.section or ctx.stage or self.part,
-                            inserted=False, seq=self.seq, **attrs)
+                            block_type=ctx.block_type, part=part, inserted=False, seq=self.seq, **attrs)
         if source is not None:
             self.graph.add_edge(source, node, role="main")
         return node
@@ -121,7 +142,7 @@ class _Elaborator:
             return None
         template, defaults = resolved
         keywords = {k: (v, override_spans.get(k, template.name_span)) for k, v in overrides.items()}
-        shown = name if name == template.name else f"{name}` (an alias of `{template.name}"
+        shown = f"`{name}`" if name == template.name else f"`{name}` (an alias of `{template.name}`)"
         env = self.bind(template, defaults, [], keywords, template.name_span, root, what="network", shown=shown)
         if env is None:
             return None
@@ -150,7 +171,9 @@ class _Elaborator:
         try:
             output = self.body(template.body, "input", scope, ctx)
         except _TooLarge:
-            self.error(ctx, "E0504", f"network `{name}` has more than {MAX_NODES:,} ops", template.name_span,
+            what = (f"more than {MAX_NODES:,} ops" if len(self.graph) >= MAX_NODES else
+                    f"more than {MAX_WORK:,} ops and block instances to expand")
+            self.error(ctx, "E0504", f"network `{name}` has {what}", template.name_span,
                        help="lower the repeat counts")
             return None
         return Elaboration(name, self.graph, output, env, tuple(self.stages), template.span, template,
@@ -180,7 +203,7 @@ class _Elaborator:
         if definition is None:
             where = span or Span.point("<command line>", 1, 1)
             self.error(ctx, "E0207" if span is None else "E0202", f"no block or network named `{name}`", where,
-                       help=suggest(name, list(self.library.definitions) + list(OPS)))
+                       help=_missing_use_hint(name) or suggest(name, list(self.library.definitions) + list(OPS)))
             return None
         if name in seen:
             self.error(ctx, "E0503", "aliases refer to each other: " + " -> ".join(seen + (name,)),
@@ -214,7 +237,7 @@ class _Elaborator:
              shown: str | None = None) -> dict | None:
         """Parameters of one call: given values, then defaults evaluated in order."""
         names = [p.name for p in template.params]
-        shown = shown or template.name
+        shown = shown or f"`{template.name}`"
         given: dict[str, Value] = {}
         ok = True
         if len(positional) > len(names):
@@ -227,7 +250,7 @@ class _Elaborator:
             given[name] = value
         for key, (value, kspan) in keywords.items():
             if key not in defaults:
-                self.error(ctx, "E0203", f"{what} `{shown}` has no parameter `{key}`", kspan,
+                self.error(ctx, "E0203", f"{what} {shown} has no parameter `{key}`", kspan,
                            help=suggest(key, names) or f"its parameters: {', '.join(names) or '(none)'}")
                 ok = False
             elif key in given:
@@ -297,15 +320,24 @@ class _Elaborator:
             out = self.body(element.body, current, scope, replace(ctx, section=element.kind))
             return out
         assert isinstance(element, ast.Group)
-        name = self.name(scope, ctx, element.name, element.name, element.span)
+        name = self.name(scope, ctx, element.name, element.name, element.span, what="group")
         return self.body(element.body, current, Scope(name + ".", indexed=True), ctx)
 
-    def name(self, scope: Scope, ctx: Context, label: str | None, kind: str, span: Span, module: bool = True) -> str:
+    def name(self, scope: Scope, ctx: Context, label: str | None, kind: str, span: Span, module: bool = True,
+             label_span: Span | None = None, what: str = "label") -> str:
+        """Claim the next name in `scope` (a label if given); report duplicates and reserved names."""
         name = scope.claim(label, kind, span, module)
         while scope.duplicates:
             label, where, first = scope.duplicates.pop()
             self.error(ctx, "E0206", f"the name `{label}` is already used in this scope", where,
                        notes=(f"first used at {first}",) if first else ())
+        segment = name[len(scope.prefix):]
+        reason = reserved_reason(segment) if module else None
+        if reason is not None:
+            what = what if label is not None else "block"
+            self.error(ctx, "E0210", f"`{segment}` cannot name a module: {reason}", label_span or span,
+                       notes=(f"the {what} becomes the attribute `{name}` of the compiled torch module",),
+                       help=f"rename it, e.g. `{segment.strip('_') or 'part'}1`")
         return name
 
     def cond(self, cond: ast.Cond, current: str, scope: Scope, ctx: Context) -> str:
@@ -340,6 +372,16 @@ class _Elaborator:
 
     # ---- calls -------------------------------------------------------------------------
     def call(self, call: ast.Call, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
+        key = (id(call), ctx.env_key)
+        if key in self.failed_calls:  # reported the first time; `{ nosuch() } x100000` stays cheap
+            return current
+        attempts = self.reporter.attempts
+        out = self._call(call, link, current, scope, ctx)
+        if out == current and self.reporter.attempts != attempts:
+            self.failed_calls.add(key)
+        return out
+
+    def _call(self, call: ast.Call, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
         name = call.name
         if name in ctx.env:
             value = ctx.env[name]
@@ -355,7 +397,7 @@ class _Elaborator:
             return self.op(call, link, current, scope, ctx)
         if name not in self.library.definitions:
             self.error(ctx, "E0202", f"no op or block named `{name}`", call.name_span,
-                       help=suggest(name, list(OPS) + list(self.symbols)))
+                       help=_missing_use_hint(name) or suggest(name, list(OPS) + list(self.symbols)))
             return current
         try:
             positional, keywords = self.arguments(call.args, ctx)
@@ -363,7 +405,7 @@ class _Elaborator:
             self.fail(ctx, exc)
             return current
         if call.repeat is None:
-            path = self.name(scope, ctx, link.label, name, call.span)
+            path = self.name(scope, ctx, link.label, name, call.span, label_span=link.label_span)
             return self.instantiate(name, positional, keywords, call.span, path, current, ctx)
         return self.stage(name, call, link, positional, keywords, current, scope, ctx)
 
@@ -411,9 +453,8 @@ class _Elaborator:
         while label is None or (link.label is None and label in scope.taken):
             scope.stages += 1
             label = f"layer{scope.stages}"
-        path = self.name(scope, ctx, label, label, link.span)
+        path = self.name(scope, ctx, label, label, link.span, label_span=link.label_span, what="stage")
         self.stages.append(StageInfo(path, name, count, stride, policy, link.span))
-        self.part = "head"
         inner = replace(ctx, stage=path, policy=policy)
         for i in range(count):
             kw = dict(keywords)
@@ -444,6 +485,7 @@ class _Elaborator:
         env = self.bind(template, defaults, positional, keywords, span, ctx, what="block")
         if env is None:
             return current
+        self.count_work()
         self.instances.append(BlockInstance(path, name, template, env, ctx.policy, span))
         inner = replace(ctx, env=env, env_key=Context.key_of(env), trace=ctx.trace + ((span, f"block `{name}` ({path})"),),
                         calls=ctx.calls + (name,), block=path, block_type=name)
@@ -453,13 +495,13 @@ class _Elaborator:
         # Every repetition of a block evaluates its ops with the same parameters;
         # memoising on (op, parameters) keeps large networks linear and cheap.
         key = (id(call), ctx.env_key)
-        attrs = self.op_cache.get(key)
-        if attrs is None:
-            attrs = self.op_attributes(call, ctx)
-            if attrs is None:
-                return current
-            self.op_cache[key] = attrs
-        node = self.name(scope, ctx, link.label, call.name, call.span)
+        if key in self.op_cache:
+            attrs = self.op_cache[key]
+        else:
+            attrs = self.op_cache[key] = self.op_attributes(call, ctx)
+        if attrs is None:  # reported when first worked out
+            return current
+        node = self.name(scope, ctx, link.label, call.name, call.span, label_span=link.label_span)
         return self.add_node(node, ctx, call.name, call.span, current, attrs=dict(attrs))
 
     def op_attributes(self, call: ast.Call, ctx: Context) -> dict[str, Value] | None:

@@ -128,11 +128,13 @@ class Reporter:
     sources: dict[str, str] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     limit: int = 50
+    attempts: int = 0  # calls of error(), repeats included: tells a caller whether anything went wrong
     _seen: set = field(default_factory=set)
 
     def error(self, code: str, message: str, span: Span | None, *, notes: tuple[str, ...] | list[str] = (),
               help: str | None = None, trace: tuple[tuple[Span, str], ...] = ()) -> None:
         assert code in CODES, code
+        self.attempts += 1
         key = (code, span, message)
         if key in self._seen or len(self.diagnostics) >= self.limit:
             return

@@ -8,6 +8,7 @@ cycles at the `use` line, and returns every definition in one namespace.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from . import syntax as ast
 from .errors import Reporter, Span, SpecError
-from .parse import data_dir, decode, parse_module
+from .parse import data_dir, decode, parse_module, read_source
 from .values import suggest
 
 
@@ -33,6 +34,23 @@ def bundled_names() -> list[str]:
 
 
 _DEFINES_NETWORK = re.compile(r"^[ \t]*network[ \t]+[A-Za-z_]", re.M)
+
+
+_DEFINITION = re.compile(r"^[ \t]*(?:block|network)[ \t]+([A-Za-z_][A-Za-z0-9_]*)", re.M)
+
+
+@functools.lru_cache(maxsize=1)
+def _bundled_definitions() -> dict[str, str]:
+    found: dict[str, str] = {}
+    for path in sorted(specs_dir().glob("*.res")):
+        for name in _DEFINITION.findall(path.read_text(encoding="utf-8")):
+            found.setdefault(name, path.name)
+    return found
+
+
+def bundled_file_defining(name: str) -> str | None:
+    """`blocks.res` for `bottleneck`: where the bundled library defines `name`, for a missing-`use` hint."""
+    return _bundled_definitions().get(name)
 
 
 def bundled_networks() -> list[str]:
@@ -119,8 +137,7 @@ def _read(text: str, path: str, modules: dict[str, ast.Module], reporter: Report
         if _key(target) in modules:
             continue
         try:
-            data = Path(target).read_bytes()
-            child_text = decode(data, target)
+            child_text = decode(read_source(target), target)
         except SpecError as exc:
             reporter.sources.update(exc.sources)
             for d in exc.diagnostics:

@@ -18,7 +18,7 @@ from .elaborate import BlockInstance, StageInfo, elaborate
 from .errors import Reporter, Span, SpecError
 from .graph import OpGraph
 from .library import UsageError, find_spec, read_library
-from .parse import decode, parse_expression
+from .parse import check_size, decode, parse_expression, read_source
 from .shapes import Shape, infer_graph, show_shape
 from .values import EvalError, Symbol, Value, evaluate, show
 
@@ -117,7 +117,7 @@ def load(path_or_name: str | os.PathLike, *, network: str | None = None,
     path = find_spec(path_or_name)
     display = _display_path(path)
     try:
-        data = path.read_bytes()
+        data = read_source(str(path), display)
     except OSError as exc:
         raise UsageError(f"cannot read {display}: {exc.strerror}") from None
     return compile_text(decode(data, display), display, network=network, input_shape=input_shape, params=params)

@@ -19,8 +19,18 @@ from . import syntax as ast
 from .errors import Diagnostic, Span, SpecError
 from .syntax_errors import syntax_diagnostic
 
-MAX_SOURCE_BYTES = 256 * 1024  # 100x the largest bundled spec; parsing is ~20 µs a byte
+MAX_SOURCE_BYTES = 256 * 1024  # 100x the largest bundled spec (2.7 KB)
+# Lark's LALR parser takes ~11 µs a token on the 2-core machine: 256 KiB of `1,1,1,...` is 260,000
+# tokens and 3 s of parsing. 50,000 tokens (~100 KB of dense code, 100x the largest bundled spec's
+# 500) bound a parse to about half a second; comments and blank lines cost nothing here.
+MAX_TOKENS = 50_000
 MAX_NESTING = 64
+
+
+class _TooManyTokens(Exception):
+    def __init__(self, token: Token):
+        super().__init__(token)
+        self.token = token
 
 _HERE = Path(__file__).resolve().parent
 
@@ -50,7 +60,9 @@ class NewlineFilter:
         depth = 0
         pending: Token | None = None  # a newline waiting to see the next token
         previous = ""
-        for token in stream:
+        for count, token in enumerate(stream):
+            if count >= MAX_TOKENS:  # raised from inside the parse, so the cost stays bounded
+                raise _TooManyTokens(token)
             if token.type == "_NL":
                 if depth == 0 and previous not in self._continues and previous != "":
                     pending = pending or token
@@ -273,11 +285,38 @@ class _ToAst(Transformer):
 
 # ---- entry points -------------------------------------------------------------
 
+def read_source(path: str, shown: str | None = None) -> bytes:
+    """The bytes of a spec file, refusing one over the size limit before reading it whole.
+
+    At most MAX_SOURCE_BYTES + 1 bytes are read, so a 3 GiB file (or a device that never
+    ends) costs no memory and no time. Raises OSError as open() does.
+    """
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_SOURCE_BYTES + 1)
+    if len(data) > MAX_SOURCE_BYTES:
+        raise _too_large(shown or path)
+    return data
+
+
+def _too_large(path: str, size: int | None = None) -> SpecError:
+    what = f"is {size:,} bytes" if size is not None else "is larger than that"
+    return SpecError([Diagnostic("E0105", f"file {what}; specs are limited to {MAX_SOURCE_BYTES:,} bytes",
+                                 Span.point(path, 1, 1),
+                                 help="a spec this long is almost certainly not one; split it into files "
+                                      "joined by `use`")])
+
+
+def check_size(text: str, path: str) -> None:
+    """The size limit for text given directly (`resdsl.loads`, `--set`), as for files."""
+    # UTF-8 takes at least one byte a character: a cheap check first, then the exact one.
+    if len(text) > MAX_SOURCE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
+        raise _too_large(path, len(text.encode("utf-8", "surrogatepass")))
+
+
 def decode(data: bytes, path: str) -> str:
     """Bytes -> text, or a located E0101/E0105."""
     if len(data) > MAX_SOURCE_BYTES:
-        raise SpecError([Diagnostic("E0105", f"file is {len(data):,} bytes; specs are limited to "
-                                    f"{MAX_SOURCE_BYTES:,}", Span.point(path, 1, 1))])
+        raise _too_large(path, len(data))
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -291,23 +330,27 @@ def decode(data: bytes, path: str) -> str:
 
 
 def parse_module(text: str, path: str) -> ast.Module:
-    _check_nesting(text, path)
-    try:
-        tree = parser().parse(text, start="start")
-        return _ToAst(path).transform(tree)
-    except UnexpectedInput as exc:
-        raise SpecError([syntax_diagnostic(exc, text, path, parser())], {path: text}) from None
-    except (RecursionError, VisitError) as exc:
-        _too_deep(exc, text, path)
+    return _parse(text, path, "start")
 
 
 def parse_expression(text: str, path: str = "<expr>") -> ast.Expr:
     """Parse one expression (used for `--set key=value`)."""
+    return _parse(text, path, "expr")
+
+
+def _parse(text: str, path: str, start: str):
+    check_size(text, path)
     _check_nesting(text, path)
     try:
-        return _ToAst(path).transform(parser().parse(text, start="expr"))
+        return _ToAst(path).transform(parser().parse(text, start=start))
     except UnexpectedInput as exc:
         raise SpecError([syntax_diagnostic(exc, text, path, parser())], {path: text}) from None
+    except _TooManyTokens as exc:
+        token = exc.token
+        raise SpecError([Diagnostic("E0105", f"more than {MAX_TOKENS:,} tokens", _token_span(path, token),
+                                    help="a spec this long is almost certainly generated: use a stage "
+                                         "(`x N`) or a block parameter instead of writing it out")],
+                        {path: text}) from None
     except (RecursionError, VisitError) as exc:
         _too_deep(exc, text, path)
 
@@ -317,7 +360,8 @@ def _too_deep(exc: Exception, text: str, path: str):
     operators can exhaust the stack (Lark wraps that RecursionError in a VisitError)."""
     if isinstance(exc, VisitError) and not isinstance(exc.orig_exc, RecursionError):
         raise exc
-    longest = max(range(len(text.split("\n"))), key=lambda i: len(text.split("\n")[i]), default=0)
+    lines = text.split("\n")  # once: the longest line is where the chain most likely is
+    longest = max(range(len(lines)), key=lambda i: len(lines[i]), default=0)
     raise SpecError([Diagnostic("E0105", "expression too long or too deeply nested to parse",
                                 Span.point(path, longest + 1, 1),
                                 help="split it up, e.g. into block parameters, or add brackets to shorten chains")],
@@ -325,14 +369,13 @@ def _too_deep(exc: Exception, text: str, path: str):
 
 
 def _check_nesting(text: str, path: str) -> None:
-    """Refuse absurd bracket nesting up front (Lark and the AST walk recurse)."""
+    """Refuse absurd bracket nesting up front (Lark and the AST walk recurse). One pass over the text."""
     depth = 0
-    line, column = 1, 0
+    line, line_start = 1, 0
     in_comment = False
-    for ch in text:
-        column += 1
+    for index, ch in enumerate(text):
         if ch == "\n":
-            line, column, in_comment = line + 1, 0, False
+            line, line_start, in_comment = line + 1, index + 1, False
         elif in_comment:
             continue
         elif ch == "#":
@@ -341,7 +384,7 @@ def _check_nesting(text: str, path: str) -> None:
             depth += 1
             if depth > MAX_NESTING:
                 raise SpecError([Diagnostic("E0105", f"brackets nested more than {MAX_NESTING} deep",
-                                            Span.point(path, line, column),
+                                            Span.point(path, line, index - line_start + 1),
                                             help="flatten the expression or split the network into blocks")],
                                 {path: text})
         elif ch in ")]}":

@@ -101,6 +101,9 @@ def _hint_for_token(exc: UnexpectedToken, tok: Token, parser: Lark) -> str | Non
         label = None
     if label:
         return label
+    if tok.type == "SHAPE" and len(set(tok.value.split("x"))) == 1 and tok.value.count("x") == 1:
+        k = tok.value.split("x")[0]
+        return f"write a {k}×{k} kernel as `k{k}` (`conv 64 k{k}`); `{tok.value}` is a shape, as in `input 3x32x32`"
     if tok.value == "x" or tok.type == "REPEAT":
         return "a repeat (`x3`) follows a block call, e.g. `layer1: basic(64) x3`"
     return None
