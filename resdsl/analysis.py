@@ -79,3 +79,61 @@ def parts(graph: OpGraph) -> list[PartCost]:
             row[3] += data["params"]
             row[4] += data["macs"]
     return [PartCost(name, *row) for name, row in rows.items()]
+
+
+# ---- memory ------------------------------------------------------------------------------------
+# What a batch needs, from shapes alone, so that `compile` and `train` refuse a spec whose tensors
+# cannot fit before allocating any of them (a 3x100000x100000 input is 240 GB at batch 2).
+
+
+def _elements(shape: Shape | None) -> int:
+    n = 1
+    for d in shape or ():
+        n *= d
+    return n if shape else 0
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryEstimate:
+    """Bytes one process needs: activations for the batch, and weights (with gradients and optimizer
+    state when training). `largest` names the biggest single tensor, for the message."""
+
+    activations: int
+    weights: int
+    largest: str
+    largest_shape: Shape
+
+    @property
+    def total(self) -> int:
+        return self.activations + self.weights
+
+
+def memory_estimate(graph: OpGraph, params: int, batch: int, *, training: bool,
+                    activation_bytes: int = 4, weight_bytes: int = 4) -> MemoryEstimate:
+    """An estimate of the memory one forward (inference) or forward and backward (training) step takes.
+
+    Training keeps every op's output for the backward pass: the sum of all output tensors (input
+    included) times the batch, plus weights, gradients and SGD momentum (3 × params). Inference keeps a
+    tensor only until its last consumer has run: the peak of the live tensors in execution order, plus
+    the weights. In-place ops and allocator slack make real figures differ by tens of percent, which is
+    why callers refuse only beyond the machine's whole memory.
+    """
+    sizes = {node: _elements(data.get("shape")) for node, data in graph.nodes.items()}
+    largest = max(sizes, key=sizes.__getitem__, default="input")
+    if training:
+        elements = sum(sizes.values())
+        weights = 3 * params * weight_bytes
+    else:
+        order = {node: i for i, node in enumerate(graph.nodes)}
+        last_use = {node: max((order[v] for v in graph.succ[node]), default=len(order)) for node in graph.nodes}
+        freed_at: dict[int, list[str]] = {}
+        for node, i in last_use.items():
+            freed_at.setdefault(i, []).append(node)
+        live = elements = 0
+        for i, node in enumerate(graph.nodes):
+            live += sizes[node]                  # the output exists while its inputs still do
+            elements = max(elements, live)
+            for done in freed_at.get(i, ()):     # inputs whose last consumer was this op
+                live -= sizes[done]
+        weights = params * weight_bytes
+    return MemoryEstimate(elements * batch * activation_bytes, weights, largest, graph.nodes[largest].get("shape"))

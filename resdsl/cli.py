@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import re
 import sys
 from typing import Sequence
 
 from .errors import RunError, SpecError
+from .files import check_destination, expand
 from .library import UsageError, bundled_networks
+from .units import format_count
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
 
@@ -30,6 +34,48 @@ def _assignment(text: str) -> tuple[str, str]:
     if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key.strip()) or not value.strip():
         raise argparse.ArgumentTypeError(f"expected key=value (e.g. classes=10), not {text!r}")
     return key.strip(), value.strip()
+
+
+def _path(text: str) -> str:
+    """A path option: never empty (`-o ""` would silently mean the default), `~` expanded."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path, not an empty string")
+    return expand(text)
+
+
+def _positive_float(text: str) -> float:
+    """A float that is a number (argparse's `float` takes 'nan' and 'inf') and above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, not {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, not {text!r}")
+    return value
+
+
+def _size(text: str) -> int:
+    from .memory import parse_size
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _max_memory(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-memory", type=_size, metavar="SIZE",
+                        help="refuse, before allocating, a run whose tensors are estimated to need more (e.g. 16G; "
+                             "default: the machine's memory, or the free memory of the CUDA device)")
 
 
 def _spec_options(parser: argparse.ArgumentParser) -> None:
@@ -55,13 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     _spec_options(summary)
     compile_ = commands.add_parser("compile", help="build the PyTorch module and write it out")
     compile_.add_argument("spec", metavar="FILE|NAME")
-    compile_.add_argument("-o", "--output", metavar="OUT", help="where to write (default: NAME plus the kind's suffix)")
+    compile_.add_argument("-o", "--output", metavar="OUT", type=_path, help="where to write (default: NAME plus the kind's suffix)")
     compile_.add_argument("--emit", choices=["pt2", "torchscript", "onnx", "state", "python"], default="pt2",
                           help="pt2: a torch.export program (default); torchscript; onnx; state: a state dict "
                                "with the spec embedded; python: standalone PyTorch source")
-    compile_.add_argument("--weights", metavar="CKPT", help="a checkpoint to check against the spec and load")
-    compile_.add_argument("--max-params", type=int, default=2_000_000_000, metavar="N",
+    compile_.add_argument("--weights", metavar="CKPT", type=_path, help="a checkpoint to check against the spec and load")
+    compile_.add_argument("--max-params", type=_positive_int, default=2_000_000_000, metavar="N",
                           help="refuse specs with more parameters, before allocating anything (default 2e9)")
+    _max_memory(compile_)
     _spec_options(compile_)
     draw = commands.add_parser("draw", help="draw the architecture with Graphviz")
     draw.add_argument("spec", metavar="FILE|NAME")
@@ -73,19 +120,24 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("spec", metavar="FILE|NAME")
     train.add_argument("--data", default="digits", metavar="SOURCE",
                        help="digits (default), cifar10:DIR, imagefolder:DIR or synthetic")
-    train.add_argument("--epochs", type=int, default=10)
-    train.add_argument("--batch-size", type=int, default=128)
-    train.add_argument("--lr", type=float, default=0.1)
+    train.add_argument("--epochs", type=_positive_int, default=10)
+    train.add_argument("--batch-size", type=_positive_int, default=128)
+    train.add_argument("--lr", type=_positive_float, default=0.1)
     train.add_argument("--schedule", choices=["cosine", "step"], default="cosine")
     train.add_argument("--device", default="auto", help="auto (default), cuda or cpu")
     train.add_argument("--amp", default="auto", help="bf16, fp16 or off (default: bf16 on CUDA, off on CPU)")
     train.add_argument("--channels-last", action="store_true", default=None, help="(default on CUDA)")
     train.add_argument("--compile", action="store_true", help="torch.compile the model")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--out", default=None, metavar="RUN_DIR", help="run directory (default runs/NAME)")
+    train.add_argument("--out", default=None, type=_path, metavar="RUN_DIR", help="run directory (default runs/NAME)")
     train.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
-    train.add_argument("--init-from", metavar="CKPT", help="load every tensor whose name and shape match")
-    train.add_argument("--freeze", nargs="+", default=[], metavar="STAGE", help="stages (or stem, head) to freeze")
+    train.add_argument("--init-from", metavar="CKPT", type=_path, help="load every tensor whose name and shape match "
+                       "(a warning when tensors beyond the classifier do not)")
+    train.add_argument("--strict", action="store_true",
+                       help="with --init-from: every tensor but the classifier's must match, or stop")
+    train.add_argument("--freeze", nargs="+", default=[], metavar="PART",
+                       help="parts to freeze, as `resdsl summary` names them (stem, layer1, ..., head)")
+    _max_memory(train)
     train.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes under torchrun")
     _spec_options(train)
     commands.add_parser("list", help="list the bundled specs")
@@ -102,10 +154,6 @@ def _load(spec: str, args: argparse.Namespace):
     return load(spec, network=args.network, input_shape=args.input_shape, **dict(args.overrides))
 
 
-def _giga(n: int) -> str:
-    return f"{n / 1e9:.2f} G" if n >= 1e8 else f"{n / 1e6:.2f} M"
-
-
 def cmd_check(args: argparse.Namespace) -> int:
     status = EXIT_OK
     for spec in args.specs:
@@ -117,7 +165,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             continue
         shape = lambda s: "x".join(map(str, s))  # noqa: E731
         print(f"ok {net.name}: {shape(net.input_shape)} -> {shape(net.output_shape)}, "
-              f"{net.params:,} params, {net.macs:,} MACs ({_giga(net.macs)})")
+              f"{net.params:,} params, {net.macs:,} MACs ({format_count(net.macs)})")
     return status
 
 
@@ -133,30 +181,44 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from .errors import Diagnostic
+    # Everything that can be checked without building the model is checked first: building and
+    # exporting resnet50 takes seconds, and a mistyped -o or --weights should not cost them.
+    out = check_destination(args.output, "-o")
+    if args.weights is not None and not os.path.isfile(args.weights):
+        raise UsageError(f"--weights {args.weights}: no such file")
+    try:
+        import torch  # noqa: F401  (only to fail early with the fix, if PyTorch is missing)
+    except ImportError:
+        raise UsageError("resdsl compile needs PyTorch: pip install 'resdsl[torch]'") from None
+    from .backend.export import EMITS, emit, require_packages
+    require_packages(args.emit)
     net = _load(args.spec, args)
     if net.params > args.max_params:
         raise SpecError([Diagnostic("E0505", f"`{net.name}` has {net.params:,} parameters, more than "
                                     f"--max-params {args.max_params:,}", net.span,
                                     help="raise --max-params if this is intended")], net.sources)
+    from .backend.export import EXAMPLE_BATCH
+    from .memory import check_memory, physical_memory, show_bytes
+    limit = args.max_memory or physical_memory()
+    check_memory(net, EXAMPLE_BATCH, training=False, limit=limit,
+                 where=f"--max-memory {show_bytes(limit)}" if args.max_memory else
+                 f"the {show_bytes(limit or 0)} of memory of this machine")
+    if out is None:
+        out = check_destination(f"{net.name}{EMITS[args.emit]}", "-o")
     from .report import print_summary
     print_summary(net)
-    try:
-        import torch  # noqa: F401  (only to fail early with the fix, if PyTorch is missing)
-    except ImportError:
-        raise UsageError("resdsl compile needs PyTorch: pip install 'resdsl[torch]'") from None
-    from .backend.export import EMITS, emit
     from .backend.weights import load_checked
     model = net.to_torch()
     if args.weights:
         load_checked(net, model, args.weights)
         print(f"loaded {args.weights}: every tensor matches the spec")
-    out = args.output or f"{net.name}{EMITS[args.emit]}"
     emit(net, model, args.emit, out)
     print(f"wrote {out} ({args.emit})")
     return EXIT_OK
 
 
 def cmd_draw(args: argparse.Namespace) -> int:
+    args.output = check_destination(args.output, "-o")  # before any work: empty, missing or read-only
     net = _load(args.spec, args)
     from .draw import render
     out = args.output or f"{net.name}-{args.level}.svg"
@@ -172,14 +234,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         from .train import TrainConfig, train
     except ImportError as exc:
         raise UsageError(f"resdsl train needs PyTorch: pip install 'resdsl[train]' ({exc})") from None
-    if args.epochs < 1 or args.batch_size < 1 or args.lr <= 0:
-        raise UsageError("--epochs and --batch-size must be at least 1, --lr positive")
     out = args.out or str(Path("runs") / Path(args.spec).stem)
     config = TrainConfig(spec=args.spec, data=args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          schedule=args.schedule, device=args.device, amp=args.amp, channels_last=args.channels_last,
                          compile=args.compile, seed=args.seed, out=out, resume=args.resume, init_from=args.init_from,
-                         freeze=tuple(args.freeze), sync_bn=args.sync_bn, overrides=dict(args.overrides),
-                         input_shape=args.input_shape, network=args.network)
+                         strict=args.strict, freeze=tuple(args.freeze), sync_bn=args.sync_bn,
+                         overrides=dict(args.overrides), input_shape=args.input_shape, network=args.network,
+                         max_memory=args.max_memory)
     train(config, log=lambda *a: print(*a, flush=True))
     return EXIT_OK
 
@@ -212,3 +273,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:  # a read or write outside files.write_atomically: one line, never a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"resdsl: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_SPEC
+    except MemoryError:  # the estimate (E0506) let through a run the allocator could not serve
+        print("resdsl: error: out of memory (try a smaller --input or --batch-size)", file=sys.stderr)
+        return EXIT_SPEC

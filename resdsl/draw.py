@@ -11,10 +11,20 @@ The main path runs top to bottom; each shortcut is a side edge that rejoins
 at its merge, styled by kind and named in the legend; auto-inserted
 projections are filled orange. Output is deterministic: the same spec gives
 byte-identical DOT.
+
+Two layout rules, which tests/test_draw.py checks on Graphviz's own coordinates:
+
+* A box's title is a plain-text node in the box's top row, not a cluster
+  label: dot routes edges around nodes but straight through cluster labels.
+* Every edge into a box goes through the box's entry point, an invisible node
+  in that top row, right of the title. A block's entry point is also where
+  its shortcut forks off, so the shortcut starts and ends inside its block and
+  runs down the right-hand side (east ports) instead of weaving in from outside.
 """
 
 from __future__ import annotations
 
+import html
 import os
 from dataclasses import dataclass, field
 
@@ -23,10 +33,13 @@ import graphviz
 from .files import write_atomically
 from .library import UsageError
 from .network import Network
+from .units import format_count
 
 LEVELS = ("network", "stage", "block", "op")
 FORMATS = ("svg", "png", "pdf", "dot")
 FONT = "Helvetica"
+DPI = 96                 # Graphviz's own default for bitmaps
+DPI_RANGE = (24, 600)    # beyond 600, an op-level drawing is hundreds of MB of pixels
 
 # Shortcut kinds: (edge style, colour, legend text)
 SHORTCUTS = {
@@ -45,13 +58,6 @@ INSERTED_FILL = "#fde0c5"
 
 def dims(shape) -> str:
     return "×".join(map(str, shape)) if shape else "?"
-
-
-def count(n: int) -> str:
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= size:
-            return f"{n / size:.3g}{unit}"
-    return str(n)
 
 
 def essentials(kind: str, attrs: dict, shape) -> str:
@@ -89,8 +95,18 @@ class _Box:
 
     id: str
     members: list[str] = field(default_factory=list)
-    title: str = ""
-    clusters: tuple[tuple[str, str], ...] = ()  # (cluster id, label) outermost first
+
+
+@dataclass
+class _Cluster:
+    """A stage's or a block's box: its title, what it holds, and the point edges enter it by."""
+
+    id: str
+    title: str
+    depth: int
+    boxes: list[str] = field(default_factory=list)
+    children: list[str] = field(default_factory=list)
+    entry: str | None = None  # set when everything entering the box is one tensor
 
 
 def _collapse(net: Network, level: str) -> dict[str, str]:
@@ -127,43 +143,91 @@ def build(net: Network, level: str = "op") -> graphviz.Digraph:
         boxes.setdefault(where[n], _Box(where[n])).members.append(n)
     stage_of = {s.name: s for s in net.stages}
 
+    # the stage and block boxes (op and block levels), and which of them hold each drawn node
+    clusters: dict[str, _Cluster] = {}
+    inside: dict[str, tuple[str, ...]] = {}  # box -> its clusters, outermost first
+    for box in boxes.values():
+        path = _cluster_path(net, box, level)
+        for depth, (cid, title) in enumerate(path):
+            if cid not in clusters:
+                clusters[cid] = _Cluster(cid, title, depth)
+                if depth:
+                    clusters[path[depth - 1][0]].children.append(cid)
+        if path:
+            clusters[path[-1][0]].boxes.append(box.id)
+        inside[box.id] = tuple(cid for cid, _ in path)
+
+    # edges between boxes, in program order, one per pair of boxes
+    links: list[tuple[str, str, str, str]] = []  # (from box, to box, style, shape)
+    seen: set[tuple[str, str]] = set()
+    for u, v, edge in ops.edges():
+        a, b = where[u], where[v]
+        if a != b and (a, b) not in seen:
+            seen.add((a, b))
+            links.append((a, b, _edge_style(net, u, v, edge), dims(edge.get("shape"))))
+    # A box entered by a single tensor gets an entry point, and every edge into the box runs through it.
+    sources: dict[str, set[str]] = {}
+    for a, b, _, _ in links:
+        for cid in inside[b]:
+            if cid not in inside[a]:
+                sources.setdefault(cid, set()).add(a)
+    for cid, found in sources.items():
+        if len(found) == 1:
+            clusters[cid].entry = f"{cid}#in"
+
+    # each link becomes a chain: from its box through the entry points of the clusters it enters
+    segments: dict[tuple[str, str], dict[str, str]] = {}
+    kinds_used: set[str] = set()
+    for a, b, style, shape in links:
+        chain = [a, *(clusters[c].entry for c in inside[b] if c not in inside[a] and clusters[c].entry), b]
+        for i, pair in enumerate(zip(chain, chain[1:])):
+            if pair in segments:  # a trunk into a box, shared by its main path and its shortcut
+                continue
+            attrs = {"label": f" {shape} "} if i == 0 else {}  # the tensor is labelled once, where it leaves
+            if pair[1] != b or style == "main":  # a trunk segment carries the box's input: the main path
+                attrs["weight"] = "10"
+                if pair[1] != b:
+                    attrs["arrowhead"] = "none"  # the arrow is drawn where the chain ends
+            else:
+                kinds_used.add(style)
+                line, colour, _ = SHORTCUTS[style]
+                attrs.update(style=line, color=colour, fontcolor=colour, weight="0")
+                if pair[0].endswith("#in"):  # leave the fork sideways, so the main path keeps the centre
+                    attrs["tailport"] = "e"
+                if b in ops.nodes and ops.nodes[b]["kind"] in ("add", "concat"):
+                    attrs["headport"] = "e"
+            segments[pair] = attrs
+    # dot keeps edges between nodes of one group straight: the main path is one column
+    attrs_of = {box.id: _box_attrs(net, box, stage_of) for box in boxes.values()}
+    branch = {y for (_, y), attrs in segments.items() if "style" in attrs}
+    for box in boxes.values():
+        if box.id not in branch:
+            attrs_of[box.id]["group"] = "main"
+    fanout = {x: sum(1 for y, _ in segments if y == x) for x, _ in segments if x.endswith("#in")}
+    for (x, y), attrs in segments.items():
+        # Meet at an entry point's centre. Where the line only passes through, end it at the point's
+        # bottom and restart at its top, so the two halves overlap: dot otherwise leaves a 2pt gap.
+        if x.endswith("#in"):
+            attrs.update(tailclip="false", **({} if fanout[x] > 1 else {"tailport": "n"}))
+        if y.endswith("#in"):
+            attrs.update(headclip="false", **({} if fanout[y] > 1 else {"headport": "s"}))
+
     dot = graphviz.Digraph(net.name, graph_attr={
         "rankdir": "TB", "fontname": FONT, "fontsize": "16", "labelloc": "t", "labeljust": "c",
         "label": f"{net.name}: {dims(net.input_shape)} → {dims(net.output_shape)}, {net.params:,} params, "
-                 f"{net.macs:,} MACs ({count(net.macs)})\n ",
+                 f"{net.macs:,} MACs ({format_count(net.macs)})\n ",
         "nodesep": "0.35", "ranksep": "0.35", "newrank": "true", "splines": "spline", "compound": "true"},
         node_attr={"fontname": FONT, "fontsize": "11", "shape": "box", "style": "rounded,filled", "margin": "0.12,0.05",
                    "penwidth": "1"},
         edge_attr={"fontname": FONT, "fontsize": "9", "arrowsize": "0.6", "color": "#333333"})
-
-    # nodes, grouped into nested clusters (stages and blocks) at the op and block levels
-    tree: dict = {}
     for box in boxes.values():
-        attrs = _box_attrs(net, box, level, stage_of)
-        path = _cluster_path(net, box, level)
-        node = tree
-        for cluster in path:
-            node = node.setdefault(cluster, {})
-        node.setdefault(None, []).append((box.id, attrs))
-    _emit_tree(dot, tree, net)
-
-    # edges, in program order; one per pair of boxes
-    seen: set[tuple[str, str]] = set()
-    kinds_used: set[str] = set()
-    for u, v, edge in ops.edges():
-        a, b = where[u], where[v]
-        if a == b or (a, b) in seen:
-            continue
-        seen.add((a, b))
-        style = _edge_style(net, u, v, edge)
-        attrs = {"label": " " + dims(edge.get("shape")) + " "}
-        if style == "main":
-            attrs.update(weight="10")
-        else:
-            kinds_used.add(style)
-            line, colour, _ = SHORTCUTS[style]
-            attrs.update(style=line, color=colour, fontcolor=colour, weight="0")
-        dot.edge(a, b, **attrs)
+        if not inside[box.id]:
+            dot.node(box.id, **attrs_of[box.id])
+    for cluster in clusters.values():
+        if cluster.depth == 0:
+            _emit_cluster(dot, cluster, clusters, attrs_of, fanout)
+    for (x, y), attrs in segments.items():
+        dot.edge(x, y, **attrs)
     inserted_shown = any(b.members == [b.id] and ops.nodes[b.id]["inserted"] for b in boxes.values())
     if kinds_used or inserted_shown:
         _legend(dot, sorted(kinds_used), inserted_shown)
@@ -171,6 +235,7 @@ def build(net: Network, level: str = "op") -> graphviz.Digraph:
 
 
 def _cluster_path(net: Network, box: _Box, level: str) -> tuple[tuple[str, str], ...]:
+    """The (name, title) of the stage and block boxes around `box`, outermost first."""
     if level not in ("op", "block") or box.id == "input":
         return ()
     data = net.ops.nodes[box.members[0]]
@@ -179,27 +244,37 @@ def _cluster_path(net: Network, box: _Box, level: str) -> tuple[tuple[str, str],
     if stage:
         s = next(s for s in net.stages if s.name == stage)
         stride = f", /{s.stride}" if s.stride and s.stride > 1 else ""
-        path.append((f"cluster_{stage}", f"{stage}: {s.block} ×{s.repeats}{stride}"))
+        path.append((stage, f"{stage}: {s.block} ×{s.repeats}{stride}"))
     if block and not box.id.endswith(".1+"):
-        path.append((f"cluster_{block}", f"{block} ({data['block_type']})"))
+        path.append((block, f"{block} ({data['block_type']})"))
     return tuple(path)
 
 
-def _emit_tree(dot: graphviz.Digraph, tree: dict, net: Network) -> None:
-    for box_id, attrs in tree.get(None, []):
-        dot.node(box_id, **attrs)
-    for key, subtree in tree.items():
-        if key is None:
-            continue
-        cluster_id, label = key
-        depth = cluster_id.count(".")
-        with dot.subgraph(name=cluster_id) as sub:
-            sub.attr(label=label, style="rounded,filled", color="#9aa5b1", fillcolor="#f7f9fb" if depth else "#eef2f6",
-                     fontname=FONT, fontsize="12", labeljust="l", margin="10")
-            _emit_tree(sub, subtree, net)
+def _emit_cluster(dot: graphviz.Digraph, cluster: _Cluster, clusters: dict[str, _Cluster],
+                  attrs_of: dict[str, dict[str, str]], fanout: dict[str, int]) -> None:
+    with dot.subgraph(name=f"cluster_{cluster.id}") as sub:
+        sub.attr(label="", style="rounded,filled", color="#9aa5b1", margin="8",
+                 fillcolor="#f7f9fb" if cluster.depth else "#eef2f6")
+        title = f"{cluster.id}#title"
+        with sub.subgraph() as row:  # the top row: the title, and on its right the entry point
+            row.attr(rank="same")
+            row.node(title, cluster.title, shape="plaintext", style="", fontsize="12", margin="0.02,0.02")
+            if cluster.entry:
+                # a visible dot where a shortcut forks off; elsewhere the main path runs straight through
+                fork = fanout.get(cluster.entry, 0) > 1
+                row.node(cluster.entry, "", shape="point", width="0.07" if fork else "0.01",
+                         color="#333333", fillcolor="#333333", style="filled" if fork else "invis", group="main")
+                row.edge(title, cluster.entry, style="invis")
+        if not cluster.entry:  # nothing to sit beside: keep the title above the box's first node
+            first = cluster.boxes[0] if cluster.boxes else f"{cluster.children[0]}#title"
+            sub.edge(title, first, style="invis")
+        for box_id in cluster.boxes:
+            sub.node(box_id, **attrs_of[box_id])
+        for child in cluster.children:
+            _emit_cluster(sub, clusters[child], clusters, attrs_of, fanout)
 
 
-def _box_attrs(net: Network, box: _Box, level: str, stage_of: dict) -> dict[str, str]:
+def _box_attrs(net: Network, box: _Box, stage_of: dict) -> dict[str, str]:
     ops = net.ops
     members = [ops.nodes[m] for m in box.members]
     last = members[-1]
@@ -244,7 +319,7 @@ def _box_attrs(net: Network, box: _Box, level: str, stage_of: dict) -> dict[str,
                                               ), FILL["part"]
         if len(head) > 60:
             head = head[:57] + "…"
-    lines = [title, head, f"→ {dims(last.get('shape'))}", f"{params:,} params, {count(macs)} MACs"]
+    lines = [title, head, f"→ {dims(last.get('shape'))}", f"{params:,} params, {format_count(macs)} MACs"]
     projections = {d["merge"] for d in members if d["inserted"]}
     if projections:
         kinds = sorted({ops.nodes[m]["shortcut"] for m in projections})
@@ -267,34 +342,47 @@ def _edge_style(net: Network, u: str, v: str, edge: dict) -> str:
 
 
 def _legend(dot: graphviz.Digraph, kinds: list[str], inserted: bool) -> None:
-    with dot.subgraph(name="cluster_legend") as legend:
-        legend.attr(label="legend", style="rounded", color="#9aa5b1", fontname=FONT, fontsize="11", labeljust="l")
-        previous = None
-        for kind in kinds:
-            line, colour, text = SHORTCUTS[kind]
-            a, b = f"legend_{kind}_a", f"legend_{kind}_b"
-            legend.node(a, "", shape="point", width="0.05")
-            legend.node(b, text, shape="plaintext", style="", fontsize="10", fontcolor=colour)
-            legend.edge(a, b, style=line, color=colour, arrowsize="0.5")
-            if previous:
-                legend.edge(previous, a, style="invis")
-            previous = b
-        if inserted:
-            legend.node("legend_inserted", "inserted by the shortcut policy", fillcolor=INSERTED_FILL,
-                        color="#d9730d", fontsize="10")
-            if previous:
-                legend.edge(previous, "legend_inserted", style="invis")
+    """One small table node: a line sample per shortcut kind drawn, and the inserted fill if any is shown."""
+    rows = []
+    for kind in kinds:
+        line, colour, text = SHORTCUTS[kind]
+        # the sample is the bottom border of the upper half of a cell, so it sits level with the text
+        border = ' BORDER="2"' if line == "bold" else f' BORDER="1" STYLE="{line}"'
+        sample = (f'<TABLE BORDER="0" CELLSPACING="0" CELLPADDING="0"><TR><TD WIDTH="30" HEIGHT="6" SIDES="B"'
+                  f'{border} COLOR="{colour}"></TD></TR><TR><TD HEIGHT="6"></TD></TR></TABLE>')
+        rows.append(f'<TR><TD>{sample}</TD><TD ALIGN="LEFT"><FONT COLOR="{colour}">{html.escape(text)}</FONT></TD></TR>')
+    if inserted:
+        rows.append(f'<TR><TD BGCOLOR="{INSERTED_FILL}" COLOR="#d9730d" BORDER="1" WIDTH="30" HEIGHT="12"></TD>'
+                    '<TD ALIGN="LEFT">inserted by the shortcut policy</TD></TR>')
+    dot.node("legend", f'<<TABLE BORDER="1" COLOR="#9aa5b1" CELLBORDER="0" CELLSPACING="2" CELLPADDING="2">'
+                       f'{"".join(rows)}</TABLE>>', shape="plaintext", style="", fontsize="10", margin="0")
 
 
-def render(net: Network, out: str | os.PathLike, level: str = "op") -> str:
-    """Write the diagram to `out`; the format is the suffix (.svg .png .pdf .dot). Returns the format."""
+def check_dpi(dpi: int | None, fmt: str) -> int | None:
+    """The dpi to give Graphviz: only bitmaps have one; SVG and PDF are vector graphics."""
+    if dpi is None:
+        return DPI if fmt == "png" else None
+    if fmt != "png":
+        raise UsageError(f"--dpi applies to .png only; .{fmt} has no pixels to size")
+    if not DPI_RANGE[0] <= dpi <= DPI_RANGE[1]:
+        raise UsageError(f"--dpi must be between {DPI_RANGE[0]} and {DPI_RANGE[1]}, not {dpi}")
+    return dpi
+
+
+def render(net: Network, out: str | os.PathLike, level: str = "op", dpi: int | None = None) -> str:
+    """Write the diagram to `out`; the format is the suffix (.svg .png .pdf .dot). Returns the format.
+
+    `dpi` sizes a .png (default 96) and is an error with any other format."""
     fmt = os.path.splitext(os.fspath(out))[1].lstrip(".").lower()
     if fmt not in FORMATS:
         raise UsageError(f"cannot tell the format of {out}: use .svg, .png, .pdf or .dot")
+    dpi = check_dpi(dpi, fmt)
     dot = build(net, level)
     if fmt == "dot":
         data = dot.source.encode("utf-8")
     else:
+        if dpi is not None:
+            dot.graph_attr["dpi"] = str(dpi)
         data = pipe(dot, fmt)
     write_atomically(out, lambda f: f.write(data))
     return fmt

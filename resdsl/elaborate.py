@@ -22,6 +22,7 @@ from .graph import OpGraph
 from .library import bundled_file_defining
 from .ops import OPS, BoundArg, bind
 from .reserved import reserved_reason
+from .requirements import unmet
 from .scope import Context, Scope
 from .values import POLICIES, EvalError, Symbol, Value, as_bool, as_int, evaluate, show, suggest, type_name
 
@@ -104,6 +105,7 @@ class _Elaborator:
         # (call, parameters) that failed without creating anything: a repetition of the same call fails
         # the same way, and was reported already, so it is skipped rather than worked out again.
         self.failed_calls: set[tuple] = set()
+        self.unmet_seen: set[tuple] = set()
 
     # ---- helpers ---------------------------------------------------------------
     def error(self, ctx: Context, code: str, message: str, span: Span, help: str | None = None,
@@ -169,7 +171,7 @@ class _Elaborator:
         scope = Scope("")
         scope.taken["input"] = None
         try:
-            output = self.body(template.body, "input", scope, ctx)
+            output = self.body(template.body, "input", scope, ctx, top=True)
         except _TooLarge:
             what = (f"more than {MAX_NODES:,} ops" if len(self.graph) >= MAX_NODES else
                     f"more than {MAX_WORK:,} ops and block instances to expand")
@@ -259,6 +261,7 @@ class _Elaborator:
             else:
                 given[key] = value
         env = dict(given)
+        failed_defaults: list[EvalError] = []
         for param in template.params:
             if param.name in env:
                 continue
@@ -273,14 +276,33 @@ class _Elaborator:
             try:
                 env[param.name] = evaluate(default, env, self.symbols)
             except EvalError as exc:
-                self.fail(replace(ctx, trace=ctx.trace + ((span, f"{what} `{template.name}`"),)), exc)
-                ok = False
-        return env if ok else None
+                failed_defaults.append(exc)
+        if not ok:
+            return None
+        # Requirements first: `depth = 42` should be reported as the author's "depth must be one of ...",
+        # not as the index or division errors it causes in the defaults and the body.
+        given_spans = {name: where for name, (_, where) in zip(names, positional)}
+        given_spans.update({key: where for key, (_, where) in keywords.items()})
+        broken, errors = unmet(template, env, self.symbols, given_spans, defaults, span, self.reporter.sources,
+                               complete=not failed_defaults)
+        inside = replace(ctx, trace=ctx.trace + ((span, f"{what} `{template.name}`"),))
+        for req in broken:  # once per requirement and values: every stage passing `groups=32` is one mistake
+            if (id(req.requirement), req.notes) not in self.unmet_seen:
+                self.unmet_seen.add((id(req.requirement), req.notes))
+                self.error(ctx, "E0211", req.message, req.span, notes=req.notes)
+        for exc in (errors + failed_defaults) if not broken else ():
+            self.fail(inside, exc)
+        return env if not (broken or errors or failed_defaults) else None
 
     # ---- bodies -------------------------------------------------------------------
-    def body(self, body: ast.Body, current: str, scope: Scope, ctx: Context) -> str:
+    def body(self, body: ast.Body, current: str, scope: Scope, ctx: Context, top: bool = False) -> str:
+        """Elaborate statements in order; `top` for a template's own body, where `require` belongs."""
         for stmt in body.statements:
-            if isinstance(stmt, ast.Shortcut):
+            if isinstance(stmt, ast.Require):
+                if not top:  # checked when the template is called (bind), before the body is expanded
+                    self.error(ctx, "E0208", "`require` belongs at the top of a block or network body",
+                               stmt.span, help="conditions on parameters hold for the whole template")
+            elif isinstance(stmt, ast.Shortcut):
                 try:
                     ctx = replace(ctx, policy=self.policy(stmt.policy, ctx))
                 except EvalError as exc:
@@ -355,6 +377,8 @@ class _Elaborator:
         return current
 
     def residual(self, element: ast.Residual, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
+        options = self.merge_options(element, ctx)
+        first = self.seq  # nodes after this one are on the main path
         main = self.body(element.body, current, scope, ctx)
         if main == current:  # nothing on the main path (or only ops that failed)
             if not self.reporter.failed:
@@ -363,12 +387,46 @@ class _Elaborator:
             return current
         if element.merge == "add" and ctx.policy == "none":
             return main  # a plain network: the block keeps its main path only
+        tap = None
+        if options is not None and "project_from" in options:
+            label, where = options["project_from"]
+            tap = scope.prefix + label
+            if tap not in self.graph or self.graph.nodes[tap]["seq"] <= first:
+                self.error(ctx, "E0201", f"no op labelled `{label}` on this residual's main path", where,
+                           help="label the op to project from, e.g. `bn -> preact: relu`")
+                tap = None
         merge = self.name(scope, ctx, link.label, element.merge, element.span, module=False)
         shortcut = scope.claim(None, "downsample", element.span, module=False)
         node = self.add_node(merge, ctx, element.merge, element.span, main, attrs={}, policy=ctx.policy,
-                             shortcut_name=shortcut)
+                             shortcut_name=shortcut, project_from=tap,
+                             project_norm=options.get("project_norm", True) if options else True)
         self.graph.add_edge(current, node, role="shortcut")
         return node
+
+    def merge_options(self, element: ast.Residual, ctx: Context) -> dict | None:
+        """`residual(project_from = LABEL, project_norm = false)`: where an inserted projection starts
+        (a labelled op of the main path, e.g. the pre-activation of ResNet v2) and whether it has a BN."""
+        options: dict = {}
+        for arg in element.args:
+            try:
+                if element.merge != "add" or arg.name not in ("project_from", "project_norm"):
+                    raise EvalError("E0203", f"`{'residual' if element.merge == 'add' else 'dense'}` has no "
+                                    + (f"option `{arg.name}`" if arg.name else "positional options"), arg.span,
+                                    help="`residual` takes `project_from = LABEL` and `project_norm = true|false`"
+                                    if element.merge == "add" else "`dense` takes no options")
+                if arg.name in options:
+                    raise EvalError("E0205", f"option `{arg.name}` is given twice", arg.span)
+                if arg.name == "project_from":
+                    if not isinstance(arg.value, ast.Name):
+                        raise EvalError("E0302", "`project_from` names a labelled op of the main path", arg.span,
+                                        help="e.g. `residual(project_from = preact) { bn -> preact: relu ... }`")
+                    options[arg.name] = (arg.value.id, arg.value.span)
+                else:
+                    options[arg.name] = as_bool(self.eval(arg.value, ctx), arg.value.span)
+            except EvalError as exc:
+                self.fail(ctx, exc)
+                return None
+        return options
 
     # ---- calls -------------------------------------------------------------------------
     def call(self, call: ast.Call, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
@@ -489,7 +547,7 @@ class _Elaborator:
         self.instances.append(BlockInstance(path, name, template, env, ctx.policy, span))
         inner = replace(ctx, env=env, env_key=Context.key_of(env), trace=ctx.trace + ((span, f"block `{name}` ({path})"),),
                         calls=ctx.calls + (name,), block=path, block_type=name)
-        return self.body(template.body, current, Scope(path + "."), inner)
+        return self.body(template.body, current, Scope(path + "."), inner, top=True)
 
     def op(self, call: ast.Call, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
         # Every repetition of a block evaluates its ops with the same parameters;

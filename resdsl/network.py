@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import gc
+import math
+import numbers
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -19,8 +21,8 @@ from .errors import Reporter, Span, SpecError
 from .graph import OpGraph
 from .library import UsageError, find_spec, read_library
 from .parse import check_size, decode, parse_expression, read_source
-from .shapes import Shape, infer_graph, show_shape
-from .values import EvalError, Symbol, Value, evaluate, show
+from .shapes import Shape, check_input_shape, infer_graph, show_shape
+from .values import LIMIT, EvalError, Symbol, Value, evaluate, show
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,7 +98,7 @@ class Network:
             "params": self.params,
             "macs": self.macs,
             "flops": self.flops,
-            "parameters": {k: show(v) for k, v in self.parameters.items()},
+            "parameters": {k: _json_value(v) for k, v in self.parameters.items()},
             "parts": [{"name": p.name, "params": p.params, "macs": p.macs,
                        "output_shape": list(p.output_shape) if p.output_shape else None,
                        "inserted_params": p.inserted_params, "inserted_macs": p.inserted_macs}
@@ -105,6 +107,15 @@ class Network:
                         "shortcut": s.policy} for s in self.stages],
             "projections": self.projections(),
         }
+
+
+def _json_value(value: Value) -> Any:
+    """A parameter as JSON: numbers, booleans and lists as themselves; a block or policy by its name."""
+    if isinstance(value, tuple):
+        return [_json_value(v) for v in value]
+    if isinstance(value, Symbol):
+        return value.name
+    return value
 
 
 def load(path_or_name: str | os.PathLike, *, network: str | None = None,
@@ -131,6 +142,10 @@ def loads(text: str, name: str | None = None, *, path: str = "<string>",
 
 def compile_text(text: str, path: str, *, network: str | None = None, input_shape: tuple[int, ...] | None = None,
                  params: dict[str, Any] | None = None) -> Network:
+    if not isinstance(text, str):
+        raise TypeError(f"a spec is text (str), not {type(text).__name__}")
+    if input_shape is not None:
+        input_shape = check_input_shape(input_shape)  # ValueError with the reason, before any work
     reporter = Reporter()
     reporter.sources[path] = text
     # The pipeline allocates many small dicts and frees none of them until it
@@ -215,16 +230,39 @@ def _overrides(params: dict[str, Any], library, reporter: Reporter):
             reporter.sources[typed] = f"{key}={raw}"
             spans[key] = Span(typed, 1, 1, 1, len(key) + 1)
         else:
-            values[key] = _from_python(raw)
+            try:
+                values[key] = _from_python(raw)
+            except ValueError as exc:
+                where = f"<parameter {key}>"
+                reporter.sources[where] = f"{key}={_short_repr(raw)}"
+                reporter.error("E0302", f"parameter `{key}`: {exc}", Span(where, 1, 1, 1, len(key) + 1),
+                               help="give a number, true/false, a list, or a string holding an expression "
+                                    "such as \"bottleneck\" or \"[2, 2, 2, 2]\"")
     return values, spans
 
 
-def _from_python(value: Any) -> Value:
-    if isinstance(value, (list, tuple)):
-        return tuple(_from_python(v) for v in value)
-    if isinstance(value, (bool, int, float, Symbol)):
+def _from_python(value: Any, depth: int = 0) -> Value:
+    """A Python value as a value of the language; ValueError for anything the language has no value for."""
+    if isinstance(value, (list, tuple)) and depth < 16:
+        return tuple(_from_python(v, depth + 1) for v in value)
+    if isinstance(value, (bool, Symbol)):
         return value
-    raise TypeError(f"cannot use {value!r} as a network parameter")
+    if isinstance(value, numbers.Integral):
+        number = int(value)
+        if abs(number) > LIMIT:
+            raise ValueError(f"{number} is too large (numbers are limited to {LIMIT:,})")
+        return number
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"{number} is not a finite number")
+        return number
+    raise ValueError(f"cannot use {type(value).__name__} {_short_repr(value)} as a network parameter")
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _display_path(path: Path) -> str:

@@ -6,6 +6,7 @@ module only answers "what does `conv 64 k3 s2` mean?".
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .errors import Span
@@ -23,6 +24,7 @@ class Option:
     type: str = "int"  # "int" | "float" | "bool"
     minimum: float | None = None
     maximum: float | None = None
+    above_minimum: bool = False  # the minimum itself is refused (BN's eps: torch divides by sqrt(var + eps))
     flag: bool = False  # may be written bare, e.g. `bn zero_init`
 
 
@@ -60,7 +62,7 @@ OPS: dict[str, OpSpec] = {spec.kind: spec for spec in (
     ), "2-d convolution; padding defaults to kernel//2 * dilation"),
     OpSpec("bn", (), (
         Option("zero_init", default=False, type="bool", flag=True),
-        Option("eps", default=1e-5, type="float", minimum=0.0),
+        Option("eps", default=1e-5, type="float", minimum=0.0, maximum=1.0, above_minimum=True),
         Option("momentum", default=0.1, type="float", minimum=0.0, maximum=1.0),
     ), "batch normalisation; `zero_init` starts its scale at 0"),
     OpSpec("relu", (), (), "ReLU"),
@@ -150,7 +152,12 @@ def _check(spec: OpSpec, option: Option, value: Value, span: Span) -> Value:
     else:
         value = float(value)
     low, high = option.minimum, option.maximum
-    if low is not None and value < low or high is not None and value > high:
-        bounds = f"at least {show(low)}" if high is None else f"between {show(low)} and {high:,}"
+    # Written so that NaN fails too: every comparison with NaN is false, so `not (low <= value)` catches it.
+    in_range = math.isfinite(value) and (low is None or (value > low if option.above_minimum else value >= low)) \
+        and (high is None or value <= high)
+    if not in_range:
+        lowest = f"above {show(low)}" if option.above_minimum else f"at least {show(low)}"
+        bounds = lowest if high is None else (f"above {show(low)} and at most {show(high)}" if option.above_minimum
+                                              else f"between {show(low)} and {high:,}")
         raise EvalError("E0303", f"`{option.name}` of `{spec.kind}` is {show(value)}; it must be {bounds}", span)
     return value

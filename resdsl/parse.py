@@ -21,9 +21,9 @@ from .syntax_errors import syntax_diagnostic
 
 MAX_SOURCE_BYTES = 256 * 1024  # 100x the largest bundled spec (2.7 KB)
 # Lark's LALR parser takes ~11 µs a token on the 2-core machine: 256 KiB of `1,1,1,...` is 260,000
-# tokens and 3 s of parsing. 50,000 tokens (~100 KB of dense code, 100x the largest bundled spec's
-# 500) bound a parse to about half a second; comments and blank lines cost nothing here.
-MAX_TOKENS = 50_000
+# tokens and 3 s of parsing. A 256 KiB spec of ordinary lines has ~75,000 tokens (the largest bundled
+# spec, 500), so 100,000 tokens bound a parse to about a second; comments and blank lines cost nothing.
+MAX_TOKENS = 100_000
 MAX_NESTING = 64
 
 
@@ -231,10 +231,14 @@ class _ToAst(Transformer):
         return ast.Section(str(c[0]), c[1], self.s(meta))
 
     def residual(self, meta, c):
-        return ast.Residual("add", c[0], self.s(meta))
+        return ast.Residual("add", c[1], self.s(meta), tuple(c[0] or ()))
 
     def dense(self, meta, c):
-        return ast.Residual("concat", c[0], self.s(meta))
+        return ast.Residual("concat", c[1], self.s(meta), tuple(c[0] or ()))
+
+    def require(self, meta, c):
+        test, message = c
+        return ast.Require(test, str(message)[1:-1] if message is not None else None, self.s(meta))
 
     def cond(self, meta, c):
         return ast.Cond(c[0], c[1], c[2], self.s(meta))
@@ -263,6 +267,12 @@ class _ToAst(Transformer):
 
     def compare(self, meta, c):
         return ast.Binary(str(c[1]), c[0], c[2], self.s(meta))
+
+    def contains(self, meta, c):
+        return ast.Binary("in", c[0], c[1], self.s(meta))
+
+    def not_contains(self, meta, c):
+        return ast.Binary("not in", c[0], c[1], self.s(meta))
 
     def or_op(self, meta, c):
         return ast.Binary("or", c[0], c[1], self.s(meta))

@@ -7,13 +7,34 @@ from rich.table import Table
 
 from .network import Network
 from .shapes import show_shape
+from .units import format_count
+
+
+def heading(net: Network) -> list[str]:
+    """The summary's first line, as phrases: the line `resdsl check` prints, without `ok`."""
+    return [f"{net.name}: {show_shape(net.input_shape)} -> {show_shape(net.output_shape)}",
+            f"{net.params:,} params", f"{net.macs:,} MACs ({format_count(net.macs)})"]
+
+
+def wrap_phrases(phrases: list[str], width: int) -> list[str]:
+    """Join phrases with ", " into lines of at most `width` columns, breaking only between phrases
+    (a table title wraps at the table's width, which splits `4,089,184,256 MACs (4.09 G)` mid-phrase)."""
+    lines: list[str] = []
+    for phrase in phrases:
+        if lines and len(lines[-1]) + 2 + len(phrase) + 1 <= width:  # +1: the comma that may follow
+            lines[-1] += f", {phrase}"
+        else:
+            if lines:
+                lines[-1] += ","
+            lines.append(phrase)
+    return lines
 
 
 def print_summary(net: Network, console: Console | None = None) -> None:
     console = console or Console(highlight=False)
-    title = (f"{net.name}: {show_shape(net.input_shape)} -> {show_shape(net.output_shape)}, "
-             f"{net.params:,} params, {net.macs:,} MACs ({net.macs / 1e9:.3f} GMACs)")
-    table = Table(title=title, title_justify="left")
+    for line in wrap_phrases(heading(net), console.width):
+        console.print(line, overflow="ignore", crop=False, soft_wrap=True, highlight=False)
+    table = Table()
     table.add_column("part")
     table.add_column("block")
     table.add_column("output", justify="right")

@@ -25,6 +25,27 @@ class ShapeError(Exception):
         self.code, self.message, self.help = code, message, help
 
 
+MAX_DIM = 2**31 - 1  # the largest size an `input` statement may give
+
+
+def check_input_shape(shape: object) -> Shape:
+    """An input shape given from Python or the command line: C×H×W or a vector width, whole and positive.
+
+    Raises ValueError with the reason; the spec's own `input` statement gets the same limits (E0303).
+    """
+    if not isinstance(shape, (tuple, list)):
+        raise ValueError(f"input_shape must be a tuple such as (3, 224, 224) or (64,), not {type(shape).__name__}")
+    if len(shape) not in (1, 3):
+        raise ValueError(f"input_shape must be C×H×W (3 sizes) or a vector width (1 size), not {len(shape)} "
+                         f"sizes: {tuple(shape)!r}")
+    for dim in shape:
+        if isinstance(dim, bool) or not isinstance(dim, int) and not (hasattr(dim, "__index__")):
+            raise ValueError(f"input_shape sizes must be whole numbers, not {dim!r}")
+        if not 1 <= int(dim) <= MAX_DIM:
+            raise ValueError(f"input_shape sizes must be between 1 and {MAX_DIM:,}, not {int(dim):,}")
+    return tuple(int(dim) for dim in shape)
+
+
 def show_shape(shape: Shape | None) -> str:
     return "?" if shape is None else "x".join(str(d) for d in shape)
 
@@ -162,6 +183,17 @@ def plan_shortcut(policy: str, x: Shape, y: Shape, stride: int = 1) -> ShortcutP
     return ShortcutPlan({"B": "projection", "C": "projection", "D": "avgproj"}[policy], stride)
 
 
+def tap_plan(plan: ShortcutPlan, x: Shape, y: Shape, stride: int) -> ShortcutPlan:
+    """The same kind of shortcut taken from a point on the main path (`residual(project_from = ...)`):
+    x is that point's shape and stride the main path's stride from there to the merge."""
+    _check_stride(x, y, stride)
+    if plan.kind == "zeropad" and y[0] < x[0]:
+        raise ShapeError("E0401", f"option A cannot shrink channels: the shortcut carries {show_shape(x)} "
+                         f"but the main path gives {show_shape(y)}",
+                         help="zero-padding only adds channels; use `shortcut B` to project")
+    return ShortcutPlan(plan.kind, stride)
+
+
 def _check_stride(x: Shape, y: Shape, stride: int) -> None:
     """A 1×1 projection (or subsampling) with the main path's stride must give H'×W'."""
     if len(x) == 1:
@@ -218,7 +250,12 @@ def infer_graph(graph: OpGraph, reporter) -> None:
                 data["shortcut"] = plan.kind
                 data["shape"] = main
                 if plan.kind not in ("identity", "none"):
-                    _insert_shortcut(graph, node, inputs["shortcut"], plan, x, main)
+                    source = data.get("project_from") or inputs["shortcut"]
+                    if source != inputs["shortcut"]:  # ResNet v2: project the pre-activated tensor instead
+                        x = nodes[source]["shape"]
+                        plan = tap_plan(plan, x, main, _stride_between(nodes, pred, {**inputs, "shortcut": source}))
+                    _insert_shortcut(graph, node, inputs["shortcut"], source, plan, x, main,
+                                     norm=data.get("project_norm", True))
                     inserted = True
             else:
                 data["shape"] = infer(kind, data["attrs"], main)
@@ -242,8 +279,10 @@ def _stride_between(nodes, pred, inputs: dict[str, str]) -> int:
     return stride
 
 
-def _insert_shortcut(graph: OpGraph, merge: str, source: str, plan: ShortcutPlan, x: Shape, y: Shape) -> None:
-    """Put the planned shortcut ops on the edge source -> merge, named like torchvision's `downsample`."""
+def _insert_shortcut(graph: OpGraph, merge: str, raw: str, source: str, plan: ShortcutPlan, x: Shape, y: Shape,
+                     norm: bool = True) -> None:
+    """Replace the edge raw -> merge by the planned shortcut ops from `source` (the raw input, or the
+    tap a block chose), named like torchvision's `downsample`; `norm=False` leaves out the BN."""
     m = graph.nodes[merge]
     name = m["shortcut_name"]
     feature_map = len(x) == 3
@@ -253,8 +292,7 @@ def _insert_shortcut(graph: OpGraph, merge: str, source: str, plan: ShortcutPlan
         project = ("conv", {"out": y[0], "kernel": 1, "stride": 1 if plan.kind == "avgproj" else plan.stride,
                             "padding": 0, "dilation": 1, "groups": 1, "bias": False}) if feature_map else \
             ("fc", {"out": y[0], "bias": False})
-        norm = ("bn", {"zero_init": False, "eps": 1e-5, "momentum": 0.1})
-        ops = [project, norm]
+        ops = [project, ("bn", {"zero_init": False, "eps": 1e-5, "momentum": 0.1})] if norm else [project]
         if plan.kind == "avgproj":
             # ResNet-D: the pool sits in slot 0 even when the stride is 1 (an identity), as in timm.
             pool = ("avgpool", {"kernel": plan.stride, "stride": plan.stride, "padding": 0, "ceil": True,
@@ -264,7 +302,7 @@ def _insert_shortcut(graph: OpGraph, merge: str, source: str, plan: ShortcutPlan
         else:
             start = 0
         ops = [(f"{name}.{start + i}", kind, attrs) for i, (kind, attrs) in enumerate(ops)]
-    graph.remove_edge(source, merge)
+    graph.remove_edge(raw, merge)
     previous, shape = source, x
     for i, (node, kind, attrs) in enumerate(ops):
         out = infer(kind, attrs, shape) if kind != "zeropad" else y

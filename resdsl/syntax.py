@@ -137,11 +137,15 @@ class Section:
 
 @dataclass(frozen=True, slots=True)
 class Residual:
-    """`residual { main path }` (merge "add") or `dense { ... }` (merge "concat")."""
+    """`residual { main path }` (merge "add") or `dense { ... }` (merge "concat").
+
+    `args` are the merge's options, e.g. `residual(project_from = preact, project_norm = false)`.
+    """
 
     merge: str
     body: Body
     span: Span
+    args: tuple[Arg, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +185,16 @@ class Shortcut:
     span: Span
 
 
-Statement = Union[Chain, Input, Shortcut]
+@dataclass(frozen=True, slots=True)
+class Require:
+    """`require depth in [18, 34], "message"`: a condition on a template's parameters."""
+
+    test: Expr
+    message: str | None
+    span: Span
+
+
+Statement = Union[Chain, Input, Shortcut, Require]
 
 
 # ---- top level -------------------------------------------------------------

@@ -114,7 +114,12 @@ def _binary(expr: ast.Binary, env: Mapping[str, Value], symbols) -> Value:
     a = evaluate(expr.left, env, symbols)
     b = evaluate(expr.right, env, symbols)
     if op in ("==", "!="):
-        return (a == b) == (op == "==")
+        return _equal(a, b) == (op == "==")
+    if op in ("in", "not in"):
+        if not isinstance(b, tuple):
+            raise EvalError("E0302", f"`{op}` needs a list on its right, found {type_name(b)}", expr.right.span,
+                            help="for example `depth in [18, 34, 50]`")
+        return any(_equal(a, item) for item in b) == (op == "in")
     x = _number(a, expr.left.span)
     y = _number(b, expr.right.span)
     if op in ("<", "<=", ">", ">="):
@@ -138,10 +143,21 @@ def _binary(expr: ast.Binary, env: Mapping[str, Value], symbols) -> Value:
         result = x // y
     else:
         result = x / y
-    if isinstance(result, int) and abs(result) > LIMIT:
+    if isinstance(result, int) and abs(result) > LIMIT or isinstance(result, float) and not math.isfinite(result):
+        # `1e308 * 10` is inf and `inf - inf` is NaN, which every range check would let through
+        # (NaN < 0 and NaN > 1 are both false): no value of the language is infinite or NaN.
         raise EvalError("E0303", f"`{show(x)} {op} {show(y)}` is too large", expr.span,
                         help=f"results are limited to {LIMIT:,}")
     return result
+
+
+def _equal(a: Value, b: Value) -> bool:
+    """Equality of the language: `true` is not `1` (Python says it is), lists compare item by item."""
+    if isinstance(a, bool) != isinstance(b, bool):
+        return False
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    return a == b
 
 
 def _number(value: Value, span: Span) -> int | float:

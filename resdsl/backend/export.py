@@ -1,13 +1,17 @@
 """What `resdsl compile` writes: a torch.export program, TorchScript, ONNX or a state dict.
 
-Every output goes through files.write_atomically, so an interrupted compile
-never leaves half a file where a good one was.
+Every output is serialised into memory first and then written through
+files.write_atomically: an interrupted compile never leaves half a file where a
+good one was, and a full disk is a Python error (`cannot write PATH: No space
+left on device`) rather than an abort inside torch's C++ file writer.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from typing import TYPE_CHECKING
+import io
+import warnings
+from typing import TYPE_CHECKING, Callable, IO
 
 import torch
 
@@ -18,36 +22,67 @@ if TYPE_CHECKING:
     from ..network import Network
 
 EMITS = {"pt2": ".pt2", "torchscript": ".ts.pt", "onnx": ".onnx", "state": ".pth", "python": ".py"}
+EXAMPLE_BATCH = 2  # the batch torch.export traces with (and memory.check_memory sizes)
+PACKAGES = {"onnx": ("onnx", "onnxscript")}  # what an --emit needs beyond torch
 
 
-def example_input(net: "Network", batch: int = 2) -> torch.Tensor:
+def require_packages(kind: str) -> None:
+    """Fail before any work if `--emit kind` needs a package that is not installed."""
+    missing = [m for m in PACKAGES.get(kind, ()) if not _installed(m)]
+    if missing:
+        raise UsageError(f"--emit {kind} needs the {' and '.join(missing)} package"
+                         f"{'s' if len(missing) > 1 else ''}: pip install {' '.join(missing)}")
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # ValueError: a module blocked with sys.modules[name] = None
+        return False
+
+
+def example_input(net: "Network", batch: int = EXAMPLE_BATCH) -> torch.Tensor:
     return torch.randn((batch,) + tuple(net.input_shape))
 
 
+def _in_memory(save: Callable[[IO[bytes]], None]) -> bytes:
+    buffer = io.BytesIO()
+    save(buffer)
+    return buffer.getvalue()
+
+
+def _script(model: torch.nn.Module) -> bytes:
+    """TorchScript, without the warnings torch prints for it: the deprecation of torch.jit (the user
+    asked for TorchScript by name) and a note on an annotation inside torch.fx's GraphModule, neither of
+    which the user can act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
+        warnings.filterwarnings("ignore", message="The TorchScript type system doesn't support instance-level "
+                                "annotations", category=UserWarning)
+        scripted = torch.jit.script(model)
+        return _in_memory(lambda f: torch.jit.save(scripted, f))
+
+
 def emit(net: "Network", model: torch.nn.Module, kind: str, out: str) -> None:
+    require_packages(kind)
     model.eval()
     if kind == "pt2":
         program = torch.export.export(model, (example_input(net),))
-        write_atomically(out, lambda f: torch.export.save(program, f))
+        data = _in_memory(lambda f: torch.export.save(program, f))
     elif kind == "torchscript":
-        scripted = torch.jit.script(model)
-        write_atomically(out, lambda f: torch.jit.save(scripted, f))
+        data = _script(model)
     elif kind == "onnx":
-        missing = [m for m in ("onnx", "onnxscript") if importlib.util.find_spec(m) is None]
-        if missing:
-            raise UsageError(f"--emit onnx needs the {' and '.join(missing)} package"
-                             f"{'s' if len(missing) > 1 else ''}: pip install {' '.join(missing)}")
         program = torch.onnx.export(model, (example_input(net),), dynamo=True)
-        write_atomically(out, lambda f: f.write(program.model_proto.SerializeToString()))
+        data = program.model_proto.SerializeToString()
     elif kind == "state":
         from .. import __version__
         payload = {"state_dict": model.state_dict(), "network": net.name, "spec": net.sources.get(net.path, ""),
                    "sources": dict(net.sources), "resdsl_version": __version__,
                    "input_shape": list(net.input_shape)}
-        write_atomically(out, lambda f: torch.save(payload, f))
+        data = _in_memory(lambda f: torch.save(payload, f))
     elif kind == "python":
         from .eject import eject
-        source = eject(net, model)
-        write_atomically(out, lambda f: f.write(source.encode("utf-8")))
+        data = eject(net, model).encode("utf-8")
     else:  # pragma: no cover - argparse restricts the choices
         raise UsageError(f"unknown --emit {kind}")
+    write_atomically(out, lambda f: f.write(data))

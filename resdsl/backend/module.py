@@ -11,7 +11,7 @@ convs, BN weight 1 and bias 0, and BN weight 0 where the spec says zero_init.
 from __future__ import annotations
 
 import operator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.fx as fx
@@ -19,8 +19,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..shapes import se_hidden
+from .containers import MERGES, Part, Scope, chain_class, scopes
 
 if TYPE_CHECKING:
+    from ..graph import OpGraph
     from ..network import Network
 
 
@@ -59,23 +61,6 @@ class ZeroPadShortcut(nn.Module):
 
     def extra_repr(self) -> str:
         return f"stride={self.stride}, channels=+{self.channels}"
-
-
-class Part(nn.Module):
-    """A container that names a level of the spec in `print(model)`: a stage, a block, a group."""
-
-    def __init__(self, description: str):
-        super().__init__()
-        self.description = description
-
-    def extra_repr(self) -> str:
-        return self.description
-
-    def __getitem__(self, index: int | str) -> nn.Module:  # model.layer1[0], as with torchvision
-        return self._modules[str(index)]
-
-    def __len__(self) -> int:
-        return len(self._modules)
 
 
 # PyTorch's own defaults: arguments equal to them are left out of ejected source.
@@ -123,50 +108,110 @@ def make_module(kind: str, attrs: dict, x: tuple[int, ...], inplace: bool) -> nn
     return cls(**dict(args))
 
 
-def to_torch(net: "Network") -> fx.GraphModule:
-    ops = net.ops
-    root = nn.Module()
-    graph = fx.Graph()
-    values: dict[str, fx.Node] = {}
-    zero_init: list[str] = []
-    descriptions = _descriptions(net)
+# Ops whose output may be their input tensor itself or a view of it (Identity; Dropout in eval mode;
+# Flatten; the zero-pad shortcut's strided slice): writing into their output writes into their input.
+ALIASING = frozenset({"identity", "dropout", "flatten", "zeropad"})
+
+
+def _within(node: str, scope: str) -> bool:
+    return not scope or node.startswith(scope + ".")
+
+
+def _owned(ops: "OpGraph", node: str, scope: str) -> bool:
+    """May the one op that reads `node`'s tensor overwrite it? Only if the tensor is made inside
+    `scope` (the reader's innermost container: a container called on its own gets its input from
+    its caller, and the network gets its input from the user), nothing else reads it, and it is
+    not an alias of a tensor that fails these tests."""
+    while True:
+        data = ops.nodes[node]
+        if data["kind"] == "input" or not _within(node, scope) or len(ops.succ[node]) != 1:
+            return False
+        if data["kind"] not in ALIASING:
+            return True
+        node = ops.main_input(node)
+
+
+def _inplace(ops: "OpGraph") -> dict[str, bool]:
+    """Which activations write into their input (ReLU(inplace=True)) and which residual adds into
+    their main path (`out += identity`, as torchvision). One decision per op serves the network's
+    forward and every container's, since `_owned` asks about the op's innermost container."""
+    found = {}
     for name, data in ops.nodes.items():
         kind = data["kind"]
-        if kind == "input":
-            values[name] = graph.placeholder("x")
+        if kind in ("relu", "silu", "add"):
+            main = ops.main_input(name)
+            found[name] = _owned(ops, main, name.rpartition(".")[0]) and (
+                # a conv or BN does not keep its own output for the backward pass; a ReLU would
+                kind != "add" or ops.nodes[main]["kind"] in ("bn", "conv"))
+    return found
+
+
+def _forward_graph(ops: "OpGraph", inplace: dict[str, bool], scope: Scope, calls: dict[str, Scope]) -> fx.Graph:
+    """Straight-line code for one scope: the network (path "") or a container, whose module targets
+    are relative to it. One line per op, except that a child container in `calls` (a chain) is
+    called whole, at the point its output is made; the network's forward has no `calls`."""
+    graph = fx.Graph()
+    values: dict[str, fx.Node] = {scope.entries[0]: graph.placeholder("x")}
+    prefix = scope.path + "." if scope.path else ""
+    for name in scope.members:
+        local = name[len(prefix):]
+        child = calls.get(prefix + local.partition(".")[0])
+        if child is not None:  # inside a chain child: its ops are read only through its exit
+            if name == child.exits[0]:
+                values[name] = graph.call_module(local.partition(".")[0], (values[child.entries[0]],))
             continue
+        data = ops.nodes[name]
         inputs = {edge["role"]: u for u, edge in ops.pred[name].items()}
         x = values[inputs["main"]]
-        if kind == "add":
-            # `out += identity`, as torchvision: in place when nothing else reads the main path's tensor
-            # and its producer (a conv or BN) does not keep its own output for the backward pass.
-            main = inputs["main"]
-            in_place = len(ops.succ[main]) == 1 and ops.nodes[main]["kind"] in ("bn", "conv")
-            values[name] = graph.call_function(operator.iadd if in_place else operator.add,
-                                               (x, values[inputs["shortcut"]]))
+        if data["kind"] == "add":
+            fn = operator.iadd if inplace[name] else operator.add
+            values[name] = graph.create_node("call_function", fn, (x, values[inputs["shortcut"]]), name=local)
+        elif data["kind"] == "concat":  # DenseNet order: the block's input, then its new features
+            args = ([values[inputs["shortcut"]], x], 1)
+            values[name] = graph.create_node("call_function", torch.cat, args, name=local)
+        else:
+            if data["kind"] == "fc" and len(data["in_shape"]) == 3:  # a pooled C×1×1 map: flatten, as torchvision
+                x = graph.call_function(torch.flatten, (x, 1))
+            values[name] = graph.call_module(local, (x,))
+    graph.output(values[scope.exits[0]])
+    return graph
+
+
+def to_torch(net: "Network") -> fx.GraphModule:
+    ops = net.ops
+    inplace = _inplace(ops)
+    found = scopes(ops, net.output)
+    children: dict[str, dict[str, Scope]] = {}  # container path -> its chain child containers
+    for path, scope in found.items():
+        if scope.is_chain and scope.has_modules:
+            children.setdefault(path.rpartition(".")[0], {})[path] = scope
+    descriptions = _descriptions(net)
+
+    def make_part(path: str) -> Part:
+        scope, description = found[path], descriptions.get(path, "group")
+        if not scope.is_chain:
+            return Part(description, scope.refusal())
+        return chain_class(_forward_graph(ops, inplace, scope, children.get(path, {})))(description)
+
+    root = nn.Module()
+    zero_init: list[str] = []
+    for name, data in ops.nodes.items():
+        kind = data["kind"]
+        if kind in ("input",) + MERGES:
             continue
-        if kind == "concat":  # DenseNet order: the block's input, then its new features
-            values[name] = graph.call_function(torch.cat, ([values[inputs["shortcut"]], x], 1))
-            continue
-        in_shape = data["in_shape"]
-        if kind == "fc" and len(in_shape) == 3:  # a pooled C×1×1 map: flatten, as torchvision does
-            x = graph.call_function(torch.flatten, (x, 1))
-        # In-place activations only where nothing else reads their input (not a shortcut's source).
-        inplace = len(ops.succ[inputs["main"]]) == 1 and ops.nodes[inputs["main"]]["kind"] != "input"
-        _install(root, name, make_module(kind, data["attrs"], in_shape, inplace), descriptions)
+        _install(root, name, make_module(kind, data["attrs"], data["in_shape"], inplace.get(name, False)), make_part)
         if kind == "bn" and data["attrs"]["zero_init"]:
             zero_init.append(name)
-        values[name] = graph.call_module(name, (x,))
-    graph.output(values[net.output])
-    module = fx.GraphModule(root, graph, class_name=net.name)
-    for child, container in root.named_children():  # keep the spec's containers in print(model)
+    whole = Scope("", tuple(n for n in ops.nodes if n != "input"), ("input",), (net.output,), True)
+    module = fx.GraphModule(root, _forward_graph(ops, inplace, whole, {}), class_name=net.name)
+    for child, container in root.named_children():  # keep the spec's containers, in execution order
         if isinstance(container, Part):
             setattr(module, child, container)
     _initialise(module, zero_init)
     return module
 
 
-def _install(root: nn.Module, path: str, module: nn.Module, descriptions: dict[str, str]) -> None:
+def _install(root: nn.Module, path: str, module: nn.Module, make_part: Callable[[str], Part]) -> None:
     """Put `module` at the dotted `path`, creating the stage / block / group containers on the way."""
     *parents, leaf = path.split(".")
     parent, prefix = root, ""
@@ -174,7 +219,7 @@ def _install(root: nn.Module, path: str, module: nn.Module, descriptions: dict[s
         prefix = f"{prefix}.{part}" if prefix else part
         child = parent._modules.get(part)
         if child is None:
-            child = Part(descriptions.get(prefix, "group"))
+            child = make_part(prefix)
             parent.add_module(part, child)
         parent = child
     parent.add_module(leaf, module)

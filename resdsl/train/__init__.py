@@ -2,7 +2,9 @@
 
 - config.py: TrainConfig, the run's settings;
 - data.py: digits / CIFAR-10 / image folders / synthetic, as tensors;
-- loop.py: the loop, checkpoints, resume, DDP under torchrun, the curves plot.
+- loop.py: the checks before any work, the set-up, the loop, DDP under torchrun;
+- checkpoint.py: atomic checkpoints, resume, --init-from and --freeze;
+- progress.py: the progress bar and the curves plot (matplotlib optional).
 """
 
 from .config import TrainConfig

@@ -24,8 +24,10 @@ class TrainConfig:
     out: str = "runs/run"
     resume: bool = False
     init_from: str | None = None
+    strict: bool = False         # with init_from: a tensor beyond the classifier that does not match is an error
     freeze: tuple[str, ...] = ()
     sync_bn: bool = False
     overrides: dict = field(default_factory=dict)
     input_shape: tuple[int, ...] | None = None
     network: str | None = None
+    max_memory: int | None = None  # bytes; None: the machine's memory (the CUDA device's free memory)

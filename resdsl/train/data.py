@@ -5,6 +5,8 @@
     imagefolder:DIR  DIR/train/<class>/*.png and DIR/val/<class>/... (or one folder, split 80/20)
     synthetic        random tensors, for throughput
 
+DIR may start with `~`: the shell does not expand it after `cifar10:`.
+
 Every source ends as tensors in memory shaped for the spec's input (resized,
 channels replicated), so batching and augmentation are plain tensor ops
 seeded per epoch: that is what makes a resumed run bitwise identical.
@@ -19,7 +21,30 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import RunError as DataError  # missing or malformed data, a bad device: exit 1
+from ..files import expand
 from ..library import UsageError
+
+# How many examples a source holds, where that is known without reading it (for the memory estimate).
+EXAMPLES = {"digits": 1797, "synthetic": 2048, "cifar10": 60000}
+# The optional packages a source needs beyond torch, with the module to import and the pip name.
+PACKAGES = {"digits": ("sklearn", "scikit-learn")}
+
+
+def require(source: str) -> None:
+    """Before any work: the package `source` needs is importable, or one usage error naming it."""
+    kind = source.partition(":")[0]
+    if kind not in PACKAGES:
+        return
+    module, name = PACKAGES[kind]
+    try:
+        __import__(module)
+    except ImportError:
+        raise UsageError(f"--data {kind} needs {name}, which is not installed: pip install {name} "
+                         "(or pip install 'resdsl[train]')") from None
+
+
+def examples(source: str) -> int | None:
+    return EXAMPLES.get(source.partition(":")[0])
 
 
 @dataclass
@@ -35,6 +60,7 @@ class Data:
 
 def load_data(source: str, input_shape: tuple[int, ...], seed: int) -> Data:
     kind, _, path = source.partition(":")
+    path = expand(path) if path else path
     if kind == "digits":
         images, labels = _digits()
         return _finish(images, labels, None, None, input_shape, seed, "digits", augment=False)

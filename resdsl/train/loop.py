@@ -5,29 +5,33 @@ come from generators seeded with (seed, e), and each checkpoint holds the
 model, optimizer, scheduler, epoch and the global RNG state, written
 atomically at the end of every epoch. A run killed at any moment restarts
 from the last finished epoch and replays the next one exactly.
+
+Everything that can fail for a reason the user can fix (the run directory, a
+missing package, a spec too large for memory, a bad --freeze) is checked
+before the data is read or the model built, so that no mistake costs a run.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
-import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from ..errors import SpecError
-from ..files import write_atomically
+from ..files import check_destination, write_atomically
 from ..library import UsageError
-from ..network import load
-from ..backend.weights import check_state_dict, read_state_dict
+from ..memory import check_memory, physical_memory, show_bytes
+from ..network import Network, load
+from ..units import format_count
+from . import checkpoint
 from .config import TrainConfig
-from .data import Data, DataError, augment_batch, load_data
+from .data import Data, DataError, augment_batch, examples, load_data, require
+from .progress import NO_MATPLOTLIB, Progress, plot, plotting
 
 
 def _world() -> tuple[int, int, int]:
@@ -58,16 +62,119 @@ def _lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
 
 
+def _validate(cfg: TrainConfig) -> None:
+    """The numbers the command line checks, checked for API callers too (a NaN lr trains to NaN)."""
+    if cfg.epochs < 1 or cfg.batch_size < 1:
+        raise UsageError("--epochs and --batch-size must be at least 1")
+    for name in ("lr", "momentum", "weight_decay", "warmup_epochs"):
+        value = getattr(cfg, name)
+        if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
+            raise UsageError(f"--{name.replace('_', '-')} must be a {'positive' if name == 'lr' else 'non-negative'} "
+                             f"finite number, not {value}")
+
+
+def _check_memory(net: Network, cfg: TrainConfig, device: torch.device, amp: str) -> None:
+    """E0506 before the data is read or the model built: a batch of the spec must fit the device."""
+    cuda = device.type == "cuda"
+    data = 0 if cuda else (examples(cfg.data) or 0) * math.prod(net.input_shape) * 4  # held on the host
+    if cfg.max_memory:
+        limit, where = cfg.max_memory, f"--max-memory {show_bytes(cfg.max_memory)}"
+    elif cuda:
+        limit = torch.cuda.mem_get_info(device)[0]
+        where = f"the {show_bytes(limit)} free on {device}"
+    else:
+        limit = physical_memory()
+        where = f"the {show_bytes(limit or 0)} of memory of this machine"
+    check_memory(net, cfg.batch_size, training=True, limit=limit, where=where,
+                 activation_bytes=2 if amp in ("bf16", "fp16") else 4,
+                 extra=data, extra_what=f"the data ({cfg.data}), held in memory")
+
+
+@dataclass
+class _Run:
+    """What the epochs need, once set up."""
+
+    net: Network
+    data: Data
+    model: torch.nn.Module   # what runs the batches (DDP, compiled)
+    raw: torch.nn.Module     # the plain module, for state dicts
+    device: torch.device
+    dtype: torch.dtype | None
+    channels_last: bool
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    steps_per_epoch: int
+
+
 def train(cfg: TrainConfig, log=print) -> list[dict]:
     """Train `cfg.spec`; return the per-epoch metrics. Rank 0 logs and writes the run directory."""
+    _validate(cfg)
+    out = check_destination(cfg.out, "--out", directory=True)
+    require(cfg.data)
     rank, world, local_rank = _world()
     distributed = world > 1
+    main_rank = rank == 0
+    say = log if main_rank else (lambda *a, **k: None)
+    can_plot = plotting()
+    if not can_plot:
+        say(NO_MATPLOTLIB)
     device = _device(cfg.device, local_rank)
     if distributed and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    main_rank = rank == 0
-    say = log if main_rank else (lambda *a, **k: None)
-    cuda = device.type == "cuda"
+    run = _set_up(cfg, device, world, say)
+
+    os.makedirs(out, exist_ok=True)
+    if main_rank:  # a run killed while writing leaves a temporary file: never a half checkpoint, and cleaned here
+        for name in os.listdir(out):
+            if name.startswith(".") and name.endswith(".tmp"):
+                os.unlink(os.path.join(out, name))
+    last_path, best_path = os.path.join(out, "last.pt"), os.path.join(out, "best.pt")
+    start, best, history = 0, -1.0, []
+    if cfg.resume:
+        start, best, history = checkpoint.resume(last_path, run.net, run.raw, run.optimizer, run.scheduler,
+                                                 run.scaler)
+        say(f"resumed from {last_path} after epoch {start}")
+    net, data = run.net, run.data
+    say(f"training {net.name} ({net.params:,} params, {format_count(net.macs)} MACs an image) on {data.name}: "
+        f"{len(data.train_x)} train / {len(data.val_x)} val, {data.classes} classes, "
+        f"{run.device}{f' x{world}' if distributed else ''}, amp {_amp(run)}, "
+        f"batch {cfg.batch_size}")
+
+    for epoch in range(start, cfg.epochs):
+        record = _epoch(cfg, run, epoch, rank, world, main_rank)
+        history.append(record)
+        if main_rank:
+            state = {"model": run.raw.state_dict(), "optimizer": run.optimizer.state_dict(),
+                     "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(), "epoch": epoch + 1,
+                     "best_val_acc": max(best, record["val_acc"]), "history": history,
+                     "rng": torch.get_rng_state(),
+                     "cuda_rng": torch.cuda.get_rng_state_all() if run.device.type == "cuda" else [],
+                     "network": net.name, "config": {k: v for k, v in asdict(cfg).items() if k != "overrides"},
+                     "overrides": {k: str(v) for k, v in cfg.overrides.items()}, "spec": net.sources.get(net.path)}
+            checkpoint.save(state, last_path)
+            if record["val_acc"] > best:
+                checkpoint.save(state, best_path)
+            lines = "".join(json.dumps(r) + "\n" for r in history)
+            write_atomically(os.path.join(out, "metrics.jsonl"), lambda f: f.write(lines.encode()))
+            say(f"epoch {epoch + 1}/{cfg.epochs}: train loss {record['train_loss']:.4f} acc {record['train_acc']:.4f}"
+                f" | val loss {record['val_loss']:.4f} acc {record['val_acc']:.4f} | lr {record['lr']:.4g} | "
+                f"{record['images_per_s']:.0f} images/s")
+        best = max(best, record["val_acc"])
+    if main_rank and history and can_plot:
+        plot(history, os.path.join(out, "curves.png"), net.name)
+    if distributed:
+        dist.barrier()
+    return history
+
+
+def _amp(run: _Run) -> str:
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(run.dtype, "off")
+
+
+def _set_up(cfg: TrainConfig, device: torch.device, world: int, say) -> _Run:
+    """The spec, its memory check, the data, the model (transferred, frozen, wrapped) and the optimizer."""
+    cuda, distributed = device.type == "cuda", world > 1
     if cuda:
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True
@@ -78,6 +185,11 @@ def train(cfg: TrainConfig, log=print) -> list[dict]:
     torch.manual_seed(cfg.seed)
 
     net = load(cfg.spec, network=cfg.network, input_shape=cfg.input_shape, **cfg.overrides)
+    unknown = [name for name in cfg.freeze if name not in {p.name for p in net.parts}]
+    if unknown:  # before the data is read
+        raise UsageError(f"--freeze {unknown[0]}: no such part of {net.name}; its parts are "
+                         f"{', '.join(p.name for p in net.parts)}")
+    _check_memory(net, cfg, device, amp)
     data = load_data(cfg.data, net.input_shape, cfg.seed)
     if data.classes != net.output_shape[0]:
         if "classes" not in net.parameters:
@@ -89,8 +201,8 @@ def train(cfg: TrainConfig, log=print) -> list[dict]:
                    **{**cfg.overrides, "classes": data.classes})
     model = net.to_torch()
     if cfg.init_from:
-        _init_from(model, cfg.init_from, say)
-    _freeze(model, net, cfg.freeze)
+        checkpoint.init_from(net, model, cfg.init_from, strict=cfg.strict, say=say)
+    checkpoint.freeze(model, net, cfg.freeze)
     if cfg.sync_bn and distributed:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
@@ -106,198 +218,71 @@ def train(cfg: TrainConfig, log=print) -> list[dict]:
     optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, steps_per_epoch, cfg))
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
-
     if cuda:  # keep the (small) data sets on the GPU; else pinned, for non-blocking copies
         size = sum(t.numel() * t.element_size() for t in (data.train_x, data.val_x))
         move = (lambda t: t.to(device)) if size < 8e9 else (lambda t: t.pin_memory())
         data.train_x, data.train_y, data.val_x, data.val_y = map(move, (data.train_x, data.train_y, data.val_x,
                                                                          data.val_y))
-    os.makedirs(cfg.out, exist_ok=True)
-    if main_rank:  # a run killed while writing leaves a temporary file: never a half checkpoint, and cleaned here
-        for name in os.listdir(cfg.out):
-            if name.startswith(".") and name.endswith(".tmp"):
-                os.unlink(os.path.join(cfg.out, name))
-    last_path, best_path = os.path.join(cfg.out, "last.pt"), os.path.join(cfg.out, "best.pt")
-    start, best, history = 0, -1.0, []
-    if cfg.resume:
-        start, best, history = _resume(last_path, net, raw, optimizer, scheduler, scaler)
-        say(f"resumed from {last_path} after epoch {start}")
-    say(f"training {net.name} ({net.params:,} params) on {data.name}: {len(data.train_x)} train / "
-        f"{len(data.val_x)} val, {data.classes} classes, {device}{f' x{world}' if distributed else ''}, "
-        f"amp {amp}, batch {cfg.batch_size}")
-
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
-    for epoch in range(start, cfg.epochs):
-        started = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(data.train_x), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
-        order = order[rank::world]  # each rank its share, as DistributedSampler does
-        g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch + 7919)
-        totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, count
-        with _progress(main_rank, epoch, cfg.epochs, steps_per_epoch) as advance:
-            for i in range(0, len(order), cfg.batch_size):
-                index = order[i:i + cfg.batch_size]
-                x, y = data.train_x[index], data.train_y[index]
-                if data.augment:
-                    x = augment_batch(x, g)
-                x = x.to(device, non_blocking=True)
-                if channels_last and x.dim() == 4:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                y = y.to(device, non_blocking=True)
-                with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                    logits = model(x)
-                    loss = F.cross_entropy(logits.float(), y)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                totals += torch.tensor([loss.item() * len(y), (logits.argmax(1) == y).sum().item(), len(y)],
-                                       dtype=torch.float64)
-                advance(totals[0].item() / totals[2].item(), totals[1].item() / totals[2].item(),
-                        totals[2].item() / (time.perf_counter() - started))
-        seconds = time.perf_counter() - started
-        if distributed:
-            dist.all_reduce(totals)
-        val_loss, val_acc = _evaluate(model, data, device, dtype, channels_last, cfg.batch_size, rank, world)
-        record = {"epoch": epoch + 1, "train_loss": totals[0].item() / totals[2].item(),
-                  "train_acc": totals[1].item() / totals[2].item(), "val_loss": val_loss, "val_acc": val_acc,
-                  "lr": optimizer.param_groups[0]["lr"], "images_per_s": totals[2].item() / seconds,
-                  "seconds": seconds}
-        history.append(record)
-        if main_rank:
-            state = {"model": raw.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch + 1,
-                     "best_val_acc": max(best, val_acc), "history": history, "rng": torch.get_rng_state(),
-                     "cuda_rng": torch.cuda.get_rng_state_all() if cuda else [], "network": net.name,
-                     "config": {k: v for k, v in asdict(cfg).items() if k != "overrides"},
-                     "overrides": {k: str(v) for k, v in cfg.overrides.items()}, "spec": net.sources.get(net.path)}
-            _save(state, last_path)
-            if val_acc > best:
-                _save(state, best_path)
-            lines = "".join(json.dumps(r) + "\n" for r in history)
-            write_atomically(os.path.join(cfg.out, "metrics.jsonl"), lambda f: f.write(lines.encode()))
-            say(f"epoch {epoch + 1}/{cfg.epochs}: train loss {record['train_loss']:.4f} acc {record['train_acc']:.4f}"
-                f" | val loss {val_loss:.4f} acc {val_acc:.4f} | lr {record['lr']:.4g} | "
-                f"{record['images_per_s']:.0f} images/s")
-        best = max(best, val_acc)
-    if main_rank and history:
-        _plot(history, os.path.join(cfg.out, "curves.png"), net.name)
-    if distributed:
-        dist.barrier()
-    return history
+    return _Run(net, data, model, raw, device, dtype, channels_last, optimizer, scheduler, scaler, steps_per_epoch)
+
+
+def _epoch(cfg: TrainConfig, run: _Run, epoch: int, rank: int, world: int, main_rank: bool) -> dict:
+    """One epoch of training and the validation after it: the epoch's metrics record."""
+    started = time.perf_counter()
+    run.model.train()
+    data, device = run.data, run.device
+    order = torch.randperm(len(data.train_x), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
+    order = order[rank::world]  # each rank its share, as DistributedSampler does
+    g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch + 7919)
+    totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, count
+    with Progress(main_rank, epoch, cfg.epochs, run.steps_per_epoch) as advance:
+        for i in range(0, len(order), cfg.batch_size):
+            index = order[i:i + cfg.batch_size]
+            x, y = data.train_x[index], data.train_y[index]
+            if data.augment:
+                x = augment_batch(x, g)
+            x = x.to(device, non_blocking=True)
+            if run.channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = y.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=run.dtype, enabled=run.dtype is not None):
+                logits = run.model(x)
+                loss = F.cross_entropy(logits.float(), y)
+            run.optimizer.zero_grad(set_to_none=True)
+            run.scaler.scale(loss).backward()
+            run.scaler.step(run.optimizer)
+            run.scaler.update()
+            run.scheduler.step()
+            totals += torch.tensor([loss.item() * len(y), (logits.argmax(1) == y).sum().item(), len(y)],
+                                   dtype=torch.float64)
+            advance(totals[0].item() / totals[2].item(), totals[1].item() / totals[2].item(),
+                    totals[2].item() / (time.perf_counter() - started))
+    seconds = time.perf_counter() - started
+    if world > 1:
+        dist.all_reduce(totals)
+    val_loss, val_acc = _evaluate(run, cfg.batch_size, rank, world)
+    return {"epoch": epoch + 1, "train_loss": totals[0].item() / totals[2].item(),
+            "train_acc": totals[1].item() / totals[2].item(), "val_loss": val_loss, "val_acc": val_acc,
+            "lr": run.optimizer.param_groups[0]["lr"], "images_per_s": totals[2].item() / seconds,
+            "seconds": seconds}
 
 
 @torch.no_grad()
-def _evaluate(model, data: Data, device, dtype, channels_last, batch_size, rank, world) -> tuple[float, float]:
-    model.eval()
+def _evaluate(run: _Run, batch_size: int, rank: int, world: int) -> tuple[float, float]:
+    run.model.eval()
+    data, device = run.data, run.device
     totals = torch.zeros(3, dtype=torch.float64)
     index = torch.arange(len(data.val_x))[rank::world]
     for i in range(0, len(index), batch_size):
         part = index[i:i + batch_size]
         x, y = data.val_x[part].to(device), data.val_y[part].to(device)
-        if channels_last and x.dim() == 4:
+        if run.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            logits = model(x).float()
+        with torch.autocast(device.type, dtype=run.dtype, enabled=run.dtype is not None):
+            logits = run.model(x).float()
         totals += torch.tensor([F.cross_entropy(logits, y, reduction="sum").item(),
                                 (logits.argmax(1) == y).sum().item(), len(y)], dtype=torch.float64)
     if world > 1:
         dist.all_reduce(totals)
     return totals[0].item() / max(totals[2].item(), 1), totals[1].item() / max(totals[2].item(), 1)
-
-
-def _save(state: dict, path: str) -> None:
-    """torch.save to a temporary file, fsync, rename: a kill never leaves half a checkpoint."""
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    write_atomically(path, lambda f: f.write(buffer.getvalue()))
-
-
-def _resume(path, net, model, optimizer, scheduler, scaler):
-    if not os.path.isfile(path):
-        raise DataError(f"--resume: there is no {path} to resume from (train without --resume first)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        weights = state["model"]
-    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is the same user-facing error
-        raise DataError(f"--resume: {path} is not a resdsl training checkpoint ({type(exc).__name__})") from None
-    problems = check_state_dict(net, model, weights, path)
-    if problems:
-        raise SpecError(problems[:20], net.sources)
-    model.load_state_dict(weights)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    scaler.load_state_dict(state["scaler"])
-    torch.set_rng_state(state["rng"])
-    if state.get("cuda_rng") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return state["epoch"], state["best_val_acc"], list(state["history"])
-
-
-def _init_from(model: torch.nn.Module, path: str, say) -> None:
-    """Transfer learning: load every tensor whose name and shape match; the rest keep their fresh init."""
-    source = read_state_dict(path)
-    own = model.state_dict()
-    matched = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(matched, strict=False)
-    fresh = sorted({k.rsplit(".", 1)[0] for k in own if k not in matched})
-    say(f"--init-from {path}: loaded {len(matched)} of {len(own)} tensors"
-        + (f"; re-initialised {', '.join(fresh[:8])}{' …' if len(fresh) > 8 else ''}" if fresh else ""))
-
-
-def _freeze(model: torch.nn.Module, net, stages: tuple[str, ...]) -> None:
-    known = [s.name for s in net.stages] + ["stem", "head"]
-    for stage in stages:
-        if stage not in known:
-            raise UsageError(f"--freeze {stage}: no such part; parts: {', '.join(known)}")
-        prefixes = tuple(n for n, d in net.ops.nodes.items() if d["part"] == stage)
-        for name, p in model.named_parameters():
-            if name.rsplit(".", 1)[0] in prefixes:
-                p.requires_grad_(False)
-
-
-class _progress:
-    """A rich progress bar (loss, accuracy, images/s) on a terminal; nothing otherwise, where the
-    one-line summary per epoch says it all."""
-
-    def __init__(self, enabled: bool, epoch: int, epochs: int, steps: int):
-        self.enabled = enabled and sys.stdout.isatty()
-        self.epoch, self.epochs, self.steps = epoch, epochs, steps
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda loss, acc, rate: None
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-        self.bar = Progress(TextColumn(f"epoch {self.epoch + 1}/{self.epochs}"), BarColumn(),
-                            TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.3f}  "
-                                       "{task.fields[rate]:.0f} images/s"), TimeRemainingColumn(), transient=True)
-        self.bar.start()
-        task = self.bar.add_task("train", total=self.steps, loss=float("nan"), acc=0.0, rate=0.0)
-        return lambda loss, acc, rate: self.bar.update(task, advance=1, loss=loss, acc=acc, rate=rate)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.bar.stop()
-        return False
-
-
-def _plot(history: list[dict], path: str, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    epochs = [r["epoch"] for r in history]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for key, axis in (("loss", left), ("acc", right)):
-        axis.plot(epochs, [r[f"train_{key}"] for r in history], label="train")
-        axis.plot(epochs, [r[f"val_{key}"] for r in history], label="val")
-        axis.set_xlabel("epoch")
-        axis.set_ylabel("accuracy" if key == "acc" else "loss")
-        axis.grid(alpha=0.3)
-        axis.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    write_atomically(path, lambda f: f.write(buffer.getvalue()))
