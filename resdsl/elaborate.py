@@ -19,10 +19,9 @@ from dataclasses import dataclass, replace
 from . import syntax as ast
 from .errors import Reporter, Span
 from .graph import OpGraph
-from .library import bundled_file_defining
 from .ops import OPS, BoundArg, bind
 from .reserved import reserved_reason
-from .requirements import unmet
+from .binding import Binder, missing_use_hint
 from .scope import Context, Scope
 from .values import POLICIES, EvalError, Symbol, Value, as_bool, as_int, evaluate, show, suggest, type_name
 
@@ -37,13 +36,6 @@ SHORTHANDS = {"s": "stride", "g": "groups", "k": "kernel", "d": "dilation", "p":
 
 class _TooLarge(Exception):
     pass
-
-
-def _missing_use_hint(name: str) -> str | None:
-    """`bottleneck` is in the bundled blocks.res: the likely mistake is a missing `use` line."""
-    where = bundled_file_defining(name)
-    return f"`{name}` is defined in the bundled {where}: add `use \"{where}\"` at the top of this file" \
-        if where else None
 
 
 @dataclass(frozen=True)
@@ -105,7 +97,7 @@ class _Elaborator:
         # (call, parameters) that failed without creating anything: a repetition of the same call fails
         # the same way, and was reported already, so it is skipped rather than worked out again.
         self.failed_calls: set[tuple] = set()
-        self.unmet_seen: set[tuple] = set()
+        self.binder = Binder(library, reporter, self.symbols)
 
     # ---- helpers ---------------------------------------------------------------
     def error(self, ctx: Context, code: str, message: str, span: Span, help: str | None = None,
@@ -139,13 +131,13 @@ class _Elaborator:
     def network(self, name: str, overrides: dict[str, Value], override_spans: dict[str, Span],
                 input_shape: tuple[int, ...] | None) -> Elaboration | None:
         root = Context({})
-        resolved = self.resolve(name, root, None)
+        resolved = self.binder.resolve(name, root, None)
         if resolved is None:
             return None
         template, defaults = resolved
         keywords = {k: (v, override_spans.get(k, template.name_span)) for k, v in overrides.items()}
         shown = f"`{name}`" if name == template.name else f"`{name}` (an alias of `{template.name}`)"
-        env = self.bind(template, defaults, [], keywords, template.name_span, root, what="network", shown=shown)
+        env = self.binder.bind(template, defaults, [], keywords, template.name_span, root, what="network", shown=shown)
         if env is None:
             return None
         ctx = Context(env, env_key=Context.key_of(env))
@@ -197,102 +189,6 @@ class _Elaborator:
                        help="for example `input 3x224x224` or `input 64`")
             return None
         return tuple(dims)
-
-    # ---- templates -------------------------------------------------------------
-    def resolve(self, name: str, ctx: Context, span: Span | None, seen: tuple[str, ...] = ()):
-        """Follow aliases to a template; return (template, default expressions by name)."""
-        definition = self.library.definitions.get(name)
-        if definition is None:
-            where = span or Span.point("<command line>", 1, 1)
-            self.error(ctx, "E0207" if span is None else "E0202", f"no block or network named `{name}`", where,
-                       help=_missing_use_hint(name) or suggest(name, list(self.library.definitions) + list(OPS)))
-            return None
-        if name in seen:
-            self.error(ctx, "E0503", "aliases refer to each other: " + " -> ".join(seen + (name,)),
-                       definition.name_span)
-            return None
-        if isinstance(definition, ast.Template):
-            return definition, {p.name: p.default for p in definition.params}
-        target = self.resolve(definition.target, ctx, definition.target_span, seen + (name,))
-        if target is None:
-            return None
-        template, defaults = target
-        if template.kind != definition.kind:
-            self.error(ctx, "E0208", f"{definition.kind} `{name}` cannot alias {template.kind} "
-                       f"`{template.name}`", definition.target_span)
-            return None
-        defaults = dict(defaults)
-        names = [p.name for p in template.params]
-        for i, arg in enumerate(definition.args):
-            key = arg.name if arg.name is not None else (names[i] if i < len(names) else None)
-            if key not in defaults:
-                self.error(ctx, "E0203" if arg.name else "E0204",
-                           f"`{template.name}` has no parameter `{arg.name}`" if arg.name else
-                           f"too many arguments for `{template.name}`", arg.span,
-                           help=suggest(arg.name or "", names))
-                return None
-            defaults[key] = arg.value
-        return template, defaults
-
-    def bind(self, template: ast.Template, defaults: dict[str, ast.Expr | None], positional: list,
-             keywords: dict[str, tuple[Value, Span]], span: Span, ctx: Context, what: str,
-             shown: str | None = None) -> dict | None:
-        """Parameters of one call: given values, then defaults evaluated in order."""
-        names = [p.name for p in template.params]
-        shown = shown or f"`{template.name}`"
-        given: dict[str, Value] = {}
-        ok = True
-        if len(positional) > len(names):
-            value, extra = positional[len(names)]
-            self.error(ctx, "E0204", f"{what} `{template.name}` takes {len(names)} argument"
-                       f"{'s' if len(names) != 1 else ''}, {len(positional)} given", extra,
-                       notes=(f"`{template.name}` is defined at {template.name_span}",))
-            ok = False
-        for name, (value, _) in zip(names, positional):
-            given[name] = value
-        for key, (value, kspan) in keywords.items():
-            if key not in defaults:
-                self.error(ctx, "E0203", f"{what} {shown} has no parameter `{key}`", kspan,
-                           help=suggest(key, names) or f"its parameters: {', '.join(names) or '(none)'}")
-                ok = False
-            elif key in given:
-                self.error(ctx, "E0205", f"parameter `{key}` of `{template.name}` is given twice", kspan)
-                ok = False
-            else:
-                given[key] = value
-        env = dict(given)
-        failed_defaults: list[EvalError] = []
-        for param in template.params:
-            if param.name in env:
-                continue
-            default = defaults[param.name]
-            if default is not None and not ok:
-                continue  # a default may use the parameter that is missing: one error is enough
-            if default is None:
-                self.error(ctx, "E0204", f"{what} `{template.name}` needs a value for `{param.name}`", span,
-                           notes=(f"`{template.name}` is defined at {template.name_span}",))
-                ok = False
-                continue
-            try:
-                env[param.name] = evaluate(default, env, self.symbols)
-            except EvalError as exc:
-                failed_defaults.append(exc)
-        if not ok:
-            return None
-        # Requirements first: `depth = 42` should be reported as the author's "depth must be one of ...",
-        # not as the index or division errors it causes in the defaults and the body.
-        given_spans = {name: where for name, (_, where) in zip(names, positional)}
-        given_spans.update({key: where for key, (_, where) in keywords.items()})
-        broken, errors = unmet(template, env, self.symbols, given_spans, defaults, span, self.reporter.sources,
-                               complete=not failed_defaults)
-        inside = replace(ctx, trace=ctx.trace + ((span, f"{what} `{template.name}`"),))
-        for req in broken:  # once per requirement and values: every stage passing `groups=32` is one mistake
-            if (id(req.requirement), req.notes) not in self.unmet_seen:
-                self.unmet_seen.add((id(req.requirement), req.notes))
-                self.error(ctx, "E0211", req.message, req.span, notes=req.notes)
-        for exc in (errors + failed_defaults) if not broken else ():
-            self.fail(inside, exc)
-        return env if not (broken or errors or failed_defaults) else None
 
     # ---- bodies -------------------------------------------------------------------
     def body(self, body: ast.Body, current: str, scope: Scope, ctx: Context, top: bool = False) -> str:
@@ -455,7 +351,7 @@ class _Elaborator:
             return self.op(call, link, current, scope, ctx)
         if name not in self.library.definitions:
             self.error(ctx, "E0202", f"no op or block named `{name}`", call.name_span,
-                       help=_missing_use_hint(name) or suggest(name, list(OPS) + list(self.symbols)))
+                       help=missing_use_hint(name) or suggest(name, list(OPS) + list(self.symbols)))
             return current
         try:
             positional, keywords = self.arguments(call.args, ctx)
@@ -533,14 +429,14 @@ class _Elaborator:
         if len(ctx.calls) >= MAX_DEPTH:
             self.error(ctx, "E0105", f"blocks nested more than {MAX_DEPTH} deep", span)
             return current
-        resolved = self.resolve(name, ctx, span)
+        resolved = self.binder.resolve(name, ctx, span)
         if resolved is None:
             return current
         template, defaults = resolved
         if template.kind != "block":
             self.error(ctx, "E0208", f"`{name}` is a network; only blocks can be used inside a network", span)
             return current
-        env = self.bind(template, defaults, positional, keywords, span, ctx, what="block")
+        env = self.binder.bind(template, defaults, positional, keywords, span, ctx, what="block")
         if env is None:
             return current
         self.count_work()

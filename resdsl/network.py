@@ -20,9 +20,9 @@ from .elaborate import BlockInstance, StageInfo, elaborate
 from .errors import Reporter, Span, SpecError
 from .graph import OpGraph
 from .library import UsageError, find_spec, read_library
-from .parse import check_size, decode, parse_expression, read_source
+from .parse import decode, parse_expression, read_source
 from .shapes import Shape, check_input_shape, infer_graph, show_shape
-from .values import LIMIT, EvalError, Symbol, Value, evaluate, show
+from .values import LIMIT, EvalError, Symbol, Value, evaluate
 
 
 @dataclass(frozen=True, eq=False)
