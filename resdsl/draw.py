@@ -12,20 +12,19 @@ at its merge, styled by kind and named in the legend; auto-inserted
 projections are filled orange. Output is deterministic: the same spec gives
 byte-identical DOT.
 
-Two layout rules, which tests/test_draw.py checks on Graphviz's own coordinates:
-
-* A box's title is a plain-text node in the box's top row, not a cluster
-  label: dot routes edges around nodes but straight through cluster labels.
-* Every edge into a box goes through the box's entry point, an invisible node
-  in that top row, right of the title. A block's entry point is also where
-  its shortcut forks off, so the shortcut starts and ends inside its block and
-  runs down the right-hand side (east ports) instead of weaving in from outside.
+Two layout rules, which tests/test_draw.py checks on Graphviz's coordinates:
+a stage's or block's title is a plain-text node in the box's top row, not a
+cluster label, because dot routes edges around nodes but straight through
+cluster labels; and every edge into a box passes its entry point, right of
+the title in that row. A block's entry point is the fork its shortcut leaves
+from (a dot), so the shortcut runs down the block's right side, inside it.
 """
 
 from __future__ import annotations
 
 import html
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 
 import graphviz
@@ -39,7 +38,7 @@ LEVELS = ("network", "stage", "block", "op")
 FORMATS = ("svg", "png", "pdf", "dot")
 FONT = "Helvetica"
 DPI = 96                 # Graphviz's own default for bitmaps
-DPI_RANGE = (24, 600)    # beyond 600, an op-level drawing is hundreds of MB of pixels
+DPI_RANGE = (24, 600)    # past 600, cairo's 32,767-pixel limit shrinks most drawings back anyway
 
 # Shortcut kinds: (edge style, colour, legend text)
 SHORTCUTS = {
@@ -142,8 +141,52 @@ def build(net: Network, level: str = "op") -> graphviz.Digraph:
     for n in ops.nodes:
         boxes.setdefault(where[n], _Box(where[n])).members.append(n)
     stage_of = {s.name: s for s in net.stages}
+    clusters, inside = _clusters(net, boxes, level)
 
-    # the stage and block boxes (op and block levels), and which of them hold each drawn node
+    # edges between boxes, in program order, one per pair of boxes
+    links: list[tuple[str, str, str, str]] = []  # (from box, to box, style, shape)
+    seen: set[tuple[str, str]] = set()
+    for u, v, edge in ops.edges():
+        a, b = where[u], where[v]
+        if a != b and (a, b) not in seen:
+            seen.add((a, b))
+            links.append((a, b, _edge_style(net, u, v, edge), dims(edge.get("shape"))))
+    segments = _segments(net, links, clusters, inside)
+    fanout = Counter(x for x, _ in segments if x.endswith("#in"))
+
+    dot = graphviz.Digraph(net.name, graph_attr={
+        "rankdir": "TB", "fontname": FONT, "fontsize": "16", "labelloc": "t", "labeljust": "c",
+        "label": f"{net.name}: {dims(net.input_shape)} → {dims(net.output_shape)}, {net.params:,} params, "
+                 f"{net.macs:,} MACs ({format_count(net.macs)})\n ",
+        # polyline: a shortcut is a bracket beside its block; curved splines bulge out of the block's box
+        "nodesep": "0.35", "ranksep": "0.35", "newrank": "true", "splines": "polyline"},
+        node_attr={"fontname": FONT, "fontsize": "11", "shape": "box", "style": "rounded,filled", "margin": "0.12,0.05",
+                   "penwidth": "1"},
+        edge_attr={"fontname": FONT, "fontsize": "9", "arrowsize": "0.6", "color": "#333333"})
+    attrs_of = {box.id: _box_attrs(net, box, stage_of) for box in boxes.values()}
+    # a box only shortcut edges reach (a projection) is on a branch; the rest is the main path
+    branch = {y for (_, y), attrs in segments.items() if "style" in attrs}
+    branch -= {y for (_, y), attrs in segments.items() if "style" not in attrs}
+    for box in boxes.values():
+        if box.id not in branch:  # dot keeps edges within a group straight: the main path is one column
+            attrs_of[box.id]["group"] = "main"
+        if not inside[box.id]:
+            dot.node(box.id, **attrs_of[box.id])
+    for cluster in clusters.values():
+        if cluster.depth == 0:
+            _emit_cluster(dot, cluster, clusters, attrs_of, fanout)
+    for (x, y), attrs in segments.items():
+        dot.edge(x, y, **attrs)
+    kinds = sorted({style for _, _, style, _ in links if style != "main"})  # each link ends in its own style
+    inserted_shown = any(b.members == [b.id] and ops.nodes[b.id]["inserted"] for b in boxes.values())
+    if kinds or inserted_shown:
+        _legend(dot, kinds, inserted_shown)
+    return dot
+
+
+def _clusters(net: Network, boxes: dict[str, _Box], level: str) -> tuple[dict[str, _Cluster],
+                                                                         dict[str, tuple[str, ...]]]:
+    """The stage and block boxes (op and block levels), and the clusters around each drawn node."""
     clusters: dict[str, _Cluster] = {}
     inside: dict[str, tuple[str, ...]] = {}  # box -> its clusters, outermost first
     for box in boxes.values():
@@ -156,16 +199,13 @@ def build(net: Network, level: str = "op") -> graphviz.Digraph:
         if path:
             clusters[path[-1][0]].boxes.append(box.id)
         inside[box.id] = tuple(cid for cid, _ in path)
+    return clusters, inside
 
-    # edges between boxes, in program order, one per pair of boxes
-    links: list[tuple[str, str, str, str]] = []  # (from box, to box, style, shape)
-    seen: set[tuple[str, str]] = set()
-    for u, v, edge in ops.edges():
-        a, b = where[u], where[v]
-        if a != b and (a, b) not in seen:
-            seen.add((a, b))
-            links.append((a, b, _edge_style(net, u, v, edge), dims(edge.get("shape"))))
-    # A box entered by a single tensor gets an entry point, and every edge into the box runs through it.
+
+def _segments(net: Network, links: list[tuple[str, str, str, str]], clusters: dict[str, _Cluster],
+              inside: dict[str, tuple[str, ...]]) -> dict[tuple[str, str], dict[str, str]]:
+    """The drawn edges: each link runs from its box through the entry point of every cluster it enters."""
+    # A cluster entered by one tensor gets an entry point; one entered by several is entered directly.
     sources: dict[str, set[str]] = {}
     for a, b, _, _ in links:
         for cid in inside[b]:
@@ -174,64 +214,30 @@ def build(net: Network, level: str = "op") -> graphviz.Digraph:
     for cid, found in sources.items():
         if len(found) == 1:
             clusters[cid].entry = f"{cid}#in"
-
-    # each link becomes a chain: from its box through the entry points of the clusters it enters
     segments: dict[tuple[str, str], dict[str, str]] = {}
-    kinds_used: set[str] = set()
     for a, b, style, shape in links:
         chain = [a, *(clusters[c].entry for c in inside[b] if c not in inside[a] and clusters[c].entry), b]
-        for i, pair in enumerate(zip(chain, chain[1:])):
-            if pair in segments:  # a trunk into a box, shared by its main path and its shortcut
+        for i, (x, y) in enumerate(zip(chain, chain[1:])):
+            if (x, y) in segments:  # the trunk into a block, shared by its main path and its shortcut
                 continue
-            attrs = {"label": f" {shape} "} if i == 0 else {}  # the tensor is labelled once, where it leaves
-            if pair[1] != b or style == "main":  # a trunk segment carries the box's input: the main path
+            attrs = {"label": f" {shape} "} if i == 0 else {}  # a tensor is labelled once, where it leaves
+            if y != b:  # a trunk: the box's input, on the main path; the arrow is drawn where the chain ends
+                attrs.update(weight="10", arrowhead="none")
+            elif style == "main":
                 attrs["weight"] = "10"
-                if pair[1] != b:
-                    attrs["arrowhead"] = "none"  # the arrow is drawn where the chain ends
             else:
-                kinds_used.add(style)
                 line, colour, _ = SHORTCUTS[style]
                 attrs.update(style=line, color=colour, fontcolor=colour, weight="0")
-                if pair[0].endswith("#in"):  # leave the fork sideways, so the main path keeps the centre
+                if x.endswith("#in"):  # leave the fork sideways, so that the main path keeps the centre
                     attrs["tailport"] = "e"
-                if b in ops.nodes and ops.nodes[b]["kind"] in ("add", "concat"):
+                if b in net.ops.nodes and net.ops.nodes[b]["kind"] in ("add", "concat"):
                     attrs["headport"] = "e"
-            segments[pair] = attrs
-    # dot keeps edges between nodes of one group straight: the main path is one column
-    attrs_of = {box.id: _box_attrs(net, box, stage_of) for box in boxes.values()}
-    branch = {y for (_, y), attrs in segments.items() if "style" in attrs}
-    for box in boxes.values():
-        if box.id not in branch:
-            attrs_of[box.id]["group"] = "main"
-    fanout = {x: sum(1 for y, _ in segments if y == x) for x, _ in segments if x.endswith("#in")}
-    for (x, y), attrs in segments.items():
-        # Meet at an entry point's centre. Where the line only passes through, end it at the point's
-        # bottom and restart at its top, so the two halves overlap: dot otherwise leaves a 2pt gap.
-        if x.endswith("#in"):
-            attrs.update(tailclip="false", **({} if fanout[x] > 1 else {"tailport": "n"}))
-        if y.endswith("#in"):
-            attrs.update(headclip="false", **({} if fanout[y] > 1 else {"headport": "s"}))
-
-    dot = graphviz.Digraph(net.name, graph_attr={
-        "rankdir": "TB", "fontname": FONT, "fontsize": "16", "labelloc": "t", "labeljust": "c",
-        "label": f"{net.name}: {dims(net.input_shape)} → {dims(net.output_shape)}, {net.params:,} params, "
-                 f"{net.macs:,} MACs ({format_count(net.macs)})\n ",
-        "nodesep": "0.35", "ranksep": "0.35", "newrank": "true", "splines": "spline", "compound": "true"},
-        node_attr={"fontname": FONT, "fontsize": "11", "shape": "box", "style": "rounded,filled", "margin": "0.12,0.05",
-                   "penwidth": "1"},
-        edge_attr={"fontname": FONT, "fontsize": "9", "arrowsize": "0.6", "color": "#333333"})
-    for box in boxes.values():
-        if not inside[box.id]:
-            dot.node(box.id, **attrs_of[box.id])
-    for cluster in clusters.values():
-        if cluster.depth == 0:
-            _emit_cluster(dot, cluster, clusters, attrs_of, fanout)
-    for (x, y), attrs in segments.items():
-        dot.edge(x, y, **attrs)
-    inserted_shown = any(b.members == [b.id] and ops.nodes[b.id]["inserted"] for b in boxes.values())
-    if kinds_used or inserted_shown:
-        _legend(dot, sorted(kinds_used), inserted_shown)
-    return dot
+            if x.endswith("#in"):  # meet at the entry point's centre, with no gap in the line
+                attrs["tailclip"] = "false"
+            if y.endswith("#in"):
+                attrs["headclip"] = "false"
+            segments[x, y] = attrs
+    return segments
 
 
 def _cluster_path(net: Network, box: _Box, level: str) -> tuple[tuple[str, str], ...]:
@@ -262,11 +268,12 @@ def _emit_cluster(dot: graphviz.Digraph, cluster: _Cluster, clusters: dict[str, 
             if cluster.entry:
                 # a visible dot where a shortcut forks off; elsewhere the main path runs straight through
                 fork = fanout.get(cluster.entry, 0) > 1
-                row.node(cluster.entry, "", shape="point", width="0.07" if fork else "0.01",
-                         color="#333333", fillcolor="#333333", style="filled" if fork else "invis", group="main")
+                shape = {"shape": "point", "width": "0.07"} if fork else {
+                    "shape": "box", "width": "0.014", "height": "0.06", "fixedsize": "true", "penwidth": "0"}
+                row.node(cluster.entry, "", **shape, color="#333333", fillcolor="#333333", style="filled", group="main")
                 row.edge(title, cluster.entry, style="invis")
         if not cluster.entry:  # nothing to sit beside: keep the title above the box's first node
-            first = cluster.boxes[0] if cluster.boxes else f"{cluster.children[0]}#title"
+            first = f"{cluster.children[0]}#title" if cluster.children else cluster.boxes[0]
             sub.edge(title, first, style="invis")
         for box_id in cluster.boxes:
             sub.node(box_id, **attrs_of[box_id])
@@ -343,22 +350,25 @@ def _edge_style(net: Network, u: str, v: str, edge: dict) -> str:
 
 def _legend(dot: graphviz.Digraph, kinds: list[str], inserted: bool) -> None:
     """One small table node: a line sample per shortcut kind drawn, and the inserted fill if any is shown."""
+    gap = '<TD ROWSPAN="2" WIDTH="4"></TD>'
     rows = []
     for kind in kinds:
         line, colour, text = SHORTCUTS[kind]
-        # the sample is the bottom border of the upper half of a cell, so it sits level with the text
-        border = ' BORDER="2"' if line == "bold" else f' BORDER="1" STYLE="{line}"'
-        sample = (f'<TABLE BORDER="0" CELLSPACING="0" CELLPADDING="0"><TR><TD WIDTH="30" HEIGHT="6" SIDES="B"'
-                  f'{border} COLOR="{colour}"></TD></TR><TR><TD HEIGHT="6"></TD></TR></TABLE>')
-        rows.append(f'<TR><TD>{sample}</TD><TD ALIGN="LEFT"><FONT COLOR="{colour}">{html.escape(text)}</FONT></TD></TR>')
+        # The sample is the bottom border of a half-height cell beside text two cells high, so it sits
+        # level with the text. One flat table, every cell with its own STYLE: Graphviz 2.43's xdot and
+        # json writers crash on a dashed cell in a nested table followed by a bordered one.
+        border = 'BORDER="2" STYLE="solid"' if line == "bold" else f'BORDER="1" STYLE="{line}"'
+        rows.append(f'<TR><TD WIDTH="30" HEIGHT="7" SIDES="B" {border} COLOR="{colour}"></TD>{gap}'
+                    f'<TD ROWSPAN="2" ALIGN="LEFT"><FONT COLOR="{colour}">{html.escape(text)}</FONT></TD></TR>'
+                    '<TR><TD HEIGHT="7"></TD></TR>')
     if inserted:
-        rows.append(f'<TR><TD BGCOLOR="{INSERTED_FILL}" COLOR="#d9730d" BORDER="1" WIDTH="30" HEIGHT="12"></TD>'
-                    '<TD ALIGN="LEFT">inserted by the shortcut policy</TD></TR>')
-    dot.node("legend", f'<<TABLE BORDER="1" COLOR="#9aa5b1" CELLBORDER="0" CELLSPACING="2" CELLPADDING="2">'
+        rows.append(f'<TR><TD BGCOLOR="{INSERTED_FILL}" COLOR="#d9730d" BORDER="1" STYLE="solid" HEIGHT="11"></TD>'
+                    '<TD WIDTH="4"></TD><TD ALIGN="LEFT">inserted by the shortcut policy</TD></TR>')
+    dot.node("legend", f'<<TABLE BORDER="1" COLOR="#9aa5b1" CELLBORDER="0" CELLSPACING="0" CELLPADDING="2">'
                        f'{"".join(rows)}</TABLE>>', shape="plaintext", style="", fontsize="10", margin="0")
 
 
-def check_dpi(dpi: int | None, fmt: str) -> int | None:
+def _check_dpi(dpi: int | None, fmt: str) -> int | None:
     """The dpi to give Graphviz: only bitmaps have one; SVG and PDF are vector graphics."""
     if dpi is None:
         return DPI if fmt == "png" else None
@@ -371,19 +381,15 @@ def check_dpi(dpi: int | None, fmt: str) -> int | None:
 
 def render(net: Network, out: str | os.PathLike, level: str = "op", dpi: int | None = None) -> str:
     """Write the diagram to `out`; the format is the suffix (.svg .png .pdf .dot). Returns the format.
-
-    `dpi` sizes a .png (default 96) and is an error with any other format."""
+    `dpi` sizes a .png (default 96); with any other format it is an error."""
     fmt = os.path.splitext(os.fspath(out))[1].lstrip(".").lower()
     if fmt not in FORMATS:
         raise UsageError(f"cannot tell the format of {out}: use .svg, .png, .pdf or .dot")
-    dpi = check_dpi(dpi, fmt)
+    dpi = _check_dpi(dpi, fmt)
     dot = build(net, level)
-    if fmt == "dot":
-        data = dot.source.encode("utf-8")
-    else:
-        if dpi is not None:
-            dot.graph_attr["dpi"] = str(dpi)
-        data = pipe(dot, fmt)
+    if dpi is not None:
+        dot.graph_attr["dpi"] = str(dpi)
+    data = dot.source.encode("utf-8") if fmt == "dot" else pipe(dot, fmt)
     write_atomically(out, lambda f: f.write(data))
     return fmt
 
