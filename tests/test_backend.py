@@ -1,6 +1,8 @@
 """The torch backend: weight-for-weight parity with torchvision and timm, and
 runtime figures that equal the static ones."""
 
+import operator
+
 import pytest
 
 import timm
@@ -9,6 +11,7 @@ import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
 import resdsl
+from resdsl.backend.containers import Part
 
 TORCHVISION = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "wide_resnet50_2"]
 TIMM = ["resnet50d", "seresnet50"]
@@ -106,11 +109,51 @@ def test_option_a_shortcut_is_parameter_free_zero_padding():
     assert torch.equal(y[:, 8:24], x[:, :, ::2, ::2]) and not y[:, :8].any() and not y[:, 24:].any()
 
 
-def test_forward_is_generated_straight_line_code():
-    model = resdsl.load("resnet18").to_torch()
-    code = model.code
-    assert "layer4_1_conv2" in code and "for " not in code
-    assert "stage: basic ×2" in str(model)
+MERGES = {"add": (operator.add, operator.iadd), "concat": (torch.cat,)}
+
+
+def op_calls(net, model: torch.fx.GraphModule) -> dict[str, torch.fx.Node]:
+    """The node of the top-level forward that computes each op, checked to be exactly one call
+    per op, in the op graph's execution order: a call of the module at the op's own name (a
+    leaf, never a container) on the node of its main input, or the merge's function on the
+    nodes of its main and shortcut inputs."""
+    nodes = list(model.graph.nodes)
+    assert [n.op for n in nodes[:1] + nodes[-1:]] == ["placeholder", "output"]
+    found = {"input": nodes[0]}
+    body = [n for n in nodes[1:-1] if n.target is not torch.flatten]  # flatten belongs to the fc after it
+    names = [n for n in net.ops.nodes if n != "input"]
+    assert len(body) == len(names)
+    for name, node in zip(names, body):
+        kind = net.ops.nodes[name]["kind"]
+        inputs = {edge["role"]: found[u] for u, edge in net.ops.pred[name].items()}
+        if kind in MERGES:
+            assert node.op == "call_function" and node.target in MERGES[kind], name
+            args = (inputs["main"], inputs["shortcut"]) if kind == "add" else ([inputs["shortcut"], inputs["main"]], 1)
+            assert node.args == args, name
+        else:
+            assert node.op == "call_module" and node.target == name, (name, node.op, node.target)
+            assert not isinstance(model.get_submodule(name), Part), f"{name} is a container"
+            arg = node.args[0]
+            if arg.target is torch.flatten:
+                assert kind == "fc" and arg.args == (inputs["main"], 1)
+                arg = arg.args[0]
+            assert arg is inputs["main"] and len(node.args) == 1 and not node.kwargs, name
+        found[name] = node
+    assert nodes[-1].args == (found[net.output],)
+    return found
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50d", "densenet_cifar", "mlp_resnet", "preact_resnet18"])
+def test_forward_is_generated_straight_line_code(name):
+    """One call per op, in execution order, no loops, and no container called (they have forwards of
+    their own, for model.layer1(x), but the network's forward stays flat)."""
+    net = resdsl.load(name)
+    model = net.to_torch()
+    op_calls(net, model)
+    assert {n.op for n in model.graph.nodes} <= {"placeholder", "call_module", "call_function", "output"}
+    assert "for " not in model.code and "while " not in model.code
+    if name == "resnet18":
+        assert "stage: basic ×2" in str(model) and "block: basic" in str(model)
 
 
 def test_inplace_activation_never_clobbers_a_shortcut():

@@ -6,6 +6,10 @@ the graph's node names (`conv1`, `layer1.0.conv2`, `layer2.0.downsample.0`,
 `fc`), which are torchvision's and timm's, so their state dicts load with
 strict=True. Initialisation follows torchvision: Kaiming normal (fan_out) for
 convs, BN weight 1 and bias 0, and BN weight 0 where the spec says zero_init.
+
+The stage / block / group containers (`layer1`, `layer1.0`, `layer2.0.downsample`)
+are callable too, each with a forward generated the same way from its own
+part of the op graph (containers.py); the network's forward never calls them.
 """
 
 from __future__ import annotations
@@ -151,6 +155,7 @@ def _forward_graph(ops: "OpGraph", inplace: dict[str, bool], scope: Scope, calls
     are relative to it. One line per op, except that a child container in `calls` (a chain) is
     called whole, at the point its output is made; the network's forward has no `calls`."""
     graph = fx.Graph()
+    # the scope's one input: the network's (N, *input_shape) batch, or the tensor a container gets
     values: dict[str, fx.Node] = {scope.entries[0]: graph.placeholder("x")}
     prefix = scope.path + "." if scope.path else ""
     for name in scope.members:
@@ -163,7 +168,7 @@ def _forward_graph(ops: "OpGraph", inplace: dict[str, bool], scope: Scope, calls
         data = ops.nodes[name]
         inputs = {edge["role"]: u for u, edge in ops.pred[name].items()}
         x = values[inputs["main"]]
-        if data["kind"] == "add":
+        if data["kind"] == "add":  # same shapes on both sides: the shortcut ops made them so
             fn = operator.iadd if inplace[name] else operator.add
             values[name] = graph.create_node("call_function", fn, (x, values[inputs["shortcut"]]), name=local)
         elif data["kind"] == "concat":  # DenseNet order: the block's input, then its new features
@@ -178,6 +183,7 @@ def _forward_graph(ops: "OpGraph", inplace: dict[str, bool], scope: Scope, calls
 
 
 def to_torch(net: "Network") -> fx.GraphModule:
+    """The network as a GraphModule named after it, its containers Parts (callable where a chain)."""
     ops = net.ops
     inplace = _inplace(ops)
     found = scopes(ops, net.output)
