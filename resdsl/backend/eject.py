@@ -1,390 +1,389 @@
-"""`resdsl compile --emit python`: a standalone PyTorch source file.
+"""`resdsl compile --emit python`: a standalone PyTorch source file, written from the spec's templates.
 
-The file needs torch alone. It has one class per block type (per shape of
-block, when a type comes with and without a projection shortcut), whose
-constructor takes the numbers that differ between its uses, as torchvision's
-`Bottleneck(inplanes, planes, stride, downsample)` does; a network class whose
-forward reads top to bottom; and `build() -> nn.Module`. Module names are
-the graph's, so the state dicts of `to_torch()`, torchvision and timm load.
+The file needs torch alone and reads as one would write it by hand, in
+torchvision's style:
+
+- one class per block template (`basic` -> `Basic`), whose constructor takes
+  the block's input channels and the template's own parameters, with their
+  defaults, plus `downsample=None`; every size is an expression of those
+  parameters, so the class is right for any valid values, not only the ones
+  the network uses;
+- a network class taking `num_classes` (the spec's `classes` parameter) that
+  builds its stem, stages and head with the values the spec gives, and passes
+  each block the shortcut module the shape checker decided on;
+- `build(num_classes) -> nn.Module`, initialised as torchvision does.
+
+Module names are the elaborator's, so the state dicts of `to_torch()`, and of
+torchvision and timm where they have the model, load with strict=True. The
+classes are written from the block templates and the arguments bound at each
+call (`Network.instances`), not read back from the flattened op graph: a
+graph only shows the values that happened to be used.
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+import os
+import re
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .module import TORCH_DEFAULTS, SqueezeExcite, ZeroPadShortcut, module_call
+from .. import syntax as ast
+from ..elaborate import BlockInstance
+from ..library import UsageError
+from ..parse import parse_module
+from ..values import EvalError, evaluate
+from .eject_body import Body
+from .eject_expr import (UNKNOWN, Call, Sym, Unsupported, class_name, free_names, identifier, literal, py_value,
+                         negate, py_string, same_value, translate)
+from .eject_ir import Names, Path, Place, Symbolic, Tensor
+from .eject_ops import shortcut_call, shortcut_paths
+from .eject_render import Layout, define, docstring
+from .module import ALIASING, SqueezeExcite, ZeroPadShortcut
 
 if TYPE_CHECKING:
     from ..network import Network
 
+HELPERS = {"SqueezeExcite": SqueezeExcite, "ZeroPadShortcut": ZeroPadShortcut}
+# Names the classes' own code uses, which a parameter must not shadow.
+RESERVED = {"self", "in_channels", "residual", "nn", "torch", "F", "partial", "range", "channels", "super"}
+
+
 @dataclass
-class _Unit:
-    """One line of a forward: a module (or a container called whole) from `source` to `output`."""
-
-    attr: str                # attribute path relative to the scope, e.g. "conv1" or "downsample"
-    source: str              # node whose tensor goes in
-    output: str              # node whose tensor comes out
-    kind: str = "module"     # "module" | "add" | "concat"
-    other: str | None = None  # the shortcut input of a merge
-    flatten: bool = False
+class ClassInfo:
+    name: str
+    template: ast.Template
+    params: dict[str, str]                       # the template's parameter -> its Python name
+    flagged: bool                                # takes `residual=True`: some use is in a plain network
+    slots: list[tuple[str, Path]] = field(default_factory=list)  # shortcut parameters and their modules
+    source: str = ""
 
 
-def _call_name(attr: str) -> str:
-    return "self." + ".".join(f"[{p}]" if p.isdigit() else p for p in attr.split(".")).replace(".[", "[")
-
-
-def _units(net: "Network", names: list[str], prefix: str, whole: dict[str, tuple[str, str]]) -> list[_Unit]:
-    """The forward of one scope as units; `whole` maps container paths called as one to (first, last)."""
-    ops, units, done = net.ops, [], set()
-    for name in names:
-        if name in done:
-            continue
-        data = ops.nodes[name]
-        inputs = {edge["role"]: u for u, edge in ops.pred[name].items()}
-        container = next((c for c in whole if name.startswith(c + ".")), None)
-        if container is not None:
-            first, last = whole[container]
-            members = [n for n in names if n.startswith(container + ".")]
-            done.update(members)
-            source = next(u for u, e in ops.pred[first].items() if e["role"] == "main")
-            units.append(_Unit(container[len(prefix):], source, last))
-            continue
-        if data["kind"] in ("add", "concat"):
-            units.append(_Unit("", inputs["main"], name, data["kind"], inputs["shortcut"]))
-        else:
-            units.append(_Unit(name[len(prefix):], inputs["main"], name,
-                               flatten=data["kind"] == "fc" and len(data["in_shape"]) == 3))
-    return units
-
-
-def _forward(units: list[_Unit], entry: str) -> list[str]:
-    """Straight-line code: `x` carries the main path; a tensor read again later is kept
-    as `identity`, and the shortcut ops work on that name (`identity = self.downsample(identity)`)."""
-    uses: dict[str, int] = {}
-    for u in units:
-        for src in (u.source, u.other):
-            if src is not None:
-                uses[src] = uses.get(src, 0) + 1
-    on_shortcut, shortcut_nodes = set(), {u.other for u in units if u.other}
-    for u in reversed(units):
-        if u.kind == "module" and u.output in shortcut_nodes and uses.get(u.output, 0) == 1:
-            on_shortcut.add(id(u))
-            shortcut_nodes.add(u.source)
-    saved: dict[str, str] = {}
-    lines: list[str] = []
-    x_holds = entry
-
-    def keep(node: str) -> None:
-        name = "identity" if not saved else f"identity{len(saved) + 1}"
-        saved[node] = name
-        lines.append(f"{name} = x")
-
-    def read(node: str) -> str:
-        return "x" if x_holds == node else saved[node]
-
-    if uses.get(entry, 0) > 1:
-        keep(entry)
-    for u in units:
-        if id(u) in on_shortcut:
-            source = read(u.source)
-            target = source if source != "x" and uses.get(u.source, 0) <= 2 else f"shortcut{len(saved) + 1}"
-            lines.append(f"{target} = {_call_name(u.attr)}({source})")
-            saved[u.output] = target
-            continue
-        if u.kind == "add":
-            expr = f"{read(u.source)} + {read(u.other)}"
-        elif u.kind == "concat":
-            expr = f"torch.cat([{read(u.other)}, {read(u.source)}], 1)"
-        else:
-            arg = read(u.source)
-            if u.flatten:
-                lines.append(f"x = torch.flatten({arg}, 1)")
-                arg = "x"
-            expr = f"{_call_name(u.attr)}({arg})"
-        lines.append(f"x = {expr}")
-        x_holds = u.output
-        if uses.get(u.output, 0) > 1:
-            keep(u.output)
-    return lines + ["return x"]
-
-
-def _render_call(constructor: str, args: list[tuple[str, object]], names: dict[int, str] | None = None) -> str:
-    """`nn.Conv2d(64, 256, kernel_size=1, bias=False)`; `names` maps an argument index to a parameter name."""
-    parts, keywords = [], False
-    for i, (arg, value) in enumerate(args):
-        text = names[i] if names and i in names else None
-        if text is None and arg in TORCH_DEFAULTS and value == TORCH_DEFAULTS[arg]:
-            keywords = True
-            continue
-        text = text or repr(value)
-        keywords = keywords or not (i < 2 and arg in ("in_channels", "out_channels", "num_features", "in_features",
-                                                      "out_features", "channels", "hidden", "output_size"))
-        parts.append(f"{arg}={text}" if keywords else text)
-    return f"{constructor}({', '.join(parts)})"
-
-
-def _class_name(block_type: str) -> str:
-    return "".join(part.capitalize() for part in block_type.split("_")) or "Block"
-
-
-class _Writer:
+class Ejector:
     def __init__(self, net: "Network"):
-        self.net = net
-        self.ops = net.ops
-        self.classes: list[str] = []
-        self.variants: dict[tuple, tuple[str, list[str], list]] = {}  # key -> (class, params, instances)
-        self.instances: dict[str, tuple] = {}  # block path -> (variant key, arguments per instance)
+        self.net, self.ops = net, net.ops
+        self.definitions = _definitions(net)
+        self.symbols = frozenset(n for n, d in self.definitions.items() if d.kind == "block")
+        self.instances = {i.path: i for i in net.instances}
+        self.shortcuts = shortcut_paths(self.ops)
+        self.first: dict[str, str] = {}  # module path -> its first and last op node
+        self.last: dict[str, str] = {}
+        for name in self.ops.nodes:
+            parts = name.split(".")
+            for k in range(1, len(parts)):
+                prefix = ".".join(parts[:k])
+                self.first.setdefault(prefix, name)
+                self.last[prefix] = name
+        self.classes: dict[int, ClassInfo] = {}
+        self.order: list[ClassInfo] = []
+        self.taken = set(HELPERS) | {"F", "nn", "torch", "partial"}  # module-level names of the file
+        self.uses: set[str] = set()
+        self.summaries: dict[tuple, Tensor] = {}
+        self.caller_residuals: dict[int, bool] = {}
 
-    # -- modules of one scope -----------------------------------------------------------------
-    def members(self, prefix: str) -> list[str]:
-        return [n for n in self.ops.nodes if n.startswith(prefix) and n != "input"]
+    # ---- templates -------------------------------------------------------------------------
+    def is_block(self, name: str) -> bool:
+        return name in self.symbols
 
-    def module_of(self, name: str) -> tuple[str, list[tuple[str, object]]]:
-        data = self.ops.nodes[name]
-        entry = next(u for u, e in self.ops.pred[name].items() if e["role"] == "main")
-        inplace = len(self.ops.succ[entry]) == 1 and self.ops.nodes[entry]["kind"] != "input"
-        return module_call(data["kind"], data["attrs"], data["in_shape"], inplace)
+    def resolve(self, name: str) -> tuple[ast.Template, dict[str, ast.Expr | None]]:
+        """Follow aliases, as the elaborator does: (template, default expression by parameter)."""
+        definition = self.definitions[name]
+        if isinstance(definition, ast.Template):
+            return definition, {p.name: p.default for p in definition.params}
+        template, defaults = self.resolve(definition.target)
+        defaults = dict(defaults)
+        names = [p.name for p in template.params]
+        for i, arg in enumerate(definition.args):
+            defaults[arg.name if arg.name is not None else names[i]] = arg.value
+        return template, defaults
 
-    def containers(self, names: list[str], prefix: str) -> dict[str, tuple[str, str]]:
-        """Shortcut and group containers that are plain chains: called whole, built as nn.Sequential."""
-        found: dict[str, list[str]] = {}
-        for n in names:
-            parent = n.rpartition(".")[0]
-            if parent.startswith(prefix) and parent != prefix.rstrip(".") and self.ops.nodes[n]["kind"] not in (
-                    "add", "concat") and parent[len(prefix):].count(".") == 0 and n.rpartition(".")[2].isdigit():
-                found.setdefault(parent, []).append(n)
-        whole = {}
-        for parent, chain in found.items():
-            if all(next(u for u, e in self.ops.pred[b].items() if e["role"] == "main") == a
-                   for a, b in zip(chain, chain[1:])) and all(len(self.ops.succ[a]) == 1 for a in chain[:-1]):
-                whole[parent] = (chain[0], chain[-1])
-        return whole
+    def class_ref(self, name: str) -> str:
+        """A block name as a Python value: its class, or `partial(Class, ...)` for an alias with new defaults."""
+        template, defaults = self.resolve(name)
+        info = self.class_for(template)
+        changed = [(p, defaults[p.name]) for p in template.params if defaults[p.name] is not p.default]
+        if not changed:
+            return info.name
+        if any(free_names(expr) & set(info.params) for _, expr in changed):
+            raise Unsupported(f"the alias `{name}` passed as a value, whose defaults use other parameters")
+        self.uses.add("partial")
+        args = ", ".join(f"{info.params[p.name]}={translate(e, {}, self.class_ref).arg()}" for p, e in changed)
+        return f"partial({info.name}, {args})"
 
-    def constructors(self, names: list[str], prefix: str, whole: dict[str, tuple[str, str]]):
-        """[(attribute, constructor, args or list of child (constructor, args))] in order."""
-        out, seen = [], set()
-        for n in names:
-            if self.ops.nodes[n]["kind"] in ("add", "concat"):
-                continue
-            container = next((c for c in whole if n.startswith(c + ".")), None)
-            if container is not None:
-                if container not in seen:
-                    seen.add(container)
-                    children = [self.module_of(m) for m in names if m.startswith(container + ".")]
-                    skip = int(whole[container][0].rpartition(".")[2])  # ResNet-D at stride 1: slot 0 empty
-                    out.append((container[len(prefix):], "seq", ([("nn.Identity", [])] * skip) + children))
-                continue
-            out.append((n[len(prefix):], *self.module_of(n)))
-        return out
-
-    # -- classes ----------------------------------------------------------------------------
-    def block_class(self, path: str) -> tuple[str, list[str]]:
-        """The class for the block instance at `path`, and its constructor arguments for this instance."""
-        prefix = path + "."
-        names = self.members(prefix)
-        whole = self.containers(names, prefix)
-        built = self.constructors(names, prefix, whole)
-        entry = next(u for u, e in self.ops.pred[names[0]].items() if e["role"] == "main")
-        code = _forward(_units(self.net, names, prefix, whole), entry)
-        shape = [(attr, ctor, [(c, [a for a, _ in args]) for c, args in spec] if ctor == "seq"
-                  else [a for a, _ in spec]) for attr, ctor, spec in built]
-        key = (self.ops.nodes[names[0]]["block_type"], repr(shape), "\n".join(code))
-        values = []
-        for attr, ctor, spec in built:
-            for c, args in (spec if ctor == "seq" else [(ctor, spec)]):
-                values.extend(v for _, v in args)
-        info = self.variants.setdefault(key, {"built": built, "code": code, "uses": [], "path": path,
-                                              "in": self.ops.nodes[entry]["shape"][0],
-                                              "out": self.ops.nodes[names[-1]]["shape"][0]})
-        info["uses"].append((path, values, self.ops.nodes[entry]["shape"][0], self.ops.nodes[names[-1]]["shape"][0]))
-        return key
-
-    def render_classes(self) -> dict[tuple, tuple[str, list[int], list[str], list[str]]]:
-        """Write one class per variant; return key -> (class name, varying positions, their parameter
-        names, the constructor's signature)."""
-        done, taken = {}, set()
-        for key, info in self.variants.items():
-            block_type = key[0]
-            name = _class_name(block_type) + ("Downsample" if any(a == "downsample" for a, *_ in info["built"])
-                                              and any(k[0] == block_type and k != key for k in self.variants)
-                                              else "")
-            base, n = name, 1
-            while name in taken:
-                n += 1
-                name = f"{base}{n}"
-            taken.add(name)
-            vectors = list(zip(*[values for _, values, _, _ in info["uses"]]))
-            varying = [i for i, vec in enumerate(vectors) if len(set(map(repr, vec))) > 1]
-            params: dict[tuple, str] = {}
-            labels: list[str] = []
-            positions = self._positions(info["built"])
-            ins = tuple(c for _, _, c, _ in info["uses"])
-            outs = tuple(c for _, _, _, c in info["uses"])
-            for i in varying:
-                vec = tuple(vectors[i])
-                if vec not in params:
-                    attr, arg = positions[i]
-                    label = ("in_channels" if vec == ins else "out_channels" if vec == outs else
-                             "stride" if arg == "stride" and "stride" not in params.values() else
-                             f"{attr.replace('.', '_')}_{arg}")
-                    params[vec] = label
-                labels.append(params[vec])
-            names = {i: labels[j] for j, i in enumerate(varying)}
-            signature = list(dict.fromkeys(labels))
-            self.classes.append(self._class_source(name, signature, info, names))
-            done[key] = (name, varying, [params[tuple(vectors[i])] for i in varying], signature)
-        return done
+    def class_for(self, template: ast.Template) -> ClassInfo:
+        """The class of a block template, written the first time it is asked for."""
+        info = self.classes.get(id(template))
+        if info is not None:
+            return info
+        uses = [i for i in self.net.instances if i.template is template]
+        name = class_name(template.name)
+        while name in self.taken:
+            name += "Block"
+        self.taken.add(name)
+        params: dict[str, str] = {}
+        for p in template.params:  # `downsample...` and `residual` are the constructor's own
+            params[p.name] = identifier(p.name + ("_" if p.name.startswith("downsample") else ""),
+                                        RESERVED | set(params.values()))
+        flagged = any(i.policy == "none" for i in uses) and self.caller_residual(template)
+        info = self.classes[id(template)] = ClassInfo(name, template, params, flagged)
+        sample = uses[0] if uses else None  # the use whose values decide `//` against `/`
+        entries = {len(self.ops.nodes[self.first[i.path]]["in_shape"]) for i in uses if i.path in self.first}
+        if len(entries) > 1:
+            raise Unsupported(f"block `{template.name}` is used on both feature maps and vectors")
+        rank = entries.pop() if entries else 3
+        channels = self.ops.nodes[self.first[sample.path]]["in_shape"][0] if sample and sample.path in self.first \
+            else UNKNOWN
+        env = {p: Sym(py, sample=sample.arguments.get(p, UNKNOWN) if sample else UNKNOWN) for p, py in params.items()}
+        entry = Tensor("x", Sym("in_channels", sample=channels), rank)
+        body = Body(self, env, network=False, write="out", flagged=flagged)
+        out = body.body(template.body, entry, Place((), Names.fresh(), None))
+        hoist = self.hoisted(body, out, set(params.values()))
+        if hoist:  # written again, with the local variables
+            body = Body(self, env, network=False, write="out", flagged=flagged, hoist=hoist)
+            out = body.body(template.body, entry, Place((), Names.fresh(), None))
+        info.slots = body.slots
+        self.uses |= body.uses
+        info.source = self.class_source(info, body, env, out)
+        self.order.append(info)
+        return info
 
     @staticmethod
-    def _positions(built) -> list[tuple[str, str]]:
-        out = []
-        for attr, ctor, spec in built:
-            if ctor == "seq":
-                for i, (_, args) in enumerate(spec):
-                    out.extend((f"{attr}.{i}", a) for a, _ in args)
-            else:
-                out.extend((attr, a) for a, _ in spec)
+    def hoisted(body: Body, out: Tensor, params: set[str]) -> dict[str, str]:
+        """Channel expressions of the parameters alone that size three modules or more -> their variable:
+        `out_channels` for the block's output width, `mid_channels` (2, 3, ...) for the others."""
+        found: dict[str, str] = {}
+        for text, count in body.counts.items():
+            names = set(re.findall(r"[A-Za-z_]\w*", text)) - {"if", "else", "and", "or", "not", "in", "True", "False"}
+            if count >= 3 and names <= params | {"in_channels"}:
+                last = out.channels is not None and out.channels.text == text
+                found[text] = identifier("out_channels" if last else "mid_channels", params | set(found.values()))
+        return found
+
+    def caller_residual(self, template: ast.Template) -> bool:
+        """Does the template (or a block it calls) have a residual governed by its caller's policy?"""
+        key = id(template)
+        if key not in self.caller_residuals:
+            self.caller_residuals[key] = False
+            self.caller_residuals[key] = self._walk(template.body, True)
+        return self.caller_residuals[key]
+
+    def _walk(self, body: ast.Body, caller: bool) -> bool:
+        for stmt in body.statements:
+            if isinstance(stmt, ast.Shortcut):
+                caller = False  # the rest of this body has the block's own policy
+            elif isinstance(stmt, ast.Chain) and any(self._reaches(link.element, caller) for link in stmt.links):
+                return True
+        return False
+
+    def _reaches(self, el, caller: bool) -> bool:
+        if isinstance(el, ast.Residual):
+            return el.merge == "add" and caller or self._walk(el.body, caller)
+        if isinstance(el, ast.Cond):
+            return self._walk(el.then, caller) or (self._reaches(el.orelse, caller) if isinstance(el.orelse, ast.Cond)
+                                                   else el.orelse is not None and self._walk(el.orelse, caller))
+        if isinstance(el, (ast.Group, ast.Section)):
+            return self._walk(el.body, caller)
+        if isinstance(el, ast.Call) and caller and not (el.repeat is not None and el.repeat.shortcuts):
+            return self.is_block(el.name) and self.caller_residual(self.resolve(el.name)[0])
+        return False
+
+    def summary(self, template: ast.Template, env: dict[str, Sym], channels: Sym, rank: int) -> Tensor:
+        """What a block call gives, in the caller's terms: its output channels as an expression."""
+        key = (id(template), tuple((k, v.text) for k, v in env.items()), channels.text, rank)
+        if key not in self.summaries:
+            body = Body(self, env, network=False, write="out")
+            self.summaries[key] = body.body(template.body, Tensor("x", channels, rank), Place((), Names.fresh(), None))
+        return self.summaries[key]
+
+    # ---- instances, in the network class -----------------------------------------------------
+    def instance(self, path: str) -> BlockInstance:
+        if path not in self.instances:  # pragma: no cover - the elaborator records every call
+            raise Unsupported(f"no block instance at {path}")
+        return self.instances[path]
+
+    def graph_tensor(self, path: str, var: str) -> Tensor:
+        """What a block or stage of the network gives: its shape, and whether the tensor is its own
+        (a block of Identity or Dropout alone hands back its input, which an in-place op must not touch)."""
+        node = self.last[path]
+        shape = self.ops.nodes[node]["shape"]
+        while self.ops.nodes[node]["kind"] in ALIASING:
+            node = self.ops.main_input(node)
+        return Tensor(var, literal(shape[0]), len(shape), owned=node.startswith(path + "."))
+
+    def arguments(self, info: ClassInfo, values: dict[str, str]) -> list:
+        """Constructor arguments in signature order: leading required ones by position, the rest by name."""
+        out: list = []
+        positional = True
+        for p in info.template.params:
+            if p.name not in values:
+                positional = False
+                continue
+            positional = positional and p.default is None
+            out.append(values[p.name] if positional else (info.params[p.name], values[p.name]))
         return out
 
-    def _class_source(self, name: str, signature: list[str], info: dict, names: dict[int, str]) -> str:
-        lines = [f"class {name}(nn.Module):",
-                 f'    """Block `{info["uses"][0][0]}` and the {len(info["uses"]) - 1} other uses like it."""',
-                 "",
-                 f"    def __init__(self{''.join(', ' + p for p in signature)}):",
-                 "        super().__init__()"]
-        lines += ["        " + line for line in self._init_lines(info["built"], names)]
-        lines += ["", "    def forward(self, x):"] + ["        " + line for line in info["code"]]
+    def instance_call(self, inst: BlockInstance, channels: Sym) -> Call:
+        """`Basic(16, 32, stride=2, downsample=ZeroPadShortcut(2, 16))`: the arguments that differ from
+        the class's defaults, and the shortcut modules the shape checker inserted in this block."""
+        info = self.class_for(inst.template)
+        values = {}
+        for p in inst.template.params:
+            value = inst.arguments[p.name]
+            if p.default is None or not same_value(self.default(p, inst.arguments), value):
+                values[p.name] = py_value(value, self.class_ref)
+        args = [channels.arg()] + self.arguments(info, values)
+        covered = set()
+        for param, rel in info.slots:
+            full = ".".join((inst.path,) + rel)
+            covered.add(full)
+            if full in self.shortcuts:
+                call = shortcut_call(self.ops, full, self.shortcuts[full])
+                self.uses.update({"ZeroPadShortcut"} if call.func == "ZeroPadShortcut" else ())
+                args.append((param, call))
+        missing = [s for s in self.shortcuts if s.startswith(inst.path + ".") and s not in covered]
+        if missing:
+            raise Unsupported(f"the shortcut {missing[0]}, in a repetition of a stage inside a block")
+        if info.flagged and inst.policy == "none":
+            args.append(("residual", "False"))
+        return Call(info.name, tuple(args))
+
+    def default(self, param: ast.Param, arguments: dict) -> object:
+        try:
+            return evaluate(param.default, arguments, self.symbols)
+        except EvalError:  # pragma: no cover - the elaborator evaluated it already
+            return UNKNOWN
+
+    # ---- sources -----------------------------------------------------------------------------
+    def class_source(self, info: ClassInfo, body: Body, env: dict[str, Sym], out: Tensor) -> str:
+        template = info.template
+        signature, computed = ["self", "in_channels"], []
+        keyword_only = seen_default = False
+        for p in template.params:
+            py = info.params[p.name]
+            if p.default is None:
+                if seen_default and not keyword_only:
+                    signature.append("*")  # a required parameter after one with a default
+                    keyword_only = True
+                signature.append(py)
+                continue
+            seen_default = True
+            if free_names(p.default) & set(info.params):  # a default computed from other parameters
+                signature.append(f"{py}=None")
+                computed += [f"if {py} is None:", f"    {py} = {translate(p.default, env, self.class_ref).text}"]
+            else:
+                signature.append(f"{py}={translate(p.default, {}, self.class_ref).text}")
+        signature += [f"{param}=None" for param, _ in info.slots] + (["residual=True"] if info.flagged else [])
+        lines = [f"class {info.name}(nn.Module):", docstring(self.comment(template) or
+                                                             f"The `{template.name}` block.", 4), ""]
+        lines += define("__init__", signature, 4)
+        lines.append("        super().__init__()")
+        lines += ["        " + line for line in computed + self.requirements(template, env)]
+        if info.flagged:
+            lines.append("        self.residual = residual  # False: a plain network's block, no shortcut")
+        lines += [f"        {var} = {text}" for text, var in body.hoist.items()]
+        layout = Layout(body.labelled)
+        lines += layout.init(body.init, 8)
+        lines += ["", "    def forward(self, x):"] + layout.forward(body.fwd, 8) + [f"        return {out.var}"]
         return "\n".join(lines)
 
-    def _init_lines(self, built, names: dict[int, str] | None, calls: dict[str, str] | None = None) -> list[str]:
-        lines, made, index = [], set(), 0
-        for attr, ctor, spec in built:
-            parts = attr.split(".")
-            for depth in range(1, len(parts)):
-                parent = ".".join(parts[:depth])
-                if parent not in made:
-                    made.add(parent)
-                    holder = "nn.Sequential()" if parts[depth].isdigit() else "nn.Module()"
-                    lines.append(_assign(parent, holder))
-            if calls is not None and attr in calls:
-                expr = calls[attr]
-            elif ctor == "seq":
-                children = []
-                for child_ctor, args in spec:
-                    local = {i: names[index + i] for i in range(len(args)) if names and index + i in names}
-                    children.append(_render_call(child_ctor, args, local))
-                    index += len(args)
-                expr = "nn.Sequential(\n    " + ",\n    ".join(children) + ",\n)"
-            else:
-                local = {i: names[index + i] for i in range(len(spec)) if names and index + i in names}
-                expr = _render_call(ctor, spec, local)
-                index += len(spec)
-            lines += _assign(attr, expr).split("\n")
+    def requirements(self, template: ast.Template, env: dict[str, Sym]) -> list[str]:
+        """`require` as torchvision's BasicBlock checks its arguments: `raise ValueError(...)`."""
+        lines = []
+        for stmt in template.body.statements:
+            if isinstance(stmt, ast.Require):
+                failed = negate(stmt.test, env, self.class_ref)
+                if not (failed.const and not failed.sample):
+                    message = stmt.message or f"{template.name}: a requirement does not hold"
+                    lines += [f"if {failed.text}:", f"    raise ValueError({py_string(message)})"]
         return lines
 
+    def comment(self, template: ast.Definition) -> str:
+        """The comment lines just above a definition in its .res file."""
+        lines = self.net.sources.get(template.span.path, "").splitlines()[:template.span.line - 1]
+        found = []
+        for line in reversed(lines):
+            if not line.strip().startswith("#"):
+                break
+            found.append(line.strip()[1:].strip())
+        return "\n".join(reversed(found))
 
-def _assign(attr: str, expr: str) -> str:
-    parent, _, leaf = attr.rpartition(".")
-    if leaf.isdigit():
-        return f"{_call_name(parent)}.add_module({leaf!r}, {expr})"
-    return f"{_call_name(attr)} = {expr}"
+    def network_class(self, symbolic: bool) -> tuple[str, str, dict]:
+        """(class name, source, constructor defaults) of the network class."""
+        net = self.net
+        env = {k: literal(v) for k, v in net.parameters.items()}
+        ctor = {}
+        if symbolic:
+            env["classes"] = Sym("num_classes", sample=net.parameters["classes"])
+            ctor["num_classes"] = net.parameters["classes"]
+        body = Body(self, env, network=True, write="x", symbolic=frozenset({"classes"} if symbolic else ()))
+        shape = net.input_shape
+        out = body.body(net.template.body, Tensor("x", literal(shape[0]), len(shape)),
+                        Place((), Names.fresh(taken=("input",)), "B"))
+        name = class_name(net.name)
+        while name in self.taken:
+            name += "Net"
+        stats = (f"{net.params:,} parameters, {net.macs:,} multiply-accumulates on "
+                 f"{'x'.join(map(str, shape))}")
+        comment = self.comment(self.definitions.get(net.name, net.template))
+        doc = (comment + "\n\n" if comment else "") + f"{net.name}: {stats}."
+        lines = [f"class {name}(nn.Module):", docstring(doc, 4), ""]
+        lines += define("__init__", ["self"] + [f"{k}={v!r}" for k, v in ctor.items()], 4)
+        lines.append("        super().__init__()")
+        lines += ["        " + line for line in self.requirements(net.template, env)]
+        layout = Layout(body.labelled)
+        lines += layout.init(body.init, 8)
+        lines += ["", "    def forward(self, x):"] + layout.forward(body.fwd, 8) + [f"        return {out.var}"]
+        self.uses |= body.uses
+        return name, "\n".join(lines), ctor
+
+
+def _definitions(net: "Network") -> dict[str, ast.Definition]:
+    """Every block and network of the spec and the files it uses, parsed again from the sources the
+    network was checked from (no file is read)."""
+    found: dict[str, ast.Definition] = {}
+    for path, text in net.sources.items():
+        try:
+            module = parse_module(text, path)
+        except Exception:  # `--set` values are sources too, and no module
+            continue
+        for definition in module.definitions:
+            found.setdefault(definition.name, definition)
+    return found
 
 
 def eject(net: "Network", model=None) -> str:
-    """Standalone PyTorch source for `net`."""
+    """Standalone PyTorch source for `net` (`model`, the compiled module, is not needed)."""
     from .. import __version__
-    writer = _Writer(net)
-    ops = net.ops
-    blocks: dict[str, tuple] = {}  # outermost block path -> variant key
-    for name, data in ops.nodes.items():
-        path = data.get("block")
-        if path and path not in blocks and not any(path.startswith(b + ".") for b in blocks):
-            blocks[path] = writer.block_class(path)
-    classes = writer.render_classes()
-
-    def instance_call(path: str) -> str:
-        key = blocks[path]
-        cls, varying, labels, signature = classes[key]
-        info = writer.variants[key]
-        values = next(v for p, v, _, _ in info["uses"] if p == path)
-        chosen = dict(zip(labels, (values[i] for i in varying)))
-        return f"{cls}({', '.join(repr(chosen[p]) for p in signature)})"
-
-    # the network's own scope: stages and block instances are called whole
-    names = writer.members("")
-    whole = writer.containers(names, "")
-    built = []
-    calls: dict[str, str] = {}
-    covered: set[str] = set()
-    for stage in net.stages:
-        members = [n for n in names if ops.nodes[n]["stage"] == stage.name]
-        whole[stage.name] = (members[0], members[-1])
-        repeats = sorted({b for b in blocks if b.startswith(stage.name + ".")}, key=lambda b: int(b.split(".")[1]))
-        calls[stage.name] = "nn.Sequential(\n    " + ",\n    ".join(instance_call(b) for b in repeats) + ",\n)"
-        covered.update(members)
-    for path in blocks:
-        if ops.nodes[next(n for n in names if ops.nodes[n]["block"] == path)]["stage"] is None:
-            members = [n for n in names if (ops.nodes[n]["block"] or "").startswith(path)]
-            whole[path] = (members[0], members[-1])
-            calls[path] = instance_call(path)
-            covered.update(members)
-    for name in names:
-        if name in covered or ops.nodes[name]["kind"] in ("add", "concat"):
-            continue
-        container = next((c for c in whole if name.startswith(c + ".")), None)
-        if container is not None and container not in [b[0] for b in built]:
-            children = [writer.module_of(m) for m in names if m.startswith(container + ".")]
-            built.append((container, "seq", children))
-        elif container is None:
-            built.append((name, *writer.module_of(name)))
-    order = {n: i for i, n in enumerate(names)}
-    for path in calls:
-        built.append((path, "call", None))
-    built.sort(key=lambda item: order[whole[item[0]][0]] if item[0] in whole else order[item[0]])
-    units = _units(net, names, "", whole)
-    forward = _forward(units, "input")
-    init = writer._init_lines(built, None, calls)
-    zero_init = [n for n, d in ops.nodes.items() if d["kind"] == "bn" and d["attrs"].get("zero_init")]
-    class_name = _class_name(net.name)
-    helpers = []
-    kinds = {d["kind"] for d in ops.nodes.values()}
-    for cls, needed in ((SqueezeExcite, "se"), (ZeroPadShortcut, "zeropad")):
-        if needed in kinds:
-            helpers.append(inspect.getsource(cls))
-    source = [f'"""{net.name}: ejected by resdsl {__version__} from {net.path}.',
-              "",
-              "Needs torch alone. build() returns the network with torchvision's initialisation;",
-              "module names match resdsl's compiled module (and torchvision / timm where those have the model),",
-              "so their state dicts load with strict=True.",
-              '"""',
-              "",
-              "import torch",
-              "import torch.nn.functional as F",
-              "from torch import nn",
-              "", ""]
-    source += [h.rstrip() + "\n\n" for h in helpers]
-    source += [c + "\n\n" for c in writer.classes]
-    source += [f"class {class_name}(nn.Module):",
-               f'    """{net.name}: {net.params:,} parameters, {net.macs:,} multiply-accumulates on '
-               f'{"x".join(map(str, net.input_shape))}."""',
-               "",
-               "    def __init__(self):",
-               "        super().__init__()"]
-    source += ["        " + line for line in init]
-    source += ["", "    def forward(self, x):"] + ["        " + line for line in forward]
-    source += ["", "",
-               "def build() -> nn.Module:",
-               f'    """{net.name}, initialised as torchvision does (Kaiming normal, fan_out; BN 1 and 0)."""',
-               f"    model = {class_name}()",
-               "    for m in model.modules():",
-               "        if isinstance(m, nn.Conv2d):",
-               '            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")',
-               "        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):",
-               "            nn.init.ones_(m.weight)",
-               "            nn.init.zeros_(m.bias)",
-               "    with torch.no_grad():"]
-    source += [f"        model.get_submodule({n!r}).weight.zero_()" for n in zero_init] or ["        pass"]
-    source += ["    return model", ""]
-    return "\n".join(source)
+    ej = Ejector(net)
+    try:
+        try:
+            name, network, ctor = ej.network_class(symbolic="classes" in net.parameters)
+        except Symbolic:  # `classes` reaches where a constant is needed: the class takes no num_classes
+            name, network, ctor = ej.network_class(symbolic=False)
+    except Unsupported as exc:
+        raise UsageError(f"--emit python cannot write {net.name} as Python: {exc}") from None
+    spec = os.path.basename(net.path)
+    imports = (["from functools import partial", ""] if "partial" in ej.uses else []) + \
+        (["import torch"] if ej.uses & {"torch", "SqueezeExcite", "ZeroPadShortcut"} else []) + \
+        (["import torch.nn.functional as F"] if "ZeroPadShortcut" in ej.uses else []) + ["from torch import nn"]
+    helpers = [inspect.getsource(HELPERS[h]).rstrip() for h in HELPERS if h in ej.uses]
+    params = ", ".join(f"{k}={v!r}" for k, v in ctor.items())
+    made = "".join(c.source for c in ej.order) + network
+    zeroed = ", and 0 where the spec says zero_init (the blocks do that)" if "nn.init.zeros_" in made else ""
+    if "nn.Conv2d(" in made or "SqueezeExcite" in ej.uses:
+        how = f"convolutions Kaiming normal (fan_out), BatchNorm weight 1 and bias 0{zeroed}"
+        init = [f"    model = {name}({', '.join(ctor)})",
+                "    for m in model.modules():",
+                "        if isinstance(m, nn.Conv2d):",
+                '            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")',
+                "    return model"]
+    else:  # no convolution: PyTorch's own initialisation is torchvision's
+        how = f"PyTorch's defaults, BatchNorm weight 1 and bias 0{zeroed}"
+        init = [f"    return {name}({', '.join(ctor)})"]
+    doc = (f'"""{net.name}, from {spec}: written by resdsl {__version__} (`resdsl compile --emit python`).\n\n'
+           "Needs torch alone. Module names are resdsl's (and torchvision's or timm's, where those have\n"
+           'the model), so their state dicts load with strict=True.\n"""')
+    build = "\n".join([f"def build({params}) -> nn.Module:",
+                       docstring(f"{net.name}, initialised as torchvision does: {how}.", 4), *init])
+    return doc + "\n\n" + "\n\n\n".join(["\n".join(imports), *helpers, *(c.source for c in ej.order), network,
+                                         build]) + "\n"
