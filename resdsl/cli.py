@@ -26,7 +26,11 @@ EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
 def _input_shape(text: str) -> tuple[int, ...]:
     if not re.fullmatch(r"[1-9][0-9]{0,9}(x[1-9][0-9]{0,9}){0,2}", text) or text.count("x") == 1:
         raise argparse.ArgumentTypeError(f"expected CxHxW (e.g. 3x224x224) or a vector width, not {text!r}")
-    return tuple(int(part) for part in text.split("x"))
+    from .shapes import check_input_shape  # the same limits as resdsl.load's input_shape
+    try:
+        return check_input_shape(tuple(int(part) for part in text.split("x")))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace("input_shape sizes", "--input sizes")) from None
 
 
 def _assignment(text: str) -> tuple[str, str]:
@@ -101,11 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     _spec_options(summary)
     compile_ = commands.add_parser("compile", help="build the PyTorch module and write it out")
     compile_.add_argument("spec", metavar="FILE|NAME")
-    compile_.add_argument("-o", "--output", metavar="OUT", type=_path, help="where to write (default: NAME plus the kind's suffix)")
+    compile_.add_argument("-o", "--output", metavar="OUT", type=_path,
+                          help="where to write (default: NAME plus the kind's suffix)")
     compile_.add_argument("--emit", choices=["pt2", "torchscript", "onnx", "state", "python"], default="pt2",
                           help="pt2: a torch.export program (default); torchscript; onnx; state: a state dict "
                                "with the spec embedded; python: standalone PyTorch source")
-    compile_.add_argument("--weights", metavar="CKPT", type=_path, help="a checkpoint to check against the spec and load")
+    compile_.add_argument("--weights", metavar="CKPT", type=_path,
+                          help="a checkpoint to check against the spec and load")
     compile_.add_argument("--max-params", type=_positive_int, default=2_000_000_000, metavar="N",
                           help="refuse specs with more parameters, before allocating anything (default 2e9)")
     _max_memory(compile_)
@@ -115,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     draw.add_argument("-o", "--output", metavar="OUT", help="OUT.svg, .png, .pdf or .dot (default: NAME-LEVEL.svg)")
     draw.add_argument("--level", choices=["network", "stage", "block", "op"], default="block",
                       help="how much to show (default: block)")
+    draw.add_argument("--dpi", type=int, metavar="N",
+                      help="resolution of a .png in dots per inch (default 96, from 24 to 600); "
+                           "an error with .svg, .pdf and .dot, which have no pixels")
     _spec_options(draw)
     train = commands.add_parser("train", help="train a spec (CUDA when available; torchrun for several GPUs)")
     train.add_argument("spec", metavar="FILE|NAME")
@@ -151,7 +160,7 @@ def _version() -> str:
 
 def _load(spec: str, args: argparse.Namespace):
     from .network import load
-    return load(spec, network=args.network, input_shape=args.input_shape, **dict(args.overrides))
+    return load(expand(spec), network=args.network, input_shape=args.input_shape, **dict(args.overrides))
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -190,14 +199,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
         import torch  # noqa: F401  (only to fail early with the fix, if PyTorch is missing)
     except ImportError:
         raise UsageError("resdsl compile needs PyTorch: pip install 'resdsl[torch]'") from None
-    from .backend.export import EMITS, emit, require_packages
+    from .backend.export import EMITS, EXAMPLE_BATCH, emit, require_packages
     require_packages(args.emit)
     net = _load(args.spec, args)
     if net.params > args.max_params:
         raise SpecError([Diagnostic("E0505", f"`{net.name}` has {net.params:,} parameters, more than "
                                     f"--max-params {args.max_params:,}", net.span,
                                     help="raise --max-params if this is intended")], net.sources)
-    from .backend.export import EXAMPLE_BATCH
     from .memory import check_memory, physical_memory, show_bytes
     limit = args.max_memory or physical_memory()
     check_memory(net, EXAMPLE_BATCH, training=False, limit=limit,
@@ -205,12 +213,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
                  f"the {show_bytes(limit or 0)} of memory of this machine")
     if out is None:
         out = check_destination(f"{net.name}{EMITS[args.emit]}", "-o")
+    from .backend.weights import load_checked, read_state_dict
+    state = read_state_dict(args.weights) if args.weights else None  # an unreadable file: before the table
     from .report import print_summary
     print_summary(net)
-    from .backend.weights import load_checked
     model = net.to_torch()
     if args.weights:
-        load_checked(net, model, args.weights)
+        load_checked(net, model, args.weights, state)
         print(f"loaded {args.weights}: every tensor matches the spec")
     emit(net, model, args.emit, out)
     print(f"wrote {out} ({args.emit})")
@@ -222,7 +231,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
     net = _load(args.spec, args)
     from .draw import render
     out = args.output or f"{net.name}-{args.level}.svg"
-    fmt = render(net, out, args.level)
+    fmt = render(net, out, args.level, dpi=args.dpi)
     print(f"wrote {out} ({fmt}, {args.level} level)")
     return EXIT_OK
 
@@ -235,12 +244,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise UsageError(f"resdsl train needs PyTorch: pip install 'resdsl[train]' ({exc})") from None
     out = args.out or str(Path("runs") / Path(args.spec).stem)
-    config = TrainConfig(spec=args.spec, data=args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         schedule=args.schedule, device=args.device, amp=args.amp, channels_last=args.channels_last,
-                         compile=args.compile, seed=args.seed, out=out, resume=args.resume, init_from=args.init_from,
-                         strict=args.strict, freeze=tuple(args.freeze), sync_bn=args.sync_bn,
-                         overrides=dict(args.overrides), input_shape=args.input_shape, network=args.network,
-                         max_memory=args.max_memory)
+    config = TrainConfig(spec=expand(args.spec), data=args.data, epochs=args.epochs, batch_size=args.batch_size,
+                         lr=args.lr, schedule=args.schedule, device=args.device, amp=args.amp,
+                         channels_last=args.channels_last, compile=args.compile, seed=args.seed, out=out,
+                         resume=args.resume, init_from=args.init_from, strict=args.strict, freeze=tuple(args.freeze),
+                         sync_bn=args.sync_bn, overrides=dict(args.overrides), input_shape=args.input_shape,
+                         network=args.network, max_memory=args.max_memory)
     train(config, log=lambda *a: print(*a, flush=True))
     return EXIT_OK
 

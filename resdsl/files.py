@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -116,7 +117,7 @@ def _probe(folder: str, option: str, path: str) -> None:
     """Create and remove a temporary file in `folder`: the only test that holds for root and for
     read-only file systems alike."""
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"{option} {path}: cannot write in {folder}: permission denied")
+        raise UsageError(f"{option} {path}: cannot write in {folder}: {os.strerror(errno.EACCES)}")
     try:
         fd, probe = tempfile.mkstemp(prefix=".resdsl-probe.", suffix=".tmp", dir=folder)
     except OSError as exc:

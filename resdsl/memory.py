@@ -65,7 +65,7 @@ def check_memory(net: Network, batch: int, *, training: bool, limit: int | None,
         notes.append(f"{extra_what}: about {show_bytes(extra)}")
     span = net.ops.nodes["input"]["span"]
     raise SpecError([Diagnostic(
-        "E0506", f"`{net.name}` with input {show_shape(net.input_shape)} needs about {show_bytes(total)}, "
+        "E0506", f"`{net.name}` needs about {show_bytes(total)} for input {show_shape(net.input_shape)}, "
                  f"more than {where}", span, notes=tuple(notes),
         help="use a smaller --input" + (" or --batch-size" if training else "")
-             + ", or pass --max-memory if the machine really has the memory")], net.sources)
+             + ", or set --max-memory if the estimate is too cautious for this machine")], net.sources)

@@ -87,7 +87,8 @@ SECTIONS = _sections()
 # the network-size limit (a million ops, a lot of memory, better spent in a child process).
 VIA_CLI = {"E0501": 60, "E0504": 300}
 # Codes raised by `resdsl compile`: its arguments, and the checkpoint the example needs.
-VIA_COMPILE = {"E0505": ["--max-params", "1000"], "E0601": ["--weights", "ckpt.pt"], "E0602": ["--weights", "ckpt.pt"]}
+VIA_COMPILE = {"E0505": ["--max-params", "1000"], "E0506": ["--max-memory", "64G"], "E0601": ["--weights", "ckpt.pt"],
+               "E0602": ["--weights", "ckpt.pt"]}
 
 
 def write_checkpoint(code: str, folder: Path) -> None:

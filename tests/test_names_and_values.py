@@ -143,3 +143,10 @@ def test_list_shows_networks_only(capsys):
     assert main(["list"]) == 0
     names = capsys.readouterr().out.split()
     assert "blocks" not in names and {"resnet50", "resnet20", "cifar_resnet", "densenet_cifar"} <= set(names)
+
+
+def test_an_input_size_over_the_limit_on_the_command_line_is_a_usage_error(capsys):
+    """10 digits passed the --input pattern, then load() raised a ValueError traceback."""
+    assert main(["check", "resnet20", "--input", "3x9999999999x32"]) == 2
+    err = capsys.readouterr().err
+    assert "between 1 and 2,147,483,647" in err and "Traceback" not in err

@@ -18,14 +18,15 @@ ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--set", "depth=8", "--input", "3x16x16"]  # a 6n+2 = 8-layer CIFAR ResNet on 16x16: seconds an epoch
 
 
-def env():
+def env(**extra):
     # one thread count for every run, so that runs compare bit for bit
-    return dict(os.environ, OMP_NUM_THREADS="2", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return {**os.environ, "OMP_NUM_THREADS": "2",
+            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **extra}
 
 
-def cli(*args, timeout=600, **kwargs):
-    return subprocess.run([sys.executable, "-m", "resdsl", *args], capture_output=True, text=True, env=env(),
-                          timeout=timeout, **kwargs)
+def cli(*args, timeout=600, extra_env=None, **kwargs):
+    return subprocess.run([sys.executable, "-m", "resdsl", *args], capture_output=True, text=True,
+                          env=env(**(extra_env or {})), timeout=timeout, **kwargs)
 
 
 def test_resnet20_learns_the_digits_in_four_epochs(tmp_path):
@@ -78,6 +79,8 @@ def test_torchrun_two_processes_with_gloo_learns(tmp_path):
 
 
 def test_imagefolder_classes_override_the_spec_and_init_from_transfers(tmp_path):
+    # `~` in every path option, as the README writes them: the shell leaves `imagefolder:~/...` alone
+    home = {"HOME": str(tmp_path)}
     from PIL import Image
     g = torch.Generator().manual_seed(0)
     for split, n in (("train", 12), ("val", 4)):
@@ -88,14 +91,15 @@ def test_imagefolder_classes_override_the_spec_and_init_from_transfers(tmp_path)
                 noise = (torch.rand(3, generator=g) * 60).int().tolist()
                 pixel = tuple(max(0, min(255, v - noise[j])) for j, v in enumerate(colour))
                 Image.new("RGB", (20, 20), pixel).save(folder / f"{i}.png")
-    source = cli("train", "resnet20", *SMALL, "--epochs", "1", "--device", "cpu", "--out", str(tmp_path / "digits"))
+    source = cli("train", "resnet20", *SMALL, "--epochs", "1", "--device", "cpu", "--out=~/digits", extra_env=home)
     assert source.returncode == 0, source.stderr
-    result = cli("train", "resnet20", *SMALL, "--data", f"imagefolder:{tmp_path / 'images'}", "--epochs", "2",
-                 "--batch-size", "8", "--device", "cpu", "--out", str(tmp_path / "run"),
-                 "--init-from", str(tmp_path / "digits" / "last.pt"), "--freeze", "layer1")
+    # --strict: the classifier is the one difference, and the data's three classes explain it
+    result = cli("train", "resnet20", *SMALL, "--data", "imagefolder:~/images", "--epochs", "2",
+                 "--batch-size", "8", "--device", "cpu", "--out=~/run", "--init-from=~/digits/last.pt", "--strict",
+                 "--freeze", "layer1", extra_env=home)
     assert result.returncode == 0, result.stderr
     assert "3 classes; setting classes=3" in result.stdout
-    assert "re-initialised fc" in result.stdout
+    assert "re-initialised fc" in result.stdout and "warning" not in result.stderr
     before = torch.load(tmp_path / "digits" / "last.pt", weights_only=True)["model"]
     after = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["model"]
     assert torch.equal(before["layer1.0.conv1.weight"], after["layer1.0.conv1.weight"])  # frozen
@@ -104,19 +108,22 @@ def test_imagefolder_classes_override_the_spec_and_init_from_transfers(tmp_path)
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--data", "cifar10:/no/such/dir"], "is not a directory"),
-    (["--data", "cifar10:{empty}"], "not the CIFAR-10 python batches"),
-    (["--data", "imagefolder:{empty}"], "imagefolder"),
-    (["--resume"], "no "),
+    (["--data", "cifar10:/no/such/dir"], "--data cifar10:/no/such/dir: /no/such/dir is not a directory"),
+    (["--data", "cifar10:~/no-such-dir"], "{tmp}/no-such-dir is not a directory"),  # `~` is expanded
+    (["--data", "cifar10:{tmp}/empty"], "not the CIFAR-10 python batches"),
+    (["--data", "imagefolder:{tmp}/empty"], "imagefolder"),
+    (["--resume"], "resdsl: error: --resume: there is no {tmp}/run/last.pt to resume from "
+                   "(train without --resume first)"),
     (["--device", "tpu"], "unknown --device"),
     (["--device", "cuda"] if not torch.cuda.is_available() else ["--device", "tpu"], "device"),
 ])
 def test_bad_input_is_a_clear_error(tmp_path, args, message):
     (tmp_path / "empty").mkdir()
-    args = [a.replace("{empty}", str(tmp_path / "empty")) for a in args]
-    result = cli("train", "resnet20", *SMALL, "--epochs", "1", "--out", str(tmp_path / "run"), *args)
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    result = cli("train", "resnet20", *SMALL, "--epochs", "1", "--out", str(tmp_path / "run"), *args,
+                 extra_env={"HOME": str(tmp_path)})
     assert result.returncode == 1, result.stdout + result.stderr
-    assert message in result.stderr and "Traceback" not in result.stderr
+    assert message.replace("{tmp}", str(tmp_path)) in result.stderr and "Traceback" not in result.stderr
 
 
 def test_resuming_a_checkpoint_of_another_spec_is_refused(tmp_path):
@@ -132,3 +139,93 @@ def test_synthetic_data_and_python_dash_m(tmp_path):
                  "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "epoch 1/1" in result.stdout
+
+
+# ---- checks before any work --------------------------------------------------------------------
+
+
+def test_out_that_is_a_file_or_unwritable_fails_before_training(tmp_path):
+    (tmp_path / "afile").write_text("not a run directory")
+    unwritable = "/sys" if os.geteuid() == 0 else str(tmp_path / "ro")  # permissions do not stop root
+    if unwritable != "/sys":
+        (tmp_path / "ro").mkdir(mode=0o555)
+    for out, message in ((tmp_path / "afile", "is a file, not a run directory"),
+                         (Path(unwritable) / "run", f"cannot write in {unwritable}")):
+        result = cli("train", "resnet20", *SMALL, "--epochs", "1", "--out", str(out))
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip() == f"resdsl: error: --out {out}: " + (
+            message if "file" in message else f"{message}: Permission denied")
+        assert result.stdout == ""
+    assert (tmp_path / "afile").read_text() == "not a run directory"
+
+
+def test_freeze_takes_the_parts_summary_lists(tmp_path):
+    import resdsl
+    parts = [p.name for p in resdsl.load("resnet20", input_shape=(3, 16, 16), depth=8).parts]
+    result = cli("train", "resnet20", *SMALL, "--epochs", "1", "--out", str(tmp_path), "--freeze", "stem", "layer9")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == f"resdsl: error: --freeze layer9: no such part of resnet20; its parts are " \
+                                    f"{', '.join(parts)}"
+
+
+def test_init_from_another_architecture_warns_and_strict_refuses(tmp_path):
+    source = cli("train", "resnet20", *SMALL, "--epochs", "1", "--out", str(tmp_path / "r8"))
+    assert source.returncode == 0, source.stderr
+    deeper = ["train", "resnet20", "--set", "depth=14", "--input", "3x16x16", "--epochs", "1",
+              "--init-from", str(tmp_path / "r8" / "last.pt")]
+    loose = cli(*deeper, "--out", str(tmp_path / "r14"))
+    assert loose.returncode == 0, loose.stderr
+    warning = [line for line in loose.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and f"--init-from {tmp_path / 'r8' / 'last.pt'} matched only 44 of 80 tensors of " \
+        "resnet20; not loaded: layer1.1.conv1, layer1.1.bn1" in warning[0], loose.stderr
+    strict = cli(*deeper, "--strict", "--out", str(tmp_path / "r14s"))
+    assert strict.returncode == 1 and "Traceback" not in strict.stderr
+    assert "error[E0601]: `layer1.1.conv1.weight` (16x16x3x3) is missing from" in strict.stderr
+    assert "epoch 1/1" not in strict.stdout and not (tmp_path / "r14s" / "last.pt").exists()
+
+
+def blocking(tmp_path: Path, *modules: str) -> dict:
+    """An environment in which `import MODULE` fails, as if the package were not installed."""
+    site = tmp_path / "blocked"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in modules))
+    return {"PYTHONPATH": os.pathsep.join([str(site), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
+def test_without_scikit_learn_digits_is_one_line_at_start_up(tmp_path):
+    result = cli("train", "resnet20", *SMALL, "--epochs", "1", "--out", str(tmp_path / "run"),
+                 extra_env=blocking(tmp_path, "sklearn"))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == ("resdsl: error: --data digits needs scikit-learn, which is not installed: "
+                             "pip install scikit-learn (or pip install 'resdsl[train]')\n")
+    assert not (tmp_path / "run").exists()
+
+
+def test_without_matplotlib_training_runs_and_says_so_first(tmp_path):
+    result = cli("train", "resnet20", *SMALL, "--epochs", "1", "--out", str(tmp_path / "run"),
+                 extra_env=blocking(tmp_path, "matplotlib"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "note: matplotlib is not installed; curves.png will not be drawn (pip install matplotlib)"
+    assert lines[-1].startswith("epoch 1/1:") and "Traceback" not in result.stderr
+    assert (tmp_path / "run" / "last.pt").exists() and not (tmp_path / "run" / "curves.png").exists()
+
+
+def test_a_full_disk_stops_the_run_with_one_line_and_keeps_the_last_checkpoint(tmp_path):
+    import resource
+
+    run = tmp_path / "run"
+    first = cli("train", "resnet20", *SMALL, "--epochs", "1", "--out", str(run))
+    assert first.returncode == 0, first.stderr
+    good = (run / "last.pt").read_bytes()
+    assert len(good) > 100_000
+
+    def cap():  # every file at most 100 kB: the next checkpoint fails with EFBIG, as on a full disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    result = cli("train", "resnet20", *SMALL, "--epochs", "2", "--out", str(run), "--resume", preexec_fn=cap,
+                 extra_env={"PYTHONDONTWRITEBYTECODE": "1"})
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.stderr == f"resdsl: error: cannot write {run / 'last.pt'}: File too large\n"
+    assert (run / "last.pt").read_bytes() == good
+    assert not list(run.glob(".*.tmp"))

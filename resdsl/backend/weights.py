@@ -8,6 +8,7 @@ line of the op it belongs to, with both shapes.
 from __future__ import annotations
 
 import os
+import pickle
 from typing import TYPE_CHECKING
 
 import torch
@@ -35,7 +36,10 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
     except Exception as exc:  # noqa: BLE001 - torch.load's reader fails on other formats with anything
         # (UnpicklingError, RuntimeError, but also KeyError or IndexError on a text file): whatever the
         # type, the file is not a checkpoint, and that is what the user needs to hear.
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        # an UnpicklingError or RuntimeError explains itself; a bare `KeyError: 101` needs its type to be read
+        reason = text if text and isinstance(exc, (pickle.UnpicklingError, RuntimeError, OSError)) else \
+            f"torch.load failed: {type(exc).__name__}{f': {text}' if text else ''}"
         raise SpecError([Diagnostic("E0602", f"{path} is not a checkpoint torch.load(weights_only=True) can read",
                                     where, notes=(reason,),
                                     help="pass a file written by torch.save(model.state_dict(), path)")]) from None
@@ -56,11 +60,13 @@ def check_state_dict(net: "Network", model: torch.nn.Module, state: dict[str, to
     """Every difference between `state` and what the spec builds, located at its op."""
     expected = model.state_dict()
     found: list[Diagnostic] = []
+    # only a key the spec does not have can be the same tensor under another name
+    others = {k: v for k, v in state.items() if k not in expected}
     for key, tensor in expected.items():
         span, trace = _locate(net, key)
         if key not in state:
             found.append(Diagnostic("E0601", f"`{key}` ({_shape(tensor)}) is missing from {path}", span,
-                                    trace=trace, help=_unexpected_hint(key, state)))
+                                    trace=trace, help=_unexpected_hint(key, others)))
         elif state[key].shape != tensor.shape:
             found.append(Diagnostic("E0601", f"`{key}`: {path} has {_shape(state[key])}, the spec gives "
                                     f"{_shape(tensor)}", span, trace=trace))
@@ -72,9 +78,11 @@ def check_state_dict(net: "Network", model: torch.nn.Module, state: dict[str, to
     return found
 
 
-def load_checked(net: "Network", model: torch.nn.Module, path: str) -> None:
-    """Read, check and load a checkpoint into `model`, or raise SpecError listing every mismatch."""
-    state = read_state_dict(path)
+def load_checked(net: "Network", model: torch.nn.Module, path: str,
+                 state: dict[str, torch.Tensor] | None = None) -> None:
+    """Read (unless `state` is the file, already read), check and load a checkpoint into `model`, or
+    raise SpecError listing every mismatch."""
+    state = read_state_dict(path) if state is None else state
     problems = check_state_dict(net, model, state, path)
     if problems:
         raise SpecError(problems[:50], net.sources)

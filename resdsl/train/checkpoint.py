@@ -80,8 +80,9 @@ def init_from(net: Network, model: torch.nn.Module, path: str, *, strict: bool, 
             # the classifier's reshape is still expected: check it against its own tensors
             problems = check_state_dict(net, model, {**source, **{k: own[k] for k in reshaped}}, path)
             raise SpecError(problems[:50], net.sources)
-        def some(keys: list[str]) -> str:
-            return ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+        def some(keys: list[str]) -> str:  # by module: `layer1.1.bn1`, not its five tensors
+            names = list(dict.fromkeys(k.rsplit(".", 1)[0] for k in keys))
+            return ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
         warn(f"warning: --init-from {path} matched only {len(matched)} of {len(own)} tensors of {net.name}"
              + (f"; not loaded: {some(missing)}" if missing else "")
              + (f"; not in {net.name}: {some(unused)}" if unused else "")

@@ -112,6 +112,11 @@ def train(cfg: TrainConfig, log=print) -> list[dict]:
     _validate(cfg)
     out = check_destination(cfg.out, "--out", directory=True)
     require(cfg.data)
+    if cfg.init_from is not None and not os.path.isfile(cfg.init_from):
+        raise UsageError(f"--init-from {cfg.init_from}: no such file")
+    if cfg.resume and not os.path.isfile(os.path.join(out, "last.pt")):
+        raise DataError(f"--resume: there is no {os.path.join(out, 'last.pt')} to resume from "
+                        "(train without --resume first)")
     rank, world, local_rank = _world()
     distributed = world > 1
     main_rank = rank == 0
@@ -162,7 +167,10 @@ def train(cfg: TrainConfig, log=print) -> list[dict]:
                 f"{record['images_per_s']:.0f} images/s")
         best = max(best, record["val_acc"])
     if main_rank and history and can_plot:
-        plot(history, os.path.join(out, "curves.png"), net.name)
+        try:
+            plot(history, os.path.join(out, "curves.png"), net.name)
+        except ImportError as exc:  # a matplotlib that imports but cannot plot: the run itself succeeded
+            say(f"note: curves.png not drawn: {exc}")
     if distributed:
         dist.barrier()
     return history
