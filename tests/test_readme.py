@@ -97,7 +97,9 @@ def python_blocks() -> list[str]:
     return [m.group(2) for m in FENCE.finditer(README) if m.group(1) == "python"]
 
 
-COMMANDS = console_commands()
+# The commands no test machine can run are listed in SKIPPED with the reason and left out here (a
+# test below checks each still names a README line), so the run shows no skip that could hide a failure.
+COMMANDS = [c for c in console_commands() if not any(c.id.startswith(start) for start, _ in SKIPPED)]
 
 
 def test_the_readme_has_commands_and_examples():
@@ -108,7 +110,7 @@ def test_the_readme_has_commands_and_examples():
 def test_every_table_entry_still_applies():
     lines = [c.id for c in COMMANDS]
     for start, _ in SKIPPED:
-        assert any(line.startswith(start) for line in lines), f"SKIPPED: no README command starts with {start!r}"
+        assert any(c.id.startswith(start) for c in console_commands()), f"SKIPPED: no README command starts with {start!r}"
     for pattern, _, _ in SCALE_DOWN + DATA:
         assert any(re.search(pattern, _args_text(line)) for line in lines), f"no README command matches {pattern!r}"
     for key in BEFORE:
@@ -188,15 +190,8 @@ def _run(args: list[str], cwd: Path, work: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[c.id for c in COMMANDS])
 def test_readme_command(command, work, tmp_path):
-    for start, reason in SKIPPED:
-        if command.id.startswith(start):
-            pytest.skip(reason)
     words = shlex.split(command.line, comments=True)
     assert words[0] == "resdsl", f"a README command this test does not know how to run: {command.line}"
-    if words[1] == "draw":
-        import shutil
-        if shutil.which("dot") is None and not words[-1].endswith(".dot"):
-            pytest.skip("Graphviz's dot is not installed")
     (tmp_path / "docs" / "images").mkdir(parents=True)  # where the README's drawings go
     (tmp_path / "resnet50.pth").symlink_to(work / "resnet50.pth")
     key = _args_text(command.line)
