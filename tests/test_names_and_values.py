@@ -150,3 +150,10 @@ def test_an_input_size_over_the_limit_on_the_command_line_is_a_usage_error(capsy
     assert main(["check", "resnet20", "--input", "3x9999999999x32"]) == 2
     err = capsys.readouterr().err
     assert "between 1 and 2,147,483,647" in err and "Traceback" not in err
+
+
+def test_summary_names_the_block_of_a_part_that_is_one_block_call(capsys):
+    assert main(["summary", "densenet_cifar"]) == 0
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in capsys.readouterr().out.splitlines()
+            if line.count("│") > 3}
+    assert rows["trans1"] == "transition" and rows["block1"] == "dense_layer ×16" and rows["head"] == ""
