@@ -127,12 +127,13 @@ class Binder:
         given_spans.update({key: where for key, (_, where) in keywords.items()})
         broken, errors = unmet(template, env, self.symbols, given_spans, defaults, span, self.reporter.sources,
                                complete=not failed_defaults)
-        inside = replace(ctx, trace=ctx.trace + ((span, f"{what} `{template.name}`"),))
         for req in broken:  # once per requirement and values: every stage passing `groups=32` is one mistake
             if (id(req.requirement), req.notes) not in self.unmet_seen:
                 self.unmet_seen.add((id(req.requirement), req.notes))
                 self.error(ctx, "E0211", req.message, req.span, notes=req.notes)
-        for exc in (errors + failed_defaults) if not broken else ():
-            self.fail(inside, exc)
+        if not broken and (errors or failed_defaults):
+            inside = replace(ctx, trace=ctx.trace + ((span, f"{what} `{template.name}`"),))
+            for exc in errors + failed_defaults:
+                self.fail(inside, exc)
         return env if not (broken or errors or failed_defaults) else None
 

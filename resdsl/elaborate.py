@@ -98,6 +98,10 @@ class _Elaborator:
         # the same way, and was reported already, so it is skipped rather than worked out again.
         self.failed_calls: set[tuple] = set()
         self.binder = Binder(library, reporter, self.symbols)
+        # Every repetition of a stage calls the same template with the same values: the name is
+        # resolved and the parameters bound once, so a block's cost is its ops, not its binding.
+        self.resolved: dict[str, tuple] = {}
+        self.bound: dict[tuple, dict[str, Value]] = {}
 
     # ---- helpers ---------------------------------------------------------------
     def error(self, ctx: Context, code: str, message: str, span: Span, help: str | None = None,
@@ -429,21 +433,39 @@ class _Elaborator:
         if len(ctx.calls) >= MAX_DEPTH:
             self.error(ctx, "E0105", f"blocks nested more than {MAX_DEPTH} deep", span)
             return current
-        resolved = self.binder.resolve(name, ctx, span)
+        resolved = self.resolved.get(name) or self.binder.resolve(name, ctx, span)
         if resolved is None:
             return current
+        self.resolved[name] = resolved
         template, defaults = resolved
         if template.kind != "block":
             self.error(ctx, "E0208", f"`{name}` is a network; only blocks can be used inside a network", span)
             return current
-        env = self.binder.bind(template, defaults, positional, keywords, span, ctx, what="block")
+        env = self.bind(name, template, defaults, positional, keywords, span, ctx)
         if env is None:
             return current
         self.count_work()
         self.instances.append(BlockInstance(path, name, template, env, ctx.policy, span))
-        inner = replace(ctx, env=env, env_key=Context.key_of(env), trace=ctx.trace + ((span, f"block `{name}` ({path})"),),
-                        calls=ctx.calls + (name,), block=path, block_type=name)
+        # Context(...) rather than dataclasses.replace: this runs once per block instance.
+        inner = Context(env, ctx.policy, ctx.trace + ((span, f"block `{name}` ({path})"),), ctx.calls + (name,),
+                        ctx.stage, path, name, ctx.section, Context.key_of(env))
         return self.body(template.body, current, Scope(path + "."), inner, top=True)
+
+    def bind(self, name: str, template: ast.Template, defaults, positional, keywords, span: Span,
+             ctx: Context) -> dict[str, Value] | None:
+        """The parameters of a call, bound once per distinct set of values (only successes are kept:
+        a failure is reported where it happens, and `failed_calls` skips its repetitions)."""
+        try:
+            key = (name, tuple(v for v, _ in positional), tuple((k, v) for k, (v, _) in keywords.items()))
+            hash(key)
+        except TypeError:  # pragma: no cover - every value of the language is hashable
+            key = None
+        if key is not None and key in self.bound:
+            return self.bound[key]
+        env = self.binder.bind(template, defaults, positional, keywords, span, ctx, what="block")
+        if env is not None and key is not None:
+            self.bound[key] = env
+        return env
 
     def op(self, call: ast.Call, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
         # Every repetition of a block evaluates its ops with the same parameters;
