@@ -59,7 +59,7 @@ def check_memory(net: Network, batch: int, *, training: bool, limit: int | None,
         return estimate
     step = "training" if training else "inference"
     notes = [f"{step} at batch {batch}: about {show_bytes(estimate.activations)} of activations "
-             f"(the largest, `{estimate.largest}`, is {show_shape(estimate.largest_shape)} an example) and "
+             f"(the largest, `{estimate.largest}`, is {show_shape(estimate.largest_shape)} per example) and "
              f"{show_bytes(estimate.weights)} of weights" + (", gradients and optimizer state" if training else "")]
     if extra:
         notes.append(f"{extra_what}: about {show_bytes(extra)}")

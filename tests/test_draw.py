@@ -101,7 +101,9 @@ def test_without_dot_only_dot_output_works(tmp_path):
     assert svg.returncode == 2 and "apt-get install graphviz" in svg.stderr and "Traceback" not in svg.stderr
     assert not (tmp_path / "x.svg").exists()
     dot = run(tmp_path / "x.dot")
-    assert dot.returncode == 0 and (tmp_path / "x.dot").read_text().startswith("digraph")
+    text = (tmp_path / "x.dot").read_text()
+    assert dot.returncode == 0 and text.startswith("digraph") and text.rstrip().endswith("}")
+    assert "layer3" in text and " -> " in text  # the network itself, not an empty graph
 
 
 def test_draw_never_imports_torch_and_jupyter_gets_svg():

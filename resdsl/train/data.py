@@ -152,7 +152,7 @@ def _fit(images: torch.Tensor, input_shape: tuple[int, ...]) -> torch.Tensor:
     if len(input_shape) == 1:
         flat = images.reshape(len(images), -1)
         if flat.shape[1] != input_shape[0]:
-            raise DataError(f"the data has {flat.shape[1]} values an example, the spec's input is a vector of "
+            raise DataError(f"the data has {flat.shape[1]} values per example, the spec's input is a vector of "
                             f"{input_shape[0]}: use --input {flat.shape[1]}")
         return flat
     c, h, w = input_shape
