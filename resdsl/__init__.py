@@ -7,7 +7,7 @@
 """
 
 from .errors import Diagnostic, SpecError
-from .library import UsageError
+from .errors import UsageError
 from .network import Network, load, loads
 
 __version__ = "0.1.0"

@@ -12,32 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .graph import OpGraph
-from .shapes import Shape, se_hidden
+from .ops import ALL, Cost
+from .ops.base import NO_COST, Shape
 from .values import Value
 
 
-@dataclass(frozen=True, slots=True)
-class Cost:
-    params: int
-    macs: int
-
-
 def cost(kind: str, attrs: dict[str, Value], x: Shape, y: Shape) -> Cost:
-    """Parameters and MACs of one op with input shape `x` and output shape `y`."""
-    if kind == "conv":
-        k = attrs["kernel"]
-        weights = y[0] * (x[0] // attrs["groups"]) * k * k
-        return Cost(weights + (y[0] if attrs["bias"] else 0), weights * y[1] * y[2])
-    if kind == "fc":
-        n_in = x[0] * (x[1] * x[2] if len(x) == 3 else 1)
-        return Cost(n_in * y[0] + (y[0] if attrs["bias"] else 0), n_in * y[0])
-    if kind == "bn":
-        return Cost(2 * x[0], 0)
-    if kind == "se":
-        c, h = x[0], se_hidden(attrs, x[0])
-        # fc1: c -> h (1×1 conv with bias), fc2: h -> c (with bias), on a 1×1 map.
-        return Cost(c * h + h + h * c + c, 2 * c * h)
-    return Cost(0, 0)
+    """Parameters and MACs of one op with input shape `x` and output shape `y` (its definition's rule);
+    the input and the merges (add, concat) cost nothing."""
+    op = ALL.get(kind)
+    return op.cost(attrs, x, y) if op is not None else NO_COST
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +41,7 @@ def annotate(graph: OpGraph) -> tuple[int, int]:
     total_params = total_macs = 0
     for data in graph.nodes.values():
         x, y = data.get("in_shape"), data.get("shape")
-        c = cost(data["kind"], data.get("attrs", {}), x, y) if x is not None and y is not None else Cost(0, 0)
+        c = cost(data["kind"], data.get("attrs", {}), x, y) if x is not None and y is not None else NO_COST
         data["params"], data["macs"] = c.params, c.macs
         total_params += c.params
         total_macs += c.macs

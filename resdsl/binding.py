@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 from . import syntax as ast
-from .errors import Reporter, Span
+from .errors import EvalError, Reporter, Span
 from .library import bundled_file_defining
 from .ops import OPS
 from .requirements import unmet
 from .scope import Context
-from .values import EvalError, Value, evaluate, suggest
+from .values import Value, evaluate, suggest
 
 
 def missing_use_hint(name: str) -> str | None:

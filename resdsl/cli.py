@@ -17,7 +17,8 @@ from typing import Sequence
 
 from .errors import RunError, SpecError
 from .files import check_destination, expand
-from .library import UsageError, bundled_networks
+from .errors import UsageError
+from .library import bundled_networks
 from .units import format_count
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 import graphviz
 
 from .files import write_atomically
-from .library import UsageError
+from .errors import UsageError
+from .ops import ALL
 from .network import Network
 from .units import format_count
 
@@ -60,32 +61,11 @@ def dims(shape) -> str:
 
 
 def essentials(kind: str, attrs: dict, shape) -> str:
-    """A short description of one op: `conv 3×3, 64, /2`."""
-    if kind == "conv":
-        k = attrs["kernel"]
-        extra = "".join([f", /{attrs['stride']}" if attrs["stride"] > 1 else "",
-                         f", groups {attrs['groups']}" if attrs["groups"] > 1 else "",
-                         f", dilation {attrs['dilation']}" if attrs["dilation"] > 1 else ""])
-        return f"conv {k}×{k}, {attrs['out']}{extra}"
-    if kind == "bn":
-        return "batch norm" + (" (zero-init)" if attrs.get("zero_init") else "")
-    if kind in ("maxpool", "avgpool"):
-        if attrs.get("kernel") is None:
-            return "global avg pool"
-        k = attrs["kernel"]
-        return f"{kind[:3]} pool {k}×{k}" + (f", /{attrs['stride']}" if attrs["stride"] > 1 else "")
-    if kind == "fc":
-        return f"fc, {attrs['out']}"
-    if kind == "se":
-        return "squeeze-excite" + (f", /{attrs['ratio']}" if attrs.get("hidden") is None else f", {attrs['hidden']}")
-    if kind == "zeropad":
-        return f"zero-pad, /{attrs['stride']}, +{attrs['channels']} ch"
-    if kind == "dropout":
-        return f"dropout {attrs['p']:g}"
+    """A short description of one op, as its definition labels it: `conv 3×3, 64, /2`."""
     if kind == "input":
         return f"input {dims(shape)}"
-    return {"relu": "ReLU", "gelu": "GELU", "silu": "SiLU", "sigmoid": "sigmoid", "flatten": "flatten",
-            "identity": "identity"}.get(kind, kind)
+    op = ALL.get(kind)
+    return op.label(attrs) if op is not None else kind
 
 
 @dataclass

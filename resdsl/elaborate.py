@@ -17,13 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from . import syntax as ast
-from .errors import Reporter, Span
+from .errors import EvalError, Reporter, Span
 from .graph import OpGraph
 from .ops import OPS, BoundArg, bind
 from .reserved import reserved_reason
 from .binding import Binder, missing_use_hint
 from .scope import Context, Scope
-from .values import POLICIES, EvalError, Symbol, Value, as_bool, as_int, evaluate, show, suggest, type_name
+from .values import POLICIES, Symbol, Value, as_bool, as_int, evaluate, show, suggest, type_name
 
 MAX_NODES = 250_000  # 3x a 10,000-block network; reached in about a second
 # Block instances and ops created, together: blocks that create no ops never reach MAX_NODES, so
@@ -493,17 +493,7 @@ class _Elaborator:
                 bare = expr.id if isinstance(expr, ast.Name) and expr.id in OPS and expr.id not in ctx.env else None
                 value = None if bare else self.eval(expr, ctx)
                 bound.append(BoundArg(arg.name, value, arg.span, bare=bare))
-            attrs = bind(spec, bound, call.span)
+            return bind(spec, bound, call.span)  # checked, validated and completed by the op's definition
         except EvalError as exc:
             self.fail(ctx, exc)
             return None
-        if call.name == "conv" and attrs["padding"] is None:
-            attrs["padding"] = attrs["kernel"] // 2 * attrs["dilation"]
-        if call.name == "avgpool" and attrs["kernel"] is None and (attrs["stride"] or attrs["padding"] or attrs["ceil"]):
-            self.error(ctx, "E0203", "global `avgpool` (no kernel) takes no stride, padding or ceil", call.span,
-                       help="give a kernel (`avgpool k2 s2`) to pool locally")
-            return None
-        if call.name in ("maxpool", "avgpool") and attrs["kernel"] is not None:
-            attrs["stride"] = attrs["stride"] or attrs["kernel"]
-            attrs["padding"] = (attrs["kernel"] - 1) // 2 if attrs["padding"] is None else attrs["padding"]
-        return attrs

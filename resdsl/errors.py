@@ -101,11 +101,47 @@ class Diagnostic:
         }
 
 
-class RunError(Exception):
+class ResdslError(Exception):
+    """The base of every error resdsl raises on purpose: catch this one to catch them all."""
+
+
+class Problem(ResdslError):
+    """A problem found while working something out (a value, a shape), not yet reported.
+
+    The stage that catches it turns it into a Diagnostic: at `span` where the problem knows its
+    place (an argument: EvalError), else at the graph node it was raised for (ShapeError).
+    """
+
+    def __init__(self, code: str, message: str, span: Span | None = None, help: str | None = None,
+                 notes: tuple[str, ...] = ()):
+        assert code in CODES, code
+        super().__init__(message)
+        self.code, self.message, self.span, self.help, self.notes = code, message, span, help, notes
+
+
+class EvalError(Problem):
+    """A located evaluation failure (an expression, an argument, a requirement)."""
+
+    def __init__(self, code: str, message: str, span: Span, help: str | None = None, notes: tuple[str, ...] = ()):
+        super().__init__(code, message, span, help, notes)
+
+
+class ShapeError(Problem):
+    """A shape rule that does not hold; located at the op it was raised for."""
+
+    def __init__(self, code: str, message: str, help: str | None = None):
+        super().__init__(code, message, None, help)
+
+
+class UsageError(ResdslError):
+    """A command-line mistake (exit code 2), not a spec error."""
+
+
+class RunError(ResdslError):
     """Bad data, device or run directory for `resdsl train` (exit 1, with this message)."""
 
 
-class SpecError(Exception):
+class SpecError(ResdslError):
     """Raised by `resdsl.load` / `resdsl.loads` when a spec has errors."""
 
     def __init__(self, diagnostics: list[Diagnostic], sources: dict[str, str] | None = None):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, IO
 
 from .errors import RunError
-from .library import UsageError
+from .errors import UsageError
 
 
 class WriteError(RunError):

@@ -15,13 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import syntax as ast
-from .errors import Reporter, Span, SpecError
+from .errors import Reporter, Span, SpecError, UsageError
 from .parse import data_dir, decode, parse_module, read_source
 from .values import suggest
-
-
-class UsageError(Exception):
-    """A command-line mistake (exit code 2), not a spec error."""
 
 
 def specs_dir() -> Path:

@@ -17,12 +17,12 @@ from typing import Any
 from .analysis import PartCost, annotate, parts
 from . import syntax as ast
 from .elaborate import BlockInstance, StageInfo, elaborate
-from .errors import Reporter, Span, SpecError
+from .errors import EvalError, Reporter, Span, SpecError
 from .graph import OpGraph
 from .library import UsageError, find_spec, read_library
 from .parse import decode, parse_expression, read_source
 from .shapes import Shape, check_input_shape, infer_graph, show_shape
-from .values import LIMIT, EvalError, Symbol, Value, evaluate
+from .values import LIMIT, Symbol, Value, evaluate
 
 
 @dataclass(frozen=True, eq=False)

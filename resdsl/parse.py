@@ -9,6 +9,7 @@ hang or overflow the Python stack.
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -303,13 +304,17 @@ def read_source(path: str, shown: str | None = None) -> bytes:
     """
     with open(path, "rb") as handle:
         data = handle.read(MAX_SOURCE_BYTES + 1)
-    if len(data) > MAX_SOURCE_BYTES:
-        raise _too_large(shown or path)
+        if len(data) > MAX_SOURCE_BYTES:
+            try:  # the real size where the file has one (a regular file); a pipe or device has none
+                size = os.fstat(handle.fileno()).st_size
+            except OSError:  # pragma: no cover - fstat of an open file does not fail in practice
+                size = 0
+            raise _too_large(shown or path, size if size > MAX_SOURCE_BYTES else None)
     return data
 
 
 def _too_large(path: str, size: int | None = None) -> SpecError:
-    what = f"is {size:,} bytes" if size is not None else "is larger than that"
+    what = f"is {size:,} bytes" if size is not None else f"holds more than {MAX_SOURCE_BYTES:,} bytes"
     return SpecError([Diagnostic("E0105", f"file {what}; specs are limited to {MAX_SOURCE_BYTES:,} bytes",
                                  Span.point(path, 1, 1),
                                  help="a spec this long is almost certainly not one; split it into files "

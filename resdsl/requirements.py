@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Iterator, Mapping
 
 from . import syntax as ast
-from .errors import Span
-from .values import EvalError, Value, as_bool, evaluate, show
+from .errors import EvalError, Span
+from .values import Value, as_bool, evaluate, show
 
 
 @dataclass(frozen=True)

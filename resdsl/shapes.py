@@ -13,16 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import ShapeError
 from .graph import OpGraph
+from .ops import ALL
+from .ops.base import Shape, feature_map
 from .values import Value
 
-Shape = tuple[int, ...]
-
-
-class ShapeError(Exception):
-    def __init__(self, code: str, message: str, help: str | None = None):
-        super().__init__(message)
-        self.code, self.message, self.help = code, message, help
 
 
 MAX_DIM = 2**31 - 1  # the largest size an `input` statement may give
@@ -50,81 +46,12 @@ def show_shape(shape: Shape | None) -> str:
     return "?" if shape is None else "x".join(str(d) for d in shape)
 
 
-def _feature_map(kind: str, shape: Shape) -> tuple[int, int, int]:
-    if len(shape) != 3:
-        raise ShapeError("E0406", f"`{kind}` needs a C×H×W feature map, but its input is a vector of {shape[0]}",
-                         help="feature-map ops (conv, bn, pools, se) come before `flatten` / `fc`")
-    return shape  # type: ignore[return-value]
-
-
-def window(size: int, kernel: int, stride: int, padding: int, dilation: int = 1, ceil: bool = False) -> int:
-    """PyTorch's pooling_output_shape (floor division rounds toward -inf, as its div_rtn)."""
-    out = (size + 2 * padding - dilation * (kernel - 1) - 1 + (stride - 1 if ceil else 0)) // stride + 1
-    if ceil and (out - 1) * stride >= size + padding:
-        out -= 1
-    return out
-
-
-def _spatial(kind: str, c: int, h: int, w: int, attrs: dict[str, Value]) -> Shape:
-    k, s, p = attrs["kernel"], attrs["stride"], attrs["padding"]
-    d = attrs.get("dilation", 1)
-    oh = window(h, k, s, p, d, attrs.get("ceil", False))
-    ow = window(w, k, s, p, d, attrs.get("ceil", False))
-    if oh < 1 or ow < 1:
-        raise ShapeError("E0403", f"`{kind}` with kernel {k}, stride {s}, padding {p}"
-                         f"{f', dilation {d}' if d != 1 else ''} turns {h}x{w} into {oh}x{ow}",
-                         help="the input is too small here: use a larger input, a smaller kernel or fewer strides")
-    if 2 * p > k and kind != "conv":
-        raise ShapeError("E0303", f"`{kind}` padding {p} is more than half its kernel {k}",
-                         help="PyTorch requires pool padding <= kernel/2")
-    return (c, oh, ow)
-
-
 def infer(kind: str, attrs: dict[str, Value], shape: Shape) -> Shape:
-    """Output shape of one op from its input shape; raise ShapeError if impossible."""
-    if kind == "conv":
-        c, h, w = _feature_map(kind, shape)
-        out, groups = attrs["out"], attrs["groups"]
-        if c % groups or out % groups:
-            bad = c if c % groups else out
-            which = "input" if c % groups else "output"
-            raise ShapeError("E0402", f"groups={groups} does not divide the {which} channels ({bad})",
-                             help=f"groups must divide both the input ({c}) and output ({out}) channels")
-        return (out,) + _spatial(kind, c, h, w, attrs)[1:]
-    if kind in ("bn", "relu", "gelu", "silu", "sigmoid", "identity", "dropout"):
-        return shape
-    if kind == "maxpool" or kind == "avgpool" and attrs["kernel"] is not None:
-        c, h, w = _feature_map(kind, shape)
-        return _spatial(kind, c, h, w, attrs)
-    if kind == "avgpool":
-        c, _, _ = _feature_map(kind, shape)
-        return (c, 1, 1)
-    if kind == "flatten":
-        size = 1
-        for d in shape:
-            size *= d
-        return (size,)
-    if kind == "fc":
-        if len(shape) == 3 and shape[1:] != (1, 1):
-            raise ShapeError("E0405", f"`fc` on a {show_shape(shape)} feature map",
-                             help="pool it first (`avgpool` without a kernel pools globally) or `flatten` it")
-        return (attrs["out"],)
-    if kind == "se":
-        c, _, _ = _feature_map(kind, shape)
-        se_hidden(attrs, c)
-        return shape
-    raise ShapeError("E0202", f"no shape rule for `{kind}`")  # pragma: no cover
-
-
-def se_hidden(attrs: dict[str, Value], channels: int) -> int:
-    """Hidden width of squeeze-and-excitation: `hidden` if given, else C / ratio (whole)."""
-    if attrs.get("hidden") is not None:
-        return attrs["hidden"]
-    ratio = attrs["ratio"]
-    if channels % ratio:
-        raise ShapeError("E0301", f"`se` ratio {ratio} does not divide {channels} channels",
-                         help="pass `hidden=N` to choose the squeezed width yourself")
-    return channels // ratio
+    """Output shape of one op from its input shape (its definition's rule); raise ShapeError if impossible."""
+    op = ALL[kind]
+    if op.feature_map:
+        feature_map(kind, shape)
+    return op.shape(attrs, shape)
 
 
 def merge_shape(merge: str, main: Shape, shortcut: Shape) -> Shape:
@@ -208,11 +135,7 @@ def _check_stride(x: Shape, y: Shape, stride: int) -> None:
 
 def main_path_stride(kind: str, attrs: dict[str, Value], shape: Shape | None) -> int:
     """How much one op subsamples: its stride (a global pool: its whole input)."""
-    if kind == "conv" or kind in ("maxpool", "avgpool") and attrs.get("kernel") is not None:
-        return attrs["stride"]
-    if kind == "avgpool" and shape is not None and len(shape) == 3:
-        return max(shape[1], shape[2])
-    return 1
+    return ALL[kind].stride(attrs, shape)
 
 
 # ---- the graph pass ---------------------------------------------------------------
@@ -287,16 +210,16 @@ def _insert_shortcut(graph: OpGraph, merge: str, raw: str, source: str, plan: Sh
     name = m["shortcut_name"]
     feature_map = len(x) == 3
     if plan.kind == "zeropad":
-        ops = [(name, "zeropad", {"stride": plan.stride, "channels": y[0] - x[0]})]
+        ops = [(name, "zeropad", ALL["zeropad"].make(stride=plan.stride, channels=y[0] - x[0]))]
     else:
-        project = ("conv", {"out": y[0], "kernel": 1, "stride": 1 if plan.kind == "avgproj" else plan.stride,
-                            "padding": 0, "dilation": 1, "groups": 1, "bias": False}) if feature_map else \
-            ("fc", {"out": y[0], "bias": False})
-        ops = [project, ("bn", {"zero_init": False, "eps": 1e-5, "momentum": 0.1})] if norm else [project]
+        project = ("conv", ALL["conv"].make(out=y[0], kernel=1, padding=0,
+                                            stride=1 if plan.kind == "avgproj" else plan.stride)) \
+            if feature_map else ("fc", ALL["fc"].make(out=y[0], bias=False))
+        ops = [project, ("bn", ALL["bn"].make())] if norm else [project]
         if plan.kind == "avgproj":
             # ResNet-D: the pool sits in slot 0 even when the stride is 1 (an identity), as in timm.
-            pool = ("avgpool", {"kernel": plan.stride, "stride": plan.stride, "padding": 0, "ceil": True,
-                                "count_include_pad": False})
+            pool = ("avgpool", ALL["avgpool"].make(kernel=plan.stride, stride=plan.stride, padding=0, ceil=True,
+                                                   count_include_pad=False))
             ops = [pool] + ops if plan.stride > 1 else ops
             start = 0 if plan.stride > 1 else 1
         else:
@@ -305,7 +228,7 @@ def _insert_shortcut(graph: OpGraph, merge: str, raw: str, source: str, plan: Sh
     graph.remove_edge(raw, merge)
     previous, shape = source, x
     for i, (node, kind, attrs) in enumerate(ops):
-        out = infer(kind, attrs, shape) if kind != "zeropad" else y
+        out = infer(kind, attrs, shape)
         graph.add_node(node, kind=kind, attrs=attrs, span=m["span"], trace=m["trace"], stage=m["stage"],
                        block=m["block"], block_type=m["block_type"], part=m["part"], inserted=True, merge=merge,
                        seq=m["seq"] - 1 + (i + 1) / (len(ops) + 1), in_shape=shape, shape=out)

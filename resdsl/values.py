@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Mapping, Union
 
 from . import syntax as ast
-from .errors import Span
+from .errors import EvalError, Span  # noqa: F401 - EvalError: raised here, imported from here by older code
 
 POLICIES = ("A", "B", "C", "D", "identity", "none")
 LIMIT = 2**63 - 1  # every int a tensor dimension could ever hold
@@ -29,14 +29,6 @@ class Symbol:
 
 
 Value = Union[int, float, bool, Symbol, tuple]
-
-
-class EvalError(Exception):
-    """A located evaluation failure; the elaborator turns it into a Diagnostic."""
-
-    def __init__(self, code: str, message: str, span: Span, help: str | None = None, notes: tuple[str, ...] = ()):
-        super().__init__(message)
-        self.code, self.message, self.span, self.help, self.notes = code, message, span, help, notes
 
 
 def show(value: Value) -> str:

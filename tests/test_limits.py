@@ -92,6 +92,7 @@ def test_a_huge_file_is_refused_before_it_is_read(tmp_path):
     result = check(spec, memory_limit=600 * 1024**2)
     assert result.returncode == 1 and codes(result.stderr) == ["E0105"], result.stderr
     assert "Traceback" not in result.stderr and "MemoryError" not in result.stderr
+    assert "file is 3,221,225,472 bytes" in result.stderr  # its size, read from the file system
 
 
 def test_a_long_list_under_the_size_limit_is_bounded_by_tokens(tmp_path):

@@ -1,6 +1,8 @@
 import pytest
 
-from resdsl.shapes import ShapeError, infer, plan_shortcut, window
+from resdsl.errors import ShapeError
+from resdsl.ops import window
+from resdsl.shapes import infer, plan_shortcut
 
 
 def conv(out, k, s=1, p=None, d=1, g=1):

@@ -30,21 +30,25 @@ from typing import TYPE_CHECKING
 
 from .. import syntax as ast
 from ..elaborate import BlockInstance
-from ..library import UsageError
+from ..errors import UsageError
 from ..parse import parse_module
-from ..values import EvalError, evaluate
+from ..errors import EvalError
+from ..values import evaluate
 from .eject_body import Body
 from .eject_expr import (UNKNOWN, Call, Sym, Unsupported, class_name, free_names, identifier, literal, py_value,
                          negate, py_string, same_value, translate)
 from .eject_ir import Names, Path, Place, Symbolic, Tensor
-from .eject_ops import shortcut_call, shortcut_paths
+from .eject_ops import helpers_in, shortcut_call, shortcut_paths
 from .eject_render import Layout, define, docstring
-from .module import ALIASING, SqueezeExcite, ZeroPadShortcut
+from . import layers
+from .module import ALIASING
 
 if TYPE_CHECKING:
     from ..network import Network
 
-HELPERS = {"SqueezeExcite": SqueezeExcite, "ZeroPadShortcut": ZeroPadShortcut}
+# The classes an op definition may name as its module (backend/layers.py), copied into the file that uses them.
+HELPERS = {name: cls for name, cls in vars(layers).items()
+           if isinstance(cls, type) and cls.__module__ == layers.__name__}
 # Names the classes' own code uses, which a parameter must not shadow.
 RESERVED = {"self", "in_channels", "residual", "nn", "torch", "F", "partial", "range", "channels", "super"}
 
@@ -238,7 +242,7 @@ class Ejector:
             covered.add(full)
             if full in self.shortcuts:
                 call = shortcut_call(self.ops, full, self.shortcuts[full])
-                self.uses.update({"ZeroPadShortcut"} if call.func == "ZeroPadShortcut" else ())
+                self.uses.update(helpers_in(call))
                 args.append((param, call))
         missing = [s for s in self.shortcuts if s.startswith(inst.path + ".") and s not in covered]
         if missing:
@@ -363,14 +367,14 @@ def eject(net: "Network", model=None) -> str:
     except Unsupported as exc:
         raise UsageError(f"--emit python cannot write {net.name} as Python: {exc}") from None
     spec = os.path.basename(net.path)
-    imports = (["from functools import partial", ""] if "partial" in ej.uses else []) + \
-        (["import torch"] if ej.uses & {"torch", "SqueezeExcite", "ZeroPadShortcut"} else []) + \
-        (["import torch.nn.functional as F"] if "ZeroPadShortcut" in ej.uses else []) + ["from torch import nn"]
     helpers = [inspect.getsource(HELPERS[h]).rstrip() for h in HELPERS if h in ej.uses]
+    imports = (["from functools import partial", ""] if "partial" in ej.uses else []) + \
+        (["import torch"] if "torch" in ej.uses or ej.uses & set(HELPERS) else []) + \
+        (["import torch.nn.functional as F"] if any("F." in h for h in helpers) else []) + ["from torch import nn"]
     params = ", ".join(f"{k}={v!r}" for k, v in ctor.items())
     made = "".join(c.source for c in ej.order) + network
     zeroed = ", and 0 where the spec says zero_init (the blocks do that)" if "nn.init.zeros_" in made else ""
-    if "nn.Conv2d(" in made or "SqueezeExcite" in ej.uses:
+    if "nn.Conv2d(" in made or ej.uses & set(HELPERS):
         how = f"convolutions Kaiming normal (fan_out), BatchNorm weight 1 and bias 0{zeroed}"
         init = [f"    model = {name}({', '.join(ctor)})",
                 "    for m in model.modules():",

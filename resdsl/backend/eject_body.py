@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Callable
 
 from .. import syntax as ast
 from ..elaborate import SHORTHANDS
-from ..ops import OPS
+from ..ops import ALL, OPS
 from ..values import Symbol
 from .eject_expr import ATOM, Call, Sym, Unsupported, binary, flat, free_names, identifier, literal, ternary, translate
 from .eject_ir import Container, If, Line, Loop, Module, Names, Path, Place, Run, Symbolic, Tensor
-from .eject_ops import bind_op, op_module, shortcut_call
+from .eject_ops import bind_op, helpers_in, op_module, shortcut_call
 
 if TYPE_CHECKING:
     from .eject import Ejector
@@ -102,14 +102,15 @@ class Body:
         kind = call.name
         attrs = bind_op(call, self.env, self.symbol)
         self.count(kind, attrs, t.channels)
-        module, channels, rank = op_module(kind, attrs, t.channels, t.rank, kind in ("relu", "silu") and t.owned)
+        op = ALL[kind]
+        module, channels, rank = op_module(kind, attrs, t.channels, t.rank, op.inplace and t.owned)
         if self.network and (channels is None or channels.const):  # sizes after flatten come from the graph
             if t.channels is None or not t.channels.const:
                 raise Symbolic
             channels = literal(self.ej.ops.nodes[".".join(path)]["shape"][0])
         self.init.append(Module(path, module))
-        if kind == "se":
-            self.uses.add("SqueezeExcite")
+        if not module.func.startswith("nn."):  # a class of backend/layers.py: its source goes in the file
+            self.uses.add(module.func)
         zero = attrs.get("zero_init") if kind == "bn" else None
         if zero is not None and not (zero.const and not zero.sample):  # the residual branch starts at zero
             line = Line("nn.init.zeros_({0}.weight)", (path,))
@@ -121,18 +122,18 @@ class Body:
             self.fwd.append(Line(f"{dst} = torch.flatten({src}, 1)"))
             src = dst
         self.fwd.append(Run(path, src, dst))
-        aliasing = kind in ("identity", "dropout", "flatten")  # may hand back their input tensor itself
+        aliasing = op.aliasing  # may hand back their input tensor itself
         owned = (t.owned if aliasing else True) and link.label not in self.taps
         # A conv's, BN's or SE's (a product's) output is not kept for the backward pass: `out += identity`
         # may write into it. A ReLU's is kept.
-        return Tensor(dst, channels, rank, fresh=kind in ("conv", "bn", "se"), owned=owned)
+        return Tensor(dst, channels, rank, fresh=op.overwritable, owned=owned)
 
     def count(self, kind: str, attrs: dict, channels: Sym | None) -> None:
         """Channel expressions that size several modules (a bottleneck's inner width) are worth a
         local variable, as torchvision's `width = int(planes * (base_width / 64.0)) * groups`."""
-        if channels is not None and channels.text in self.counts and kind in ("conv", "bn", "fc", "se"):
+        if channels is not None and channels.text in self.counts and ALL[kind].reads_channels:
             self.counts[channels.text] += 1
-        out = attrs.get("out") if kind in ("conv", "fc") else None
+        out = attrs.get("out")
         if out is not None and not out.const and out.prec < ATOM:
             # Only a width first met outside any `if` is worked out at the top of __init__: in a branch not
             # taken it might not be computable (`width / ratio` with ratio 0).
@@ -281,7 +282,7 @@ class Body:
                 if not t.channels.const:
                     raise Symbolic
                 call = shortcut_call(self.ej.ops, full, self.ej.shortcuts[full])
-                self.uses.update({"ZeroPadShortcut"} if call.func == "ZeroPadShortcut" else ())
+                self.uses.update(helpers_in(call))
                 self.init.append(Module(slot, call))
                 merge.append(project)
         else:  # the caller builds the shortcut, as torchvision's _make_layer does

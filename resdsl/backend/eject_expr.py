@@ -44,6 +44,42 @@ class Sym:
         """As a call argument: a conditional is parenthesised for the reader, as torchvision writes it."""
         return self.wrapped(OR)
 
+    # Arithmetic, so that an op's definition (resdsl/ops/) written on numbers writes source on Syms:
+    # `kernel // 2 * dilation` gives `kernel // 2 * dilation`, or `1` where kernel is the constant 3.
+    def __add__(self, other: object) -> "Sym":
+        return binary("+", self, _sym(other))
+
+    def __radd__(self, other: object) -> "Sym":
+        return binary("+", _sym(other), self)
+
+    def __sub__(self, other: object) -> "Sym":
+        return binary("-", self, _sym(other))
+
+    def __rsub__(self, other: object) -> "Sym":
+        return binary("-", _sym(other), self)
+
+    def __mul__(self, other: object) -> "Sym":
+        return binary("*", self, _sym(other))
+
+    def __rmul__(self, other: object) -> "Sym":
+        return binary("*", _sym(other), self)
+
+    def __floordiv__(self, other: object) -> "Sym":
+        return binary("//", self, _sym(other))
+
+    def __rfloordiv__(self, other: object) -> "Sym":
+        return binary("//", _sym(other), self)
+
+    def __truediv__(self, other: object) -> "Sym":  # the language's exact division (`//` on integers)
+        return binary("/", self, _sym(other))
+
+    def __rtruediv__(self, other: object) -> "Sym":
+        return binary("/", _sym(other), self)
+
+
+def _sym(value: object) -> Sym:
+    return value if isinstance(value, Sym) else literal(value)
+
 
 def literal(value: object, symbol: Callable[[str], str] = repr) -> Sym:
     """A constant; `symbol` writes a block name as Python (its class)."""

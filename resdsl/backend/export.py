@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, IO
 import torch
 
 from ..files import write_atomically
-from ..library import UsageError
+from ..errors import UsageError
 
 if TYPE_CHECKING:
     from ..network import Network

@@ -22,7 +22,8 @@ import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..shapes import se_hidden
+from ..ops import ALL, ModuleCall, OpKind
+from . import layers
 from .containers import MERGES, Part, Scope, chain_class, scopes
 
 if TYPE_CHECKING:
@@ -30,91 +31,30 @@ if TYPE_CHECKING:
     from ..network import Network
 
 
-class SqueezeExcite(nn.Module):
-    """Squeeze-and-excitation (Hu et al. 2018), named as timm's SEModule: fc1, fc2."""
-
-    def __init__(self, channels: int, hidden: int):
-        super().__init__()
-        self.fc1 = nn.Conv2d(channels, hidden, 1, bias=True)
-        self.act = nn.ReLU(inplace=True)
-        self.fc2 = nn.Conv2d(hidden, channels, 1, bias=True)
-        self.gate = nn.Sigmoid()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True))))  # (N, C, 1, 1)
-        return x * self.gate(scale)
-
-
-class ZeroPadShortcut(nn.Module):
-    """Option A of He et al. 2015: subsample by the stride, append zero channels.
-
-    The zeros are split before and after the channels, as the widely used
-    CIFAR reference code (`F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, p, p))`) does.
-    """
-
-    def __init__(self, stride: int, channels: int):
-        super().__init__()
-        self.stride, self.channels = stride, channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        before = self.channels // 2
-        if x.dim() == 2:  # a vector: (N, C) -> (N, C + channels)
-            return F.pad(x, (before, self.channels - before))
-        x = x[:, :, :: self.stride, :: self.stride]
-        return F.pad(x, (0, 0, 0, 0, before, self.channels - before))
-
-    def extra_repr(self) -> str:
-        return f"stride={self.stride}, channels=+{self.channels}"
-
-
 # PyTorch's own defaults: arguments equal to them are left out of ejected source.
 TORCH_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True, "eps": 1e-5, "momentum": 0.1,
                   "ceil_mode": False, "count_include_pad": True, "inplace": False}
 
 
-def module_call(kind: str, attrs: dict, x: tuple[int, ...], inplace: bool) -> tuple[str, list[tuple[str, object]]]:
-    """(constructor, [(argument, value)]) for one op; arguments equal to PyTorch's defaults are left out."""
-    if kind == "conv":
-        args = [("in_channels", x[0]), ("out_channels", attrs["out"]), ("kernel_size", attrs["kernel"]),
-                ("stride", attrs["stride"]), ("padding", attrs["padding"]), ("dilation", attrs["dilation"]),
-                ("groups", attrs["groups"]), ("bias", attrs["bias"])]
-        return "nn.Conv2d", args
-    if kind == "bn":
-        return ("nn.BatchNorm2d" if len(x) == 3 else "nn.BatchNorm1d",
-                [("num_features", x[0]), ("eps", attrs["eps"]), ("momentum", attrs["momentum"])])
-    if kind == "fc":
-        features = x[0] * (x[1] * x[2] if len(x) == 3 else 1)
-        return "nn.Linear", [("in_features", features), ("out_features", attrs["out"]), ("bias", attrs["bias"])]
-    if kind == "maxpool":
-        return "nn.MaxPool2d", [("kernel_size", attrs["kernel"]), ("stride", attrs["stride"]),
-                                ("padding", attrs["padding"]), ("ceil_mode", attrs["ceil"])]
-    if kind == "avgpool" and attrs["kernel"] is None:
-        return "nn.AdaptiveAvgPool2d", [("output_size", 1)]
-    if kind == "avgpool":
-        return "nn.AvgPool2d", [("kernel_size", attrs["kernel"]), ("stride", attrs["stride"]),
-                                ("padding", attrs["padding"]), ("ceil_mode", attrs["ceil"]),
-                                ("count_include_pad", attrs.get("count_include_pad", True))]
-    if kind == "se":
-        return "SqueezeExcite", [("channels", x[0]), ("hidden", se_hidden(attrs, x[0]))]
-    if kind == "zeropad":
-        return "ZeroPadShortcut", [("stride", attrs["stride"]), ("channels", attrs["channels"])]
-    if kind in ("relu", "silu"):
-        return f"nn.{'ReLU' if kind == 'relu' else 'SiLU'}", [("inplace", inplace)]
-    if kind == "dropout":
-        return "nn.Dropout", [("p", attrs["p"])]
-    return {"gelu": "nn.GELU", "sigmoid": "nn.Sigmoid", "identity": "nn.Identity", "flatten": "nn.Flatten"}[kind], []
+def module_call(kind: str, attrs: dict, x: tuple[int, ...], inplace: bool) -> ModuleCall:
+    """The op's module as data (its definition's `module`), for an input of shape `x`."""
+    return ALL[kind].module(attrs, x[0], len(x), inplace)
 
 
 def make_module(kind: str, attrs: dict, x: tuple[int, ...], inplace: bool) -> nn.Module:
     """The nn.Module for one op, built from the same description the ejected source is written from."""
-    constructor, args = module_call(kind, attrs, x, inplace)
-    cls = getattr(nn, constructor[3:]) if constructor.startswith("nn.") else globals()[constructor]
-    return cls(**dict(args))
+    call = module_call(kind, attrs, x, inplace)
+    name = call.constructor
+    cls = getattr(nn, name[3:]) if name.startswith("nn.") else getattr(layers, name)
+    return cls(**dict(call.args))
 
 
 # Ops whose output may be their input tensor itself or a view of it (Identity; Dropout in eval mode;
 # Flatten; the zero-pad shortcut's strided slice): writing into their output writes into their input.
-ALIASING = frozenset({"identity", "dropout", "flatten", "zeropad"})
+ALIASING = frozenset(name for name, op in ALL.items() if op.aliasing)
+NOT_AN_OP = OpKind("merge", "an add or concat")  # stands in for merges and the input
+# Ops that may overwrite their input (ReLU(inplace=True)) where nothing else reads it.
+INPLACE = frozenset(name for name, op in ALL.items() if op.inplace)
 
 
 def _within(node: str, scope: str) -> bool:
@@ -142,11 +82,11 @@ def _inplace(ops: "OpGraph") -> dict[str, bool]:
     found = {}
     for name, data in ops.nodes.items():
         kind = data["kind"]
-        if kind in ("relu", "silu", "add"):
+        if kind in INPLACE or kind == "add":
             main = ops.main_input(name)
             found[name] = _owned(ops, main, name.rpartition(".")[0]) and (
                 # a conv or BN does not keep its own output for the backward pass; a ReLU would
-                kind != "add" or ops.nodes[main]["kind"] in ("bn", "conv"))
+                kind != "add" or ALL.get(ops.nodes[main]["kind"], NOT_AN_OP).overwritable)
     return found
 
 

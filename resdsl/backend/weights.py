@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..errors import Diagnostic, Span, SpecError
-from ..library import UsageError
+from ..errors import UsageError
 
 if TYPE_CHECKING:
     from ..network import Network

@@ -1,0 +1,28 @@
+"""Element-wise activations: relu, gelu, silu, sigmoid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .base import ModuleCall, OpKind
+
+
+@dataclass(frozen=True)
+class Activation(OpKind):
+    module_name: str = ""  # the torch.nn class
+    shown: str = ""        # how drawings name it
+
+    def label(self, attrs) -> str:
+        return self.shown
+
+    def module(self, attrs, channels, rank, inplace) -> ModuleCall:
+        # Only ReLU and SiLU take `inplace`; the backend asks for it where no one else reads the input.
+        return ModuleCall(self.module_name, (("inplace", inplace),) if self.inplace else ())
+
+
+KINDS = (
+    Activation("relu", "ReLU", inplace=True, module_name="nn.ReLU", shown="ReLU"),
+    Activation("gelu", "GELU", module_name="nn.GELU", shown="GELU"),
+    Activation("silu", "SiLU (swish)", inplace=True, module_name="nn.SiLU", shown="SiLU"),
+    Activation("sigmoid", "logistic sigmoid", module_name="nn.Sigmoid", shown="sigmoid"),
+)

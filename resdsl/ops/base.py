@@ -1,0 +1,264 @@
+"""What an op kind is: one definition holds everything resdsl knows about it.
+
+An `OpKind` gives an op's arguments (with ranges and defaults), the defaults
+that depend on other arguments, its output shape, parameter and MAC counts,
+how much it subsamples, its label in drawings, and the PyTorch module it
+compiles to. Every stage of the pipeline asks the op's definition rather than
+testing `kind == "conv"`, so adding an op means adding one file to this
+package (see conv.py for the pattern; `OPS` finds it by itself).
+
+The module description (`module`) is plain data, a constructor name and its
+arguments, so this package never imports torch: the backend builds the module
+from it, and the ejector writes it as source. It is written with ordinary
+arithmetic on the arguments, which are numbers when compiling and symbolic
+expressions (`width * 4`) when ejecting a block class, so one description
+serves both.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import EvalError, ShapeError, Span
+from ..values import Value, as_bool, as_int, show, suggest, type_name
+
+Shape = tuple[int, ...]
+REQUIRED = object()
+MAX_CHANNELS = 2**31 - 1  # torch sizes are int64, but no real layer is wider than this
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    name: str
+    aliases: tuple[str, ...] = ()
+    default: object = REQUIRED
+    type: str = "int"  # "int" | "float" | "bool"
+    minimum: float | None = None
+    maximum: float | None = None
+    above_minimum: bool = False  # the minimum itself is refused (BN's eps: torch divides by sqrt(var + eps))
+    flag: bool = False  # may be written bare, e.g. `bn zero_init`
+
+
+def channels_option(name: str = "out") -> Option:
+    return Option(name, minimum=1, maximum=MAX_CHANNELS)
+
+
+KERNEL = Option("kernel", ("k",), minimum=1, maximum=4096)
+STRIDE = Option("stride", ("s",), default=None, minimum=1, maximum=4096)
+PADDING = Option("padding", ("p",), default=None, minimum=0, maximum=4096)
+CEIL = Option("ceil", default=False, type="bool", flag=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    params: int
+    macs: int
+
+
+NO_COST = Cost(0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleCall:
+    """A PyTorch module as data: `nn.Conv2d(in, out, kernel_size=3, ...)`.
+
+    `constructor` is `nn.NAME` (torch.nn) or the name of a class in resdsl/backend/layers.py;
+    the first `positional` arguments are written without their names in ejected source.
+    Values are numbers, or symbolic expressions when the ejector asks.
+    """
+
+    constructor: str
+    args: tuple[tuple[str, Any], ...] = ()
+    positional: int = 0
+
+
+@dataclass(frozen=True)
+class OpKind:
+    """One kind of op. Subclasses override the rules that differ from "keeps its input's shape,
+    has no parameters, costs nothing"."""
+
+    name: str
+    summary: str
+    positional: tuple[str, ...] = ()
+    options: tuple[Option, ...] = ()
+    feature_map: bool = False     # needs a C×H×W input (E0406 on a vector)
+    reads_channels: bool = False  # its module's constructor needs the input's channels
+    inplace: bool = False         # may overwrite its input (ReLU(inplace=True)) where that is safe
+    aliasing: bool = False        # its output may be its input or a view of it (Identity, Flatten)
+    overwritable: bool = False    # its output is new and autograd keeps no reference to it (conv, BN, SE's
+    #                               product), so a residual add may write into it: `out += identity`
+    internal: bool = False        # inserted by the shape checker only; a spec cannot call it
+
+    def option(self, word: str) -> Option | None:
+        for opt in self.options:
+            if word == opt.name or word in opt.aliases:
+                return opt
+        return None
+
+    def make(self, **given: Any) -> dict[str, Any]:
+        """Complete arguments for an op the shape checker inserts (a projection's conv and BN): the
+        given values over the defaults, completed as a call in a spec would be."""
+        unknown = set(given) - {o.name for o in self.options}
+        assert not unknown, f"`{self.name}` has no option {unknown}"
+        attrs = {o.name: given.get(o.name, o.default) for o in self.options}
+        assert REQUIRED not in attrs.values(), f"`{self.name}` needs {[k for k, v in attrs.items() if v is REQUIRED]}"
+        return self.complete(attrs)
+
+    # ---- arguments -------------------------------------------------------------------------
+    def complete(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Fill the defaults that depend on other arguments (conv padding = kernel // 2 * dilation).
+
+        Runs on numbers and, for ejected source, on symbolic values: plain arithmetic only."""
+        return attrs
+
+    def validate(self, attrs: dict[str, Value], span: Span) -> None:
+        """Refuse combinations of arguments that each lie in range but not together (EvalError)."""
+
+    # ---- shapes and costs ------------------------------------------------------------------
+    def shape(self, attrs: dict[str, Value], x: Shape) -> Shape:
+        """The output shape for input `x` (ShapeError if impossible)."""
+        return x
+
+    def cost(self, attrs: dict[str, Value], x: Shape, y: Shape) -> Cost:
+        """Parameters and multiply-accumulates (torchvision's convention: conv and fc only)."""
+        return NO_COST
+
+    def stride(self, attrs: dict[str, Value], x: Shape | None) -> int:
+        """How much the op subsamples H and W (for a shortcut's stride)."""
+        return 1
+
+    # ---- presentation and compilation ------------------------------------------------------
+    def label(self, attrs: dict[str, Value]) -> str:
+        """A short description for drawings: `conv 3×3, 64, /2`."""
+        return self.name
+
+    def module(self, attrs: dict[str, Any], channels: Any, rank: int, inplace: bool) -> ModuleCall:
+        """The PyTorch module for an input of `channels` and `rank` (3: C×H×W, 1: a vector)."""
+        raise NotImplementedError(self.name)  # pragma: no cover - every kind defines its module
+
+    def out_channels(self, attrs: dict[str, Any], channels: Any, rank: int) -> Any:
+        """Output channels as the ejector tracks them (None where they depend on H×W)."""
+        return channels
+
+    def out_rank(self, rank: int) -> int:
+        return rank
+
+
+# ---- helpers for the definitions ---------------------------------------------------------------
+
+def feature_map(kind: str, shape: Shape) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise ShapeError("E0406", f"`{kind}` needs a C×H×W feature map, but its input is a vector of {shape[0]}",
+                         help="feature-map ops (conv, bn, pools, se) come before `flatten` / `fc`")
+    return shape  # type: ignore[return-value]
+
+
+def window(size: int, kernel: int, stride: int, padding: int, dilation: int = 1, ceil: bool = False) -> int:
+    """PyTorch's pooling_output_shape (floor division rounds toward -inf, as its div_rtn)."""
+    out = (size + 2 * padding - dilation * (kernel - 1) - 1 + (stride - 1 if ceil else 0)) // stride + 1
+    if ceil and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def spatial(kind: str, shape: Shape, attrs: dict[str, Value]) -> Shape:
+    """C×H×W after a window of `kernel`, `stride`, `padding` (and `dilation`, `ceil` where the op has them)."""
+    c, h, w = feature_map(kind, shape)
+    k, s, p = attrs["kernel"], attrs["stride"], attrs["padding"]
+    d = attrs.get("dilation", 1)
+    oh = window(h, k, s, p, d, attrs.get("ceil", False))
+    ow = window(w, k, s, p, d, attrs.get("ceil", False))
+    if oh < 1 or ow < 1:
+        raise ShapeError("E0403", f"`{kind}` with kernel {k}, stride {s}, padding {p}"
+                         f"{f', dilation {d}' if d != 1 else ''} turns {h}x{w} into {oh}x{ow}",
+                         help="the input is too small here: use a larger input, a smaller kernel or fewer strides")
+    return (c, oh, ow)
+
+
+def exact_div(a: Any, b: Any) -> Any:
+    """a / b where the rules guarantee it divides: `//` on numbers, the language's exact `/` on symbols."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a // b
+    return a / b
+
+
+# ---- binding a call's arguments ----------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class BoundArg:
+    """One evaluated argument: `bare` is the identifier when written as a bare name."""
+
+    name: str | None
+    value: Value | None
+    span: Span
+    bare: str | None = None
+
+
+def bind(spec: OpKind, args: list[BoundArg], call_span: Span) -> dict[str, Value]:
+    """Match evaluated arguments to an op's options, complete and validate them; raise EvalError on misuse."""
+    values: dict[str, Value] = {}
+    where: dict[str, Span] = {}
+    slots = list(spec.positional)
+    for arg in args:
+        if arg.name is None:
+            flag = spec.option(arg.bare) if arg.bare else None
+            if flag is not None and flag.flag:
+                name, value = flag.name, True
+            elif arg.value is None:  # an op's name where a value belongs
+                raise EvalError("E0204", f"`{arg.bare}` is an op, not an argument of `{spec.name}`", arg.span,
+                                help=f"is a `->` missing before `{arg.bare}`?")
+            elif slots:
+                name, value = slots.pop(0), arg.value
+            else:
+                hint = None
+                if spec.positional == ():
+                    hint = f"`{spec.name}` takes only named options: " + ", ".join(_option_list(spec))
+                raise EvalError("E0204", f"too many positional arguments for `{spec.name}`", arg.span, help=hint)
+        else:
+            option = spec.option(arg.name)
+            if option is None:
+                raise EvalError("E0203", f"`{spec.name}` has no option `{arg.name}`", arg.span,
+                                help=suggest(arg.name, [w for o in spec.options for w in (o.name, *o.aliases)])
+                                or "options: " + ", ".join(_option_list(spec)))
+            name, value = option.name, arg.value
+        if name in values:
+            raise EvalError("E0205", f"option `{name}` of `{spec.name}` is given twice", arg.span,
+                            notes=(f"first given at {where[name]}",))
+        values[name] = _check(spec, spec.option(name), value, arg.span)
+        where[name] = arg.span
+    for option in spec.options:
+        if option.name not in values:
+            if option.default is REQUIRED:
+                example = {"out": f"`{spec.name} 64`", "kernel": "`k3` for a 3×3 kernel"}.get(option.name,
+                                                                                             f"`{option.name}=...`")
+                raise EvalError("E0204", f"`{spec.name}` needs `{option.name}`", call_span, help=f"add {example}")
+            values[option.name] = option.default
+    spec.validate(values, call_span)
+    return spec.complete(values)
+
+
+def _option_list(spec: OpKind) -> list[str]:
+    return [o.name + (f" ({'/'.join(o.aliases)})" if o.aliases else "") for o in spec.options]
+
+
+def _check(spec: OpKind, option: Option, value: Value, span: Span) -> Value:
+    if option.type == "bool":
+        return as_bool(value, span)
+    if option.type == "int":
+        value = as_int(value, span)
+    elif isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise EvalError("E0302", f"`{option.name}` of `{spec.name}` must be a number, found {type_name(value)}", span)
+    else:
+        value = float(value)
+    low, high = option.minimum, option.maximum
+    # Written so that NaN fails too: every comparison with NaN is false, so `not (low <= value)` catches it.
+    in_range = math.isfinite(value) and (low is None or (value > low if option.above_minimum else value >= low)) \
+        and (high is None or value <= high)
+    if not in_range:
+        lowest = f"above {show(low)}" if option.above_minimum else f"at least {show(low)}"
+        bounds = lowest if high is None else (f"above {show(low)} and at most {show(high)}" if option.above_minimum
+                                              else f"between {show(low)} and {high:,}")
+        raise EvalError("E0303", f"`{option.name}` of `{spec.name}` is {show(value)}; it must be {bounds}", span)
+    return value

@@ -1,0 +1,60 @@
+"""`conv`: 2-d convolution, as nn.Conv2d."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ShapeError
+from .base import KERNEL, MAX_CHANNELS, PADDING, Cost, ModuleCall, OpKind, Option, Shape, channels_option, spatial
+
+
+class Conv(OpKind):
+    def complete(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["padding"] is None:  # "same" padding for odd kernels, as torchvision's conv3x3
+            attrs["padding"] = attrs["kernel"] // 2 * attrs["dilation"]
+        return attrs
+
+    def shape(self, attrs, x: Shape) -> Shape:
+        c = x[0]
+        out, groups = attrs["out"], attrs["groups"]
+        if c % groups or out % groups:
+            bad, which = (c, "input") if c % groups else (out, "output")
+            raise ShapeError("E0402", f"groups={groups} does not divide the {which} channels ({bad})",
+                             help=f"groups must divide both the input ({c}) and output ({out}) channels")
+        return (out,) + spatial(self.name, x, attrs)[1:]
+
+    def cost(self, attrs, x: Shape, y: Shape) -> Cost:
+        k = attrs["kernel"]
+        weights = y[0] * (x[0] // attrs["groups"]) * k * k
+        return Cost(weights + (y[0] if attrs["bias"] else 0), weights * y[1] * y[2])
+
+    def stride(self, attrs, x) -> int:
+        return attrs["stride"]
+
+    def label(self, attrs) -> str:
+        k = attrs["kernel"]
+        extra = "".join([f", /{attrs['stride']}" if attrs["stride"] > 1 else "",
+                         f", groups {attrs['groups']}" if attrs["groups"] > 1 else "",
+                         f", dilation {attrs['dilation']}" if attrs["dilation"] > 1 else ""])
+        return f"conv {k}×{k}, {attrs['out']}{extra}"
+
+    def module(self, attrs, channels, rank, inplace) -> ModuleCall:
+        return ModuleCall("nn.Conv2d", (
+            ("in_channels", channels), ("out_channels", attrs["out"]), ("kernel_size", attrs["kernel"]),
+            ("stride", attrs["stride"]), ("padding", attrs["padding"]), ("dilation", attrs["dilation"]),
+            ("groups", attrs["groups"]), ("bias", attrs["bias"])), positional=2)
+
+    def out_channels(self, attrs, channels, rank):
+        return attrs["out"]
+
+
+KINDS = (
+    Conv("conv", "2-d convolution; padding defaults to kernel//2 * dilation", ("out",), (
+        channels_option(), KERNEL,
+        Option("stride", ("s",), default=1, minimum=1, maximum=4096),
+        PADDING,
+        Option("dilation", ("d",), default=1, minimum=1, maximum=4096),
+        Option("groups", ("g",), default=1, minimum=1, maximum=MAX_CHANNELS),
+        Option("bias", default=False, type="bool", flag=True),
+    ), feature_map=True, reads_channels=True, overwritable=True),
+)

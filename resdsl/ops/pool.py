@@ -1,0 +1,67 @@
+"""`maxpool` and `avgpool` (local with a kernel; global average pooling without one)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import EvalError, ShapeError
+from .base import CEIL, KERNEL, PADDING, STRIDE, ModuleCall, OpKind, Option, Shape, feature_map, spatial
+
+
+class Pool(OpKind):
+    def is_global(self, attrs) -> bool:
+        return attrs["kernel"] is None
+
+    def validate(self, attrs, span) -> None:
+        if self.is_global(attrs) and (attrs["stride"] or attrs["padding"] or attrs["ceil"]
+                                      or not attrs["count_include_pad"]):
+            raise EvalError("E0203", "global `avgpool` (no kernel) takes no stride, padding, ceil or "
+                            "count_include_pad", span,
+                            help="give a kernel (`avgpool k2 s2`) to pool locally")
+
+    def complete(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not self.is_global(attrs):  # PyTorch's pools default their stride to the kernel, not to 1
+            attrs["stride"] = attrs["stride"] if attrs["stride"] is not None else attrs["kernel"]
+            if attrs["padding"] is None:
+                attrs["padding"] = (attrs["kernel"] - 1) // 2
+        return attrs
+
+    def shape(self, attrs, x: Shape) -> Shape:
+        if self.is_global(attrs):
+            return (feature_map(self.name, x)[0], 1, 1)
+        y = spatial(self.name, x, attrs)
+        if 2 * attrs["padding"] > attrs["kernel"]:
+            raise ShapeError("E0303", f"`{self.name}` padding {attrs['padding']} is more than half its kernel "
+                             f"{attrs['kernel']}", help="PyTorch requires pool padding <= kernel/2")
+        return y
+
+    def stride(self, attrs, x) -> int:
+        if self.is_global(attrs):  # the whole input
+            return max(x[1], x[2]) if x is not None and len(x) == 3 else 1
+        return attrs["stride"]
+
+    def label(self, attrs) -> str:
+        if self.is_global(attrs):
+            return "global avg pool"
+        k = attrs["kernel"]
+        return f"{self.name[:3]} pool {k}×{k}" + (f", /{attrs['stride']}" if attrs["stride"] > 1 else "")
+
+    def module(self, attrs, channels, rank, inplace) -> ModuleCall:
+        if self.is_global(attrs):
+            return ModuleCall("nn.AdaptiveAvgPool2d", (("output_size", 1),), positional=1)
+        args = (("kernel_size", attrs["kernel"]), ("stride", attrs["stride"]), ("padding", attrs["padding"]),
+                ("ceil_mode", attrs["ceil"]))
+        if self.name == "maxpool":
+            return ModuleCall("nn.MaxPool2d", args)
+        return ModuleCall("nn.AvgPool2d", args + (("count_include_pad", attrs["count_include_pad"]),))
+
+
+KINDS = (
+    Pool("maxpool", "max pooling; stride defaults to the kernel, padding to (kernel-1)//2",
+         (), (KERNEL, STRIDE, PADDING, CEIL), feature_map=True),
+    Pool("avgpool", "average pooling; without a kernel, global average pooling to C×1×1",
+         (), (Option("kernel", ("k",), default=None, minimum=1, maximum=4096), STRIDE, PADDING, CEIL,
+              # timm's ResNet-D shortcut pools with count_include_pad=False
+              Option("count_include_pad", default=True, type="bool")),
+         feature_map=True),
+)
