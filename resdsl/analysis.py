@@ -40,9 +40,9 @@ def annotate(graph: OpGraph) -> tuple[int, int]:
     """Write `params` and `macs` on every node; return the network totals."""
     total_params = total_macs = 0
     for data in graph.nodes.values():
-        x, y = data.get("in_shape"), data.get("shape")
-        c = cost(data["kind"], data.get("attrs", {}), x, y) if x is not None and y is not None else NO_COST
-        data["params"], data["macs"] = c.params, c.macs
+        x, y = data.in_shape, data.shape
+        c = cost(data.kind, data.attrs, x, y) if x is not None and y is not None else NO_COST
+        data.params, data.macs = c.params, c.macs
         total_params += c.params
         total_macs += c.macs
     return total_params, total_macs
@@ -52,16 +52,16 @@ def parts(graph: OpGraph) -> list[PartCost]:
     """Costs per part in network order: stem, each stage, head."""
     rows: dict[str, list] = {}
     for data in graph.nodes.values():
-        part = data["part"]
+        part = data.part
         if part == "input":
             continue
         row = rows.setdefault(part, [0, 0, None, 0, 0])
-        row[0] += data["params"]
-        row[1] += data["macs"]
-        row[2] = data.get("shape")  # nodes are in order: the last one is the part's output
-        if data["inserted"]:
-            row[3] += data["params"]
-            row[4] += data["macs"]
+        row[0] += data.params
+        row[1] += data.macs
+        row[2] = data.shape  # nodes are in order: the last one is the part's output
+        if data.inserted:
+            row[3] += data.params
+            row[4] += data.macs
     return [PartCost(name, *row) for name, row in rows.items()]
 
 
@@ -102,7 +102,7 @@ def memory_estimate(graph: OpGraph, params: int, batch: int, *, training: bool,
     the weights. In-place ops and allocator slack make real figures differ by tens of percent, which is
     why callers refuse only beyond the machine's whole memory.
     """
-    sizes = {node: _elements(data.get("shape")) for node, data in graph.nodes.items()}
+    sizes = {node: _elements(data.shape) for node, data in graph.nodes.items()}
     largest = max(sizes, key=sizes.__getitem__, default="input")
     if training:
         elements = sum(sizes.values())
@@ -120,4 +120,4 @@ def memory_estimate(graph: OpGraph, params: int, batch: int, *, training: bool,
             for done in freed_at.get(i, ()):     # inputs whose last consumer was this op
                 live -= sizes[done]
         weights = params * weight_bytes
-    return MemoryEstimate(elements * batch * activation_bytes, weights, largest, graph.nodes[largest].get("shape"))
+    return MemoryEstimate(elements * batch * activation_bytes, weights, largest, graph.nodes[largest].shape)

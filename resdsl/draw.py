@@ -31,6 +31,7 @@ import graphviz
 
 from .files import write_atomically
 from .errors import UsageError
+from .graph import Role
 from .ops import ALL
 from .network import Network
 from .units import format_count
@@ -97,13 +98,13 @@ def _collapse(net: Network, level: str) -> dict[str, str]:
         stages = {s.name for s in net.stages}
         out = {}
         for n, d in ops.nodes.items():
-            part = d["part"]
+            part = d.part
             out[n] = "input" if n == "input" else ("stages" if level == "network" and part in stages else part)
         return out
     # block level: the first block of each stage in full, the rest of the stage folded into one box
     out = {}
     for n, d in ops.nodes.items():
-        stage, block = d["stage"], d["block"]
+        stage, block = d.stage, d.block
         first = f"{stage}.0" if stage else None
         if stage and block and block != first and not block.startswith(first + "."):
             out[n] = f"{stage}.1+"
@@ -158,7 +159,7 @@ def build(net: Network, level: str = "op") -> graphviz.Digraph:
     for (x, y), attrs in segments.items():
         dot.edge(x, y, **attrs)
     kinds = sorted({style for _, _, style, _ in links if style != "main"})  # each link ends in its own style
-    inserted_shown = any(b.members == [b.id] and ops.nodes[b.id]["inserted"] for b in boxes.values())
+    inserted_shown = any(b.members == [b.id] and ops.nodes[b.id].inserted for b in boxes.values())
     if kinds or inserted_shown:
         _legend(dot, kinds, inserted_shown)
     return dot
@@ -210,7 +211,7 @@ def _segments(net: Network, links: list[tuple[str, str, str, str]], clusters: di
                 attrs.update(style=line, color=colour, fontcolor=colour, weight="0")
                 if x.endswith("#in"):  # leave the fork sideways, so that the main path keeps the centre
                     attrs["tailport"] = "e"
-                if b in net.ops.nodes and net.ops.nodes[b]["kind"] in ("add", "concat"):
+                if b in net.ops.nodes and net.ops.nodes[b].kind in ("add", "concat"):
                     attrs["headport"] = "e"
             if x.endswith("#in"):  # meet at the entry point's centre, with no gap in the line
                 attrs["tailclip"] = "false"
@@ -225,14 +226,14 @@ def _cluster_path(net: Network, box: _Box, level: str) -> tuple[tuple[str, str],
     if level not in ("op", "block") or box.id == "input":
         return ()
     data = net.ops.nodes[box.members[0]]
-    stage, block = data["stage"], data["block"]
+    stage, block = data.stage, data.block
     path = []
     if stage:
         s = next(s for s in net.stages if s.name == stage)
         stride = f", /{s.stride}" if s.stride and s.stride > 1 else ""
         path.append((stage, f"{stage}: {s.block} ×{s.repeats}{stride}"))
     if block and not box.id.endswith(".1+"):
-        path.append((block, f"{block} ({data['block_type']})"))
+        path.append((block, f"{block} ({data.block_type})"))
     return tuple(path)
 
 
@@ -265,23 +266,23 @@ def _box_attrs(net: Network, box: _Box, stage_of: dict) -> dict[str, str]:
     ops = net.ops
     members = [ops.nodes[m] for m in box.members]
     last = members[-1]
-    params = sum(d["params"] for d in members)
-    macs = sum(d["macs"] for d in members)
+    params = sum(d.params for d in members)
+    macs = sum(d.macs for d in members)
     if len(members) == 1 and box.id == box.members[0]:
         d = members[0]
-        kind = d["kind"]
+        kind = d.kind
         if kind in ("add", "concat"):
             return {"label": "+" if kind == "add" else "concat", "shape": "circle" if kind == "add" else "box",
                     "style": "filled", "fillcolor": "#ffffff", "width": "0.3", "fixedsize": "false",
                     "fontsize": "12" if kind == "add" else "10"}
-        lines = [essentials(kind, d.get("attrs", {}), d.get("shape"))]
+        lines = [essentials(kind, d.attrs, d.shape)]
         if kind != "input":  # the name inside its block (`conv1`, `downsample.0`), or the full name
-            block = d.get("block")
+            block = d.block
             lines.insert(0, box.id[len(block) + 1:] if block and box.id.startswith(block + ".") else box.id)
         if params:
             lines.append(f"{params:,} params")
         attrs = {"label": "\n".join(lines), "fillcolor": FILL.get(kind, "#f4f4f4")}
-        if d["inserted"]:
+        if d.inserted:
             attrs.update(fillcolor=INSERTED_FILL, color="#d9730d", penwidth="1.5",
                          label=attrs["label"] + "\n(inserted)")
         return attrs
@@ -301,17 +302,17 @@ def _box_attrs(net: Network, box: _Box, stage_of: dict) -> dict[str, str]:
         head = "\n".join(f"{s.name}: {s.block} ×{s.repeats}" for s in net.stages)
         fill = FILL["part"]
     else:
-        title, head, fill = box.id, ", ".join(dict.fromkeys(essentials(d["kind"], d.get("attrs", {}), d.get("shape"))
-                                                            for d in members if d["kind"] not in ("add", "concat"))
+        title, head, fill = box.id, ", ".join(dict.fromkeys(essentials(d.kind, d.attrs, d.shape)
+                                                            for d in members if d.kind not in ("add", "concat"))
                                               ), FILL["part"]
         if len(head) > 60:
             head = head[:57] + "…"
-    lines = [title, head, f"→ {dims(last.get('shape'))}", f"{params:,} params, {format_count(macs)} MACs"]
-    projections = {d["merge"] for d in members if d["inserted"]}
+    lines = [title, head, f"→ {dims(last.shape)}", f"{params:,} params, {format_count(macs)} MACs"]
+    projections = {d.merge for d in members if d.inserted}
     if projections:
-        kinds = sorted({ops.nodes[m]["shortcut"] for m in projections})
+        kinds = sorted({ops.nodes[m].shortcut for m in projections})
         lines.append(f"{len(projections)} shortcut{'s' if len(projections) > 1 else ''} inserted "
-                     f"({', '.join(kinds)}), {sum(d['params'] for d in members if d['inserted']):,} params")
+                     f"({', '.join(kinds)}), {sum(d.params for d in members if d.inserted):,} params")
     return {"label": "\n".join(lines), "fillcolor": fill}
 
 
@@ -319,12 +320,12 @@ def _edge_style(net: Network, u: str, v: str, edge: dict) -> str:
     """"main", or the kind of shortcut the edge belongs to."""
     ops = net.ops
     target = ops.nodes[v]
-    if target["kind"] == "concat" and edge["role"] == "shortcut":
+    if target.kind == "concat" and edge["role"] is Role.SHORTCUT:
         return "concat"
-    if target["kind"] == "add" and edge["role"] == "shortcut":
-        return target["shortcut"]
-    if target["inserted"]:
-        return ops.nodes[target["merge"]]["shortcut"]
+    if target.kind == "add" and edge["role"] is Role.SHORTCUT:
+        return target.shortcut
+    if target.inserted:
+        return ops.nodes[target.merge].shortcut
     return "main"
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 from . import syntax as ast
 from .errors import EvalError, Reporter, Span
-from .graph import OpGraph
+from .graph import Node, OpGraph, Role
 from .ops import OPS, BoundArg, bind
 from .reserved import reserved_reason
 from .binding import Binder, missing_use_hint
@@ -119,16 +119,16 @@ class _Elaborator:
         if self.work > MAX_WORK or len(self.graph) >= MAX_NODES:
             raise _TooLarge
 
-    def add_node(self, node: str, ctx: Context, kind: str, span: Span, source: str | None, **attrs) -> str:
+    def add_node(self, node: str, ctx: Context, kind: str, span: Span, source: str | None, **fields) -> str:
         self.count_work()
         self.seq += 1
         # The part (a summary row, a `--freeze` unit) is where the spec puts the op: its `stem` or `head`
         # section, else its top-level module (a stage `layer2`, a block call `trans1`, a group, an op).
         part = ctx.section or node.partition(".")[0]
-        self.graph.add_node(node, kind=kind, span=span, trace=ctx.trace, stage=ctx.stage, block=ctx.block,
-                            block_type=ctx.block_type, part=part, inserted=False, seq=self.seq, **attrs)
+        self.graph.add_node(node, Node(kind, span, trace=ctx.trace, stage=ctx.stage, block=ctx.block,
+                                       block_type=ctx.block_type, part=part, seq=self.seq, **fields))
         if source is not None:
-            self.graph.add_edge(source, node, role="main")
+            self.graph.add_edge(source, node, Role.MAIN)
         return node
 
     # ---- network ---------------------------------------------------------------
@@ -161,9 +161,8 @@ class _Elaborator:
         first_op = next((s for s in statements if isinstance(s, ast.Chain)), None)
         if inputs and first_op is not None and statements.index(first_op) < statements.index(inputs[0]):
             self.error(ctx, "E0209", "`input` must come before the first op", inputs[0].span)
-        self.graph.add_node("input", kind="input", attrs={}, span=inputs[0].span if inputs else template.span,
-                            trace=(), stage=None, block=None, block_type=None, part="input", inserted=False,
-                            seq=0, shape=tuple(input_shape))
+        self.graph.add_node("input", Node("input", inputs[0].span if inputs else template.span, part="input",
+                                          shape=tuple(input_shape)))
         scope = Scope("")
         scope.taken["input"] = None
         try:
@@ -291,16 +290,16 @@ class _Elaborator:
         if options is not None and "project_from" in options:
             label, where = options["project_from"]
             tap = scope.prefix + label
-            if tap not in self.graph or self.graph.nodes[tap]["seq"] <= first:
+            if tap not in self.graph or self.graph.nodes[tap].seq <= first:
                 self.error(ctx, "E0201", f"no op labelled `{label}` on this residual's main path", where,
                            help="label the op to project from, e.g. `bn -> preact: relu`")
                 tap = None
         merge = self.name(scope, ctx, link.label, element.merge, element.span, module=False)
         shortcut = scope.claim(None, "downsample", element.span, module=False)
-        node = self.add_node(merge, ctx, element.merge, element.span, main, attrs={}, policy=ctx.policy,
+        node = self.add_node(merge, ctx, element.merge, element.span, main, policy=ctx.policy,
                              shortcut_name=shortcut, project_from=tap,
                              project_norm=options.get("project_norm", True) if options else True)
-        self.graph.add_edge(current, node, role="shortcut")
+        self.graph.add_edge(current, node, Role.SHORTCUT)
         return node
 
     def merge_options(self, element: ast.Residual, ctx: Context) -> dict | None:

@@ -63,7 +63,7 @@ def check_memory(net: Network, batch: int, *, training: bool, limit: int | None,
              f"{show_bytes(estimate.weights)} of weights" + (", gradients and optimizer state" if training else "")]
     if extra:
         notes.append(f"{extra_what}: about {show_bytes(extra)}")
-    span = net.ops.nodes["input"]["span"]
+    span = net.ops.nodes["input"].span
     raise SpecError([Diagnostic(
         "E0506", f"`{net.name}` needs about {show_bytes(total)} for input {show_shape(net.input_shape)}, "
                  f"more than {where}", span, notes=tuple(notes),

@@ -79,15 +79,15 @@ class Network:
         """The shortcuts resdsl inserted: one entry per merge, with their cost."""
         found: dict[str, dict[str, Any]] = {}
         for node, data in self.ops.nodes.items():
-            if data["inserted"]:
-                merge = self.ops.nodes[data["merge"]]
-                entry = found.setdefault(data["merge"], {
-                    "merge": data["merge"], "kind": merge["shortcut"], "part": data["part"],
-                    "from": show_shape(data["in_shape"]),
-                    "to": show_shape(merge["shape"]), "nodes": [], "params": 0, "macs": 0})
+            if data.inserted:
+                merge = self.ops.nodes[data.merge]
+                entry = found.setdefault(data.merge, {
+                    "merge": data.merge, "kind": merge.shortcut, "part": data.part,
+                    "from": show_shape(data.in_shape),
+                    "to": show_shape(merge.shape), "nodes": [], "params": 0, "macs": 0})
                 entry["nodes"].append(node)
-                entry["params"] += data["params"]
-                entry["macs"] += data["macs"]
+                entry["params"] += data.params
+                entry["macs"] += data.macs
         return list(found.values())
 
     def to_json(self) -> dict[str, Any]:
@@ -178,7 +178,7 @@ def _pipeline(text, path, network, input_shape, params, reporter: Reporter) -> N
     reporter.raise_if_failed()
     total_params, total_macs = annotate(graph)
     output = graph.nodes[elaboration.output]
-    return Network(name=name, ops=graph, output=elaboration.output, span=elaboration.span, input_shape=graph.nodes["input"]["shape"], output_shape=output["shape"],
+    return Network(name=name, ops=graph, output=elaboration.output, span=elaboration.span, input_shape=graph.nodes["input"].shape, output_shape=output.shape,
                    params=total_params, macs=total_macs, parameters=elaboration.parameters,
                    stages=elaboration.stages, parts=tuple(parts(graph)), path=path, sources=dict(reporter.sources),
                    template=elaboration.template, instances=elaboration.instances)

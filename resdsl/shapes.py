@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import ShapeError
-from .graph import OpGraph
+from .graph import Node, OpGraph, Role
 from .ops import ALL
 from .ops.base import Shape, feature_map
 from .values import Value
@@ -148,57 +148,57 @@ def infer_graph(graph: OpGraph, reporter) -> None:
     reported once, not at every op after it.
     """
     inserted = False
-    nodes, pred = graph.nodes, graph.pred
+    nodes = graph.nodes
     for node, data in list(nodes.items()):
-        kind = data["kind"]
+        kind = data.kind
         if kind == "input":
-            data["in_shape"] = None
+            data.in_shape = None
             continue
-        inputs = {edge["role"]: u for u, edge in pred[node].items()}
-        main = nodes[inputs["main"]].get("shape")
-        data["in_shape"] = main
-        data["shape"] = None
+        inputs = graph.inputs(node)
+        main = nodes[inputs.main].shape
+        data.in_shape = main
+        data.shape = None
         if main is None:
             continue
         try:
-            if kind in ("add", "concat"):
-                x = nodes[inputs["shortcut"]].get("shape")
+            if data.is_merge:
+                x = nodes[inputs.shortcut].shape
                 if x is None:
                     continue
                 if kind == "concat":
-                    data["shape"] = merge_shape(kind, main, x)
-                    data["shortcut"] = "identity"
+                    data.shape = merge_shape(kind, main, x)
+                    data.shortcut = "identity"
                     continue
-                plan = plan_shortcut(data["policy"], x, main, _stride_between(nodes, pred, inputs))
-                data["shortcut"] = plan.kind
-                data["shape"] = main
+                plan = plan_shortcut(data.policy, x, main, _stride_between(graph, inputs.main, inputs.shortcut))
+                data.shortcut = plan.kind
+                data.shape = main
                 if plan.kind not in ("identity", "none"):
-                    source = data.get("project_from") or inputs["shortcut"]
-                    if source != inputs["shortcut"]:  # ResNet v2: project the pre-activated tensor instead
-                        x = nodes[source]["shape"]
-                        plan = tap_plan(plan, x, main, _stride_between(nodes, pred, {**inputs, "shortcut": source}))
-                    _insert_shortcut(graph, node, inputs["shortcut"], source, plan, x, main,
-                                     norm=data.get("project_norm", True))
+                    source = data.project_from or inputs.shortcut
+                    if source != inputs.shortcut:  # ResNet v2: project the pre-activated tensor instead
+                        x = nodes[source].shape
+                        plan = tap_plan(plan, x, main, _stride_between(graph, inputs.main, source))
+                    _insert_shortcut(graph, node, inputs.shortcut, source, plan, x, main,
+                                     norm=data.project_norm)
                     inserted = True
             else:
-                data["shape"] = infer(kind, data["attrs"], main)
+                data.shape = infer(kind, data.attrs, main)
         except ShapeError as exc:
-            detail = f"input {show_shape(main)}" if kind not in ("add", "concat") else None
-            reporter.error(exc.code, exc.message, data["span"], help=exc.help, trace=data["trace"],
+            detail = f"input {show_shape(main)}" if not data.is_merge else None
+            reporter.error(exc.code, exc.message, data.span, help=exc.help, trace=data.trace,
                            notes=(detail,) if detail else ())
     for u, _, edge in graph.edges():  # edges carry the tensor's shape
-        edge["shape"] = nodes[u].get("shape")
+        edge["shape"] = nodes[u].shape
     if inserted:  # put each inserted shortcut just before its merge
-        graph.reorder(key=lambda data: data["seq"])
+        graph.reorder(key=lambda data: data.seq)
 
 
-def _stride_between(nodes, pred, inputs: dict[str, str]) -> int:
-    """Product of the strides on the main path, walked back from the merge to the shortcut's source."""
-    stride, node = 1, inputs["main"]
-    while node != inputs["shortcut"] and node in nodes and nodes[node]["kind"] != "input":
-        data = nodes[node]
-        stride *= main_path_stride(data["kind"], data.get("attrs", {}), data.get("in_shape"))
-        node = next(u for u, edge in pred[node].items() if edge["role"] == "main")
+def _stride_between(graph: OpGraph, main: str, source: str) -> int:
+    """Product of the strides on the main path, walked back from the merge's main input to `source`."""
+    stride, node = 1, main
+    while node != source and node in graph.nodes and graph.nodes[node].kind != "input":
+        data = graph.nodes[node]
+        stride *= main_path_stride(data.kind, data.attrs, data.in_shape)
+        node = graph.main_input(node)
     return stride
 
 
@@ -207,7 +207,7 @@ def _insert_shortcut(graph: OpGraph, merge: str, raw: str, source: str, plan: Sh
     """Replace the edge raw -> merge by the planned shortcut ops from `source` (the raw input, or the
     tap a block chose), named like torchvision's `downsample`; `norm=False` leaves out the BN."""
     m = graph.nodes[merge]
-    name = m["shortcut_name"]
+    name = m.shortcut_name
     feature_map = len(x) == 3
     if plan.kind == "zeropad":
         ops = [(name, "zeropad", ALL["zeropad"].make(stride=plan.stride, channels=y[0] - x[0]))]
@@ -229,11 +229,11 @@ def _insert_shortcut(graph: OpGraph, merge: str, raw: str, source: str, plan: Sh
     previous, shape = source, x
     for i, (node, kind, attrs) in enumerate(ops):
         out = infer(kind, attrs, shape)
-        graph.add_node(node, kind=kind, attrs=attrs, span=m["span"], trace=m["trace"], stage=m["stage"],
-                       block=m["block"], block_type=m["block_type"], part=m["part"], inserted=True, merge=merge,
-                       seq=m["seq"] - 1 + (i + 1) / (len(ops) + 1), in_shape=shape, shape=out)
-        graph.add_edge(previous, node, role="main")
+        graph.add_node(node, Node(kind, m.span, attrs, m.trace, m.stage, m.block, m.block_type, m.part,
+                                  inserted=True, merge=merge, seq=m.seq - 1 + (i + 1) / (len(ops) + 1),
+                                  in_shape=shape, shape=out))
+        graph.add_edge(previous, node, Role.MAIN)
         previous, shape = node, out
     if shape != y:  # pragma: no cover - plan_shortcut chose the stride so that this holds
         raise ShapeError("E0407", f"shortcut gives {show_shape(shape)}, main path {show_shape(y)}")
-    graph.add_edge(previous, merge, role="shortcut")
+    graph.add_edge(previous, merge, Role.SHORTCUT)

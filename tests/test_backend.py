@@ -124,8 +124,9 @@ def op_calls(net, model: torch.fx.GraphModule) -> dict[str, torch.fx.Node]:
     names = [n for n in net.ops.nodes if n != "input"]
     assert len(body) == len(names)
     for name, node in zip(names, body):
-        kind = net.ops.nodes[name]["kind"]
-        inputs = {edge["role"]: found[u] for u, edge in net.ops.pred[name].items()}
+        kind = net.ops.nodes[name].kind
+        main, shortcut = net.ops.inputs(name)
+        inputs = {"main": found[main], "shortcut": found.get(shortcut)}
         if kind in MERGES:
             assert node.op == "call_function" and node.target in MERGES[kind], name
             args = (inputs["main"], inputs["shortcut"]) if kind == "add" else ([inputs["shortcut"], inputs["main"]], 1)

@@ -71,7 +71,7 @@ def assert_every_container_is_its_slice(net, model: torch.fx.GraphModule, x: tor
     children = [(m, border(net, child)[1] if isinstance(m, Part) else child) for child, m in model.named_children()]
     assert [last for _, last in children] == sorted((last for _, last in children), key=order.index)
     pool = next(i for i, (_, last) in enumerate(children)
-                if net.ops.nodes[last]["kind"] in ("avgpool", "flatten") or i == len(children) - 1)
+                if net.ops.nodes[last].kind in ("avgpool", "flatten") or i == len(children) - 1)
     if pool:
         with torch.no_grad():
             features = nn.Sequential(*[m for m, _ in children[:pool]])(x.clone())
@@ -152,9 +152,9 @@ def renamed(net, names: dict[str, str]):
     """`net` with some nodes renamed: a way to make containers the language itself never makes."""
     ops = OpGraph()
     for node, data in net.ops.nodes.items():
-        ops.add_node(names.get(node, node), **data)
+        ops.add_node(names.get(node, node), dataclasses.replace(data))
     for u, v, edge in net.ops.edges():
-        ops.add_edge(names.get(u, u), names.get(v, v), **edge)
+        ops.add_edge(names.get(u, u), names.get(v, v), edge["role"])
     return dataclasses.replace(net, ops=ops, output=names.get(net.output, net.output))
 
 

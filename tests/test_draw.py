@@ -161,13 +161,13 @@ def expected_boxes(net, level: str) -> dict[str, str]:
         if level == "op":
             out[n] = n
         elif level == "stage":
-            out[n] = d["part"]
+            out[n] = d.part
         elif level == "network":
-            out[n] = "stages" if d["part"] in stages else d["part"]
+            out[n] = "stages" if d.part in stages else d.part
         else:
-            first = f"{d['stage']}.0"
-            folded = d["stage"] and d["block"] and not (d["block"] + ".").startswith(first + ".")
-            out[n] = f"{d['stage']}.1+" if folded else n
+            first = f"{d.stage}.0"
+            folded = d.stage and d.block and not (d.block + ".").startswith(first + ".")
+            out[n] = f"{d.stage}.1+" if folded else n
     return out
 
 
@@ -212,8 +212,8 @@ def test_every_spec_draws_at_every_level(name):
             first = attrs["label"].split("\n")[0]
             if level in ("op", "block") and box in ops.nodes and box != "input":
                 d = ops.nodes[box]
-                name = box[len(d["block"]) + 1:] if d["block"] else box  # `conv1` inside layer1.0
-                assert first == {"add": "+", "concat": "concat"}.get(d["kind"], name), box
+                name = box[len(d.block) + 1:] if d.block else box  # `conv1` inside layer1.0
+                assert first == {"add": "+", "concat": "concat"}.get(d.kind, name), box
             elif level == "stage" or (level == "network" and box != "stages"):
                 assert first == box or box == "input"
             elif level == "network":
@@ -223,7 +223,7 @@ def test_every_spec_draws_at_every_level(name):
         if level == "op":  # each tensor is labelled with its shape where it leaves its op
             for a, b, attrs in links:
                 if not HELPER.search(a) and attrs.get("style") != "invis":
-                    assert attrs["label"] == f" {draw.dims(ops.nodes[a]['shape'])} ", (a, b)
+                    assert attrs["label"] == f" {draw.dims(ops.nodes[a].shape)} ", (a, b)
         if level in ("stage", "network"):
             assert [n for n in nodes if HELPER.search(n)] == []
 
@@ -313,7 +313,7 @@ def test_no_edge_crosses_a_box_title(name, level):
     net = resdsl.load(name)
     drawn = Drawn(net, level)
     heads = tuple(f"{s.name}: " for s in net.stages) + tuple(
-        f"{d['block']} (" for d in net.ops.nodes.values() if d["block"])
+        f"{d.block} (" for d in net.ops.nodes.values() if d.block)
     titles = [(text, box) for text, box in drawn.texts if text.startswith(heads)]
     assert len(titles) >= len(net.stages), titles  # every stage's box is titled
     for tail, head, line in drawn.edges:
@@ -327,10 +327,10 @@ def test_shortcuts_stay_inside_their_block_without_snaking(name, level):
     net = resdsl.load(name)
     ops = net.ops
     drawn = Drawn(net, level)
-    merges = [n for n in drawn.name.values() if n in ops.nodes and ops.nodes[n]["kind"] in ("add", "concat")]
+    merges = [n for n in drawn.name.values() if n in ops.nodes and ops.nodes[n].kind in ("add", "concat")]
     assert merges or name == "plain20"
     for merge in merges:
-        block = f"cluster_{ops.nodes[merge]['block']}"
+        block = f"cluster_{ops.nodes[merge].block}"
         box = drawn.bb(block)
         side = [(tail, line) for tail, head, line in drawn.edges if head == merge and tail != ops.main_input(merge)]
         assert len(side) == 1, merge

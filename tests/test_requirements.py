@@ -101,7 +101,7 @@ network v2(classes = 1000) {
     reference = timm.create_model("resnetv2_50", pretrained=False).eval()
     net = resdsl.loads(text, path="v2.res")
     assert net.params == sum(p.numel() for p in reference.parameters()) == 25_549_352
-    downsample = [n for n, d in net.ops.nodes.items() if d["inserted"] and n.startswith("layer2.0.")]
+    downsample = [n for n, d in net.ops.nodes.items() if d.inserted and n.startswith("layer2.0.")]
     assert downsample == ["layer2.0.downsample.0"]  # a conv alone, no bn
     assert list(net.ops.pred["layer2.0.downsample.0"]) == ["layer2.0.preact"]
 

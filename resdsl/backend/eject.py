@@ -131,11 +131,11 @@ class Ejector:
         flagged = any(i.policy == "none" for i in uses) and self.caller_residual(template)
         info = self.classes[id(template)] = ClassInfo(name, template, params, flagged)
         sample = uses[0] if uses else None  # the use whose values decide `//` against `/`
-        entries = {len(self.ops.nodes[self.first[i.path]]["in_shape"]) for i in uses if i.path in self.first}
+        entries = {len(self.ops.nodes[self.first[i.path]].in_shape) for i in uses if i.path in self.first}
         if len(entries) > 1:
             raise Unsupported(f"block `{template.name}` is used on both feature maps and vectors")
         rank = entries.pop() if entries else 3
-        channels = self.ops.nodes[self.first[sample.path]]["in_shape"][0] if sample and sample.path in self.first \
+        channels = self.ops.nodes[self.first[sample.path]].in_shape[0] if sample and sample.path in self.first \
             else UNKNOWN
         env = {p: Sym(py, sample=sample.arguments.get(p, UNKNOWN) if sample else UNKNOWN) for p, py in params.items()}
         entry = Tensor("x", Sym("in_channels", sample=channels), rank)
@@ -209,8 +209,8 @@ class Ejector:
         """What a block or stage of the network gives: its shape, and whether the tensor is its own
         (a block of Identity or Dropout alone hands back its input, which an in-place op must not touch)."""
         node = self.last[path]
-        shape = self.ops.nodes[node]["shape"]
-        while self.ops.nodes[node]["kind"] in ALIASING:
+        shape = self.ops.nodes[node].shape
+        while self.ops.nodes[node].kind in ALIASING:
             node = self.ops.main_input(node)
         return Tensor(var, literal(shape[0]), len(shape), owned=node.startswith(path + "."))
 

@@ -107,7 +107,7 @@ class Body:
         if self.network and (channels is None or channels.const):  # sizes after flatten come from the graph
             if t.channels is None or not t.channels.const:
                 raise Symbolic
-            channels = literal(self.ej.ops.nodes[".".join(path)]["shape"][0])
+            channels = literal(self.ej.ops.nodes[".".join(path)].shape[0])
         self.init.append(Module(path, module))
         if not module.func.startswith("nn."):  # a class of backend/layers.py: its source goes in the file
             self.uses.add(module.func)

@@ -97,15 +97,15 @@ def shortcut_paths(ops: OpGraph) -> dict[str, list[str]]:
     """Inserted shortcut path (`layer2.0.downsample`) -> its nodes in order."""
     found: dict[str, list[str]] = {}
     for name, data in ops.nodes.items():
-        if data.get("inserted"):
-            found.setdefault(ops.nodes[data["merge"]]["shortcut_name"], []).append(name)
+        if data.inserted:
+            found.setdefault(ops.nodes[data.merge].shortcut_name, []).append(name)
     return found
 
 
 def shortcut_call(ops: OpGraph, path: str, nodes: list[str]) -> Call:
     """`ZeroPadShortcut(2, 16)`, or an nn.Sequential of the projection; a slot the graph leaves
     empty (ResNet-D at stride 1: no pool in slot 0, as timm) holds an nn.Identity."""
-    calls = [render_call(module_call(ops.nodes[n]["kind"], ops.nodes[n]["attrs"], ops.nodes[n]["in_shape"], False))
+    calls = [render_call(module_call(ops.nodes[n].kind, ops.nodes[n].attrs, ops.nodes[n].in_shape, False))
              for n in nodes]
     if nodes == [path]:
         return calls[0]

@@ -68,9 +68,9 @@ def _owned(ops: "OpGraph", node: str, scope: str) -> bool:
     not an alias of a tensor that fails these tests."""
     while True:
         data = ops.nodes[node]
-        if data["kind"] == "input" or not _within(node, scope) or len(ops.succ[node]) != 1:
+        if data.kind == "input" or not _within(node, scope) or len(ops.succ[node]) != 1:
             return False
-        if data["kind"] not in ALIASING:
+        if data.kind not in ALIASING:
             return True
         node = ops.main_input(node)
 
@@ -81,12 +81,12 @@ def _inplace(ops: "OpGraph") -> dict[str, bool]:
     forward and every container's, since `_owned` asks about the op's innermost container."""
     found = {}
     for name, data in ops.nodes.items():
-        kind = data["kind"]
+        kind = data.kind
         if kind in INPLACE or kind == "add":
             main = ops.main_input(name)
             found[name] = _owned(ops, main, name.rpartition(".")[0]) and (
                 # a conv or BN does not keep its own output for the backward pass; a ReLU would
-                kind != "add" or ALL.get(ops.nodes[main]["kind"], NOT_AN_OP).overwritable)
+                kind != "add" or ALL.get(ops.nodes[main].kind, NOT_AN_OP).overwritable)
     return found
 
 
@@ -106,16 +106,16 @@ def _forward_graph(ops: "OpGraph", inplace: dict[str, bool], scope: Scope, calls
                 values[name] = graph.call_module(local.partition(".")[0], (values[child.entries[0]],))
             continue
         data = ops.nodes[name]
-        inputs = {edge["role"]: u for u, edge in ops.pred[name].items()}
-        x = values[inputs["main"]]
-        if data["kind"] == "add":  # same shapes on both sides: the shortcut ops made them so
+        inputs = ops.inputs(name)
+        x = values[inputs.main]
+        if data.kind == "add":  # same shapes on both sides: the shortcut ops made them so
             fn = operator.iadd if inplace[name] else operator.add
-            values[name] = graph.create_node("call_function", fn, (x, values[inputs["shortcut"]]), name=local)
-        elif data["kind"] == "concat":  # DenseNet order: the block's input, then its new features
-            args = ([values[inputs["shortcut"]], x], 1)
+            values[name] = graph.create_node("call_function", fn, (x, values[inputs.shortcut]), name=local)
+        elif data.kind == "concat":  # DenseNet order: the block's input, then its new features
+            args = ([values[inputs.shortcut], x], 1)
             values[name] = graph.create_node("call_function", torch.cat, args, name=local)
         else:
-            if data["kind"] == "fc" and len(data["in_shape"]) == 3:  # a pooled C×1×1 map: flatten, as torchvision
+            if data.kind == "fc" and len(data.in_shape) == 3:  # a pooled C×1×1 map: flatten, as torchvision
                 x = graph.call_function(torch.flatten, (x, 1))
             values[name] = graph.call_module(local, (x,))
     graph.output(values[scope.exits[0]])
@@ -142,11 +142,11 @@ def to_torch(net: "Network") -> fx.GraphModule:
     root = nn.Module()
     zero_init: list[str] = []
     for name, data in ops.nodes.items():
-        kind = data["kind"]
+        kind = data.kind
         if kind in ("input",) + MERGES:
             continue
-        _install(root, name, make_module(kind, data["attrs"], data["in_shape"], inplace.get(name, False)), make_part)
-        if kind == "bn" and data["attrs"]["zero_init"]:
+        _install(root, name, make_module(kind, data.attrs, data.in_shape, inplace.get(name, False)), make_part)
+        if kind == "bn" and data.attrs["zero_init"]:
             zero_init.append(name)
     whole = Scope("", tuple(n for n in ops.nodes if n != "input"), ("input",), (net.output,), True)
     module = fx.GraphModule(root, _forward_graph(ops, inplace, whole, {}), class_name=net.name)
@@ -178,10 +178,10 @@ def _descriptions(net: "Network") -> dict[str, str]:
         stride = f", stride {stage.stride}" if stage.stride and stage.stride > 1 else ""
         found[stage.name] = f"stage: {stage.block} ×{stage.repeats}{stride}, shortcut {stage.policy}"
     for name, data in net.ops.nodes.items():
-        if data.get("block") and data["block"] not in found:
-            found[data["block"]] = f"block: {data['block_type']}"
-        if data.get("inserted"):
-            found.setdefault(name.rpartition(".")[0], f"shortcut: {net.ops.nodes[data['merge']]['shortcut']}")
+        if data.block and data.block not in found:
+            found[data.block] = f"block: {data.block_type}"
+        if data.inserted:
+            found.setdefault(name.rpartition(".")[0], f"shortcut: {net.ops.nodes[data.merge].shortcut}")
     return found
 
 

@@ -95,8 +95,8 @@ def _locate(net: "Network", key: str) -> tuple[Span, tuple]:
     for cut in range(len(parts) - 1, 0, -1):
         data = net.ops.nodes.get(".".join(parts[:cut]))
         if data is not None:
-            return data["span"], data["trace"]
-    return net.ops.nodes["input"]["span"], ()
+            return data.span, data.trace
+    return net.ops.nodes["input"].span, ()
 
 
 def _unexpected_hint(key: str, state: dict) -> str | None:

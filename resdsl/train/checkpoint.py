@@ -55,7 +55,7 @@ def resume(path: str, net: Network, model: torch.nn.Module, optimizer, scheduler
 
 def _classifier(net: Network) -> str | None:
     """The last op with parameters: the one whose shape follows the data's number of classes."""
-    owners = [name for name, data in net.ops.nodes.items() if data.get("params")]
+    owners = [name for name, data in net.ops.nodes.items() if data.params]
     return owners[-1] if owners else None
 
 
@@ -111,5 +111,5 @@ def _part_of(net: Network, key: str) -> str | None:
     for cut in range(len(pieces) - 1, 0, -1):
         data = net.ops.nodes.get(".".join(pieces[:cut]))
         if data is not None:
-            return data["part"]
+            return data.part
     return None
