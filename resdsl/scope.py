@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import Span
+from .ops import ALL
 from .values import Value
 
-NUMBERED_KINDS = ("conv", "bn")
+NUMBERED_KINDS = frozenset(name for name, kind in ALL.items() if kind.numbered)  # conv1, bn1, gn1
 
 
 @dataclass(frozen=True)

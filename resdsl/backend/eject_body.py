@@ -111,7 +111,7 @@ class Body:
         self.init.append(Module(path, module))
         if not module.func.startswith("nn."):  # a class of backend/layers.py: its source goes in the file
             self.uses.add(module.func)
-        zero = attrs.get("zero_init") if kind == "bn" else None
+        zero = attrs.get("zero_init")
         if zero is not None and not (zero.const and not zero.sample):  # the residual branch starts at zero
             line = Line("nn.init.zeros_({0}.weight)", (path,))
             self.init.append(line if zero.const else If(zero.text, [line], []))

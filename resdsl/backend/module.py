@@ -146,7 +146,7 @@ def to_torch(net: "Network") -> fx.GraphModule:
         if kind in ("input",) + MERGES:
             continue
         _install(root, name, make_module(kind, data.attrs, data.in_shape, inplace.get(name, False)), make_part)
-        if kind == "bn" and data.attrs["zero_init"]:
+        if data.attrs.get("zero_init"):  # a norm whose scale starts at 0
             zero_init.append(name)
     whole = Scope("", tuple(n for n in ops.nodes if n != "input"), ("input",), (net.output,), True)
     module = fx.GraphModule(root, _forward_graph(ops, inplace, whole, {}), class_name=net.name)

@@ -90,6 +90,7 @@ class OpKind:
     overwritable: bool = False    # its output is new and autograd keeps no reference to it (conv, BN, SE's
     #                               product), so a residual add may write into it: `out += identity`
     internal: bool = False        # inserted by the shape checker only; a spec cannot call it
+    numbered: bool = False        # named `conv1`, `conv2` within a scope (torchvision); else `relu`, `relu2`
 
     def option(self, word: str) -> Option | None:
         for opt in self.options:

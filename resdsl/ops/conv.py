@@ -56,5 +56,5 @@ KINDS = (
         Option("dilation", ("d",), default=1, minimum=1, maximum=4096),
         Option("groups", ("g",), default=1, minimum=1, maximum=MAX_CHANNELS),
         Option("bias", default=False, type="bool", flag=True),
-    ), feature_map=True, reads_channels=True, overwritable=True),
+    ), feature_map=True, reads_channels=True, overwritable=True, numbered=True),
 )
