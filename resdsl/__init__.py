@@ -8,7 +8,8 @@
 
 from .errors import Diagnostic, SpecError
 from .errors import UsageError
-from .network import Network, load, loads
+from .network import Network
+from .pipeline import load, loads
 
-__version__ = "0.1.0"
+from .version import __version__
 __all__ = ["Diagnostic", "Network", "SpecError", "UsageError", "load", "loads", "__version__"]

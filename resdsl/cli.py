@@ -155,12 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from . import __version__
+    from .version import __version__
     return __version__
 
 
 def _load(spec: str, args: argparse.Namespace):
-    from .network import load
+    from .pipeline import load
     return load(expand(spec), network=args.network, input_shape=args.input_shape, **dict(args.overrides))
 
 

@@ -24,6 +24,10 @@ Shape = tuple[int, ...]
 MERGES = ("add", "concat")
 
 
+def show_shape(shape: Shape | None) -> str:
+    return "?" if shape is None else "x".join(str(d) for d in shape)
+
+
 class Role(str, enum.Enum):
     """Which input of its target an edge is (a str, so `edge["role"] == "main"` reads as before)."""
 

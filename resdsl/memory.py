@@ -15,7 +15,7 @@ import re
 from .analysis import MemoryEstimate, memory_estimate
 from .errors import Diagnostic, SpecError
 from .network import Network
-from .shapes import show_shape
+from .graph import show_shape
 from .units import format_count
 
 _SIZE = re.compile(r"(?i)\s*([0-9]+(?:\.[0-9]+)?(?:e[0-9]+)?)\s*([kmgt]?)i?b?\s*")

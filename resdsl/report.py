@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .network import Network
-from .shapes import show_shape
+from .graph import show_shape
 from .units import format_count
 
 

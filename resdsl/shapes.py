@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import ShapeError
-from .graph import Node, OpGraph, Role
+from .graph import Node, OpGraph, Role, show_shape
 from .ops import ALL
 from .ops.base import Shape, feature_map
 from .values import Value
@@ -40,10 +40,6 @@ def check_input_shape(shape: object) -> Shape:
         if not 1 <= int(dim) <= MAX_DIM:
             raise ValueError(f"input_shape sizes must be between 1 and {MAX_DIM:,}, not {int(dim):,}")
     return tuple(int(dim) for dim in shape)
-
-
-def show_shape(shape: Shape | None) -> str:
-    return "?" if shape is None else "x".join(str(d) for d in shape)
 
 
 def infer(kind: str, attrs: dict[str, Value], shape: Shape) -> Shape:

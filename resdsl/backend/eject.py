@@ -357,7 +357,7 @@ def _definitions(net: "Network") -> dict[str, ast.Definition]:
 
 def eject(net: "Network", model=None) -> str:
     """Standalone PyTorch source for `net` (`model`, the compiled module, is not needed)."""
-    from .. import __version__
+    from ..version import __version__
     ej = Ejector(net)
     try:
         try:

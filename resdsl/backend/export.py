@@ -75,7 +75,7 @@ def emit(net: "Network", model: torch.nn.Module, kind: str, out: str) -> None:
         program = torch.onnx.export(model, (example_input(net),), dynamo=True)
         data = program.model_proto.SerializeToString()
     elif kind == "state":
-        from .. import __version__
+        from ..version import __version__
         payload = {"state_dict": model.state_dict(), "network": net.name, "spec": net.sources.get(net.path, ""),
                    "sources": dict(net.sources), "resdsl_version": __version__,
                    "input_shape": list(net.input_shape)}

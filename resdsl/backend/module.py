@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Callable
 import torch
 import torch.fx as fx
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..ops import ALL, ModuleCall, OpKind
 from . import layers

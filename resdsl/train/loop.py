@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from ..files import check_destination, write_atomically
 from ..library import UsageError
 from ..memory import check_memory, physical_memory, show_bytes
-from ..network import Network, load
+from ..network import Network
+from ..pipeline import load
 from ..units import format_count
 from . import checkpoint
 from .config import TrainConfig
