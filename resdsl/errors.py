@@ -183,7 +183,23 @@ class Reporter:
 
     def raise_if_failed(self) -> None:
         if self.diagnostics:
-            raise SpecError(self.diagnostics, self.sources)
+            raise SpecError(sorted_by_position(self.diagnostics), self.sources)
+
+
+def sorted_by_position(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """In reading order: files in the order they first appear, then line and column. Diagnostics
+    without a place (a command-line mistake) come first; equal places keep the order found."""
+    files: dict[str, int] = {}
+    for d in diagnostics:
+        if d.span is not None:
+            files.setdefault(d.span.path, len(files))
+
+    def key(d: Diagnostic) -> tuple:
+        if d.span is None:
+            return (-1, 0, 0)
+        return (files[d.span.path], d.span.line, d.span.column)
+
+    return sorted(diagnostics, key=key)
 
 
 def render(diag: Diagnostic, sources: dict[str, str]) -> str:

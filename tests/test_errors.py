@@ -689,3 +689,13 @@ def test_loads_with_a_bad_override_and_network_name():
 def test_load_missing_file_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError):
         resdsl.load(tmp_path / "no_such_file.res")
+
+
+def test_diagnostics_come_in_reading_order():
+    """A shape error (found after elaboration) on line 4 is listed before an argument error on line 6."""
+    text = "block b() { nosuch() }\nnetwork n {\n input 3x8x8\n conv 8 k3 g3\n b()\n relu foo=1 }"
+    with pytest.raises(resdsl.SpecError) as info:
+        resdsl.loads(text)
+    assert [(d.code, d.line) for d in info.value.diagnostics] == [("E0202", 1), ("E0402", 4), ("E0203", 6)]
+    rendered = str(info.value)
+    assert rendered.index("E0402") < rendered.index("E0203")
