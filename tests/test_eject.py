@@ -23,10 +23,11 @@ import resdsl
 from resdsl.backend.eject import eject
 from resdsl.cli import main
 from resdsl.library import bundled_networks, specs_dir
+from family import LEFT_TO_TEST_FAMILY, TIMM_RESNET
 from strategies import networks
 
 IMAGENET = {"resnet18", "resnet34", "resnet50", "resnet50d", "seresnet50", "resnext50_32x4d", "resnet101",
-            "resnet152", "wide_resnet50_2", "resnet50_v1", "plain18", "plain34", "resnet"}
+            "resnet152", "wide_resnet50_2", "resnet50_v1", "plain18", "plain34", "resnet"} | set(TIMM_RESNET)
 SMALL = (3, 64, 64)  # ImageNet networks are checked on small inputs: the source does not depend on it
 
 
@@ -115,7 +116,8 @@ def test_ejected_file_runs_without_resdsl_and_computes_what_resdsl_compiles(tmp_
 
 # The deepest ones are left out for time: they use the classes of resnet50 and resnet56.
 @pytest.mark.parametrize("name", [n for n in bundled_networks() if n not in ("resnet1202", "resnet152", "resnet101",
-                                                                            "resnet110")])
+                                                                            "resnet110")
+                                  and n not in LEFT_TO_TEST_FAMILY])
 def test_every_bundled_network_ejects_to_the_same_computation(name):
     net = load(name)
     assert_same(ejected(name)["build"](), randomise(net.to_torch()), net.input_shape)
@@ -295,18 +297,21 @@ def test_the_docstring_names_the_spec_not_where_it_lies(tmp_path, monkeypatch):
 def test_classes_and_signatures_are_torchvision_like():
     r20, r50 = ejected("resnet20"), ejected("resnet50")
     assert {k for k, v in r20.items() if inspect.isclass(v) and v.__module__ == "ejected_resnet20"} == {
-        "Basic", "ZeroPadShortcut", "Resnet20"}
+        "Basic", "ZeroPadShortcut", "Resnet20", "SqueezeExcite", "EfficientChannelAttention"}  # the block's options
     assert str(inspect.signature(r20["Basic"])) == \
-        "(in_channels, width, stride=1, groups=1, base_width=64, zero_init_last=False, downsample=None)"
+        "(in_channels, width, stride=1, groups=1, base_width=64, zero_init_last=False, se_ratio=0, se_divisor=1, " \
+        "eca_attention=False, aa=False, downsample=None)"
     assert str(inspect.signature(r50["Bottleneck"])) == (
         "(in_channels, width, stride=1, groups=1, base_width=64, expansion=4, stride_on_1x1=False, se_ratio=0, "
-        "zero_init_last=False, downsample=None)")
+        "se_divisor=1, eca_attention=False, aa=False, zero_init_last=False, downsample=None)")
     assert str(inspect.signature(r50["Resnet50"])) == "(num_classes=1000)"
     assert list(inspect.signature(r50["build"]).parameters.values())[0].default == 1000
     source = r50["__source__"]
     # sizes are expressions of the parameters, not the numbers of one use
     assert "mid_channels = width * base_width // 64 * groups" in source
-    assert "stride=(1 if stride_on_1x1 else stride)" in source
-    assert "self.se = SqueezeExcite(out_channels, out_channels // se_ratio) if se_ratio > 0 else None" in source
+    assert "stride=(1 if stride_on_1x1 or aa and stride == 2 else stride)" in source
+    assert "self.se = SqueezeExcite(out_channels, ratio=se_ratio, divisor=se_divisor)" in source
+    assert "self.se = EfficientChannelAttention(out_channels) if eca_attention else None" in source
+    assert "self.aa = nn.AvgPool2d(kernel_size=2) if aa and stride == 2 else None" in source
     assert "if self.downsample is not None:" in source and "out += identity" in source
     assert "self.fc = nn.Linear(2048, num_classes)" in source

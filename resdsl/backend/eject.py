@@ -369,6 +369,7 @@ def eject(net: "Network", model=None) -> str:
     spec = os.path.basename(net.path)
     helpers = [inspect.getsource(HELPERS[h]).rstrip() for h in HELPERS if h in ej.uses]
     imports = (["from functools import partial", ""] if "partial" in ej.uses else []) + \
+        (["import math", ""] if any("math." in h for h in helpers) else []) + \
         (["import torch"] if "torch" in ej.uses or ej.uses & set(HELPERS) else []) + \
         (["import torch.nn.functional as F"] if any("F." in h for h in helpers) else []) + ["from torch import nn"]
     params = ", ".join(f"{k}={v!r}" for k, v in ctor.items())

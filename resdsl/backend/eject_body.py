@@ -324,10 +324,12 @@ class Body:
         only_else = [p for p in made_else if p not in made_then]
         self.init.append(If(test.text, init_then, init_else))
         if only_then:  # forward asks whether the branch's module exists, as torchvision does
-            init_else.append(Module(only_then[0], "None"))
+            if only_then[0] not in _assigned(init_else):  # (an `else if` may make it, or set it to None)
+                init_else.append(Module(only_then[0], "None"))
             self.fwd.append(If("{0} is not None", fwd_then, fwd_else, (only_then[0],)))
         elif only_else:
-            init_then.append(Module(only_else[0], "None"))
+            if only_else[0] not in _assigned(init_then):
+                init_then.append(Module(only_else[0], "None"))
             self.fwd.append(If("{0} is None", fwd_then, fwd_else, (only_else[0],)))
         elif fwd_then == fwd_else:
             self.fwd.extend(fwd_then)
@@ -359,6 +361,17 @@ class Body:
 def _made(items: list) -> list[Path]:
     """Modules a branch always makes (not a shortcut parameter, which may be None)."""
     return [i.path for i in items if isinstance(i, Container) or isinstance(i, Module) and isinstance(i.ctor, Call)]
+
+
+def _assigned(items: list) -> set[Path]:
+    """Attributes a branch always sets, to a module or to None (through nested ifs too)."""
+    found: set = set()
+    for item in items:
+        if isinstance(item, (Module, Container)):
+            found.add(item.path)
+        elif isinstance(item, If):
+            found |= _assigned(item.then) & _assigned(item.orelse)
+    return found
 
 
 def _runs(calls: list[Call]) -> list:

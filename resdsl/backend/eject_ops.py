@@ -64,6 +64,7 @@ def render_call(call: ModuleCall) -> Call:
     """A module description as source: the first `positional` arguments bare, the rest as keywords,
     leaving out those equal to PyTorch's own defaults (a pool's stride defaults to its kernel)."""
     values = dict(call.args)
+    defaults = {**TORCH_DEFAULTS, **dict(call.defaults)}
     out: list = []
     for i, (name, value) in enumerate(call.args):
         text = value.arg() if isinstance(value, Sym) else repr(value)
@@ -72,7 +73,7 @@ def render_call(call: ModuleCall) -> Call:
         elif name == "stride" and call.constructor in POOLS:
             if not _same(value, values["kernel_size"]):
                 out.append((name, text))
-        elif not (name in TORCH_DEFAULTS and _same(value, TORCH_DEFAULTS[name])):
+        elif not (name in defaults and _same(value, defaults[name])):
             out.append((name, text))
     return Call(call.constructor, tuple(out))
 

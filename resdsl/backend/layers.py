@@ -7,16 +7,24 @@ each class here must be self-contained: torch, nn and F only.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
 class SqueezeExcite(nn.Module):
-    """Squeeze-and-excitation (Hu et al. 2018), named as timm's SEModule: fc1, fc2."""
+    """Squeeze-and-excitation (Hu et al. 2018), named as timm's SEModule: fc1, fc2.
 
-    def __init__(self, channels: int, hidden: int):
+    The hidden width is `hidden`, or channels / ratio rounded to a multiple of `divisor` as timm's
+    make_divisible(channels / ratio, divisor, round_limit=0) (divisor 1: exactly channels / ratio).
+    """
+
+    def __init__(self, channels: int, hidden: int | None = None, ratio: int = 16, divisor: int = 1):
         super().__init__()
+        if hidden is None:
+            hidden = max(divisor, int(channels / ratio + divisor / 2) // divisor * divisor)
         self.fc1 = nn.Conv2d(channels, hidden, 1, bias=True)
         self.act = nn.ReLU(inplace=True)
         self.fc2 = nn.Conv2d(hidden, channels, 1, bias=True)
@@ -47,3 +55,22 @@ class ZeroPadShortcut(nn.Module):
 
     def extra_repr(self) -> str:
         return f"stride={self.stride}, channels=+{self.channels}"
+
+
+class EfficientChannelAttention(nn.Module):
+    """ECA (Wang et al. 2020), as timm's EcaModule: a 1-d conv across the pooled channels, a sigmoid gate.
+
+    The kernel grows with log2(channels): t = int(|log2(C) + beta| / gamma), the next odd number >= 3.
+    """
+
+    def __init__(self, channels: int, kernel_size: int | None = None, gamma: float = 2, beta: float = 1):
+        super().__init__()
+        if kernel_size is None:
+            t = int(abs(math.log(channels, 2) + beta) / gamma)
+            kernel_size = max(t if t % 2 else t + 1, 3)
+        self.conv = nn.Conv1d(1, 1, kernel_size=kernel_size, padding=(kernel_size - 1) // 2, bias=False)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x.mean((2, 3)).view(x.shape[0], 1, -1))       # (N, 1, C)
+        return x * self.gate(y).view(x.shape[0], -1, 1, 1)          # gate (N, C, 1, 1)

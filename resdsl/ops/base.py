@@ -65,13 +65,15 @@ class ModuleCall:
     """A PyTorch module as data: `nn.Conv2d(in, out, kernel_size=3, ...)`.
 
     `constructor` is `nn.NAME` (torch.nn) or the name of a class in resdsl/backend/layers.py;
-    the first `positional` arguments are written without their names in ejected source.
+    the first `positional` arguments are written without their names in ejected source, and
+    arguments equal to `defaults` (or to torch.nn's usual defaults) are left out of it.
     Values are numbers, or symbolic expressions when the ejector asks.
     """
 
     constructor: str
     args: tuple[tuple[str, Any], ...] = ()
     positional: int = 0
+    defaults: tuple[tuple[str, Any], ...] = ()  # the constructor's own defaults, left out of ejected source
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,13 @@ def spatial(kind: str, shape: Shape, attrs: dict[str, Value]) -> Shape:
                          f"{f', dilation {d}' if d != 1 else ''} turns {h}x{w} into {oh}x{ow}",
                          help="the input is too small here: use a larger input, a smaller kernel or fewer strides")
     return (c, oh, ow)
+
+
+def known(value: Any) -> Any:
+    """The number an argument stands for: itself, or a constant Sym's value (None if symbolic)."""
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    return value.sample if getattr(value, "const", False) else None
 
 
 def exact_div(a: Any, b: Any) -> Any:

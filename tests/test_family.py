@@ -1,0 +1,90 @@
+"""Every ResNet of timm's `resnet` module that the bundled specs build, checked against timm itself.
+
+For all of them, on PyTorch's meta device (no memory, no arithmetic): the state dict has
+timm's names and shapes (so `load_state_dict(strict=True)` works), and the static
+parameter and MAC counts equal timm's model's, counted by torch's FlopCounterMode at
+224×224. For one model per construct and the smaller ones, the outputs also equal
+timm's in eval mode with non-trivial BN statistics, at 64×64.
+"""
+
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import resdsl
+from family import NOT_YET, TIMM_RESNET
+
+# Outputs compared in full: one per construct, and the family's smaller members (under ~30M parameters).
+NUMERIC = ("resnet10t", "resnet14t", "resnet18d", "resnet26", "resnet26d", "resnet26t", "resnet34d", "resnet50c",
+           "resnet50s", "resnet50t", "resnext50d_32x4d", "seresnet18", "seresnet34", "seresnet50t",
+           "seresnext26d_32x4d", "seresnext26t_32x4d", "ecaresnet26t", "ecaresnet50t", "ecaresnetlight",
+           "ecaresnext26t_32x4d", "resnetaa34d", "resnetaa50", "resnetaa50d", "seresnetaa50d", "resnetrs50")
+
+
+def randomise_norms(model: torch.nn.Module, seed: int = 0) -> None:
+    """Non-trivial BN statistics and affine weights, so that a misplaced BN shows in the outputs."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.1)
+                module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
+                module.weight.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
+                module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
+
+
+def test_the_family_is_every_resnet_of_timm():
+    listed = set(timm.list_models(module="resnet"))
+    assert set(TIMM_RESNET).isdisjoint(NOT_YET)
+    assert set(TIMM_RESNET) | set(NOT_YET) == listed, "timm's list changed: add a spec or say why not"
+    assert set(TIMM_RESNET) <= set(resdsl.library.bundled_names())
+
+
+@pytest.mark.parametrize("name", TIMM_RESNET)
+def test_names_shapes_params_and_macs_equal_timm(name):
+    net = resdsl.load(name)  # 3x224x224, as timm's default
+    with torch.device("meta"):
+        reference = timm.create_model(name, pretrained=False).eval()
+        ours = net.to_torch().eval()
+        theirs = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
+        mine = {k: tuple(v.shape) for k, v in ours.state_dict().items()}
+        assert mine == theirs
+        x = torch.empty((1,) + net.input_shape)
+        with FlopCounterMode(display=False) as counter:
+            out = reference(x)
+    assert net.params == sum(p.numel() for p in reference.parameters())
+    assert 2 * net.macs == counter.get_total_flops()
+    assert net.output_shape == tuple(out.shape[1:])
+
+
+@pytest.mark.parametrize("name", NUMERIC)
+def test_outputs_equal_timm(name):
+    net = resdsl.load(name, input_shape=(3, 64, 64))
+    torch.manual_seed(0)
+    reference = timm.create_model(name, pretrained=False).eval()
+    randomise_norms(reference)
+    ours = net.to_torch().eval()
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected, got = reference(x), ours(x)
+    assert (got - expected).abs().max() <= 1e-5 * expected.abs().max()
+
+
+def test_the_family_page_lists_every_model_with_its_figures():
+    """docs/family.md: one row per model, with the figures the specs give (checked against timm above)."""
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "family.md").read_text(encoding="utf-8")
+    rows = dict((m[0], (int(m[1].replace(",", "")), m[2]))
+                for m in re.findall(r"^\| `(\w+)` \| `[^`]*` \| ([\d,]+) \| ([\d.]+) G \|$", page, re.M))
+    assert list(rows) == list(TIMM_RESNET)
+    for name, (params, macs) in rows.items():
+        net = resdsl.load(name)
+        assert (params, macs) == (net.params, f"{net.macs / 1e9:.2f}"), name
+    for name in NOT_YET:
+        assert f"`{name}`" in page
