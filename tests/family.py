@@ -17,16 +17,13 @@ TIMM_RESNET = (
     "ecaresnet50d", "ecaresnet50t", "ecaresnet101d", "ecaresnet200d", "ecaresnet269d", "ecaresnetlight",
     "ecaresnext26t_32x4d", "ecaresnext50t_32x4d", "resnetaa34d", "resnetaa50", "resnetaa50d", "resnetaa101d",
     "seresnetaa50d", "seresnextaa101d_32x8d", "seresnextaa201d_32x8d", "resnetrs50", "resnetrs101",
-    "resnetrs152", "resnetrs200", "resnetrs270", "resnetrs350", "resnetrs420",
+    "resnetrs152", "resnetrs200", "resnetrs270", "resnetrs350", "resnetrs420", "resnetblur18", "resnetblur50",
+    "resnetblur50d", "resnetblur101d",
 )
 
 # timm's models that no bundled spec builds yet, and why (docs/family.md says the same).
 NOT_YET = {
     "resnet50_gn": "needs the norm chosen for a whole network (GroupNorm everywhere, inserted shortcuts too)",
-    "resnetblur18": "needs a blur-pool op (timm's BlurPool2d, a fixed binomial filter)",
-    "resnetblur50": "needs a blur-pool op (timm's BlurPool2d, a fixed binomial filter)",
-    "resnetblur50d": "needs a blur-pool op (timm's BlurPool2d, a fixed binomial filter)",
-    "resnetblur101d": "needs a blur-pool op (timm's BlurPool2d, a fixed binomial filter)",
     "ecaresnet50d_pruned": "needs per-block widths from a list (a pruned model)",
     "ecaresnet101d_pruned": "needs per-block widths from a list (a pruned model)",
     "senet154": "needs timm's block_reduce_first=2 and a 3×3 projection shortcut (down_kernel_size=3)",
@@ -34,9 +31,10 @@ NOT_YET = {
 }
 
 # Specs that were bundled before the family (each sweep keeps them) and one spec per new construct:
-# a tiered stem, SE on basic blocks (rounded to 8), ECA, anti-aliasing, the ResNet-RS stem, ResNeXt + SE + D.
+# a tiered stem, SE on basic blocks (rounded to 8), ECA, anti-aliasing, the ResNet-RS stem, ResNeXt + SE + D,
+# blur pooling.
 REPRESENTATIVES = frozenset({"resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet50d", "seresnet50",
                              "resnext50_32x4d", "wide_resnet50_2",
                              "resnet10t", "seresnet18", "ecaresnet26t", "resnetaa34d", "resnetrs50",
-                             "seresnext26t_32x4d"})
+                             "seresnext26t_32x4d", "resnetblur18"})
 LEFT_TO_TEST_FAMILY = frozenset(TIMM_RESNET) - REPRESENTATIVES

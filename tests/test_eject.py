@@ -297,21 +297,21 @@ def test_the_docstring_names_the_spec_not_where_it_lies(tmp_path, monkeypatch):
 def test_classes_and_signatures_are_torchvision_like():
     r20, r50 = ejected("resnet20"), ejected("resnet50")
     assert {k for k, v in r20.items() if inspect.isclass(v) and v.__module__ == "ejected_resnet20"} == {
-        "Basic", "ZeroPadShortcut", "Resnet20", "SqueezeExcite", "EfficientChannelAttention"}  # the block's options
+        "Basic", "ZeroPadShortcut", "Resnet20", "SqueezeExcite", "EfficientChannelAttention", "BlurPool"}  # options
     assert str(inspect.signature(r20["Basic"])) == \
         "(in_channels, width, stride=1, groups=1, base_width=64, zero_init_last=False, se_ratio=0, se_divisor=1, " \
-        "eca_attention=False, aa=False, downsample=None)"
+        "eca_attention=False, aa=False, blur=False, downsample=None)"
     assert str(inspect.signature(r50["Bottleneck"])) == (
         "(in_channels, width, stride=1, groups=1, base_width=64, expansion=4, stride_on_1x1=False, se_ratio=0, "
-        "se_divisor=1, eca_attention=False, aa=False, zero_init_last=False, downsample=None)")
+        "se_divisor=1, eca_attention=False, aa=False, blur=False, zero_init_last=False, downsample=None)")
     assert str(inspect.signature(r50["Resnet50"])) == "(num_classes=1000)"
     assert list(inspect.signature(r50["build"]).parameters.values())[0].default == 1000
     source = r50["__source__"]
     # sizes are expressions of the parameters, not the numbers of one use
     assert "mid_channels = width * base_width // 64 * groups" in source
-    assert "stride=(1 if stride_on_1x1 or aa and stride == 2 else stride)" in source
+    assert "stride=(1 if stride_on_1x1 or (aa or blur) and stride == 2 else stride)" in source
     assert "self.se = SqueezeExcite(out_channels, ratio=se_ratio, divisor=se_divisor)" in source
     assert "self.se = EfficientChannelAttention(out_channels) if eca_attention else None" in source
-    assert "self.aa = nn.AvgPool2d(kernel_size=2) if aa and stride == 2 else None" in source
+    assert "self.aa = BlurPool(mid_channels)" in source and "self.aa = nn.AvgPool2d(kernel_size=2)" in source
     assert "if self.downsample is not None:" in source and "out += identity" in source
     assert "self.fc = nn.Linear(2048, num_classes)" in source

@@ -21,7 +21,8 @@ from family import NOT_YET, TIMM_RESNET
 NUMERIC = ("resnet10t", "resnet14t", "resnet18d", "resnet26", "resnet26d", "resnet26t", "resnet34d", "resnet50c",
            "resnet50s", "resnet50t", "resnext50d_32x4d", "seresnet18", "seresnet34", "seresnet50t",
            "seresnext26d_32x4d", "seresnext26t_32x4d", "ecaresnet26t", "ecaresnet50t", "ecaresnetlight",
-           "ecaresnext26t_32x4d", "resnetaa34d", "resnetaa50", "resnetaa50d", "seresnetaa50d", "resnetrs50")
+           "ecaresnext26t_32x4d", "resnetaa34d", "resnetaa50", "resnetaa50d", "seresnetaa50d", "resnetrs50",
+           "resnetblur18", "resnetblur50d")
 
 
 def randomise_norms(model: torch.nn.Module, seed: int = 0) -> None:

@@ -74,3 +74,20 @@ class EfficientChannelAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv(x.mean((2, 3)).view(x.shape[0], 1, -1))       # (N, 1, C)
         return x * self.gate(y).view(x.shape[0], -1, 1, 1)          # gate (N, C, 1, 1)
+
+
+class BlurPool(nn.Module):
+    """Anti-aliased downsampling (Zhang 2019), as timm's BlurPool2d: reflect padding, a fixed binomial
+    filter per channel (a buffer that is not saved), then the stride."""
+
+    def __init__(self, channels: int, kernel_size: int = 3, stride: int = 2):
+        super().__init__()
+        self.channels, self.stride = channels, stride
+        self.padding = [((stride - 1) + (kernel_size - 1)) // 2] * 4
+        coeffs = torch.tensor([math.comb(kernel_size - 1, k) for k in range(kernel_size)], dtype=torch.float32)
+        coeffs = coeffs / 2 ** (kernel_size - 1)                          # (1 2 1) / 4 for kernel 3
+        self.register_buffer("filt", (coeffs[:, None] * coeffs[None, :]).repeat(channels, 1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, self.padding, mode="reflect")
+        return F.conv2d(x, self.filt, stride=self.stride, groups=self.channels)

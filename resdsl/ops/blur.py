@@ -1,0 +1,48 @@
+"""`blurpool`: anti-aliased downsampling (Zhang 2019), as timm's BlurPool2d.
+
+A fixed binomial filter (1 2 1 for kernel 3) blurs each channel, then the
+stride subsamples; the input is reflect-padded by ((stride - 1) + (kernel - 1)) // 2.
+The filter is a buffer that is not saved, so the op has no parameters and adds no
+state-dict entries; its depthwise convolution counts C · k² MACs per output pixel.
+"""
+
+from __future__ import annotations
+
+from ..errors import ShapeError
+from .base import Cost, ModuleCall, OpKind, Option, Shape, window
+
+
+def blur_padding(attrs) -> int:
+    return ((attrs["stride"] - 1) + (attrs["kernel"] - 1)) // 2
+
+
+class BlurPool(OpKind):
+    def shape(self, attrs, x: Shape) -> Shape:
+        c, h, w = x
+        k, s, p = attrs["kernel"], attrs["stride"], blur_padding(attrs)
+        if p >= min(h, w):
+            raise ShapeError("E0403", f"`blurpool` reflect-pads by {p}, which needs an input larger than {h}x{w}",
+                             help="reflect padding must be smaller than the input: use a larger input")
+        return (c, window(h, k, s, p), window(w, k, s, p))
+
+    def cost(self, attrs, x: Shape, y: Shape) -> Cost:
+        return Cost(0, y[0] * attrs["kernel"] ** 2 * y[1] * y[2])  # a depthwise k×k conv, fixed weights
+
+    def stride(self, attrs, x) -> int:
+        return attrs["stride"]
+
+    def label(self, attrs) -> str:
+        return f"blur pool {attrs['kernel']}×{attrs['kernel']}" + (f", /{attrs['stride']}" if attrs["stride"] > 1 else "")
+
+    def module(self, attrs, channels, rank, inplace) -> ModuleCall:
+        return ModuleCall("BlurPool", (("channels", channels), ("kernel_size", attrs["kernel"]),
+                                       ("stride", attrs["stride"])), positional=1,
+                          defaults=(("kernel_size", 3), ("stride", 2)))
+
+
+KINDS = (
+    BlurPool("blurpool", "anti-aliased downsampling: a binomial blur, then the stride", (), (
+        Option("kernel", ("k",), default=3, minimum=2, maximum=64),
+        Option("stride", ("s",), default=2, minimum=1, maximum=4096),
+    ), feature_map=True, reads_channels=True),
+)
