@@ -23,7 +23,7 @@ from .ops import OPS, BoundArg, bind
 from .reserved import reserved_reason
 from .binding import Binder, missing_use_hint
 from .scope import Context, Scope
-from .values import POLICIES, Symbol, Value, as_bool, as_int, evaluate, show, suggest, type_name
+from .values import NORMS, POLICIES, Symbol, Value, as_bool, as_int, evaluate, show, suggest, type_name
 
 MAX_NODES = 250_000  # 3x a 10,000-block network; reached in about a second
 # Block instances and ops created, together: blocks that create no ops never reach MAX_NODES, so
@@ -206,6 +206,11 @@ class _Elaborator:
                     ctx = replace(ctx, policy=self.policy(stmt.policy, ctx))
                 except EvalError as exc:
                     self.fail(ctx, exc)
+            elif isinstance(stmt, ast.Norm):
+                try:
+                    ctx = replace(ctx, norm=self.norm_kind(stmt.kind, ctx), norm_span=stmt.span)
+                except EvalError as exc:
+                    self.fail(ctx, exc)
             elif isinstance(stmt, ast.Input):
                 if scope.prefix or ctx.block is not None:
                     self.error(ctx, "E0208", "`input` belongs at the top of a network", stmt.span)
@@ -220,6 +225,13 @@ class _Elaborator:
             raise EvalError("E0302", f"`{show(value)}` is not a shortcut policy", expr.span,
                             help="policies: A (zero-pad), B (project when needed), C (always project), "
                                  "D (avg-pool + project), identity, none")
+        return value.name
+
+    def norm_kind(self, expr: ast.Expr, ctx: Context) -> str:
+        value = self.eval(expr, ctx)
+        if not isinstance(value, Symbol) or value.name not in NORMS:
+            raise EvalError("E0302", f"`{show(value)}` is not a norm", expr.span,
+                            help=f"norms: {', '.join(NORMS)} (e.g. `norm gn`: every `bn` here becomes a GroupNorm)")
         return value.name
 
     def element(self, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
@@ -296,7 +308,7 @@ class _Elaborator:
                 tap = None
         merge = self.name(scope, ctx, link.label, element.merge, element.span, module=False)
         shortcut = scope.claim(None, "downsample", element.span, module=False)
-        node = self.add_node(merge, ctx, element.merge, element.span, main, policy=ctx.policy,
+        node = self.add_node(merge, ctx, element.merge, element.span, main, policy=ctx.policy, norm=ctx.norm,
                              shortcut_name=shortcut, project_from=tap,
                              project_norm=options.get("project_norm", True) if options else True)
         self.graph.add_edge(current, node, Role.SHORTCUT)
@@ -447,7 +459,7 @@ class _Elaborator:
         self.instances.append(BlockInstance(path, name, template, env, ctx.policy, span))
         # Context(...) rather than dataclasses.replace: this runs once per block instance.
         inner = Context(env, ctx.policy, ctx.trace + ((span, f"block `{name}` ({path})"),), ctx.calls + (name,),
-                        ctx.stage, path, name, ctx.section, Context.key_of(env))
+                        ctx.stage, path, name, ctx.section, Context.key_of(env), ctx.norm, ctx.norm_span)
         return self.body(template.body, current, Scope(path + "."), inner, top=True)
 
     def bind(self, name: str, template: ast.Template, defaults, positional, keywords, span: Span,
@@ -469,18 +481,20 @@ class _Elaborator:
     def op(self, call: ast.Call, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
         # Every repetition of a block evaluates its ops with the same parameters;
         # memoising on (op, parameters) keeps large networks linear and cheap.
-        key = (id(call), ctx.env_key)
+        # `bn` builds the norm a `norm` statement chose (named as written: bn1, as timm's norm_layer)
+        kind = ctx.norm if call.name == "bn" else call.name
+        key = (id(call), ctx.env_key, kind)
         if key in self.op_cache:
             attrs = self.op_cache[key]
         else:
-            attrs = self.op_cache[key] = self.op_attributes(call, ctx)
+            attrs = self.op_cache[key] = self.op_attributes(call, ctx, kind)
         if attrs is None:  # reported when first worked out
             return current
         node = self.name(scope, ctx, link.label, call.name, call.span, label_span=link.label_span)
-        return self.add_node(node, ctx, call.name, call.span, current, attrs=dict(attrs))
+        return self.add_node(node, ctx, kind, call.span, current, attrs=dict(attrs))
 
-    def op_attributes(self, call: ast.Call, ctx: Context) -> dict[str, Value] | None:
-        spec = OPS[call.name]
+    def op_attributes(self, call: ast.Call, ctx: Context, kind: str) -> dict[str, Value] | None:
+        spec = OPS[kind]
         try:
             bound = []
             for arg in call.args:
@@ -494,5 +508,8 @@ class _Elaborator:
                 bound.append(BoundArg(arg.name, value, arg.span, bare=bare))
             return bind(spec, bound, call.span)  # checked, validated and completed by the op's definition
         except EvalError as exc:
+            if kind != call.name:  # the user wrote `bn`: say why it is checked as another norm
+                exc = EvalError(exc.code, exc.message, exc.span, exc.help,
+                                exc.notes + (f"`bn` is `{kind}` here, as the `norm` statement at {ctx.norm_span} says",))
             self.fail(ctx, exc)
             return None

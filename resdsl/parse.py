@@ -175,6 +175,9 @@ class _ToAst(Transformer):
     def shortcut(self, meta, c):
         return ast.Shortcut(c[0], self.s(meta))
 
+    def norm(self, meta, c):
+        return ast.Norm(c[0], self.s(meta))
+
     def chain(self, meta, c):
         return ast.Chain(tuple(c), self.s(meta))
 

@@ -29,6 +29,8 @@ class Context:
     block_type: str | None = None
     section: str | None = None
     env_key: object = None  # a hashable stand-in for `env`, for memoising ops
+    norm: str = "bn"        # what `bn` builds here: the kind a `norm` statement chose
+    norm_span: Span | None = None  # that statement, for messages
 
     @staticmethod
     def key_of(env: dict[str, Value]) -> object:

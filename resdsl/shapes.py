@@ -211,7 +211,7 @@ def _insert_shortcut(graph: OpGraph, merge: str, raw: str, source: str, plan: Sh
         project = ("conv", ALL["conv"].make(out=y[0], kernel=1, padding=0,
                                             stride=1 if plan.kind == "avgproj" else plan.stride)) \
             if feature_map else ("fc", ALL["fc"].make(out=y[0], bias=False))
-        ops = [project, ("bn", ALL["bn"].make())] if norm else [project]
+        ops = [project, (m.norm, ALL[m.norm].make())] if norm else [project]
         if plan.kind == "avgproj":
             # ResNet-D: the pool sits in slot 0 even when the stride is 1 (an identity), as in timm.
             pool = ("avgpool", ALL["avgpool"].make(kernel=plan.stride, stride=plan.stride, padding=0, ceil=True,

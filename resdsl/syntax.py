@@ -186,6 +186,14 @@ class Shortcut:
 
 
 @dataclass(frozen=True, slots=True)
+class Norm:
+    """`norm gn`: the norm every `bn` of the scope (and the projections inserted there) becomes."""
+
+    kind: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class Require:
     """`require depth in [18, 34], "message"`: a condition on a template's parameters."""
 
@@ -194,7 +202,7 @@ class Require:
     span: Span
 
 
-Statement = Union[Chain, Input, Shortcut, Require]
+Statement = Union[Chain, Input, Shortcut, Norm, Require]
 
 
 # ---- top level -------------------------------------------------------------

@@ -17,6 +17,8 @@ from . import syntax as ast
 from .errors import EvalError, Span  # noqa: F401 - EvalError: raised here, imported from here by older code
 
 POLICIES = ("A", "B", "C", "D", "identity", "none")
+# The norms a `norm` statement may choose (ops/ marks them `norm=True`; a test keeps the two equal).
+NORMS = ("bn", "gn")
 LIMIT = 2**63 - 1  # every int a tensor dimension could ever hold
 
 
@@ -68,7 +70,7 @@ def evaluate(expr: ast.Expr, env: Mapping[str, Value], symbols: frozenset[str] |
     if isinstance(expr, ast.Name):
         if expr.id in env:
             return env[expr.id]
-        if expr.id in POLICIES or expr.id in symbols:
+        if expr.id in POLICIES or expr.id in NORMS or expr.id in symbols:
             return Symbol(expr.id)
         raise EvalError("E0201", f"unknown name `{expr.id}`", expr.span,
                         help=suggest(expr.id, list(env) + list(symbols)) or

@@ -18,12 +18,11 @@ TIMM_RESNET = (
     "ecaresnext26t_32x4d", "ecaresnext50t_32x4d", "resnetaa34d", "resnetaa50", "resnetaa50d", "resnetaa101d",
     "seresnetaa50d", "seresnextaa101d_32x8d", "seresnextaa201d_32x8d", "resnetrs50", "resnetrs101",
     "resnetrs152", "resnetrs200", "resnetrs270", "resnetrs350", "resnetrs420", "resnetblur18", "resnetblur50",
-    "resnetblur50d", "resnetblur101d",
+    "resnetblur50d", "resnetblur101d", "resnet50_gn",
 )
 
 # timm's models that no bundled spec builds yet, and why (docs/family.md says the same).
 NOT_YET = {
-    "resnet50_gn": "needs the norm chosen for a whole network (GroupNorm everywhere, inserted shortcuts too)",
     "ecaresnet50d_pruned": "needs per-block widths from a list (a pruned model)",
     "ecaresnet101d_pruned": "needs per-block widths from a list (a pruned model)",
     "senet154": "needs timm's block_reduce_first=2 and a 3×3 projection shortcut (down_kernel_size=3)",

@@ -22,7 +22,7 @@ NUMERIC = ("resnet10t", "resnet14t", "resnet18d", "resnet26", "resnet26d", "resn
            "resnet50s", "resnet50t", "resnext50d_32x4d", "seresnet18", "seresnet34", "seresnet50t",
            "seresnext26d_32x4d", "seresnext26t_32x4d", "ecaresnet26t", "ecaresnet50t", "ecaresnetlight",
            "ecaresnext26t_32x4d", "resnetaa34d", "resnetaa50", "resnetaa50d", "seresnetaa50d", "resnetrs50",
-           "resnetblur18", "resnetblur50d")
+           "resnetblur18", "resnetblur50d", "resnet50_gn")
 
 
 def randomise_norms(model: torch.nn.Module, seed: int = 0) -> None:
@@ -33,6 +33,7 @@ def randomise_norms(model: torch.nn.Module, seed: int = 0) -> None:
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.1)
                 module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
+            if isinstance(module, (torch.nn.BatchNorm2d, torch.nn.GroupNorm)):
                 module.weight.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
                 module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
 

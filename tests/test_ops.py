@@ -100,3 +100,67 @@ def test_gn_ejects_to_the_same_computation():
         ours.load_state_dict(theirs.state_dict())
         x = torch.randn(2, 3, 32, 32)
         assert torch.allclose(ours(x), theirs(x), atol=1e-5)
+
+
+# ---- `norm`: the norm every `bn` builds ----------------------------------------------------------
+
+NORM_NET = """
+use "blocks.res"
+network gn_net(norm_layer = gn) {
+    input 3x32x32
+    norm norm_layer
+    conv 32 k3 -> bn -> relu
+    layer1: bottleneck(32) x1
+    layer2: bottleneck(64) x1 s2
+    avgpool -> fc 10
+}
+"""
+
+
+def test_norm_makes_every_bn_and_inserted_projection_that_norm_under_bn_names():
+    net = resdsl.loads(NORM_NET, path="gn.res")
+    kinds = {name: node.kind for name, node in net.ops.nodes.items() if name.rpartition(".")[2].startswith("bn")
+             or name.endswith("downsample.1")}
+    assert kinds and set(kinds.values()) == {"gn"}
+    assert {"bn1", "layer1.0.bn3", "layer1.0.downsample.1", "layer2.0.downsample.1"} <= set(kinds)
+    model = net.to_torch()
+    assert isinstance(model.get_submodule("layer2.0.downsample.1"), torch.nn.GroupNorm)
+    assert sum(p.numel() for p in model.parameters()) == net.params
+    default = resdsl.loads(NORM_NET, path="gn.res", norm_layer=resdsl.load("resnet18").parameters["norm_layer"])
+    assert {n.kind for n in default.ops.nodes.values()} >= {"bn"} and "gn" not in {
+        n.kind for n in default.ops.nodes.values()}
+
+
+def test_norm_holds_to_the_end_of_its_body():
+    net = resdsl.loads("block b() { norm gn\n conv 32 k1 -> bn }\n"
+                       "network n { input 8x8x8\n b()\n conv 32 k1 -> bn }", path="scope.res")
+    assert net.ops.nodes["b.bn1"].kind == "gn" and net.ops.nodes["bn1"].kind == "bn"
+
+
+def test_a_bn_option_the_chosen_norm_lacks_is_located_with_a_note():
+    with pytest.raises(resdsl.SpecError) as info:
+        resdsl.loads("network n { input 8x8x8\n norm gn\n conv 32 k1 -> bn momentum=0.2 }", path="m.res")
+    [d] = info.value.diagnostics
+    assert d.code == "E0203" and d.line == 3 and "`gn` has no option `momentum`" in d.message
+    assert any("`bn` is `gn` here" in note and "m.res:2:" in note for note in d.notes)
+
+
+@pytest.mark.parametrize("kind, code", [("relu", "E0201"), ("B", "E0302"), ("3", "E0302")])
+def test_norm_takes_a_norm(kind, code):
+    with pytest.raises(resdsl.SpecError) as info:
+        resdsl.loads(f"network n {{ input 8x8x8\n norm {kind}\n bn }}")
+    assert [d.code for d in info.value.diagnostics] == [code]
+
+
+def test_the_norms_a_statement_may_choose_are_the_norm_kinds():
+    from resdsl.values import NORMS
+    assert set(NORMS) == {name for name, kind in ALL.items() if kind.norm}
+
+
+def test_ejecting_a_network_whose_bn_is_another_norm_says_so(tmp_path, capsys):
+    from resdsl.cli import main
+
+    spec = tmp_path / "gn.res"
+    spec.write_text(NORM_NET)
+    assert main(["compile", str(spec), "--emit", "python", "-o", str(tmp_path / "gn.py")]) == 2
+    assert "`norm` statement" in capsys.readouterr().err and not (tmp_path / "gn.py").exists()

@@ -71,6 +71,12 @@ class Body:
                 if not (value.const and isinstance(value.sample, Symbol)):
                     raise Unsupported("a `shortcut` policy given by a block parameter")
                 place = replace(place, policy=value.sample.name)
+            elif isinstance(stmt, ast.Norm):
+                self.constant(stmt.kind)
+                value = self.sym(stmt.kind)
+                if not (value.const and isinstance(value.sample, Symbol) and value.sample.name == "bn"):
+                    raise Unsupported("a `norm` statement that makes `bn` another norm (the classes would need "
+                                      "the norm as a parameter)")
             elif isinstance(stmt, ast.Chain):
                 for link in stmt.links:
                     t = self.element(link, t, place)

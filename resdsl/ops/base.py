@@ -93,6 +93,7 @@ class OpKind:
     #                               product), so a residual add may write into it: `out += identity`
     internal: bool = False        # inserted by the shape checker only; a spec cannot call it
     numbered: bool = False        # named `conv1`, `conv2` within a scope (torchvision); else `relu`, `relu2`
+    norm: bool = False            # a norm a `norm` statement may choose for `bn` (values.NORMS lists them)
 
     def option(self, word: str) -> Option | None:
         for opt in self.options:

@@ -23,7 +23,7 @@ KINDS = (
         Option("zero_init", default=False, type="bool", flag=True),
         Option("eps", default=1e-5, type="float", minimum=0.0, maximum=1.0, above_minimum=True),
         Option("momentum", default=0.1, type="float", minimum=0.0, maximum=1.0),
-    ), reads_channels=True, overwritable=True, numbered=True),
+    ), reads_channels=True, overwritable=True, numbered=True, norm=True),
 )
 
 
@@ -53,5 +53,5 @@ KINDS += (
         Option("groups", ("g",), default=32, minimum=1, maximum=MAX_CHANNELS),
         Option("zero_init", default=False, type="bool", flag=True),
         Option("eps", default=1e-5, type="float", minimum=0.0, maximum=1.0, above_minimum=True),
-    ), reads_channels=True, overwritable=True, numbered=True),
+    ), reads_channels=True, overwritable=True, numbered=True, norm=True),
 )
