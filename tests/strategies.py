@@ -79,6 +79,8 @@ class Stage:
     label: str | None = None
     base_width: int = 64
     se_ratio: int = 0
+    attention: str = ""       # custom blocks only: "eca", or "se8" (se with timm's rounding to 8)
+    norm_groups: int = 0      # custom blocks only: the last norm is `gn norm_groups` instead of `bn`
     preact: bool = False      # custom blocks only: BN-ReLU-conv, nothing after the add
     post_relu: bool = True
     style: tuple = ()         # syntax choices: ("x_space", "stride_kw", "g_short", "shortcut_first", ...)
@@ -118,13 +120,15 @@ def _custom_block(stage: Stage) -> str:
     k = f"k{stage.kernel}" + (f" d{stage.dilation}" if stage.dilation != 1 else "")
     expand = f"width * {stage.expansion}" if stage.expansion != 1 else "width"
     se = [f"        se {stage.se_ratio}"] if stage.se_ratio else []
+    se += {"eca": ["        eca"], "se8": ["        se 4 divisor=8"], "": []}[stage.attention]
+    norm = f"gn {stage.norm_groups}" if stage.norm_groups else "bn"
     if stage.preact:
         body = [f"        bn -> relu -> conv width {k} s=stride g=groups",
                 f"        bn -> relu -> conv {expand} k1"] + se
         tail = []
     else:
         body = [f"        conv width {k} s=stride g=groups -> bn -> relu",
-                f"        conv {expand} k1 -> bn"] + se
+                f"        conv {expand} k1 -> {norm}"] + se
         tail = ["    relu"] if stage.post_relu else []
     return "\n".join([f"block {stage.block}(width, stride = 1, groups = 1) {{", "    residual {", *body, "    }",
                       *tail, "}"])
@@ -260,7 +264,7 @@ def _stage(draw, index: int, in_shape: Shape, network_policy: str, allow_special
         width = draw(st.integers(low, max(low, MAX_WIDTH)))
 
     groups, kernel, dilation, base_width, se_ratio = 1, 3, 1, 64, 0
-    preact, post_relu = False, True
+    preact, post_relu, attention, norm_groups = False, True, "", 0
     block = kind
     if kind == "bottleneck":
         base_width = draw(st.sampled_from([64, 64, 32, 128]))
@@ -282,11 +286,14 @@ def _stage(draw, index: int, in_shape: Shape, network_policy: str, allow_special
         ratio = draw(st.sampled_from([0, 0, 2, 4]))
         if ratio and width * expansion % ratio == 0:
             se_ratio = ratio
+        attention = draw(st.sampled_from(["", "", "eca", "se8"]))
+        if not preact and draw(st.booleans()):
+            norm_groups = draw(st.sampled_from(_divisors(width * expansion)))
     out_shape = _block_output(in_shape, width * expansion, stride, kernel, dilation)
     return Stage(name="", kind=kind, block=block, width=width, repeats=repeats, stride=stride, groups=groups,
                  kernel=kernel, dilation=dilation, expansion=expansion, shortcut=shortcut, policy=policy,
                  in_shape=in_shape, out_shape=out_shape, base_width=base_width, se_ratio=se_ratio, preact=preact,
-                 post_relu=post_relu, style=style)
+                 post_relu=post_relu, style=style, attention=attention, norm_groups=norm_groups)
 
 
 @st.composite

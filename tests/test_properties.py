@@ -73,9 +73,18 @@ def expected_cost(kind, attrs, x, y):
     if kind == "fc":
         n_in = math.prod(x)
         return n_in * attrs["out"] + (attrs["out"] if attrs["bias"] else 0), n_in * attrs["out"]
+    if kind == "gn":
+        return 2 * x[0], 0
     if kind == "se":
         hidden = attrs["hidden"] if attrs.get("hidden") is not None else x[0] // attrs["ratio"]
+        if attrs.get("hidden") is None and attrs["divisor"] > 1:  # timm's make_divisible(C / r, d, round_limit=0)
+            d = attrs["divisor"]
+            hidden = max(d, int(x[0] / attrs["ratio"] + d / 2) // d * d)
         return 2 * x[0] * hidden + hidden + x[0], 2 * x[0] * hidden
+    if kind == "eca":  # Wang et al. 2020: k = |log2(C) + 1| / 2 rounded to odd, at least 3 (timm's EcaModule)
+        t = int(abs(math.log2(x[0]) + attrs["beta"]) / attrs["gamma"])
+        k = attrs["kernel"] or max(t if t % 2 else t + 1, 3)
+        return k, k * x[0]
     assert kind in FREE_KINDS, kind
     return 0, 0
 
