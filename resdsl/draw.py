@@ -50,8 +50,9 @@ SHORTCUTS = {
     "avgproj": ("bold", "#7b3fa0", "avg-pool + 1×1 projection (ResNet-D)"),
     "concat": ("dashed", "#2e8b57", "concatenation (dense)"),
 }
-FILL = {"conv": "#dbe9f6", "bn": "#eeeeee", "relu": "#fdf1d6", "gelu": "#fdf1d6", "silu": "#fdf1d6",
-        "sigmoid": "#fdf1d6", "maxpool": "#e3f1df", "avgpool": "#e3f1df", "fc": "#f6dde3", "se": "#efe3f6",
+FILL = {"conv": "#dbe9f6", "bn": "#eeeeee", "gn": "#eeeeee", "relu": "#fdf1d6", "gelu": "#fdf1d6", "silu": "#fdf1d6",
+        "sigmoid": "#fdf1d6", "maxpool": "#e3f1df", "avgpool": "#e3f1df", "blurpool": "#e3f1df", "fc": "#f6dde3",
+        "se": "#efe3f6", "eca": "#efe3f6",
         "dropout": "#f4f4f4", "flatten": "#f4f4f4", "identity": "#f4f4f4", "zeropad": "#fde0c5",
         "input": "#ffffff", "part": "#e8eef6", "folded": "#f2f2f2"}
 INSERTED_FILL = "#fde0c5"

@@ -403,3 +403,9 @@ def test_dpi_is_only_for_png(tmp_path, capsys, suffix):
     out = tmp_path / f"x{suffix}"
     assert main(["draw", "resnet20", "--level", "stage", "--dpi", "150", "-o", str(out)]) == 2
     assert "--dpi applies to .png only" in capsys.readouterr().err and not out.exists()
+
+
+def test_every_op_kind_has_a_fill_colour():
+    from resdsl.ops import ALL
+
+    assert set(ALL) <= set(draw.FILL)
