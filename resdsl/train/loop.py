@@ -142,7 +142,7 @@ def train(cfg: TrainConfig, log=print) -> list[dict]:
                                                  run.scaler)
         say(f"resumed from {last_path} after epoch {start}")
     net, data = run.net, run.data
-    say(f"training {net.name} ({net.params:,} params, {format_count(net.macs)} MACs an image) on {data.name}: "
+    say(f"training {net.name} ({net.params:,} params, {format_count(net.macs)} MACs per image) on {data.name}: "
         f"{len(data.train_x)} train / {len(data.val_x)} val, {data.classes} classes, "
         f"{run.device}{f' x{world}' if distributed else ''}, amp {_amp(run)}, "
         f"batch {cfg.batch_size}")
