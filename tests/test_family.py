@@ -90,3 +90,31 @@ def test_the_family_page_lists_every_model_with_its_figures():
         assert (params, macs) == (net.params, f"{net.macs / 1e9:.2f}"), name
     for name in NOT_YET:
         assert f"`{name}`" in page
+
+
+TORCHVISION = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d",
+               "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2")
+
+
+def test_these_are_all_of_torchvisions_resnets():
+    import torchvision
+
+    names = {n for n in torchvision.models.list_models(module=torchvision.models) if "resne" in n}
+    assert names == set(TORCHVISION)
+
+
+@pytest.mark.parametrize("name", TORCHVISION)
+def test_names_shapes_params_and_macs_equal_torchvision(name):
+    """torchvision's ResNets are the same specs: its state dicts load, and the counts are its models'."""
+    import torchvision
+
+    net = resdsl.load(name)
+    with torch.device("meta"):
+        reference = getattr(torchvision.models, name)().eval()
+        ours = net.to_torch().eval()
+        assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == \
+            {k: tuple(v.shape) for k, v in reference.state_dict().items()}
+        with FlopCounterMode(display=False) as counter:
+            reference(torch.empty((1,) + net.input_shape))
+    assert net.params == sum(p.numel() for p in reference.parameters())
+    assert 2 * net.macs == counter.get_total_flops()
