@@ -164,3 +164,13 @@ def test_ejecting_a_network_whose_bn_is_another_norm_says_so(tmp_path, capsys):
     spec.write_text(NORM_NET)
     assert main(["compile", str(spec), "--emit", "python", "-o", str(tmp_path / "gn.py")]) == 2
     assert "`norm` statement" in capsys.readouterr().err and not (tmp_path / "gn.py").exists()
+
+
+def test_an_even_eca_kernel_is_refused_where_it_is_written():
+    """Checked, `eca k4` used to compile and fail at run time (C - 1 gates for C channels)."""
+    with pytest.raises(resdsl.SpecError) as info:
+        resdsl.loads("network n { input 16x4x4\n eca k4 }")
+    [d] = info.value.diagnostics
+    assert d.code == "E0303" and d.line == 2 and "must be odd" in d.message
+    net = resdsl.loads("network n { input 16x4x4\n eca k5 }")
+    assert net.to_torch()(torch.randn(1, 16, 4, 4)).shape == (1, 16, 4, 4)

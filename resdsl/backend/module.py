@@ -21,7 +21,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from ..ops import ALL, ModuleCall, OpKind
+from ..ops import ALL, ModuleCall
 from . import layers
 from .containers import MERGES, Part, Scope, chain_class, scopes
 
@@ -51,7 +51,8 @@ def make_module(kind: str, attrs: dict, x: tuple[int, ...], inplace: bool) -> nn
 # Ops whose output may be their input tensor itself or a view of it (Identity; Dropout in eval mode;
 # Flatten; the zero-pad shortcut's strided slice): writing into their output writes into their input.
 ALIASING = frozenset(name for name, op in ALL.items() if op.aliasing)
-NOT_AN_OP = OpKind("merge", "an add or concat")  # stands in for merges and the input
+# Ops whose output a residual add may write into (`out += identity`): autograd keeps no reference to it.
+OVERWRITABLE = frozenset(name for name, op in ALL.items() if op.overwritable)
 # Ops that may overwrite their input (ReLU(inplace=True)) where nothing else reads it.
 INPLACE = frozenset(name for name, op in ALL.items() if op.inplace)
 
@@ -85,7 +86,7 @@ def _inplace(ops: "OpGraph") -> dict[str, bool]:
             main = ops.main_input(name)
             found[name] = _owned(ops, main, name.rpartition(".")[0]) and (
                 # a conv or BN does not keep its own output for the backward pass; a ReLU would
-                kind != "add" or ALL.get(ops.nodes[main].kind, NOT_AN_OP).overwritable)
+                kind != "add" or ops.nodes[main].kind in OVERWRITABLE)
     return found
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..errors import ShapeError
+from ..errors import EvalError, ShapeError
 from .base import MAX_CHANNELS, Cost, ModuleCall, OpKind, Option, Shape, exact_div, known
 
 
@@ -58,6 +58,13 @@ def eca_kernel(attrs: dict[str, Any], channels: int) -> int:
 
 
 class EfficientChannelAttention(OpKind):
+    def validate(self, attrs, span) -> None:
+        # an even kernel with padding (k - 1) // 2 would give C - 1 gates for C channels
+        if attrs["kernel"] is not None and attrs["kernel"] % 2 == 0:
+            raise EvalError("E0303", f"`eca` kernel {attrs['kernel']} must be odd", span,
+                            help=f"use k{attrs['kernel'] + 1} or k{attrs['kernel'] - 1}, or leave it out to size "
+                                 "it from the channels")
+
     def cost(self, attrs, x: Shape, y: Shape) -> Cost:
         k = eca_kernel(attrs, x[0])
         return Cost(k, x[0] * k)  # a 1-d conv of kernel k along the C pooled values

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from ..errors import ShapeError
+from ..graph import show_shape
 from .base import Cost, ModuleCall, OpKind, Option, Shape, channels_option
-
-
-def show(shape: Shape) -> str:
-    return "x".join(str(d) for d in shape)
 
 
 class Linear(OpKind):
     def shape(self, attrs, x: Shape) -> Shape:
         if len(x) == 3 and x[1:] != (1, 1):
-            raise ShapeError("E0405", f"`fc` on a {show(x)} feature map",
+            raise ShapeError("E0405", f"`fc` on a {show_shape(x)} feature map",
                              help="pool it first (`avgpool` without a kernel pools globally) or `flatten` it")
         return (attrs["out"],)
 
