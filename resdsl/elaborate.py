@@ -23,7 +23,8 @@ from .ops import OPS, BoundArg, bind
 from .reserved import reserved_reason
 from .binding import Binder, missing_use_hint
 from .scope import Context, Scope
-from .values import NORMS, POLICIES, Symbol, Value, as_bool, as_int, evaluate, show, suggest, type_name
+from .values import (NORMS, POLICIES, Symbol, Value, as_bool, as_int, evaluate, show, suggest, type_name,
+                     value_key)
 
 MAX_NODES = 250_000  # 3x a 10,000-block network; reached in about a second
 # Block instances and ops created, together: blocks that create no ops never reach MAX_NODES, so
@@ -467,7 +468,8 @@ class _Elaborator:
         """The parameters of a call, bound once per distinct set of values (only successes are kept:
         a failure is reported where it happens, and `failed_calls` skips its repetitions)."""
         try:
-            key = (name, tuple(v for v, _ in positional), tuple((k, v) for k, (v, _) in keywords.items()))
+            key = (name, tuple(value_key(v) for v, _ in positional),
+                   tuple((k, value_key(v)) for k, (v, _) in keywords.items()))
             hash(key)
         except TypeError:  # pragma: no cover - every value of the language is hashable
             key = None

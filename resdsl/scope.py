@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .errors import Span
 from .ops import ALL
-from .values import Value
+from .values import Value, value_key
 
 NUMBERED_KINDS = frozenset(name for name, kind in ALL.items() if kind.numbered)  # conv1, bn1, gn1
 
@@ -35,7 +35,7 @@ class Context:
     @staticmethod
     def key_of(env: dict[str, Value]) -> object:
         try:
-            key = tuple(env.items())
+            key = tuple((name, value_key(value)) for name, value in env.items())
             hash(key)
             return key
         except TypeError:  # pragma: no cover - every value of the language is hashable

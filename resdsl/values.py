@@ -33,6 +33,14 @@ class Symbol:
 Value = Union[int, float, bool, Symbol, tuple]
 
 
+def value_key(value: Value) -> object:
+    """A hashable key that tells values apart as the language does: `2`, `2.0` and `true` are three
+    values (Python's `2 == 2.0 == True` would share a memo entry between them)."""
+    if isinstance(value, tuple):
+        return tuple(value_key(v) for v in value)
+    return (type(value).__name__, value)
+
+
 def show(value: Value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -239,3 +239,14 @@ def test_network_graph_is_a_networkx_digraph_built_on_demand():
     assert net.graph is net.graph  # built once
     assert list(net.graph) == list(net.ops.nodes)
     assert net.graph.number_of_edges() == sum(1 for _ in net.ops.edges())
+
+
+def test_a_repeated_call_is_bound_for_its_own_values_not_equal_ones_of_another_type():
+    """Binding is memoised per call values: `5.0` and `5` are different values (5 / 10 is not whole,
+    5.0 / 10 is 0.5), though Python finds them equal."""
+    text = "block b(p) {{ dropout p / 10 }}\nnetwork n {{ input 4x8x8\n {first}\n {second} }}"
+    with pytest.raises(resdsl.SpecError) as info:
+        resdsl.loads(text.format(first="b1: b(5.0)", second="b2: b(5)"))
+    assert [(d.code, d.line) for d in info.value.diagnostics] == [("E0301", 1)]
+    net = resdsl.loads(text.format(first="b1: b(5.0)", second="b2: b(6.0)"))
+    assert net.ops.nodes["b1.dropout"].attrs["p"] == 0.5
