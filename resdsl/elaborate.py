@@ -22,6 +22,7 @@ from .graph import Node, OpGraph, Role
 from .ops import OPS, BoundArg, bind
 from .reserved import reserved_reason
 from .binding import Binder, missing_use_hint
+from .branches import elaborate_branches
 from .scope import Context, Scope
 from .values import (NORMS, POLICIES, Symbol, Value, as_bool, as_int, evaluate, show, suggest, type_name,
                      value_key)
@@ -32,6 +33,7 @@ MAX_NODES = 250_000  # 3x a 10,000-block network; reached in about a second
 MAX_WORK = 300_000
 MAX_DEPTH = 48
 MAX_REPEAT = 100_000
+REPETITION = "repetition"  # bound in a stage's arguments: the index of the block being made
 SHORTHANDS = {"s": "stride", "g": "groups", "k": "kernel", "d": "dilation", "p": "padding"}
 
 
@@ -237,6 +239,11 @@ class _Elaborator:
 
     def element(self, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
         element = link.element
+        if link.label_index is not None:  # `convs[branch]: conv ...` is the op `convs.<branch>`
+            index = self.index(link.label_index, ctx)
+            if index is None:
+                return current
+            link = replace(link, label=f"{link.label}.{index}", label_index=None)
         if link.label is not None and isinstance(element, (ast.Group, ast.Section, ast.Cond)):
             what = {ast.Group: "a group is named by its own name", ast.Section: "a section adds no name",
                     ast.Cond: "an `if` adds no name"}[type(element)]
@@ -248,14 +255,34 @@ class _Elaborator:
             return self.residual(element, link, current, scope, ctx)
         if isinstance(element, ast.Cond):
             return self.cond(element, current, scope, ctx)
+        if isinstance(element, ast.Branches):
+            return elaborate_branches(self, element, link, current, scope, ctx)
         if isinstance(element, ast.Section):
             if scope.prefix or ctx.block is not None:
                 self.error(ctx, "E0208", f"`{element.kind}` sections belong at the top of a network", element.span)
             out = self.body(element.body, current, scope, replace(ctx, section=element.kind))
             return out
         assert isinstance(element, ast.Group)
-        name = self.name(scope, ctx, element.name, element.name, element.span, what="group")
+        label = element.name
+        if element.index is not None:  # `paths[branch] { ... }`: the group `paths.<branch>`
+            index = self.index(element.index, ctx)
+            if index is None:
+                return current
+            label = f"{label}.{index}"
+        name = self.name(scope, ctx, label, element.name, element.span, what="group")
         return self.body(element.body, current, Scope(name + ".", indexed=True), ctx)
+
+    def index(self, expr: ast.Expr, ctx: Context) -> int | None:
+        """The index of `name[index]` (a whole number from 0), or None after reporting why not."""
+        try:
+            index = as_int(self.eval(expr, ctx), expr.span)
+            if not 0 <= index <= MAX_REPEAT:
+                raise EvalError("E0303", f"a name's index must be between 0 and {MAX_REPEAT:,}, not {index}",
+                                expr.span)
+            return index
+        except EvalError as exc:
+            self.fail(ctx, exc)
+            return None
 
     def name(self, scope: Scope, ctx: Context, label: str | None, kind: str, span: Span, module: bool = True,
              label_span: Span | None = None, what: str = "label") -> str:
@@ -265,7 +292,7 @@ class _Elaborator:
             label, where, first = scope.duplicates.pop()
             self.error(ctx, "E0206", f"the name `{label}` is already used in this scope", where,
                        notes=(f"first used at {first}",) if first else ())
-        segment = name[len(scope.prefix):]
+        segment = name[len(scope.prefix):].partition(".")[0]  # `convs.0`: the container `convs`
         reason = reserved_reason(segment) if module else None
         if reason is not None:
             what = what if label is not None else "block"
@@ -369,8 +396,11 @@ class _Elaborator:
             self.error(ctx, "E0202", f"no op or block named `{name}`", call.name_span,
                        help=missing_use_hint(name) or suggest(name, list(OPS) + list(self.symbols)))
             return current
+        # In a stage's arguments `repetition` is the block's index in the stage (0, 1, ...): per-block
+        # widths from a list (`widths[repetition]`), or an option for the first block only.
+        per_repetition = call.repeat is not None and any(ast.mentions(a.value, REPETITION) for a in call.args)
         try:
-            positional, keywords = self.arguments(call.args, ctx)
+            positional, keywords = self.arguments(call.args, self.with_repetition(ctx, 0) if per_repetition else ctx)
         except EvalError as exc:
             self.fail(ctx, exc)
             return current
@@ -426,7 +456,14 @@ class _Elaborator:
         path = self.name(scope, ctx, label, label, link.span, label_span=link.label_span, what="stage")
         self.stages.append(StageInfo(path, name, count, stride, policy, link.span))
         inner = replace(ctx, stage=path, policy=policy)
+        per_repetition = any(ast.mentions(a.value, REPETITION) for a in call.args)
         for i in range(count):
+            if i and per_repetition:
+                try:
+                    positional, keywords = self.arguments(call.args, self.with_repetition(ctx, i))
+                except EvalError as exc:
+                    self.fail(ctx, exc)
+                    return current
             kw = dict(keywords)
             if stride is not None and i == 0:
                 if "stride" in kw:
@@ -434,6 +471,11 @@ class _Elaborator:
                 kw["stride"] = (stride, stride_span)
             current = self.instantiate(name, positional, kw, call.span, f"{path}.{i}", current, inner)
         return current
+
+    @staticmethod
+    def with_repetition(ctx: Context, index: int) -> Context:
+        env = {**ctx.env, REPETITION: index}
+        return replace(ctx, env=env, env_key=Context.key_of(env))
 
     def instantiate(self, name: str, positional, keywords, span: Span, path: str, current: str,
                     ctx: Context) -> str:

@@ -7,9 +7,11 @@ works on this small container and `Network.graph` hands out a
 `networkx.DiGraph` the first time it is asked for.
 
 Every node is a `Node`: an op (`kind` is an op kind of resdsl/ops/), the
-`input`, or a merge (`add`, `concat`). An edge's `role` says which input of
-its target it is: the main path, or the shortcut of a merge; `inputs(name)`
-answers "what feeds this node" in one place.
+`input`, or a merge (`add`, `concat`, and the merges of `branches`: `sum`,
+`product`, `select`). An edge's `role` says which input of its target it is:
+the main path, the shortcut of a residual merge, one of a branch merge's
+branches (main is branch 0; the others carry their `index`), or the attention
+logits of `select`; `inputs(name)` answers "what feeds this node" in one place.
 """
 
 from __future__ import annotations
@@ -19,9 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, NamedTuple
 
 from .errors import Span
+from .values import BRANCH_MERGES  # noqa: F401 - the merges of `branches`, re-exported
 
 Shape = tuple[int, ...]
-MERGES = ("add", "concat")
+MERGES = ("add", "concat", "sum", "product", "select")
+# Nodes that are a function of their inputs in the forward, not a module: the merges, and `chunk`
+# (a channel slice of a `branches(split = true)`).
+FUNCTIONS = MERGES + ("chunk",)
 
 
 def show_shape(shape: Shape | None) -> str:
@@ -33,6 +39,8 @@ class Role(str, enum.Enum):
 
     MAIN = "main"
     SHORTCUT = "shortcut"
+    BRANCH = "branch"     # branch 1, 2, ... of a branch merge (branch 0 is its main input)
+    WEIGHTS = "weights"   # the attention logits of `select`
 
     def __str__(self) -> str:
         return self.value
@@ -43,7 +51,7 @@ class Node:
     """One node of the op graph. Elaboration fills the first group; shape inference `in_shape`,
     `shape` and, on merges, `shortcut`; analysis `params` and `macs`."""
 
-    kind: str                       # an op kind, "input", "add" or "concat"
+    kind: str                       # an op kind, "input", or one of MERGES
     span: Span                      # where the spec writes it (an inserted shortcut: its merge)
     attrs: dict[str, Any] = field(default_factory=dict)  # the op's arguments, completed
     trace: tuple[tuple[Span, str], ...] = ()   # the block calls that led here, for diagnostics
@@ -78,7 +86,9 @@ class Node:
 
 class Inputs(NamedTuple):
     main: str
-    shortcut: str | None  # merges only
+    shortcut: str | None  # residual merges only
+    branches: tuple[str, ...] = ()  # branch merges: every branch in order (main first)
+    weights: str | None = None      # `select`: the attention logits
 
 
 class OpGraph:
@@ -100,8 +110,13 @@ class OpGraph:
         self.pred[name] = {}
         self.succ[name] = {}
 
-    def add_edge(self, u: str, v: str, role: Role) -> None:
-        self.succ[u][v] = self.pred[v][u] = {"role": role}
+    def add_edge(self, u: str, v: str, role: Role, index: int | None = None) -> None:
+        """An edge u -> v; `index` orders the branches of a branch merge."""
+        assert v not in self.succ[u], f"{u} already feeds {v}"
+        edge: dict[str, Any] = {"role": role}
+        if index is not None:
+            edge["index"] = index
+        self.succ[u][v] = self.pred[v][u] = edge
 
     def remove_edge(self, u: str, v: str) -> None:
         del self.succ[u][v]
@@ -113,15 +128,24 @@ class OpGraph:
                 yield u, v, attrs
 
     def inputs(self, name: str) -> Inputs:
-        """What feeds a node: its main input, and a merge's shortcut."""
-        main = shortcut = None
+        """What feeds a node: its main input, a residual merge's shortcut, a branch merge's branches
+        (in order) and attention logits."""
+        main = shortcut = weights = None
+        branches: list[tuple[int, str]] = []
         for u, edge in self.pred[name].items():
-            if edge["role"] is Role.MAIN:
+            role = edge["role"]
+            if role is Role.MAIN:
                 main = u
-            else:
+                if "index" in edge:
+                    branches.append((0, u))
+            elif role is Role.SHORTCUT:
                 shortcut = u
+            elif role is Role.BRANCH:
+                branches.append((edge["index"], u))
+            else:
+                weights = u
         assert main is not None, f"{name} has no main input"
-        return Inputs(main, shortcut)
+        return Inputs(main, shortcut, tuple(u for _, u in sorted(branches)), weights)
 
     def main_input(self, name: str) -> str:
         return self.inputs(name).main

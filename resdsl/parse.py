@@ -183,8 +183,13 @@ class _ToAst(Transformer):
 
     def link(self, meta, c):
         label, element = c
-        label_span = _token_span(self.path, label) if label is not None else None
-        return ast.Link(str(label) if label is not None else None, label_span, element, self.s(meta))
+        if label is None:
+            return ast.Link(None, None, element, self.s(meta))
+        (name, index), span = label
+        return ast.Link(name, span, element, self.s(meta), index)
+
+    def label(self, meta, c):  # `name` or `name[index]`: (name, index expression or None), span
+        return (str(c[0]), c[1]), self.s(meta)
 
     def call(self, meta, c):
         name, call_args, *rest = c
@@ -229,7 +234,10 @@ class _ToAst(Transformer):
         return c[0]
 
     def group(self, meta, c):
-        return ast.Group(str(c[0]), c[1], self.s(meta))
+        return ast.Group(str(c[0]), c[2], self.s(meta), c[1])
+
+    def branches(self, meta, c):
+        return ast.Branches(tuple(c[0]), c[1], c[2], self.s(meta))
 
     def section(self, meta, c):
         return ast.Section(str(c[0]), c[1], self.s(meta))

@@ -49,6 +49,9 @@ class Scope:
         self.prefix, self.indexed = prefix, indexed
         self.counts: dict[str, int] = {}
         self.taken: dict[str, Span | None] = {}
+        # `convs[0]: conv ...` claims `convs.0` and makes `convs` a container (an nn.ModuleList):
+        # the bare name `convs` is then taken, and a name already given cannot become a container.
+        self.containers: dict[str, Span | None] = {}
         self.index = 0
         self.stages = 0
         self.duplicates: list[tuple[str, Span, Span | None]] = []
@@ -60,11 +63,18 @@ class Scope:
         automatic name is handed out instead, so elaboration can go on.
         """
         if label is not None:
-            if label not in self.taken:
+            container = label.partition(".")[0] if "." in label else None
+            clash = label in self.taken or label in self.containers or (
+                container is not None and container in self.taken)
+            if not clash:
                 self.taken[label] = span
+                if container is not None:
+                    self.containers.setdefault(container, span)
                 return self.prefix + label
-            self.duplicates.append((label, span, self.taken[label]))
-            kind = label
+            first = self.taken.get(label) or self.containers.get(label) or (
+                self.taken.get(container) if container is not None else None)
+            self.duplicates.append((label, span, first))
+            kind = container or label
         while True:
             if self.indexed and module:
                 name = str(self.index)
@@ -72,6 +82,6 @@ class Scope:
             else:
                 n = self.counts[kind] = self.counts.get(kind, 0) + 1
                 name = f"{kind}{n}" if kind in NUMBERED_KINDS or n > 1 else kind
-            if name not in self.taken:
+            if name not in self.taken and name not in self.containers:
                 self.taken[name] = None
                 return self.prefix + name

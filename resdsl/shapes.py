@@ -58,6 +58,33 @@ def merge_shape(merge: str, main: Shape, shortcut: Shape) -> Shape:
     return (main[0] + shortcut[0],) + main[1:]
 
 
+def branch_merge_shape(kind: str, attrs: dict[str, Value], branches: list[Shape], weights: Shape | None) -> Shape:
+    """Shape after a merge of `branches` (see branches.py): sum, product and select need one shape,
+    concat one rank and H×W; select's logits are n·C channels, over 1×1 or the branches' H×W."""
+    first = branches[0]
+    shown = ", ".join(show_shape(b) for b in branches)
+    if kind == "concat":
+        if any(len(b) != len(first) or b[1:] != first[1:] for b in branches):
+            raise ShapeError("E0404", f"concat of branches {shown}: spatial sizes differ",
+                             help="give every branch the same stride")
+        return (sum(b[0] for b in branches),) + first[1:]
+    if any(b != first for b in branches):
+        raise ShapeError("E0409", f"`merge = {kind}` of branches with different shapes: {shown}",
+                         help="every branch must give the same channels and H×W (the same stride in each)")
+    if kind == "select":
+        n, c, groups = len(branches), first[0], attrs["groups"]
+        assert weights is not None
+        if weights[0] != n * c or len(weights) != len(first) or (
+                len(first) == 3 and weights[1:] not in ((1, 1), first[1:])):
+            want = show_shape((n * c,) + ((1, 1) if len(first) == 3 else ()))
+            raise ShapeError("E0409", f"`attend` gives {show_shape(weights)}, but selecting among {n} branches "
+                             f"of {show_shape(first)} needs {want} attention logits",
+                             help=f"end the attend body with a 1×1 conv to {n} × {c} = {n * c} channels")
+        if c % groups:
+            raise ShapeError("E0409", f"`groups = {groups}` does not divide the branches' {c} channels")
+    return first
+
+
 # ---- the shortcut rule -------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +158,8 @@ def _check_stride(x: Shape, y: Shape, stride: int) -> None:
 
 def main_path_stride(kind: str, attrs: dict[str, Value], shape: Shape | None) -> int:
     """How much one op subsamples: its stride (a global pool: its whole input)."""
-    return ALL[kind].stride(attrs, shape)
+    op = ALL.get(kind)
+    return op.stride(attrs, shape) if op is not None else 1  # a merge: its main input's stride
 
 
 # ---- the graph pass ---------------------------------------------------------------
@@ -157,7 +185,13 @@ def infer_graph(graph: OpGraph, reporter) -> None:
         if main is None:
             continue
         try:
-            if data.is_merge:
+            if inputs.branches:  # a merge of `branches`
+                shapes = [nodes[b].shape for b in inputs.branches]
+                weights = nodes[inputs.weights].shape if inputs.weights else None
+                if None in shapes or (inputs.weights and weights is None):
+                    continue
+                data.shape = branch_merge_shape(kind, data.attrs, shapes, weights)
+            elif data.is_merge:
                 x = nodes[inputs.shortcut].shape
                 if x is None:
                     continue

@@ -119,11 +119,13 @@ class Body:
 
 @dataclass(frozen=True, slots=True)
 class Group:
-    """`name { ... }`: a named sequential group (an nn.Sequential)."""
+    """`name { ... }`: a named sequential group (an nn.Sequential); `paths[branch] { ... }` is
+    group `paths.<branch>` (an entry of an nn.ModuleList)."""
 
     name: str
     body: Body
     span: Span
+    index: "Expr | None" = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +158,22 @@ class Cond:
     span: Span
 
 
-Element = Union[Call, Group, Section, Residual, Cond]
+@dataclass(frozen=True, slots=True)
+class Branches:
+    """`branches(n, split = ..., merge = ..., carry = ..., groups = ...) { body } [attend { body }]`.
+
+    The body is elaborated once per branch with `branch` bound to 0 .. n-1; `args[0]` is n,
+    the others the options; `attend` is the body that turns the branches' sum into the
+    attention logits of `merge = select`.
+    """
+
+    args: tuple[Arg, ...]
+    body: Body
+    attend: Body | None
+    span: Span
+
+
+Element = Union[Call, Group, Section, Residual, Cond, Branches]
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +182,24 @@ class Link:
     label_span: Span | None
     element: Element
     span: Span
+    label_index: Expr | None = None  # `convs[branch]: conv ...` names the op `convs.<branch>`
+
+
+def mentions(expr: Expr, name: str) -> bool:
+    """Does `expr` read the name `name`? (e.g. a stage argument that uses `repetition`)"""
+    if isinstance(expr, Name):
+        return expr.id == name
+    if isinstance(expr, ListExpr):
+        return any(mentions(item, name) for item in expr.items)
+    if isinstance(expr, Unary):
+        return mentions(expr.operand, name)
+    if isinstance(expr, Binary):
+        return mentions(expr.left, name) or mentions(expr.right, name)
+    if isinstance(expr, Ternary):
+        return mentions(expr.then, name) or mentions(expr.test, name) or mentions(expr.orelse, name)
+    if isinstance(expr, Index):
+        return mentions(expr.base, name) or mentions(expr.index, name)
+    return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from .errors import EvalError, Span  # noqa: F401 - EvalError: raised here, impo
 POLICIES = ("A", "B", "C", "D", "identity", "none")
 # The norms a `norm` statement may choose (ops/ marks them `norm=True`; a test keeps the two equal).
 NORMS = ("bn", "gn")
+BRANCH_MERGES = ("concat", "sum", "product", "select")  # what `branches(merge = ...)` may ask for
 LIMIT = 2**63 - 1  # every int a tensor dimension could ever hold
 
 
@@ -78,7 +79,7 @@ def evaluate(expr: ast.Expr, env: Mapping[str, Value], symbols: frozenset[str] |
     if isinstance(expr, ast.Name):
         if expr.id in env:
             return env[expr.id]
-        if expr.id in POLICIES or expr.id in NORMS or expr.id in symbols:
+        if expr.id in POLICIES or expr.id in NORMS or expr.id in BRANCH_MERGES or expr.id in symbols:
             return Symbol(expr.id)
         raise EvalError("E0201", f"unknown name `{expr.id}`", expr.span,
                         help=suggest(expr.id, list(env) + list(symbols)) or

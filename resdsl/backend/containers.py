@@ -24,7 +24,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from ..graph import MERGES, OpGraph  # MERGES: ops that are functions in a forward, not modules
+from ..graph import FUNCTIONS, OpGraph  # FUNCTIONS: nodes that are functions in a forward, not modules
 
 
 class ContainerError(RuntimeError):
@@ -70,7 +70,7 @@ def scopes(ops: OpGraph, output: str) -> dict[str, Scope]:
         entries = dict.fromkeys(u for v in names for u in ops.pred[v] if u not in inside)
         exits = [v for v in names if v == output or any(w not in inside for w in ops.succ[v])]
         found[path] = Scope(path, tuple(names), tuple(entries), tuple(exits),
-                            any(ops.nodes[v].kind not in MERGES for v in names))
+                            any(ops.nodes[v].kind not in FUNCTIONS for v in names))
     return found
 
 

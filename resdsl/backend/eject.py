@@ -187,6 +187,8 @@ class Ejector:
                                                    else el.orelse is not None and self._walk(el.orelse, caller))
         if isinstance(el, (ast.Group, ast.Section)):
             return self._walk(el.body, caller)
+        if isinstance(el, ast.Branches):
+            return self._walk(el.body, caller) or el.attend is not None and self._walk(el.attend, caller)
         if isinstance(el, ast.Call) and caller and not (el.repeat is not None and el.repeat.shortcuts):
             return self.is_block(el.name) and self.caller_residual(self.resolve(el.name)[0])
         return False

@@ -85,6 +85,10 @@ class Body:
 
     def element(self, link: ast.Link, t: Tensor, place: Place) -> Tensor:
         el = link.element
+        if isinstance(el, ast.Branches):
+            raise Unsupported("a `branches` construct (the classes would need a loop over branches)")
+        if link.label_index is not None or isinstance(el, ast.Group) and el.index is not None:
+            raise Unsupported("an indexed name such as `convs[branch]`")
         if isinstance(el, ast.Call):
             name = el.name
             if name in self.env:

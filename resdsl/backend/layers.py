@@ -8,6 +8,7 @@ each class here must be self-contained: torch, nn and F only.
 from __future__ import annotations
 
 import math
+from typing import List
 
 import torch
 import torch.nn.functional as F
@@ -91,3 +92,22 @@ class BlurPool(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, self.padding, mode="reflect")
         return F.conv2d(x, self.filt, stride=self.stride, groups=self.channels)
+
+
+def select_branches(weights: torch.Tensor, branches: List[torch.Tensor], groups: int = 1) -> torch.Tensor:
+    """Attention across branches (SKNet's SelectiveKernel, ResNeSt's SplitAttn): `weights` holds
+    n·C logits laid out [groups][n][C/groups] (timm's RadixSoftmax with cardinality `groups`);
+    a softmax over the n branches (a sigmoid when n = 1) weighs them, and the weighted sum is returned.
+
+    weights: (B, n·C, 1, 1) or (B, n·C, H, W), or (B, n·C) for vectors; each branch (B, C, ...).
+    """
+    n = len(branches)
+    batch, channels = branches[0].shape[0], branches[0].shape[1]
+    rest = list(weights.shape[2:])
+    w = weights.reshape([batch, groups, n, channels // groups] + rest)
+    w = torch.softmax(w, dim=2) if n > 1 else torch.sigmoid(w)
+    w = w.transpose(1, 2).reshape([batch, n, channels] + rest)  # [n][C]
+    out = branches[0] * w[:, 0]
+    for i in range(1, n):
+        out = out + branches[i] * w[:, i]
+    return out

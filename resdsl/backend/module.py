@@ -23,7 +23,8 @@ import torch.nn as nn
 
 from ..ops import ALL, ModuleCall
 from . import layers
-from .containers import MERGES, Part, Scope, chain_class, scopes
+from ..graph import FUNCTIONS
+from .containers import Part, Scope, chain_class, scopes
 
 if TYPE_CHECKING:
     from ..graph import OpGraph
@@ -111,15 +112,37 @@ def _forward_graph(ops: "OpGraph", inplace: dict[str, bool], scope: Scope, calls
         if data.kind == "add":  # same shapes on both sides: the shortcut ops made them so
             fn = operator.iadd if inplace[name] else operator.add
             values[name] = graph.create_node("call_function", fn, (x, values[inputs.shortcut]), name=local)
+        elif inputs.branches:  # a merge of `branches` (see resdsl/branches.py)
+            values[name] = _branch_merge(graph, data, [values[b] for b in inputs.branches],
+                                         values.get(inputs.weights), local)
         elif data.kind == "concat":  # DenseNet order: the block's input, then its new features
             args = ([values[inputs.shortcut], x], 1)
             values[name] = graph.create_node("call_function", torch.cat, args, name=local)
+        elif data.kind == "chunk":  # this branch's share of the channels: torch.split(x, C // n, 1)[i]
+            size = data.shape[0]
+            values[name] = graph.create_node("call_function", torch.narrow, (x, 1, data.attrs["index"] * size, size),
+                                             name=local)
         else:
             if data.kind == "fc" and len(data.in_shape) == 3:  # a pooled C×1×1 map: flatten, as torchvision
                 x = graph.call_function(torch.flatten, (x, 1))
             values[name] = graph.call_module(local, (x,))
     graph.output(values[scope.exits[0]])
     return graph
+
+
+def _branch_merge(graph: fx.Graph, data, branches: list[fx.Node], weights: fx.Node | None, name: str) -> fx.Node:
+    """sum / product (left to right), concat (along channels), or select (layers.select_branches)."""
+    kind = data.kind
+    if kind == "concat":
+        return graph.create_node("call_function", torch.cat, (branches, 1), name=name)
+    if kind == "select":
+        return graph.create_node("call_function", layers.select_branches, (weights, branches),
+                                 {"groups": data.attrs["groups"]}, name=name)
+    fn = operator.add if kind == "sum" else operator.mul
+    out = branches[0]
+    for i, branch in enumerate(branches[1:], 1):
+        out = graph.create_node("call_function", fn, (out, branch), name=name if i == len(branches) - 1 else None)
+    return out
 
 
 def to_torch(net: "Network") -> fx.GraphModule:
@@ -143,7 +166,7 @@ def to_torch(net: "Network") -> fx.GraphModule:
     zero_init: list[str] = []
     for name, data in ops.nodes.items():
         kind = data.kind
-        if kind in ("input",) + MERGES:
+        if kind == "input" or kind in FUNCTIONS:  # merges and channel slices are functions in the forward
             continue
         _install(root, name, make_module(kind, data.attrs, data.in_shape, inplace.get(name, False)), make_part)
         if data.attrs.get("zero_init"):  # a norm whose scale starts at 0

@@ -1,0 +1,166 @@
+"""Elaborating `branches`: a block's multi-branch part (Res2Net, Selective Kernel, ResNeSt).
+
+    branches(n, split = false, merge = sum, carry = false, groups = 1) { body } [attend { body }]
+
+The body is elaborated once per branch, with `branch` bound to 0 .. n-1, so its
+ops can depend on the branch (`conv c k3 d=(branch + 1)`) and be named after it
+(`convs[branch]: conv ...`, Res2Net's nn.ModuleList). What each branch reads:
+
+    split = false   the whole input (Selective Kernel without split_input)
+    split = true    its 1/n share of the input's channels (`chunk` nodes; torch.split)
+    carry = true    that share plus the previous branch's output (Res2Net's hierarchy;
+                    evaluated per branch, so `carry = branch > 0 and branch < n - 1` works)
+
+and how they become one tensor (`merge`):
+
+    sum, product    element-wise over the n branches (all of one shape)
+    concat          along channels, branch 0 first
+    select          attention across the branches (SKNet, ResNeSt's split attention): the
+                    `attend` body turns the branches' sum into n·C logits laid out as
+                    [groups][n][C/groups]; a softmax over the n branches (a sigmoid when n = 1)
+                    weighs them, and the weighted branches are summed
+
+The merges cost no parameters or MACs (torchvision's convention counts conv and fc only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from . import syntax as ast
+from .errors import EvalError, Span
+from .graph import BRANCH_MERGES, Role
+from .scope import Context, Scope
+from .values import Symbol, Value, as_bool, as_int, show
+
+if TYPE_CHECKING:
+    from .elaborate import _Elaborator
+
+MAX_BRANCHES = 64
+OPTIONS = ("split", "merge", "carry", "groups")
+
+
+@dataclass(frozen=True)
+class BranchOptions:
+    count: int
+    split: bool
+    merge: str
+    carry: ast.Expr | None  # evaluated per branch
+    groups: int
+
+
+def options(elab: "_Elaborator", el: ast.Branches, ctx: Context) -> BranchOptions:
+    """The construct's options, checked (raises EvalError at the faulty argument)."""
+    count = None
+    given: dict[str, tuple[ast.Expr, Span]] = {}
+    for arg in el.args:
+        if arg.name is None:
+            if count is not None or given:
+                raise EvalError("E0204", "`branches` takes one positional argument, the number of branches",
+                                arg.span, help="e.g. `branches(2, merge = sum) { ... }`")
+            count = as_int(elab.eval(arg.value, ctx), arg.value.span)
+            if not 1 <= count <= MAX_BRANCHES:
+                raise EvalError("E0303", f"`branches` takes 1 to {MAX_BRANCHES} branches, not {count}", arg.value.span)
+            continue
+        if arg.name not in OPTIONS:
+            raise EvalError("E0203", f"`branches` has no option `{arg.name}`", arg.span,
+                            help="options: " + ", ".join(OPTIONS))
+        if arg.name in given:
+            raise EvalError("E0205", f"option `{arg.name}` is given twice", arg.span,
+                            notes=(f"first given at {given[arg.name][1]}",))
+        given[arg.name] = (arg.value, arg.span)
+    if count is None:
+        raise EvalError("E0204", "`branches` needs the number of branches", el.span,
+                        help="e.g. `branches(2, merge = sum) { ... }`")
+
+    def value(name: str) -> Value | None:
+        return elab.eval(given[name][0], ctx) if name in given else None
+
+    split = as_bool(value("split"), given["split"][0].span) if "split" in given else False
+    merge = value("merge") if "merge" in given else Symbol("sum")
+    if not isinstance(merge, Symbol) or merge.name not in BRANCH_MERGES:
+        raise EvalError("E0302", f"`{show(merge)}` is not a branch merge", given["merge"][0].span,
+                        help="merges: " + ", ".join(BRANCH_MERGES))
+    groups = 1
+    if "groups" in given:
+        groups = as_int(value("groups"), given["groups"][0].span)
+        if groups < 1:
+            raise EvalError("E0303", f"`groups` must be at least 1, not {groups}", given["groups"][0].span)
+        if merge.name != "select":
+            raise EvalError("E0203", "`groups` lays out the attention logits of `merge = select` only",
+                            given["groups"][1])
+    if merge.name == "select" and el.attend is None:
+        raise EvalError("E0208", "`merge = select` needs an `attend { ... }` body after the branches", el.span,
+                        help="the attend body turns the branches' sum into n×C attention logits, e.g. "
+                             "`attend { avgpool -> conv 32 k1 -> bn -> relu -> conv 2 * c k1 }`")
+    if merge.name != "select" and el.attend is not None:
+        raise EvalError("E0208", f"an `attend` body belongs to `merge = select`, not `merge = {merge.name}`",
+                        el.attend.span)
+    carry = given["carry"][0] if "carry" in given else None
+    if carry is not None and not split:
+        raise EvalError("E0208", "`carry` adds the previous branch's output to this branch's share of the "
+                        "channels: it needs `split = true`", given["carry"][1])
+    return BranchOptions(count, split, merge.name, carry, groups)
+
+
+def elaborate_branches(elab: "_Elaborator", el: ast.Branches, link: ast.Link, current: str, scope: Scope,
+                       ctx: Context) -> str:
+    """Add the branches' nodes and their merge; return the merge (or `current` after an error)."""
+    try:
+        opts = options(elab, el, ctx)
+    except EvalError as exc:
+        elab.fail(ctx, exc)
+        return current
+    outputs: list[str] = []
+    for index in range(opts.count):
+        env = {**ctx.env, "branch": index}
+        inner = replace(ctx, env=env, env_key=Context.key_of(env))
+        source = current
+        if opts.split:
+            name = elab.name(scope, ctx, None, "chunk", el.span, module=False)
+            source = elab.add_node(name, inner, "chunk", el.span, current, attrs={"parts": opts.count, "index": index})
+        if opts.carry is not None:
+            try:
+                carry = as_bool(elab.eval(opts.carry, inner), opts.carry.span)
+            except EvalError as exc:
+                elab.fail(inner, exc)
+                return current
+            if carry and not outputs:
+                elab.error(inner, "E0208", "branch 0 has no previous branch to carry from", opts.carry.span,
+                           help="e.g. `carry = branch > 0`")
+                return current
+            if carry:  # Res2Net: sp = sp + spx[i]
+                name = elab.name(scope, ctx, None, "sum", el.span, module=False)
+                node = elab.add_node(name, inner, "sum", el.span, None)
+                elab.graph.add_edge(source, node, Role.MAIN, index=0)
+                elab.graph.add_edge(outputs[-1], node, Role.BRANCH, index=1)
+                source = node
+        outputs.append(elab.body(el.body, source, scope, inner))
+    if len(set(outputs)) != len(outputs):
+        if not elab.reporter.failed:
+            elab.error(ctx, "E0208", "two branches give the same tensor: without `split`, a branch with no ops "
+                       "is the input itself", el.body.span, help="give each branch its own ops, or split the input")
+        return current
+    if opts.merge == "select":
+        total = outputs[0]
+        if opts.count > 1:
+            total = _merge(elab, scope, ctx, None, "sum", el.span, outputs)
+        logits = elab.body(el.attend, total, scope, ctx)
+        if logits == total:
+            if not elab.reporter.failed:
+                elab.error(ctx, "E0208", "`attend` needs the ops that make the attention logits", el.attend.span)
+            return current
+        node = _merge(elab, scope, ctx, link.label, "select", el.span, outputs, attrs={"groups": opts.groups})
+        elab.graph.add_edge(logits, node, Role.WEIGHTS)
+        return node
+    return _merge(elab, scope, ctx, link.label, opts.merge, el.span, outputs)
+
+
+def _merge(elab: "_Elaborator", scope: Scope, ctx: Context, label: str | None, kind: str, span: Span,
+           branches: list[str], attrs: dict | None = None) -> str:
+    name = elab.name(scope, ctx, label, kind, span, module=False)
+    node = elab.add_node(name, ctx, kind, span, None, attrs=attrs or {})
+    for index, branch in enumerate(branches):
+        elab.graph.add_edge(branch, node, Role.MAIN if index == 0 else Role.BRANCH, index=index)
+    return node
