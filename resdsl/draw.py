@@ -49,11 +49,15 @@ SHORTCUTS = {
     "zeropad": ("dotted", "#1f6fb2", "zero-padding (option A)"),
     "avgproj": ("bold", "#7b3fa0", "avg-pool + 1×1 projection (ResNet-D)"),
     "concat": ("dashed", "#2e8b57", "concatenation (dense)"),
+    "attention": ("dashed", "#b03060", "attention logits (branches, merge = select)"),
 }
+# How a merge is drawn: its symbol, and whether it is a small circle
+MERGE_LABELS = {"add": ("+", True), "sum": ("+", True), "product": ("×", True), "concat": ("concat", False),
+                "select": ("select", False)}
 FILL = {"conv": "#dbe9f6", "bn": "#eeeeee", "gn": "#eeeeee", "relu": "#fdf1d6", "gelu": "#fdf1d6", "silu": "#fdf1d6",
         "sigmoid": "#fdf1d6", "maxpool": "#e3f1df", "avgpool": "#e3f1df", "blurpool": "#e3f1df", "fc": "#f6dde3",
         "se": "#efe3f6", "eca": "#efe3f6",
-        "dropout": "#f4f4f4", "flatten": "#f4f4f4", "identity": "#f4f4f4", "zeropad": "#fde0c5",
+        "dropout": "#f4f4f4", "flatten": "#f4f4f4", "identity": "#f4f4f4", "zeropad": "#fde0c5", "chunk": "#ffffff",
         "input": "#ffffff", "part": "#e8eef6", "folded": "#f2f2f2"}
 INSERTED_FILL = "#fde0c5"
 
@@ -212,7 +216,7 @@ def _segments(net: Network, links: list[tuple[str, str, str, str]], clusters: di
                 attrs.update(style=line, color=colour, fontcolor=colour, weight="0")
                 if x.endswith("#in"):  # leave the fork sideways, so that the main path keeps the centre
                     attrs["tailport"] = "e"
-                if b in net.ops.nodes and net.ops.nodes[b].kind in ("add", "concat"):
+                if b in net.ops.nodes and net.ops.nodes[b].is_merge:
                     attrs["headport"] = "e"
             if x.endswith("#in"):  # meet at the entry point's centre, with no gap in the line
                 attrs["tailclip"] = "false"
@@ -272,10 +276,11 @@ def _box_attrs(net: Network, box: _Box, stage_of: dict) -> dict[str, str]:
     if len(members) == 1 and box.id == box.members[0]:
         d = members[0]
         kind = d.kind
-        if kind in ("add", "concat"):
-            return {"label": "+" if kind == "add" else "concat", "shape": "circle" if kind == "add" else "box",
+        if d.is_merge:
+            symbol, circle = MERGE_LABELS[kind]
+            return {"label": symbol, "shape": "circle" if circle else "box",
                     "style": "filled", "fillcolor": "#ffffff", "width": "0.3", "fixedsize": "false",
-                    "fontsize": "12" if kind == "add" else "10"}
+                    "fontsize": "12" if circle else "10"}
         lines = [essentials(kind, d.attrs, d.shape)]
         if kind != "input":  # the name inside its block (`conv1`, `downsample.0`), or the full name
             block = d.block
@@ -304,7 +309,7 @@ def _box_attrs(net: Network, box: _Box, stage_of: dict) -> dict[str, str]:
         fill = FILL["part"]
     else:
         title, head, fill = box.id, ", ".join(dict.fromkeys(essentials(d.kind, d.attrs, d.shape)
-                                                            for d in members if d.kind not in ("add", "concat"))
+                                                            for d in members if not d.is_merge)
                                               ), FILL["part"]
         if len(head) > 60:
             head = head[:57] + "…"
@@ -325,6 +330,8 @@ def _edge_style(net: Network, u: str, v: str, edge: dict) -> str:
         return "concat"
     if target.kind == "add" and edge["role"] is Role.SHORTCUT:
         return target.shortcut
+    if edge["role"] is Role.WEIGHTS:
+        return "attention"
     if target.inserted:
         return ops.nodes[target.merge].shortcut
     return "main"

@@ -42,6 +42,8 @@ CODES: dict[str, str] = {
     "E0405": "fully connected layer on a feature map",
     "E0406": "op needs a feature map but got a vector",
     "E0407": "the shortcut's stride does not land on the main path's size",
+    "E0408": "channels do not split into equal branches",
+    "E0409": "branches cannot be merged",
     "E0501": "import cycle",
     "E0502": "imported file not found",
     "E0503": "recursion among blocks",

@@ -21,6 +21,16 @@ TIMM_RESNET = (
     "resnetblur50d", "resnetblur101d", "resnet50_gn",
 )
 
+# timm's multi-branch families, written with `branches` (res2net.res, sknet.res, resnest.res)
+TIMM_RES2NET = ("res2net50_26w_4s", "res2net50_26w_6s", "res2net50_26w_8s", "res2net50_48w_2s", "res2net50_14w_8s",
+                "res2net101_26w_4s", "res2next50", "res2net50d", "res2net101d")
+TIMM_SKNET = ("skresnet18", "skresnet34", "skresnet50", "skresnet50d", "skresnext50_32x4d")
+TIMM_RESNEST = ("resnest14d", "resnest26d", "resnest50d", "resnest101e", "resnest200e", "resnest269e",
+                "resnest50d_4s2x40d", "resnest50d_1s4x24d")
+# timm module -> the models of it that bundled specs build
+TIMM_FAMILIES = {"resnet": TIMM_RESNET, "res2net": TIMM_RES2NET, "sknet": TIMM_SKNET, "resnest": TIMM_RESNEST}
+TIMM_ALL = tuple(name for models in TIMM_FAMILIES.values() for name in models)
+
 # timm's models that no bundled spec builds yet, and why (docs/family.md says the same).
 NOT_YET = {
     "ecaresnet50d_pruned": "needs per-block widths from a list (a pruned model)",
@@ -35,5 +45,6 @@ NOT_YET = {
 REPRESENTATIVES = frozenset({"resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet50d", "seresnet50",
                              "resnext50_32x4d", "wide_resnet50_2",
                              "resnet10t", "seresnet18", "ecaresnet26t", "resnetaa34d", "resnetrs50",
-                             "seresnext26t_32x4d", "resnetblur18"})
-LEFT_TO_TEST_FAMILY = frozenset(TIMM_RESNET) - REPRESENTATIVES
+                             "seresnext26t_32x4d", "resnetblur18",
+                             "res2net50_26w_4s", "skresnet18", "resnest14d"})
+LEFT_TO_TEST_FAMILY = frozenset(TIMM_ALL) - REPRESENTATIVES

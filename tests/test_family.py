@@ -1,4 +1,5 @@
-"""Every ResNet of timm's `resnet` module that the bundled specs build, checked against timm itself.
+"""Every ResNet of timm's `resnet`, `res2net`, `sknet` and `resnest` modules that the bundled specs
+build, checked against timm itself.
 
 For all of them, on PyTorch's meta device (no memory, no arithmetic): the state dict has
 timm's names and shapes (so `load_state_dict(strict=True)` works), and the static
@@ -15,14 +16,18 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import resdsl
-from family import NOT_YET, TIMM_RESNET
+from family import NOT_YET, TIMM_ALL, TIMM_FAMILIES
 
 # Outputs compared in full: one per construct, and the family's smaller members (under ~30M parameters).
 NUMERIC = ("resnet10t", "resnet14t", "resnet18d", "resnet26", "resnet26d", "resnet26t", "resnet34d", "resnet50c",
            "resnet50s", "resnet50t", "resnext50d_32x4d", "seresnet18", "seresnet34", "seresnet50t",
            "seresnext26d_32x4d", "seresnext26t_32x4d", "ecaresnet26t", "ecaresnet50t", "ecaresnetlight",
            "ecaresnext26t_32x4d", "resnetaa34d", "resnetaa50", "resnetaa50d", "seresnetaa50d", "resnetrs50",
-           "resnetblur18", "resnetblur50d", "resnet50_gn")
+           "resnetblur18", "resnetblur50d", "resnet50_gn",
+           # branches: hierarchical splits (carry, pool), selective kernels (split or not, grouped), split
+           # attention (radix 1, 2 and 4; cardinality 2 and 4; the stride's pool before or after it)
+           "res2net50_26w_4s", "res2net50_48w_2s", "res2next50", "res2net50d", "skresnet18", "skresnet50d",
+           "skresnext50_32x4d", "resnest14d", "resnest26d", "resnest50d_4s2x40d", "resnest50d_1s4x24d")
 
 
 def randomise_norms(model: torch.nn.Module, seed: int = 0) -> None:
@@ -38,14 +43,16 @@ def randomise_norms(model: torch.nn.Module, seed: int = 0) -> None:
                 module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
 
 
-def test_the_family_is_every_resnet_of_timm():
-    listed = set(timm.list_models(module="resnet"))
-    assert set(TIMM_RESNET).isdisjoint(NOT_YET)
-    assert set(TIMM_RESNET) | set(NOT_YET) == listed, "timm's list changed: add a spec or say why not"
-    assert set(TIMM_RESNET) <= set(resdsl.library.bundled_names())
+@pytest.mark.parametrize("module", TIMM_FAMILIES)
+def test_the_family_is_every_model_of_timms_module(module):
+    listed = set(timm.list_models(module=module))
+    models = set(TIMM_FAMILIES[module])
+    assert models.isdisjoint(NOT_YET)
+    assert models | (set(NOT_YET) & listed) == listed, "timm's list changed: add a spec or say why not"
+    assert models <= set(resdsl.library.bundled_names())
 
 
-@pytest.mark.parametrize("name", TIMM_RESNET)
+@pytest.mark.parametrize("name", TIMM_ALL)
 def test_names_shapes_params_and_macs_equal_timm(name):
     net = resdsl.load(name)  # 3x224x224, as timm's default
     with torch.device("meta"):
@@ -84,7 +91,7 @@ def test_the_family_page_lists_every_model_with_its_figures():
     page = (Path(__file__).resolve().parent.parent / "docs" / "family.md").read_text(encoding="utf-8")
     rows = dict((m[0], (int(m[1].replace(",", "")), m[2]))
                 for m in re.findall(r"^\| `(\w+)` \| `[^`]*` \| ([\d,]+) \| ([\d.]+) G \|$", page, re.M))
-    assert list(rows) == list(TIMM_RESNET)
+    assert list(rows) == list(TIMM_ALL)
     for name, (params, macs) in rows.items():
         net = resdsl.load(name)
         assert (params, macs) == (net.params, f"{net.macs / 1e9:.2f}"), name

@@ -7,7 +7,6 @@ does in Res2Net, SKNet and ResNeSt. It is a view, not a module: the forward narr
 from __future__ import annotations
 
 from ..errors import ShapeError
-from ..graph import show_shape
 from .base import OpKind, Option
 
 
@@ -16,7 +15,7 @@ class Chunk(OpKind):
         parts = attrs["parts"]
         if x[0] % parts:
             raise ShapeError("E0408", f"`branches({parts}, split = true)` cannot split {x[0]} channels "
-                             f"(input {show_shape(x)}) into {parts} equal parts",
+                             f"into {parts} equal parts",
                              help=f"make the channels before the split a multiple of {parts}")
         return (x[0] // parts,) + tuple(x[1:])
 
