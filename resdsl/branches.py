@@ -78,7 +78,11 @@ def options(elab: "_Elaborator", el: ast.Branches, ctx: Context) -> BranchOption
         return elab.eval(given[name][0], ctx) if name in given else None
 
     split = as_bool(value("split"), given["split"][0].span) if "split" in given else False
-    merge = value("merge") if "merge" in given else Symbol("sum")
+    merge = Symbol("sum")
+    if "merge" in given:
+        expr = given["merge"][0]
+        # a bare name that is not a parameter is read as a merge's name, so `merge = add` says what exists
+        merge = Symbol(expr.id) if isinstance(expr, ast.Name) and expr.id not in ctx.env else value("merge")
     if not isinstance(merge, Symbol) or merge.name not in BRANCH_MERGES:
         raise EvalError("E0302", f"`{show(merge)}` is not a branch merge", given["merge"][0].span,
                         help="merges: " + ", ".join(BRANCH_MERGES))
