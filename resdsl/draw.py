@@ -49,6 +49,7 @@ SHORTCUTS = {
     "zeropad": ("dotted", "#1f6fb2", "zero-padding (option A)"),
     "avgproj": ("bold", "#7b3fa0", "avg-pool + 1×1 projection (ResNet-D)"),
     "concat": ("dashed", "#2e8b57", "concatenation (dense)"),
+    "written": ("bold", "#2e6b8b", "shortcut written by the block"),
     "attention": ("dashed", "#b03060", "attention logits (branches, merge = select)"),
 }
 # How a merge is drawn: its symbol, and whether it is a small circle

@@ -239,11 +239,14 @@ class _Elaborator:
 
     def element(self, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
         element = link.element
-        if link.label_index is not None:  # `convs[branch]: conv ...` is the op `convs.<branch>`
-            index = self.index(link.label_index, ctx)
-            if index is None:
-                return current
-            link = replace(link, label=f"{link.label}.{index}", label_index=None)
+        if link.indexed:  # `convs[branch]: conv ...` is the op `convs.<branch>`
+            parts = []
+            for name, expr in link.label_parts:
+                index = self.index(expr, ctx) if expr is not None else None
+                if expr is not None and index is None:
+                    return current
+                parts.append(name if index is None else f"{name}.{index}")
+            link = replace(link, label=".".join(parts), label_parts=())
         if link.label is not None and isinstance(element, (ast.Group, ast.Section, ast.Cond)):
             what = {ast.Group: "a group is named by its own name", ast.Section: "a section adds no name",
                     ast.Cond: "an `if` adds no name"}[type(element)]
@@ -334,12 +337,20 @@ class _Elaborator:
                 self.error(ctx, "E0201", f"no op labelled `{label}` on this residual's main path", where,
                            help="label the op to project from, e.g. `bn -> preact: relu`")
                 tap = None
+        written = None
+        if element.shortcut is not None:
+            # the shortcut path the block writes: from the tap (`project_from`) or the input; with no ops
+            # it is the input itself, as an identity shortcut
+            start = tap or current
+            out = self.body(element.shortcut, start, scope, ctx)
+            written = out if out != start else current
         merge = self.name(scope, ctx, link.label, element.merge, element.span, module=False)
         shortcut = scope.claim(None, "downsample", element.span, module=False)
         node = self.add_node(merge, ctx, element.merge, element.span, main, policy=ctx.policy, norm=ctx.norm,
-                             shortcut_name=shortcut, project_from=tap,
+                             shortcut_name=shortcut, project_from=tap, written=written is not None,
+                             shortcut=None if written is None else "identity" if written == current else "written",
                              project_norm=options.get("project_norm", True) if options else True)
-        self.graph.add_edge(current, node, Role.SHORTCUT)
+        self.graph.add_edge(written or current, node, Role.SHORTCUT)
         return node
 
     def merge_options(self, element: ast.Residual, ctx: Context) -> dict | None:

@@ -185,11 +185,17 @@ class _ToAst(Transformer):
         label, element = c
         if label is None:
             return ast.Link(None, None, element, self.s(meta))
-        (name, index), span = label
-        return ast.Link(name, span, element, self.s(meta), index)
+        parts, span = label
+        return ast.Link(".".join(name for name, _ in parts), span, element, self.s(meta), parts)
 
-    def label(self, meta, c):  # `name` or `name[index]`: (name, index expression or None), span
-        return (str(c[0]), c[1]), self.s(meta)
+    def label(self, meta, c):  # `a[i].b`: ((name, index expression or None), ...), span
+        return tuple(c), self.s(meta)
+
+    def label_part(self, meta, c):
+        return str(c[0]), c[1]
+
+    def norm_part(self, meta, c):  # `norm` is a keyword, but timm names its final norm so
+        return "norm", c[0]
 
     def call(self, meta, c):
         name, call_args, *rest = c
@@ -243,7 +249,7 @@ class _ToAst(Transformer):
         return ast.Section(str(c[0]), c[1], self.s(meta))
 
     def residual(self, meta, c):
-        return ast.Residual("add", c[1], self.s(meta), tuple(c[0] or ()))
+        return ast.Residual("add", c[1], self.s(meta), tuple(c[0] or ()), c[2])
 
     def dense(self, meta, c):
         return ast.Residual("concat", c[1], self.s(meta), tuple(c[0] or ()))

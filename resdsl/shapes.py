@@ -199,6 +199,15 @@ def infer_graph(graph: OpGraph, reporter) -> None:
                     data.shape = merge_shape(kind, main, x)
                     data.shortcut = "identity"
                     continue
+                if data.written:  # the block wrote its shortcut: no plan, the shapes must agree
+                    if x != main:
+                        raise ShapeError("E0401", f"residual add of a {show_shape(main)} main path and a "
+                                         f"{show_shape(x)} shortcut: the shortcut the block writes must give "
+                                         "the main path's shape",
+                                         help="add ops to the `shortcut { ... }` body (e.g. a strided 1×1 "
+                                              "conv), or leave the body out to let the policy insert them")
+                    data.shape = main  # `shortcut` ("written" or "identity") was set by the elaborator
+                    continue
                 plan = plan_shortcut(data.policy, x, main, _stride_between(graph, inputs.main, inputs.shortcut))
                 data.shortcut = plan.kind
                 data.shape = main

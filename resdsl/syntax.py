@@ -148,6 +148,7 @@ class Residual:
     body: Body
     span: Span
     args: tuple[Arg, ...] = ()
+    shortcut: Body | None = None  # `residual { ... } shortcut { ... }`: the shortcut path the block writes
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +183,13 @@ class Link:
     label_span: Span | None
     element: Element
     span: Span
-    label_index: Expr | None = None  # `convs[branch]: conv ...` names the op `convs.<branch>`
+    # The label's dotted parts with their indices: `stages[0].blocks` is (("stages", 0), ("blocks", None));
+    # `label` is the parts joined by dots, for a label without indices.
+    label_parts: tuple[tuple[str, "Expr | None"], ...] = ()
+
+    @property
+    def indexed(self) -> bool:
+        return any(index is not None for _, index in self.label_parts)
 
 
 def mentions(expr: Expr, name: str) -> bool:

@@ -18,7 +18,7 @@ from .errors import EvalError, Span  # noqa: F401 - EvalError: raised here, impo
 
 POLICIES = ("A", "B", "C", "D", "identity", "none")
 # The norms a `norm` statement may choose (ops/ marks them `norm=True`; a test keeps the two equal).
-NORMS = ("bn", "gn")
+NORMS = ("bn", "gn", "evonorm", "frn")
 BRANCH_MERGES = ("concat", "sum", "product", "select")  # what `branches(merge = ...)` may ask for
 LIMIT = 2**63 - 1  # every int a tensor dimension could ever hold
 

@@ -128,7 +128,7 @@ def op_calls(net, model: torch.fx.GraphModule) -> dict[str, torch.fx.Node]:
     assert len(body) == len(names)
     for name, node in zip(names, body):
         kind = net.ops.nodes[name].kind
-        main, shortcut = net.ops.inputs(name)
+        main, shortcut = net.ops.inputs(name)[:2]
         inputs = {"main": found[main], "shortcut": found.get(shortcut)}
         if kind in MERGES:
             assert node.op == "call_function" and node.target in MERGES[kind], name

@@ -87,8 +87,12 @@ class Body:
         el = link.element
         if isinstance(el, ast.Branches):
             raise Unsupported("a `branches` construct (the classes would need a loop over branches)")
-        if link.label_index is not None or isinstance(el, ast.Group) and el.index is not None:
+        if link.indexed or isinstance(el, ast.Group) and el.index is not None:
             raise Unsupported("an indexed name such as `convs[branch]`")
+        if link.label is not None and "." in link.label:
+            raise Unsupported(f"a dotted name such as `{link.label}`")
+        if isinstance(el, ast.Residual) and el.shortcut is not None:
+            raise Unsupported("a shortcut the block writes (`residual { ... } shortcut { ... }`)")
         if isinstance(el, ast.Call):
             name = el.name
             if name in self.env:

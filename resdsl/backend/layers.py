@@ -111,3 +111,73 @@ def select_branches(weights: torch.Tensor, branches: List[torch.Tensor], groups:
     for i in range(1, n):
         out = out + branches[i] * w[:, i]
     return out
+
+
+class StdConv2d(nn.Conv2d):
+    """A conv whose filters are standardised (zero mean, unit variance) first, as timm's StdConv2d (BiT)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
+                 dilation: int = 1, groups: int = 1, bias: bool = False, eps: float = 1e-6):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
+                         groups=groups, bias=bias)
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None, training=True,
+                              momentum=0.0, eps=self.eps).reshape_as(self.weight)
+        return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class EvoNormS0(nn.Module):
+    """EvoNorm-S0, as timm's EvoNorm2dS0: x·sigmoid(v·x) / group_std(x) · weight + bias."""
+
+    def __init__(self, num_features: int, groups: int = 32, eps: float = 1e-5):
+        super().__init__()
+        self.groups, self.eps = groups, eps
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.v = nn.Parameter(torch.ones(num_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        grouped = x.reshape(b, self.groups, c // self.groups, h, w)
+        std = grouped.float().var(dim=(2, 3, 4), unbiased=False, keepdim=True).add(self.eps).sqrt().to(x.dtype)
+        std = std.expand(grouped.shape).reshape(b, c, h, w)
+        x = x * (x * self.v.view(1, -1, 1, 1)).sigmoid() / std
+        return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
+class FilterResponseNormTlu(nn.Module):
+    """Filter response normalisation and a thresholded linear unit, as timm's FilterResponseNormTlu2d."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.tau = nn.Parameter(torch.zeros(num_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rms = x.square().float().mean(dim=(2, 3), keepdim=True).add(self.eps).rsqrt().to(x.dtype)
+        x = x * rms.expand(x.shape)
+        x = x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        return torch.maximum(x, self.tau.view(1, -1, 1, 1))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth, as timm's DropPath: in training, zero each example with probability `rate` and
+    scale the rest by 1 / (1 - rate); in eval mode, the identity."""
+
+    def __init__(self, rate: float = 0.0):
+        super().__init__()
+        self.rate = rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.rate == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.rate
+        mask = x.new_empty([x.shape[0]] + [1] * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate:g}"

@@ -1,4 +1,4 @@
-"""`conv`: 2-d convolution, as nn.Conv2d."""
+"""`conv`: 2-d convolution, as nn.Conv2d; `stdconv`: with weight standardisation (BiT's StdConv2d)."""
 
 from __future__ import annotations
 
@@ -57,4 +57,25 @@ KINDS = (
         Option("groups", ("g",), default=1, minimum=1, maximum=MAX_CHANNELS),
         Option("bias", default=False, type="bool", flag=True),
     ), feature_map=True, reads_channels=True, overwritable=True, numbered=True),
+)
+
+
+class StdConv(Conv):
+    """Weight standardisation (Qiao et al. 2019, BiT): each filter is normalised to zero mean and unit
+    variance (plus `eps`) before the convolution, as timm's StdConv2d. Same shape, parameters and MACs."""
+
+    def label(self, attrs) -> str:
+        return "std " + super().label(attrs)
+
+    def module(self, attrs, channels, rank, inplace) -> ModuleCall:
+        call = super().module(attrs, channels, rank, inplace)
+        return ModuleCall("StdConv2d", call.args + (("eps", attrs["eps"]),), positional=2,
+                          defaults=(("eps", 1e-6),))
+
+
+KINDS += (
+    StdConv("stdconv", "weight-standardised 2-d convolution (timm's StdConv2d); options as conv, plus eps",
+            ("out",), KINDS[0].options + (
+                Option("eps", default=1e-6, type="float", minimum=0.0, maximum=1.0, above_minimum=True),),
+            feature_map=True, reads_channels=True, overwritable=True, numbered=True),
 )

@@ -1,4 +1,6 @@
-"""Norms: `bn` (nn.BatchNorm2d, nn.BatchNorm1d on a vector) and `gn` (nn.GroupNorm)."""
+"""Norms: `bn` (nn.BatchNorm2d, nn.BatchNorm1d on a vector), `gn` (nn.GroupNorm), and timm's
+batch-independent norms with their own nonlinearity, `evonorm` (EvoNorm-S0) and `frn` (FilterResponseNorm
+with TLU). Any of them can replace `bn` throughout a scope (the `norm` statement)."""
 
 from __future__ import annotations
 
@@ -54,4 +56,48 @@ KINDS += (
         Option("zero_init", default=False, type="bool", flag=True),
         Option("eps", default=1e-5, type="float", minimum=0.0, maximum=1.0, above_minimum=True),
     ), reads_channels=True, overwritable=True, numbered=True, norm=True),
+)
+
+
+class EvoNorm(GroupNorm):
+    """EvoNorm-S0 (Liu et al. 2020), timm's EvoNorm2dS0: x·σ(v·x) / group_std(x) · weight + bias, statistics
+    over `groups` groups of channels. It is a norm and a nonlinearity: no ReLU follows it."""
+
+    def cost(self, attrs, x: Shape, y: Shape) -> Cost:
+        return Cost(3 * x[0], 0)  # weight, bias and v per channel
+
+    def label(self, attrs) -> str:
+        return f"EvoNorm-S0, {attrs['groups']} groups" + (" (zero-init)" if attrs["zero_init"] else "")
+
+    def module(self, attrs, channels, rank, inplace) -> ModuleCall:
+        return ModuleCall("EvoNormS0", (("num_features", channels), ("groups", attrs["groups"]),
+                                        ("eps", attrs["eps"])), positional=1, defaults=(("groups", 32), ("eps", 1e-5)))
+
+
+class FilterResponseNorm(OpKind):
+    """Filter response normalisation with a thresholded linear unit (Singh & Krishnan 2020), timm's
+    FilterResponseNormTlu2d: x / sqrt(mean(x²) + eps) · weight + bias, then max(·, tau). No ReLU follows it."""
+
+    def cost(self, attrs, x: Shape, y: Shape) -> Cost:
+        return Cost(3 * x[0], 0)  # weight, bias and tau per channel
+
+    def label(self, attrs) -> str:
+        return "filter response norm + TLU" + (" (zero-init)" if attrs["zero_init"] else "")
+
+    def module(self, attrs, channels, rank, inplace) -> ModuleCall:
+        return ModuleCall("FilterResponseNormTlu", (("num_features", channels), ("eps", attrs["eps"])),
+                          positional=1, defaults=(("eps", 1e-5),))
+
+
+KINDS += (
+    EvoNorm("evonorm", "EvoNorm-S0: a batch-independent norm and nonlinearity over `groups` groups of channels", (
+        "groups",), (
+        Option("groups", ("g",), default=32, minimum=1, maximum=MAX_CHANNELS),
+        Option("zero_init", default=False, type="bool", flag=True),
+        Option("eps", default=1e-5, type="float", minimum=0.0, maximum=1.0, above_minimum=True),
+    ), feature_map=True, reads_channels=True, overwritable=True, numbered=True, norm=True),
+    FilterResponseNorm("frn", "filter response norm with a thresholded linear unit (its own nonlinearity)", (), (
+        Option("zero_init", default=False, type="bool", flag=True),
+        Option("eps", default=1e-5, type="float", minimum=0.0, maximum=1.0, above_minimum=True),
+    ), feature_map=True, reads_channels=True, overwritable=True, numbered=True, norm=True),
 )
