@@ -27,8 +27,15 @@ TIMM_RES2NET = ("res2net50_26w_4s", "res2net50_26w_6s", "res2net50_26w_8s", "res
 TIMM_SKNET = ("skresnet18", "skresnet34", "skresnet50", "skresnet50d", "skresnext50_32x4d")
 TIMM_RESNEST = ("resnest14d", "resnest26d", "resnest50d", "resnest101e", "resnest200e", "resnest269e",
                 "resnest50d_4s2x40d", "resnest50d_1s4x24d")
+# timm's pre-activation ResNets and BiT, with timm's own module names (resnetv2.res)
+TIMM_RESNETV2 = ("resnetv2_18", "resnetv2_18d", "resnetv2_34", "resnetv2_34d", "resnetv2_50", "resnetv2_50d",
+                 "resnetv2_50t", "resnetv2_101", "resnetv2_101d", "resnetv2_152", "resnetv2_152d",
+                 "resnetv2_50d_gn", "resnetv2_50d_evos", "resnetv2_50d_frn", "resnetv2_50x1_bit",
+                 "resnetv2_50x3_bit", "resnetv2_101x1_bit", "resnetv2_101x3_bit", "resnetv2_152x2_bit",
+                 "resnetv2_152x4_bit")
 # timm module -> the models of it that bundled specs build
-TIMM_FAMILIES = {"resnet": TIMM_RESNET, "res2net": TIMM_RES2NET, "sknet": TIMM_SKNET, "resnest": TIMM_RESNEST}
+TIMM_FAMILIES = {"resnet": TIMM_RESNET, "res2net": TIMM_RES2NET, "sknet": TIMM_SKNET, "resnest": TIMM_RESNEST,
+                 "resnetv2": TIMM_RESNETV2}
 TIMM_ALL = tuple(name for models in TIMM_FAMILIES.values() for name in models)
 
 # timm's models that no bundled spec builds yet, and why (docs/family.md says the same).
@@ -46,8 +53,9 @@ REPRESENTATIVES = frozenset({"resnet18", "resnet34", "resnet50", "resnet101", "r
                              "resnext50_32x4d", "wide_resnet50_2",
                              "resnet10t", "seresnet18", "ecaresnet26t", "resnetaa34d", "resnetrs50",
                              "seresnext26t_32x4d", "resnetblur18",
-                             "res2net50_26w_4s", "skresnet18", "resnest14d"})
+                             "res2net50_26w_4s", "skresnet18", "resnest14d", "resnetv2_50d_evos"})
 LEFT_TO_TEST_FAMILY = frozenset(TIMM_ALL) - REPRESENTATIVES
-# Bundled networks written with `branches`, which `compile --emit python` refuses (exit 2, tested in
-# test_branches.py): the ejector has no loop over branches yet.
-BRANCHED = frozenset({"res2net", "sknet", "resnest"} | set(TIMM_RES2NET) | set(TIMM_SKNET) | set(TIMM_RESNEST))
+# Bundled networks that `compile --emit python` refuses (exit 2, tested in test_branches.py): `branches`
+# (the ejector has no loop over branches yet), and resnetv2's dotted names and written shortcuts.
+BRANCHED = frozenset({"res2net", "sknet", "resnest", "resnetv2"} | set(TIMM_RES2NET) | set(TIMM_SKNET)
+                     | set(TIMM_RESNEST) | set(TIMM_RESNETV2))

@@ -3,6 +3,7 @@
 import pytest
 
 import resdsl
+import torch
 from resdsl import SpecError
 
 
@@ -250,3 +251,73 @@ def test_a_repeated_call_is_bound_for_its_own_values_not_equal_ones_of_another_t
     assert [(d.code, d.line) for d in info.value.diagnostics] == [("E0301", 1)]
     net = resdsl.loads(text.format(first="b1: b(5.0)", second="b2: b(6.0)"))
     assert net.ops.nodes["b1.dropout"].attrs["p"] == 0.5
+
+
+# ---- dotted and indexed labels; shortcuts a block writes -----------------------------------------
+
+def test_dotted_labels_give_timms_module_paths():
+    net = resdsl.loads("""
+network n {
+    input 3x32x32
+    stem { stem.conv: conv 8 k3 s2 -> stem.pool: maxpool k3 s2 }
+    stages[0].blocks: unit(8) x2
+    stages[1].blocks: unit(8) x1
+    norm: bn -> relu
+    head { avgpool -> head.fc: conv 10 k1 bias -> flatten }
+}
+block unit(width) { residual { conv1: conv width k3 } }""")
+    names = list(net.ops.nodes)
+    for name in ["stem.conv", "stem.pool", "stages.0.blocks.0.conv1", "stages.0.blocks.1.conv1",
+                 "stages.1.blocks.0.conv1", "norm", "head.fc"]:
+        assert name in names, name
+    model = net.to_torch()
+    assert set(model.state_dict()) >= {"stem.conv.weight", "stages.1.blocks.0.conv1.weight", "norm.weight",
+                                       "head.fc.bias"}
+
+
+@pytest.mark.parametrize("text, code", [
+    ("a.b: conv 8 k3\n a: relu", "E0206"),      # `a` is a container, then an op
+    ("a: conv 8 k3\n a.b: relu", "E0206"),      # and the other way round
+    ("a.b: conv 8 k3\n a.b: relu", "E0206"),
+    ("train.conv: conv 8 k3", "E0210"),         # a container is a module attribute too
+    ("a[1 + 1.5].b: conv 8 k3", "E0302"),
+])
+def test_dotted_label_mistakes(text, code):
+    assert codes(f"network n {{\n input 8x8x8\n {text}\n}}") == [code]
+
+
+WRITTEN = """
+block v2(width, stride = 1, project = false) {
+    residual(project_from = preact) {
+        bn -> preact: relu -> conv width k3 s=stride
+    } shortcut {
+        if project { downsample.conv: conv width k1 s=stride }
+    }
+}
+network n {
+    input 8x16x16
+    shortcut C       # the policy is not consulted where the block writes its shortcut
+    a: v2(16, 2, project = true)
+    b: v2(16)
+}
+"""
+
+
+def test_a_written_shortcut_starts_at_the_tap_and_an_empty_one_is_the_identity():
+    net = resdsl.loads(WRITTEN)
+    ops = net.ops
+    assert ops.inputs("a.downsample.conv").main == "a.preact"
+    assert ops.inputs("a.add").shortcut == "a.downsample.conv" and ops.nodes["a.add"].shortcut == "written"
+    assert ops.inputs("b.add").shortcut == "a.add" and ops.nodes["b.add"].shortcut == "identity"
+    assert not any(d.inserted for d in ops.nodes.values())
+    model = net.to_torch().eval()
+    x = torch.randn(2, 8, 16, 16)
+    with torch.no_grad():
+        pre = torch.relu(model.a.bn1(x))
+        a = model.a.conv1(pre) + model.a.downsample.conv(pre)
+        b = model.b.conv1(torch.relu(model.b.bn1(a))) + a
+        assert torch.allclose(model(x), b, atol=1e-6)
+
+
+def test_a_written_shortcut_must_give_the_main_paths_shape():
+    assert codes(WRITTEN.replace("project = true", "project = false")) == ["E0401"]

@@ -27,7 +27,10 @@ NUMERIC = ("resnet10t", "resnet14t", "resnet18d", "resnet26", "resnet26d", "resn
            # branches: hierarchical splits (carry, pool), selective kernels (split or not, grouped), split
            # attention (radix 1, 2 and 4; cardinality 2 and 4; the stride's pool before or after it)
            "res2net50_26w_4s", "res2net50_48w_2s", "res2next50", "res2net50d", "skresnet18", "skresnet50d",
-           "skresnext50_32x4d", "resnest14d", "resnest26d", "resnest50d_4s2x40d", "resnest50d_1s4x24d")
+           "skresnext50_32x4d", "resnest14d", "resnest26d", "resnest50d_4s2x40d", "resnest50d_1s4x24d",
+           # pre-activation with timm's names; BN, GN, EvoNorm, FRN; BiT's StdConv and padded stem
+           "resnetv2_18", "resnetv2_18d", "resnetv2_50", "resnetv2_50t", "resnetv2_50d_gn", "resnetv2_50d_evos",
+           "resnetv2_50d_frn", "resnetv2_50x1_bit")
 
 
 def randomise_norms(model: torch.nn.Module, seed: int = 0) -> None:
@@ -38,9 +41,14 @@ def randomise_norms(model: torch.nn.Module, seed: int = 0) -> None:
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.1)
                 module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
-            if isinstance(module, (torch.nn.BatchNorm2d, torch.nn.GroupNorm)):
+            if isinstance(module, (torch.nn.BatchNorm2d, torch.nn.GroupNorm)) or hasattr(module, "v") or \
+                    hasattr(module, "tau"):  # timm's EvoNorm2dS0 and FilterResponseNormTlu2d too
                 module.weight.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
                 module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
+                for extra in ("v", "tau"):
+                    if isinstance(getattr(module, extra, None), torch.nn.Parameter):
+                        getattr(module, extra).copy_(torch.randn(module.weight.shape, generator=generator) * 0.3 +
+                                                     (1.0 if extra == "v" else 0.0))
 
 
 @pytest.mark.parametrize("module", TIMM_FAMILIES)

@@ -174,3 +174,80 @@ def test_an_even_eca_kernel_is_refused_where_it_is_written():
     assert d.code == "E0303" and d.line == 2 and "must be odd" in d.message
     net = resdsl.loads("network n { input 16x4x4\n eca k5 }")
     assert net.to_torch()(torch.randn(1, 16, 4, 4)).shape == (1, 16, 4, 4)
+
+
+# ---- timm's ops for ResNetV2 / BiT: stdconv, evonorm, frn, pad, drop_path ------------------------------
+
+def _single(op: str, input_shape: str = "32x6x6") -> tuple[resdsl.Network, torch.nn.Module]:
+    net = resdsl.loads(f"network n {{\n input {input_shape}\n op: {op}\n}}")
+    return net, net.to_torch().eval()
+
+
+@pytest.mark.parametrize("op, timm_layer", [
+    ("stdconv 16 k3 s2 eps=1e-8", "StdConv2d(32, 16, 3, stride=2, eps=1e-8)"),
+    ("stdconv 16 k1", "StdConv2d(32, 16, 1)"),
+    ("evonorm", "EvoNorm2dS0(32)"),
+    ("evonorm 8 eps=1e-3", "EvoNorm2dS0(32, groups=8, eps=1e-3)"),
+    ("frn", "FilterResponseNormTlu2d(32)"),
+    ("frn eps=1e-4", "FilterResponseNormTlu2d(32, eps=1e-4)"),
+])
+def test_timms_layers_compute_what_timm_computes(op, timm_layer):
+    import timm.layers as layers  # noqa: F401 - the names in `timm_layer`
+    from timm.layers import EvoNorm2dS0, FilterResponseNormTlu2d, StdConv2d  # noqa: F401
+
+    net, model = _single(op)
+    reference = eval(timm_layer).eval()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in reference.parameters():
+            p.copy_(torch.randn_like(p) * 0.5 + 1.0)
+    model.op.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(2, 32, 6, 6)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        got = model(x)
+    assert torch.allclose(got, reference(x), atol=1e-5, rtol=1e-5)
+    assert sum(p.numel() for p in model.parameters()) == net.params
+    assert counter.get_total_flops() == 2 * 2 * net.macs and tuple(got.shape[1:]) == net.output_shape
+
+
+def test_pad_and_drop_path():
+    net, model = _single("pad 2 -> maxpool k3 s2 p0")
+    assert net.ops.nodes["op"].shape == (32, 10, 10) and net.output_shape == (32, 4, 4)
+    x = torch.randn(1, 32, 6, 6) - 5  # all negative: a zero pad shows in the max
+    assert torch.equal(model(x), torch.nn.functional.max_pool2d(torch.nn.functional.pad(x, (2,) * 4), 3, 2))
+    net, model = _single("drop_path 0.5")
+    x = torch.randn(64, 32, 6, 6)
+    assert torch.equal(model.eval()(x), x)  # the identity in evaluation
+    out = model.train()(x)
+    kept = (out.flatten(1) != 0).any(1)
+    assert 10 < int(kept.sum()) < 54  # whole examples dropped, about half
+    assert torch.allclose(out[kept], x[kept] * 2)  # survivors scaled by 1 / (1 - rate)
+    assert essentials("drop_path", net.ops.nodes["op"].attrs, None) == "drop path 0.5"
+
+
+@pytest.mark.parametrize("bad, code", [("evonorm 5", "E0402"), ("frn eps=0", "E0303"), ("drop_path 1.5", "E0303"),
+                                       ("pad -1", "E0303"), ("stdconv 8 k3 eps=0", "E0303")])
+def test_the_new_ops_check_their_arguments(bad, code):
+    with pytest.raises(resdsl.SpecError) as info:
+        resdsl.loads(f"network n {{ input 32x8x8\n {bad} }}")
+    assert [d.code for d in info.value.diagnostics] == [code]
+
+
+def test_norm_makes_bn_an_evonorm_or_frn_with_three_parameters_per_channel():
+    for kind, module in [("evonorm", "EvoNormS0"), ("frn", "FilterResponseNormTlu")]:
+        net = resdsl.loads(f"network n {{ input 32x8x8\n norm {kind}\n conv 32 k3 -> bn zero_init }}")
+        assert net.ops.nodes["bn1"].kind == kind and net.ops.nodes["bn1"].params == 3 * 32
+        model = net.to_torch()
+        assert type(model.bn1).__name__ == module and torch.count_nonzero(model.bn1.weight) == 0
+
+
+def test_drop_path_rate_grows_linearly_with_depth_as_timms():
+    import timm
+
+    ours = resdsl.load("resnetv2_50", drop_path_rate=0.2, input_shape=(3, 64, 64))
+    rates = [ours.ops.nodes[n].attrs["rate"] for n in ours.ops.nodes if ours.ops.nodes[n].kind == "drop_path"]
+    reference = timm.create_model("resnetv2_50", drop_path_rate=0.2)
+    theirs = [m.drop_prob for m in reference.modules() if type(m).__name__ == "DropPath"]
+    # 16 blocks: the first one's rate is 0, so neither builds a DropPath there
+    assert len(rates) == len(theirs) == 15
+    assert all(abs(a - b) < 1e-6 for a, b in zip(rates, theirs)) and abs(rates[-1] - 0.2) < 1e-9
