@@ -214,6 +214,11 @@ class _Elaborator:
                     ctx = replace(ctx, norm=self.norm_kind(stmt.kind, ctx), norm_span=stmt.span)
                 except EvalError as exc:
                     self.fail(ctx, exc)
+            elif isinstance(stmt, ast.Defaults):
+                try:
+                    ctx = self.defaults(stmt, ctx)
+                except EvalError as exc:
+                    self.fail(ctx, exc)
             elif isinstance(stmt, ast.Input):
                 if scope.prefix or ctx.block is not None:
                     self.error(ctx, "E0208", "`input` belongs at the top of a network", stmt.span)
@@ -221,6 +226,25 @@ class _Elaborator:
                 for link in stmt.links:
                     current = self.element(link, current, scope, ctx)
         return current
+
+    def defaults(self, stmt: ast.Defaults, ctx: Context) -> Context:
+        """`defaults unit(k = v, ...)`: evaluated once, merged into each later call of `unit` in this body."""
+        for block, span in stmt.blocks:
+            held = ctx.env.get(block)
+            if not (isinstance(held, Symbol) and held.name in self.symbols if block in ctx.env
+                    else block in self.symbols):
+                what = "an op" if block in OPS else "a parameter" if block in ctx.env else "not a block"
+                raise EvalError("E0202", f"`defaults` sets arguments of block calls, and `{block}` is {what}", span,
+                                help=suggest(block, list(self.symbols)) if what == "not a block"
+                                else "name a block, or a parameter holding one (`defaults unit(...)`)")
+        positional, keywords = self.arguments(stmt.args, ctx)
+        if positional:
+            raise EvalError("E0204", "`defaults` takes keyword arguments only", positional[0][1],
+                            help=f"e.g. `defaults {stmt.blocks[0][0]}(groups = 32)`")
+        given = dict(ctx.defaults)
+        for block, _ in stmt.blocks:
+            given[block] = {**given.get(block, {}), **keywords}
+        return replace(ctx, defaults=tuple(given.items()))
 
     def policy(self, expr: ast.Expr, ctx: Context) -> str:
         value = self.eval(expr, ctx)
@@ -349,21 +373,23 @@ class _Elaborator:
         node = self.add_node(merge, ctx, element.merge, element.span, main, policy=ctx.policy, norm=ctx.norm,
                              shortcut_name=shortcut, project_from=tap, written=written is not None,
                              shortcut=None if written is None else "identity" if written == current else "written",
-                             project_norm=options.get("project_norm", True) if options else True)
+                             project_norm=options.get("project_norm", True) if options else True,
+                             project_kernel=options.get("project_kernel", 1) if options else 1)
         self.graph.add_edge(written or current, node, Role.SHORTCUT)
         return node
 
     def merge_options(self, element: ast.Residual, ctx: Context) -> dict | None:
-        """`residual(project_from = LABEL, project_norm = false)`: where an inserted projection starts
-        (a labelled op of the main path, e.g. the pre-activation of ResNet v2) and whether it has a BN."""
+        """`residual(project_from = LABEL, project_norm = false, project_kernel = 3)`: where an inserted
+        projection starts (a labelled op of the main path, e.g. the pre-activation of ResNet v2), whether it
+        has a BN, and the kernel of a strided one (SENet-154's 3×3)."""
         options: dict = {}
         for arg in element.args:
             try:
-                if element.merge != "add" or arg.name not in ("project_from", "project_norm"):
+                if element.merge != "add" or arg.name not in ("project_from", "project_norm", "project_kernel"):
                     raise EvalError("E0203", f"`{'residual' if element.merge == 'add' else 'dense'}` has no "
                                     + (f"option `{arg.name}`" if arg.name else "positional options"), arg.span,
-                                    help="`residual` takes `project_from = LABEL` and `project_norm = true|false`"
-                                    if element.merge == "add" else "`dense` takes no options")
+                                    help="`residual` takes `project_from = LABEL`, `project_norm = true|false` and "
+                                         "`project_kernel = K`" if element.merge == "add" else "`dense` takes no options")
                 if arg.name in options:
                     raise EvalError("E0205", f"option `{arg.name}` is given twice", arg.span)
                 if arg.name == "project_from":
@@ -371,6 +397,12 @@ class _Elaborator:
                         raise EvalError("E0302", "`project_from` names a labelled op of the main path", arg.span,
                                         help="e.g. `residual(project_from = preact) { bn -> preact: relu ... }`")
                     options[arg.name] = (arg.value.id, arg.value.span)
+                elif arg.name == "project_kernel":
+                    kernel = as_int(self.eval(arg.value, ctx), arg.value.span)
+                    if kernel < 1 or kernel % 2 == 0:
+                        raise EvalError("E0303", f"`project_kernel` must be odd and at least 1, not {kernel}",
+                                        arg.value.span, help="an odd kernel keeps the strided shortcut centred")
+                    options[arg.name] = kernel
                 else:
                     options[arg.name] = as_bool(self.eval(arg.value, ctx), arg.value.span)
             except EvalError as exc:
@@ -415,6 +447,7 @@ class _Elaborator:
         except EvalError as exc:
             self.fail(ctx, exc)
             return current
+        keywords = self.with_defaults(call.name, keywords, ctx)
         if call.repeat is None:
             path = self.name(scope, ctx, link.label, name, call.span, label_span=link.label_span)
             return self.instantiate(name, positional, keywords, call.span, path, current, ctx)
@@ -475,6 +508,7 @@ class _Elaborator:
                 except EvalError as exc:
                     self.fail(ctx, exc)
                     return current
+                keywords = self.with_defaults(call.name, keywords, ctx)
             kw = dict(keywords)
             if stride is not None and i == 0:
                 if "stride" in kw:
@@ -482,6 +516,14 @@ class _Elaborator:
                 kw["stride"] = (stride, stride_span)
             current = self.instantiate(name, positional, kw, call.span, f"{path}.{i}", current, inner)
         return current
+
+    @staticmethod
+    def with_defaults(name: str, keywords: dict, ctx: Context) -> dict:
+        """A call's keyword arguments over the `defaults` statement's for its name (the name as written)."""
+        for block, given in ctx.defaults:
+            if block == name:
+                return {**given, **keywords}
+        return keywords
 
     @staticmethod
     def with_repetition(ctx: Context, index: int) -> Context:

@@ -71,6 +71,7 @@ class Node:
     shortcut_name: str | None = None  # where inserted ops go: `layer2.0.downsample`
     project_from: str | None = None   # residual(project_from = LABEL): the node projected instead of the input
     project_norm: bool = True
+    project_kernel: int = 1           # the kernel of a strided inserted projection (timm's down_kernel_size)
     written: bool = False             # `residual { ... } shortcut { ... }`: the block wrote its shortcut path
     norm: str = "bn"                  # the norm kind of an inserted projection (a `norm` statement's)
     # inserted shortcut ops

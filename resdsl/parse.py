@@ -254,6 +254,10 @@ class _ToAst(Transformer):
     def dense(self, meta, c):
         return ast.Residual("concat", c[1], self.s(meta), tuple(c[0] or ()))
 
+    def defaults(self, meta, c):
+        *names, args = c
+        return ast.Defaults(tuple((str(n), _token_span(self.path, n)) for n in names), tuple(args), self.s(meta))
+
     def require(self, meta, c):
         test, message = c
         return ast.Require(test, str(message)[1:-1] if message is not None else None, self.s(meta))

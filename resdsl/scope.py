@@ -31,6 +31,9 @@ class Context:
     env_key: object = None  # a hashable stand-in for `env`, for memoising ops
     norm: str = "bn"        # what `bn` builds here: the kind a `norm` statement chose
     norm_span: Span | None = None  # that statement, for messages
+    # `defaults NAME(...)` statements in force: the keyword arguments (value, span) each later call of
+    # NAME in this template's body gets unless it gives them itself
+    defaults: tuple[tuple[str, dict], ...] = ()
 
     @staticmethod
     def key_of(env: dict[str, Value]) -> object:

@@ -251,8 +251,11 @@ def _insert_shortcut(graph: OpGraph, merge: str, raw: str, source: str, plan: Sh
     if plan.kind == "zeropad":
         ops = [(name, "zeropad", ALL["zeropad"].make(stride=plan.stride, channels=y[0] - x[0]))]
     else:
-        project = ("conv", ALL["conv"].make(out=y[0], kernel=1, padding=0,
-                                            stride=1 if plan.kind == "avgproj" else plan.stride)) \
+        stride = 1 if plan.kind == "avgproj" else plan.stride
+        # timm's downsample_conv: the kernel (SENet-154's 3×3) only where it strides, padded as get_padding
+        kernel = m.project_kernel if stride > 1 else 1
+        project = ("conv", ALL["conv"].make(out=y[0], kernel=kernel, padding=(stride - 1 + kernel - 1) // 2,
+                                            stride=stride)) \
             if feature_map else ("fc", ALL["fc"].make(out=y[0], bias=False))
         ops = [project, (m.norm, ALL[m.norm].make())] if norm else [project]
         if plan.kind == "avgproj":

@@ -236,6 +236,16 @@ class Norm:
 
 
 @dataclass(frozen=True, slots=True)
+class Defaults:
+    """`defaults unit(groups = groups, ...)`: keyword arguments for every later call of `unit` in the body
+    (`defaults unit1, unit2(...)`: of each of them)."""
+
+    blocks: tuple[tuple[str, Span], ...]
+    args: tuple[Arg, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class Require:
     """`require depth in [18, 34], "message"`: a condition on a template's parameters."""
 
@@ -244,7 +254,7 @@ class Require:
     span: Span
 
 
-Statement = Union[Chain, Input, Shortcut, Norm, Require]
+Statement = Union[Chain, Input, Shortcut, Norm, Defaults, Require]
 
 
 # ---- top level -------------------------------------------------------------

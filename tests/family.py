@@ -18,7 +18,8 @@ TIMM_RESNET = (
     "ecaresnext26t_32x4d", "ecaresnext50t_32x4d", "resnetaa34d", "resnetaa50", "resnetaa50d", "resnetaa101d",
     "seresnetaa50d", "seresnextaa101d_32x8d", "seresnextaa201d_32x8d", "resnetrs50", "resnetrs101",
     "resnetrs152", "resnetrs200", "resnetrs270", "resnetrs350", "resnetrs420", "resnetblur18", "resnetblur50",
-    "resnetblur50d", "resnetblur101d", "resnet50_gn",
+    "resnetblur50d", "resnetblur101d", "resnet50_gn", "ecaresnet50d_pruned", "ecaresnet101d_pruned", "senet154",
+    "test_resnet",
 )
 
 # timm's multi-branch families, written with `branches` (res2net.res, sknet.res, resnest.res)
@@ -39,12 +40,7 @@ TIMM_FAMILIES = {"resnet": TIMM_RESNET, "res2net": TIMM_RES2NET, "sknet": TIMM_S
 TIMM_ALL = tuple(name for models in TIMM_FAMILIES.values() for name in models)
 
 # timm's models that no bundled spec builds yet, and why (docs/family.md says the same).
-NOT_YET = {
-    "ecaresnet50d_pruned": "needs per-block widths from a list (a pruned model)",
-    "ecaresnet101d_pruned": "needs per-block widths from a list (a pruned model)",
-    "senet154": "needs timm's block_reduce_first=2 and a 3×3 projection shortcut (down_kernel_size=3)",
-    "test_resnet": "needs a different block type and width per stage (block=[Basic, Basic, Bottleneck, Basic])",
-}
+NOT_YET: dict[str, str] = {}
 
 # Specs that were bundled before the family (each sweep keeps them) and one spec per new construct:
 # a tiered stem, SE on basic blocks (rounded to 8), ECA, anti-aliasing, the ResNet-RS stem, ResNeXt + SE + D,
@@ -53,7 +49,8 @@ REPRESENTATIVES = frozenset({"resnet18", "resnet34", "resnet50", "resnet101", "r
                              "resnext50_32x4d", "wide_resnet50_2",
                              "resnet10t", "seresnet18", "ecaresnet26t", "resnetaa34d", "resnetrs50",
                              "seresnext26t_32x4d", "resnetblur18",
-                             "res2net50_26w_4s", "skresnet18", "resnest14d", "resnetv2_50d_evos"})
+                             "res2net50_26w_4s", "skresnet18", "resnest14d", "resnetv2_50d_evos",
+                             "ecaresnet50d_pruned", "test_resnet"})
 LEFT_TO_TEST_FAMILY = frozenset(TIMM_ALL) - REPRESENTATIVES
 # Bundled networks that `compile --emit python` refuses (exit 2, tested in test_branches.py): `branches`
 # (the ejector has no loop over branches yet), and resnetv2's dotted names and written shortcuts.

@@ -321,3 +321,46 @@ def test_a_written_shortcut_starts_at_the_tap_and_an_empty_one_is_the_identity()
 
 def test_a_written_shortcut_must_give_the_main_paths_shape():
     assert codes(WRITTEN.replace("project = true", "project = false")) == ["E0401"]
+
+
+# ---- `defaults`: shared arguments, bound once -------------------------------------------------------
+
+DEFAULTS = """
+use "blocks.res"
+block pair(width) { a: basic(width) -> b: basic(width) }
+network n(unit = basic, se = 4) {
+    input 16x16x16
+    defaults unit, basic(se_ratio = se, zero_init_last = true)
+    layer1: unit(16) x2
+    one: basic(16, se_ratio = 0)        # explicit arguments win
+    inner: pair(16)                      # lexical: the blocks `pair` calls do not see it
+}
+"""
+
+
+def test_defaults_apply_to_later_calls_of_the_names_and_explicit_arguments_win():
+    net = resdsl.loads(DEFAULTS)
+    nodes = net.ops.nodes
+    assert nodes["layer1.1.se"].kind == "se" and nodes["layer1.0.bn2"].attrs["zero_init"] is True
+    assert "one.se" not in nodes and nodes["one.bn2"].attrs["zero_init"] is True
+    assert "inner.a.se" not in nodes and nodes["inner.a.bn2"].attrs["zero_init"] is False
+
+
+@pytest.mark.parametrize("statement, code", [
+    ("defaults conv(bias = true)", "E0202"),        # an op
+    ("defaults nosuch(y = 1)", "E0202"),
+    ("defaults se(ratio = 2)", "E0202"),             # a parameter that holds a number
+    ("defaults basic(16)", "E0204"),                 # keywords only
+    ("defaults basic(nope = 1)", "E0203"),           # found at the call, located at the statement
+])
+def test_defaults_mistakes(statement, code):
+    text = DEFAULTS.replace("    defaults unit, basic(se_ratio = se, zero_init_last = true)", "    " + statement)
+    assert codes(text) == [code]
+
+
+def test_project_kernel_makes_strided_projections_k_by_k_and_must_be_odd():
+    net = resdsl.load("senet154", input_shape=(3, 64, 64))
+    assert net.ops.nodes["layer2.0.downsample.0"].attrs["kernel"] == 3
+    assert net.ops.nodes["layer2.0.downsample.0"].attrs["padding"] == 1
+    assert net.ops.nodes["layer1.0.downsample.0"].attrs["kernel"] == 1  # stride 1: 1×1, as timm
+    assert codes('use "blocks.res"\nnetwork n { input 8x8x8\n basic(16, down_kernel = 2) }') == ["E0303"]

@@ -30,7 +30,9 @@ NUMERIC = ("resnet10t", "resnet14t", "resnet18d", "resnet26", "resnet26d", "resn
            "skresnext50_32x4d", "resnest14d", "resnest26d", "resnest50d_4s2x40d", "resnest50d_1s4x24d",
            # pre-activation with timm's names; BN, GN, EvoNorm, FRN; BiT's StdConv and padded stem
            "resnetv2_18", "resnetv2_18d", "resnetv2_50", "resnetv2_50t", "resnetv2_50d_gn", "resnetv2_50d_evos",
-           "resnetv2_50d_frn", "resnetv2_50x1_bit")
+           "resnetv2_50d_frn", "resnetv2_50x1_bit",
+           # per-block widths from a list; block_reduce_first and 3×3 projections; a block type per stage
+           "ecaresnet50d_pruned", "test_resnet")
 
 
 def randomise_norms(model: torch.nn.Module, seed: int = 0) -> None:

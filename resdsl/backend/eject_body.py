@@ -77,6 +77,11 @@ class Body:
                 if not (value.const and isinstance(value.sample, Symbol) and value.sample.name == "bn"):
                     raise Unsupported("a `norm` statement that makes `bn` another norm (the classes would need "
                                       "the norm as a parameter)")
+            elif isinstance(stmt, ast.Defaults):
+                # the network class builds its blocks from the bound instances, which include these
+                if not self.network:
+                    raise Unsupported("a `defaults` statement inside a block")
+                self.constant(*(a.value for a in stmt.args))
             elif isinstance(stmt, ast.Chain):
                 for link in stmt.links:
                     t = self.element(link, t, place)
