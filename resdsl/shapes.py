@@ -254,8 +254,8 @@ def _insert_shortcut(graph: OpGraph, merge: str, raw: str, source: str, plan: Sh
         stride = 1 if plan.kind == "avgproj" else plan.stride
         # timm's downsample_conv: the kernel (SENet-154's 3×3) only where it strides, padded as get_padding
         kernel = m.project_kernel if stride > 1 else 1
-        project = ("conv", ALL["conv"].make(out=y[0], kernel=kernel, padding=(stride - 1 + kernel - 1) // 2,
-                                            stride=stride)) \
+        padding = (stride - 1 + kernel - 1) // 2 if kernel > 1 else 0  # 1×1: torchvision's, at any stride
+        project = ("conv", ALL["conv"].make(out=y[0], kernel=kernel, padding=padding, stride=stride)) \
             if feature_map else ("fc", ALL["fc"].make(out=y[0], bias=False))
         ops = [project, (m.norm, ALL[m.norm].make())] if norm else [project]
         if plan.kind == "avgproj":

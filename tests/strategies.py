@@ -82,6 +82,9 @@ class Stage:
     attention: str = ""       # custom blocks only: "eca", or "se8" (se with timm's rounding to 8)
     norm_groups: int = 0      # custom blocks only: the last norm is `gn norm_groups` instead of `bn`
     preact: bool = False      # custom blocks only: BN-ReLU-conv, nothing after the add
+    branches: str = ""        # custom blocks only: a `branches` part after the first conv, keeping its shape:
+    #                           "concat" (split), "carry" (split, Res2Net's carry), "sum", "product", "select"
+    branch_count: int = 0
     post_relu: bool = True
     style: tuple = ()         # syntax choices: ("x_space", "stride_kw", "g_short", "shortcut_first", ...)
 
@@ -128,10 +131,28 @@ def _custom_block(stage: Stage) -> str:
         tail = []
     else:
         body = [f"        conv width {k} s=stride g=groups -> bn -> relu",
+                *_branches(stage),
                 f"        conv {expand} k1 -> {norm}"] + se
         tail = ["    relu"] if stage.post_relu else []
     return "\n".join([f"block {stage.block}(width, stride = 1, groups = 1) {{", "    residual {", *body, "    }",
                       *tail, "}"])
+
+
+def _branches(stage: Stage) -> list[str]:
+    """The `branches` part of a custom block: every variant keeps `width` channels and H×W."""
+    n = stage.branch_count
+    return {
+        "": [],
+        "concat": [f"        branches({n}, split = true, merge = concat) {{ conv width / {n} k3 -> relu }}"],
+        "carry": [f"        branches({n}, split = true, merge = concat, carry = branch > 0) {{",
+                  f"            convs[branch]: conv width / {n} k3 -> relu",
+                  "        }"],
+        "sum": [f"        branches({n}, merge = sum) {{ paths[branch] {{ conv width k3 d=(branch + 1) -> bn }} }}"],
+        "product": [f"        branches({n}, merge = product) {{ conv width k1 -> sigmoid }}"],
+        "select": [f"        branches({n}, merge = select) {{ conv width k3 -> relu }} attend {{",
+                   f"            avgpool -> conv 8 k1 -> relu -> conv width * {n} k1",
+                   "        }"],
+    }[stage.branches]
 
 
 def _stage_line(stage: Stage) -> str:
@@ -265,6 +286,7 @@ def _stage(draw, index: int, in_shape: Shape, network_policy: str, allow_special
 
     groups, kernel, dilation, base_width, se_ratio = 1, 3, 1, 64, 0
     preact, post_relu, attention, norm_groups = False, True, "", 0
+    branches, branch_count = "", 0
     block = kind
     if kind == "bottleneck":
         base_width = draw(st.sampled_from([64, 64, 32, 128]))
@@ -289,11 +311,19 @@ def _stage(draw, index: int, in_shape: Shape, network_policy: str, allow_special
         attention = draw(st.sampled_from(["", "", "eca", "se8"]))
         if not preact and draw(st.booleans()):
             norm_groups = draw(st.sampled_from(_divisors(width * expansion)))
+        if not preact:
+            branches = draw(st.sampled_from(["", "", "concat", "carry", "sum", "product", "select"]))
+            if branches in ("concat", "carry"):
+                counts = [n for n in (2, 3, 4) if width % n == 0]
+                branches, branch_count = (branches, draw(st.sampled_from(counts))) if counts else ("", 0)
+            elif branches:
+                branch_count = draw(st.sampled_from([1, 2, 3]))
     out_shape = _block_output(in_shape, width * expansion, stride, kernel, dilation)
     return Stage(name="", kind=kind, block=block, width=width, repeats=repeats, stride=stride, groups=groups,
                  kernel=kernel, dilation=dilation, expansion=expansion, shortcut=shortcut, policy=policy,
                  in_shape=in_shape, out_shape=out_shape, base_width=base_width, se_ratio=se_ratio, preact=preact,
-                 post_relu=post_relu, style=style, attention=attention, norm_groups=norm_groups)
+                 post_relu=post_relu, style=style, attention=attention, norm_groups=norm_groups,
+                 branches=branches, branch_count=branch_count)
 
 
 @st.composite

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 FEATURE_OPS = ("conv", "maxpool", "avgpool")
-FREE_KINDS = ("input", "relu", "gelu", "silu", "sigmoid", "identity", "dropout", "flatten", "maxpool", "avgpool",
+FREE_KINDS = ("chunk", "sum", "product", "select", "input", "relu", "gelu", "silu", "sigmoid", "identity", "dropout", "flatten", "maxpool", "avgpool",
               "add", "concat", "zeropad")
 
 
