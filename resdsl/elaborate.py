@@ -19,52 +19,14 @@ from dataclasses import dataclass, replace
 from . import syntax as ast
 from .errors import EvalError, Reporter, Span
 from .graph import Node, OpGraph, Role
-from .ops import OPS, BoundArg, bind
 from .reserved import reserved_reason
-from .binding import Binder, missing_use_hint
+from .binding import Binder
 from .branches import elaborate_branches
+# SHORTHANDS, BlockInstance and StageInfo are imported from here by the ejector and network.py
+from .calls import (MAX_NODES, MAX_REPEAT, MAX_WORK, SHORTHANDS, BlockInstance,  # noqa: F401
+                    CallElaborator, StageInfo, _TooLarge)
 from .scope import Context, Scope
-from .values import (NORMS, POLICIES, Symbol, Value, as_bool, as_int, evaluate, show, suggest, type_name,
-                     value_key)
-
-MAX_NODES = 250_000  # 3x a 10,000-block network; reached in about a second
-# Block instances and ops created, together: blocks that create no ops never reach MAX_NODES, so
-# `e0() x1000` inside `x1000` must be bounded by the work done, not by what it produced.
-MAX_WORK = 300_000
-MAX_DEPTH = 48
-MAX_REPEAT = 100_000
-REPETITION = "repetition"  # bound in a stage's arguments: the index of the block being made
-SHORTHANDS = {"s": "stride", "g": "groups", "k": "kernel", "d": "dilation", "p": "padding"}
-
-
-class _TooLarge(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class StageInfo:
-    name: str
-    block: str
-    repeats: int
-    stride: int | None
-    policy: str
-    span: Span
-
-
-@dataclass(frozen=True)
-class BlockInstance:
-    """One block call as elaborated: where it sits, which template, and every parameter's value.
-
-    The ejected source (`compile --emit python`) is written from these: one class per
-    template, instantiated with `arguments`.
-    """
-
-    path: str                    # module path of the instance, e.g. "layer2.0"
-    called: str                  # the name as written at the call (an alias such as `se_bottleneck`)
-    template: ast.Template       # the block definition it expands (aliases followed)
-    arguments: dict[str, Value]  # every parameter of the template, bound
-    policy: str                  # the shortcut policy in force at the call
-    span: Span                   # the call site
+from .values import NORMS, POLICIES, Symbol, Value, as_bool, as_int, evaluate, show
 
 
 @dataclass(frozen=True)
@@ -86,7 +48,7 @@ def elaborate(library, network_name: str, overrides: dict[str, Value], override_
     return _Elaborator(library, reporter).network(network_name, overrides, override_spans, input_shape)
 
 
-class _Elaborator:
+class _Elaborator(CallElaborator):
     def __init__(self, library, reporter: Reporter):
         self.library = library
         self.reporter = reporter
@@ -226,25 +188,6 @@ class _Elaborator:
                 for link in stmt.links:
                     current = self.element(link, current, scope, ctx)
         return current
-
-    def defaults(self, stmt: ast.Defaults, ctx: Context) -> Context:
-        """`defaults unit(k = v, ...)`: evaluated once, merged into each later call of `unit` in this body."""
-        for block, span in stmt.blocks:
-            held = ctx.env.get(block)
-            if not (isinstance(held, Symbol) and held.name in self.symbols if block in ctx.env
-                    else block in self.symbols):
-                what = "an op" if block in OPS else "a parameter" if block in ctx.env else "not a block"
-                raise EvalError("E0202", f"`defaults` sets arguments of block calls, and `{block}` is {what}", span,
-                                help=suggest(block, list(self.symbols)) if what == "not a block"
-                                else "name a block, or a parameter holding one (`defaults unit(...)`)")
-        positional, keywords = self.arguments(stmt.args, ctx)
-        if positional:
-            raise EvalError("E0204", "`defaults` takes keyword arguments only", positional[0][1],
-                            help=f"e.g. `defaults {stmt.blocks[0][0]}(groups = 32)`")
-        given = dict(ctx.defaults)
-        for block, _ in stmt.blocks:
-            given[block] = {**given.get(block, {}), **keywords}
-        return replace(ctx, defaults=tuple(given.items()))
 
     def policy(self, expr: ast.Expr, ctx: Context) -> str:
         value = self.eval(expr, ctx)
@@ -409,204 +352,3 @@ class _Elaborator:
                 self.fail(ctx, exc)
                 return None
         return options
-
-    # ---- calls -------------------------------------------------------------------------
-    def call(self, call: ast.Call, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
-        key = (id(call), ctx.env_key)
-        if key in self.failed_calls:  # reported the first time; `{ nosuch() } x100000` stays cheap
-            return current
-        attempts = self.reporter.attempts
-        out = self._call(call, link, current, scope, ctx)
-        if out == current and self.reporter.attempts != attempts:
-            self.failed_calls.add(key)
-        return out
-
-    def _call(self, call: ast.Call, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
-        name = call.name
-        if name in ctx.env:
-            value = ctx.env[name]
-            if not isinstance(value, Symbol) or value.name not in self.symbols:
-                self.error(ctx, "E0302", f"`{name}` is a parameter holding {type_name(value)}, not a block",
-                           call.name_span)
-                return current
-            name = value.name
-        if name in OPS and name not in self.symbols:
-            if call.repeat is not None:
-                self.error(ctx, "E0208", f"only blocks can be repeated, and `{name}` is an op", call.repeat.span,
-                           help="wrap the ops in a `block` to repeat them")
-            return self.op(call, link, current, scope, ctx)
-        if name not in self.library.definitions:
-            self.error(ctx, "E0202", f"no op or block named `{name}`", call.name_span,
-                       help=missing_use_hint(name) or suggest(name, list(OPS) + list(self.symbols)))
-            return current
-        # In a stage's arguments `repetition` is the block's index in the stage (0, 1, ...): per-block
-        # widths from a list (`widths[repetition]`), or an option for the first block only.
-        per_repetition = call.repeat is not None and any(ast.mentions(a.value, REPETITION) for a in call.args)
-        try:
-            positional, keywords = self.arguments(call.args, self.with_repetition(ctx, 0) if per_repetition else ctx)
-        except EvalError as exc:
-            self.fail(ctx, exc)
-            return current
-        keywords = self.with_defaults(call.name, keywords, ctx)
-        if call.repeat is None:
-            path = self.name(scope, ctx, link.label, name, call.span, label_span=link.label_span)
-            return self.instantiate(name, positional, keywords, call.span, path, current, ctx)
-        return self.stage(name, call, link, positional, keywords, current, scope, ctx)
-
-    def arguments(self, args: tuple[ast.Arg, ...], ctx: Context):
-        positional, keywords = [], {}
-        for arg in args:
-            value = self.eval(arg.value, ctx)
-            if arg.name is None:
-                positional.append((value, arg.span))
-                continue
-            key = SHORTHANDS.get(arg.name, arg.name)
-            if key in keywords:
-                raise EvalError("E0205", f"argument `{key}` is given twice", arg.span,
-                                notes=(f"first given at {keywords[key][1]}",))
-            keywords[key] = (value, arg.span)
-        return positional, keywords
-
-    def stage(self, name: str, call: ast.Call, link: ast.Link, positional, keywords, current: str,
-              scope: Scope, ctx: Context) -> str:
-        repeat = call.repeat
-        stride = None
-        try:
-            count = as_int(self.eval(repeat.count, ctx), repeat.count.span)
-            if not 1 <= count <= MAX_REPEAT:
-                raise EvalError("E0303", f"a stage repeats its block 1 to {MAX_REPEAT:,} times, not {count}",
-                                repeat.count.span)
-            for option in repeat.options:
-                if option.name not in ("s", "stride"):
-                    raise EvalError("E0203", f"a stage has no option `{option.name}`", option.span,
-                                    help="stage options: `s2` / `stride=2` (the first block's stride) "
-                                         "and `shortcut A|B|C|D`")
-                if stride is not None:
-                    raise EvalError("E0205", "the stage's stride is given twice", option.span)
-                stride = as_int(self.eval(option.value, ctx), option.span)
-                if stride < 1:
-                    raise EvalError("E0303", f"stride must be at least 1, not {stride}", option.span)
-                stride_span = option.span
-            if len(repeat.shortcuts) > 1:
-                raise EvalError("E0205", "the stage's shortcut policy is given twice", repeat.shortcuts[1].span)
-            policy = self.policy(repeat.shortcuts[0], ctx) if repeat.shortcuts else ctx.policy
-        except EvalError as exc:
-            self.fail(ctx, exc)
-            return current
-        label = link.label
-        while label is None or (link.label is None and label in scope.taken):
-            scope.stages += 1
-            label = f"layer{scope.stages}"
-        path = self.name(scope, ctx, label, label, link.span, label_span=link.label_span, what="stage")
-        self.stages.append(StageInfo(path, name, count, stride, policy, link.span))
-        inner = replace(ctx, stage=path, policy=policy)
-        per_repetition = any(ast.mentions(a.value, REPETITION) for a in call.args)
-        for i in range(count):
-            if i and per_repetition:
-                try:
-                    positional, keywords = self.arguments(call.args, self.with_repetition(ctx, i))
-                except EvalError as exc:
-                    self.fail(ctx, exc)
-                    return current
-                keywords = self.with_defaults(call.name, keywords, ctx)
-            kw = dict(keywords)
-            if stride is not None and i == 0:
-                if "stride" in kw:
-                    self.error(ctx, "E0205", "stride is given both to the block and to the stage", stride_span)
-                kw["stride"] = (stride, stride_span)
-            current = self.instantiate(name, positional, kw, call.span, f"{path}.{i}", current, inner)
-        return current
-
-    @staticmethod
-    def with_defaults(name: str, keywords: dict, ctx: Context) -> dict:
-        """A call's keyword arguments over the `defaults` statement's for its name (the name as written)."""
-        for block, given in ctx.defaults:
-            if block == name:
-                return {**given, **keywords}
-        return keywords
-
-    @staticmethod
-    def with_repetition(ctx: Context, index: int) -> Context:
-        env = {**ctx.env, REPETITION: index}
-        return replace(ctx, env=env, env_key=Context.key_of(env))
-
-    def instantiate(self, name: str, positional, keywords, span: Span, path: str, current: str,
-                    ctx: Context) -> str:
-        if name in ctx.calls:
-            cycle = " -> ".join(ctx.calls[ctx.calls.index(name):] + (name,))
-            self.error(ctx, "E0503", f"block `{name}` calls itself: {cycle}", span,
-                       help="a block cannot contain itself; use a stage (`x N`) to repeat it")
-            return current
-        if len(ctx.calls) >= MAX_DEPTH:
-            self.error(ctx, "E0105", f"blocks nested more than {MAX_DEPTH} deep", span)
-            return current
-        resolved = self.resolved.get(name) or self.binder.resolve(name, ctx, span)
-        if resolved is None:
-            return current
-        self.resolved[name] = resolved
-        template, defaults = resolved
-        if template.kind != "block":
-            self.error(ctx, "E0208", f"`{name}` is a network; only blocks can be used inside a network", span)
-            return current
-        env = self.bind(name, template, defaults, positional, keywords, span, ctx)
-        if env is None:
-            return current
-        self.count_work()
-        self.instances.append(BlockInstance(path, name, template, env, ctx.policy, span))
-        # Context(...) rather than dataclasses.replace: this runs once per block instance.
-        inner = Context(env, ctx.policy, ctx.trace + ((span, f"block `{name}` ({path})"),), ctx.calls + (name,),
-                        ctx.stage, path, name, ctx.section, Context.key_of(env), ctx.norm, ctx.norm_span)
-        return self.body(template.body, current, Scope(path + "."), inner, top=True)
-
-    def bind(self, name: str, template: ast.Template, defaults, positional, keywords, span: Span,
-             ctx: Context) -> dict[str, Value] | None:
-        """The parameters of a call, bound once per distinct set of values (only successes are kept:
-        a failure is reported where it happens, and `failed_calls` skips its repetitions)."""
-        try:
-            key = (name, tuple(value_key(v) for v, _ in positional),
-                   tuple((k, value_key(v)) for k, (v, _) in keywords.items()))
-            hash(key)
-        except TypeError:  # pragma: no cover - every value of the language is hashable
-            key = None
-        if key is not None and key in self.bound:
-            return self.bound[key]
-        env = self.binder.bind(template, defaults, positional, keywords, span, ctx, what="block")
-        if env is not None and key is not None:
-            self.bound[key] = env
-        return env
-
-    def op(self, call: ast.Call, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
-        # Every repetition of a block evaluates its ops with the same parameters;
-        # memoising on (op, parameters) keeps large networks linear and cheap.
-        # `bn` builds the norm a `norm` statement chose (named as written: bn1, as timm's norm_layer)
-        kind = ctx.norm if call.name == "bn" else call.name
-        key = (id(call), ctx.env_key, kind)
-        if key in self.op_cache:
-            attrs = self.op_cache[key]
-        else:
-            attrs = self.op_cache[key] = self.op_attributes(call, ctx, kind)
-        if attrs is None:  # reported when first worked out
-            return current
-        node = self.name(scope, ctx, link.label, call.name, call.span, label_span=link.label_span)
-        return self.add_node(node, ctx, kind, call.span, current, attrs=dict(attrs))
-
-    def op_attributes(self, call: ast.Call, ctx: Context, kind: str) -> dict[str, Value] | None:
-        spec = OPS[kind]
-        try:
-            bound = []
-            for arg in call.args:
-                expr = arg.value
-                if (arg.name is None and isinstance(expr, ast.Name) and expr.id not in ctx.env
-                        and spec.option(expr.id) is not None and spec.option(expr.id).flag):
-                    bound.append(BoundArg(None, None, arg.span, bare=expr.id))
-                    continue
-                bare = expr.id if isinstance(expr, ast.Name) and expr.id in OPS and expr.id not in ctx.env else None
-                value = None if bare else self.eval(expr, ctx)
-                bound.append(BoundArg(arg.name, value, arg.span, bare=bare))
-            return bind(spec, bound, call.span)  # checked, validated and completed by the op's definition
-        except EvalError as exc:
-            if kind != call.name:  # the user wrote `bn`: say why it is checked as another norm
-                exc = EvalError(exc.code, exc.message, exc.span, exc.help,
-                                exc.notes + (f"`bn` is `{kind}` here, as the `norm` statement at {ctx.norm_span} says",))
-            self.fail(ctx, exc)
-            return None

@@ -148,7 +148,7 @@ def test_exact_division():
 @pytest.mark.parametrize("text,expected", [
     ("network n { input 3x8x8\n foo 3 }", "E0202"),
     ("use \"blocks.res\"\nnetwork n { input 3x8x8\n basic(8, colour=3) }", "E0203"),
-    ("use \"blocks.res\"\nnetwork n { input 3x8x8\n basic(8, 1, 1, 64, false, 0, 1, false, false, false, 9) }", "E0204"),
+    ("use \"blocks.res\"\nnetwork n { input 3x8x8\n basic(8, 1, 1, 64, false, 0, 1, false, false, false, 1, 1, 9) }", "E0204"),
     ("use \"blocks.res\"\nnetwork n { input 3x8x8\n basic() }", "E0204"),
     ("block a(w) { b(w) }\nblock b(w) { a(w) }\nnetwork n { input 8\n a(3) }", "E0503"),
     ("network n { input 3x8x8\n conv 8 k3 g3 }", "E0402"),

@@ -21,7 +21,7 @@ RANK = {
     "values": 2, "parse": 2,
     "graph": 3, "ops": 3, "network": 3,       # the op kinds, the typed graph and the Network result sit low
     "library": 4, "requirements": 4,
-    "scope": 5, "binding": 5, "branches": 5, "elaborate": 5,
+    "scope": 5, "binding": 5, "branches": 5, "calls": 5, "elaborate": 5,
     "shapes": 6,
     "analysis": 7,
     "pipeline": 8, "memory": 8, "report": 8,
