@@ -52,7 +52,4 @@ REPRESENTATIVES = frozenset({"resnet18", "resnet34", "resnet50", "resnet101", "r
                              "res2net50_26w_4s", "skresnet18", "resnest14d", "resnetv2_50d_evos",
                              "ecaresnet50d_pruned", "test_resnet"})
 LEFT_TO_TEST_FAMILY = frozenset(TIMM_ALL) - REPRESENTATIVES
-# Bundled networks that `compile --emit python` refuses (exit 2, tested in test_branches.py): `branches`
-# (the ejector has no loop over branches yet), and resnetv2's dotted names and written shortcuts.
-BRANCHED = frozenset({"res2net", "sknet", "resnest", "resnetv2"} | set(TIMM_RES2NET) | set(TIMM_SKNET)
-                     | set(TIMM_RESNEST) | set(TIMM_RESNETV2))
+

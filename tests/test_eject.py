@@ -23,11 +23,12 @@ import resdsl
 from resdsl.backend.eject import eject
 from resdsl.cli import main
 from resdsl.library import bundled_networks, specs_dir
-from family import BRANCHED, LEFT_TO_TEST_FAMILY, TIMM_RESNET
+from family import LEFT_TO_TEST_FAMILY, TIMM_ALL
 from strategies import networks
 
 IMAGENET = {"resnet18", "resnet34", "resnet50", "resnet50d", "seresnet50", "resnext50_32x4d", "resnet101",
-            "resnet152", "wide_resnet50_2", "resnet50_v1", "plain18", "plain34", "resnet"} | set(TIMM_RESNET)
+            "resnet152", "wide_resnet50_2", "resnet50_v1", "plain18", "plain34", "resnet", "res2net", "sknet",
+            "resnest", "resnetv2", "pruned_resnet"} | set(TIMM_ALL)
 SMALL = (3, 64, 64)  # ImageNet networks are checked on small inputs: the source does not depend on it
 
 
@@ -117,7 +118,7 @@ def test_ejected_file_runs_without_resdsl_and_computes_what_resdsl_compiles(tmp_
 # The deepest ones are left out for time: they use the classes of resnet50 and resnet56.
 @pytest.mark.parametrize("name", [n for n in bundled_networks() if n not in ("resnet1202", "resnet152", "resnet101",
                                                                             "resnet110")
-                                  and n not in LEFT_TO_TEST_FAMILY and n not in BRANCHED])
+                                  and n not in LEFT_TO_TEST_FAMILY])
 def test_every_bundled_network_ejects_to_the_same_computation(name):
     net = load(name)
     assert_same(ejected(name)["build"](), randomise(net.to_torch()), net.input_shape)

@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING
 
 from .. import syntax as ast
 from ..elaborate import BlockInstance
-from ..errors import UsageError
 from ..parse import parse_module
 from ..errors import EvalError
 from ..values import evaluate
@@ -366,8 +365,9 @@ def eject(net: "Network", model=None) -> str:
             name, network, ctor = ej.network_class(symbolic="classes" in net.parameters)
         except Symbolic:  # `classes` reaches where a constant is needed: the class takes no num_classes
             name, network, ctor = ej.network_class(symbolic=False)
-    except Unsupported as exc:
-        raise UsageError(f"--emit python cannot write {net.name} as Python: {exc}") from None
+    except Unsupported as exc:  # a construct the block classes cannot express yet: one flat class
+        from .eject_flat import eject_flat
+        return eject_flat(net, str(exc))
     spec = os.path.basename(net.path)
     helpers = [inspect.getsource(HELPERS[h]).rstrip() for h in HELPERS if h in ej.uses]
     imports = (["from functools import partial", ""] if "partial" in ej.uses else []) + \
