@@ -119,35 +119,58 @@ def op_calls(net, model: torch.fx.GraphModule) -> dict[str, torch.fx.Node]:
     """The node of the top-level forward that computes each op, checked to be exactly one call
     per op, in the op graph's execution order: a call of the module at the op's own name (a
     leaf, never a container) on the node of its main input, or the merge's function on the
-    nodes of its main and shortcut inputs."""
+    nodes of its inputs (a sum of n branches is n - 1 additions, the last one named after it)."""
+    from resdsl.backend.layers import select_branches
+
     nodes = list(model.graph.nodes)
     assert [n.op for n in nodes[:1] + nodes[-1:]] == ["placeholder", "output"]
     found = {"input": nodes[0]}
-    body = [n for n in nodes[1:-1] if n.target is not torch.flatten]  # flatten belongs to the fc after it
-    names = [n for n in net.ops.nodes if n != "input"]
-    assert len(body) == len(names)
-    for name, node in zip(names, body):
-        kind = net.ops.nodes[name].kind
-        main, shortcut = net.ops.inputs(name)[:2]
-        inputs = {"main": found[main], "shortcut": found.get(shortcut)}
-        if kind in MERGES:
+    # flatten belongs to the fc after it; the inner additions of a sum to the sum
+    body = iter(n for n in nodes[1:-1] if n.target is not torch.flatten)
+    for name, data in net.ops.nodes.items():
+        if name == "input":
+            continue
+        kind = data.kind
+        inputs = net.ops.inputs(name)
+        if kind in ("sum", "product") and len(inputs.branches) == 1:  # the one branch itself: no call
+            found[name] = found[inputs.branches[0]]
+            continue
+        node = next(body)
+        if inputs.branches:  # a merge of `branches`
+            args = [found[b] for b in inputs.branches]
+            if kind in ("sum", "product"):
+                for _ in args[2:]:  # (((b0 + b1) + b2) + ...): the last one is the merge's
+                    node = next(body)
+                fn = operator.add if kind == "sum" else operator.mul
+                assert node.target is fn and node.args[1] is args[-1], name
+            elif kind == "concat":
+                assert node.target is torch.cat and node.args == (args, 1), name
+            else:
+                assert node.target is select_branches and node.args == (found[inputs.weights], args), name
+        elif kind == "chunk":
+            size = data.shape[0]
+            assert node.target is torch.narrow and node.args == (found[inputs.main], 1, data.attrs["index"] * size,
+                                                                 size), name
+        elif kind in MERGES:
+            main, shortcut = found[inputs.main], found[inputs.shortcut]
             assert node.op == "call_function" and node.target in MERGES[kind], name
-            args = (inputs["main"], inputs["shortcut"]) if kind == "add" else ([inputs["shortcut"], inputs["main"]], 1)
-            assert node.args == args, name
+            assert node.args == ((main, shortcut) if kind == "add" else ([shortcut, main], 1)), name
         else:
             assert node.op == "call_module" and node.target == name, (name, node.op, node.target)
             assert not isinstance(model.get_submodule(name), Part), f"{name} is a container"
             arg = node.args[0]
             if arg.target is torch.flatten:
-                assert kind == "fc" and arg.args == (inputs["main"], 1)
+                assert kind == "fc" and arg.args == (found[inputs.main], 1)
                 arg = arg.args[0]
-            assert arg is inputs["main"] and len(node.args) == 1 and not node.kwargs, name
+            assert arg is found[inputs.main] and len(node.args) == 1 and not node.kwargs, name
         found[name] = node
+    assert next(body, None) is None, "calls that belong to no op"
     assert nodes[-1].args == (found[net.output],)
     return found
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet50d", "densenet_cifar", "mlp_resnet", "preact_resnet18"])
+@pytest.mark.parametrize("name", ["resnet18", "resnet50d", "densenet_cifar", "mlp_resnet", "preact_resnet18",
+                                  "res2net50_26w_4s", "skresnet18", "resnest50d_4s2x40d", "resnetv2_50d"])
 def test_forward_is_generated_straight_line_code(name):
     """One call per op, in execution order, no loops, and no container called (they have forwards of
     their own, for model.layer1(x), but the network's forward stays flat)."""

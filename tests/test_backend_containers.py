@@ -20,20 +20,25 @@ from test_backend import op_calls, randomise_batchnorm
 
 SMALL = {"resnet18": {"input_shape": (3, 64, 64)}, "resnet50d": {"input_shape": (3, 64, 64)},
          "seresnet50": {"input_shape": (3, 64, 64)}, "preact_resnet18": {"input_shape": (3, 16, 16)},
-         "densenet_cifar": {"layers": 4}}
+         "densenet_cifar": {"layers": 4}, "res2net50_26w_4s": {"input_shape": (3, 64, 64)},
+         "skresnet18": {"input_shape": (3, 64, 64)}, "resnest14d": {"input_shape": (3, 64, 64)},
+         "resnetv2_18": {"input_shape": (3, 64, 64)}}
 
 
 def recorded(net, model: torch.fx.GraphModule, x: torch.Tensor) -> dict[str, torch.Tensor]:
     """Every op's output during the whole forward, copied when it is made: later in-place ops
     (ReLU(inplace=True), `out += identity`) overwrite some of them."""
-    node_op = {node: name for name, node in op_calls(net, model).items()}
+    node_ops: dict = {}  # an fx node -> the ops it computes (a sum of one branch is that branch)
+    for name, node in op_calls(net, model).items():
+        node_ops.setdefault(node, []).append(name)
     seen = {"input": x.clone()}
 
     class Recorder(torch.fx.Interpreter):
         def run_node(self, node):
             out = super().run_node(node)
-            if node in node_op and node_op[node] != "input":
-                seen[node_op[node]] = out.clone()
+            for name in node_ops.get(node, ()):
+                if name != "input":
+                    seen[name] = out.clone()
             return out
 
     with torch.no_grad():
@@ -59,6 +64,10 @@ def assert_every_container_is_its_slice(net, model: torch.fx.GraphModule, x: tor
     for path, part in model.named_modules():
         if not isinstance(part, Part):
             continue
+        if type(part) is Part:  # not a chain (timm's ModuleLists: `convs`, `paths`): calling it says why
+            with pytest.raises(ContainerError, match="cannot be called on its own"):
+                part(values["input"])
+            continue
         entry, exit_ = border(net, path)
         given = values[entry].clone()
         with torch.no_grad():
@@ -79,7 +88,8 @@ def assert_every_container_is_its_slice(net, model: torch.fx.GraphModule, x: tor
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50d", "seresnet50", "preact_resnet18", "resnet20",
-                                  "densenet_cifar", "mlp_resnet", "plain20"])
+                                  "densenet_cifar", "mlp_resnet", "plain20", "res2net50_26w_4s", "skresnet18",
+                                  "resnest14d", "resnetv2_18"])
 def test_every_container_computes_its_slice_of_the_forward(name):
     net = resdsl.load(name, **SMALL.get(name, {}))
     model = net.to_torch().eval()
