@@ -55,7 +55,8 @@ SHORTCUTS = {
 # How a merge is drawn: its symbol, and whether it is a small circle
 MERGE_LABELS = {"add": ("+", True), "sum": ("+", True), "product": ("×", True), "concat": ("concat", False),
                 "select": ("select", False)}
-FILL = {"conv": "#dbe9f6", "bn": "#eeeeee", "gn": "#eeeeee", "relu": "#fdf1d6", "gelu": "#fdf1d6", "silu": "#fdf1d6",
+FILL = {"conv": "#dbe9f6", "stdconv": "#dbe9f6", "bn": "#eeeeee", "gn": "#eeeeee", "evonorm": "#eeeeee",
+        "frn": "#eeeeee", "pad": "#f4f4f4", "drop_path": "#f4f4f4", "relu": "#fdf1d6", "gelu": "#fdf1d6", "silu": "#fdf1d6",
         "sigmoid": "#fdf1d6", "maxpool": "#e3f1df", "avgpool": "#e3f1df", "blurpool": "#e3f1df", "fc": "#f6dde3",
         "se": "#efe3f6", "eca": "#efe3f6",
         "dropout": "#f4f4f4", "flatten": "#f4f4f4", "identity": "#f4f4f4", "zeropad": "#fde0c5", "chunk": "#ffffff",
