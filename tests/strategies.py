@@ -80,7 +80,10 @@ class Stage:
     base_width: int = 64
     se_ratio: int = 0
     attention: str = ""       # custom blocks only: "eca", or "se8" (se with timm's rounding to 8)
-    norm_groups: int = 0      # custom blocks only: the last norm is `gn norm_groups` instead of `bn`
+    norm_groups: int = 0      # custom blocks only: the last norm is `gn norm_groups` (or `evonorm`) instead of `bn`
+    last_norm: str = "bn"     # custom blocks only: bn, gn, evonorm or frn for the last norm
+    std_conv: bool = False    # custom blocks only: the k×k conv is a weight-standardised `stdconv`
+    drop_path: float = 0.0    # custom blocks only: a `drop_path` closing the main path
     preact: bool = False      # custom blocks only: BN-ReLU-conv, nothing after the add
     branches: str = ""        # custom blocks only: a `branches` part after the first conv, keeping its shape:
     #                           "concat" (split), "carry" (split, Res2Net's carry), "sum", "product", "select"
@@ -124,15 +127,18 @@ def _custom_block(stage: Stage) -> str:
     expand = f"width * {stage.expansion}" if stage.expansion != 1 else "width"
     se = [f"        se {stage.se_ratio}"] if stage.se_ratio else []
     se += {"eca": ["        eca"], "se8": ["        se 4 divisor=8"], "": []}[stage.attention]
-    norm = f"gn {stage.norm_groups}" if stage.norm_groups else "bn"
+    norm = {"bn": "bn", "gn": f"gn {stage.norm_groups}", "evonorm": f"evonorm {stage.norm_groups}",
+            "frn": "frn"}[stage.last_norm]
+    conv = "stdconv" if stage.std_conv else "conv"
+    drop = [f"        drop_path {stage.drop_path:g}"] if stage.drop_path else []
     if stage.preact:
         body = [f"        bn -> relu -> conv width {k} s=stride g=groups",
                 f"        bn -> relu -> conv {expand} k1"] + se
         tail = []
     else:
-        body = [f"        conv width {k} s=stride g=groups -> bn -> relu",
+        body = [f"        {conv} width {k} s=stride g=groups -> bn -> relu",
                 *_branches(stage),
-                f"        conv {expand} k1 -> {norm}"] + se
+                f"        conv {expand} k1 -> {norm}"] + se + drop
         tail = ["    relu"] if stage.post_relu else []
     return "\n".join([f"block {stage.block}(width, stride = 1, groups = 1) {{", "    residual {", *body, "    }",
                       *tail, "}"])
@@ -287,6 +293,7 @@ def _stage(draw, index: int, in_shape: Shape, network_policy: str, allow_special
     groups, kernel, dilation, base_width, se_ratio = 1, 3, 1, 64, 0
     preact, post_relu, attention, norm_groups = False, True, "", 0
     branches, branch_count = "", 0
+    last_norm, std_conv, drop_path = "bn", False, 0.0
     block = kind
     if kind == "bottleneck":
         base_width = draw(st.sampled_from([64, 64, 32, 128]))
@@ -309,8 +316,12 @@ def _stage(draw, index: int, in_shape: Shape, network_policy: str, allow_special
         if ratio and width * expansion % ratio == 0:
             se_ratio = ratio
         attention = draw(st.sampled_from(["", "", "eca", "se8"]))
-        if not preact and draw(st.booleans()):
-            norm_groups = draw(st.sampled_from(_divisors(width * expansion)))
+        if not preact:
+            last_norm = draw(st.sampled_from(["bn", "bn", "gn", "evonorm", "frn"]))
+            if last_norm in ("gn", "evonorm"):
+                norm_groups = draw(st.sampled_from(_divisors(width * expansion)))
+            std_conv = draw(st.booleans())
+            drop_path = draw(st.sampled_from([0.0, 0.0, 0.1, 0.5]))
         if not preact:
             branches = draw(st.sampled_from(["", "", "concat", "carry", "sum", "product", "select"]))
             if branches in ("concat", "carry"):
@@ -323,7 +334,8 @@ def _stage(draw, index: int, in_shape: Shape, network_policy: str, allow_special
                  kernel=kernel, dilation=dilation, expansion=expansion, shortcut=shortcut, policy=policy,
                  in_shape=in_shape, out_shape=out_shape, base_width=base_width, se_ratio=se_ratio, preact=preact,
                  post_relu=post_relu, style=style, attention=attention, norm_groups=norm_groups,
-                 branches=branches, branch_count=branch_count)
+                 branches=branches, branch_count=branch_count, last_norm=last_norm, std_conv=std_conv,
+                 drop_path=drop_path)
 
 
 @st.composite

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 FEATURE_OPS = ("conv", "maxpool", "avgpool")
-FREE_KINDS = ("chunk", "sum", "product", "select", "input", "relu", "gelu", "silu", "sigmoid", "identity", "dropout", "flatten", "maxpool", "avgpool",
+FREE_KINDS = ("chunk", "sum", "product", "select", "drop_path", "pad", "input", "relu", "gelu", "silu", "sigmoid", "identity", "dropout", "flatten", "maxpool", "avgpool",
               "add", "concat", "zeropad")
 
 
@@ -65,7 +65,7 @@ def expected_shape(kind, attrs, x):
 
 def expected_cost(kind, attrs, x, y):
     """(params, MACs) recomputed from shapes."""
-    if kind == "conv":
+    if kind in ("conv", "stdconv"):  # weight standardisation changes no count
         weights = attrs["out"] * (x[0] // attrs["groups"]) * attrs["kernel"] ** 2
         return weights + (attrs["out"] if attrs["bias"] else 0), weights * y[1] * y[2]
     if kind == "bn":
@@ -75,6 +75,8 @@ def expected_cost(kind, attrs, x, y):
         return n_in * attrs["out"] + (attrs["out"] if attrs["bias"] else 0), n_in * attrs["out"]
     if kind == "gn":
         return 2 * x[0], 0
+    if kind in ("evonorm", "frn"):  # a scale, a shift, and v (EvoNorm) or tau (FRN) per channel
+        return 3 * x[0], 0
     if kind == "se":
         hidden = attrs["hidden"] if attrs.get("hidden") is not None else x[0] // attrs["ratio"]
         if attrs.get("hidden") is None and attrs["divisor"] > 1:  # timm's make_divisible(C / r, d, round_limit=0)
