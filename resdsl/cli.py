@@ -83,6 +83,12 @@ def _max_memory(parser: argparse.ArgumentParser) -> None:
                              "default: the machine's memory, or the free memory of the CUDA device)")
 
 
+def _format_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=["text", "json", "sarif", "github"], default="text",
+                        help="text (default), json, sarif (SARIF 2.1.0 for code scanning) or github "
+                             "(GitHub Actions annotations on the spec's lines)")
+
+
 def _spec_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", type=_assignment, action="append",
                         default=[], help="override a network parameter (the value is an expression: "
@@ -99,7 +105,23 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     check = commands.add_parser("check", help="check specs: shapes, params and MACs, or located errors")
     check.add_argument("specs", nargs="+", metavar="FILE|NAME", help="a .res file or a bundled spec name")
+    _format_option(check)
     _spec_options(check)
+    verify = commands.add_parser("verify", help="check a spec over a space of parameters and input sizes")
+    verify.add_argument("specs", nargs="*", metavar="FILE|NAME",
+                        help="specs to verify (none: the [tool.resdsl] table of pyproject.toml)")
+    verify.add_argument("--vary", action="append", default=[], metavar="NAME=VALUES",
+                        help="a parameter's values: a list (depth=18,34,50), a range (width=16..128:8) or both")
+    verify.add_argument("--input-range", metavar="LO..HI", help="input H×W from LO to HI (square; "
+                        "HLO..HHIxWLO..WHI for every H with every W; :STEP for a step)")
+    verify.add_argument("--examples", type=_positive_int, default=None, metavar="N",
+                        help="check every configuration of a space of at most N (default 1000), "
+                             "else N sampled ones, each failure shrunk to its minimum")
+    verify.add_argument("--runtime", action="store_true",
+                        help="also build a few configurations and run them: shapes, params and MACs must agree")
+    verify.add_argument("--seed", type=int, default=0, help="the sampling seed (default 0)")
+    verify.add_argument("--network", metavar="NAME", help="which network, when a file defines several")
+    _format_option(verify)
     summary = commands.add_parser("summary", help="a table of shapes, params and MACs per stage")
     summary.add_argument("spec", metavar="FILE|NAME")
     summary.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -166,17 +188,43 @@ def _load(spec: str, args: argparse.Namespace):
 
 def cmd_check(args: argparse.Namespace) -> int:
     status = EXIT_OK
+    findings, results = [], []
     for spec in args.specs:
         try:
             net = _load(spec, args)
         except SpecError as exc:
-            print(exc.render(), file=sys.stderr)
+            if args.format == "text":
+                print(exc.render(), file=sys.stderr)
+            else:
+                from .formats import findings_of
+                found = findings_of(spec, exc.diagnostics, exc.sources)
+                findings += found
+                results.append({"spec": spec, "ok": False, "errors": len(found)})
             status = max(status, EXIT_SPEC)
             continue
         shape = lambda s: "x".join(map(str, s))  # noqa: E731
-        print(f"ok {net.name}: {shape(net.input_shape)} -> {shape(net.output_shape)}, "
-              f"{net.params:,} params, {net.macs:,} MACs ({format_count(net.macs)})")
+        results.append({"spec": spec, "ok": True, "network": net.name, "input": list(net.input_shape),
+                        "output": list(net.output_shape), "params": net.params, "macs": net.macs})
+        if args.format == "text":
+            print(f"ok {net.name}: {shape(net.input_shape)} -> {shape(net.output_shape)}, "
+                  f"{net.params:,} params, {net.macs:,} MACs ({format_count(net.macs)})")
+    if args.format != "text":
+        print(_formatted(args.format, findings, results))
     return status
+
+
+def _formatted(kind: str, findings: list, results: list[dict]) -> str:
+    from . import formats
+    if kind == "json":
+        return formats.to_json(findings, results)
+    if kind == "sarif":
+        return formats.to_sarif(findings, _version())
+    return formats.to_github(findings)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .verify_cli import run_verify
+    return run_verify(args, _formatted)
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -265,8 +313,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        handler = {"check": cmd_check, "summary": cmd_summary, "compile": cmd_compile, "draw": cmd_draw,
-                   "train": cmd_train, "list": cmd_list}[args.command]
+        handler = {"check": cmd_check, "verify": cmd_verify, "summary": cmd_summary, "compile": cmd_compile,
+                   "draw": cmd_draw, "train": cmd_train, "list": cmd_list}[args.command]
         return handler(args)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE

@@ -79,6 +79,11 @@ def _pipeline(text, path, network, input_shape, params, reporter: Reporter) -> N
     elaboration = elaborate(library, name, overrides, spans, reporter, input_shape)
     if elaboration is None:
         reporter.raise_if_failed()
+    return _finish(elaboration, name, path, reporter)
+
+
+def _finish(elaboration, name: str, path: str, reporter: Reporter) -> Network:
+    """Shapes and counts of an elaborated network, as a `Network` (SpecError at the first failure)."""
     graph = elaboration.graph
     infer_graph(graph, reporter)
     reporter.raise_if_failed()
@@ -88,6 +93,51 @@ def _pipeline(text, path, network, input_shape, params, reporter: Reporter) -> N
                    params=total_params, macs=total_macs, parameters=elaboration.parameters,
                    stages=elaboration.stages, parts=tuple(parts(graph)), path=path, sources=dict(reporter.sources),
                    template=elaboration.template, instances=elaboration.instances)
+
+
+class Checker:
+    """One spec read and parsed once, checked at many parameter values and input shapes (`verify`).
+
+    `check(params, input_shape)` does what `load` does after parsing: elaborate, infer shapes, count;
+    it returns the `Network` or raises `SpecError`, as `load` would for the same values.
+    """
+
+    def __init__(self, path_or_name: str | os.PathLike, network: str | None = None):
+        path = find_spec(path_or_name)
+        self.path = _display_path(path)
+        try:
+            data = read_source(str(path), self.path)
+        except OSError as exc:
+            raise UsageError(f"cannot read {self.path}: {exc.strerror}") from None
+        self.text = decode(data, self.path)
+        reporter = Reporter()
+        reporter.sources[self.path] = self.text
+        self.library = read_library(self.text, self.path, reporter)
+        reporter.raise_if_failed()
+        self.name = _choose_network(self.library, network, self.path, reporter)
+        reporter.raise_if_failed()
+        self.sources = dict(reporter.sources)
+
+    def check(self, params: dict[str, Any], input_shape: tuple[int, ...] | None = None) -> Network:
+        if input_shape is not None:
+            input_shape = check_input_shape(input_shape)
+        reporter = Reporter()
+        reporter.sources.update(self.sources)
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            overrides, spans = _overrides(params, self.library, reporter)
+            reporter.raise_if_failed()
+            elaboration = elaborate(self.library, self.name, overrides, spans, reporter, input_shape)
+            if elaboration is None:
+                reporter.raise_if_failed()
+            return _finish(elaboration, self.name, self.path, reporter)
+        except RecursionError:
+            reporter.error("E0105", "spec too deeply nested to check", Span.point(self.path, 1, 1))
+            raise SpecError(reporter.diagnostics, reporter.sources) from None
+        finally:
+            if collecting:
+                gc.enable()
 
 
 def _choose_network(library, wanted: str | None, path: str, reporter: Reporter) -> str:

@@ -301,18 +301,19 @@ def test_classes_and_signatures_are_torchvision_like():
         "Basic", "ZeroPadShortcut", "Resnet20", "SqueezeExcite", "EfficientChannelAttention", "BlurPool"}  # options
     assert str(inspect.signature(r20["Basic"])) == \
         "(in_channels, width, stride=1, groups=1, base_width=64, zero_init_last=False, se_ratio=0, se_divisor=1, " \
-        "eca_attention=False, aa=False, blur=False, downsample=None)"
+        "eca_attention=False, aa=False, blur=False, reduce_first=1, down_kernel=1, downsample=None)"
     assert str(inspect.signature(r50["Bottleneck"])) == (
         "(in_channels, width, stride=1, groups=1, base_width=64, expansion=4, stride_on_1x1=False, se_ratio=0, "
-        "se_divisor=1, eca_attention=False, aa=False, blur=False, zero_init_last=False, downsample=None)")
+        "se_divisor=1, eca_attention=False, aa=False, blur=False, zero_init_last=False, reduce_first=1, "
+        "down_kernel=1, reduce_width=None, inner_width=None, out_width=None, eca_kernel=0, downsample=None)")
     assert str(inspect.signature(r50["Resnet50"])) == "(num_classes=1000)"
     assert list(inspect.signature(r50["build"]).parameters.values())[0].default == 1000
     source = r50["__source__"]
     # sizes are expressions of the parameters, not the numbers of one use
-    assert "mid_channels = width * base_width // 64 * groups" in source
+    assert "inner_width = width * base_width // 64 * groups" in source
     assert "stride=(1 if stride_on_1x1 or (aa or blur) and stride == 2 else stride)" in source
-    assert "self.se = SqueezeExcite(out_channels, ratio=se_ratio, divisor=se_divisor)" in source
-    assert "self.se = EfficientChannelAttention(out_channels) if eca_attention else None" in source
-    assert "self.aa = BlurPool(mid_channels)" in source and "self.aa = nn.AvgPool2d(kernel_size=2)" in source
+    assert "self.se = SqueezeExcite(out_width, ratio=se_ratio, divisor=se_divisor)" in source
+    assert "self.se = EfficientChannelAttention(out_width) if eca_attention else None" in source
+    assert "self.aa = BlurPool(inner_width)" in source and "self.aa = nn.AvgPool2d(kernel_size=2)" in source
     assert "if self.downsample is not None:" in source and "out += identity" in source
     assert "self.fc = nn.Linear(2048, num_classes)" in source

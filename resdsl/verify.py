@@ -1,0 +1,364 @@
+"""`resdsl verify`: check a spec's shape rules over a whole space of parameters and input sizes.
+
+A space is a product of dimensions: network parameters (`--vary depth=18,34,50`, `--vary
+width=16..128:8`) and the input's H×W (`--input-range 32..512`). A space of at most `examples`
+configurations is checked exhaustively, on every core; a larger one is sampled with hypothesis,
+which shrinks every distinct failure to a minimal failing configuration (each dimension's values
+are ordered, and shrinking moves towards the first). Failures are told apart by their error code
+and the spec position they point at, so one mistake is reported once, with the smallest
+configuration that shows it and the `resdsl check` command that reproduces it.
+
+The spec is read and parsed once (pipeline.Checker); each configuration is elaborated, its shapes
+inferred and its costs counted, as `check` does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+from .errors import Diagnostic, SpecError, UsageError, render
+from .network import Network
+from .pipeline import Checker
+
+DEFAULT_EXAMPLES = 1000
+MAX_SPACE = 10**12  # a product of dimensions beyond this is refused: it is a typo, not a space
+
+
+# ---- the space ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Dimension:
+    """One axis of the space: a network parameter, or `input` (the input's (H, W))."""
+
+    name: str
+    values: tuple[Any, ...]   # parameter values as --set text, or (H, W) pairs for `input`
+
+    def show(self, value: Any) -> str:
+        return f"{value[0]}x{value[1]}" if self.name == "input" else str(value)
+
+
+def _split_top(text: str) -> list[str]:
+    """Split on commas outside brackets: `[2,2],[3,4]` is two values."""
+    parts, depth, current = [], 0, []
+    for ch in text:
+        if ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current).strip())
+    return parts
+
+
+_RANGE = re.compile(r"(-?\d+)\.\.(-?\d+)(?::(\d+))?")
+
+
+def _range(text: str, what: str) -> tuple[int, ...]:
+    match = _RANGE.fullmatch(text.strip())
+    if match is None:
+        raise UsageError(f"{what}: expected LO..HI or LO..HI:STEP (e.g. 16..128:8), not {text!r}")
+    low, high, step = int(match[1]), int(match[2]), int(match[3] or 1)
+    if step < 1 or high < low:
+        raise UsageError(f"{what}: {text!r} is empty (HI must be at least LO, and STEP at least 1)")
+    count = (high - low) // step + 1
+    if count > MAX_SPACE:
+        raise UsageError(f"{what}: {text!r} has {count:,} values; at most {MAX_SPACE:,}")
+    return tuple(range(low, high + 1, step))
+
+
+def parse_vary(text: str) -> Dimension:
+    """`NAME=VALUES`: a list (`depth=18,34,50`, `layers=[2,2,2,2],[3,4,6,3]`), an integer range with an
+    optional step (`width=16..128:8`), or both (`width=8,16..64:16`). Values are expressions, as --set's."""
+    name, sep, values = text.partition("=")
+    name = name.strip()
+    if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or not values.strip():
+        raise UsageError(f"--vary: expected NAME=VALUES (e.g. depth=18,34,50 or width=16..128:8), not {text!r}")
+    found: list[str] = []
+    for part in _split_top(values):
+        if not part:
+            raise UsageError(f"--vary {name}: an empty value in {values!r}")
+        if _RANGE.fullmatch(part):
+            found.extend(str(v) for v in _range(part, f"--vary {name}"))
+        else:
+            found.append(part)
+    return Dimension(name, tuple(dict.fromkeys(found)))
+
+
+def parse_input_range(text: str) -> Dimension:
+    """`LO..HI[:STEP]` (square inputs) or `HLO..HHI[:STEP]xWLO..WHI[:STEP]` (every H with every W)."""
+    height, sep, width = text.partition("x")
+    hs = _range(height, "--input-range")
+    ws = _range(width, "--input-range") if sep else None
+    if min(hs) < 1 or (ws is not None and min(ws) < 1):
+        raise UsageError(f"--input-range: sizes start at 1, not {text!r}")
+    pairs = tuple((h, h) for h in hs) if ws is None else tuple(itertools.product(hs, ws))
+    return Dimension("input", pairs)
+
+
+@dataclass(frozen=True)
+class Space:
+    dimensions: tuple[Dimension, ...]
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.dimensions:
+            n *= len(d.values)
+        return n
+
+    def describe(self) -> str:
+        return " × ".join(f"{len(d.values)} {d.name}" for d in self.dimensions) or "the spec as written"
+
+    def configuration(self, indices: Sequence[int]) -> dict[str, Any]:
+        return {d.name: d.values[i] for d, i in zip(self.dimensions, indices)}
+
+
+# ---- checking one configuration ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Outcome:
+    """A failing configuration: its key (what failed, where), the rendered diagnostic, the values."""
+
+    key: tuple
+    text: str
+    diagnostic: Diagnostic | None
+    config: dict[str, Any]
+
+
+def _input_shape(checker: Checker, config: dict[str, Any], channels: Callable[[], int]) -> tuple[int, ...] | None:
+    if "input" not in config:
+        return None
+    h, w = config["input"]
+    return (channels(), h, w)
+
+
+class Runner:
+    """Checks configurations of one spec: static checks, and on request the compiled module."""
+
+    def __init__(self, spec: str, network: str | None = None):
+        self.checker = Checker(spec, network)
+        self._channels: int | None = None
+
+    def channels(self) -> int:
+        """The input channels of the spec as written (an input range varies H and W only)."""
+        if self._channels is None:
+            try:
+                shape = self.checker.check({}).input_shape
+            except SpecError:
+                shape = (3,)
+            self._channels = shape[0] if len(shape) == 3 else 3
+        return self._channels
+
+    def static(self, config: dict[str, Any]) -> tuple[Network | None, Outcome | None]:
+        params = {k: v for k, v in config.items() if k != "input"}
+        try:
+            shape = _input_shape(self.checker, config, self.channels)
+            return self.checker.check(params, shape), None
+        except SpecError as exc:
+            first = exc.diagnostics[0]
+            span = first.span
+            path = span.path if span else None
+            if path and path.startswith("<--set "):  # `<--set depth=42>`: the same mistake at every value
+                path = path.partition("=")[0] + ">"
+            key = (first.code, path, span.line if span else None, span.column if span else None)
+            return None, Outcome(key, render(first, exc.sources), first, config)
+        except ValueError as exc:  # an input size the language refuses
+            return None, Outcome(("input", str(exc)), f"error: {exc}", None, config)
+
+    def runtime(self, net: Network, config: dict[str, Any], batch: int = 2) -> Outcome | None:
+        """Build the module and run it: output shape, parameters and FlopCounter's MACs must be static ones."""
+        from .backend.runtime import runtime_mismatch
+        problem = runtime_mismatch(net, batch)
+        if problem is None:
+            return None
+        return Outcome(("runtime", problem.split(":")[0]), f"error[runtime]: {problem}", None, config)
+
+
+def check_indices(runner: Runner, space: Space, batch: Iterable[tuple[int, ...]]) -> list[tuple[tuple, Outcome]]:
+    found = []
+    for indices in batch:
+        _, outcome = runner.static(space.configuration(indices))
+        if outcome is not None:
+            found.append((indices, outcome))
+    return found
+
+
+# ---- the whole run -----------------------------------------------------------------------------
+
+@dataclass
+class Failure:
+    key: tuple
+    text: str                  # the located diagnostic, rendered as `check` renders it
+    config: dict[str, str]     # the minimal failing configuration, as written on a command line
+    reproduce: str             # the command that shows it
+    diagnostic: Diagnostic | None = None
+
+
+@dataclass
+class Report:
+    spec: str
+    network: str
+    space: str
+    tried: int
+    exhaustive: bool
+    failures: list[Failure] = field(default_factory=list)
+    runtime_checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def _reproduce(spec: str, space: Space, config: dict[str, Any], channels: int) -> tuple[dict[str, str], str]:
+    shown, args = {}, ["resdsl", "check", spec]
+    for d in space.dimensions:
+        value = config[d.name]
+        shown[d.name] = d.show(value)
+        if d.name == "input":
+            args += ["--input", f"{channels}x{value[0]}x{value[1]}"]
+        else:
+            text = str(value)
+            args += ["--set", f"{d.name}={text}" if re.fullmatch(r"[\w.\-]+", text) else f"'{d.name}={text}'"]
+    return shown, " ".join(args)
+
+
+def verify(spec: str, space: Space, *, examples: int = DEFAULT_EXAMPLES, runtime: bool = False, seed: int = 0,
+           network: str | None = None, workers: int | None = None) -> Report:
+    """Check every configuration of `space` (or `examples` sampled ones); see the module docstring."""
+    runner = Runner(spec, network)
+    shown_spec = runner.checker.path
+    if space.size > MAX_SPACE:
+        raise UsageError(f"the space has {space.size:,} configurations; at most {MAX_SPACE:,}")
+    exhaustive = space.size <= examples
+    if exhaustive:
+        tried, minimal = space.size, _exhaustive(runner, space, spec, network, workers)
+    else:
+        tried, minimal = _sampled(runner, space, examples, seed)
+    failures = []
+    # in the order of the spec's text, as `check` reports them
+    ordered = sorted(minimal.items(), key=lambda item: tuple(str(part) for part in item[0]))
+    ordered.sort(key=lambda item: (item[0][1] or "", item[0][2] or 0, item[0][3] or 0)
+                 if len(item[0]) == 4 else ("~", 0, 0))
+    for key, (indices, outcome) in ordered:
+        shown, command = _reproduce(shown_spec, space, outcome.config, runner.channels())
+        failures.append(Failure(key, outcome.text, shown, command, outcome.diagnostic))
+    report = Report(shown_spec, runner.checker.name, space.describe(), tried, exhaustive, failures)
+    if runtime and not failures:
+        report.runtime_checked, runtime_failures = _runtime(runner, space, seed)
+        for outcome in runtime_failures:
+            shown, command = _reproduce(shown_spec, space, outcome.config, runner.channels())
+            report.failures.append(Failure(outcome.key, outcome.text, shown,
+                                           command.replace(" check ", " verify ", 1) + " --runtime"))
+    return report
+
+
+def _keep_minimal(minimal: dict, found: Iterable[tuple[tuple, Outcome]]) -> None:
+    for indices, outcome in found:
+        if outcome.key not in minimal or indices < minimal[outcome.key][0]:
+            minimal[outcome.key] = (indices, outcome)
+
+
+_WORKER: Runner | None = None
+
+
+def _worker_init(spec: str, network: str | None) -> None:
+    global _WORKER
+    _WORKER = Runner(spec, network)
+
+
+def _worker_check(args: tuple[Space, list[tuple[int, ...]]]) -> list[tuple[tuple, Outcome]]:
+    space, batch = args
+    assert _WORKER is not None
+    return check_indices(_WORKER, space, batch)
+
+
+def _exhaustive(runner: Runner, space: Space, spec: str, network: str | None,
+                workers: int | None) -> dict:
+    """Every configuration, in index order, on every core for spaces worth the start-up."""
+    everything = list(itertools.product(*(range(len(d.values)) for d in space.dimensions)))
+    minimal: dict = {}
+    workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+    if workers > 1 and len(everything) >= 64:
+        import multiprocessing
+
+        chunk = max(8, len(everything) // (workers * 8))
+        batches = [(space, everything[i:i + chunk]) for i in range(0, len(everything), chunk)]
+        context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
+                                              else "spawn")
+        with context.Pool(workers, initializer=_worker_init, initargs=(spec, network)) as pool:
+            for found in pool.imap_unordered(_worker_check, batches):
+                _keep_minimal(minimal, found)
+    else:
+        _keep_minimal(minimal, check_indices(runner, space, everything))
+    return minimal
+
+
+class _Failed(Exception):
+    """Raised for hypothesis; one subclass per failure key, so it shrinks each failure on its own."""
+
+
+def _sampled(runner: Runner, space: Space, examples: int, seed: int) -> tuple[int, dict]:
+    """`examples` configurations drawn by hypothesis, every distinct failure shrunk to its minimum."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as hypothesis_seed
+    from hypothesis import strategies as st
+
+    kinds: dict[tuple, type] = {}
+    last: dict[tuple, tuple] = {}   # the last failing configuration per key: after shrinking, its minimum
+    tried = 0
+    strategy = st.tuples(*(st.integers(0, len(d.values) - 1) for d in space.dimensions))
+
+    @hypothesis_seed(seed)
+    @settings(max_examples=examples, database=None, deadline=None, derandomize=False, print_blob=False,
+              report_multiple_bugs=True, suppress_health_check=list(HealthCheck),
+              phases=(Phase.generate, Phase.shrink))
+    @given(strategy)
+    def property_holds(indices: tuple[int, ...]) -> None:
+        nonlocal tried
+        tried += 1
+        _, outcome = runner.static(space.configuration(indices))
+        if outcome is not None:
+            last[outcome.key] = (indices, outcome)
+            kind = kinds.setdefault(outcome.key, type("Failed", (_Failed,), {}))
+            raise kind(outcome.text)
+
+    try:
+        property_holds()
+    except _Failed:
+        pass
+    except BaseExceptionGroup as group:  # several distinct failures
+        if not all(isinstance(e, _Failed) for e in group.exceptions):
+            raise
+    return tried, last
+
+
+def _runtime(runner: Runner, space: Space, seed: int, count: int = 4) -> tuple[int, list[Outcome]]:
+    """Build and run a few configurations (the first, the last, and some between), each on a batch."""
+    import random
+
+    size = space.size
+    picks = sorted({0, size - 1, *random.Random(seed).sample(range(size), min(count, size))})[:count + 2]
+    outcomes, checked = [], 0
+    sizes = [len(d.values) for d in space.dimensions]
+    for flat in picks:
+        indices, rest = [], flat
+        for n in reversed(sizes):
+            indices.append(rest % n)
+            rest //= n
+        config = space.configuration(tuple(reversed(indices)))
+        net, outcome = runner.static(config)
+        if net is None:
+            continue
+        checked += 1
+        problem = runner.runtime(net, config)
+        if problem is not None:
+            outcomes.append(problem)
+    return checked, outcomes
