@@ -241,7 +241,7 @@ def verify(spec: str, space: Space, *, examples: int = DEFAULT_EXAMPLES, runtime
     if exhaustive:
         tried, minimal = space.size, _exhaustive(runner, space, spec, network, workers)
     else:
-        tried, minimal = _sampled(runner, space, examples, seed)
+        tried, minimal = _sampled_everywhere(runner, space, examples, seed, spec, network, workers)
     failures = []
     # in the order of the spec's text, as `check` reports them
     ordered = sorted(minimal.items(), key=lambda item: tuple(str(part) for part in item[0]))
@@ -299,6 +299,32 @@ def _exhaustive(runner: Runner, space: Space, spec: str, network: str | None,
     else:
         _keep_minimal(minimal, check_indices(runner, space, everything))
     return minimal
+
+
+def _worker_sample(args: tuple[Space, int, int]) -> tuple[int, dict]:
+    space, examples, seed = args
+    assert _WORKER is not None
+    return _sampled(_WORKER, space, examples, seed)
+
+
+def _sampled_everywhere(runner: Runner, space: Space, examples: int, seed: int, spec: str, network: str | None,
+                        workers: int | None) -> tuple[int, dict]:
+    """Hypothesis on every core: each worker samples its share with its own seed and shrinks what it
+    finds; the smallest configuration per failure wins."""
+    workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+    if workers <= 1 or examples < 64:
+        return _sampled(runner, space, examples, seed)
+    import multiprocessing
+
+    shares = [examples // workers + (1 if i < examples % workers else 0) for i in range(workers)]
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    tried, minimal = 0, {}
+    with context.Pool(workers, initializer=_worker_init, initargs=(spec, network)) as pool:
+        for count, found in pool.imap_unordered(_worker_sample, [(space, share, seed * 1000 + i)
+                                                                 for i, share in enumerate(shares)]):
+            tried += count
+            _keep_minimal(minimal, found.values())
+    return tried, minimal
 
 
 class _Failed(Exception):
