@@ -204,7 +204,7 @@ def test_torch_compile_fullgraph_has_no_graph_breaks():
 
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
-from strategies import networks  # noqa: E402
+from resdsl.testing import networks  # noqa: E402
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 import resdsl
 from resdsl.backend.containers import ContainerError, Part
 from resdsl.graph import OpGraph
-from strategies import networks
+from resdsl.testing import networks
 from test_backend import op_calls, randomise_batchnorm
 
 SMALL = {"resnet18": {"input_shape": (3, 64, 64)}, "resnet50d": {"input_shape": (3, 64, 64)},

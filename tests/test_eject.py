@@ -24,7 +24,7 @@ from resdsl.backend.eject import eject
 from resdsl.cli import main
 from resdsl.library import bundled_networks, specs_dir
 from family import LEFT_TO_TEST_FAMILY, TIMM_ALL
-from strategies import networks
+from resdsl.testing import networks
 
 IMAGENET = {"resnet18", "resnet34", "resnet50", "resnet50d", "seresnet50", "resnext50_32x4d", "resnet101",
             "resnet152", "wide_resnet50_2", "resnet50_v1", "plain18", "plain34", "resnet", "res2net", "sknet",

@@ -1,7 +1,7 @@
 """Property-based tests: random valid networks check, their shapes, shortcuts and
 costs agree with formulas recomputed here, and damaged sources never crash.
 
-The strategies live in tests/strategies.py.
+The strategies live in resdsl/testing (public: users test their own specs with them).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import resdsl
 from resdsl.errors import CODES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from strategies import NetworkSpec, invalid_networks, mutated_sources, networks  # noqa: E402
+from resdsl.testing import NetworkSpec, invalid_networks, mutated_sources, networks  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
