@@ -1,0 +1,99 @@
+"""A pytest plugin: with `pytest --resdsl` (or `resdsl = true` in the pytest ini options), every
+`*.res` file under the test paths is collected: one test item per file that checks it as
+`resdsl check` does, and one more per `[[tool.resdsl.verify]]` entry of pyproject.toml that names
+the file, which runs `resdsl verify` over that space. A failure shows the located diagnostic.
+
+Registered through the `pytest11` entry point, so it is there whenever resdsl is installed, and
+does nothing unless asked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("resdsl")
+    group.addoption("--resdsl", action="store_true", default=None,
+                    help="collect *.res files: check each, and verify those pyproject.toml's [tool.resdsl] names")
+    parser.addini("resdsl", type="bool", default=False, help="collect *.res files as with --resdsl")
+
+
+def _enabled(config: pytest.Config) -> bool:
+    option = config.getoption("resdsl")
+    return bool(option) if option is not None else bool(config.getini("resdsl"))
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+    if file_path.suffix == ".res" and _enabled(parent.config):
+        return SpecFile.from_parent(parent, path=file_path)
+    return None
+
+
+class SpecFailure(Exception):
+    """A spec that failed: its rendered diagnostics (or verify's report)."""
+
+
+class SpecFile(pytest.File):
+    def collect(self):
+        yield CheckItem.from_parent(self, name="check")
+        from .verify_cli import find_pyproject, jobs_from_pyproject
+        found = find_pyproject(self.path.parent)
+        if found is None:
+            return
+        try:
+            jobs = jobs_from_pyproject(found)
+        except Exception:  # noqa: BLE001 - a broken table is the verify item's failure, not a collection error
+            jobs = []
+        for i, job in enumerate(j for j in jobs if Path(j.spec).resolve() == self.path.resolve()):
+            yield VerifyItem.from_parent(self, name=f"verify[{job.space.describe()}]" if i == 0 else
+                                         f"verify{i + 1}[{job.space.describe()}]", job=job)
+
+
+class CheckItem(pytest.Item):
+    def runtest(self) -> None:
+        from .errors import SpecError
+        from .pipeline import Checker
+
+        try:
+            checker = Checker(str(self.path))
+        except SpecError as exc:
+            if all(d.code == "E0207" for d in exc.diagnostics) and "defines no network" in exc.render():
+                return  # a file of blocks: parsed and its `use`s found, nothing to check
+            raise SpecFailure(exc.render()) from None
+        try:
+            checker.check({})
+        except SpecError as exc:
+            raise SpecFailure(exc.render()) from None
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, SpecFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self):
+        return self.path, None, f"resdsl check {self.path.name}"
+
+
+class VerifyItem(CheckItem):
+    def __init__(self, *, job, **kwargs):
+        super().__init__(**kwargs)
+        self.job = job
+
+    def runtest(self) -> None:
+        from .verify import verify
+        from .verify_cli import summary_line
+
+        job = self.job
+        report = verify(str(self.path), job.space, examples=job.examples, runtime=job.runtime, seed=job.seed,
+                        network=job.network)
+        if not report.ok:
+            parts = [f"{f.text}\n  = minimal failing configuration: "
+                     f"{', '.join(f'{k}={v}' for k, v in f.config.items())}\n  = reproduce: {f.reproduce}"
+                     for f in report.failures]
+            raise SpecFailure("\n\n".join(parts + [summary_line(report)]))
+
+    def reportinfo(self):
+        return self.path, None, f"resdsl verify {self.path.name} over {self.job.space.describe()}"
