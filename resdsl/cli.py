@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     summary = commands.add_parser("summary", help="a table of shapes, params and MACs per stage")
     summary.add_argument("spec", metavar="FILE|NAME")
     summary.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    summary.add_argument("--input-sizes", nargs="?", const="1..1024", metavar="LO..HI",
+                         help="the input sizes H (and W) from LO to HI the network accepts, its smallest input, "
+                              "and each part's output size as a formula of H (default range 1..1024)")
     _spec_options(summary)
     compile_ = commands.add_parser("compile", help="build the PyTorch module and write it out")
     compile_.add_argument("spec", metavar="FILE|NAME")
@@ -228,13 +231,37 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    sizes_range = _size_range(args.input_sizes) if args.input_sizes else None
     net = _load(args.spec, args)
+    sizes = None
+    if sizes_range is not None:
+        from .input_sizes import input_sizes
+        sizes = input_sizes(net, *sizes_range)
     if args.json:
-        print(json.dumps(net.to_json(), indent=2))
+        data = net.to_json()
+        if sizes is not None:
+            data["input_sizes"] = {"low": sizes.low, "high": sizes.high, "valid": sizes.describe_valid(),
+                                   "valid_sizes": list(sizes.valid), "smallest": sizes.smallest,
+                                   "outputs": dict(sizes.outputs)}
+        print(json.dumps(data, indent=2))
         return EXIT_OK
     from .report import print_summary
     print_summary(net)
+    if sizes is not None:
+        print(f"input sizes {sizes.low}..{sizes.high} (H; W follows the same rule): "
+              f"{sizes.describe_valid()}; the smallest input is "
+              + (f"{sizes.smallest}x{sizes.smallest}" if sizes.smallest else "none found"))
+        width = max(len(part) for part, _ in sizes.outputs)
+        for part, formula in sizes.outputs:
+            print(f"  {part:<{width}}  {formula}")
     return EXIT_OK
+
+
+def _size_range(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)\.\.(\d+)", text.strip())
+    if match is None or not 1 <= int(match[1]) <= int(match[2]) <= 1_000_000:
+        raise UsageError(f"--input-sizes: expected LO..HI with 1 <= LO <= HI <= 1,000,000, not {text!r}")
+    return int(match[1]), int(match[2])
 
 
 def cmd_compile(args: argparse.Namespace) -> int:

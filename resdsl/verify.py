@@ -211,6 +211,7 @@ class Report:
     exhaustive: bool
     failures: list[Failure] = field(default_factory=list)
     runtime_checked: int = 0
+    input_sizes: str = ""      # with an input range: the valid sizes at the spec's own parameter values
 
     @property
     def ok(self) -> bool:
@@ -251,6 +252,18 @@ def verify(spec: str, space: Space, *, examples: int = DEFAULT_EXAMPLES, runtime
         shown, command = _reproduce(shown_spec, space, outcome.config, runner.channels())
         failures.append(Failure(key, outcome.text, shown, command, outcome.diagnostic))
     report = Report(shown_spec, runner.checker.name, space.describe(), tried, exhaustive, failures)
+    inputs = next((d for d in space.dimensions if d.name == "input"), None)
+    if inputs is not None and all(h == w for h, w in inputs.values) and \
+            [h for h, _ in inputs.values] == list(range(inputs.values[0][0], inputs.values[-1][0] + 1)):
+        defaults, _ = runner.static({})
+        if defaults is not None:
+            from .input_sizes import describe, input_sizes
+            sizes = [h for h, _ in inputs.values]
+            found = input_sizes(defaults, min(sizes), max(sizes))
+            valid = tuple(h for h in found.valid if h in set(sizes))
+            report.input_sizes = f"{describe(valid, min(sizes), max(sizes))} (the smallest input is " \
+                                 f"{found.smallest}x{found.smallest})" if found.smallest else describe(valid, min(sizes),
+                                                                                                    max(sizes))
     if runtime and not failures:
         report.runtime_checked, runtime_failures = _runtime(runner, space, seed)
         for outcome in runtime_failures:

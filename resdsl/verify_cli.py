@@ -128,10 +128,11 @@ def summary_line(report: Report) -> str:
     how = "every one" if report.exhaustive else "sampled by hypothesis"
     runtime = f"; {report.runtime_checked} built and run" if report.runtime_checked else ""
     head = f"{report.spec} ({report.network}): {report.tried:,} configurations of {report.space} ({how}{runtime})"
+    sizes = f"\n  valid input sizes at the spec's own values: {report.input_sizes}" if report.input_sizes else ""
     if report.ok:
-        return f"ok {head}: every shape rule holds"
+        return f"ok {head}: every shape rule holds{sizes}"
     n = len(report.failures)
-    return f"FAILED {head}: {n} distinct failure{'s' if n > 1 else ''}"
+    return f"FAILED {head}: {n} distinct failure{'s' if n > 1 else ''}{sizes}"
 
 
 def run_verify(args: argparse.Namespace, formatted: Callable[[str, list, list], str]) -> int:
@@ -150,6 +151,6 @@ def run_verify(args: argparse.Namespace, formatted: Callable[[str, list, list], 
         findings = [f for r in reports for f in findings_of(r)]
         results = [{"spec": r.spec, "network": r.network, "ok": r.ok, "configurations": r.tried,
                     "exhaustive": r.exhaustive, "space": r.space, "failures": len(r.failures),
-                    "runtime_checked": r.runtime_checked} for r in reports]
+                    "runtime_checked": r.runtime_checked, "input_sizes": r.input_sizes} for r in reports]
         print(formatted(args.format, findings, results))
     return 0 if all(r.ok for r in reports) else 1

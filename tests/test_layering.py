@@ -24,7 +24,7 @@ RANK = {
     "scope": 5, "binding": 5, "branches": 5, "calls": 5, "elaborate": 5,
     "shapes": 6,
     "analysis": 7,
-    "pipeline": 8, "memory": 8, "report": 8,
+    "pipeline": 8, "memory": 8, "report": 8, "input_sizes": 8,
     "draw": 9, "backend": 9, "formats": 8, "verify": 9,
     "train": 10, "testing": 10,
     "cli": 11, "verify_cli": 11, "pytest_plugin": 11, "__main__": 11, "__init__": 11,

@@ -95,6 +95,7 @@ def test_a_space_where_every_rule_holds(capsys):
     assert main(["verify", "resnet", "--vary", "depth=18,50", "--input-range", "32..40"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("ok specs/resnet.res (resnet): 18 configurations of 2 depth × 9 input (every one)")
+    assert "valid input sizes at the spec's own values: every H from 32 to 40 (the smallest input is 1x1)" in out
 
 
 def test_text_output_and_exit_1(capsys):
@@ -145,7 +146,7 @@ def test_verify_with_no_arguments_reads_pyproject(tmp_path, monkeypatch, capsys)
                                              'vary = ["width=16,24"]\ninput-range = "30..31"\n')
     monkeypatch.chdir(tmp_path / "specs")  # found in a parent folder
     assert main(["verify"]) == 1
-    out = capsys.readouterr().out.splitlines()
+    out = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("  ")]
     assert out[0].startswith("ok ") and "good.res" in out[0] and "2 configurations" in out[0]
     assert out[1].startswith("FAILED ") and "planted.res" in out[1]
 
