@@ -102,6 +102,11 @@ def describe(valid: tuple[int, ...], low: int, high: int) -> str:
             parity = "odd" if first % 2 else "even"
             return f"H from {first} with H {parity}"
         return f"H from {first} with H ≡ {first % step} (mod {step})"
+    # a pattern that repeats every m sizes (ceil and floor halvings that must agree)
+    for m in range(2, min(65, (high - first + 1) // 2 + 1)):  # seen at least twice over
+        residues = sorted({v % m for v in valid})
+        if len(residues) < m and set(valid) == {h for h in range(first, high + 1) if h % m in residues}:
+            return f"H from {first} with H mod {m} in {{{', '.join(map(str, residues))}}}"
     shown = ", ".join(f"{a}..{b}" if a != b else f"{a}" for a, b in runs[:8])
     return f"H in {shown}" + (f", … ({len(runs)} runs)" if len(runs) > 8 else "")
 

@@ -67,6 +67,7 @@ def test_descriptions():
     assert describe(tuple(range(4, 11)), 1, 10) == "every H from 4 (up to 10)"
     assert describe((3, 6, 9), 1, 10) == "H from 3 with H ≡ 0 (mod 3)"
     assert describe((2, 3, 7), 1, 10) == "H in 2..3, 7"
+    assert describe((16, 21, 22, 23, 24, 29, 30, 31, 32), 16, 32) == "H from 16 with H mod 8 in {0, 5, 6, 7}"
     assert describe((), 1, 10) == "no H from 1 to 10"
 
 
