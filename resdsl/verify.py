@@ -235,7 +235,7 @@ def verify(spec: str, space: Space, *, examples: int = DEFAULT_EXAMPLES, runtime
            network: str | None = None, workers: int | None = None) -> Report:
     """Check every configuration of `space` (or `examples` sampled ones); see the module docstring."""
     runner = Runner(spec, network)
-    shown_spec = runner.checker.path
+    shown_spec = str(spec)  # as the user wrote it: a path, or a bundled name (`resdsl check resnet` works too)
     if space.size > MAX_SPACE:
         raise UsageError(f"the space has {space.size:,} configurations; at most {MAX_SPACE:,}")
     exhaustive = space.size <= examples
