@@ -133,7 +133,7 @@ class Outcome:
     config: dict[str, Any]
 
 
-def _input_shape(checker: Checker, config: dict[str, Any], channels: Callable[[], int]) -> tuple[int, ...] | None:
+def _input_shape(config: dict[str, Any], channels: Callable[[], int]) -> tuple[int, ...] | None:
     if "input" not in config:
         return None
     h, w = config["input"]
@@ -160,7 +160,7 @@ class Runner:
     def static(self, config: dict[str, Any]) -> tuple[Network | None, Outcome | None]:
         params = {k: v for k, v in config.items() if k != "input"}
         try:
-            shape = _input_shape(self.checker, config, self.channels)
+            shape = _input_shape(config, self.channels)
             return self.checker.check(params, shape), None
         except SpecError as exc:
             first = exc.diagnostics[0]
