@@ -2,7 +2,7 @@
 
 - `save`: torch.save into memory, then files.write_atomically (a kill never leaves half a
   checkpoint; a full disk is one line, `cannot write PATH: ...`, and the previous file stays);
-- `resume`: the model, optimizer, scheduler, scaler and RNG states of `last.pt`;
+- `resume`: the model, optimizer, scheduler, scaler, EMA and RNG states of `last.pt`;
 - `init_from`: transfer learning, every tensor whose name and shape match; a loud warning (or,
   with `strict`, located E0601 errors) when more than the classifier the data changed is left out;
 - `freeze`: the parts `resdsl summary` lists.
@@ -31,8 +31,8 @@ def save(state: dict, path: str) -> None:
     write_atomically(path, lambda f: f.write(buffer.getvalue()))
 
 
-def resume(path: str, net: Network, model: torch.nn.Module, optimizer, scheduler, scaler) -> tuple[int, float, list]:
-    """Load `path` into the run's objects; return (epochs done, best val acc, history)."""
+def resume(path: str, net: Network, model: torch.nn.Module, optimizer, scheduler, scaler, ema=None) -> dict:
+    """Load `path` into the run's objects; return the checkpoint (epoch, step, meter, best_val_acc, history)."""
     if not os.path.isfile(path):
         raise RunError(f"--resume: there is no {path} to resume from (train without --resume first)")
     try:
@@ -47,10 +47,14 @@ def resume(path: str, net: Network, model: torch.nn.Module, optimizer, scheduler
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     scaler.load_state_dict(state["scaler"])
+    if ema is not None:
+        if not state.get("ema"):
+            raise RunError(f"--resume: {path} was trained without --ema; resume without it, or start a new run")
+        ema.load_state_dict(state["ema"])
     torch.set_rng_state(state["rng"])
     if state.get("cuda_rng") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return state["epoch"], state["best_val_acc"], list(state["history"])
+    return state
 
 
 def _classifier(net: Network) -> str | None:

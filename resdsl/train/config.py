@@ -1,4 +1,4 @@
-"""What a training run is asked to do. Defaults follow the paper's CIFAR recipe."""
+"""What a training run is asked to do. A hyper-parameter left None comes from the recipe (recipe.py)."""
 
 from __future__ import annotations
 
@@ -9,25 +9,39 @@ from dataclasses import dataclass, field
 class TrainConfig:
     spec: str
     data: str = "digits"
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 0.1              # SGD, momentum 0.9, weight decay 1e-4 (He et al. 2015, section 4.2)
+    recipe: str = "auto"                 # "auto" | "imagenet" | "cifar"
+    epochs: int | None = None
+    batch_size: int | None = None        # per process and micro-step
+    lr: float | None = None              # SGD with Nesterov off, as the paper and torchvision
     momentum: float = 0.9
-    weight_decay: float = 1e-4
-    warmup_epochs: float = 1.0   # linear warm-up, then `schedule`
-    schedule: str = "cosine"     # "cosine" | "step" (÷10 at 50% and 75% of the epochs)
-    device: str = "auto"         # "auto" | "cuda" | "cpu"
-    amp: str = "auto"            # "bf16" | "fp16" | "off"; auto: bf16 on CUDA, off on CPU
-    channels_last: bool | None = None  # None: on for CUDA
+    weight_decay: float | None = None
+    no_decay_norm_bias: bool = False     # no weight decay on 1-d tensors (norms, biases)
+    warmup_epochs: float | None = None   # linear warm-up, then `schedule`
+    schedule: str | None = None          # "cosine" | "step"
+    label_smoothing: float = 0.0
+    ema: float | None = None             # decay per optimizer step of an average of the weights (0.9998)
+    accumulate: int = 1                  # micro-batches per optimizer step
+    max_steps: int | None = None         # stop after this many optimizer steps (the schedule still spans the epochs)
+    max_time: float | None = None        # stop after this many seconds of training
+    log: tuple[str, ...] = ()            # ("tensorboard",): event files beside metrics.jsonl
+    log_every: int = 50                  # read the device's running sums every N steps (progress, TensorBoard)
+    workers: int | None = None           # DataLoader workers per process (streamed data); None: from the cores
+    on_bad_image: str = "fail"           # "fail" | "skip"
+    decode: str = "worker"               # "worker" | "device": JPEGs decoded on the GPU (nvJPEG), in batches
+    epoch_samples: int | None = None     # wds shards not on local disk: the samples of an epoch
+    device: str = "auto"                 # "auto" | "cuda" | "cpu"
+    amp: str = "auto"                    # "bf16" | "fp16" | "off"; auto: bf16 on CUDA, off on CPU
+    channels_last: bool | None = None    # None: on for CUDA
     compile: bool = False
+    cuda_graphs: bool = False            # torch.compile(mode="reduce-overhead"): CUDA graphs of the step
     seed: int = 0
     out: str = "runs/run"
     resume: bool = False
     init_from: str | None = None
-    strict: bool = False         # with init_from: a tensor beyond the classifier that does not match is an error
+    strict: bool = False                 # with init_from: a tensor beyond the classifier that does not match is an error
     freeze: tuple[str, ...] = ()
     sync_bn: bool = False
     overrides: dict = field(default_factory=dict)
     input_shape: tuple[int, ...] | None = None
     network: str | None = None
-    max_memory: int | None = None  # bytes; None: the machine's memory (the CUDA device's free memory)
+    max_memory: int | None = None        # bytes; None: the machine's memory (the CUDA device's free memory)

@@ -1,15 +1,15 @@
-"""Training data: real images from a package or from disk, never downloaded.
+"""Training data held in memory: real images from a package or from disk, never downloaded.
 
     digits           scikit-learn's 1,797 handwritten digits (8×8), split train/val with a fixed seed
     cifar10:DIR      the CIFAR-10 python batches in DIR (torchvision.datasets.CIFAR10, download=False)
-    imagefolder:DIR  DIR/train/<class>/*.png and DIR/val/<class>/... (or one folder, split 80/20)
     synthetic        random tensors, for throughput
 
-DIR may start with `~`: the shell does not expand it after `cifar10:`.
+Image folders and WebDataset shards are streamed instead (stream.py, shards.py). DIR may start
+with `~`: the shell does not expand it after `cifar10:`.
 
-Every source ends as tensors in memory shaped for the spec's input (resized,
-channels replicated), so batching and augmentation are plain tensor ops
-seeded per epoch: that is what makes a resumed run bitwise identical.
+Every source here ends as tensors in memory shaped for the spec's input (resized, channels
+replicated), so batching and augmentation are plain tensor ops seeded per epoch and step: that is
+what makes a resumed run bitwise identical.
 """
 
 from __future__ import annotations
@@ -69,15 +69,14 @@ def load_data(source: str, input_shape: tuple[int, ...], seed: int) -> Data:
         images = torch.rand((2048,) + (input_shape if len(input_shape) == 3 else (input_shape[0], 1, 1)), generator=g)
         labels = torch.randint(0, 10, (2048,), generator=g)
         return _finish(images, labels, None, None, input_shape, seed, "synthetic", augment=False)
-    if kind in ("cifar10", "imagefolder"):
+    if kind == "cifar10":
         if not path:
             raise UsageError(f"--data {kind}:DIR needs a directory")
         if not os.path.isdir(path):
             raise DataError(f"--data {source}: {path} is not a directory")
-        loader = _cifar10 if kind == "cifar10" else _imagefolder
-        train, val = loader(path)
+        train, val = _cifar10(path)
         return _finish(*train, *val, input_shape, seed, f"{kind}:{path}", augment=input_shape[-1] == 32)
-    raise UsageError(f"unknown --data {source!r}: use digits, cifar10:DIR, imagefolder:DIR or synthetic")
+    raise UsageError(f"unknown --data {source!r}: use digits, cifar10:DIR, imagefolder:DIR, wds:PATTERN or synthetic")
 
 
 def _digits() -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,39 +99,6 @@ def _cifar10(path: str):
         x = torch.tensor(ds.data).permute(0, 3, 1, 2).float() / 255.0
         return x, torch.tensor(ds.targets, dtype=torch.int64)
     return tensors(train), tensors(val)
-
-
-def _imagefolder(path: str):
-    from torchvision.datasets import ImageFolder
-    from torchvision.transforms.functional import pil_to_tensor
-
-    def read(folder):
-        try:
-            ds = ImageFolder(folder)
-        except (FileNotFoundError, RuntimeError, OSError) as exc:
-            raise DataError(f"--data imagefolder:{path}: {exc}") from None
-        if len(ds) == 0:
-            raise DataError(f"--data imagefolder:{path}: no images in {folder}")
-        size = None
-        xs = []
-        for file, _ in ds.samples:
-            try:
-                image = pil_to_tensor(ds.loader(file).convert("RGB")).float() / 255.0
-            except OSError as exc:
-                raise DataError(f"--data imagefolder:{path}: cannot read {file}: {exc}") from None
-            size = size or image.shape[1:]
-            xs.append(F.interpolate(image[None], size=tuple(size), mode="bilinear", align_corners=False)[0])
-        return torch.stack(xs), torch.tensor(ds.targets, dtype=torch.int64), ds.classes
-
-    if os.path.isdir(os.path.join(path, "train")):
-        tx, ty, classes = read(os.path.join(path, "train"))
-        vx, vy, val_classes = read(os.path.join(path, "val")) if os.path.isdir(os.path.join(path, "val")) else \
-            (tx[:0], ty[:0], classes)
-        if val_classes != classes:
-            raise DataError(f"--data imagefolder:{path}: train/ and val/ have different classes")
-        return (tx, ty), (vx, vy)
-    x, y, _ = read(path)
-    return (x, y), (None, None)
 
 
 def _finish(train_x, train_y, val_x, val_y, input_shape, seed, name, augment) -> Data:

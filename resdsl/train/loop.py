@@ -1,38 +1,45 @@
-"""The training loop: SGD with warm-up, AMP on CUDA, DDP under torchrun, lossless checkpoints.
+"""The training loop: SGD by the recipe, AMP on CUDA, DDP under torchrun, lossless checkpoints.
 
-Resumable to the bit on CPU: the data order and the augmentation of epoch e
-come from generators seeded with (seed, e), and each checkpoint holds the
-model, optimizer, scheduler, epoch and the global RNG state, written
-atomically at the end of every epoch. A run killed at any moment restarts
-from the last finished epoch and replays the next one exactly.
+No host synchronisation per step: the loss and the hits are summed on the device (metrics.Meter)
+and read every `--log-every` steps; the optimizer is fused on CUDA (foreach on the CPU) and the
+gradients are set to None, not zeroed.
 
-Everything that can fail for a reason the user can fix (the run directory, a
-missing package, a spec too large for memory, a bad --freeze) is checked
-before the data is read or the model built, so that no mistake costs a run.
+Resumable to the bit on CPU: the data order and the augmentation of epoch e come from generators
+seeded with (seed, e) (and the sample or step), and each checkpoint holds the model, optimizer,
+scheduler, EMA, the running sums, the global RNG state and the step within the epoch, written
+atomically. A run stops at the end of an epoch, or at a step when `--max-steps` or `--max-time`
+runs out; it restarts from there and replays the rest exactly.
+
+Everything that can fail for a reason the user can fix (the run directory, a missing package, a
+spec too large for memory, a bad --freeze, the data) is checked before the model is built.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from ..files import check_destination, write_atomically
+from ..files import check_destination
 from ..library import UsageError
 from ..memory import check_memory, physical_memory, show_bytes
 from ..network import Network
 from ..pipeline import load
 from ..units import format_count
-from . import checkpoint
+from . import checkpoint, recipe
 from .config import TrainConfig
-from .data import Data, DataError, augment_batch, examples, load_data, require
+from .data import DataError, examples, require
+from .metrics import Log, Meter, require_tensorboard
 from .progress import NO_MATPLOTLIB, Progress, plot, plotting
+from .sources import Where, open_source
+
+STREAMED = ("imagefolder", "wds")
 
 
 def _world() -> tuple[int, int, int]:
@@ -50,28 +57,6 @@ def _device(wanted: str, local_rank: int) -> torch.device:
             raise DataError("--device cuda, but PyTorch sees no CUDA device on this machine")
         return torch.device(wanted if ":" in wanted else f"cuda:{local_rank}")
     return torch.device("cpu")
-
-
-def _lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine to 0 or steps of ÷10 at 50% and 75% of training."""
-    warmup = max(1, int(cfg.warmup_epochs * steps_per_epoch))
-    total = max(cfg.epochs * steps_per_epoch, warmup + 1)
-    if step < warmup:
-        return (step + 1) / warmup
-    if cfg.schedule == "step":
-        return 0.1 ** sum(step >= int(f * total) for f in (0.5, 0.75))
-    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
-
-
-def _validate(cfg: TrainConfig) -> None:
-    """The numbers the command line checks, checked for API callers too (a NaN lr trains to NaN)."""
-    if cfg.epochs < 1 or cfg.batch_size < 1:
-        raise UsageError("--epochs and --batch-size must be at least 1")
-    for name in ("lr", "momentum", "weight_decay", "warmup_epochs"):
-        value = getattr(cfg, name)
-        if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
-            raise UsageError(f"--{name.replace('_', '-')} must be a {'positive' if name == 'lr' else 'non-negative'} "
-                             f"finite number, not {value}")
 
 
 def _check_memory(net: Network, cfg: TrainConfig, device: torch.device, amp: str) -> None:
@@ -95,32 +80,35 @@ def _check_memory(net: Network, cfg: TrainConfig, device: torch.device, amp: str
 class _Run:
     """What the epochs need, once set up."""
 
+    cfg: TrainConfig          # with the recipe's values filled in
+    milestones: tuple[float, ...]
     net: Network
-    data: Data
-    model: torch.nn.Module   # what runs the batches (DDP, compiled)
-    raw: torch.nn.Module     # the plain module, for state dicts
+    source: object            # sources.InMemory | Folder | Shards
+    model: torch.nn.Module    # what runs the batches (DDP, compiled)
+    raw: torch.nn.Module      # the plain module, for state dicts
+    ema: torch.optim.swa_utils.AveragedModel | None
     device: torch.device
     dtype: torch.dtype | None
-    channels_last: bool
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
     scaler: torch.amp.GradScaler
-    steps_per_epoch: int
+    steps_per_epoch: int      # micro-batches
+    started: float            # time.perf_counter() at the first step, for --max-time
 
 
 def train(cfg: TrainConfig, log=print) -> list[dict]:
     """Train `cfg.spec`; return the per-epoch metrics. Rank 0 logs and writes the run directory."""
-    _validate(cfg)
+    recipe.validate(cfg)
     out = check_destination(cfg.out, "--out", directory=True)
     require(cfg.data)
+    require_tensorboard(cfg.log)
     if cfg.init_from is not None and not os.path.isfile(cfg.init_from):
         raise UsageError(f"--init-from {cfg.init_from}: no such file")
     if cfg.resume and not os.path.isfile(os.path.join(out, "last.pt")):
         raise DataError(f"--resume: there is no {os.path.join(out, 'last.pt')} to resume from "
                         "(train without --resume first)")
     rank, world, local_rank = _world()
-    distributed = world > 1
-    main_rank = rank == 0
+    distributed, main_rank = world > 1, rank == 0
     say = log if main_rank else (lambda *a, **k: None)
     can_plot = plotting()
     if not can_plot:
@@ -128,7 +116,8 @@ def train(cfg: TrainConfig, log=print) -> list[dict]:
     device = _device(cfg.device, local_rank)
     if distributed and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    run = _set_up(cfg, device, world, say)
+    run = _set_up(cfg, device, rank, world, say)
+    cfg = run.cfg
 
     os.makedirs(out, exist_ok=True)
     if main_rank:  # a run killed while writing leaves a temporary file: never a half checkpoint, and cleaned here
@@ -136,37 +125,52 @@ def train(cfg: TrainConfig, log=print) -> list[dict]:
             if name.startswith(".") and name.endswith(".tmp"):
                 os.unlink(os.path.join(out, name))
     last_path, best_path = os.path.join(out, "last.pt"), os.path.join(out, "best.pt")
-    start, best, history = 0, -1.0, []
+    start, start_step, meter_state, best, history = 0, 0, None, -1.0, []
     if cfg.resume:
-        start, best, history = checkpoint.resume(last_path, run.net, run.raw, run.optimizer, run.scheduler,
-                                                 run.scaler)
-        say(f"resumed from {last_path} after epoch {start}")
-    net, data = run.net, run.data
-    say(f"training {net.name} ({net.params:,} params, {format_count(net.macs)} MACs per image) on {data.name}: "
-        f"{len(data.train_x)} train / {len(data.val_x)} val, {data.classes} classes, "
-        f"{run.device}{f' x{world}' if distributed else ''}, amp {_amp(run)}, "
-        f"batch {cfg.batch_size}")
-
-    for epoch in range(start, cfg.epochs):
-        record = _epoch(cfg, run, epoch, rank, world, main_rank)
-        history.append(record)
-        if main_rank:
-            state = {"model": run.raw.state_dict(), "optimizer": run.optimizer.state_dict(),
-                     "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(), "epoch": epoch + 1,
-                     "best_val_acc": max(best, record["val_acc"]), "history": history,
-                     "rng": torch.get_rng_state(),
-                     "cuda_rng": torch.cuda.get_rng_state_all() if run.device.type == "cuda" else [],
-                     "network": net.name, "config": {k: v for k, v in asdict(cfg).items() if k != "overrides"},
-                     "overrides": {k: str(v) for k, v in cfg.overrides.items()}, "spec": net.sources.get(net.path)}
-            checkpoint.save(state, last_path)
-            if record["val_acc"] > best:
-                checkpoint.save(state, best_path)
-            lines = "".join(json.dumps(r) + "\n" for r in history)
-            write_atomically(os.path.join(out, "metrics.jsonl"), lambda f: f.write(lines.encode()))
-            say(f"epoch {epoch + 1}/{cfg.epochs}: train loss {record['train_loss']:.4f} acc {record['train_acc']:.4f}"
-                f" | val loss {record['val_loss']:.4f} acc {record['val_acc']:.4f} | lr {record['lr']:.4g} | "
-                f"{record['images_per_s']:.0f} images/s")
-        best = max(best, record["val_acc"])
+        state = checkpoint.resume(last_path, run.net, run.raw, run.optimizer, run.scheduler, run.scaler, run.ema)
+        start, start_step, meter_state = state["epoch"], state.get("step", 0), state.get("meter")
+        best, history = state["best_val_acc"], [r for r in state["history"] if not r.get("partial")]
+        say(f"resumed from {last_path} after epoch {start}" + (f", step {start_step}" if start_step else ""))
+    net, source = run.net, run.source
+    say(f"training {net.name} ({net.params:,} params, {format_count(net.macs)} MACs per image) on {source.name}: "
+        f"{source.train_count} train / {source.val_count} val, {source.classes} classes, "
+        f"{run.device}{f' x{world}' if distributed else ''}, amp {_amp(run)}, batch {cfg.batch_size}"
+        f"{f' x{cfg.accumulate} accumulated' if cfg.accumulate > 1 else ''}, recipe {cfg.recipe}: "
+        f"{cfg.epochs} epochs, lr {cfg.lr:g}, {cfg.schedule}")
+    metrics = Log(out, cfg.log, main_rank)
+    run.started = time.perf_counter()
+    try:
+        for epoch in range(start, cfg.epochs):
+            record, step, meter = _epoch(run, epoch, start_step if epoch == start else 0, meter_state,
+                                         main_rank, metrics)
+            meter_state = None
+            stopped = step < run.steps_per_epoch  # by a budget, within the epoch
+            history.append(record)
+            if main_rank:
+                state = {"model": run.raw.state_dict(), "optimizer": run.optimizer.state_dict(),
+                         "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
+                         "ema": run.ema.state_dict() if run.ema is not None else None,
+                         "epoch": epoch if stopped else epoch + 1, "step": step if stopped else 0,
+                         "meter": meter.state() if stopped else None,
+                         "best_val_acc": max(best, record["val_acc"]), "history": history,
+                         "rng": torch.get_rng_state(),
+                         "cuda_rng": torch.cuda.get_rng_state_all() if run.device.type == "cuda" else [],
+                         "network": net.name, "config": {k: v for k, v in asdict(cfg).items() if k != "overrides"},
+                         "overrides": {k: str(v) for k, v in cfg.overrides.items()},
+                         "spec": net.sources.get(net.path)}
+                checkpoint.save(state, last_path)
+                if record["val_acc"] > best:
+                    checkpoint.save(state, best_path)
+                metrics.epochs(history)
+                say(_line(record, cfg.epochs))
+            best = max(best, record["val_acc"])
+            if epoch + 1 < cfg.epochs and (stopped or _steps_done(run) or _out_of_time(run)):
+                say(f"stopped by {'--max-steps' if _steps_done(run) else '--max-time'} after "
+                    f"{run.scheduler.last_epoch} optimizer steps; --resume continues from here")
+                break
+    finally:
+        metrics.close()
+        source.close()
     if main_rank and history and can_plot:
         try:
             plot(history, os.path.join(out, "curves.png"), net.name)
@@ -177,12 +181,20 @@ def train(cfg: TrainConfig, log=print) -> list[dict]:
     return history
 
 
+def _line(record: dict, epochs: int) -> str:
+    ema = f" | ema acc {record['val_acc_ema']:.4f}" if "val_acc_ema" in record else ""
+    return (f"epoch {record['epoch']}/{epochs}{' (stopped)' if record.get('partial') else ''}: train loss "
+            f"{record['train_loss']:.4f} acc {record['train_acc']:.4f} | val loss {record['val_loss']:.4f} acc "
+            f"{record['val_acc']:.4f} top-5 {record['val_top5']:.4f}{ema} | lr {record['lr']:.4g} | "
+            f"{record['images_per_s']:.0f} images/s")
+
+
 def _amp(run: _Run) -> str:
     return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(run.dtype, "off")
 
 
-def _set_up(cfg: TrainConfig, device: torch.device, world: int, say) -> _Run:
-    """The spec, its memory check, the data, the model (transferred, frozen, wrapped) and the optimizer."""
+def _set_up(cfg: TrainConfig, device: torch.device, rank: int, world: int, say) -> _Run:
+    """The spec, the recipe, its memory check, the data, the model (transferred, frozen, wrapped), the optimizer."""
     cuda, distributed = device.type == "cuda", world > 1
     if cuda:
         torch.cuda.set_device(device)
@@ -194,20 +206,24 @@ def _set_up(cfg: TrainConfig, device: torch.device, world: int, say) -> _Run:
     torch.manual_seed(cfg.seed)
 
     net = load(cfg.spec, network=cfg.network, input_shape=cfg.input_shape, **cfg.overrides)
+    chosen = recipe.choose(cfg, net.input_shape, cfg.data.partition(":")[0] in STREAMED)
+    cfg = recipe.resolve(cfg, chosen, world)
     unknown = [name for name in cfg.freeze if name not in {p.name for p in net.parts}]
     if unknown:  # before the data is read
         raise UsageError(f"--freeze {unknown[0]}: no such part of {net.name}; its parts are "
                          f"{', '.join(p.name for p in net.parts)}")
     _check_memory(net, cfg, device, amp)
-    data = load_data(cfg.data, net.input_shape, cfg.seed)
-    if data.classes != net.output_shape[0]:
+    where = Where(device, rank, world, cfg.seed, cfg.batch_size, channels_last, cfg.workers, cfg.on_bad_image,
+                  cfg.decode, cfg.epoch_samples)
+    source = open_source(cfg.data, net.input_shape, where, default_classes=net.output_shape[0])
+    if source.classes != net.output_shape[0]:
         if "classes" not in net.parameters:
-            raise DataError(f"the data has {data.classes} classes, `{net.name}` outputs {net.output_shape[0]} and "
+            raise DataError(f"the data has {source.classes} classes, `{net.name}` outputs {net.output_shape[0]} and "
                             "has no `classes` parameter to change")
-        say(f"note: {data.name} has {data.classes} classes; setting classes={data.classes} "
+        say(f"note: {source.name} has {source.classes} classes; setting classes={source.classes} "
             f"(the spec says {net.parameters['classes']})")
         net = load(cfg.spec, network=cfg.network, input_shape=cfg.input_shape,
-                   **{**cfg.overrides, "classes": data.classes})
+                   **{**cfg.overrides, "classes": source.classes})
     model = net.to_torch()
     if cfg.init_from:
         checkpoint.init_from(net, model, cfg.init_from, strict=cfg.strict, say=say)
@@ -216,82 +232,99 @@ def _set_up(cfg: TrainConfig, device: torch.device, world: int, say) -> _Run:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     raw = model
+    ema = None
+    if cfg.ema is not None:  # an average of the weights and the norms' running statistics, on the device
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+        ema = AveragedModel(raw, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
     if distributed:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
-    if cfg.compile:
-        model = torch.compile(model)
+    if cfg.compile or cfg.cuda_graphs:
+        model = torch.compile(model, mode="reduce-overhead" if cfg.cuda_graphs else None)
 
-    per_rank = math.ceil(len(data.train_x) / world)
-    steps_per_epoch = max(1, math.ceil(per_rank / cfg.batch_size))
-    params = [p for p in raw.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, steps_per_epoch, cfg))
+    groups = recipe.parameter_groups(raw, cfg.weight_decay, cfg.no_decay_norm_bias)
+    optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                                **({"fused": True} if cuda else {"foreach": True}))
+    updates_per_epoch = math.ceil(source.steps_per_epoch / cfg.accumulate)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: recipe.lr_factor(s, updates_per_epoch, cfg, chosen.milestones))
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
-    if cuda:  # keep the (small) data sets on the GPU; else pinned, for non-blocking copies
-        size = sum(t.numel() * t.element_size() for t in (data.train_x, data.val_x))
-        move = (lambda t: t.to(device)) if size < 8e9 else (lambda t: t.pin_memory())
-        data.train_x, data.train_y, data.val_x, data.val_y = map(move, (data.train_x, data.train_y, data.val_x,
-                                                                         data.val_y))
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
-    return _Run(net, data, model, raw, device, dtype, channels_last, optimizer, scheduler, scaler, steps_per_epoch)
+    return _Run(cfg, chosen.milestones, net, source, model, raw, ema, device, dtype, optimizer, scheduler, scaler,
+                source.steps_per_epoch, time.perf_counter())
 
 
-def _epoch(cfg: TrainConfig, run: _Run, epoch: int, rank: int, world: int, main_rank: bool) -> dict:
-    """One epoch of training and the validation after it: the epoch's metrics record."""
-    started = time.perf_counter()
+def _steps_done(run: _Run) -> bool:
+    return run.cfg.max_steps is not None and run.scheduler.last_epoch >= run.cfg.max_steps
+
+
+def _out_of_time(run: _Run) -> bool:
+    """--max-time, agreed by every process (rank 0's clock decides, so that no rank waits for the others)."""
+    if run.cfg.max_time is None:
+        return False
+    over = torch.tensor([float(time.perf_counter() - run.started >= run.cfg.max_time)])
+    if dist.is_initialized():
+        dist.broadcast(over, 0)
+    return bool(over.item())
+
+
+def _epoch(run: _Run, epoch: int, start: int, meter_state, main_rank: bool, metrics: Log) -> tuple[dict, int, Meter]:
+    """One epoch (from micro-step `start`) and the validation after it: (record, steps done, meter)."""
+    cfg, started = run.cfg, time.perf_counter()
     run.model.train()
-    data, device = run.data, run.device
-    order = torch.randperm(len(data.train_x), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
-    order = order[rank::world]  # each rank its share, as DistributedSampler does
-    g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch + 7919)
-    totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, count
-    with Progress(main_rank, epoch, cfg.epochs, run.steps_per_epoch) as advance:
-        for i in range(0, len(order), cfg.batch_size):
-            index = order[i:i + cfg.batch_size]
-            x, y = data.train_x[index], data.train_y[index]
-            if data.augment:
-                x = augment_batch(x, g)
-            x = x.to(device, non_blocking=True)
-            if run.channels_last and x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            y = y.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=run.dtype, enabled=run.dtype is not None):
-                logits = run.model(x)
-                loss = F.cross_entropy(logits.float(), y)
-            run.optimizer.zero_grad(set_to_none=True)
-            run.scaler.scale(loss).backward()
-            run.scaler.step(run.optimizer)
-            run.scaler.update()
-            run.scheduler.step()
-            totals += torch.tensor([loss.item() * len(y), (logits.argmax(1) == y).sum().item(), len(y)],
-                                   dtype=torch.float64)
-            advance(totals[0].item() / totals[2].item(), totals[1].item() / totals[2].item(),
-                    totals[2].item() / (time.perf_counter() - started))
+    meter = Meter(run.device, meter_state)
+    first_count = meter.count
+    acc = cfg.accumulate
+    step = start
+    with Progress(main_rank, epoch, cfg.epochs, run.steps_per_epoch, start) as advance:
+        for x, y in run.source.train_batches(epoch, start):
+            last_micro = (step + 1) % acc == 0 or step + 1 == run.steps_per_epoch
+            sync = run.model.no_sync() if (acc > 1 and not last_micro and hasattr(run.model, "no_sync")) else None
+            with sync or nullcontext():
+                with torch.autocast(run.device.type, dtype=run.dtype, enabled=run.dtype is not None):
+                    logits = run.model(x)
+                    loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+                run.scaler.scale(loss / acc if acc > 1 else loss).backward()
+            meter.add(loss, logits, y)
+            step += 1
+            if last_micro:
+                run.scaler.step(run.optimizer)
+                run.scaler.update()
+                run.optimizer.zero_grad(set_to_none=True)
+                run.scheduler.step()
+                if run.ema is not None:
+                    run.ema.update_parameters(run.raw)
+            if step % cfg.log_every == 0 or step == run.steps_per_epoch:
+                seen = meter.read()
+                rate = (meter.count - first_count) / max(time.perf_counter() - started, 1e-9)
+                advance(step, seen["loss"], seen["acc"], rate)
+                metrics.scalars("train", {"loss": seen["loss"], "acc": seen["acc"],
+                                          "lr": run.optimizer.param_groups[0]["lr"]}, run.scheduler.last_epoch)
+            if last_micro and (_steps_done(run) or (run.scheduler.last_epoch % cfg.log_every == 0
+                                                    and _out_of_time(run))):
+                break
     seconds = time.perf_counter() - started
-    if world > 1:
-        dist.all_reduce(totals)
-    val_loss, val_acc = _evaluate(run, cfg.batch_size, rank, world)
-    return {"epoch": epoch + 1, "train_loss": totals[0].item() / totals[2].item(),
-            "train_acc": totals[1].item() / totals[2].item(), "val_loss": val_loss, "val_acc": val_acc,
-            "lr": run.optimizer.param_groups[0]["lr"], "images_per_s": totals[2].item() / seconds,
-            "seconds": seconds}
+    train_ = meter.read(reduce=dist.is_initialized())
+    val = _evaluate(run, run.model)
+    record = {"epoch": epoch + 1, "train_loss": train_["loss"], "train_acc": train_["acc"],
+              "val_loss": val["loss"], "val_acc": val["acc"], "val_top5": val["top5"],
+              "lr": run.optimizer.param_groups[0]["lr"], "steps": run.scheduler.last_epoch,
+              "images_per_s": (meter.count - first_count) * (dist.get_world_size() if dist.is_initialized() else 1)
+              / seconds, "seconds": seconds}
+    if run.ema is not None:
+        ema = _evaluate(run, run.ema.module)
+        record.update(val_loss_ema=ema["loss"], val_acc_ema=ema["acc"], val_top5_ema=ema["top5"])
+    if step < run.steps_per_epoch:
+        record["partial"] = True
+    metrics.scalars("val", {k: v for k, v in record.items() if k.startswith("val_")}, run.scheduler.last_epoch)
+    return record, step, meter
 
 
 @torch.no_grad()
-def _evaluate(run: _Run, batch_size: int, rank: int, world: int) -> tuple[float, float]:
-    run.model.eval()
-    data, device = run.data, run.device
-    totals = torch.zeros(3, dtype=torch.float64)
-    index = torch.arange(len(data.val_x))[rank::world]
-    for i in range(0, len(index), batch_size):
-        part = index[i:i + batch_size]
-        x, y = data.val_x[part].to(device), data.val_y[part].to(device)
-        if run.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=run.dtype, enabled=run.dtype is not None):
-            logits = run.model(x).float()
-        totals += torch.tensor([F.cross_entropy(logits, y, reduction="sum").item(),
-                                (logits.argmax(1) == y).sum().item(), len(y)], dtype=torch.float64)
-    if world > 1:
-        dist.all_reduce(totals)
-    return totals[0].item() / max(totals[2].item(), 1), totals[1].item() / max(totals[2].item(), 1)
+def _evaluate(run: _Run, model: torch.nn.Module) -> dict[str, float]:
+    model.eval()
+    meter = Meter(run.device)
+    for x, y in run.source.val_batches():
+        with torch.autocast(run.device.type, dtype=run.dtype, enabled=run.dtype is not None):
+            logits = model(x).float()
+        meter.add(F.cross_entropy(logits, y), logits, y)
+    return meter.read(reduce=dist.is_initialized())

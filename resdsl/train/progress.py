@@ -25,22 +25,23 @@ def plotting() -> bool:
 
 class Progress:
     """A rich progress bar (loss, accuracy, images/s) on a terminal; nothing otherwise, where the
-    one-line summary per epoch says it all."""
+    one-line summary per epoch says it all. The loop updates it every --log-every steps, when it
+    reads the device's running sums anyway."""
 
-    def __init__(self, enabled: bool, epoch: int, epochs: int, steps: int):
+    def __init__(self, enabled: bool, epoch: int, epochs: int, steps: int, start: int = 0):
         self.enabled = enabled and sys.stdout.isatty()
-        self.epoch, self.epochs, self.steps = epoch, epochs, steps
+        self.epoch, self.epochs, self.steps, self.start = epoch, epochs, steps, start
 
     def __enter__(self):
         if not self.enabled:
-            return lambda loss, acc, rate: None
+            return lambda step, loss, acc, rate: None
         from rich.progress import BarColumn, Progress as Bar, TextColumn, TimeRemainingColumn
         self.bar = Bar(TextColumn(f"epoch {self.epoch + 1}/{self.epochs}"), BarColumn(),
                        TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.3f}  "
                                   "{task.fields[rate]:.0f} images/s"), TimeRemainingColumn(), transient=True)
         self.bar.start()
-        task = self.bar.add_task("train", total=self.steps, loss=float("nan"), acc=0.0, rate=0.0)
-        return lambda loss, acc, rate: self.bar.update(task, advance=1, loss=loss, acc=acc, rate=rate)
+        task = self.bar.add_task("train", total=self.steps, completed=self.start, loss=float("nan"), acc=0.0, rate=0.0)
+        return lambda step, loss, acc, rate: self.bar.update(task, completed=step, loss=loss, acc=acc, rate=rate)
 
     def __exit__(self, *exc):
         if self.enabled:
