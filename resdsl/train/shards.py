@@ -104,51 +104,52 @@ class ShardStream(IterableDataset):
             random.Random(f"{self.transform.seed}/{self.epoch}").shuffle(order)
         mine = order[self.rank::self.world][worker::workers] or order[(self.rank * workers + worker) % len(order):][:1]
         quota = self.worker_quota(worker, workers) if self.quota is not None else None
-        samples = self._samples(mine)
-        if self.transform.train:
-            samples = _shuffled(samples, random.Random(f"{self.transform.seed}/{self.epoch}/{self.rank}/{worker}"))
-        produced = 0
-        for key, data, label, name, problem in samples:
-            if quota is not None and produced >= quota:
-                return
-            if problem:
-                yield Item(None, label, 0, name, BadImage(name, problem))
-                continue
-            produced += 1
-            yield load_item(lambda: data, name, label, zlib.crc32(key.encode()), self.epoch, self.transform)
-
-    def _samples(self, urls: list[str]) -> Iterator[tuple[str, torch.Tensor | None, int, str, str | None]]:
-        """(key, image bytes, label, name, problem) of `urls`, cycling through them for a training epoch."""
-        from webdataset.tariterators import tarfile_samples
-        while True:
-            broken: list[str] = []
-
-            def handler(exc: Exception) -> bool:  # a broken shard: reported by the consumer, then skipped
-                broken.append(f"{type(exc).__name__}: {exc}")
-                return True
-            produced = 0
-            for sample in tarfile_samples(({"url": url} for url in urls), handler=handler):
-                while broken:
-                    yield "", None, 0, "a shard of " + ", ".join(urls[:3]), broken.pop()
-                key = sample["__key__"]
-                if self.split != "all" and held_out(key) != (self.split == "val"):
-                    continue
-                name = f"{sample.get('__url__', '?')}:{key}"
-                image = next((sample[k] for k in sample if k.lower() in IMAGE_KEYS), None)
-                try:
-                    label = int(sample["cls"].decode().strip())
-                except (KeyError, ValueError, UnicodeDecodeError, AttributeError):
-                    yield key, None, 0, name, "no readable `cls` member (the class, a decimal integer)"
-                    continue
-                if image is None:
-                    yield key, None, label, name, f"no image member ({', '.join(IMAGE_KEYS)})"
+        produced, passes = 0, 0
+        while True:  # a training epoch goes round this worker's shards until its quota is met
+            samples = self._samples(mine)
+            if self.transform.train:
+                samples = _shuffled(samples, random.Random(
+                    f"{self.transform.seed}/{self.epoch}/{self.rank}/{worker}/{passes}"))
+            before = produced
+            for key, data, label, name, problem in samples:
+                if quota is not None and produced >= quota:
+                    return
+                if problem:
+                    yield Item(None, label, 0, name, BadImage(name, problem))
                     continue
                 produced += 1
-                yield key, torch.frombuffer(bytearray(image), dtype=torch.uint8), label, name, None
+                yield load_item(lambda: data, name, label, zlib.crc32(key.encode()), self.epoch, self.transform)
+            passes += 1
+            if quota is None or produced == before:
+                return
+
+    def _samples(self, urls: list[str]) -> Iterator[tuple[str, torch.Tensor | None, int, str, str | None]]:
+        """(key, image bytes, label, name, problem) of one pass over `urls`, in this split."""
+        from webdataset.tariterators import tarfile_samples
+        broken: list[str] = []
+
+        def handler(exc: Exception) -> bool:  # a broken shard: reported by the consumer, then skipped
+            broken.append(f"{type(exc).__name__}: {exc}")
+            return True
+        for sample in tarfile_samples(({"url": url} for url in urls), handler=handler):
             while broken:
                 yield "", None, 0, "a shard of " + ", ".join(urls[:3]), broken.pop()
-            if not self.transform.train or produced == 0:
-                return
+            key = sample["__key__"]
+            if self.split != "all" and held_out(key) != (self.split == "val"):
+                continue
+            name = f"{sample.get('__url__', '?')}:{key}"
+            image = next((sample[k] for k in sample if k.lower() in IMAGE_KEYS), None)
+            try:
+                label = int(sample["cls"].decode().strip())
+            except (KeyError, ValueError, UnicodeDecodeError, AttributeError):
+                yield key, None, 0, name, "no readable `cls` member (the class, a decimal integer)"
+                continue
+            if image is None:
+                yield key, None, label, name, f"no image member ({', '.join(IMAGE_KEYS)})"
+                continue
+            yield key, torch.frombuffer(bytearray(image), dtype=torch.uint8), label, name, None
+        while broken:
+            yield "", None, 0, "a shard of " + ", ".join(urls[:3]), broken.pop()
 
 
 def _shuffled(samples: Iterator, rng: random.Random) -> Iterator:

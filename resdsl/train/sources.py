@@ -113,7 +113,16 @@ class _Streamed:
         self.skipped: set[str] = set()
 
     def _batches(self, loader_, transform: Transform, epoch: int) -> Batches:
-        for batch in loader_:
+        batches = iter(loader_)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except RuntimeError as exc:
+                if "timed out" not in str(exc) and "exited unexpectedly" not in str(exc):
+                    raise
+                raise DataError(f"--data {self.name}: the data loading workers stopped: {exc}") from None
             x, y, bad = to_device(batch, transform, epoch, self.where.device, self.where.channels_last)
             for problem in bad:
                 self._report(problem)
@@ -173,8 +182,8 @@ class Shards(_Streamed):
 
     def _loader(self, split: str, transform: Transform, quota: int | None, epoch: int):
         stream = ShardStream(self.urls, transform, quota, self.where.rank, self.where.world, split, epoch)
-        return torch.utils.data.DataLoader(stream, batch_size=self.where.batch_size, num_workers=self.workers,
-                                           collate_fn=collate, pin_memory=self.where.device.type == "cuda")
+        return loader(stream, self.where.batch_size, self.workers, None, self.where.device.type == "cuda",
+                      persistent=False)  # a new epoch forks new workers: the stream's epoch travels with them
 
     def train_batches(self, epoch: int, start: int = 0) -> Batches:
         batches = self._batches(self._loader("train", self.train_transform, self.quota, epoch),

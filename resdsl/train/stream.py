@@ -100,6 +100,16 @@ def reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text or 'unreadable'}"
 
 
+def read_bytes(path: str) -> torch.Tensor:
+    """A file's bytes as a uint8 tensor in ordinary memory (torchvision.io.read_file's storage cannot be
+    sent between processes, which `--decode device` does)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if not data:
+        raise ValueError("the file is empty")
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+
+
 class ImageFiles(Dataset):
     """(path, label) pairs; item (epoch, index) is that sample transformed for that epoch."""
 
@@ -112,8 +122,7 @@ class ImageFiles(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> Item:
         epoch, index = key
         path, label = self.samples[index]
-        from torchvision.io import read_file
-        return load_item(lambda: read_file(path), path, label, index, epoch, self.transform)
+        return load_item(lambda: read_bytes(path), path, label, index, epoch, self.transform)
 
 
 class EpochSampler(Sampler):
@@ -160,9 +169,16 @@ def default_workers(world: int = 1) -> int:
     return max(1, min(8, cores // max(1, local)))
 
 
-def loader(dataset: Dataset, batch_size: int, workers: int, sampler: Sampler | None, pin: bool) -> DataLoader:
+# A worker that sends nothing for this long is stuck (a batch takes well under a second to decode): an
+# error, not a hang.
+WORKER_TIMEOUT_S = 600
+
+
+def loader(dataset: Dataset, batch_size: int, workers: int, sampler: Sampler | None, pin: bool,
+           persistent: bool = True) -> DataLoader:
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate,
-                      pin_memory=pin, persistent_workers=workers > 0, prefetch_factor=4 if workers else None)
+                      pin_memory=pin, persistent_workers=persistent and workers > 0,
+                      prefetch_factor=4 if workers else None, timeout=WORKER_TIMEOUT_S if workers else 0)
 
 
 def to_device(batch: Collated, transform: Transform, epoch: int, device: torch.device,
