@@ -164,7 +164,7 @@ def train(cfg: TrainConfig, log=print) -> list[dict]:
                 metrics.epochs(history)
                 say(_line(record, cfg.epochs))
             best = max(best, record["val_acc"])
-            if epoch + 1 < cfg.epochs and (stopped or _steps_done(run) or _out_of_time(run)):
+            if stopped or (epoch + 1 < cfg.epochs and (_steps_done(run) or _out_of_time(run))):
                 say(f"stopped by {'--max-steps' if _steps_done(run) else '--max-time'} after "
                     f"{run.scheduler.last_epoch} optimizer steps; --resume continues from here")
                 break
