@@ -47,10 +47,15 @@ SCALE_DOWN = [
                                                                                  "seconds an image on a CPU"),
     (r"^(train (?!resnet50 )(?!.*--input).*)$", r"\1 --input 3x16x16", "CIFAR ResNets at 16x16: a quarter of the "
                                                                        "work, the same code"),
+    (r"^(train (?!.*--epochs).*)$", r"\1 --epochs 1", "one epoch, not the recipe's 90"),
+    (r"--workers \d+", "--workers 2", "the test machine's two cores"),
 ]
 # (pattern, replacement, reason): the README's data and checkpoints, replaced by tiny generated ones.
 DATA = [
     (r"imagefolder:/data/pets", "imagefolder:{work}/pets", "a generated image folder: 3 classes of 8 images"),
+    (r"imagefolder:/data/imagenet", "imagefolder:{work}/pets", "the same generated image folder"),
+    (r"wds:/data/shards/train-\{000000\.\.001281\}\.tar", "wds:{work}/shards/train-{{0000..0002}}.tar",
+     "WebDataset shards of the generated image folder"),
     (r"cifar10:~/data/cifar10", "cifar10:~/data/cifar10", "kept as written: HOME is the workspace, which holds a "
                                                           "generated CIFAR-10 (200 images) at data/cifar10"),
 ]
@@ -164,6 +169,8 @@ def work(tmp_path_factory) -> Path:
         for i in range(8):
             pixels = np.clip(np.array(colour) + rng.integers(-30, 30, (24, 24, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(pixels).save(folder / f"{i}.png")
+    from resdsl.testing.images import shards
+    assert shards(work / "pets", work / "shards", per_shard=8).endswith("train-{0000..0002}.tar")
     batches = work / "data" / "cifar10" / "cifar-10-batches-py"
     batches.mkdir(parents=True)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:

@@ -149,8 +149,9 @@ class Folder(_Streamed):
         self.train_loader = loader(ImageFiles(train, self.train_transform), where.batch_size, self.workers,
                                    self.sampler, pin)
         val_sampler = EpochSampler(len(val), where.rank, where.world, where.seed, shuffle=False) if val else None
+        # validation's workers start for each pass and stop after it: no idle processes holding memory
         self.val_loader = loader(ImageFiles(val, self.val_transform), where.batch_size, self.workers, val_sampler,
-                                 pin) if val else None
+                                 pin, persistent=False) if val else None
 
     def train_batches(self, epoch: int, start: int = 0) -> Batches:
         self.sampler.set_epoch(epoch, start * self.where.batch_size)
