@@ -27,7 +27,7 @@ RANK = {
     "pipeline": 8, "memory": 8, "report": 8, "input_sizes": 8,
     "draw": 9, "backend": 9, "formats": 8, "verify": 9,
     "train": 10, "testing": 10,
-    "cli": 11, "verify_cli": 11, "pytest_plugin": 11, "__main__": 11, "__init__": 11,
+    "cli": 11, "verify_cli": 11, "train_cli": 11, "pytest_plugin": 11, "__main__": 11, "__init__": 11,
 }
 # The two facade methods of Network reach up on demand, by design: `net.to_torch()` and Jupyter's display.
 ALLOWED_UPWARD = {("network", "backend"), ("network", "draw")}

@@ -23,7 +23,7 @@ from ..files import expand
 from ..library import UsageError
 from .data import augment_batch, load_data
 from .shards import ShardStream, count, expand as expand_shards
-from .stream import (BadImage, EpochSampler, ImageFiles, Transform, collate, default_workers, folder_samples,
+from .stream import (BadImage, EpochSampler, ImageFiles, Transform, default_workers, folder_samples,
                      loader, to_device)
 from .transforms import sample_generator
 
