@@ -31,7 +31,7 @@ class TrainConfig:
     epoch_samples: int | None = None     # wds shards not on local disk: the samples of an epoch
     device: str = "auto"                 # "auto" | "cuda" | "cpu"
     amp: str = "auto"                    # "bf16" | "fp16" | "off"; auto: bf16 on CUDA, off on CPU
-    channels_last: bool | None = None    # None: on for CUDA
+    channels_last: bool | None = None    # None: on for image inputs (CUDA and CPU)
     compile: bool = False
     cuda_graphs: bool = False            # torch.compile(mode="reduce-overhead"): CUDA graphs of the step
     seed: int = 0

