@@ -13,7 +13,7 @@ import math
 import os
 import re
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .errors import RunError, SpecError
 from .files import check_destination, expand
@@ -48,31 +48,25 @@ def _path(text: str) -> str:
     return expand(text)
 
 
-def _positive_float(text: str) -> float:
-    """A float that is a number (argparse's `float` takes 'nan' and 'inf') and above zero."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, not {text!r}")
-    return value
+def _number(convert: Callable[[str], float], accepts: Callable[[float], bool], expected: str):
+    """An argparse type: `convert` the text, then keep a finite value `accepts` takes (argparse's `float`
+    alone takes 'nan' and 'inf')."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'a whole number' if convert is int else 'a number'}, "
+                                             f"not {text!r}") from None
+        if not math.isfinite(value) or not accepts(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, not {text!r}")
+        return value
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, not {text!r}")
-    return value
-
-
-
-
-
-
+_positive_float = _number(float, lambda v: v > 0, "a positive finite number")
+_positive_int = _number(int, lambda v: v >= 1, "at least 1")
+_non_negative_float = _number(float, lambda v: v >= 0, "a non-negative finite number")
+_non_negative_int = _number(int, lambda v: v >= 0, "0 or more")
 
 
 def _size(text: str) -> int:

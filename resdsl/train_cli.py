@@ -6,29 +6,9 @@ import argparse
 import math
 from typing import Callable
 
-from .cli import EXIT_OK, _path, _positive_float, _positive_int
+from .cli import EXIT_OK, _non_negative_float, _non_negative_int, _path, _positive_float, _positive_int
 from .errors import UsageError
 from .files import expand
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative finite number, not {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, not {text!r}")
-    return value
 
 
 def _duration(text: str) -> float:

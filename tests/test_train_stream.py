@@ -1,7 +1,6 @@
 """Streamed data: the transforms are torchvision's, batches do not depend on workers or restarts,
 unreadable images are reported with their paths, WebDataset shards split and replay exactly."""
 
-import math
 import tarfile
 
 import pytest
@@ -184,4 +183,3 @@ def test_a_broken_shard_is_reported(pattern, tmp_path):
     transform = Transform((16, 16), 3, False, 0)
     items = list(ShardStream([str(broken)], transform, quota=None, rank=0, world=1, split="all"))
     assert any(i.bad is not None for i in items)
-    assert math.isfinite(len(items))

@@ -81,7 +81,6 @@ class _Run:
     """What the epochs need, once set up."""
 
     cfg: TrainConfig          # with the recipe's values filled in
-    milestones: tuple[float, ...]
     net: Network
     source: object            # sources.InMemory | Folder | Shards
     model: torch.nn.Module    # what runs the batches (DDP, compiled)
@@ -250,7 +249,7 @@ def _set_up(cfg: TrainConfig, device: torch.device, rank: int, world: int, say) 
         optimizer, lambda s: recipe.lr_factor(s, updates_per_epoch, cfg, chosen.milestones))
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
-    return _Run(cfg, chosen.milestones, net, source, model, raw, ema, device, dtype, optimizer, scheduler, scaler,
+    return _Run(cfg, net, source, model, raw, ema, device, dtype, optimizer, scheduler, scaler,
                 source.steps_per_epoch, time.perf_counter())
 
 

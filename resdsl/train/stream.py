@@ -59,7 +59,7 @@ class Transform:
         return val_transform(image, self.size)
 
 
-MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG", b"RIFF": "WebP", b"GIF8": "GIF"}
+MAGIC = (JPEG_MAGIC, b"\x89PNG", b"RIFF", b"GIF8")  # JPEG, PNG, WebP, GIF: what torchvision.io decodes
 
 
 def decode(data: torch.Tensor, channels: int, path: str) -> torch.Tensor:
