@@ -17,7 +17,17 @@ from .library import bundled_file_defining
 from .ops import OPS
 from .requirements import unmet
 from .scope import Context
-from .values import Value, evaluate, suggest
+from .values import Value, _equal as same, evaluate, show, suggest
+
+
+class FromDefaults(tuple):
+    """A keyword argument (value, span) a `defaults` statement gives a call, not the call itself.
+
+    Precedence, strongest first: the call's own arguments, the arguments an alias binds
+    (`block se_bottleneck = bottleneck(se_ratio = 16)`), the `defaults` statement's, the template's
+    defaults. An alias's binding is what the alias is, so `defaults unit(se_ratio = se_ratio)` in
+    resnet.res leaves `unit = se_bottleneck` an SE block; a `defaults` value that asks for something
+    else than both the alias and the template's own default is a conflict, E0205."""
 
 
 def missing_use_hint(name: str) -> str | None:
@@ -78,9 +88,12 @@ class Binder:
 
     def bind(self, template: ast.Template, defaults: dict[str, ast.Expr | None], positional: list,
              keywords: dict[str, tuple[Value, Span]], span: Span, ctx: Context, what: str,
-             shown: str | None = None) -> dict | None:
-        """Parameters of one call: given values, then defaults evaluated in order."""
+             shown: str | None = None, called: str | None = None) -> dict | None:
+        """Parameters of one call: given values, then defaults evaluated in order. `called` is the
+        name the call used (an alias's), for the arguments a `defaults` statement gives (FromDefaults)."""
         names = [p.name for p in template.params]
+        bound = {p.name for p in template.params if defaults.get(p.name) is not p.default}  # by an alias
+        yielded: dict[str, tuple[Value, Span]] = {}  # `defaults` arguments the alias's binding overrides
         shown = shown or f"`{template.name}`"
         given: dict[str, Value] = {}
         ok = True
@@ -92,11 +105,27 @@ class Binder:
             ok = False
         for name, (value, _) in zip(names, positional):
             given[name] = value
+        shared = [k for k in keywords if isinstance(keywords[k], FromDefaults)]
+        lacking = [k for k in shared if k not in defaults]
+        if lacking:  # one error for all: a block made to serve as resnet.res's `unit` lacks them together
+            self.error(ctx, "E0203", f"{what} {shown} has no parameter{'s' if len(lacking) > 1 else ''} "
+                       + ", ".join(f"`{k}`" for k in lacking) + ", which a `defaults` statement gives every call "
+                       "of it here", keywords[lacking[0]][1],
+                       notes=(f"the statement gives: {', '.join(shared)}", f"{shown}'s parameters: "
+                              f"{', '.join(names) or '(none)'}"),
+                       help="a block used here takes these as keyword parameters with defaults that leave them off "
+                            f"(`{lacking[0]} = ...`), as blocks.res's `basic` and `bottleneck` do "
+                            "(docs/language.md, §7)")
+            ok = False
         for key, (value, kspan) in keywords.items():
             if key not in defaults:
-                self.error(ctx, "E0203", f"{what} {shown} has no parameter `{key}`", kspan,
-                           help=suggest(key, names) or f"its parameters: {', '.join(names) or '(none)'}")
+                if key not in lacking:
+                    self.error(ctx, "E0203", f"{what} {shown} has no parameter `{key}`", kspan,
+                               help=suggest(key, names) or f"its parameters: {', '.join(names) or '(none)'}")
                 ok = False
+            elif isinstance(keywords[key], FromDefaults) and (key in bound or key in given):
+                if key not in given:  # the call's own argument wins silently; the alias's, unless in conflict
+                    yielded[key] = (value, kspan)
             elif key in given:
                 self.error(ctx, "E0205", f"parameter `{key}` of `{template.name}` is given twice", kspan)
                 ok = False
@@ -121,6 +150,8 @@ class Binder:
                 failed_defaults.append(exc)
         if not ok:
             return None
+        if called is not None and called != template.name:
+            self.alias_conflicts(template, defaults, env, positional, keywords, yielded, called, ctx)
         # Requirements first: `depth = 42` should be reported as the author's "depth must be one of ...",
         # not as the index or division errors it causes in the defaults and the body.
         given_spans = {name: where for name, (_, where) in zip(names, positional)}
@@ -137,3 +168,50 @@ class Binder:
                 self.fail(inside, exc)
         return env if not (broken or errors or failed_defaults) else None
 
+
+    def alias_conflicts(self, template: ast.Template, defaults: dict, env: dict, positional: list, keywords: dict,
+                        yielded: dict, called: str, ctx: Context) -> None:
+        """An alias's binding against the call's own argument (W0202: the argument wins, as documented)
+        and against a `defaults` statement's (E0205 when that asks for a third value: neither wins)."""
+        names = [p.name for p in template.params]
+        explicit = {name: where for name, (_, where) in zip(names, positional)}
+        explicit.update({k: where for k, (_, where) in keywords.items() if not isinstance(keywords[k], FromDefaults)})
+        for param in template.params:
+            key = param.name
+            if defaults.get(key) is param.default or not (key in explicit or key in yielded):
+                continue
+            try:
+                aliased = evaluate(defaults[key], env, self.symbols)
+                own = evaluate(param.default, env, self.symbols) if param.default is not None else None
+            except EvalError:
+                continue
+            alias, where = self.binding_of(called, key, names)
+            if key in explicit:
+                if not same(env[key], aliased):
+                    self.reporter.warn(
+                        "W0202", f"`{key} = {show(env[key])}` replaces the `{key} = {show(aliased)}` that `{alias}` "
+                        "binds", explicit[key], trace=ctx.trace,
+                        notes=(f"`{alias}` binds it at {where}",),
+                        help=f"call `{template.name}` itself to choose `{key}`, or drop the argument to keep "
+                             f"what `{alias}` is")
+                continue
+            value, vspan = yielded[key]
+            if not same(value, aliased) and (param.default is None or not same(value, own)):
+                self.error(ctx, "E0205", f"`{key}` has two values: `{show(value)}` from a `defaults` statement and "
+                           f"`{show(aliased)}` that `{alias}` binds", vspan,
+                           notes=(f"`{alias}` binds it at {where}; an alias's binding wins over `defaults`, "
+                                  f"which only replaces `{template.name}`'s own default ({show(own)})",),
+                           help=f"to have `{key} = {show(value)}`, use `{template.name}` itself (e.g. "
+                                f"`unit = {template.name}`) rather than `{alias}`")
+
+    def binding_of(self, called: str, key: str, names: list[str]) -> tuple[str, Span | None]:
+        """The alias (`called` or one it targets) whose argument binds `key`, and where."""
+        name = called
+        while True:
+            definition = self.library.definitions.get(name)
+            if not isinstance(definition, ast.Alias):
+                return called, None
+            for i, arg in enumerate(definition.args):
+                if (arg.name if arg.name is not None else names[i] if i < len(names) else None) == key:
+                    return name, arg.span
+            name = definition.target

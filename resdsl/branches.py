@@ -136,7 +136,7 @@ def elaborate_branches(elab: "_Elaborator", el: ast.Branches, link: ast.Link, cu
                 return current
             if carry:  # Res2Net: sp = sp + spx[i]
                 name = elab.name(scope, ctx, None, "sum", el.span, module=False)
-                node = elab.add_node(name, inner, "sum", el.span, None)
+                node = elab.add_node(name, inner, "sum", el.span, None, attrs={"carry": True})
                 elab.graph.add_edge(source, node, Role.MAIN, index=0)
                 elab.graph.add_edge(outputs[-1], node, Role.BRANCH, index=1)
                 source = node

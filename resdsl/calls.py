@@ -13,8 +13,9 @@ from dataclasses import dataclass, replace
 
 from . import syntax as ast
 from .errors import EvalError, Span
-from .binding import missing_use_hint
+from .binding import FromDefaults, missing_use_hint
 from .ops import OPS, BoundArg, bind
+from .ops.base import given_options, no_option
 from .scope import Context, Scope
 from .values import Symbol, Value, as_int, suggest, type_name, value_key
 
@@ -85,7 +86,7 @@ class CallElaborator:
     def call(self, call: ast.Call, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
         key = (id(call), ctx.env_key)
         if key in self.failed_calls:  # reported the first time; `{ nosuch() } x100000` stays cheap
-            return current
+            return self.failed(current, ctx, call.span)
         attempts = self.reporter.attempts
         out = self._call(call, link, current, scope, ctx)
         if out == current and self.reporter.attempts != attempts:
@@ -185,15 +186,21 @@ class CallElaborator:
                 if "stride" in kw:
                     self.error(ctx, "E0205", "stride is given both to the block and to the stage", stride_span)
                 kw["stride"] = (stride, stride_span)
+            attempts = self.reporter.attempts
             current = self.instantiate(name, positional, kw, call.span, f"{path}.{i}", current, inner)
+            if self.reporter.attempts != attempts:
+                # A repetition that failed: its output is unknown, and the next ones would only repeat its
+                # errors (reported once anyway), so `b(8) x 100000` with a typo in `b` stops here, at once.
+                return self.failed(current, ctx, call.span)
         return current
 
     @staticmethod
     def with_defaults(name: str, keywords: dict, ctx: Context) -> dict:
-        """A call's keyword arguments over the `defaults` statement's for its name (the name as written)."""
+        """A call's keyword arguments over the `defaults` statement's for its name (the name as written).
+        Those of the statement are `FromDefaults`: an alias's own binding wins over them (binding.py)."""
         for block, given in ctx.defaults:
             if block == name:
-                return {**given, **keywords}
+                return {**{k: FromDefaults(v) for k, v in given.items()}, **keywords}
         return keywords
 
     @staticmethod
@@ -235,13 +242,14 @@ class CallElaborator:
         a failure is reported where it happens, and `failed_calls` skips its repetitions)."""
         try:
             key = (name, tuple(value_key(v) for v, _ in positional),
-                   tuple((k, value_key(v)) for k, (v, _) in keywords.items()))
+                   tuple((k, value_key(v), isinstance(given, FromDefaults)) for k, given in keywords.items()
+                         for v, _ in (given,)))
             hash(key)
         except TypeError:  # pragma: no cover - every value of the language is hashable
             key = None
         if key is not None and key in self.bound:
             return self.bound[key]
-        env = self.binder.bind(template, defaults, positional, keywords, span, ctx, what="block")
+        env = self.binder.bind(template, defaults, positional, keywords, span, ctx, what="block", called=name)
         if env is not None and key is not None:
             self.bound[key] = env
         return env
@@ -257,14 +265,14 @@ class CallElaborator:
         else:
             attrs = self.op_cache[key] = self.op_attributes(call, ctx, kind)
         if attrs is None:  # reported when first worked out
-            return current
+            return self.failed(current, ctx, call.span)
         node = self.name(scope, ctx, link.label, call.name, call.span, label_span=link.label_span)
         return self.add_node(node, ctx, kind, call.span, current, attrs=dict(attrs))
 
     def op_attributes(self, call: ast.Call, ctx: Context, kind: str) -> dict[str, Value] | None:
         spec = OPS[kind]
         try:
-            bound = []
+            bound, positional = [], 0
             for arg in call.args:
                 expr = arg.value
                 if (arg.name is None and isinstance(expr, ast.Name) and expr.id not in ctx.env
@@ -272,9 +280,23 @@ class CallElaborator:
                     bound.append(BoundArg(None, None, arg.span, bare=expr.id))
                     continue
                 bare = expr.id if isinstance(expr, ast.Name) and expr.id in OPS and expr.id not in ctx.env else None
-                value = None if bare else self.eval(expr, ctx)
+                try:
+                    value = None if bare else self.eval(expr, ctx)
+                except EvalError as exc:
+                    # An unknown bare word where no value can go (every positional slot is taken), or
+                    # one close to an option's name, was meant as a flag: `conv 8 k3 gain`.
+                    if (exc.code == "E0201" and arg.name is None and isinstance(expr, ast.Name)
+                            and (positional >= len(spec.positional) or suggest(expr.id, spec.option_words()))):
+                        raise no_option(spec, expr.id, arg.span) from None
+                    raise
+                positional += arg.name is None
                 bound.append(BoundArg(arg.name, value, arg.span, bare=bare))
-            return bind(spec, bound, call.span)  # checked, validated and completed by the op's definition
+            attrs = bind(spec, bound, call.span)  # checked, validated and completed by the op's definition
+            advice = spec.advice(attrs, given_options(spec, bound))
+            if advice is not None:
+                code, message, help = advice
+                self.reporter.warn(code, message, call.span, help=help, trace=ctx.trace)
+            return attrs
         except EvalError as exc:
             if kind != call.name:  # the user wrote `bn`: say why it is checked as another norm
                 exc = EvalError(exc.code, exc.message, exc.span, exc.help,

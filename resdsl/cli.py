@@ -116,13 +116,20 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--vary", action="append", default=[], metavar="NAME=VALUES",
                         help="a parameter's values: a list (depth=18,34,50), a range (width=16..128:8) or both")
     verify.add_argument("--input-range", metavar="LO..HI", help="input H×W from LO to HI (square; "
-                        "HLO..HHIxWLO..WHI for every H with every W; :STEP for a step)")
-    verify.add_argument("--examples", type=_positive_int, default=None, metavar="N",
+                        "HLO..HHIxWLO..WHI for every H with every W; :STEP for a step). Ranges stay lazy: a "
+                        "space of up to 10^12 configurations is sampled; the valid sizes at the spec's own "
+                        "values are listed for a square range of up to 1,000,000 sizes")
+    # --examples, --seed and --max-memory are read by verify_cli, so a mistake comes out in the --format asked for
+    verify.add_argument("--examples", default=None, metavar="N",
                         help="check every configuration of a space of at most N (default 1000), "
                              "else N sampled ones, each failure shrunk to its minimum")
     verify.add_argument("--runtime", action="store_true",
-                        help="also build a few configurations and run them: shapes, params and MACs must agree")
-    verify.add_argument("--seed", type=int, default=0, help="the sampling seed (default 0)")
+                        help="also build a few configurations and run them: shapes, params and MACs must agree "
+                             "(needs PyTorch; a configuration whose tensors cannot fit in memory is error E0506, "
+                             "as with compile)")
+    verify.add_argument("--max-memory", metavar="SIZE", default=None,
+                        help="with --runtime: the memory limit of the estimate (default: the machine's memory)")
+    verify.add_argument("--seed", default=None, metavar="N", help="the sampling seed (default 0)")
     verify.add_argument("--network", metavar="NAME", help="which network, when a file defines several")
     _format_option(verify)
     summary = commands.add_parser("summary", help="a table of shapes, params and MACs per stage")
@@ -130,12 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     summary.add_argument("--input-sizes", nargs="?", const="1..1024", metavar="LO..HI",
                          help="the input sizes H (and W) from LO to HI the network accepts, its smallest input, "
-                              "and each part's output size as a formula of H (default range 1..1024)")
+                              "and each part's output size as a formula of H (default range 1..1024; at most "
+                              "1..1000000, worked out by periods of the strides in well under a second)")
     _spec_options(summary)
     compile_ = commands.add_parser("compile", help="build the PyTorch module and write it out")
     compile_.add_argument("spec", metavar="FILE|NAME")
     compile_.add_argument("-o", "--output", metavar="OUT", type=_path,
-                          help="where to write (default: NAME plus the kind's suffix)")
+                          help="where to write (default: NAME plus the kind's suffix: .pt2, .ts.pt, .onnx, "
+                               ".state.pt, .py)")
+    compile_.add_argument("--force", action="store_true",
+                          help="let the default output replace an existing file (-o names a file to replace)")
     compile_.add_argument("--emit", choices=["pt2", "torchscript", "onnx", "state", "python"], default="pt2",
                           help="pt2: a torch.export program (default); torchscript; onnx; state: a state dict "
                                "with the spec embedded; python: standalone PyTorch source")
@@ -148,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     draw = commands.add_parser("draw", help="draw the architecture with Graphviz")
     draw.add_argument("spec", metavar="FILE|NAME")
     draw.add_argument("-o", "--output", metavar="OUT", help="OUT.svg, .png, .pdf or .dot (default: NAME-LEVEL.svg)")
+    draw.add_argument("--force", action="store_true",
+                      help="let the default output replace an existing file (-o names a file to replace)")
     draw.add_argument("--level", choices=["network", "stage", "block", "op"], default="block",
                       help="how much to show (default: block)")
     draw.add_argument("--dpi", type=int, metavar="N",
@@ -165,9 +178,19 @@ def _version() -> str:
     return __version__
 
 
-def _load(spec: str, args: argparse.Namespace):
+def _load(spec: str, args: argparse.Namespace, warn: bool = False):
+    """The checked network; with `warn`, its warnings go to stderr (the text output of a command)."""
     from .pipeline import load
-    return load(expand(spec), network=args.network, input_shape=args.input_shape, **dict(args.overrides))
+    net = load(expand(spec), network=args.network, input_shape=args.input_shape, **dict(args.overrides))
+    if warn:
+        _print_warnings(net)
+    return net
+
+
+def _print_warnings(net) -> None:
+    if net.warnings:
+        from .errors import render
+        print("\n\n".join(render(w, net.sources) for w in net.warnings) + "\n", file=sys.stderr)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -193,10 +216,15 @@ def cmd_check(args: argparse.Namespace) -> int:
             continue
         shape = lambda s: "x".join(map(str, s))  # noqa: E731
         results.append({"spec": spec, "ok": True, "network": net.name, "input": list(net.input_shape),
-                        "output": list(net.output_shape), "params": net.params, "macs": net.macs})
+                        "output": list(net.output_shape), "params": net.params, "macs": net.macs,
+                        "warnings": len(net.warnings)})
         if args.format == "text":
             print(f"ok {net.name}: {shape(net.input_shape)} -> {shape(net.output_shape)}, "
                   f"{net.params:,} params, {net.macs:,} MACs ({format_count(net.macs)})")
+            _print_warnings(net)
+        else:
+            from .formats import findings_of
+            findings += findings_of(spec, list(net.warnings), net.sources)
     if args.format != "text":
         print(_formatted(args.format, findings, results))
     return status
@@ -223,12 +251,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    sizes_range = _size_range(args.input_sizes) if args.input_sizes else None
-    net = _load(args.spec, args)
+    sizes_range = _size_range(args.input_sizes) if args.input_sizes is not None else None  # "" is a mistake
+    net = _load(args.spec, args, warn=not args.json)
     sizes = None
     if sizes_range is not None:
         from .input_sizes import input_sizes
-        sizes = input_sizes(net, *sizes_range)
+        sizes = input_sizes(net, *sizes_range)  # a vector network: a usage error that says so
     if args.json:
         data = net.to_json()
         if sizes is not None:
@@ -242,7 +270,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if sizes is not None:
         print(f"input sizes {sizes.low}..{sizes.high} (H; W follows the same rule): "
               f"{sizes.describe_valid()}; the smallest input is "
-              + (f"{sizes.smallest}x{sizes.smallest}" if sizes.smallest else "none found"))
+              + (f"{sizes.smallest}x{sizes.smallest}" if sizes.smallest else "none (no input size is valid)"))
         width = max(len(part) for part, _ in sizes.outputs)
         for part, formula in sizes.outputs:
             print(f"  {part:<{width}}  {formula}")
@@ -250,10 +278,21 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _size_range(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"(\d+)\.\.(\d+)", text.strip())
+    """`LO..HI` for --input-sizes; the digits are counted before int() reads them (it refuses 4,300)."""
+    match = re.fullmatch(r"(\d{1,7})\.\.(\d{1,7})", text.strip())
     if match is None or not 1 <= int(match[1]) <= int(match[2]) <= 1_000_000:
-        raise UsageError(f"--input-sizes: expected LO..HI with 1 <= LO <= HI <= 1,000,000, not {text!r}")
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise UsageError(f"--input-sizes: expected LO..HI with 1 <= LO <= HI <= 1,000,000, not {shown!r}")
     return int(match[1]), int(match[2])
+
+
+def _default_output(path: str, force: bool) -> str:
+    """A name the user did not give never replaces a file silently: `-o` names it, or `--force` allows it."""
+    path = check_destination(path, "-o")
+    if os.path.lexists(path) and not force:
+        raise UsageError(f"{path} exists, and this command did not write it: give --force to replace it, or -o "
+                         "to write elsewhere")
+    return path
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -269,7 +308,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         raise UsageError("resdsl compile needs PyTorch: pip install 'resdsl[torch]'") from None
     from .backend.export import EMITS, EXAMPLE_BATCH, emit, require_packages
     require_packages(args.emit)
-    net = _load(args.spec, args)
+    net = _load(args.spec, args, warn=True)
     if net.params > args.max_params:
         raise SpecError([Diagnostic("E0505", f"`{net.name}` has {net.params:,} parameters, more than "
                                     f"--max-params {args.max_params:,}", net.span,
@@ -280,7 +319,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
                  where=f"--max-memory {show_bytes(limit)}" if args.max_memory else
                  f"the {show_bytes(limit or 0)} of memory of this machine")
     if out is None:
-        out = check_destination(f"{net.name}{EMITS[args.emit]}", "-o")
+        out = _default_output(f"{net.name}{EMITS[args.emit]}", args.force)
     from .backend.weights import load_checked, read_state_dict
     state = read_state_dict(args.weights) if args.weights else None  # an unreadable file: before the table
     from .report import print_summary
@@ -296,9 +335,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def cmd_draw(args: argparse.Namespace) -> int:
     args.output = check_destination(args.output, "-o")  # before any work: empty, missing or read-only
-    net = _load(args.spec, args)
+    net = _load(args.spec, args, warn=True)
     from .draw import render
-    out = args.output or f"{net.name}-{args.level}.svg"
+    out = args.output or _default_output(f"{net.name}-{args.level}.svg", args.force)
     fmt = render(net, out, args.level, dpi=args.dpi)
     print(f"wrote {out} ({fmt}, {args.level} level)")
     return EXIT_OK

@@ -18,8 +18,9 @@ from dataclasses import dataclass, replace
 
 from . import syntax as ast
 from .errors import EvalError, Reporter, Span
-from .graph import Node, OpGraph, Role
+from .graph import FAILED, Node, OpGraph, Role
 from .reserved import reserved_reason
+from .near_keywords import BODY_KEYWORDS, keyword_like
 from .binding import Binder
 from .branches import elaborate_branches
 # SHORTHANDS, BlockInstance and StageInfo are imported from here by the ejector and network.py
@@ -205,6 +206,20 @@ class _Elaborator(CallElaborator):
         return value.name
 
     def element(self, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
+        """One link of a chain. An element that failed (reported) without creating anything is a
+        `failed` node: what follows it has an unknown input and is skipped by shape inference, so a
+        mistake is not followed by errors about shapes it made up (docs/errors.md)."""
+        attempts = self.reporter.attempts
+        out = self._element(link, current, scope, ctx)
+        if out == current and self.reporter.attempts != attempts:
+            return self.failed(current, ctx, link.element.span)
+        return out
+
+    def failed(self, current: str, ctx: Context, span: Span) -> str:
+        """A placeholder for something that failed: its shape is unknown, and so is everything after it."""
+        return self.add_node(f"<failed {self.seq + 1}>", ctx, FAILED, span, current)
+
+    def _element(self, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
         element = link.element
         if link.indexed:  # `convs[branch]: conv ...` is the op `convs.<branch>`
             parts = []
@@ -233,6 +248,7 @@ class _Elaborator(CallElaborator):
             out = self.body(element.body, current, scope, replace(ctx, section=element.kind))
             return out
         assert isinstance(element, ast.Group)
+        self.keyword_like(element, ctx)
         label = element.name
         if element.index is not None:  # `paths[branch] { ... }`: the group `paths.<branch>`
             index = self.index(element.index, ctx)
@@ -240,7 +256,20 @@ class _Elaborator(CallElaborator):
                 return current
             label = f"{label}.{index}"
         name = self.name(scope, ctx, label, element.name, element.span, what="group")
+        scope.groups.add(name[len(scope.prefix):])
         return self.body(element.body, current, Scope(name + ".", indexed=True), ctx)
+
+    def keyword_like(self, group: ast.Group, ctx: Context) -> None:
+        """W0201: `Residual { ... }` or `residul { ... }` is a named group, and adds nothing (near_keywords.py)."""
+        word = keyword_like(group.name)
+        if word is not None:
+            start = group.span
+            where = Span(start.path, start.line, start.column, start.line, start.column + len(group.name))
+            self.reporter.warn("W0201", f"`{group.name} {{ ... }}` is a group named `{group.name}`, not `{word}`",
+                               where, help=f"did you mean `{word}`?",
+                               notes=(f"a group runs its body in sequence, below the name `{group.name}`; "
+                                      f"`{word}` {BODY_KEYWORDS[word]}", "rename the group if the name is meant"),
+                               trace=ctx.trace)
 
     def index(self, expr: ast.Expr, ctx: Context) -> int | None:
         """The index of `name[index]` (a whole number from 0), or None after reporting why not."""
@@ -258,17 +287,27 @@ class _Elaborator(CallElaborator):
              label_span: Span | None = None, what: str = "label") -> str:
         """Claim the next name in `scope` (a label if given); report duplicates and reserved names."""
         name = scope.claim(label, kind, span, module)
+        if name in self.graph.nodes and label is not None:  # `g.bn1:` where the group `g` has a `bn1:` already
+            scope.duplicates.append((label, label_span or span, self.graph.nodes[name].span))
+            name = scope.claim(None, kind, span, module)
         while scope.duplicates:
             label, where, first = scope.duplicates.pop()
             self.error(ctx, "E0206", f"the name `{label}` is already used in this scope", where,
                        notes=(f"first used at {first}",) if first else ())
-        segment = name[len(scope.prefix):].partition(".")[0]  # `convs.0`: the container `convs`
-        reason = reserved_reason(segment) if module else None
-        if reason is not None:
-            what = what if label is not None else "block"
-            self.error(ctx, "E0210", f"`{segment}` cannot name a module: {reason}", label_span or span,
-                       notes=(f"the {what} becomes the attribute `{name}` of the compiled torch module",),
-                       help=f"rename it, e.g. `{segment.strip('_') or 'part'}1`")
+        # Every part of a label is an attribute of a module (`a.forward:` is `forward` of the container `a`)
+        # or, for a merge, a variable of the compiled forward (`self:` would shadow its `self`); an
+        # automatic name is a kind's or a block's, checked once as the first part.
+        local = name[len(scope.prefix):]
+        segments = local.split(".") if label is not None and local == label else [local.partition(".")[0]]
+        for segment in segments if module or label is not None else ():
+            reason = None if segment.isdigit() else reserved_reason(segment)
+            if reason is not None:
+                what = what if label is not None else "block"
+                becomes = (f"the {what} becomes the attribute `{name}` of the compiled torch module" if module
+                           else f"the `{kind}` merge is named `{name}` in the compiled module's forward")
+                self.error(ctx, "E0210", f"`{segment}` cannot name a module: {reason}", label_span or span,
+                           notes=(becomes,), help=f"rename it, e.g. `{segment.strip('_') or 'part'}1`")
+                break
         return name
 
     def cond(self, cond: ast.Cond, current: str, scope: Scope, ctx: Context) -> str:
@@ -311,7 +350,8 @@ class _Elaborator(CallElaborator):
             start = tap or current
             out = self.body(element.shortcut, start, scope, ctx)
             written = out if out != start else current
-        merge = self.name(scope, ctx, link.label, element.merge, element.span, module=False)
+        merge = self.name(scope, ctx, link.label, element.merge, element.span, module=False,
+                          label_span=link.label_span)
         shortcut = scope.claim(None, "downsample", element.span, module=False)
         node = self.add_node(merge, ctx, element.merge, element.span, main, policy=ctx.policy, norm=ctx.norm,
                              shortcut_name=shortcut, project_from=tap, written=written is not None,

@@ -9,6 +9,7 @@ to draw the caret lines.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 # One line per code: docs/errors.md has an example and the fix for each, and a
@@ -54,6 +55,27 @@ CODES: dict[str, str] = {
     "E0602": "not a readable checkpoint",
 }
 
+# Warnings: the spec is valid and compiles, but probably does not say what was meant. A warning
+# never fails a command; `check` prints it after the network's line (docs/errors.md, "Warnings").
+WARNINGS: dict[str, str] = {
+    "W0201": "a group named like a keyword",
+    "W0202": "an argument replaces a value an alias binds",
+    "W0401": "a non-overlapping pool pads its input",
+}
+
+
+# The bundled library (resdsl/specs in the wheel, specs/ in the source tree): a file of it is shown by
+# its name, as `use "blocks.res"` writes it, never as a path of the machine it is installed on.
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+_BUNDLED = tuple(os.path.join(root, "specs") + os.sep for root in (_PACKAGE, os.path.dirname(_PACKAGE)))
+
+
+def shown_path(path: str) -> str:
+    """`path` as diagnostics show it: a bundled spec by its file name, anything else as it is."""
+    if not path.startswith("<") and os.path.abspath(path).startswith(_BUNDLED):
+        return os.path.basename(path)
+    return path
+
 
 @dataclass(frozen=True, slots=True)
 class Span:
@@ -66,7 +88,7 @@ class Span:
     end_column: int
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.column}"
+        return f"{shown_path(self.path)}:{self.line}:{self.column}"
 
     @staticmethod
     def point(path: str, line: int, column: int) -> "Span":
@@ -84,6 +106,10 @@ class Diagnostic:
     trace: tuple[tuple[Span, str], ...] = ()
 
     @property
+    def severity(self) -> str:
+        return "warning" if self.code in WARNINGS else "error"
+
+    @property
     def line(self) -> int | None:
         return self.span.line if self.span else None
 
@@ -94,6 +120,7 @@ class Diagnostic:
     def to_dict(self) -> dict:
         return {
             "code": self.code,
+            "severity": self.severity,
             "message": self.message,
             "path": self.span.path if self.span else None,
             "line": self.line,
@@ -131,8 +158,8 @@ class EvalError(Problem):
 class ShapeError(Problem):
     """A shape rule that does not hold; located at the op it was raised for."""
 
-    def __init__(self, code: str, message: str, help: str | None = None):
-        super().__init__(code, message, None, help)
+    def __init__(self, code: str, message: str, help: str | None = None, notes: tuple[str, ...] = ()):
+        super().__init__(code, message, None, help, notes)
 
 
 class UsageError(ResdslError):
@@ -146,13 +173,16 @@ class RunError(ResdslError):
 class SpecError(ResdslError):
     """Raised by `resdsl.load` / `resdsl.loads` when a spec has errors."""
 
-    def __init__(self, diagnostics: list[Diagnostic], sources: dict[str, str] | None = None):
-        self.diagnostics = list(diagnostics)
+    def __init__(self, diagnostics: list[Diagnostic], sources: dict[str, str] | None = None,
+                 warnings: list[Diagnostic] | tuple[Diagnostic, ...] = (), total: int | None = None):
+        self.diagnostics = list(diagnostics)  # the errors (at most a limit of them: `total` counts all)
+        self.warnings = list(warnings)        # shown after them: a warning can be the cause (`Residual {`)
         self.sources = dict(sources or {})
+        self.total = max(total or 0, len(self.diagnostics))
         super().__init__(self.render())
 
     def render(self) -> str:
-        return render_all(self.diagnostics, self.sources)
+        return render_all(self.diagnostics + self.warnings, self.sources, self.total)
 
 
 @dataclass
@@ -165,6 +195,7 @@ class Reporter:
 
     sources: dict[str, str] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    warnings: list[Diagnostic] = field(default_factory=list)  # never fail the load
     limit: int = 50
     attempts: int = 0  # calls of error(), repeats included: tells a caller whether anything went wrong
     _seen: set = field(default_factory=set)
@@ -174,10 +205,20 @@ class Reporter:
         assert code in CODES, code
         self.attempts += 1
         key = (code, span, message)
-        if key in self._seen or len(self.diagnostics) >= self.limit:
+        if key in self._seen:
             return
-        self._seen.add(key)
+        self._seen.add(key)  # counted beyond the limit too: "50 of 312 errors shown"
+        if len(self.diagnostics) >= self.limit:
+            return
         self.diagnostics.append(Diagnostic(code, message, span, tuple(notes), help, tuple(trace)))
+
+    def warn(self, code: str, message: str, span: Span | None, *, notes: tuple[str, ...] | list[str] = (),
+             help: str | None = None, trace: tuple[tuple[Span, str], ...] = ()) -> None:
+        assert code in WARNINGS, code
+        # Once per place, as errors: a pool in a block repeated 20 times is one warning.
+        if len(self.warnings) < self.limit and not any((w.code, w.span, w.message) == (code, span, message)
+                                                       for w in self.warnings):
+            self.warnings.append(Diagnostic(code, message, span, tuple(notes), help, tuple(trace)))
 
     @property
     def failed(self) -> bool:
@@ -185,7 +226,8 @@ class Reporter:
 
     def raise_if_failed(self) -> None:
         if self.diagnostics:
-            raise SpecError(sorted_by_position(self.diagnostics), self.sources)
+            raise SpecError(sorted_by_position(self.diagnostics), self.sources, sorted_by_position(self.warnings),
+                            total=len(self._seen))
 
 
 def sorted_by_position(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
@@ -221,7 +263,7 @@ def render(diag: Diagnostic, sources: dict[str, str]) -> str:
     spans = [diag.span] + ([diag.trace[0][0]] if diag.trace else [])
     gutter = max((len(str(s.line)) for s in spans if s is not None), default=1)
     pad = " " * gutter
-    out = [f"error[{diag.code}]: {diag.message}"]
+    out = [f"{diag.severity}[{diag.code}]: {diag.message}"]
     if diag.span is not None:
         out += _snippet(diag.span, sources, gutter)
     for i, (call_span, what) in enumerate(diag.trace):
@@ -253,10 +295,13 @@ def _snippet(span: Span, sources: dict[str, str], gutter: int, arrow: bool = Tru
     return out
 
 
-def render_all(diagnostics: list[Diagnostic], sources: dict[str, str]) -> str:
+def render_all(diagnostics: list[Diagnostic], sources: dict[str, str], total: int | None = None) -> str:
+    """The diagnostics and a count; `total` is the number of errors found when fewer are shown."""
     body = "\n\n".join(render(d, sources) for d in diagnostics)
-    n = len(diagnostics)
-    return f"{body}\n\n{n} error{'s' if n != 1 else ''} found" if n else ""
+    n = sum(d.severity == "error" for d in diagnostics)
+    if total is not None and total > n:
+        return f"{body}\n\n{n} of {total:,} errors shown"
+    return f"{body}\n\n{n} error{'s' if n != 1 else ''} found" if n else body
 
 
 def _source_line(text: str | None, line: int) -> str | None:

@@ -11,11 +11,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from .errors import CODES, Diagnostic
+from .errors import CODES, WARNINGS, Diagnostic, shown_path
 
 FORMATS = ("text", "json", "sarif", "github")
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/resdsl/resdsl"
+# Findings that are not a spec's diagnostics: `verify` writes every outcome in the format asked for.
+OTHER = {"runtime": "the compiled module differs from the spec",
+         "usage": "a mistake on the command line (exit status 2)",
+         "config": "pyproject.toml's [tool.resdsl] cannot be read or is not valid (exit status 2)"}
 
 
 @dataclass(frozen=True)
@@ -29,12 +33,17 @@ class Finding:
     reproduce: str = ""                # verify: the command that shows it
 
     @property
+    def severity(self) -> str:
+        """"error", or "warning" for a spec that is valid but probably not what was meant."""
+        return self.diagnostic.severity if self.diagnostic is not None else "error"
+
+    @property
     def location(self) -> tuple[str, int, int, int, int] | None:
         """(path, line, column, end line, end column) in a file, or None (a `--set` value, a run)."""
         span = self.diagnostic.span if self.diagnostic else None
         if span is None or span.path.startswith("<"):
             return None
-        return span.path, span.line, span.column, span.end_line, span.end_column
+        return shown_path(span.path), span.line, span.column, span.end_line, span.end_column
 
     def detail(self) -> str:
         """The message with its notes, help and (verify) configuration, for formats that show one text."""
@@ -77,11 +86,12 @@ def to_json(findings: list[Finding], summary: list[dict]) -> str:
 def to_sarif(findings: list[Finding], version: str) -> str:
     codes = sorted({f.code for f in findings})
     rules = [{"id": code, "name": code,
-              "shortDescription": {"text": CODES.get(code, "the compiled module differs from the spec")},
+              "shortDescription": {"text": CODES.get(code) or WARNINGS.get(code) or OTHER.get(code)
+                                   or "the compiled module differs from the spec"},
               "helpUri": f"{INFORMATION_URI}/blob/main/docs/errors.md"} for code in codes]
     results = []
     for f in findings:
-        result: dict = {"ruleId": f.code, "ruleIndex": codes.index(f.code), "level": "error",
+        result: dict = {"ruleId": f.code, "ruleIndex": codes.index(f.code), "level": f.severity,
                         "message": {"text": f.detail()}}
         where = f.location
         if where is not None:
@@ -123,5 +133,5 @@ def to_github(findings: list[Finding]) -> str:
             if end_line == line and end_column is not None and end_column > column:
                 props.append(f"endColumn={end_column}")
         props.append(f"title={_property(f'resdsl {f.code}')}")
-        lines.append(f"::error {','.join(props)}::{_data(f.detail())}")
+        lines.append(f"::{f.severity} {','.join(props)}::{_data(f.detail())}")
     return "\n".join(lines)

@@ -28,6 +28,9 @@ MERGES = ("add", "concat", "sum", "product", "select")
 # Nodes that are a function of their inputs in the forward, not a module: the merges, and `chunk`
 # (a channel slice of a `branches(split = true)`).
 FUNCTIONS = MERGES + ("chunk",)
+# A placeholder for an element that failed (and was reported): its shape is unknown, so shape
+# inference skips everything after it instead of reporting errors that follow from the first.
+FAILED = "failed"
 
 
 def show_shape(shape: Shape | None) -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from .errors import Span
+from .errors import Diagnostic, Span
 from .graph import OpGraph, Shape, show_shape
 from .values import Symbol, Value
 
@@ -46,6 +46,7 @@ class Network:
     sources: dict[str, str] = field(repr=False)
     template: ast.Template = field(repr=False)                # the network's definition (aliases followed)
     instances: tuple[BlockInstance, ...] = field(repr=False)  # every block call, in program order
+    warnings: tuple[Diagnostic, ...] = field(default=(), repr=False)  # valid, but probably not what was meant
 
     @cached_property
     def graph(self):

@@ -16,7 +16,7 @@ from typing import Any
 
 from .analysis import annotate, parts
 from .elaborate import elaborate
-from .errors import EvalError, Reporter, Span, SpecError, UsageError
+from .errors import EvalError, Reporter, Span, SpecError, UsageError, sorted_by_position
 from .library import find_spec, read_library
 from .network import Network
 from .parse import decode, parse_expression, read_source
@@ -92,7 +92,8 @@ def _finish(elaboration, name: str, path: str, reporter: Reporter) -> Network:
     return Network(name=name, ops=graph, output=elaboration.output, span=elaboration.span, input_shape=graph.nodes["input"].shape, output_shape=output.shape,
                    params=total_params, macs=total_macs, parameters=elaboration.parameters,
                    stages=elaboration.stages, parts=tuple(parts(graph)), path=path, sources=dict(reporter.sources),
-                   template=elaboration.template, instances=elaboration.instances)
+                   template=elaboration.template, instances=elaboration.instances,
+                   warnings=tuple(sorted_by_position(reporter.warnings)))
 
 
 class Checker:

@@ -3,6 +3,11 @@
 `resdsl check` does, and one more per `[[tool.resdsl.verify]]` entry of pyproject.toml that names
 the file, which runs `resdsl verify` over that space. A failure shows the located diagnostic.
 
+A `[tool.resdsl]` table that cannot be read or is not valid (a TOML syntax error, a key of the
+wrong type, an unknown key) is a failing item, `pyproject.toml::resdsl-config`, that names the file,
+the line and the problem: never a silent pass with nothing verified. A spec that cannot be read is
+its check item's one-line failure.
+
 Registered through the `pytest11` entry point, so it is there whenever resdsl is installed, and
 does nothing unless asked.
 """
@@ -36,29 +41,46 @@ class SpecFailure(Exception):
     """A spec that failed: its rendered diagnostics (or verify's report)."""
 
 
+_REPORTED = pytest.StashKey[set]()
+
+
 class SpecFile(pytest.File):
     def collect(self):
         yield CheckItem.from_parent(self, name="check")
-        from .verify_cli import find_pyproject, jobs_from_pyproject
+        from .errors import UsageError
+        from .verify_cli import find_pyproject, jobs_of_config
         found = find_pyproject(self.path.parent)
         if found is None:
             return
         try:
-            jobs = jobs_from_pyproject(found)
-        except Exception:  # noqa: BLE001 - a broken table is the verify item's failure, not a collection error
-            jobs = []
+            jobs = jobs_of_config(found)
+        except UsageError as exc:  # the table is broken: one failing item for the file, with the problem
+            reported = self.config.stash.setdefault(_REPORTED, set())
+            if found.resolve() not in reported:
+                reported.add(found.resolve())
+                yield ConfigItem.from_parent(self, name="resdsl-config", problem=str(exc), pyproject=found)
+            return
         for i, job in enumerate(j for j in jobs if Path(j.spec).resolve() == self.path.resolve()):
             yield VerifyItem.from_parent(self, name=f"verify[{job.space.describe()}]" if i == 0 else
                                          f"verify{i + 1}[{job.space.describe()}]", job=job)
 
 
+def _not_run(path: Path, exc: Exception) -> SpecFailure:
+    """A spec that cannot be read (or a space that cannot be built): one line, never a traceback."""
+    if isinstance(exc, OSError):
+        return SpecFailure(f"resdsl: error: cannot read {path}: {exc.strerror or exc}")
+    return SpecFailure(f"resdsl: error: {exc}")
+
+
 class CheckItem(pytest.Item):
     def runtest(self) -> None:
-        from .errors import SpecError
+        from .errors import SpecError, UsageError
         from .pipeline import Checker
 
         try:
             checker = Checker(str(self.path))
+        except (UsageError, OSError) as exc:
+            raise _not_run(self.path, exc) from None
         except SpecError as exc:
             from .cli import _is_library
             if _is_library(exc):
@@ -87,9 +109,16 @@ class VerifyItem(CheckItem):
         from .verify import verify
         from .verify_cli import summary_line
 
+        from .errors import SpecError, UsageError
+
         job = self.job
-        report = verify(str(self.path), job.space, examples=job.examples, runtime=job.runtime, seed=job.seed,
-                        network=job.network)
+        try:
+            report = verify(str(self.path), job.space, examples=job.examples, runtime=job.runtime, seed=job.seed,
+                            network=job.network)
+        except SpecError as exc:
+            raise SpecFailure(exc.render()) from None
+        except (UsageError, OSError) as exc:
+            raise _not_run(self.path, exc) from None
         if not report.ok:
             parts = [f"{f.text}\n  = minimal failing configuration: "
                      f"{', '.join(f'{k}={v}' for k, v in f.config.items())}\n  = reproduce: {f.reproduce}"
@@ -98,3 +127,17 @@ class VerifyItem(CheckItem):
 
     def reportinfo(self):
         return self.path, None, f"resdsl verify {self.path.name} over {self.job.space.describe()}"
+
+
+class ConfigItem(CheckItem):
+    """pyproject.toml's [tool.resdsl] cannot be read or is not valid: this item fails with the problem."""
+
+    def __init__(self, *, problem: str, pyproject: Path, **kwargs):
+        super().__init__(**kwargs)
+        self.problem, self.pyproject = problem, pyproject
+
+    def runtest(self) -> None:
+        raise SpecFailure(f"resdsl: error: {self.problem}\n(no space of {self.pyproject} was verified)")
+
+    def reportinfo(self):
+        return self.pyproject, None, f"resdsl [tool.resdsl] of {self.pyproject}"

@@ -55,6 +55,9 @@ class Scope:
         # `convs[0]: conv ...` claims `convs.0` and makes `convs` a container (an nn.ModuleList):
         # the bare name `convs` is then taken, and a name already given cannot become a container.
         self.containers: dict[str, Span | None] = {}
+        # Named groups `g { ... }`: containers too, whose own ops are numbered g.0, g.1, ... by the
+        # group's scope; a dotted label `g.extra:` may add to one (the elaborator checks the full name).
+        self.groups: set[str] = set()
         self.index = 0
         self.stages = 0
         self.duplicates: list[tuple[str, Span, Span | None]] = []
@@ -68,7 +71,7 @@ class Scope:
         if label is not None:
             container = label.partition(".")[0] if "." in label else None
             clash = label in self.taken or label in self.containers or (
-                container is not None and container in self.taken)
+                container is not None and container in self.taken and container not in self.groups)
             if not clash:
                 self.taken[label] = span
                 if container is not None:

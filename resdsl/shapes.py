@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import ShapeError
-from .graph import Node, OpGraph, Role, show_shape
+from .graph import FAILED, Node, OpGraph, Role, show_shape
 from .ops import ALL
 from .ops.base import Shape, feature_map
 from .values import Value
@@ -65,12 +65,16 @@ def branch_merge_shape(kind: str, attrs: dict[str, Value], branches: list[Shape]
     shown = ", ".join(show_shape(b) for b in branches)
     if kind == "concat":
         if any(len(b) != len(first) or b[1:] != first[1:] for b in branches):
-            raise ShapeError("E0404", f"concat of branches {shown}: spatial sizes differ",
-                             help="give every branch the same stride")
+                raise ShapeError("E0404", f"concat of branches {shown}: spatial sizes differ",
+                             help="every branch must give the same H×W")
         return (sum(b[0] for b in branches),) + first[1:]
     if any(b != first for b in branches):
+        if attrs.get("carry"):  # Res2Net's carry: sp = sp + spx[i], the previous branch's output plus this share
+            raise ShapeError("E0409", f"`carry` adds the previous branch's output ({show_shape(branches[1])}) to "
+                             f"this branch's share of the input ({show_shape(first)}): the shapes differ",
+                             help="a carried branch must give its share's channels and H×W")
         raise ShapeError("E0409", f"`merge = {kind}` of branches with different shapes: {shown}",
-                         help="every branch must give the same channels and H×W (the same stride in each)")
+                         help="every branch must give the same channels and H×W")
     if kind == "select":
         n, c, groups = len(branches), first[0], attrs["groups"]
         assert weights is not None
@@ -178,6 +182,9 @@ def infer_graph(graph: OpGraph, reporter) -> None:
         if kind == "input":
             data.in_shape = None
             continue
+        if kind == FAILED:  # an element that failed: what follows it is not checked against a guess
+            data.in_shape = data.shape = None
+            continue
         inputs = graph.inputs(node)
         main = nodes[inputs.main].shape
         data.in_shape = main
@@ -190,7 +197,10 @@ def infer_graph(graph: OpGraph, reporter) -> None:
                 weights = nodes[inputs.weights].shape if inputs.weights else None
                 if None in shapes or (inputs.weights and weights is None):
                     continue
-                data.shape = branch_merge_shape(kind, data.attrs, shapes, weights)
+                try:
+                    data.shape = branch_merge_shape(kind, data.attrs, shapes, weights)
+                except ShapeError as exc:  # say which ops changed H×W, and how
+                    raise _with_causes(exc, graph, inputs.branches, shapes) from None
             elif data.is_merge:
                 x = nodes[inputs.shortcut].shape
                 if x is None:
@@ -224,11 +234,44 @@ def infer_graph(graph: OpGraph, reporter) -> None:
         except ShapeError as exc:
             detail = f"input {show_shape(main)}" if not data.is_merge else None
             reporter.error(exc.code, exc.message, data.span, help=exc.help, trace=data.trace,
-                           notes=(detail,) if detail else ())
+                           notes=((detail,) if detail else ()) + exc.notes)
     for u, _, edge in graph.edges():  # edges carry the tensor's shape
         edge["shape"] = nodes[u].shape
     if inserted:  # put each inserted shortcut just before its merge
         graph.reorder(key=lambda data: data.seq)
+
+
+def _with_causes(exc: ShapeError, graph: OpGraph, branches: tuple[str, ...], shapes: list[Shape]) -> ShapeError:
+    """A branch merge whose H×W differ: name the ops of each branch that changed H×W, and say why
+    (a stride, or an even kernel, which the same-padding rule leaves one larger than its input)."""
+    if all(s[1:] == shapes[0][1:] for s in shapes):
+        return exc  # the channels differ: the message says so already
+    chains = [_main_chain(graph, b) for b in branches]
+    common = set.intersection(*(set(c) for c in chains))
+    notes, even = [], False
+    for index, chain in enumerate(chains):
+        for node in reversed([n for n in chain if n not in common]):
+            data = graph.nodes[node]
+            if data.in_shape is None or data.shape is None or data.in_shape[1:] == data.shape[1:]:
+                continue
+            kernel = data.attrs.get("kernel")
+            even_kernel = data.attrs.get("stride", 1) == 1 and isinstance(kernel, int) and kernel % 2 == 0
+            even = even or even_kernel
+            why = f"its even kernel {kernel}" if even_kernel else f"stride {data.attrs.get('stride', '?')}"
+            notes.append(f"branch {index}: `{data.kind}` at line {data.span.line} makes "
+                         f"{show_shape(data.in_shape[1:])} into {show_shape(data.shape[1:])} ({why})")
+    help = ("an even kernel with the same-padding rule gives one more row and column than its input: use an "
+            "odd kernel, or give `p` explicitly" if even else "give every branch the same stride")
+    return ShapeError(exc.code, exc.message, help=help, notes=tuple(notes))
+
+
+def _main_chain(graph: OpGraph, node: str, limit: int = 10_000) -> list[str]:
+    """`node` and its main inputs back to the network's input (at most `limit` of them)."""
+    chain = [node]
+    while graph.nodes[node].kind != "input" and len(chain) < limit:
+        node = graph.main_input(node)
+        chain.append(node)
+    return chain
 
 
 def _stride_between(graph: OpGraph, main: str, source: str) -> int:

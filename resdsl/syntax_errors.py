@@ -93,7 +93,14 @@ def _mistakes() -> dict[str, list[str]]:
     return examples
 
 
+_SHORTHANDS = {"k": "kernel", "s": "stride", "p": "padding", "d": "dilation", "g": "groups"}
+
+
 def _hint_for_token(exc: UnexpectedToken, tok: Token, parser: Lark) -> str | None:
+    if tok.type == "SHORT":  # `-> s1`, or `s2` on a line of its own: the shorthand out of place
+        option, value = _SHORTHANDS[tok.value[0]], tok.value[1:]
+        return (f"`{tok.value}` is the shorthand for `{option}={value}`: it follows an op's arguments on the "
+                f"same line, as in `conv 64 k3 {tok.value}`, or a stage's repeat, as in `basic(64) x2 {tok.value}`")
     try:
         label = exc.match_examples(lambda text: parser.parse(text, start="start"), _mistakes(),
                                    token_type_match_fallback=True, use_accepts=True)

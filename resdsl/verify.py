@@ -14,11 +14,12 @@ inferred and its costs counted, as `check` does.
 
 from __future__ import annotations
 
-import itertools
+import bisect
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Sequence
+from typing import Any, Callable, Iterable
 
 from .errors import Diagnostic, SpecError, UsageError, render
 from .network import Network
@@ -30,12 +31,87 @@ MAX_SPACE = 10**12  # a product of dimensions beyond this is refused: it is a ty
 
 # ---- the space ---------------------------------------------------------------------------------
 
+class Values(Sequence):
+    """A dimension's values, lazily: the concatenation of integer ranges (shown as text, as --set takes
+    them) and lists of expressions. Nothing is built: `width=1..1000000000` is three integers, and
+    its length and any one value are arithmetic."""
+
+    def __init__(self, parts: Sequence[range | tuple[str, ...]]):
+        self.parts = tuple(parts)
+        self._ends: list[int] = []
+        total = 0
+        for part in self.parts:
+            total += len(part)
+            self._ends.append(total)
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self))))
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        i = bisect.bisect_right(self._ends, index)
+        start = self._ends[i - 1] if i else 0
+        value = self.parts[i][index - start]
+        return str(value) if isinstance(value, int) else value
+
+    def __repr__(self) -> str:
+        return f"Values({self.parts!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (tuple, list)):
+            return len(self) == len(other) and tuple(self) == tuple(other)
+        return isinstance(other, Values) and self.parts == other.parts
+
+    def __hash__(self) -> int:
+        return hash(self.parts)
+
+
+class Sizes(Sequence):
+    """The input dimension's (H, W) pairs, lazily: H from `heights`, W the same (square) or every W of
+    `widths` with every H."""
+
+    def __init__(self, heights: range, widths: range | None = None):
+        self.heights, self.widths = heights, widths
+
+    def __len__(self) -> int:
+        return len(self.heights) * (len(self.widths) if self.widths is not None else 1)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self))))
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        if self.widths is None:
+            h = self.heights[index]
+            return (h, h)
+        h, w = divmod(index, len(self.widths))
+        return (self.heights[h], self.widths[w])
+
+    def __repr__(self) -> str:
+        return f"Sizes({self.heights!r}, {self.widths!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (tuple, list)):
+            return len(self) == len(other) and tuple(self) == tuple(other)
+        return isinstance(other, Sizes) and (self.heights, self.widths) == (other.heights, other.widths)
+
+    def __hash__(self) -> int:
+        return hash((self.heights, self.widths))
+
+
 @dataclass(frozen=True)
 class Dimension:
     """One axis of the space: a network parameter, or `input` (the input's (H, W))."""
 
     name: str
-    values: tuple[Any, ...]   # parameter values as --set text, or (H, W) pairs for `input`
+    values: Sequence[Any]   # parameter values as --set text, or (H, W) pairs for `input`; lazy (Values, Sizes)
 
     def show(self, value: Any) -> str:
         return f"{value[0]}x{value[1]}" if self.name == "input" else str(value)
@@ -59,37 +135,67 @@ def _split_top(text: str) -> list[str]:
 
 
 _RANGE = re.compile(r"(-?\d+)\.\.(-?\d+)(?::(\d+))?")
+MAX_DIGITS = 15  # a range bound or step of more digits is refused before int() reads it (10^15 > MAX_SPACE)
 
 
-def _range(text: str, what: str) -> tuple[int, ...]:
+def bound(text: str, what: str, whole: str) -> int:
+    """One integer of a range, its digits counted before int() reads it (int() refuses more than 4,300)."""
+    if len(text.lstrip("-")) > MAX_DIGITS:
+        raise UsageError(f"{what}: {text[:20]}{'…' if len(text) > 20 else ''} in {_short(whole)} has "
+                         f"{len(text.lstrip('-')):,} digits; range bounds and steps have at most {MAX_DIGITS}")
+    return int(text)
+
+
+def _short(text: str) -> str:
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+def _range(text: str, what: str) -> range:
+    """`LO..HI` or `LO..HI:STEP` as a range object, sized (and refused past MAX_SPACE) before anything is built."""
     match = _RANGE.fullmatch(text.strip())
     if match is None:
-        raise UsageError(f"{what}: expected LO..HI or LO..HI:STEP (e.g. 16..128:8), not {text!r}")
-    low, high, step = int(match[1]), int(match[2]), int(match[3] or 1)
+        raise UsageError(f"{what}: expected LO..HI or LO..HI:STEP (e.g. 16..128:8), not {_short(text)}")
+    low, high = bound(match[1], what, text), bound(match[2], what, text)
+    step = bound(match[3], what, text) if match[3] else 1
     if step < 1 or high < low:
         raise UsageError(f"{what}: {text!r} is empty (HI must be at least LO, and STEP at least 1)")
     count = (high - low) // step + 1
     if count > MAX_SPACE:
         raise UsageError(f"{what}: {text!r} has {count:,} values; at most {MAX_SPACE:,}")
-    return tuple(range(low, high + 1, step))
+    return range(low, high + 1, step)
 
 
 def parse_vary(text: str) -> Dimension:
     """`NAME=VALUES`: a list (`depth=18,34,50`, `layers=[2,2,2,2],[3,4,6,3]`), an integer range with an
-    optional step (`width=16..128:8`), or both (`width=8,16..64:16`). Values are expressions, as --set's."""
+    optional step (`width=16..128:8`), or both (`width=8,16..64:16`). Values are expressions, as --set's.
+    Ranges stay range objects: a value is worked out when a configuration needs it."""
     name, sep, values = text.partition("=")
     name = name.strip()
     if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or not values.strip():
-        raise UsageError(f"--vary: expected NAME=VALUES (e.g. depth=18,34,50 or width=16..128:8), not {text!r}")
-    found: list[str] = []
+        raise UsageError(f"--vary: expected NAME=VALUES (e.g. depth=18,34,50 or width=16..128:8), not {_short(text)}")
+    if name == "input":
+        raise UsageError(f"--vary {name}: `input` is not a network parameter; vary the input size with "
+                         "--input-range LO..HI (e.g. --input-range 32..256)")
+    parts: list[range | tuple[str, ...]] = []
+    listed: list[str] = []
     for part in _split_top(values):
         if not part:
-            raise UsageError(f"--vary {name}: an empty value in {values!r}")
+            raise UsageError(f"--vary {name}: an empty value in {_short(values)}")
         if _RANGE.fullmatch(part):
-            found.extend(str(v) for v in _range(part, f"--vary {name}"))
+            if listed:
+                parts.append(tuple(listed))
+                listed = []
+            parts.append(_range(part, f"--vary {name}"))
         else:
-            found.append(part)
-    return Dimension(name, tuple(dict.fromkeys(found)))
+            listed.append(part)
+    if listed:
+        parts.append(tuple(listed))
+    if sum(len(p) for p in parts) <= SMALL:  # small: repeated values are dropped (`8,8..32:8` is 4 values)
+        return Dimension(name, tuple(dict.fromkeys(str(v) for p in parts for v in p)))
+    return Dimension(name, Values(parts))
+
+
+SMALL = 100_000  # a dimension of at most this many values is listed (and its repeats dropped)
 
 
 def parse_input_range(text: str) -> Dimension:
@@ -97,10 +203,9 @@ def parse_input_range(text: str) -> Dimension:
     height, sep, width = text.partition("x")
     hs = _range(height, "--input-range")
     ws = _range(width, "--input-range") if sep else None
-    if min(hs) < 1 or (ws is not None and min(ws) < 1):
-        raise UsageError(f"--input-range: sizes start at 1, not {text!r}")
-    pairs = tuple((h, h) for h in hs) if ws is None else tuple(itertools.product(hs, ws))
-    return Dimension("input", pairs)
+    if hs[0] < 1 or (ws is not None and ws[0] < 1):
+        raise UsageError(f"--input-range: sizes start at 1, not {_short(text)}")
+    return Dimension("input", Sizes(hs, ws))
 
 
 @dataclass(frozen=True)
@@ -109,6 +214,7 @@ class Space:
 
     @property
     def size(self) -> int:
+        """The number of configurations: the product of the dimensions' lengths (nothing is built)."""
         n = 1
         for d in self.dimensions:
             n *= len(d.values)
@@ -119,6 +225,14 @@ class Space:
 
     def configuration(self, indices: Sequence[int]) -> dict[str, Any]:
         return {d.name: d.values[i] for d, i in zip(self.dimensions, indices)}
+
+    def indices(self, flat: int) -> tuple[int, ...]:
+        """The flat index of a configuration (in the order of itertools.product) as one index per dimension."""
+        out = []
+        for d in reversed(self.dimensions):
+            flat, i = divmod(flat, len(d.values))
+            out.append(i)
+        return tuple(reversed(out))
 
 
 # ---- checking one configuration ----------------------------------------------------------------
@@ -173,10 +287,26 @@ class Runner:
         except ValueError as exc:  # an input size the language refuses
             return None, Outcome(("input", str(exc)), f"error: {exc}", None, config)
 
-    def runtime(self, net: Network, config: dict[str, Any], batch: int = 2) -> Outcome | None:
-        """Build the module and run it: output shape, parameters and FlopCounter's MACs must be static ones."""
+    def runtime(self, net: Network, config: dict[str, Any], batch: int = 2, max_memory: int | None = None
+                ) -> Outcome | None:
+        """Build the module and run it: output shape, parameters and FlopCounter's MACs must be static ones.
+
+        First the memory estimate `compile` and `train` apply (memory.check_memory): a configuration
+        whose tensors cannot fit is error E0506, never built."""
+        from .memory import check_memory, physical_memory, show_bytes
+        limit = max_memory or physical_memory()
+        try:
+            check_memory(net, batch, training=False, limit=limit,
+                         where=f"--max-memory {show_bytes(limit)}" if max_memory else
+                         f"the {show_bytes(limit or 0)} of memory of this machine")
+        except SpecError as exc:
+            first = exc.diagnostics[0]
+            return Outcome(("E0506", "memory"), render(first, exc.sources), first, config)
         from .backend.runtime import runtime_mismatch
-        problem = runtime_mismatch(net, batch)
+        try:
+            problem = runtime_mismatch(net, batch)
+        except MemoryError:  # the estimate let through what the allocator could not serve
+            problem = "out of memory: building or running the module failed (set a smaller --max-memory)"
         if problem is None:
             return None
         return Outcome(("runtime", problem.split(":")[0]), f"error[runtime]: {problem}", None, config)
@@ -231,13 +361,48 @@ def _reproduce(spec: str, space: Space, config: dict[str, Any], channels: int) -
     return shown, " ".join(args)
 
 
+def require_torch(what: str = "resdsl verify --runtime") -> None:
+    """One line naming the fix, as `compile` gives, where PyTorch is missing."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise UsageError(f"{what} needs PyTorch: pip install 'resdsl[torch]'") from None
+
+
+def _reproduce_runtime(spec: str, space: Space, config: dict[str, Any], max_memory: int | None) -> str:
+    """`resdsl verify SPEC --vary NAME=VALUE ... --input-range HxW --runtime`: the one configuration."""
+    args = ["resdsl", "verify", spec]
+    for d in space.dimensions:
+        value = config[d.name]
+        if d.name == "input":
+            h, w = value
+            args += ["--input-range", f"{h}..{h}" if h == w else f"{h}..{h}x{w}..{w}"]
+        else:
+            text = f"{d.name}={value}"
+            args += ["--vary", text if re.fullmatch(r"[\w.\-=]+", text) else f"'{text}'"]
+    args.append("--runtime")
+    if max_memory:
+        args += ["--max-memory", str(max_memory)]
+    return " ".join(args)
+
+
 def verify(spec: str, space: Space, *, examples: int = DEFAULT_EXAMPLES, runtime: bool = False, seed: int = 0,
-           network: str | None = None, workers: int | None = None) -> Report:
-    """Check every configuration of `space` (or `examples` sampled ones); see the module docstring."""
-    runner = Runner(spec, network)
-    shown_spec = str(spec)  # as the user wrote it: a path, or a bundled name (`resdsl check resnet` works too)
+           network: str | None = None, workers: int | None = None, max_memory: int | None = None) -> Report:
+    """Check every configuration of `space` (or `examples` sampled ones); see the module docstring.
+
+    The space is sized (a product of lengths) before anything is read or built; its values stay lazy."""
     if space.size > MAX_SPACE:
         raise UsageError(f"the space has {space.size:,} configurations; at most {MAX_SPACE:,}")
+    if runtime:
+        require_torch()
+    runner = Runner(spec, network)
+    shown_spec = str(spec)  # as the user wrote it: a path, or a bundled name (`resdsl check resnet` works too)
+    inputs = next((d for d in space.dimensions if d.name == "input"), None)
+    defaults = None
+    if inputs is not None:
+        defaults, _ = runner.static({})
+        if defaults is not None and len(defaults.input_shape) != 3:
+            raise UsageError(f"--input-range: `{defaults.name}` takes a vector input: it has no spatial input size")
     exhaustive = space.size <= examples
     if exhaustive:
         tried, minimal = space.size, _exhaustive(runner, space, spec, network, workers)
@@ -252,25 +417,38 @@ def verify(spec: str, space: Space, *, examples: int = DEFAULT_EXAMPLES, runtime
         shown, command = _reproduce(shown_spec, space, outcome.config, runner.channels())
         failures.append(Failure(key, outcome.text, shown, command, outcome.diagnostic))
     report = Report(shown_spec, runner.checker.name, space.describe(), tried, exhaustive, failures)
-    inputs = next((d for d in space.dimensions if d.name == "input"), None)
-    if inputs is not None and all(h == w for h, w in inputs.values) and \
-            [h for h, _ in inputs.values] == list(range(inputs.values[0][0], inputs.values[-1][0] + 1)):
-        defaults, _ = runner.static({})
-        if defaults is not None:
-            from .input_sizes import describe, input_sizes
-            sizes = [h for h, _ in inputs.values]
-            found = input_sizes(defaults, min(sizes), max(sizes))
-            valid = tuple(h for h in found.valid if h in set(sizes))
-            report.input_sizes = f"{describe(valid, min(sizes), max(sizes))} (the smallest input is " \
-                                 f"{found.smallest}x{found.smallest})" if found.smallest else describe(valid, min(sizes),
-                                                                                                    max(sizes))
+    heights = _square_run(inputs)
+    if heights is not None and defaults is not None:
+        from .input_sizes import InputSizeLimit, input_sizes
+        try:
+            found = input_sizes(defaults, heights.start, heights.stop - 1)
+        except InputSizeLimit:  # a network whose sizes cannot be worked out by periods over so long a range
+            found = None
+        if found is not None:
+            report.input_sizes = found.describe_valid() + (f" (the smallest input is {found.smallest}x{found.smallest})"
+                                                           if found.smallest else "")
     if runtime and not failures:
-        report.runtime_checked, runtime_failures = _runtime(runner, space, seed)
+        report.runtime_checked, runtime_failures = _runtime(runner, space, seed, max_memory=max_memory)
         for outcome in runtime_failures:
             shown, command = _reproduce(shown_spec, space, outcome.config, runner.channels())
             report.failures.append(Failure(outcome.key, outcome.text, shown,
-                                           command.replace(" check ", " verify ", 1) + " --runtime"))
+                                           _reproduce_runtime(shown_spec, space, outcome.config, max_memory),
+                                           outcome.diagnostic))
     return report
+
+
+def _square_run(inputs: Dimension | None) -> range | None:
+    """The heights of an input dimension of square sizes, every one from LO to HI; else None."""
+    if inputs is None:
+        return None
+    values = inputs.values
+    if isinstance(values, Sizes):
+        ok = values.widths is None and values.heights.step == 1
+        return values.heights if ok else None
+    if not values or len(values) > SMALL or any(h != w for h, w in values):
+        return None
+    heights = [h for h, _ in values]
+    return range(heights[0], heights[-1] + 1) if heights == list(range(heights[0], heights[-1] + 1)) else None
 
 
 def _keep_minimal(minimal: dict, found: Iterable[tuple[tuple, Outcome]]) -> None:
@@ -287,30 +465,31 @@ def _worker_init(spec: str, network: str | None) -> None:
     _WORKER = Runner(spec, network)
 
 
-def _worker_check(args: tuple[Space, list[tuple[int, ...]]]) -> list[tuple[tuple, Outcome]]:
-    space, batch = args
+def _worker_check_flat(args: tuple[Space, range]) -> list[tuple[tuple, Outcome]]:
+    space, flats = args
     assert _WORKER is not None
-    return check_indices(_WORKER, space, batch)
+    return check_indices(_WORKER, space, (space.indices(f) for f in flats))
 
 
 def _exhaustive(runner: Runner, space: Space, spec: str, network: str | None,
                 workers: int | None) -> dict:
-    """Every configuration, in index order, on every core for spaces worth the start-up."""
-    everything = list(itertools.product(*(range(len(d.values)) for d in space.dimensions)))
+    """Every configuration, in index order, on every core for spaces worth the start-up. The
+    configurations are handed out as ranges of flat indices: nothing is listed in memory."""
+    size = space.size
     minimal: dict = {}
     workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
-    if workers > 1 and len(everything) >= 64:
+    if workers > 1 and size >= 64:
         import multiprocessing
 
-        chunk = max(8, len(everything) // (workers * 8))
-        batches = [(space, everything[i:i + chunk]) for i in range(0, len(everything), chunk)]
+        chunk = max(8, size // (workers * 8))
+        batches = ((space, range(i, min(i + chunk, size))) for i in range(0, size, chunk))
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
                                               else "spawn")
         with context.Pool(workers, initializer=_worker_init, initargs=(spec, network)) as pool:
-            for found in pool.imap_unordered(_worker_check, batches):
+            for found in pool.imap_unordered(_worker_check_flat, batches):
                 _keep_minimal(minimal, found)
     else:
-        _keep_minimal(minimal, check_indices(runner, space, everything))
+        _keep_minimal(minimal, check_indices(runner, space, (space.indices(f) for f in range(size))))
     return minimal
 
 
@@ -379,25 +558,23 @@ def _sampled(runner: Runner, space: Space, examples: int, seed: int) -> tuple[in
     return tried, last
 
 
-def _runtime(runner: Runner, space: Space, seed: int, count: int = 4) -> tuple[int, list[Outcome]]:
-    """Build and run a few configurations (the first, the last, and some between), each on a batch."""
+def _runtime(runner: Runner, space: Space, seed: int, count: int = 4,
+             max_memory: int | None = None) -> tuple[int, list[Outcome]]:
+    """Build and run a few configurations (the first, the last, and some between), each on a batch;
+    each one first passes the memory estimate `compile` applies."""
     import random
 
     size = space.size
     picks = sorted({0, size - 1, *random.Random(seed).sample(range(size), min(count, size))})[:count + 2]
     outcomes, checked = [], 0
-    sizes = [len(d.values) for d in space.dimensions]
     for flat in picks:
-        indices, rest = [], flat
-        for n in reversed(sizes):
-            indices.append(rest % n)
-            rest //= n
-        config = space.configuration(tuple(reversed(indices)))
+        config = space.configuration(space.indices(flat))
         net, outcome = runner.static(config)
         if net is None:
             continue
-        checked += 1
-        problem = runner.runtime(net, config)
+        problem = runner.runtime(net, config, max_memory=max_memory)
+        if problem is None or problem.key[0] != "E0506":  # refused by the estimate: not built, not counted
+            checked += 1
         if problem is not None:
             outcomes.append(problem)
     return checked, outcomes

@@ -37,3 +37,25 @@ def test_every_train_option_is_documented():
               "--seed", "--out", "--strict"}
     missing = sorted(o for o in options - shared if o not in DOC)
     assert not missing, f"docs/training.md does not mention {missing}"
+
+
+def test_the_recipe_table_gives_the_batch_the_code_uses():
+    """The `batch` row: each recipe's batch is the total of an optimizer step, split over the processes and
+    the micro-batches (not, as the doc once said for cifar, per process)."""
+    from resdsl.train import TrainConfig
+    from resdsl.train.recipe import RECIPES, resolve
+    row = next(line for line in DOC.splitlines() if line.startswith("| batch |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")][1:]
+    for name, cell in zip(("imagenet", "cifar"), cells):
+        total = RECIPES[name].batch_size
+        assert cell == f"{total} in all (per process: {total} / processes / `--accumulate`)", cell
+        for world, accumulate in ((1, 1), (2, 1), (4, 2)):
+            cfg = resolve(TrainConfig(spec="x", accumulate=accumulate), RECIPES[name], world)
+            assert cfg.batch_size * world * accumulate == total
+
+
+def test_the_freeze_line_shown_counts_the_parts_summary_lists():
+    import resdsl
+    line = next(line for line in DOC.splitlines() if line.startswith("--freeze stem layer1: "))
+    parts = {p.name: p.params for p in resdsl.load("resnet20").parts}
+    assert line.startswith(f"--freeze stem layer1: {parts['stem'] + parts['layer1']:,} parameters frozen")

@@ -16,7 +16,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "resdsl"
 
 RANK = {
-    "errors": 0, "units": 0, "reserved": 0, "version": 0,
+    "errors": 0, "units": 0, "reserved": 0, "near_keywords": 0, "version": 0,
     "syntax": 1, "syntax_errors": 1, "files": 1,
     "values": 2, "parse": 2,
     "graph": 3, "ops": 3, "network": 3,       # the op kinds, the typed graph and the Network result sit low

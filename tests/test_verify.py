@@ -154,8 +154,9 @@ def test_verify_with_no_arguments_reads_pyproject(tmp_path, monkeypatch, capsys)
     ("", "no [[tool.resdsl.verify]] table"),
     ('[[tool.resdsl.verify]]\nvary = ["depth=1"]\n', "needs `specs`"),
     ('[[tool.resdsl.verify]]\nspecs = "nothing/*.res"\n', "no spec matches"),
-    ('[[tool.resdsl.verify]]\nspecs = "*.res"\ncolour = 1\n', "has no key colour"),
-    ('[[tool.resdsl.verify]]\nspecs = "*.res"\nexamples = 0\n', "`examples` must be"),
+    ('[[tool.resdsl.verify]]\nspecs = "*.res"\ncolour = 1\n', "pyproject.toml:3: [[tool.resdsl.verify]] #1 has no key `colour`"),
+    ('[[tool.resdsl.verify]]\nspecs = "*.res"\nexamples = 0\n',
+     "pyproject.toml:3: [[tool.resdsl.verify]] #1: `examples` is 0 (an integer); expected a whole number from 1"),
 ])
 def test_pyproject_mistakes_are_usage_errors(tmp_path, monkeypatch, capsys, table, message):
     (tmp_path / "a.res").write_text('use "resnet20.res"\nnetwork a = resnet20()\n')

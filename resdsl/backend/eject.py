@@ -23,9 +23,10 @@ graph only shows the values that happened to be used.
 from __future__ import annotations
 
 import inspect
+import keyword
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from .. import syntax as ast
@@ -36,7 +37,7 @@ from ..values import evaluate
 from .eject_body import Body
 from .eject_expr import (UNKNOWN, Call, Sym, Unsupported, class_name, free_names, identifier, literal, py_value,
                          negate, py_string, same_value, translate)
-from .eject_ir import Names, Path, Place, Symbolic, Tensor
+from .eject_ir import Names, Path, Place, Symbolic, Tensor, settled
 from .eject_ops import helpers_in, shortcut_call, shortcut_paths
 from .eject_render import Layout, define, docstring
 from . import layers
@@ -120,7 +121,7 @@ class Ejector:
             return info
         uses = [i for i in self.net.instances if i.template is template]
         name = class_name(template.name)
-        while name in self.taken:
+        while name in self.taken or keyword.iskeyword(name):  # `block none` is no class `None`
             name += "Block"
         self.taken.add(name)
         params: dict[str, str] = {}
@@ -136,7 +137,7 @@ class Ejector:
         rank = entries.pop() if entries else 3
         channels = self.ops.nodes[self.first[sample.path]].in_shape[0] if sample and sample.path in self.first \
             else UNKNOWN
-        env = {p: Sym(py, sample=sample.arguments.get(p, UNKNOWN) if sample else UNKNOWN) for p, py in params.items()}
+        env = {p: Sym(py, sample=_sample(uses, p)) for p, py in params.items()}
         entry = Tensor("x", Sym("in_channels", sample=channels), rank)
         body = Body(self, env, network=False, write="out", flagged=flagged)
         out = body.body(template.body, entry, Place((), Names.fresh(), None))
@@ -206,9 +207,12 @@ class Ejector:
             raise Unsupported(f"no block instance at {path}")
         return self.instances[path]
 
-    def graph_tensor(self, path: str, var: str) -> Tensor:
+    def graph_tensor(self, path: str, var: str, given: Tensor) -> Tensor:
         """What a block or stage of the network gives: its shape, and whether the tensor is its own
-        (a block of Identity or Dropout alone hands back its input, which an in-place op must not touch)."""
+        (a block of Identity or Dropout alone hands back its input, which an in-place op must not touch).
+        A block that made no op (an empty body, or an `if` that chose none) is the identity: `given`."""
+        if path not in self.last:
+            return replace(given, var=var)
         node = self.last[path]
         shape = self.ops.nodes[node].shape
         while self.ops.nodes[node].kind in ALIASING:
@@ -288,7 +292,7 @@ class Ejector:
         lines += [f"        {var} = {text}" for text, var in body.hoist.items()]
         layout = Layout(body.labelled)
         lines += layout.init(body.init, 8)
-        lines += ["", "    def forward(self, x):"] + layout.forward(body.fwd, 8) + [f"        return {out.var}"]
+        lines += ["", "    def forward(self, x):"] + layout.forward(settled(body.fwd), 8) + [f"        return {out.var}"]
         return "\n".join(lines)
 
     def requirements(self, template: ast.Template, env: dict[str, Sym]) -> list[str]:
@@ -325,7 +329,7 @@ class Ejector:
         out = body.body(net.template.body, Tensor("x", literal(shape[0]), len(shape)),
                         Place((), Names.fresh(taken=("input",)), "B"))
         name = class_name(net.name)
-        while name in self.taken:
+        while name in self.taken or keyword.iskeyword(name):  # `network true` is no class `True`
             name += "Net"
         stats = (f"{net.params:,} parameters, {net.macs:,} multiply-accumulates on "
                  f"{'x'.join(map(str, shape))}")
@@ -337,9 +341,21 @@ class Ejector:
         lines += ["        " + line for line in self.requirements(net.template, env)]
         layout = Layout(body.labelled)
         lines += layout.init(body.init, 8)
-        lines += ["", "    def forward(self, x):"] + layout.forward(body.fwd, 8) + [f"        return {out.var}"]
+        lines += ["", "    def forward(self, x):"] + layout.forward(settled(body.fwd), 8) + [f"        return {out.var}"]
         self.uses |= body.uses
         return name, "\n".join(lines), ctor
+
+
+def _sample(uses: list[BlockInstance], param: str) -> object:
+    """The value of `param` the class is written for: the first use's, unless another use passes a float
+    there. A float decides for all: the class then divides with `/` and turns sizes into ints with
+    `int()`, which is right for whole numbers too (`b(8)` and `b(8.0)` are the same block in the spec)."""
+    values = [u.arguments[param] for u in uses if param in u.arguments]
+    return next((v for v in values if _has_float(v)), values[0] if values else UNKNOWN)
+
+
+def _has_float(value: object) -> bool:
+    return isinstance(value, float) or isinstance(value, tuple) and any(_has_float(v) for v in value)
 
 
 def _definitions(net: "Network") -> dict[str, ast.Definition]:

@@ -171,7 +171,7 @@ class Body:
             full = ".".join(path)
             self.init.append(Module(path, self.ej.instance_call(self.ej.instance(full), t.channels)))
             self.fwd.append(Run(path, t.var, self.write))
-            return self.ej.graph_tensor(full, self.write)
+            return self.ej.graph_tensor(full, self.write, t)
         ctor, out = self.nested(name, el.args, {}, t, path, place)
         self.init.append(Module(path, ctor))
         self.fwd.append(Run(path, t.var, self.write))
@@ -211,11 +211,11 @@ class Body:
             full, calls, channels = ".".join(path), [], t.channels
             for i in range(int(self.sym(el.repeat.count).sample)):
                 calls.append(self.ej.instance_call(self.ej.instance(f"{full}.{i}"), channels))
-                channels = self.ej.graph_tensor(f"{full}.{i}", self.write).channels
+                channels = self.ej.graph_tensor(f"{full}.{i}", self.write, replace(t, channels=channels)).channels
             blocks = _runs(calls)
             self.init.append(Module(path, Call("nn.Sequential", tuple(blocks)), split=len(blocks) > 1))
             self.fwd.append(Run(path, t.var, self.write))
-            return self.ej.graph_tensor(full, self.write)
+            return self.ej.graph_tensor(full, self.write, replace(t, channels=channels))
         # Inside a block: the first repetition takes the stage's stride (and its shortcut), the others
         # are appended in a loop, as torchvision's _make_layer does.
         if el.repeat.shortcuts:

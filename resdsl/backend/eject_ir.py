@@ -133,3 +133,40 @@ class Place:
     container: Path      # the module path of the current naming scope, relative to self
     names: Names
     policy: str | None   # the shortcut policy in force; None in a block class: the caller's
+
+
+def settled(items: list, known: dict | None = None) -> list:
+    """Forward code without the tests whose outcome is already known where they stand.
+
+    `if blur { aa: blurpool } else if aa { aa: avgpool }` is written as an `if self.aa is not None`
+    whose `else` tests `self.aa is not None` again, which can only be false there. forward's tests
+    read attributes that forward never sets (`self.aa is not None`, `self.residual`, `self.branch1`),
+    so a test answered by an enclosing one is replaced by the branch it takes, and an `if` whose
+    branches are the same is replaced by them.
+    """
+    known = known or {}
+    out: list = []
+    for item in items:
+        if not isinstance(item, If):
+            out.append(item)
+            continue
+        key, opposite = (item.test, item.refs), (_opposite(item.test), item.refs)
+        if key in known or opposite in known:
+            taken = known[key] if key in known else not known[opposite]
+            out += settled(item.then if taken else item.orelse, known)
+            continue
+        then = settled(item.then, {**known, key: True})
+        orelse = settled(item.orelse, {**known, key: False})
+        if then == orelse:
+            out += then
+        else:
+            out.append(If(item.test, then, orelse, item.refs))
+    return out
+
+
+def _opposite(test: str) -> str:
+    if test.endswith(" is not None"):
+        return test[: -len(" is not None")] + " is None"
+    if test.endswith(" is None"):
+        return test[: -len(" is None")] + " is not None"
+    return f"not ({test})"

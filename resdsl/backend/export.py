@@ -21,7 +21,7 @@ from ..errors import UsageError
 if TYPE_CHECKING:
     from ..network import Network
 
-EMITS = {"pt2": ".pt2", "torchscript": ".ts.pt", "onnx": ".onnx", "state": ".pth", "python": ".py"}
+EMITS = {"pt2": ".pt2", "torchscript": ".ts.pt", "onnx": ".onnx", "state": ".state.pt", "python": ".py"}
 EXAMPLE_BATCH = 2  # the batch torch.export traces with (and memory.check_memory sizes)
 PACKAGES = {"onnx": ("onnx", "onnxscript")}  # what an --emit needs beyond torch
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 from typing import TYPE_CHECKING
 
 import torch
 
 from ..errors import Diagnostic, Span, SpecError
 from ..errors import UsageError
+
+SHOWN = 50  # mismatches listed at most (a checkpoint of another network has hundreds); the count is whole
 
 if TYPE_CHECKING:
     from ..network import Network
@@ -36,7 +39,7 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
     except Exception as exc:  # noqa: BLE001 - torch.load's reader fails on other formats with anything
         # (UnpicklingError, RuntimeError, but also KeyError or IndexError on a text file): whatever the
         # type, the file is not a checkpoint, and that is what the user needs to hear.
-        text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        text = _torch_reason(str(exc))
         # an UnpicklingError or RuntimeError explains itself; a bare `KeyError: 101` needs its type to be read
         reason = text if text and isinstance(exc, (pickle.UnpicklingError, RuntimeError, OSError)) else \
             f"torch.load failed: {type(exc).__name__}{f': {text}' if text else ''}"
@@ -53,6 +56,27 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
         raise SpecError([Diagnostic("E0602", f"{path} holds {type(obj).__name__}, not a state dict of tensors",
                                     where, help="pass a file written by torch.save(model.state_dict(), path)")])
     return obj
+
+
+def _torch_reason(message: str, budget: int = 300) -> str:
+    """The part of torch.load's message that says what is wrong, in whole sentences.
+
+    Its weights_only refusal is a page of advice (with terminal escapes) whose one useful line is the
+    `WeightsUnpickler error:`; other messages lead with the reason. Sentences are kept whole: as many
+    as fit in `budget` characters, and always the first.
+    """
+    text = re.sub(r"\x1b\[[0-9;]*m", "", message).strip()
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        text = text[text.index(marker) + len(marker):].strip()
+    text = " ".join(text.split("\n\n")[0].split())  # the first paragraph, on one line
+    sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z`])", text)
+    kept = sentences[:1]
+    for sentence in sentences[1:]:
+        if len(" ".join(kept + [sentence])) > budget:
+            break
+        kept.append(sentence)
+    return " ".join(kept)
 
 
 def check_state_dict(net: "Network", model: torch.nn.Module, state: dict[str, torch.Tensor],
@@ -85,7 +109,7 @@ def load_checked(net: "Network", model: torch.nn.Module, path: str,
     state = read_state_dict(path) if state is None else state
     problems = check_state_dict(net, model, state, path)
     if problems:
-        raise SpecError(problems[:50], net.sources)
+        raise SpecError(problems[:SHOWN], net.sources, total=len(problems))
     model.load_state_dict(state, strict=True)
 
 

@@ -101,6 +101,10 @@ class OpKind:
                 return opt
         return None
 
+    def option_words(self) -> list[str]:
+        """Every name an option answers to (`kernel` and `k`, ...)."""
+        return [word for opt in self.options for word in (opt.name, *opt.aliases)]
+
     def make(self, **given: Any) -> dict[str, Any]:
         """Complete arguments for an op the shape checker inserts (a projection's conv and BN): the
         given values over the defaults, completed as a call in a spec would be."""
@@ -119,6 +123,11 @@ class OpKind:
 
     def validate(self, attrs: dict[str, Value], span: Span) -> None:
         """Refuse combinations of arguments that each lie in range but not together (EvalError)."""
+
+    def advice(self, attrs: dict[str, Value], given: frozenset[str]) -> tuple[str, str, str] | None:
+        """A warning for valid arguments that probably do not mean what was meant: (code, message,
+        help), or None. `given` holds the options the spec wrote; `attrs` are completed."""
+        return None
 
     # ---- shapes and costs ------------------------------------------------------------------
     def shape(self, attrs: dict[str, Value], x: Shape) -> Shape:
@@ -230,9 +239,7 @@ def bind(spec: OpKind, args: list[BoundArg], call_span: Span) -> dict[str, Value
         else:
             option = spec.option(arg.name)
             if option is None:
-                raise EvalError("E0203", f"`{spec.name}` has no option `{arg.name}`", arg.span,
-                                help=suggest(arg.name, [w for o in spec.options for w in (o.name, *o.aliases)])
-                                or "options: " + ", ".join(_option_list(spec)))
+                raise no_option(spec, arg.name, arg.span)
             name, value = option.name, arg.value
         if name in values:
             raise EvalError("E0205", f"option `{name}` of `{spec.name}` is given twice", arg.span,
@@ -248,6 +255,27 @@ def bind(spec: OpKind, args: list[BoundArg], call_span: Span) -> dict[str, Value
             values[option.name] = option.default
     spec.validate(values, call_span)
     return spec.complete(values)
+
+
+def given_options(spec: OpKind, args: list[BoundArg]) -> frozenset[str]:
+    """The options a call writes (by name, shorthand, flag or position), after `bind` accepted it."""
+    slots, given = list(spec.positional), set()
+    for arg in args:
+        flag = spec.option(arg.bare) if arg.name is None and arg.bare else None
+        if arg.name is not None:
+            given.add(spec.option(arg.name).name)
+        elif flag is not None and flag.flag:
+            given.add(flag.name)
+        elif slots:
+            given.add(slots.pop(0))
+    return frozenset(given)
+
+
+def no_option(spec: OpKind, word: str, span: Span) -> EvalError:
+    """E0203 for `conv 8 gain=2`, and for a bare `conv 8 gain` that can only be read as a flag."""
+    return EvalError("E0203", f"`{spec.name}` has no option `{word}`", span,
+                     help=suggest(word, spec.option_words())
+                     or "options: " + ", ".join(_option_list(spec)))
 
 
 def _option_list(spec: OpKind) -> list[str]:

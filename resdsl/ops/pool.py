@@ -26,6 +26,19 @@ class Pool(OpKind):
                 attrs["padding"] = (attrs["kernel"] - 1) // 2
         return attrs
 
+    def advice(self, attrs, given):
+        # `avgpool k8` pads (8-1)//2 = 3 by the language's same-padding rule, where PyTorch's
+        # AvgPool2d(8), which a port from torchvision or a paper copies, pads 0: a silent change of
+        # every output. A pool whose windows do not overlap (kernel == stride) and pads only because
+        # of the rule is that case.
+        if (self.is_global(attrs) or "padding" in given or attrs["padding"] == 0
+                or attrs["stride"] != attrs["kernel"]):
+            return None
+        k, p = attrs["kernel"], attrs["padding"]
+        return ("W0401", f"`{self.name} k{k}` pads {p} on each side (the same-padding rule, (kernel-1)//2), "
+                f"where PyTorch's {self.module(attrs, 0, 3, False).constructor.split('.')[-1]}({k}) pads 0",
+                f"write `{self.name} k{k} p0` for PyTorch's pooling, or `p{p}` to keep the padding")
+
     def shape(self, attrs, x: Shape) -> Shape:
         if self.is_global(attrs):
             return (feature_map(self.name, x)[0], 1, 1)

@@ -1,8 +1,13 @@
-"""What a training run is asked to do. A hyper-parameter left None comes from the recipe (recipe.py)."""
+"""What a training run is asked to do. A hyper-parameter left None comes from the recipe (recipe.py).
+
+`explicit` names the settings the user gave (the command line knows); `given` answers for API callers
+too, where a setting differing from its default counts as given. `--resume` restores the run's settings
+from its checkpoint and refuses a given one that conflicts, but for those in `checkpoint.CHANGEABLE`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,7 @@ class TrainConfig:
     seed: int = 0
     out: str = "runs/run"
     resume: bool = False
+    overwrite: bool = False              # train into a run directory that holds a run, replacing it
     init_from: str | None = None
     strict: bool = False                 # with init_from: a tensor beyond the classifier that does not match is an error
     freeze: tuple[str, ...] = ()
@@ -45,3 +51,12 @@ class TrainConfig:
     input_shape: tuple[int, ...] | None = None
     network: str | None = None
     max_memory: int | None = None        # bytes; None: the machine's memory (the CUDA device's free memory)
+    explicit: frozenset[str] | None = None  # the fields the user set; None: those that differ from the defaults
+
+
+def given(cfg: TrainConfig) -> set[str]:
+    """The settings the user gave: `explicit`, or for API callers those that differ from the defaults."""
+    if cfg.explicit is not None:
+        return set(cfg.explicit)
+    defaults = TrainConfig(spec=cfg.spec)
+    return {f.name for f in fields(cfg) if getattr(cfg, f.name) != getattr(defaults, f.name)}

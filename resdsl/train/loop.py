@@ -6,9 +6,12 @@ gradients are set to None, not zeroed.
 
 Resumable to the bit on CPU: the data order and the augmentation of epoch e come from generators
 seeded with (seed, e) (and the sample or step), and each checkpoint holds the model, optimizer,
-scheduler, EMA, the running sums, the global RNG state and the step within the epoch, written
-atomically. A run stops at the end of an epoch, or at a step when `--max-steps` or `--max-time`
-runs out; it restarts from there and replays the rest exactly.
+scheduler, EMA, the running sums, the global RNG state, the step within the epoch and the run's
+settings, written atomically. `--resume` restores those settings (checkpoint.restored). A run stops at
+the end of an epoch, or at the optimizer step when `--max-steps` or `--max-time` runs out (the host's
+clock, read after every step); it restarts from there and replays the rest exactly.
+
+A run directory that holds a run is refused, unless `--resume` continues it or `--overwrite` replaces it.
 
 Everything that can fail for a reason the user can fix (the run directory, a missing package, a
 spec too large for memory, a bad --freeze, the data) is checked before the model is built.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
@@ -40,6 +44,7 @@ from .progress import NO_MATPLOTLIB, Progress, plot, plotting
 from .sources import Where, open_source
 
 STREAMED = ("imagefolder", "wds")
+RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "curves.png", "tensorboard")  # what a run writes in RUN_DIR
 
 
 def _world() -> tuple[int, int, int]:
@@ -92,23 +97,33 @@ class _Run:
     scheduler: torch.optim.lr_scheduler.LambdaLR
     scaler: torch.amp.GradScaler
     steps_per_epoch: int      # micro-batches
-    started: float            # time.perf_counter() at the first step, for --max-time
+    deadline: "_Deadline | None" = None  # --max-time, set when the epochs start
+    frozen: int = 0           # parameters frozen by --freeze
 
 
 def train(cfg: TrainConfig, log=print) -> list[dict]:
     """Train `cfg.spec`; return the per-epoch metrics. Rank 0 logs and writes the run directory."""
     recipe.validate(cfg)
     out = check_destination(cfg.out, "--out", directory=True)
-    require(cfg.data)
-    require_tensorboard(cfg.log)
-    if cfg.init_from is not None and not os.path.isfile(cfg.init_from):
-        raise UsageError(f"--init-from {cfg.init_from}: no such file")
-    if cfg.resume and not os.path.isfile(os.path.join(out, "last.pt")):
-        raise DataError(f"--resume: there is no {os.path.join(out, 'last.pt')} to resume from "
-                        "(train without --resume first)")
     rank, world, local_rank = _world()
     distributed, main_rank = world > 1, rank == 0
     say = log if main_rank else (lambda *a, **k: None)
+    last_path, best_path = os.path.join(out, "last.pt"), os.path.join(out, "best.pt")
+    resumed = None
+    if cfg.resume:
+        if cfg.overwrite:
+            raise UsageError("--resume continues the run in RUN_DIR and --overwrite replaces it: give one of them")
+        resumed = checkpoint.read(last_path)
+        cfg = checkpoint.restored(cfg, resumed, out, say)
+    elif not cfg.overwrite:
+        held = [name for name in RUN_FILES if os.path.exists(os.path.join(out, name))]
+        if held:
+            raise UsageError(f"--out {out} holds a run ({', '.join(held)}): give --resume to continue it, or "
+                             "--overwrite to replace it")
+    require(cfg.data)
+    require_tensorboard(cfg.log)
+    if cfg.init_from is not None and not cfg.resume and not os.path.isfile(cfg.init_from):
+        raise UsageError(f"--init-from {cfg.init_from}: no such file")
     can_plot = plotting()
     if not can_plot:
         say(NO_MATPLOTLIB)
@@ -123,21 +138,32 @@ def train(cfg: TrainConfig, log=print) -> list[dict]:
         for name in os.listdir(out):
             if name.startswith(".") and name.endswith(".tmp"):
                 os.unlink(os.path.join(out, name))
-    last_path, best_path = os.path.join(out, "last.pt"), os.path.join(out, "best.pt")
-    start, start_step, meter_state, best, history = 0, 0, None, -1.0, []
-    if cfg.resume:
-        state = checkpoint.resume(last_path, run.net, run.raw, run.optimizer, run.scheduler, run.scaler, run.ema)
-        start, start_step, meter_state = state["epoch"], state.get("step", 0), state.get("meter")
-        best, history = state["best_val_acc"], [r for r in state["history"] if not r.get("partial")]
+        held = [name for name in RUN_FILES if os.path.lexists(os.path.join(out, name))]
+        if cfg.overwrite and held:  # the run replaced: none of its files may pass for the new run's
+            for name in held:
+                path = os.path.join(out, name)
+                shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
+            say(f"--overwrite: removed the run in {out} ({', '.join(held)})")
+    start, start_step, meter_state, best, history = 0, 0, None, None, []
+    if resumed is not None:
+        checkpoint.resume(resumed, last_path, run.net, run.raw, run.optimizer, run.scheduler, run.scaler, run.ema)
+        start, start_step, meter_state = resumed["epoch"], resumed.get("step", 0), resumed.get("meter")
+        best, history = resumed["best_val_acc"], [r for r in resumed["history"] if not r.get("partial")]
+        best = None if best is None or best < 0 else best  # older checkpoints wrote -1 for none
         say(f"resumed from {last_path} after epoch {start}" + (f", step {start_step}" if start_step else ""))
+        if start >= cfg.epochs:
+            say(f"the run in {out} has trained all its {cfg.epochs} epochs; --epochs N continues it to N")
     net, source = run.net, run.source
     say(f"training {net.name} ({net.params:,} params, {format_count(net.macs)} MACs per image) on {source.name}: "
         f"{source.train_count} train / {source.val_count} val, {source.classes} classes, "
         f"{run.device}{f' x{world}' if distributed else ''}, amp {_amp(run)}, batch {cfg.batch_size}"
         f"{f' x{cfg.accumulate} accumulated' if cfg.accumulate > 1 else ''}, recipe {cfg.recipe}: "
         f"{cfg.epochs} epochs, lr {cfg.lr:g}, {cfg.schedule}")
+    if run.frozen:
+        say(f"--freeze {' '.join(cfg.freeze)}: {run.frozen:,} parameters frozen; their norms keep their running "
+            "statistics (eval mode)")
     metrics = Log(out, cfg.log, main_rank)
-    run.started = time.perf_counter()
+    run.deadline = _Deadline(cfg.max_time, distributed)
     try:
         for epoch in range(start, cfg.epochs):
             record, step, meter = _epoch(run, epoch, start_step if epoch == start else 0, meter_state,
@@ -145,25 +171,31 @@ def train(cfg: TrainConfig, log=print) -> list[dict]:
             meter_state = None
             stopped = step < run.steps_per_epoch  # by a budget, within the epoch
             history.append(record)
+            improved = record["val_acc"] is not None and (best is None or record["val_acc"] > best)
+            if improved:
+                best = record["val_acc"]
+            if record["val_acc"] is None and not any(r["val_acc"] is None for r in history[:-1]):
+                say("note: there is no validation data: val_loss, val_acc and val_top5 are null in metrics.jsonl "
+                    "and best.pt is not written (last.pt is the run's checkpoint)")
             if main_rank:
                 state = {"model": run.raw.state_dict(), "optimizer": run.optimizer.state_dict(),
                          "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
                          "ema": run.ema.state_dict() if run.ema is not None else None,
                          "epoch": epoch if stopped else epoch + 1, "step": step if stopped else 0,
                          "meter": meter.state() if stopped else None,
-                         "best_val_acc": max(best, record["val_acc"]), "history": history,
+                         "best_val_acc": best, "history": history,
                          "rng": torch.get_rng_state(),
                          "cuda_rng": torch.cuda.get_rng_state_all() if run.device.type == "cuda" else [],
-                         "network": net.name, "config": {k: v for k, v in asdict(cfg).items() if k != "overrides"},
+                         "network": net.name,
+                         "config": {k: v for k, v in asdict(cfg).items() if k not in ("overrides", "explicit")},
                          "overrides": {k: str(v) for k, v in cfg.overrides.items()},
                          "spec": net.sources.get(net.path)}
                 checkpoint.save(state, last_path)
-                if record["val_acc"] > best:
+                if improved:
                     checkpoint.save(state, best_path)
                 metrics.epochs(history)
                 say(_line(record, cfg.epochs))
-            best = max(best, record["val_acc"])
-            if stopped or (epoch + 1 < cfg.epochs and (_steps_done(run) or _out_of_time(run))):
+            if stopped or (epoch + 1 < cfg.epochs and (_steps_done(run) or run.deadline.settle())):
                 say(f"stopped by {'--max-steps' if _steps_done(run) else '--max-time'} after "
                     f"{run.scheduler.last_epoch} optimizer steps; --resume continues from here")
                 break
@@ -181,10 +213,14 @@ def train(cfg: TrainConfig, log=print) -> list[dict]:
 
 
 def _line(record: dict, epochs: int) -> str:
-    ema = f" | ema acc {record['val_acc_ema']:.4f}" if "val_acc_ema" in record else ""
+    if record["val_acc"] is None:
+        val = "no validation data"
+    else:
+        ema = f" | ema acc {record['val_acc_ema']:.4f}" if record.get("val_acc_ema") is not None else ""
+        val = (f"val loss {record['val_loss']:.4f} acc {record['val_acc']:.4f} top-5 {record['val_top5']:.4f}"
+               f"{ema}")
     return (f"epoch {record['epoch']}/{epochs}{' (stopped)' if record.get('partial') else ''}: train loss "
-            f"{record['train_loss']:.4f} acc {record['train_acc']:.4f} | val loss {record['val_loss']:.4f} acc "
-            f"{record['val_acc']:.4f} top-5 {record['val_top5']:.4f}{ema} | lr {record['lr']:.4g} | "
+            f"{record['train_loss']:.4f} acc {record['train_acc']:.4f} | {val} | lr {record['lr']:.4g} | "
             f"{record['images_per_s']:.0f} images/s")
 
 
@@ -225,11 +261,11 @@ def _set_up(cfg: TrainConfig, device: torch.device, rank: int, world: int, say) 
         net = load(cfg.spec, network=cfg.network, input_shape=cfg.input_shape,
                    **{**cfg.overrides, "classes": source.classes})
     model = net.to_torch()
-    if cfg.init_from:
+    if cfg.init_from and not cfg.resume:  # a resumed run's weights are its last.pt's
         checkpoint.init_from(net, model, cfg.init_from, strict=cfg.strict, say=say)
-    checkpoint.freeze(model, net, cfg.freeze)
     if cfg.sync_bn and distributed:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    frozen = checkpoint.freeze(model, net, cfg.freeze)  # after the conversion: the modules it pins are the run's
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     raw = model
     ema = None
@@ -250,21 +286,57 @@ def _set_up(cfg: TrainConfig, device: torch.device, rank: int, world: int, say) 
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
     return _Run(cfg, net, source, model, raw, ema, device, dtype, optimizer, scheduler, scaler,
-                source.steps_per_epoch, time.perf_counter())
+                source.steps_per_epoch, frozen=frozen)
 
 
 def _steps_done(run: _Run) -> bool:
     return run.cfg.max_steps is not None and run.scheduler.last_epoch >= run.cfg.max_steps
 
 
-def _out_of_time(run: _Run) -> bool:
-    """--max-time, agreed by every process (rank 0's clock decides, so that no rank waits for the others)."""
-    if run.cfg.max_time is None:
-        return False
-    over = torch.tensor([float(time.perf_counter() - run.started >= run.cfg.max_time)])
-    if dist.is_initialized():
-        dist.broadcast(over, 0)
-    return bool(over.item())
+class _Deadline:
+    """--max-time, read on the host's clock after every optimizer step: free, no device synchronisation.
+
+    Under torchrun every process must stop at the same step. Each one's verdict is all-reduced (max) over
+    a CPU (gloo) group asynchronously: `poll` returns the verdict all-reduced at the previous step, which
+    has long arrived, so every process stops at the step after the first clock ran out. `settle`, between
+    epochs, waits for the verdict of now.
+    """
+
+    def __init__(self, seconds: float | None, distributed: bool):
+        self.seconds, self.started, self.pending = seconds, time.perf_counter(), None
+        self.group = dist.new_group(backend="gloo") if distributed and seconds is not None else None
+
+    def _over(self) -> bool:
+        return time.perf_counter() - self.started >= self.seconds
+
+    def _previous(self) -> bool:
+        if self.pending is None:
+            return False
+        work, flag = self.pending
+        work.wait()
+        self.pending = None
+        return float(flag[0]) > 0
+
+    def poll(self) -> bool:
+        if self.seconds is None:
+            return False
+        if self.group is None:
+            return self._over()
+        verdict = self._previous()
+        if not verdict:  # (every process stops here together: none leaves a reduction pending)
+            flag = torch.tensor([float(self._over())])
+            self.pending = (dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.group, async_op=True), flag)
+        return verdict
+
+    def settle(self) -> bool:
+        if self.seconds is None:
+            return False
+        if self.group is None:
+            return self._over()
+        verdict = self._previous()
+        flag = torch.tensor([float(self._over())])
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.group)
+        return verdict or float(flag[0]) > 0
 
 
 def _epoch(run: _Run, epoch: int, start: int, meter_state, main_rank: bool, metrics: Log) -> tuple[dict, int, Meter]:
@@ -299,32 +371,35 @@ def _epoch(run: _Run, epoch: int, start: int, meter_state, main_rank: bool, metr
                 advance(step, seen["loss"], seen["acc"], rate)
                 metrics.scalars("train", {"loss": seen["loss"], "acc": seen["acc"],
                                           "lr": run.optimizer.param_groups[0]["lr"]}, run.scheduler.last_epoch)
-            if last_micro and (_steps_done(run) or (run.scheduler.last_epoch % cfg.log_every == 0
-                                                    and _out_of_time(run))):
+            if last_micro and (_steps_done(run) or run.deadline.poll()):
                 break
     seconds = time.perf_counter() - started
     train_ = meter.read(reduce=dist.is_initialized())
-    val = _evaluate(run, run.model)
+    none = {"loss": None, "acc": None, "top5": None}
+    val = _evaluate(run, run.model) or none  # no validation data: null, never an accuracy of 0
     record = {"epoch": epoch + 1, "train_loss": train_["loss"], "train_acc": train_["acc"],
               "val_loss": val["loss"], "val_acc": val["acc"], "val_top5": val["top5"],
               "lr": run.optimizer.param_groups[0]["lr"], "steps": run.scheduler.last_epoch,
               "images_per_s": (meter.count - first_count) * (dist.get_world_size() if dist.is_initialized() else 1)
               / seconds, "seconds": seconds}
     if run.ema is not None:
-        ema = _evaluate(run, run.ema.module)
+        ema = _evaluate(run, run.ema.module) or none
         record.update(val_loss_ema=ema["loss"], val_acc_ema=ema["acc"], val_top5_ema=ema["top5"])
     if step < run.steps_per_epoch:
         record["partial"] = True
-    metrics.scalars("val", {k: v for k, v in record.items() if k.startswith("val_")}, run.scheduler.last_epoch)
+    metrics.scalars("val", {k: v for k, v in record.items() if k.startswith("val_") and v is not None},
+                    run.scheduler.last_epoch)
     return record, step, meter
 
 
 @torch.no_grad()
-def _evaluate(run: _Run, model: torch.nn.Module) -> dict[str, float]:
+def _evaluate(run: _Run, model: torch.nn.Module) -> dict[str, float] | None:
+    """{loss, acc, top5} on the validation data; None when there is none (in all processes together)."""
     model.eval()
     meter = Meter(run.device)
     for x, y in run.source.val_batches():
         with torch.autocast(run.device.type, dtype=run.dtype, enabled=run.dtype is not None):
             logits = model(x).float()
         meter.add(F.cross_entropy(logits, y), logits, y)
-    return meter.read(reduce=dist.is_initialized())
+    seen = meter.read(reduce=dist.is_initialized())
+    return seen if seen["count"] else None

@@ -48,8 +48,8 @@ class Meter:
         if reduce:
             dist.all_reduce(sums)
         loss, top1, top5, count = sums.tolist()
-        count = max(count, 1.0)
-        return {"loss": loss / count, "acc": top1 / count, "top5": top5 / count, "count": count}
+        seen = max(count, 1.0)  # `count` 0: nothing was measured (the caller says so); the sums are 0
+        return {"loss": loss / seen, "acc": top1 / seen, "top5": top5 / seen, "count": count}
 
 
 class Log:

@@ -58,7 +58,9 @@ def plot(history: list[dict], path: str, title: str) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for key, axis in (("loss", left), ("acc", right)):
         axis.plot(epochs, [r[f"train_{key}"] for r in history], label="train")
-        axis.plot(epochs, [r[f"val_{key}"] for r in history], label="val")
+        measured = [(r["epoch"], r[f"val_{key}"]) for r in history if r.get(f"val_{key}") is not None]
+        if measured:  # no validation data: no val curve
+            axis.plot(*zip(*measured), label="val")
         axis.set_xlabel("epoch")
         axis.set_ylabel("accuracy" if key == "acc" else "loss")
         axis.grid(alpha=0.3)

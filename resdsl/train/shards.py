@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import tarfile
 import zlib
 from dataclasses import dataclass
@@ -30,16 +31,81 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ..errors import RunError as DataError
-from .stream import BadImage, Item, Transform, load_item
+from .stream import MAX_IMAGE_BYTES, BadImage, Item, Transform, load_item
 
 IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
 SHUFFLE_BUFFER = 1000
 
 
+# A pattern may name at most this many shards: the names are counted from the pattern before any is made
+# (`{0..9999999999}` would be 10^10 strings).
+MAX_SHARDS = 1_000_000
+# `cls` is a class index below this (a classifier of a million classes is already larger than most networks).
+MAX_CLASSES = 1_000_000
+_INT_RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)(?:\.\.-?(\d+))?$")
+_CHAR_RANGE = re.compile(r"^([A-Za-z])\.\.([A-Za-z])(?:\.\.-?(\d+))?$")
+
+
+def count_names(pattern: str) -> int:
+    """How many strings `braceexpand.braceexpand(pattern)` yields, without making them (its grammar: a
+    product of literals and {...} groups; a group is a range, a comma list of patterns, or a pattern)."""
+    total, start, pos, depth = 1, 0, 0, 0
+    while pos < len(pattern):
+        if pattern[pos] == "\\":
+            pos += 2
+            continue
+        if pattern[pos] == "{":
+            if depth == 0:
+                start = pos
+            depth += 1
+        elif pattern[pos] == "}":
+            depth -= 1
+            if depth == 0:
+                total *= _count_group(pattern[start + 1:pos])
+        pos += 1
+    if depth != 0:
+        raise ValueError(f"unbalanced braces in {pattern!r}")
+    return total
+
+
+def _count_group(expr: str) -> int:
+    if match := _INT_RANGE.match(expr):
+        first, last, step = int(match[1]), int(match[2]), int(match[3] or 1) or 1
+        return abs(last - first) // step + 1
+    if match := _CHAR_RANGE.match(expr):
+        import braceexpand
+        return len(list(braceexpand.braceexpand("{" + expr + "}")))  # at most 52 letters
+    items, start, pos, depth = [], 0, 0, 0
+    while pos < len(expr):
+        if expr[pos] == "\\":
+            pos += 2
+            continue
+        if expr[pos] == "{":
+            depth += 1
+        elif expr[pos] == "}":
+            depth -= 1
+        elif expr[pos] == "," and depth == 0:
+            items.append(expr[start:pos])
+            start = pos + 1
+        pos += 1
+    if depth != 0 or not items:  # not a list: the braces stay, around a pattern
+        return count_names(expr)
+    return sum(count_names(item) for item in items + [expr[start:]])
+
+
 def expand(pattern: str) -> list[str]:
-    """The shard URLs of a brace pattern (`train-{000..099}.tar`), as webdataset expands them."""
+    """The shard URLs of a brace pattern (`train-{000..099}.tar`), as webdataset expands them; at most
+    MAX_SHARDS, counted before any name is made."""
     import braceexpand
-    urls = [url for part in pattern.split("::") for url in braceexpand.braceexpand(part)]
+    parts = pattern.split("::")
+    try:
+        names = sum(count_names(part) for part in parts)
+    except ValueError as exc:
+        raise DataError(f"--data wds:{pattern}: {exc}") from None
+    if names > MAX_SHARDS:
+        raise DataError(f"--data wds:{pattern}: the pattern names {names:,} shards, more than the {MAX_SHARDS:,} "
+                        "a run takes")
+    urls = [url for part in parts for url in braceexpand.braceexpand(part)]
     if not urls:
         raise DataError(f"--data wds:{pattern}: the pattern names no shards")
     return urls
@@ -56,8 +122,40 @@ class ShardCount:
     classes: int
 
 
-def count(urls: list[str], source: str, split: bool) -> ShardCount:
-    """Read the tar headers (and the tiny `cls` members) of local shards: samples per split, and classes."""
+def class_of(data: bytes, classes: int | None) -> tuple[int | None, str | None]:
+    """(label, None) for a `cls` member that is a class index in 0..classes-1 (0..MAX_CLASSES-1 when the
+    number of classes is not known yet), else (None, why not)."""
+    if len(data) > 32:
+        return None, f"the `cls` member has {len(data):,} bytes, not a class index (a decimal integer)"
+    try:
+        label = int(data.decode().strip())
+    except (ValueError, UnicodeDecodeError):
+        return None, f"the `cls` member {data[:32]!r} is not a class index (a decimal integer)"
+    bound = MAX_CLASSES if classes is None else classes
+    if not 0 <= label < bound:
+        what = f"{classes} classes" if classes is not None else f"the bound of {MAX_CLASSES:,} classes"
+        return None, f"the `cls` member {label} is outside 0..{bound - 1} ({what})"
+    return label, None
+
+
+def local(url: str) -> bool:
+    return not url.startswith("pipe:") and "://" not in url
+
+
+def check_local(urls: list[str], source: str) -> None:
+    """Shards on disk are regular files (a FIFO or a device would be read forever); others are not checked."""
+    for url in urls:
+        if local(url) and os.path.exists(url) and not os.path.isfile(url):
+            raise DataError(f"--data {source}: the shard {url} is not a regular file")
+
+
+def count(urls: list[str], source: str, split: bool, report=None) -> ShardCount:
+    """Read the tar headers (and the tiny `cls` members) of local shards: samples per split, and classes.
+    A sample whose `cls` is not a class index goes to `report(BadImage)` (by default: an error) and is
+    not counted."""
+    def fail(bad: BadImage) -> None:
+        raise DataError(f"--data {source}: cannot read the {bad.kind} {bad.path}: {bad.reason}")
+    report = report or fail
     train = val = 0
     top = -1
     for url in urls:
@@ -66,16 +164,25 @@ def count(urls: list[str], source: str, split: bool) -> ShardCount:
                             "--epoch-samples N)")
         try:
             with tarfile.open(url) as tar:
-                keys: dict[str, bool] = {}
+                keys: dict[str, bool] = {}      # the keys with an image, in order
+                unusable: set[str] = set()      # the keys with a bad `cls`
                 for member in tar:
                     key, _, ext = member.name.partition(".")
                     if ext.lower() in IMAGE_KEYS:
                         keys[key] = True
                     elif ext == "cls":
-                        top = max(top, int(tar.extractfile(member).read().decode().strip()))
+                        data = b"?" * member.size if member.size > 32 else tar.extractfile(member).read()
+                        label, problem = class_of(data, None)
+                        if problem:
+                            report(BadImage(f"{url}:{key}", problem, "sample"))
+                            unusable.add(key)
+                        else:
+                            top = max(top, label)
         except (tarfile.TarError, OSError, ValueError) as exc:
             raise DataError(f"--data {source}: cannot read the shard {url}: {exc}") from None
         for key in keys:
+            if key in unusable:
+                continue
             if split and held_out(key):
                 val += 1
             else:
@@ -89,9 +196,10 @@ class ShardStream(IterableDataset):
     """The samples of this rank's shards for one epoch (set before the workers start), as `Item`s."""
 
     def __init__(self, urls: list[str], transform: Transform, quota: int | None, rank: int, world: int, split: str,
-                 epoch: int = 0):
+                 epoch: int = 0, classes: int | None = None):
         self.urls, self.transform, self.quota = urls, transform, quota
         self.rank, self.world, self.split, self.epoch = rank, world, split, epoch
+        self.classes = classes  # a `cls` outside 0..classes-1 makes the sample unusable (None: 0..MAX_CLASSES-1)
 
     def worker_quota(self, worker: int, workers: int) -> int:
         return self.quota // workers + (worker < self.quota % workers)
@@ -115,7 +223,7 @@ class ShardStream(IterableDataset):
                 if quota is not None and produced >= quota:
                     return
                 if problem:
-                    yield Item(None, label, 0, name, BadImage(name, problem))
+                    yield Item(None, label, 0, name, problem)
                     continue
                 produced += 1
                 yield load_item(lambda: data, name, label, zlib.crc32(key.encode()), self.epoch, self.transform)
@@ -123,33 +231,40 @@ class ShardStream(IterableDataset):
             if quota is None or produced == before:
                 return
 
-    def _samples(self, urls: list[str]) -> Iterator[tuple[str, torch.Tensor | None, int, str, str | None]]:
+    def _samples(self, urls: list[str]) -> Iterator[tuple[str, torch.Tensor | None, int, str, BadImage | None]]:
         """(key, image bytes, label, name, problem) of one pass over `urls`, in this split."""
         from webdataset.tariterators import tarfile_samples
         broken: list[str] = []
+        where = urls[0] if len(urls) == 1 else f"one of {', '.join(urls[:3])}{', ...' if len(urls) > 3 else ''}"
 
         def handler(exc: Exception) -> bool:  # a broken shard: reported by the consumer, then skipped
             broken.append(f"{type(exc).__name__}: {exc}")
             return True
         for sample in tarfile_samples(({"url": url} for url in urls), handler=handler):
             while broken:
-                yield "", None, 0, "a shard of " + ", ".join(urls[:3]), broken.pop()
+                yield "", None, 0, where, BadImage(where, broken.pop(), "shard")
             key = sample["__key__"]
             if self.split != "all" and held_out(key) != (self.split == "val"):
                 continue
             name = f"{sample.get('__url__', '?')}:{key}"
             image = next((sample[k] for k in sample if k.lower() in IMAGE_KEYS), None)
-            try:
-                label = int(sample["cls"].decode().strip())
-            except (KeyError, ValueError, UnicodeDecodeError, AttributeError):
-                yield key, None, 0, name, "no readable `cls` member (the class, a decimal integer)"
+            if not isinstance(sample.get("cls"), bytes):
+                yield key, None, 0, name, BadImage(name, "no `cls` member (the class, a decimal integer)", "sample")
+                continue
+            label, problem = class_of(sample["cls"], self.classes)
+            if problem:
+                yield key, None, 0, name, BadImage(name, problem, "sample")
                 continue
             if image is None:
-                yield key, None, label, name, f"no image member ({', '.join(IMAGE_KEYS)})"
+                yield key, None, label, name, BadImage(name, f"no image member ({', '.join(IMAGE_KEYS)})", "sample")
+                continue
+            if len(image) > MAX_IMAGE_BYTES:
+                yield key, None, label, name, BadImage(name, f"the image has {len(image):,} bytes, over the bound "
+                                                       f"of {MAX_IMAGE_BYTES:,} for an image file")
                 continue
             yield key, torch.frombuffer(bytearray(image), dtype=torch.uint8), label, name, None
         while broken:
-            yield "", None, 0, "a shard of " + ", ".join(urls[:3]), broken.pop()
+            yield "", None, 0, where, BadImage(where, broken.pop(), "shard")
 
 
 def _shuffled(samples: Iterator, rng: random.Random) -> Iterator:

@@ -22,7 +22,7 @@ from ..errors import RunError as DataError
 from ..files import expand
 from ..library import UsageError
 from .data import augment_batch, load_data
-from .shards import ShardStream, count, expand as expand_shards
+from .shards import ShardStream, check_local, count, expand as expand_shards
 from .stream import (BadImage, EpochSampler, ImageFiles, Transform, default_workers, folder_samples,
                      loader, to_device)
 from .transforms import sample_generator
@@ -131,17 +131,17 @@ class _Streamed:
 
     def _report(self, bad: BadImage) -> None:
         if self.where.on_bad_image == "fail":
-            raise DataError(f"--data {self.name}: cannot read the image {bad.path}: {bad.reason} "
-                            "(--on-bad-image skip leaves such images out)")
+            raise DataError(f"--data {self.name}: cannot read the {bad.kind} {bad.path}: {bad.reason} "
+                            f"(--on-bad-image skip leaves such {bad.kind}s out)")
         if bad.path not in self.skipped:
             self.skipped.add(bad.path)
-            self.where.warn(f"warning: skipped the unreadable image {bad.path}: {bad.reason}")
+            self.where.warn(f"warning: skipped the unreadable {bad.kind} {bad.path}: {bad.reason}")
 
 
 class Folder(_Streamed):
     def __init__(self, path: str, input_shape: tuple[int, ...], where: Where, source: str):
         super().__init__(input_shape, where, source)
-        train, val, classes = folder_samples(path, source, where.seed)
+        train, val, classes = folder_samples(path, source, where.seed, self._report)
         self.classes, self.train_count, self.val_count = len(classes), len(train), len(val)
         self.sampler = EpochSampler(len(train), where.rank, where.world, where.seed, shuffle=True)
         self.steps_per_epoch = max(1, math.ceil(len(self.sampler.inner) / where.batch_size))
@@ -170,9 +170,10 @@ class Shards(_Streamed):
         super().__init__(input_shape, where, source)
         self.urls = expand_shards(pattern)
         if where.epoch_samples:
+            check_local(self.urls, source)
             self.train_count, self.val_count, self.classes = where.epoch_samples, 0, default_classes
         else:
-            counted = count(self.urls, source, split=True)
+            counted = count(self.urls, source, split=True, report=self._report)
             self.train_count, self.val_count, self.classes = counted.train, counted.val, counted.classes
         self.quota = self.train_count // where.world
         if self.quota == 0:
@@ -182,7 +183,8 @@ class Shards(_Streamed):
                                    for w in range(workers))
 
     def _loader(self, split: str, transform: Transform, quota: int | None, epoch: int):
-        stream = ShardStream(self.urls, transform, quota, self.where.rank, self.where.world, split, epoch)
+        stream = ShardStream(self.urls, transform, quota, self.where.rank, self.where.world, split, epoch,
+                             classes=self.classes)
         return loader(stream, self.where.batch_size, self.workers, None, self.where.device.type == "cuda",
                       persistent=False)  # a new epoch forks new workers: the stream's epoch travels with them
 

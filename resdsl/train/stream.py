@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass
 from typing import Iterator, NamedTuple
 
@@ -31,6 +32,7 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 class BadImage(NamedTuple):
     path: str
     reason: str
+    kind: str = "image"      # what could not be used: an image, a folder, a (shard's) sample
 
 
 class Item(NamedTuple):
@@ -59,25 +61,102 @@ class Transform:
         return val_transform(image, self.size)
 
 
-MAGIC = (JPEG_MAGIC, b"\x89PNG", b"RIFF", b"GIF8")  # JPEG, PNG, WebP, GIF: what torchvision.io decodes
+# No image file is read whole beyond this: a bound checked with fstat before reading (and on a shard's
+# members before decoding). The largest photographs are tens of MB; TIFF scans a few hundred.
+MAX_IMAGE_BYTES = 512 * 2 ** 20
+# Nor decoded beyond this many pixels: PIL's own bound (DecompressionBombError), applied to the files
+# torchvision.io decodes too (their header says the size before any pixel is decoded).
+MAX_IMAGE_PIXELS = 2 * 89_478_485
 
 
-def decode(data: torch.Tensor, channels: int, path: str) -> torch.Tensor:
-    """The bytes of an image file -> (channels, H, W) uint8: torchvision.io for JPEG, PNG, WebP and GIF
-    (libjpeg-turbo, libpng, libwebp), PIL for the other formats ImageFolder accepts (BMP, PPM, TIFF)."""
+def image_kind(buf: memoryview) -> str:
+    """`jpeg`, `png`, `webp`, `gif` or `other`, by the file's first bytes (never by its name)."""
+    head = bytes(buf[:16])
+    if head.startswith(JPEG_MAGIC):
+        return "jpeg"
+    if head.startswith(b"\x89PNG"):
+        return "png"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "webp"
+    if head.startswith(b"GIF8"):
+        return "gif"
+    return "other"
+
+
+def jpeg_frame(buf: memoryview) -> tuple[int, int, int, int, int] | None:
+    """(SOF marker, precision, height, width, components) of a JPEG's frame header, or None if none is found
+    before the first scan."""
+    i, n = 2, len(buf)
+    while i + 4 <= n:
+        if buf[i] != 0xFF:
+            return None
+        marker = buf[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            i += 2
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if i + 10 > n:
+                return None
+            return (marker, buf[i + 4], buf[i + 5] << 8 | buf[i + 6], buf[i + 7] << 8 | buf[i + 8], buf[i + 9])
+        if marker == 0xDA:
+            return None
+        i += 2 + (buf[i + 2] << 8 | buf[i + 3])
+    return None
+
+
+def _check_pixels(height: int, width: int) -> None:
+    if height * width > MAX_IMAGE_PIXELS:
+        raise ValueError(f"the image has {width}x{height} pixels, over the bound of {MAX_IMAGE_PIXELS:,} "
+                         "(PIL's decompression-bomb limit)")
+
+
+def decode(data: torch.Tensor, channels: int, path: str = "") -> torch.Tensor:
+    """The bytes of an image file -> (channels, H, W) uint8, as torchvision's ImageFolder loader gives it
+    (PIL's `Image.open(f).convert("RGB")`, or "L" for one channel):
+
+    - JPEG, PNG and still WebP: torchvision.io (libjpeg-turbo, libpng, libwebp), which gives PIL's pixels
+      for every colour type (grey, grey+alpha, palette, RGBA, CMYK); 16-bit PNGs keep their high byte;
+    - GIF (the first frame of an animation), animated WebP (its first frame), BMP, PPM, TIFF, ...: PIL;
+    - EXIF orientation is not applied, on either path (neither does ImageFolder's loader): an image comes
+      out as it is stored.
+    """
     from torchvision.io import ImageReadMode, decode_image
-    head = bytes(data[:4].tolist())
-    if any(head.startswith(magic) for magic in MAGIC):
-        return decode_image(data, mode=ImageReadMode.RGB if channels == 3 else ImageReadMode.GRAY)
+    buf = memoryview(data.numpy())
+    kind = image_kind(buf)
+    if kind == "jpeg":
+        frame = jpeg_frame(buf)
+        if frame:
+            _check_pixels(frame[2], frame[3])
+    elif kind == "png" and len(buf) >= 24:
+        _check_pixels(int.from_bytes(buf[20:24], "big"), int.from_bytes(buf[16:20], "big"))
+    animated = kind == "webp" and bytes(buf[12:16]) == b"VP8X" and len(buf) > 20 and buf[20] & 0x02
+    if kind in ("jpeg", "png") or (kind == "webp" and not animated):
+        image = decode_image(data, mode=ImageReadMode.RGB if channels == 3 else ImageReadMode.GRAY)
+        if image.dtype != torch.uint8:  # 16 bits per sample: the high byte, as PIL and to_dtype(scale=True)
+            image = (image.to(torch.int32) >> 8).to(torch.uint8)
+        return image
+    return _decode_pil(buf, channels)
+
+
+def _decode_pil(buf: memoryview, channels: int) -> torch.Tensor:
     import io
 
+    import numpy as np
     from PIL import Image, UnidentifiedImageError
-    from torchvision.transforms.functional import pil_to_tensor
     try:
-        with Image.open(io.BytesIO(data.numpy().tobytes())) as image:
-            return pil_to_tensor(image.convert("RGB" if channels == 3 else "L"))
+        with Image.open(io.BytesIO(buf)) as image:  # an animation opens at its first frame
+            if image.mode.startswith("I;16"):  # 16-bit grey: PIL's convert clips at 255, take the high byte
+                array = (np.asarray(image).astype(np.uint16) >> 8).astype(np.uint8)
+                converted = Image.fromarray(array, "L").convert("RGB" if channels == 3 else "L")
+            else:
+                converted = image.convert("RGB" if channels == 3 else "L")
     except UnidentifiedImageError:
         raise ValueError("not an image file that torchvision or PIL can read") from None
+    array = np.asarray(converted)
+    return torch.from_numpy(array.reshape(array.shape[0], array.shape[1], channels).copy()).permute(2, 0, 1)
 
 
 def load_item(read, path: str, label: int, index: int, epoch: int, transform: Transform) -> Item:
@@ -96,17 +175,47 @@ def load_item(read, path: str, label: int, index: int, epoch: int, transform: Tr
 
 def reason(exc: Exception) -> str:
     """One line of why: torchvision's C++ errors lose their `decode_jpeg, /path/decode_jpeg.cpp:171, ` prefix."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: {exc.strerror}"
     text = re.sub(r"^\w+, \S+:\d+, ", "", str(exc).strip().splitlines()[0] if str(exc).strip() else "")
     return f"{type(exc).__name__}: {text or 'unreadable'}"
 
 
+def file_type(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def not_regular(path: str) -> str:
+    """Why `path`, which is neither a directory nor a regular file (even through links), is no image."""
+    try:
+        return f"not a regular file ({file_type(os.stat(path).st_mode)})"
+    except OSError as exc:
+        if os.path.islink(path):
+            return f"a symbolic link that leads nowhere readable ({reason(exc)})"
+        return reason(exc)
+
+
 def read_bytes(path: str) -> torch.Tensor:
     """A file's bytes as a uint8 tensor in ordinary memory (torchvision.io.read_file's storage cannot be
-    sent between processes, which `--decode device` does)."""
-    with open(path, "rb") as f:
-        data = f.read()
+    sent between processes, which `--decode device` does). Only a regular file of at most MAX_IMAGE_BYTES is
+    read: it is opened without blocking (a FIFO would wait for a writer) and checked with fstat first."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    with open(fd, "rb", closefd=True) as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"not a regular file ({file_type(info.st_mode)})")
+        if info.st_size > MAX_IMAGE_BYTES:
+            raise ValueError(f"the file has {info.st_size:,} bytes, over the bound of {MAX_IMAGE_BYTES:,} for an "
+                             "image file")
+        data = f.read(MAX_IMAGE_BYTES + 1)
     if not data:
         raise ValueError("the file is empty")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ValueError(f"the file has over {MAX_IMAGE_BYTES:,} bytes, the bound for an image file")
     return torch.frombuffer(bytearray(data), dtype=torch.uint8)
 
 
@@ -186,7 +295,7 @@ def to_device(batch: Collated, transform: Transform, epoch: int, device: torch.d
     """A collated batch -> (normalised float images, labels) on `device`, decoding there if the workers did not."""
     bad = list(batch.bad)
     pixels = batch.pixels
-    if isinstance(pixels, list):
+    if not transform.decode_in_worker:
         pixels, labels, failed = _decode_on(device, pixels, batch, transform, epoch)
         bad += failed
     else:
@@ -204,10 +313,11 @@ def _decode_on(device: torch.device, files: list[torch.Tensor], batch: Collated,
     from torchvision.io import ImageReadMode, decode_jpeg
     mode = ImageReadMode.RGB if transform.channels == 3 else ImageReadMode.GRAY
     images: list[torch.Tensor | None] = [None] * len(files)
-    jpegs = [i for i, data in enumerate(files) if bytes(data[:3].tolist()) == JPEG_MAGIC]
+    jpegs = [i for i, data in enumerate(files) if _batchable_jpeg(data)]
     try:
-        for i, image in zip(jpegs, decode_jpeg([files[i] for i in jpegs], mode=mode, device=device)):
-            images[i] = image
+        if jpegs:  # a batch may hold no JPEG, or no readable file at all
+            for i, image in zip(jpegs, decode_jpeg([files[i] for i in jpegs], mode=mode, device=device)):
+                images[i] = image
     except RuntimeError:  # one bad file fails the whole batch: decode them one at a time to find it
         pass
     bad, keep = [], []
@@ -224,16 +334,34 @@ def _decode_on(device: torch.device, files: list[torch.Tensor], batch: Collated,
     return (torch.stack(out) if out else torch.empty(0, dtype=torch.uint8)), labels, bad
 
 
-def folder_samples(path: str, source: str, seed: int) -> tuple[list, list, list[str]]:
-    """(train samples, val samples, class names) of an image folder, as torchvision's ImageFolder finds them."""
-    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+def _batchable_jpeg(data: torch.Tensor) -> bool:
+    """A JPEG that the batched decoder takes: 8-bit baseline, extended or progressive, grey or YCbCr, within
+    MAX_IMAGE_PIXELS; the others (CMYK, 12-bit, lossless, GIFs named .jpg, ...) go through `decode`."""
+    buf = memoryview(data.numpy())
+    if image_kind(buf) != "jpeg":
+        return False
+    frame = jpeg_frame(buf)
+    return (frame is not None and frame[0] in (0xC0, 0xC1, 0xC2) and frame[1] == 8 and frame[4] in (1, 3)
+            and frame[2] * frame[3] <= MAX_IMAGE_PIXELS)
+
+
+def folder_samples(path: str, source: str, seed: int, report=None) -> tuple[list, list, list[str]]:
+    """(train samples, val samples, class names) of an image folder, as torchvision's ImageFolder finds them
+    (the same files in the same order), but see `class_files` for links, odd files and unreadable folders.
+    `report(BadImage)` takes what cannot be used (by default: an error)."""
+    def fail(bad: BadImage) -> None:
+        raise DataError(f"--data {source}: cannot read the {bad.kind} {bad.path}: {bad.reason}")
 
     def read(folder: str) -> tuple[list[tuple[str, int]], list[str]]:
         try:
-            classes, class_to_index = find_classes(folder)
-            samples = make_dataset(folder, class_to_index, extensions=IMG_EXTENSIONS, allow_empty=True)
-        except (FileNotFoundError, RuntimeError, OSError) as exc:
-            raise DataError(f"--data {source}: {exc}") from None
+            with os.scandir(folder) as entries:
+                classes = sorted(entry.name for entry in entries if entry.is_dir())
+        except OSError as exc:
+            raise DataError(f"--data {source}: cannot read the folder {folder}: {reason(exc)}") from None
+        if not classes:
+            raise DataError(f"--data {source}: no class folders in {folder}")
+        files = class_files([os.path.join(folder, name) for name in classes], folder, report or fail)
+        samples = [(file, label) for label, names in enumerate(files) for file in names]
         if not samples:
             raise DataError(f"--data {source}: no images ({', '.join(IMG_EXTENSIONS)}) in the class folders of "
                             f"{folder}")
@@ -252,3 +380,67 @@ def folder_samples(path: str, source: str, seed: int) -> tuple[list, list, list[
     order = torch.randperm(len(samples), generator=torch.Generator().manual_seed(seed)).tolist()
     cut = max(1, int(0.8 * len(order)))
     return [samples[i] for i in order[:cut]], [samples[i] for i in order[cut:]], classes
+
+
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # ImageFolder's
+
+
+def _key(path: str) -> tuple[int, int]:
+    info = os.stat(path)
+    return info.st_dev, info.st_ino
+
+
+def class_files(classes: list[str], root: str, report) -> list[list[str]]:
+    """The image files of each class folder, in torchvision's make_dataset order (folders by path, then
+    names), with links followed once, as `os.walk(followlinks=True)` guarded against revisits:
+
+    - every folder (by the device and inode of its real path) is walked once in all. The classes' own
+      trees are walked first, links aside; then each class's links, in class order. So a link into the
+      data's own tree (another class, the root, an ancestor, itself) is passed over and its images stay
+      in their class, and a folder outside the tree belongs to the first class that links it;
+    - a file with an image extension that is not a regular file (a FIFO, a device, a socket, a link that
+      leads nowhere) and a folder that cannot be read go to `report` (a BadImage) and are left out.
+    Each folder is listed once (os.scandir), as os.walk does.
+    """
+    owner: dict[tuple[int, int], int | None] = {}
+    try:
+        owner[_key(root)] = None
+    except OSError:
+        pass
+    found: list[list[tuple[str, list[str]]]] = [[] for _ in classes]
+    links: list[list[str]] = [[] for _ in classes]
+
+    def walk(label: int, start: str) -> None:
+        stack = [start]
+        while stack:
+            folder = stack.pop()
+            try:
+                key = _key(folder)
+                if key in owner:
+                    continue  # walked already, in this class or another
+                owner[key] = label
+                with os.scandir(folder) as scan:
+                    entries = list(scan)
+            except OSError as exc:
+                report(BadImage(folder, reason(exc), "folder"))
+                continue
+            names = []
+            for entry in entries:
+                try:
+                    if entry.is_dir():
+                        (links[label] if entry.is_symlink() else stack).append(entry.path)
+                    elif entry.name.lower().endswith(IMG_EXTENSIONS):
+                        if entry.is_file():
+                            names.append(entry.name)
+                        else:
+                            report(BadImage(entry.path, not_regular(entry.path)))
+                except OSError as exc:
+                    report(BadImage(entry.path, reason(exc)))
+            found[label].append((folder, sorted(names)))
+
+    for label, top in enumerate(classes):  # the tree itself
+        walk(label, top)
+    for label in range(len(classes)):  # then the links (and the links of what they lead to)
+        while links[label]:
+            walk(label, links[label].pop(0))
+    return [[os.path.join(folder, name) for folder, names in sorted(tree) for name in names] for tree in found]
