@@ -25,7 +25,7 @@ RANK = {
     "shapes": 6,
     "analysis": 7,
     "pipeline": 8, "memory": 8, "report": 8, "input_sizes": 8,
-    "draw": 9, "backend": 9, "formats": 8, "verify": 9,
+    "draw": 9, "backend": 9, "formats": 8, "verify": 9, "space": 1,
     "train": 10, "testing": 10,
     "cli": 11, "verify_cli": 11, "train_cli": 11, "pytest_plugin": 11, "__main__": 11, "__init__": 11,
 }

@@ -185,7 +185,7 @@ def spatial(kind: str, shape: Shape, attrs: dict[str, Value]) -> Shape:
     ow = window(w, k, s, p, d, attrs.get("ceil", False))
     if oh < 1 or ow < 1:
         raise ShapeError("E0403", f"`{kind}` with kernel {k}, stride {s}, padding {p}"
-                         f"{f', dilation {d}' if d != 1 else ''} turns {h}x{w} into {oh}x{ow}",
+                         f"{f', dilation {d}' if d != 1 else ''} turns {h}x{w} into {max(oh, 0)}x{max(ow, 0)}",
                          help="the input is too small here: use a larger input, a smaller kernel or fewer strides")
     return (c, oh, ow)
 
