@@ -16,10 +16,11 @@ from PIL import Image
 from resdsl.cli import main
 from resdsl.errors import RunError
 from resdsl.testing.images import shards
-from resdsl.train import stream
+from resdsl.train import decode as decoding
 from resdsl.train.shards import MAX_SHARDS, count_names, expand
 from resdsl.train.sources import Folder, Shards, Where
-from resdsl.train.stream import decode, folder_samples, read_bytes
+from resdsl.train.decode import decode, read_bytes
+from resdsl.train.stream import folder_samples
 
 SMALL = ["--set", "depth=8", "--input", "3x16x16", "--epochs", "1", "--batch-size", "4", "--device", "cpu",
          "--workers", "0"]
@@ -242,13 +243,13 @@ def test_reading_refuses_what_is_not_a_bounded_regular_file(tmp_path, monkeypatc
     with pytest.raises(ValueError, match=r"not a regular file \(a character device\)"):
         read_bytes(str(tmp_path / "zero.jpg"))
     (tmp_path / "big.png").write_bytes(modes()["grey.png"])
-    monkeypatch.setattr(stream, "MAX_IMAGE_BYTES", 100)
+    monkeypatch.setattr(decoding, "MAX_IMAGE_BYTES", 100)
     with pytest.raises(ValueError, match=r"bytes, over the bound of 100 for an image file"):
         read_bytes(str(tmp_path / "big.png"))
 
 
 def test_an_image_larger_than_the_pixel_bound_is_not_decoded(monkeypatch):
-    monkeypatch.setattr(stream, "MAX_IMAGE_PIXELS", 95)
+    monkeypatch.setattr(decoding, "MAX_IMAGE_PIXELS", 95)
     for name in ("grey.png", "grey-jpeg.jpg"):
         with pytest.raises(ValueError, match="12x8 pixels, over the bound of 95"):
             decode(as_tensor(modes()[name]), 3, name)

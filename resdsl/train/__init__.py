@@ -5,6 +5,7 @@
   groups and the schedule;
 - data.py: digits / CIFAR-10 / synthetic, as tensors in memory;
 - transforms.py: RandomResizedCrop + flip and resize + centre crop, seeded per sample, on uint8;
+- decode.py: one image file read (regular, bounded) and decoded by its content to RGB or grey;
 - stream.py: image folders through DataLoader workers, bad images reported, decoding on the device;
 - shards.py: WebDataset tar shards;
 - sources.py: one interface over them all (batches of an epoch, on the device);

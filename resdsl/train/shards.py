@@ -31,7 +31,8 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ..errors import RunError as DataError
-from .stream import MAX_IMAGE_BYTES, BadImage, Item, Transform, load_item
+from .decode import MAX_IMAGE_BYTES
+from .stream import BadImage, Item, Transform, load_item
 
 IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
 SHUFFLE_BUFFER = 1000
