@@ -19,7 +19,7 @@ from .values import Value
 
 def cost(kind: str, attrs: dict[str, Value], x: Shape, y: Shape) -> Cost:
     """Parameters and MACs of one op with input shape `x` and output shape `y` (its definition's rule);
-    the input and the merges (add, concat) cost nothing."""
+    the input costs nothing, and a merge's cost is its `merge_cost` (nothing, for today's merges)."""
     op = ALL.get(kind)
     return op.cost(attrs, x, y) if op is not None else NO_COST
 
@@ -39,9 +39,13 @@ class PartCost:
 def annotate(graph: OpGraph) -> tuple[int, int]:
     """Write `params` and `macs` on every node; return the network totals."""
     total_params = total_macs = 0
-    for data in graph.nodes.values():
+    for name, data in graph.nodes.items():
         x, y = data.in_shape, data.shape
         c = cost(data.kind, data.attrs, x, y) if x is not None and y is not None else NO_COST
+        if data.is_merge and y is not None:  # a merge's rule reads all its inputs
+            inputs = graph.inputs(name)
+            shapes = [graph.nodes[u].shape for u in inputs.branches or (inputs.main, inputs.shortcut)]
+            c = ALL[data.kind].merge_cost(data.attrs, shapes, y)
         data.params, data.macs = c.params, c.macs
         total_params += c.params
         total_macs += c.macs

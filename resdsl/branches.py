@@ -13,7 +13,8 @@ ops can depend on the branch (`conv c k3 d=(branch + 1)`) and be named after it
 
 and how they become one tensor (`merge`):
 
-    sum, product    element-wise over the n branches (all of one shape)
+    sum, product,   element-wise over the n branches (all of one shape); `sum` is the op kind
+    max             `add`, as a residual block's merge (the merges: resdsl/ops/merge.py)
     concat          along channels, branch 0 first
     select          attention across the branches (SKNet, ResNeSt's split attention): the
                     `attend` body turns the branches' sum into n·C logits laid out as
@@ -136,7 +137,7 @@ def elaborate_branches(elab: "_Elaborator", el: ast.Branches, link: ast.Link, cu
                 return current
             if carry:  # Res2Net: sp = sp + spx[i]
                 name = elab.name(scope, ctx, None, "sum", el.span, module=False)
-                node = elab.add_node(name, inner, "sum", el.span, None, attrs={"carry": True})
+                node = elab.add_node(name, inner, BRANCH_MERGES["sum"].name, el.span, None, attrs={"carry": True})
                 elab.graph.add_edge(source, node, Role.MAIN, index=0)
                 elab.graph.add_edge(outputs[-1], node, Role.BRANCH, index=1)
                 source = node
@@ -161,10 +162,11 @@ def elaborate_branches(elab: "_Elaborator", el: ast.Branches, link: ast.Link, cu
     return _merge(elab, scope, ctx, link.label, opts.merge, el.span, outputs)
 
 
-def _merge(elab: "_Elaborator", scope: Scope, ctx: Context, label: str | None, kind: str, span: Span,
+def _merge(elab: "_Elaborator", scope: Scope, ctx: Context, label: str | None, word: str, span: Span,
            branches: list[str], attrs: dict | None = None) -> str:
-    name = elab.name(scope, ctx, label, kind, span, module=False)
-    node = elab.add_node(name, ctx, kind, span, None, attrs=attrs or {})
+    """The merge `merge = word` asks for (its op kind: `sum` is `add`), named after the word."""
+    name = elab.name(scope, ctx, label, word, span, module=False)
+    node = elab.add_node(name, ctx, BRANCH_MERGES[word].name, span, None, attrs=attrs or {})
     for index, branch in enumerate(branches):
         elab.graph.add_edge(branch, node, Role.MAIN if index == 0 else Role.BRANCH, index=index)
     return node

@@ -9,94 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import sys
-from typing import Callable, Sequence
+from typing import Sequence
 
-from .errors import RunError, SpecError
+from .arguments import EXIT_OK, EXIT_SPEC, EXIT_USAGE, format_option, max_memory_option, path, positive_int, \
+    spec_options
+from .errors import RunError, SpecError, UsageError
 from .files import check_destination, expand
-from .errors import UsageError
 from .library import bundled_networks
 from .units import format_count
-
-EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
-
-
-def _input_shape(text: str) -> tuple[int, ...]:
-    if not re.fullmatch(r"[1-9][0-9]{0,9}(x[1-9][0-9]{0,9}){0,2}", text) or text.count("x") == 1:
-        raise argparse.ArgumentTypeError(f"expected CxHxW (e.g. 3x224x224) or a vector width, not {text!r}")
-    from .shapes import check_input_shape  # the same limits as resdsl.load's input_shape
-    try:
-        return check_input_shape(tuple(int(part) for part in text.split("x")))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc).replace("input_shape sizes", "--input sizes")) from None
-
-
-def _assignment(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key.strip()) or not value.strip():
-        raise argparse.ArgumentTypeError(f"expected key=value (e.g. classes=10), not {text!r}")
-    return key.strip(), value.strip()
-
-
-def _path(text: str) -> str:
-    """A path option: never empty (`-o ""` would silently mean the default), `~` expanded."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("expected a path, not an empty string")
-    return expand(text)
-
-
-def _number(convert: Callable[[str], float], accepts: Callable[[float], bool], expected: str):
-    """An argparse type: `convert` the text, then keep a finite value `accepts` takes (argparse's `float`
-    alone takes 'nan' and 'inf')."""
-    def parse(text: str):
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'a whole number' if convert is int else 'a number'}, "
-                                             f"not {text!r}") from None
-        if not math.isfinite(value) or not accepts(value):
-            raise argparse.ArgumentTypeError(f"expected {expected}, not {text!r}")
-        return value
-    return parse
-
-
-_positive_float = _number(float, lambda v: v > 0, "a positive finite number")
-_positive_int = _number(int, lambda v: v >= 1, "at least 1")
-_non_negative_float = _number(float, lambda v: v >= 0, "a non-negative finite number")
-_non_negative_int = _number(int, lambda v: v >= 0, "0 or more")
-
-
-def _size(text: str) -> int:
-    from .memory import parse_size
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _max_memory(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-memory", type=_size, metavar="SIZE",
-                        help="refuse, before allocating, a run whose tensors are estimated to need more (e.g. 16G; "
-                             "default: the machine's memory, or the free memory of the CUDA device)")
-
-
-def _format_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=["text", "json", "sarif", "github"], default="text",
-                        help="text (default), json, sarif (SARIF 2.1.0 for code scanning) or github "
-                             "(GitHub Actions annotations on the spec's lines)")
-
-
-def _spec_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", type=_assignment, action="append",
-                        default=[], help="override a network parameter (the value is an expression: "
-                                         "10, 2*32, [2,2,2,2], basic, A)")
-    parser.add_argument("--input", dest="input_shape", metavar="CxHxW", type=_input_shape,
-                        help="override the input shape (e.g. 3x32x32, or 64 for a vector)")
-    parser.add_argument("--network", metavar="NAME", help="which network, when a file defines several")
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="resdsl", description="Check, summarise and compile residual networks "
@@ -108,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--libraries", action="store_true",
                        help="accept files of blocks alone (their syntax and `use`s are checked), as when "
                             "checking every .res file of a repository")
-    _format_option(check)
-    _spec_options(check)
+    format_option(check)
+    spec_options(check)
     verify = commands.add_parser("verify", help="check a spec over a space of parameters and input sizes")
     verify.add_argument("specs", nargs="*", metavar="FILE|NAME",
                         help="specs to verify (none: the [tool.resdsl] table of pyproject.toml)")
@@ -131,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --runtime: the memory limit of the estimate (default: the machine's memory)")
     verify.add_argument("--seed", default=None, metavar="N", help="the sampling seed (default 0)")
     verify.add_argument("--network", metavar="NAME", help="which network, when a file defines several")
-    _format_option(verify)
+    format_option(verify)
     summary = commands.add_parser("summary", help="a table of shapes, params and MACs per stage")
     summary.add_argument("spec", metavar="FILE|NAME")
     summary.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -139,10 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the input sizes H (and W) from LO to HI the network accepts, its smallest input, "
                               "and each part's output size as a formula of H (default range 1..1024; at most "
                               "1..1000000, worked out by periods of the strides in well under a second)")
-    _spec_options(summary)
+    spec_options(summary)
     compile_ = commands.add_parser("compile", help="build the PyTorch module and write it out")
     compile_.add_argument("spec", metavar="FILE|NAME")
-    compile_.add_argument("-o", "--output", metavar="OUT", type=_path,
+    compile_.add_argument("-o", "--output", metavar="OUT", type=path,
                           help="where to write (default: NAME plus the kind's suffix: .pt2, .ts.pt, .onnx, "
                                ".state.pt, .py)")
     compile_.add_argument("--force", action="store_true",
@@ -150,12 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--emit", choices=["pt2", "torchscript", "onnx", "state", "python"], default="pt2",
                           help="pt2: a torch.export program (default); torchscript; onnx; state: a state dict "
                                "with the spec embedded; python: standalone PyTorch source")
-    compile_.add_argument("--weights", metavar="CKPT", type=_path,
+    compile_.add_argument("--weights", metavar="CKPT", type=path,
                           help="a checkpoint to check against the spec and load")
-    compile_.add_argument("--max-params", type=_positive_int, default=2_000_000_000, metavar="N",
+    compile_.add_argument("--max-params", type=positive_int, default=2_000_000_000, metavar="N",
                           help="refuse specs with more parameters, before allocating anything (default 2e9)")
-    _max_memory(compile_)
-    _spec_options(compile_)
+    max_memory_option(compile_)
+    spec_options(compile_)
     draw = commands.add_parser("draw", help="draw the architecture with Graphviz")
     draw.add_argument("spec", metavar="FILE|NAME")
     draw.add_argument("-o", "--output", metavar="OUT", help="OUT.svg, .png, .pdf or .dot (default: NAME-LEVEL.svg)")
@@ -166,9 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     draw.add_argument("--dpi", type=int, metavar="N",
                       help="resolution of a .png in dots per inch (default 96, from 24 to 600); "
                            "an error with .svg, .pdf and .dot, which have no pixels")
-    _spec_options(draw)
+    spec_options(draw)
     from .train_cli import add_train_parser
-    add_train_parser(commands, _spec_options, _max_memory)
+    add_train_parser(commands)
     commands.add_parser("list", help="list the bundled specs")
     return parser
 
@@ -286,13 +209,13 @@ def _size_range(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def _default_output(path: str, force: bool) -> str:
+def _default_output(name: str, force: bool) -> str:
     """A name the user did not give never replaces a file silently: `-o` names it, or `--force` allows it."""
-    path = check_destination(path, "-o")
-    if os.path.lexists(path) and not force:
-        raise UsageError(f"{path} exists, and this command did not write it: give --force to replace it, or -o "
+    name = check_destination(name, "-o")
+    if os.path.lexists(name) and not force:
+        raise UsageError(f"{name} exists, and this command did not write it: give --force to replace it, or -o "
                          "to write elsewhere")
-    return path
+    return name
 
 
 def cmd_compile(args: argparse.Namespace) -> int:

@@ -52,14 +52,8 @@ SHORTCUTS = {
     "written": ("bold", "#2e6b8b", "shortcut written by the block"),
     "attention": ("dashed", "#b03060", "attention logits (branches, merge = select)"),
 }
-# How a merge is drawn: its symbol, and whether it is a small circle
-MERGE_LABELS = {"add": ("+", True), "sum": ("+", True), "product": ("×", True), "concat": ("concat", False),
-                "select": ("select", False)}
-FILL = {"conv": "#dbe9f6", "stdconv": "#dbe9f6", "bn": "#eeeeee", "gn": "#eeeeee", "evonorm": "#eeeeee",
-        "frn": "#eeeeee", "pad": "#f4f4f4", "drop_path": "#f4f4f4", "relu": "#fdf1d6", "gelu": "#fdf1d6", "silu": "#fdf1d6",
-        "sigmoid": "#fdf1d6", "maxpool": "#e3f1df", "avgpool": "#e3f1df", "blurpool": "#e3f1df", "fc": "#f6dde3",
-        "se": "#efe3f6", "eca": "#efe3f6",
-        "dropout": "#f4f4f4", "flatten": "#f4f4f4", "identity": "#f4f4f4", "zeropad": "#fde0c5", "chunk": "#ffffff",
+# Box colours: each op kind's own (`fill` in its definition, resdsl/ops/), and those of what is no op
+FILL = {**{name: op.fill for name, op in ALL.items()},
         "input": "#ffffff", "part": "#e8eef6", "folded": "#f2f2f2"}
 INSERTED_FILL = "#fde0c5"
 
@@ -278,10 +272,11 @@ def _box_attrs(net: Network, box: _Box, stage_of: dict) -> dict[str, str]:
     if len(members) == 1 and box.id == box.members[0]:
         d = members[0]
         kind = d.kind
-        if d.is_merge:
-            symbol, circle = MERGE_LABELS[kind]
-            return {"label": symbol, "shape": "circle" if circle else "box",
-                    "style": "filled", "fillcolor": "#ffffff", "width": "0.3", "fixedsize": "false",
+        if d.is_merge:  # its definition's symbol (`+`), in a small circle or a box
+            op = ALL[kind]
+            circle = op.circle
+            return {"label": op.label(d.attrs), "shape": "circle" if circle else "box",
+                    "style": "filled", "fillcolor": op.fill, "width": "0.3", "fixedsize": "false",
                     "fontsize": "12" if circle else "10"}
         lines = [essentials(kind, d.attrs, d.shape)]
         if kind != "input":  # the name inside its block (`conv1`, `downsample.0`), or the full name
@@ -328,10 +323,8 @@ def _edge_style(net: Network, u: str, v: str, edge: dict) -> str:
     """"main", or the kind of shortcut the edge belongs to."""
     ops = net.ops
     target = ops.nodes[v]
-    if target.kind == "concat" and edge["role"] is Role.SHORTCUT:
-        return "concat"
-    if target.kind == "add" and edge["role"] is Role.SHORTCUT:
-        return target.shortcut
+    if edge["role"] is Role.SHORTCUT:  # a residual add's planned shortcut, or `dense`'s concat
+        return target.shortcut if ALL[target.kind].planned else target.kind
     if edge["role"] is Role.WEIGHTS:
         return "attention"
     if target.inserted:

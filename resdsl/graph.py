@@ -7,8 +7,8 @@ works on this small container and `Network.graph` hands out a
 `networkx.DiGraph` the first time it is asked for.
 
 Every node is a `Node`: an op (`kind` is an op kind of resdsl/ops/), the
-`input`, or a merge (`add`, `concat`, and the merges of `branches`: `sum`,
-`product`, `select`). An edge's `role` says which input of its target it is:
+`input`, or a merge (an op kind of resdsl/ops/merge.py: `add`, which is also
+the `sum` of `branches`, `concat`, `product`, `select`, `max`). An edge's `role` says which input of its target it is:
 the main path, the shortcut of a residual merge, one of a branch merge's
 branches (main is branch 0; the others carry their `index`), or the attention
 logits of `select`; `inputs(name)` answers "what feeds this node" in one place.
@@ -21,20 +21,16 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, NamedTuple
 
 from .errors import Span
-from .values import BRANCH_MERGES  # noqa: F401 - the merges of `branches`, re-exported
+from .ops import BRANCH_MERGES, FUNCTIONS, MERGES  # noqa: F401 - re-exported: the merge op kinds (ops/merge.py)
+from .ops.base import show_shape  # noqa: F401 - re-exported
 
 Shape = tuple[int, ...]
-MERGES = ("add", "concat", "sum", "product", "select")
-# Nodes that are a function of their inputs in the forward, not a module: the merges, and `chunk`
-# (a channel slice of a `branches(split = true)`).
-FUNCTIONS = MERGES + ("chunk",)
+# MERGES: the merge op kinds (`add`, `concat`, `product`, `select`, `max`); BRANCH_MERGES: the merges of
+# `branches` by their word (`sum` is `add`); FUNCTIONS: nodes that are a function of their inputs in the
+# forward, not a module: the merges, and `chunk` (a channel slice of a `branches(split = true)`).
 # A placeholder for an element that failed (and was reported): its shape is unknown, so shape
 # inference skips everything after it instead of reporting errors that follow from the first.
 FAILED = "failed"
-
-
-def show_shape(shape: Shape | None) -> str:
-    return "?" if shape is None else "x".join(str(d) for d in shape)
 
 
 class Role(str, enum.Enum):
@@ -54,7 +50,7 @@ class Node:
     """One node of the op graph. Elaboration fills the first group; shape inference `in_shape`,
     `shape` and, on merges, `shortcut`; analysis `params` and `macs`."""
 
-    kind: str                       # an op kind, "input", or one of MERGES
+    kind: str                       # an op kind (a merge among them), or "input"
     span: Span                      # where the spec writes it (an inserted shortcut: its merge)
     attrs: dict[str, Any] = field(default_factory=dict)  # the op's arguments, completed
     trace: tuple[tuple[Span, str], ...] = ()   # the block calls that led here, for diagnostics

@@ -50,43 +50,9 @@ def infer(kind: str, attrs: dict[str, Value], shape: Shape) -> Shape:
     return op.shape(attrs, shape)
 
 
-def merge_shape(merge: str, main: Shape, shortcut: Shape) -> Shape:
-    """Shape after `concat` (a dense merge); `add` is planned by plan_shortcut."""
-    if len(main) != len(shortcut) or main[1:] != shortcut[1:]:
-        raise ShapeError("E0404", f"concat of {show_shape(main)} (main path) with {show_shape(shortcut)} "
-                         "(input): spatial sizes differ", help="a dense block must keep H×W: use stride 1 inside it")
-    return (main[0] + shortcut[0],) + main[1:]
-
-
 def branch_merge_shape(kind: str, attrs: dict[str, Value], branches: list[Shape], weights: Shape | None) -> Shape:
-    """Shape after a merge of `branches` (see branches.py): sum, product and select need one shape,
-    concat one rank and H×W; select's logits are n·C channels, over 1×1 or the branches' H×W."""
-    first = branches[0]
-    shown = ", ".join(show_shape(b) for b in branches)
-    if kind == "concat":
-        if any(len(b) != len(first) or b[1:] != first[1:] for b in branches):
-                raise ShapeError("E0404", f"concat of branches {shown}: spatial sizes differ",
-                             help="every branch must give the same H×W")
-        return (sum(b[0] for b in branches),) + first[1:]
-    if any(b != first for b in branches):
-        if attrs.get("carry"):  # Res2Net's carry: sp = sp + spx[i], the previous branch's output plus this share
-            raise ShapeError("E0409", f"`carry` adds the previous branch's output ({show_shape(branches[1])}) to "
-                             f"this branch's share of the input ({show_shape(first)}): the shapes differ",
-                             help="a carried branch must give its share's channels and H×W")
-        raise ShapeError("E0409", f"`merge = {kind}` of branches with different shapes: {shown}",
-                         help="every branch must give the same channels and H×W")
-    if kind == "select":
-        n, c, groups = len(branches), first[0], attrs["groups"]
-        assert weights is not None
-        if weights[0] != n * c or len(weights) != len(first) or (
-                len(first) == 3 and weights[1:] not in ((1, 1), first[1:])):
-            want = show_shape((n * c,) + ((1, 1) if len(first) == 3 else ()))
-            raise ShapeError("E0409", f"`attend` gives {show_shape(weights)}, but selecting among {n} branches "
-                             f"of {show_shape(first)} needs {want} attention logits",
-                             help=f"end the attend body with a 1×1 conv to {n} × {c} = {n * c} channels")
-        if c % groups:
-            raise ShapeError("E0409", f"`groups = {groups}` does not divide the branches' {c} channels")
-    return first
+    """Shape after a merge of `branches` (see branches.py): its definition's rule (resdsl/ops/merge.py)."""
+    return ALL[kind].merge_shape(attrs, branches, weights)
 
 
 # ---- the shortcut rule -------------------------------------------------------------
@@ -201,12 +167,13 @@ def infer_graph(graph: OpGraph, reporter) -> None:
                     data.shape = branch_merge_shape(kind, data.attrs, shapes, weights)
                 except ShapeError as exc:  # say which ops changed H×W, and how
                     raise _with_causes(exc, graph, inputs.branches, shapes) from None
-            elif data.is_merge:
+            elif data.is_merge:  # a residual block's merge: main path and shortcut
                 x = nodes[inputs.shortcut].shape
                 if x is None:
                     continue
-                if kind == "concat":
-                    data.shape = merge_shape(kind, main, x)
+                op = ALL[kind]
+                if not op.planned:  # `dense`'s concat: no shortcut plan
+                    data.shape = op.merge_shape(data.attrs, [main, x], residual=True)
                     data.shortcut = "identity"
                     continue
                 if data.written:  # the block wrote its shortcut: no plan, the shapes must agree

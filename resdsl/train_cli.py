@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import math
-from typing import Callable
 
-from .cli import EXIT_OK, _non_negative_float, _non_negative_int, _path, _positive_float, _positive_int
+from .arguments import EXIT_OK, duration, max_memory_option, non_negative_float, non_negative_int, path, \
+    positive_float, positive_int, spec_options
 from .errors import UsageError
 from .files import expand
 
 
-def _duration(text: str) -> float:
-    """Seconds: `3600`, `90s`, `45m`, `12h`."""
-    units = {"s": 1, "m": 60, "h": 3600}
-    number, unit = (text[:-1], units[text[-1]]) if text and text[-1] in units else (text, 1)
-    try:
-        value = float(number) * unit
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a duration such as 3600, 90m or 12h, not {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive duration, not {text!r}")
-    return value
-
-
-def add_train_parser(commands, spec_options: Callable, max_memory: Callable) -> None:
+def add_train_parser(commands) -> None:
     train = commands.add_parser("train", help="train a spec (CUDA when available; torchrun for several GPUs)")
     train.add_argument("spec", metavar="FILE|NAME")
     train.add_argument("--data", metavar="SOURCE",
@@ -33,38 +19,38 @@ def add_train_parser(commands, spec_options: Callable, max_memory: Callable) -> 
     train.add_argument("--recipe", choices=["auto", "imagenet", "cifar"],
                        help="the defaults below: imagenet (torchvision's ResNet-50 recipe) for streamed images of "
                             "128x128 or more, cifar (the paper's) otherwise")
-    train.add_argument("--epochs", type=_positive_int, default=None, help="(recipe: 90 imagenet, 10 cifar)")
-    train.add_argument("--batch-size", type=_positive_int, default=None,
+    train.add_argument("--epochs", type=positive_int, default=None, help="(recipe: 90 imagenet, 10 cifar)")
+    train.add_argument("--batch-size", type=positive_int, default=None,
                        help="per process and micro-step (recipe: 256 in all for imagenet, 128 for cifar)")
-    train.add_argument("--lr", type=_positive_float, default=None,
+    train.add_argument("--lr", type=positive_float, default=None,
                        help="(recipe: 0.1, for imagenet per 256 images of total batch)")
-    train.add_argument("--weight-decay", type=_non_negative_float, default=None, help="(recipe: 1e-4)")
+    train.add_argument("--weight-decay", type=non_negative_float, default=None, help="(recipe: 1e-4)")
     train.add_argument("--no-decay-norm-bias", action="store_true", default=None,
                        help="no weight decay on norm scales and shifts and on biases")
-    train.add_argument("--warmup-epochs", type=_non_negative_float, default=None,
+    train.add_argument("--warmup-epochs", type=non_negative_float, default=None,
                        help="linear warm-up (recipe: 0 imagenet, 1 cifar)")
     train.add_argument("--schedule", choices=["cosine", "step"], default=None,
                        help="(recipe: step, /10 every 30 of 90 epochs, for imagenet; cosine for cifar)")
-    train.add_argument("--label-smoothing", type=_non_negative_float, metavar="EPS", help="(default 0)")
-    train.add_argument("--ema", type=_positive_float, default=None, metavar="DECAY",
+    train.add_argument("--label-smoothing", type=non_negative_float, metavar="EPS", help="(default 0)")
+    train.add_argument("--ema", type=positive_float, default=None, metavar="DECAY",
                        help="also evaluate an exponential moving average of the weights (such as 0.9998 per step)")
-    train.add_argument("--accumulate", type=_positive_int, metavar="N",
+    train.add_argument("--accumulate", type=positive_int, metavar="N",
                        help="micro-batches per optimizer step (gradient accumulation; default 1)")
-    train.add_argument("--max-steps", type=_positive_int, default=None, metavar="N",
+    train.add_argument("--max-steps", type=positive_int, default=None, metavar="N",
                        help="stop after N optimizer steps (resumable; the schedule still spans the epochs)")
-    train.add_argument("--max-time", type=_duration, default=None, metavar="TIME",
+    train.add_argument("--max-time", type=duration, default=None, metavar="TIME",
                        help="stop after TIME of training: seconds, or 90m, 12h (resumable)")
     train.add_argument("--log", nargs="+", choices=["tensorboard"],
                        help="TensorBoard event files in RUN_DIR/tensorboard (metrics.jsonl is always written)")
-    train.add_argument("--log-every", type=_positive_int, metavar="N",
+    train.add_argument("--log-every", type=positive_int, metavar="N",
                        help="read the running loss and accuracy from the device every N steps (default 50)")
-    train.add_argument("--workers", type=_non_negative_int,
+    train.add_argument("--workers", type=non_negative_int,
                        help="data loading processes per GPU for streamed data (default: from the cores, at most 8)")
     train.add_argument("--on-bad-image", choices=["fail", "skip"],
                        help="an unreadable image stops the run (default) or is skipped with a warning")
     train.add_argument("--decode", choices=["worker", "device"],
                        help="decode JPEGs in the workers (default) or in batches on the device (nvJPEG on CUDA)")
-    train.add_argument("--epoch-samples", type=_positive_int, default=None, metavar="N",
+    train.add_argument("--epoch-samples", type=positive_int, default=None, metavar="N",
                        help="wds shards that are not local files: the training samples of an epoch")
     train.add_argument("--device", help="auto (default), cuda or cpu")
     train.add_argument("--amp", help="bf16, fp16 or off (default: bf16 on CUDA, off on CPU)")
@@ -75,7 +61,7 @@ def add_train_parser(commands, spec_options: Callable, max_memory: Callable) -> 
     train.add_argument("--cuda-graphs", action="store_true", default=None,
                        help="torch.compile with mode reduce-overhead: CUDA graphs of the model's steps")
     train.add_argument("--seed", type=int, help="(default 0)")
-    train.add_argument("--out", default=None, type=_path, metavar="RUN_DIR", help="run directory (default runs/NAME)")
+    train.add_argument("--out", default=None, type=path, metavar="RUN_DIR", help="run directory (default runs/NAME)")
     again = train.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", default=None,
                        help="continue the run in RUN_DIR from its last.pt, with the run's settings (docs/training.md "
@@ -83,14 +69,14 @@ def add_train_parser(commands, spec_options: Callable, max_memory: Callable) -> 
     again.add_argument("--overwrite", action="store_true", default=None,
                        help="replace the run RUN_DIR holds (without --resume or --overwrite, a RUN_DIR that holds a "
                             "run is refused)")
-    train.add_argument("--init-from", metavar="CKPT", type=_path, help="load every tensor whose name and shape match "
+    train.add_argument("--init-from", metavar="CKPT", type=path, help="load every tensor whose name and shape match "
                        "(a warning when tensors beyond the classifier do not)")
     train.add_argument("--strict", action="store_true", default=None,
                        help="with --init-from: every tensor but the classifier's must match, or stop")
     train.add_argument("--freeze", nargs="+", metavar="PART",
                        help="parts to freeze, as `resdsl summary` names them (stem, layer1, ..., head): no "
                             "gradients, and their norms keep their running statistics (eval mode)")
-    max_memory(train)
+    max_memory_option(train)
     train.add_argument("--sync-bn", action="store_true", default=None,
                        help="SyncBatchNorm across processes under torchrun")
     spec_options(train)

@@ -19,7 +19,9 @@ from .errors import EvalError, Span  # noqa: F401 - EvalError: raised here, impo
 POLICIES = ("A", "B", "C", "D", "identity", "none")
 # The norms a `norm` statement may choose (ops/ marks them `norm=True`; a test keeps the two equal).
 NORMS = ("bn", "gn", "evonorm", "frn")
-BRANCH_MERGES = ("concat", "sum", "product", "select")  # what `branches(merge = ...)` may ask for
+# What `branches(merge = ...)` may ask for: the merge op kinds' `merge_word`s, which resdsl/ops fills in
+# when it collects the kinds (values sits below ops, so it cannot ask them; importing resdsl imports ops).
+BRANCH_MERGES: list[str] = []
 LIMIT = 2**63 - 1  # every int a tensor dimension could ever hold
 
 

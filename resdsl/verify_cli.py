@@ -29,12 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from .arguments import EXIT_OK, EXIT_SPEC, EXIT_USAGE
 from .errors import Diagnostic, Span, SpecError, UsageError
 from .formats import Finding
 from .verify import DEFAULT_EXAMPLES, Report, Space, parse_input_range, parse_vary, verify
-
-EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
-
 
 # ---- the [tool.resdsl] table ----------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ tests (runtime figures, drawings, ejected source) take the ones that existed bef
 family and one representative of each construct it added, for time.
 """
 
+import pytest
+
 TIMM_RESNET = (
     "resnet10t", "resnet14t", "resnet18", "resnet18d", "resnet26", "resnet26d", "resnet26t", "resnet34",
     "resnet34d", "resnet50", "resnet50c", "resnet50d", "resnet50s", "resnet50t", "resnet101", "resnet101c",
@@ -53,3 +55,8 @@ REPRESENTATIVES = frozenset({"resnet18", "resnet34", "resnet50", "resnet101", "r
                              "ecaresnet50d_pruned", "test_resnet"})
 LEFT_TO_TEST_FAMILY = frozenset(TIMM_ALL) - REPRESENTATIVES
 
+
+def tiered(names, fast) -> list:
+    """`names` as pytest parameters, each one outside `fast` marked slow: the default run takes them all,
+    the fast tier (`-m "not slow"`) only `fast`."""
+    return [name if name in fast else pytest.param(name, marks=pytest.mark.slow) for name in names]

@@ -118,6 +118,7 @@ def test_option_a_shortcut_is_parameter_free_zero_padding():
 
 
 MERGES = {"add": (operator.add, operator.iadd), "concat": (torch.cat,)}
+FOLDS = {"add": operator.add, "product": operator.mul, "max": torch.maximum}  # branch merges, left to right
 
 
 def op_calls(net, model: torch.fx.GraphModule) -> dict[str, torch.fx.Node]:
@@ -137,16 +138,16 @@ def op_calls(net, model: torch.fx.GraphModule) -> dict[str, torch.fx.Node]:
             continue
         kind = data.kind
         inputs = net.ops.inputs(name)
-        if kind in ("sum", "product") and len(inputs.branches) == 1:  # the one branch itself: no call
+        if kind in FOLDS and len(inputs.branches) == 1:  # the one branch itself: no call
             found[name] = found[inputs.branches[0]]
             continue
         node = next(body)
         if inputs.branches:  # a merge of `branches`
             args = [found[b] for b in inputs.branches]
-            if kind in ("sum", "product"):
+            if kind in FOLDS:  # `merge = sum` is the op `add`
                 for _ in args[2:]:  # (((b0 + b1) + b2) + ...): the last one is the merge's
                     node = next(body)
-                fn = operator.add if kind == "sum" else operator.mul
+                fn = FOLDS[kind]
                 assert node.target is fn and node.args[1] is args[-1], name
             elif kind == "concat":
                 assert node.target is torch.cat and node.args == (args, 1), name

@@ -66,7 +66,7 @@ def test_indexed_labels_name_module_lists_and_carry_feeds_the_next_branch():
     assert ops.nodes["b.0.chunk"].kind == "chunk" and ops.nodes["b.0.chunk4"].attrs == {"parts": 4, "index": 3}
     # not first: branch 1 reads its share plus branch 0's output, through a `sum`
     carry = ops.inputs("b.1.convs.1").main
-    assert ops.nodes[carry].kind == "sum"
+    assert ops.nodes[carry].kind == "add" and carry.rpartition(".")[2].startswith("sum")  # `sum` is the op `add`
     assert set(ops.inputs(carry).branches) == {"b.1.chunk2", "b.1.relu2"}
     # first (b.0): no carry, the last share is pooled; in b.1 it passes straight to the concat
     assert ops.nodes[ops.inputs("b.0.convs.1").main].kind == "chunk"
@@ -95,7 +95,7 @@ def test_indexed_groups_and_the_select_merge():
     assert ops.nodes["paths.1.conv"].attrs["dilation"] == 2
     inputs = ops.inputs("select")
     assert inputs.branches == ("paths.0.0", "paths.1.0")  # the ReLUs, numbered in their groups and inputs.weights == "attn.out"
-    assert ops.nodes[ops.inputs("avgpool").main].kind == "sum"
+    assert ops.nodes[ops.inputs("avgpool").main].kind == "add"  # the branches' sum (`merge = sum` is `add`)
 
 
 def test_a_label_names_the_merge_and_a_name_cannot_be_both_a_container_and_a_module():
@@ -145,7 +145,7 @@ def test_check_reports_a_branch_error_at_its_line_with_exit_1(tmp_path, capsys):
 
 def test_sum_product_and_concat_compute_what_they_say():
     for merge, combine in [("sum", lambda a, b: a + b), ("product", lambda a, b: a * b),
-                           ("concat", lambda a, b: torch.cat([a, b], 1))]:
+                           ("concat", lambda a, b: torch.cat([a, b], 1)), ("max", torch.maximum)]:
         net = net_of(f"    branches(2, merge = {merge}) {{ convs[branch]: conv 16 k3 -> relu }}")
         model, x = runtime_matches_static(net)
         with torch.no_grad():

@@ -112,6 +112,7 @@ def _fresh_venv(where: Path) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow  # a virtual environment and the workflow's steps
 def test_the_workflow_runs_as_written_and_uploads_valid_sarif(folder, tmp_path_factory):
     import jsonschema
 
@@ -156,6 +157,7 @@ def test_the_pre_commit_configuration_is_valid_and_names_the_shipped_hooks(folde
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow  # pre-commit installs resdsl from a commit into its own environment
 def test_the_pre_commit_rev_is_a_commit_of_resdsl_whose_hooks_run(folder, tmp_path_factory):
     """`rev` must exist (the repository has no tags): a full commit SHA of this repository, which ships
     the hooks named, and pre-commit runs them at that commit (try-repo --ref, as a user's rev would)."""

@@ -215,7 +215,7 @@ def test_every_spec_draws_at_every_level(name):
             if level in ("op", "block") and box in ops.nodes and box != "input":
                 d = ops.nodes[box]
                 name = box[len(d.block) + 1:] if d.block else box  # `conv1` inside layer1.0
-                assert first == (draw.MERGE_LABELS[d.kind][0] if d.is_merge else name), box
+                assert first == (draw.essentials(d.kind, d.attrs, d.shape) if d.is_merge else name), box
             elif level == "stage" or (level == "network" and box != "stages"):
                 assert first == box or box == "input"
             elif level == "network":

@@ -23,7 +23,7 @@ import resdsl
 from resdsl.backend.eject import eject
 from resdsl.cli import main
 from resdsl.library import bundled_networks, specs_dir
-from family import LEFT_TO_TEST_FAMILY, TIMM_ALL
+from family import LEFT_TO_TEST_FAMILY, TIMM_ALL, tiered
 from resdsl.testing import networks
 
 IMAGENET = {"resnet18", "resnet34", "resnet50", "resnet50d", "seresnet50", "resnext50_32x4d", "resnet101",
@@ -83,9 +83,17 @@ def assert_same(ours: torch.nn.Module, reference: torch.nn.Module, shape: tuple[
 
 EJECTED = ["resnet18", "resnet50", "resnet50d", "seresnet50", "resnext50_32x4d", "resnet20", "resnet56",
            "preact_resnet18", "densenet_cifar", "mlp_resnet", "plain20"]
+# The fast tier (-m "not slow") runs a process for one spec per construct: basic blocks with option A,
+# bottlenecks with SE, pre-activation, dense concat, vectors.
+EJECTED_FAST = {"resnet20", "seresnet50", "preact_resnet18", "densenet_cifar", "mlp_resnet"}
+# ... and ejects in process one spec per construct of the bundled ones (the family files at their defaults).
+EVERY_FAST = EJECTED_FAST | {"resnet18", "resnet50d", "resnext50_32x4d", "plain20", "resnet10t", "ecaresnet26t",
+                             "resnetaa34d", "resnetblur18", "resnetrs50", "res2net50_26w_4s", "skresnet18",
+                             "resnest14d", "resnetv2_50d_evos", "test_resnet", "resnet", "res2net", "sknet",
+                             "resnest", "resnetv2", "pruned_resnet", "cifar_resnet"}
 
 
-@pytest.mark.parametrize("name", EJECTED)
+@pytest.mark.parametrize("name", tiered(EJECTED, EJECTED_FAST))
 def test_ejected_file_runs_without_resdsl_and_computes_what_resdsl_compiles(tmp_path, name):
     out = tmp_path / f"{name}.py"
     size = ["--input", "x".join(map(str, SMALL))] if name in IMAGENET else []
@@ -116,9 +124,9 @@ def test_ejected_file_runs_without_resdsl_and_computes_what_resdsl_compiles(tmp_
 
 
 # The deepest ones are left out for time: they use the classes of resnet50 and resnet56.
-@pytest.mark.parametrize("name", [n for n in bundled_networks() if n not in ("resnet1202", "resnet152", "resnet101",
-                                                                            "resnet110")
-                                  and n not in LEFT_TO_TEST_FAMILY])
+@pytest.mark.parametrize("name", tiered([n for n in bundled_networks() if n not in ("resnet1202", "resnet152",
+                                                                                   "resnet101", "resnet110")
+                                         and n not in LEFT_TO_TEST_FAMILY], EVERY_FAST))
 def test_every_bundled_network_ejects_to_the_same_computation(name):
     net = load(name)
     assert_same(ejected(name)["build"](), randomise(net.to_torch()), net.input_shape)

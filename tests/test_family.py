@@ -16,11 +16,15 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import resdsl
-from family import NOT_YET, TIMM_ALL, TIMM_FAMILIES
+from family import NOT_YET, REPRESENTATIVES, TIMM_ALL, TIMM_FAMILIES, tiered
 
 # Outputs compared in full, for every model: construction dominates (resnetv2_152x4_bit, 936 M parameters,
-# takes 45 s), the whole sweep about 4 minutes on the 2-core machine.
+# takes 45 s), the whole sweep about 4 minutes on the 2-core machine. The fast tier (-m "not slow") keeps one
+# model of each of timm's five modules, each with more than one of its constructs.
 NUMERIC = TIMM_ALL
+NUMERIC_FAST = {"seresnext26t_32x4d",  # resnet: tiered deep stem, average-pool shortcut, SE, groups
+                "res2net50_26w_4s", "skresnet18", "resnest14d",
+                "resnetv2_50d_evos"}   # resnetv2: pre-activation, deep stem, EvoNorm
 
 
 def randomise_norms(model: torch.nn.Module, seed: int = 0) -> None:
@@ -50,7 +54,7 @@ def test_the_family_is_every_model_of_timms_module(module):
     assert models <= set(resdsl.library.bundled_names())
 
 
-@pytest.mark.parametrize("name", TIMM_ALL)
+@pytest.mark.parametrize("name", tiered(TIMM_ALL, REPRESENTATIVES))
 def test_names_shapes_params_and_macs_equal_timm(name):
     net = resdsl.load(name)  # 3x224x224, as timm's default
     with torch.device("meta"):
@@ -77,7 +81,7 @@ def _without_init(net) -> torch.nn.Module:
     return model.to_empty(device="cpu").eval()
 
 
-@pytest.mark.parametrize("name", NUMERIC)
+@pytest.mark.parametrize("name", tiered(NUMERIC, NUMERIC_FAST))
 def test_outputs_equal_timm(name):
     net = resdsl.load(name, input_shape=(3, 64, 64))
     torch.manual_seed(0)
@@ -119,7 +123,7 @@ def test_these_are_all_of_torchvisions_resnets():
     assert names == set(TORCHVISION)
 
 
-@pytest.mark.parametrize("name", TORCHVISION)
+@pytest.mark.parametrize("name", tiered(TORCHVISION, REPRESENTATIVES))
 def test_names_shapes_params_and_macs_equal_torchvision(name):
     """torchvision's ResNets are the same specs: its state dicts load, and the counts are its models'."""
     import torchvision

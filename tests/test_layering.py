@@ -1,9 +1,11 @@
-"""The pipeline's data flows one way: no module imports a module above it.
+"""The pipeline's data flows one way: no module imports a module above it, and no imports go round in a circle.
 
 Ranks follow the pipeline (README, "Layout"). The test reads every import
 statement of the package, at module level and inside functions, except those
-under `if TYPE_CHECKING:` (annotations only), and also checks that check and
-summary never import torch, networkx or graphviz.
+under `if TYPE_CHECKING:` (annotations only). Ranks order the top-level
+modules; the cycle check works on every module, so it also sees a circle
+inside one rank or inside `backend/`, `train/`, `ops/` and `testing/`. It also
+checks that check and summary never import torch, networkx or graphviz.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import ast
 import subprocess
 import sys
 from pathlib import Path
+
+import networkx as nx
 
 PACKAGE = Path(__file__).resolve().parent.parent / "resdsl"
 
@@ -27,7 +31,8 @@ RANK = {
     "pipeline": 8, "memory": 8, "report": 8, "input_sizes": 8,
     "draw": 9, "backend": 9, "formats": 8, "verify": 9, "space": 1,
     "train": 10, "testing": 10,
-    "cli": 11, "verify_cli": 11, "train_cli": 11, "pytest_plugin": 11, "__main__": 11, "__init__": 11,
+    "arguments": 11,                          # the exit codes, argparse types and option groups the commands share
+    "cli": 12, "verify_cli": 12, "train_cli": 12, "pytest_plugin": 12, "__main__": 12, "__init__": 12,
 }
 # The two facade methods of Network reach up on demand, by design: `net.to_torch()` and Jupyter's display.
 ALLOWED_UPWARD = {("network", "backend"), ("network", "draw")}
@@ -40,20 +45,45 @@ def top(module: str) -> str:
 
 
 def imports(path: Path, root: Path) -> list[tuple[str, int]]:
-    """(imported module, line) for every relative import of `path` (a file of the package at `root`)
+    """(imported module, line) for every import of the package by `path` (a file of the package at `root`)
     outside `if TYPE_CHECKING:`, at module level or inside functions."""
+    return [(target, line) for target, line, _ in runtime_imports(path, root)]
+
+
+def runtime_imports(path: Path, root: Path) -> list[tuple[str, int, bool]]:
+    """(imported module, line, inside a function) for every import of the package by `path`, relative
+    (`from .shapes import x`) or absolute (`import resdsl.shapes`), outside `if TYPE_CHECKING:`.
+    `from .ops import conv` names `resdsl.ops.conv` where that is a module of the package."""
     package = list(path.relative_to(root.parent).with_suffix("").parts[:-1])
     tree = ast.parse(path.read_text(encoding="utf-8"))
     skipped = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
                and getattr(node.test, "id", getattr(node.test, "attr", None)) == "TYPE_CHECKING"
                for n in ast.walk(node)}
+    lazy = {id(n) for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            for n in ast.walk(node) if n is not node}
+    name = root.name
+
+    def is_module(dotted: str) -> bool:
+        where = root.parent.joinpath(*dotted.split("."))
+        return where.with_suffix(".py").is_file() or (where / "__init__.py").is_file()
+
     found = []
     for node in ast.walk(tree):
-        if id(node) in skipped or not isinstance(node, ast.ImportFrom) or not node.level:
+        if id(node) in skipped:
             continue
-        base = package[:len(package) - node.level + 1]
-        for alias in node.names:
-            found.append((".".join(base + ([node.module] if node.module else [alias.name])), node.lineno))
+        targets = []
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names if alias.name.split(".")[0] == name]
+        elif isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").split(".")[0] == name):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            for alias in node.names:
+                if node.module is None:
+                    targets.append(".".join(base + [alias.name]))
+                else:
+                    module = ".".join(base + [node.module])
+                    submodule = f"{module}.{alias.name}"
+                    targets.append(submodule if is_module(submodule) else module)
+        found += [(target, node.lineno, id(node) in lazy) for target in targets]
     return found
 
 
@@ -84,6 +114,70 @@ def test_an_upward_import_is_found(tmp_path):
     (root / "graph.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .shapes import x\n"
                                    "def f():\n    from .shapes import infer\n")
     assert upward_imports(root) == ["resdsl/graph.py:5 imports resdsl.shapes"]
+
+
+def import_graph(root: Path) -> nx.DiGraph:
+    """Module -> module for every runtime import of the package at `root` (a package is its `__init__`),
+    each edge with the line of its first import and whether every import along it is inside a function."""
+    modules = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = list(path.relative_to(root.parent).with_suffix("").parts)
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = nx.DiGraph()
+    graph.add_nodes_from(modules)
+    for importer, path in modules.items():
+        for target, line, lazy in runtime_imports(path, root):
+            while target not in modules and "." in target:  # `from .x import name` of a module not in the tree
+                target = target.rsplit(".", 1)[0]
+            if target == importer:
+                continue
+            if graph.has_edge(importer, target):
+                graph.edges[importer, target]["lazy"] &= lazy
+            else:
+                graph.add_edge(importer, target, line=line, lazy=lazy,
+                               where=f"{path.relative_to(root.parent)}:{line}")
+    return graph
+
+
+def import_cycles(root: Path) -> list[str]:
+    """Every circle of imports, as `a -> b -> a` with the line of each step. Only the reach-ups of
+    ALLOWED_UPWARD may close a circle, and only from inside a function (they run long after both
+    modules are loaded)."""
+    graph = import_graph(root)
+    graph.remove_edges_from([(a, b) for a, b, lazy in graph.edges(data="lazy")
+                             if lazy and (top(a), top(b)) in ALLOWED_UPWARD])
+    cycles = []
+    rotated = [cycle[cycle.index(min(cycle)):] + cycle[:cycle.index(min(cycle))] for cycle in nx.simple_cycles(graph)]
+    for cycle in sorted(rotated, key=lambda c: (len(c), c)):
+        steps = zip(cycle, cycle[1:] + cycle[:1])
+        cycles.append(" -> ".join(cycle + cycle[:1]) + " ("
+                      + ", ".join(graph.edges[a, b]["where"] for a, b in steps) + ")")
+    return cycles
+
+
+def test_no_imports_go_round_in_a_circle():
+    cycles = import_cycles(PACKAGE)
+    assert not cycles, "\n".join(cycles)
+
+
+def test_a_circle_is_found(tmp_path):
+    """The checker itself: a circle inside one rank (cli and train_cli), one inside a subpackage even when
+    one side imports inside a function, and none for an annotation-only import."""
+    root = tmp_path / "resdsl"
+    (root / "backend").mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "cli.py").write_text("def f():\n    from .train_cli import g\n")
+    (root / "train_cli.py").write_text("from .cli import EXIT_OK\n")
+    (root / "backend" / "__init__.py").write_text("from . import eject\n")
+    (root / "backend" / "eject.py").write_text("from .render import x\n")
+    (root / "backend" / "render.py").write_text("def f():\n    from .eject import y\n")
+    (root / "graph.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .shapes import x\n")
+    (root / "shapes.py").write_text("import resdsl.graph\n")
+    assert import_cycles(root) == [
+        "resdsl.backend.eject -> resdsl.backend.render -> resdsl.backend.eject "
+        "(resdsl/backend/eject.py:1, resdsl/backend/render.py:2)",
+        "resdsl.cli -> resdsl.train_cli -> resdsl.cli (resdsl/cli.py:2, resdsl/train_cli.py:1)",
+    ]
 
 
 def test_check_and_summary_import_neither_torch_nor_networkx_nor_graphviz():

@@ -260,3 +260,85 @@ def test_drop_path_rate_grows_linearly_with_depth_as_timms():
     # 16 blocks: the first one's rate is 0, so neither builds a DropPath there
     assert len(rates) == len(theirs) == 15
     assert all(abs(a - b) < 1e-6 for a, b in zip(rates, theirs)) and abs(rates[-1] - 0.2) < 1e-9
+
+
+# ---- the merges are op kinds (resdsl/ops/merge.py) -----------------------------------------------
+
+def test_every_merge_kind_has_a_shape_rule_a_cost_a_forward_and_drawing_data():
+    from resdsl.ops import BRANCH_MERGES, FUNCTIONS, MERGES
+    from resdsl.ops.base import NO_COST, FunctionCall, OpKind
+    from resdsl.values import BRANCH_MERGES as WORDS
+
+    assert set(MERGES) == {"add", "concat", "product", "select", "max"}
+    assert {w: k.name for w, k in BRANCH_MERGES.items()} == {"concat": "concat", "sum": "add", "product": "product",
+                                                              "select": "select", "max": "max"}
+    assert list(WORDS) == list(BRANCH_MERGES)  # the language's `merge =` words come from the op kinds
+    assert set(FUNCTIONS) == set(MERGES) | {"chunk"}
+    for name in MERGES:
+        op = ALL[name]
+        assert op.internal and name not in OPS  # a spec cannot call a merge
+        assert type(op).merge_shape is not OpKind.merge_shape, name
+        attrs = {"groups": 1}
+        weights = (2 * 8, 1, 1) if name == "select" else None
+        shape = op.merge_shape(attrs, [(8, 4, 4), (8, 4, 4)], weights)
+        assert shape == ((16, 4, 4) if name == "concat" else (8, 4, 4)), name
+        assert op.merge_cost(attrs, [(8, 4, 4), (8, 4, 4)], shape) == NO_COST
+        call = op.forward(attrs, shape)
+        assert isinstance(call, FunctionCall) and call.inputs in ("fold", "list"), name
+        assert op.label(attrs) and op.fill.startswith("#") and essentials(name, attrs, shape) == op.label(attrs)
+    assert ALL["chunk"].forward({"parts": 2, "index": 1}, (4, 4, 4)) == FunctionCall("torch.narrow", "one", (1, 4, 4))
+    assert all(op.fill.startswith("#") for op in ALL.values())  # every kind carries its drawing colour
+
+
+def test_merge_shape_errors_keep_their_codes():
+    from resdsl.errors import ShapeError
+
+    for name, inputs, code in [("max", [(8, 4, 4), (4, 4, 4)], "E0409"), ("concat", [(8, 4, 4), (8, 2, 2)], "E0404")]:
+        with pytest.raises(ShapeError) as exc:
+            ALL[name].merge_shape({}, inputs)
+        assert exc.value.code == code
+    with pytest.raises(ShapeError, match="merge = sum"):
+        ALL["add"].merge_shape({}, [(8, 4, 4), (4, 4, 4)])
+    with pytest.raises(ShapeError, match="main path"):
+        ALL["concat"].merge_shape({}, [(8, 4, 4), (8, 2, 2)], residual=True)
+
+
+MAX_NET = """
+network n {
+    input 8x6x6
+    conv 8 k3 -> relu
+    mix: branches(2, merge = max) { convs[branch]: conv 8 k3 d=(branch + 1) -> bn }
+    avgpool -> fc 3
+}
+"""
+
+
+def test_max_merges_branches_end_to_end():
+    net = resdsl.loads(MAX_NET)
+    assert net.ops.nodes["mix"].kind == "max" and net.ops.nodes["mix"].shape == (8, 6, 6)
+    assert net.ops.nodes["mix"].params == 0 and net.ops.nodes["mix"].macs == 0
+    model = net.to_torch().eval()
+    x = torch.randn(2, 8, 6, 6)
+    with torch.no_grad():
+        h = model.relu(model.conv1(x))
+        want = torch.maximum(model.bn1(model.convs[0](h)), model.bn2(model.convs[1](h)))
+        mixed = {}
+        handle = model.avgpool.register_forward_hook(lambda m, i, o: mixed.update(x=i[0]))
+        model(x)
+        handle.remove()
+        assert torch.allclose(mixed["x"], want, atol=1e-6)
+    assert "max" in essentials("max", {}, (8, 6, 6))
+    source = eject(net)
+    assert "torch.maximum" in source
+    namespace: dict = {}
+    exec(compile(source, "<ejected>", "exec", dont_inherit=True), namespace)
+    ours = namespace["build"]().eval()
+    ours.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(ours(x), model(x), atol=1e-6)
+
+
+def test_a_branch_merge_that_does_not_exist_lists_the_merges():
+    with pytest.raises(resdsl.SpecError) as exc:
+        resdsl.loads(MAX_NET.replace("merge = max", "merge = min"))
+    assert "E0302" in str(exc.value) and "max" in str(exc.value)

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 BAD = "network bad {\n    input 3x8x8\n    conv 16 k9 p0\n}\n"
 
@@ -21,6 +23,7 @@ def run(args: list[str], cwd: Path, home: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=900)
 
 
+@pytest.mark.slow  # pre-commit builds the hooks' environment
 def test_the_hooks_check_and_verify_a_sample_repository(tmp_path):
     repo = tmp_path / "sample"
     (repo / "specs").mkdir(parents=True)

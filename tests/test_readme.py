@@ -2,6 +2,9 @@
 
 The commands are found, not listed: every `$ ...` line of a ```console block, and every ```python
 block, in the README as it is now, so that a line added later is tested without touching this file.
+docs/performance.md, where the README's speed figures moved, is read the same way; the benchmark
+scripts it names are checked to exist and to take the options it gives them (running them takes
+minutes each, and their figures depend on the machine).
 Each runs in a fresh directory (with HOME pointing at a prepared workspace, so `~/data/...` works).
 
 What cannot run here as written is changed by the explicit tables below, each entry with its reason:
@@ -31,6 +34,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+PERFORMANCE = (ROOT / "docs" / "performance.md").read_text(encoding="utf-8")
+PAGES = (README, PERFORMANCE)  # whose ```console and ```python blocks run
 FENCE = re.compile(r"^```([A-Za-z]*)[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
 
 # Commands that need what no test machine has: (start of the command, reason).
@@ -83,7 +88,7 @@ class Command:
 
 def console_commands() -> list[Command]:
     found = []
-    for lang, body in ((m.group(1), m.group(2)) for m in FENCE.finditer(README)):
+    for lang, body in ((m.group(1), m.group(2)) for page in PAGES for m in FENCE.finditer(page)):
         if lang != "console":
             continue
         lines = body.splitlines()
@@ -99,7 +104,7 @@ def console_commands() -> list[Command]:
 
 
 def python_blocks() -> list[str]:
-    return [m.group(2) for m in FENCE.finditer(README) if m.group(1) == "python"]
+    return [m.group(2) for page in PAGES for m in FENCE.finditer(page) if m.group(1) == "python"]
 
 
 # The commands no test machine can run are listed in SKIPPED with the reason and left out here (a
@@ -122,6 +127,18 @@ def test_every_table_entry_still_applies():
         assert key in {_args_text(line) for line in lines}, f"BEFORE: no README command {key!r}"
     for pattern, _, _ in PYTHON_SUBSTITUTIONS:
         assert any(re.search(pattern, block) for block in python_blocks()), f"no README example has {pattern!r}"
+
+
+def test_every_benchmark_named_exists_and_takes_the_options_given():
+    """`python benchmarks/x.py --opt N` in the README or docs/performance.md: the script is there and its
+    argument parser defines `--opt` (read from its source: the scripts import torch, and run for minutes)."""
+    named = [(m.group(1), m.group(2)) for page in PAGES
+             for m in re.finditer(r"python (benchmarks/[\w.]+\.py)((?:\s+--?[\w-]+(?: [^\s`-][^\s`]*)?)*)", page)]
+    assert {script for script, _ in named} >= {"benchmarks/check_speed.py", "benchmarks/backend.py"}, named
+    for script, options in named:
+        source = (ROOT / script).read_text(encoding="utf-8")
+        for option in re.findall(r"--[\w-]+", options):
+            assert re.search(rf"add_argument\(\s*(?:\"-\w\",\s*)?\"{option}\"", source), f"{script} has no {option}"
 
 
 def test_the_main_install_covers_every_command():
@@ -195,7 +212,9 @@ def _run(args: list[str], cwd: Path, work: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=600)
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=[c.id for c in COMMANDS])
+# The fast tier (-m "not slow") leaves out the `resdsl train` commands (each a real, if scaled-down, run)
+@pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.slow) if _args_text(c.line).startswith("train ")
+                                     else c for c in COMMANDS], ids=[c.id for c in COMMANDS])
 def test_readme_command(command, work, tmp_path):
     words = shlex.split(command.line, comments=True)
     assert words[0] == "resdsl", f"a README command this test does not know how to run: {command.line}"

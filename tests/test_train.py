@@ -29,6 +29,7 @@ def cli(*args, timeout=600, extra_env=None, **kwargs):
                           env=env(**(extra_env or {})), timeout=timeout, **kwargs)
 
 
+@pytest.mark.slow  # four real epochs of resnet20
 def test_resnet20_learns_the_digits_in_four_epochs(tmp_path):
     history = train(TrainConfig(spec="resnet20", data="digits", epochs=4, batch_size=64, device="cpu",
                                 out=str(tmp_path)), log=lambda *a: None)
@@ -45,6 +46,7 @@ def test_resnet20_learns_the_digits_in_four_epochs(tmp_path):
     assert (tmp_path / "best.pt").exists()
 
 
+@pytest.mark.slow  # two runs of three epochs, one killed and resumed
 def test_killed_run_resumes_to_identical_weights(tmp_path):
     args = ["train", "resnet20", *SMALL, "--epochs", "3", "--batch-size", "64", "--device", "cpu", "--seed", "3"]
     whole = cli(*args, "--out", str(tmp_path / "whole"))
@@ -67,6 +69,7 @@ def test_killed_run_resumes_to_identical_weights(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow  # torchrun: two processes, three epochs
 def test_torchrun_two_processes_with_gloo_learns(tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     result = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "resdsl", "train",

@@ -98,6 +98,7 @@ def test_max_steps_stops_within_an_epoch_and_resume_replays_the_rest_to_the_bit(
     assert "val_acc_ema" in a["history"][-1] and 0 <= a["history"][-1]["val_top5"] <= 1
 
 
+@pytest.mark.slow  # three streamed runs with DataLoader workers
 def test_streamed_images_resume_to_the_bit_and_log_to_tensorboard(tmp_path):
     image_folder(tmp_path / "pets" / "train", classes=3, per_class=12, sizes=[(50, 70), (70, 50), (40, 90)])
     image_folder(tmp_path / "pets" / "val", classes=3, per_class=3, seed=1)
@@ -141,6 +142,7 @@ def test_the_loop_reads_the_device_every_log_every_steps_not_every_step(tmp_path
     assert len(reads) == 5
 
 
+@pytest.mark.slow  # torchrun: two processes with a worker each
 def test_torchrun_two_processes_stream_an_image_folder(tmp_path):
     image_folder(tmp_path / "pets", classes=2, per_class=20, sizes=[(40, 60), (60, 40)])
     torchrun = Path(sys.executable).with_name("torchrun")

@@ -21,7 +21,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from ..ops import ALL, ModuleCall
+from ..ops import ALL, FunctionCall, ModuleCall
 from . import layers
 from ..graph import FUNCTIONS
 from .containers import Part, Scope, chain_class, scopes
@@ -83,11 +83,12 @@ def _inplace(ops: "OpGraph") -> dict[str, bool]:
     found = {}
     for name, data in ops.nodes.items():
         kind = data.kind
-        if kind in INPLACE or kind == "add":
+        residual_add = data.is_merge and ALL[kind].planned and not ops.inputs(name).branches
+        if kind in INPLACE or residual_add:
             main = ops.main_input(name)
             found[name] = _owned(ops, main, name.rpartition(".")[0]) and (
                 # a conv or BN does not keep its own output for the backward pass; a ReLU would
-                kind != "add" or ops.nodes[main].kind in OVERWRITABLE)
+                not residual_add or ops.nodes[main].kind in OVERWRITABLE)
     return found
 
 
@@ -109,19 +110,13 @@ def _forward_graph(ops: "OpGraph", inplace: dict[str, bool], scope: Scope, calls
         data = ops.nodes[name]
         inputs = ops.inputs(name)
         x = values[inputs.main]
-        if data.kind == "add":  # same shapes on both sides: the shortcut ops made them so
-            fn = operator.iadd if inplace[name] else operator.add
-            values[name] = graph.create_node("call_function", fn, (x, values[inputs.shortcut]), name=local)
-        elif inputs.branches:  # a merge of `branches` (see resdsl/branches.py)
-            values[name] = _branch_merge(graph, data, [values[b] for b in inputs.branches],
-                                         values.get(inputs.weights), local)
-        elif data.kind == "concat":  # DenseNet order: the block's input, then its new features
-            args = ([values[inputs.shortcut], x], 1)
-            values[name] = graph.create_node("call_function", torch.cat, args, name=local)
-        elif data.kind == "chunk":  # this branch's share of the channels: torch.split(x, C // n, 1)[i]
-            size = data.shape[0]
-            values[name] = graph.create_node("call_function", torch.narrow, (x, 1, data.attrs["index"] * size, size),
-                                             name=local)
+        if data.kind in FUNCTIONS:  # a merge (resdsl/ops/merge.py) or a channel slice: its definition's function
+            residual = not inputs.branches
+            operands = [values[u] for u in (inputs.branches or (inputs.main, inputs.shortcut))] \
+                if data.is_merge else [x]
+            operands = ALL[data.kind].operands(operands, residual) if data.is_merge else operands
+            values[name] = call_function(graph, ALL[data.kind].forward(data.attrs, data.shape), operands,
+                                         values.get(inputs.weights), local, inplace.get(name, False))
         else:
             if data.kind == "fc" and len(data.in_shape) == 3:  # a pooled C×1×1 map: flatten, as torchvision
                 x = graph.call_function(torch.flatten, (x, 1))
@@ -130,18 +125,28 @@ def _forward_graph(ops: "OpGraph", inplace: dict[str, bool], scope: Scope, calls
     return graph
 
 
-def _branch_merge(graph: fx.Graph, data, branches: list[fx.Node], weights: fx.Node | None, name: str) -> fx.Node:
-    """sum / product (left to right), concat (along channels), or select (layers.select_branches)."""
-    kind = data.kind
-    if kind == "concat":
-        return graph.create_node("call_function", torch.cat, (branches, 1), name=name)
-    if kind == "select":
-        return graph.create_node("call_function", layers.select_branches, (weights, branches),
-                                 {"groups": data.attrs["groups"]}, name=name)
-    fn = operator.add if kind == "sum" else operator.mul
-    out = branches[0]
-    for i, branch in enumerate(branches[1:], 1):
-        out = graph.create_node("call_function", fn, (out, branch), name=name if i == len(branches) - 1 else None)
+def function(path: str) -> Callable:
+    """`operator.add`, `torch.cat`, `layers.select_branches`: a FunctionCall's function."""
+    module, _, name = path.partition(".")
+    return getattr({"operator": operator, "torch": torch, "layers": layers}[module], name)
+
+
+def call_function(graph: fx.Graph, call: FunctionCall, operands: list[fx.Node], weights: fx.Node | None, name: str,
+                  inplace: bool = False) -> fx.Node:
+    """The call(s) an op's FunctionCall describes, the last one named `name`: a fold left to right over
+    the operands (`operator.iadd` for a residual add that may write into its main path), one call on
+    their list (with `select`'s logits first), or one call on the only operand."""
+    args, kwargs = tuple(call.args), dict(call.kwargs)
+    if call.inputs == "list":
+        first = (weights, operands) if call.weights_first else (operands,)
+        return graph.create_node("call_function", function(call.function), first + args, kwargs, name=name)
+    if call.inputs == "one":
+        return graph.create_node("call_function", function(call.function), (operands[0],) + args, kwargs, name=name)
+    fn = function(call.inplace if inplace and call.inplace else call.function)
+    out = operands[0]
+    for i, operand in enumerate(operands[1:], 1):
+        out = graph.create_node("call_function", fn, (out, operand) + args, kwargs,
+                                name=name if i == len(operands) - 1 else None)
     return out
 
 

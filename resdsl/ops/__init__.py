@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from .base import MAX_CHANNELS, REQUIRED, BoundArg, Cost, ModuleCall, OpKind, Option, Shape, bind, window
+from .. import values
+from .base import MAX_CHANNELS, REQUIRED, BoundArg, Cost, FunctionCall, ModuleCall, OpKind, Option, Shape, bind, window
 
 _ORDER = ("conv", "norm", "activation", "pool", "linear", "attention", "shortcut")  # the rest: alphabetical
 
@@ -29,6 +30,12 @@ def _collect() -> dict[str, OpKind]:
 ALL: dict[str, OpKind] = _collect()
 # What a spec may call: the kinds the shape checker inserts (zeropad) are not among them.
 OPS: dict[str, OpKind] = {name: kind for name, kind in ALL.items() if not kind.internal}
+# The merges (merge.py): a residual block's, or a `branches` construct's, which `merge = WORD` names.
+MERGES: tuple[str, ...] = tuple(name for name, kind in ALL.items() if kind.merge)
+BRANCH_MERGES: dict[str, OpKind] = {kind.merge_word: kind for kind in ALL.values() if kind.merge and kind.merge_word}
+# Ops that are a function of their inputs in the forward (`forward`), not a module: the merges and `chunk`.
+FUNCTIONS: tuple[str, ...] = tuple(name for name, kind in ALL.items() if type(kind).forward is not OpKind.forward)
+values.BRANCH_MERGES[:] = list(BRANCH_MERGES)  # values sits below ops: the language learns the words here
 
-__all__ = ["ALL", "MAX_CHANNELS", "OPS", "REQUIRED", "BoundArg", "Cost", "ModuleCall", "OpKind", "Option", "Shape",
+__all__ = ["ALL", "BRANCH_MERGES", "FUNCTIONS", "MAX_CHANNELS", "MERGES", "OPS", "REQUIRED", "BoundArg", "Cost", "FunctionCall", "ModuleCall", "OpKind", "Option", "Shape",
            "bind", "window"]

@@ -21,8 +21,8 @@ class Activation(OpKind):
 
 
 KINDS = (
-    Activation("relu", "ReLU", inplace=True, module_name="nn.ReLU", shown="ReLU"),
-    Activation("gelu", "GELU", module_name="nn.GELU", shown="GELU"),
-    Activation("silu", "SiLU (swish)", inplace=True, module_name="nn.SiLU", shown="SiLU"),
-    Activation("sigmoid", "logistic sigmoid", module_name="nn.Sigmoid", shown="sigmoid"),
+    Activation("relu", "ReLU", inplace=True, module_name="nn.ReLU", shown="ReLU", fill="#fdf1d6"),
+    Activation("gelu", "GELU", module_name="nn.GELU", shown="GELU", fill="#fdf1d6"),
+    Activation("silu", "SiLU (swish)", inplace=True, module_name="nn.SiLU", shown="SiLU", fill="#fdf1d6"),
+    Activation("sigmoid", "logistic sigmoid", module_name="nn.Sigmoid", shown="sigmoid", fill="#fdf1d6"),
 )

@@ -84,12 +84,12 @@ KINDS = (
                       Option("ratio", ("r",), default=16, minimum=1, maximum=MAX_CHANNELS),
                       Option("hidden", default=None, minimum=1, maximum=MAX_CHANNELS),
                       Option("divisor", default=1, minimum=1, maximum=MAX_CHANNELS),
-                  ), feature_map=True, reads_channels=True, overwritable=True),
+                  ), feature_map=True, reads_channels=True, overwritable=True, fill="#efe3f6"),
     EfficientChannelAttention("eca", "efficient channel attention: pool, 1-d conv across channels, sigmoid gate",
                               (), (
                                   Option("kernel", ("k",), default=None, minimum=1, maximum=4095),
                                   Option("gamma", default=2.0, type="float", minimum=0.0, above_minimum=True,
                                          maximum=1e6),
                                   Option("beta", default=1.0, type="float", minimum=-1e6, maximum=1e6),
-                              ), feature_map=True, reads_channels=True, overwritable=True),
+                              ), feature_map=True, reads_channels=True, overwritable=True, fill="#efe3f6"),
 )

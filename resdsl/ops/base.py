@@ -76,6 +76,28 @@ class ModuleCall:
     defaults: tuple[tuple[str, Any], ...] = ()  # the constructor's own defaults, left out of ejected source
 
 
+@dataclass(frozen=True, slots=True)
+class FunctionCall:
+    """A function of the forward as data, for the ops that are no module (the merges, `chunk`).
+
+    `function` is `operator.NAME`, `torch.NAME` or `layers.NAME` (resdsl/backend/layers.py). How it
+    takes the op's inputs (see `OpKind.operands` for their order) is `inputs`:
+      "fold": a binary function applied left to right, `(a + b) + c`, the last call named after the op
+      "list": one call on the list of inputs, `torch.cat([a, b], 1)`
+      "one":  one call on the only input, `torch.narrow(x, 1, start, size)`
+    then `args` and `kwargs`. `weights_first` puts `select`'s attention logits before the list;
+    `inplace` is the function a residual merge calls where it may write into its main path
+    (`operator.iadd`: `out += identity`, as torchvision).
+    """
+
+    function: str
+    inputs: str = "fold"
+    args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    weights_first: bool = False
+    inplace: str | None = None
+
+
 @dataclass(frozen=True)
 class OpKind:
     """One kind of op. Subclasses override the rules that differ from "keeps its input's shape,
@@ -94,6 +116,12 @@ class OpKind:
     internal: bool = False        # inserted by the shape checker only; a spec cannot call it
     numbered: bool = False        # named `conv1`, `conv2` within a scope (torchvision); else `relu`, `relu2`
     norm: bool = False            # a norm a `norm` statement may choose for `bn` (values.NORMS lists them)
+    fill: str = "#f4f4f4"         # its box's colour in drawings
+    # merges (resdsl/ops/merge.py): functions of several inputs, drawn as a symbol
+    merge: bool = False           # a merge of a residual block (main path and shortcut) or of `branches`
+    merge_word: str | None = None  # what `branches(merge = ...)` calls it (None: `branches` cannot ask for it)
+    circle: bool = False          # drawn as a small circle around its label (`+`), not a box
+    planned: bool = False         # as a residual merge, its shortcut is planned (shapes.plan_shortcut: `add`)
 
     def option(self, word: str) -> Option | None:
         for opt in self.options:
@@ -158,8 +186,32 @@ class OpKind:
     def out_rank(self, rank: int) -> int:
         return rank
 
+    # ---- the ops that are functions in the forward, not modules (merges, `chunk`) -------------
+    def forward(self, attrs: dict[str, Any], shape: Shape) -> FunctionCall | None:
+        """The function the forward calls for this op, given its output `shape`; None: a module."""
+        return None
+
+    def merge_shape(self, attrs: dict[str, Value], inputs: list[Shape], weights: Shape | None = None,
+                    residual: bool = False) -> Shape:
+        """A merge's output shape from its inputs' (ShapeError if they do not fit): the branches in
+        order, or for a `residual` / `dense` merge [main path, shortcut]; `weights`: `select`'s logits."""
+        raise NotImplementedError(self.name)  # pragma: no cover - every merge defines its rule
+
+    def merge_cost(self, attrs: dict[str, Value], inputs: list[Shape], y: Shape) -> Cost:
+        """A merge's parameters and MACs (torchvision's convention counts neither for element-wise ops)."""
+        return NO_COST
+
+    def operands(self, inputs: list[Any], residual: bool) -> list[Any]:
+        """The order the forward passes a merge's inputs in ([main, shortcut] for a residual merge)."""
+        return inputs
+
 
 # ---- helpers for the definitions ---------------------------------------------------------------
+
+def show_shape(shape: Shape | None) -> str:
+    """`64x56x56` (`?` when unknown), as messages write shapes."""
+    return "?" if shape is None else "x".join(str(d) for d in shape)
+
 
 def feature_map(kind: str, shape: Shape) -> tuple[int, int, int]:
     if len(shape) != 3:

@@ -44,5 +44,5 @@ KINDS = (
     BlurPool("blurpool", "anti-aliased downsampling: a binomial blur, then the stride", (), (
         Option("kernel", ("k",), default=3, minimum=2, maximum=64),
         Option("stride", ("s",), default=2, minimum=1, maximum=4096),
-    ), feature_map=True, reads_channels=True),
+    ), feature_map=True, reads_channels=True, fill="#e3f1df"),
 )

@@ -7,7 +7,7 @@ does in Res2Net, SKNet and ResNeSt. It is a view, not a module: the forward narr
 from __future__ import annotations
 
 from ..errors import ShapeError
-from .base import OpKind, Option
+from .base import FunctionCall, OpKind, Option
 
 
 class Chunk(OpKind):
@@ -22,8 +22,12 @@ class Chunk(OpKind):
     def label(self, attrs) -> str:
         return f"split {attrs['index'] + 1}/{attrs['parts']}"
 
+    def forward(self, attrs, shape) -> FunctionCall:  # torch.split(x, C // n, 1)[i], as a view
+        size = shape[0]
+        return FunctionCall("torch.narrow", "one", (1, attrs["index"] * size, size))
+
 
 KINDS = (
     Chunk("chunk", "branch `index` of `parts`: its equal share of the input's channels", (),
-          (Option("parts", minimum=1), Option("index", minimum=0)), aliasing=True, internal=True),
+          (Option("parts", minimum=1), Option("index", minimum=0)), aliasing=True, internal=True, fill="#ffffff"),
 )

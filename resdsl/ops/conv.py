@@ -56,7 +56,7 @@ KINDS = (
         Option("dilation", ("d",), default=1, minimum=1, maximum=4096),
         Option("groups", ("g",), default=1, minimum=1, maximum=MAX_CHANNELS),
         Option("bias", default=False, type="bool", flag=True),
-    ), feature_map=True, reads_channels=True, overwritable=True, numbered=True),
+    ), feature_map=True, reads_channels=True, overwritable=True, numbered=True, fill="#dbe9f6"),
 )
 
 
@@ -77,5 +77,5 @@ KINDS += (
     StdConv("stdconv", "weight-standardised 2-d convolution (timm's StdConv2d); options as conv, plus eps",
             ("out",), KINDS[0].options + (
                 Option("eps", default=1e-6, type="float", minimum=0.0, maximum=1.0, above_minimum=True),),
-            feature_map=True, reads_channels=True, overwritable=True, numbered=True),
+            feature_map=True, reads_channels=True, overwritable=True, numbered=True, fill="#dbe9f6"),
 )

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from ..errors import ShapeError
-from ..graph import show_shape
-from .base import Cost, ModuleCall, OpKind, Option, Shape, channels_option
+from .base import Cost, ModuleCall, OpKind, Option, Shape, channels_option, show_shape
 
 
 class Linear(OpKind):
@@ -66,7 +65,7 @@ class Identity(OpKind):
 KINDS = (
     Flatten("flatten", "C×H×W feature map to a vector of C·H·W", aliasing=True),
     Linear("fc", "fully connected layer on a vector (or a C×1×1 map)", ("out",),
-           (channels_option(), Option("bias", default=True, type="bool", flag=True)), reads_channels=True),
+           (channels_option(), Option("bias", default=True, type="bool", flag=True)), reads_channels=True, fill="#f6dde3"),
     Dropout("dropout", "dropout with probability p", ("p",),
             (Option("p", default=0.5, type="float", minimum=0.0, maximum=1.0),), aliasing=True),
     Identity("identity", "passes its input through", aliasing=True),

@@ -25,7 +25,7 @@ KINDS = (
         Option("zero_init", default=False, type="bool", flag=True),
         Option("eps", default=1e-5, type="float", minimum=0.0, maximum=1.0, above_minimum=True),
         Option("momentum", default=0.1, type="float", minimum=0.0, maximum=1.0),
-    ), reads_channels=True, overwritable=True, numbered=True, norm=True),
+    ), reads_channels=True, overwritable=True, numbered=True, norm=True, fill="#eeeeee"),
 )
 
 
@@ -55,7 +55,7 @@ KINDS += (
         Option("groups", ("g",), default=32, minimum=1, maximum=MAX_CHANNELS),
         Option("zero_init", default=False, type="bool", flag=True),
         Option("eps", default=1e-5, type="float", minimum=0.0, maximum=1.0, above_minimum=True),
-    ), reads_channels=True, overwritable=True, numbered=True, norm=True),
+    ), reads_channels=True, overwritable=True, numbered=True, norm=True, fill="#eeeeee"),
 )
 
 
@@ -95,9 +95,9 @@ KINDS += (
         Option("groups", ("g",), default=32, minimum=1, maximum=MAX_CHANNELS),
         Option("zero_init", default=False, type="bool", flag=True),
         Option("eps", default=1e-5, type="float", minimum=0.0, maximum=1.0, above_minimum=True),
-    ), feature_map=True, reads_channels=True, overwritable=True, numbered=True, norm=True),
+    ), feature_map=True, reads_channels=True, overwritable=True, numbered=True, norm=True, fill="#eeeeee"),
     FilterResponseNorm("frn", "filter response norm with a thresholded linear unit (its own nonlinearity)", (), (
         Option("zero_init", default=False, type="bool", flag=True),
         Option("eps", default=1e-5, type="float", minimum=0.0, maximum=1.0, above_minimum=True),
-    ), feature_map=True, reads_channels=True, overwritable=True, numbered=True, norm=True),
+    ), feature_map=True, reads_channels=True, overwritable=True, numbered=True, norm=True, fill="#eeeeee"),
 )

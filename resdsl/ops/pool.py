@@ -71,10 +71,10 @@ class Pool(OpKind):
 
 KINDS = (
     Pool("maxpool", "max pooling; stride defaults to the kernel, padding to (kernel-1)//2",
-         (), (KERNEL, STRIDE, PADDING, CEIL), feature_map=True),
+         (), (KERNEL, STRIDE, PADDING, CEIL), feature_map=True, fill="#e3f1df"),
     Pool("avgpool", "average pooling; without a kernel, global average pooling to C×1×1",
          (), (Option("kernel", ("k",), default=None, minimum=1, maximum=4096), STRIDE, PADDING, CEIL,
               # timm's ResNet-D shortcut pools with count_include_pad=False
               Option("count_include_pad", default=True, type="bool")),
-         feature_map=True),
+         feature_map=True, fill="#e3f1df"),
 )

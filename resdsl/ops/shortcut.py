@@ -29,5 +29,5 @@ class ZeroPad(OpKind):
 
 KINDS = (
     ZeroPad("zeropad", "option A's shortcut: subsample by the stride and pad zero channels", (),
-            (Option("stride", minimum=1), Option("channels", minimum=0)), aliasing=True, internal=True),
+            (Option("stride", minimum=1), Option("channels", minimum=0)), aliasing=True, internal=True, fill="#fde0c5"),
 )
