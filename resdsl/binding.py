@@ -17,7 +17,7 @@ from .library import bundled_file_defining
 from .ops import OPS
 from .requirements import unmet
 from .scope import Context
-from .values import Value, _equal as same, evaluate, show, suggest
+from .values import Value, evaluate, same_value, show, suggest
 
 
 class FromDefaults(tuple):
@@ -187,7 +187,7 @@ class Binder:
                 continue
             alias, where = self.binding_of(called, key, names)
             if key in explicit:
-                if not same(env[key], aliased):
+                if not same_value(env[key], aliased):
                     self.reporter.warn(
                         "W0202", f"`{key} = {show(env[key])}` replaces the `{key} = {show(aliased)}` that `{alias}` "
                         "binds", explicit[key], trace=ctx.trace,
@@ -196,7 +196,7 @@ class Binder:
                              f"what `{alias}` is")
                 continue
             value, vspan = yielded[key]
-            if not same(value, aliased) and (param.default is None or not same(value, own)):
+            if not same_value(value, aliased) and (param.default is None or not same_value(value, own)):
                 self.error(ctx, "E0205", f"`{key}` has two values: `{show(value)}` from a `defaults` statement and "
                            f"`{show(aliased)}` that `{alias}` binds", vspan,
                            notes=(f"`{alias}` binds it at {where}; an alias's binding wins over `defaults`, "

@@ -119,12 +119,12 @@ def _binary(expr: ast.Binary, env: Mapping[str, Value], symbols) -> Value:
     a = evaluate(expr.left, env, symbols)
     b = evaluate(expr.right, env, symbols)
     if op in ("==", "!="):
-        return _equal(a, b) == (op == "==")
+        return same_value(a, b) == (op == "==")
     if op in ("in", "not in"):
         if not isinstance(b, tuple):
             raise EvalError("E0302", f"`{op}` needs a list on its right, found {type_name(b)}", expr.right.span,
                             help="for example `depth in [18, 34, 50]`")
-        return any(_equal(a, item) for item in b) == (op == "in")
+        return any(same_value(a, item) for item in b) == (op == "in")
     x = _number(a, expr.left.span)
     y = _number(b, expr.right.span)
     if op in ("<", "<=", ">", ">="):
@@ -156,12 +156,12 @@ def _binary(expr: ast.Binary, env: Mapping[str, Value], symbols) -> Value:
     return result
 
 
-def _equal(a: Value, b: Value) -> bool:
+def same_value(a: Value, b: Value) -> bool:
     """Equality of the language: `true` is not `1` (Python says it is), lists compare item by item."""
     if isinstance(a, bool) != isinstance(b, bool):
         return False
     if isinstance(a, tuple) and isinstance(b, tuple):
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
     return a == b
 
 
