@@ -53,6 +53,8 @@ class BlockInstance:
     arguments: dict[str, Value]  # every parameter of the template, bound
     policy: str                  # the shortcut policy in force at the call
     span: Span                   # the call site
+    parent: str | None = None    # the block instance whose body makes the call (None: the network's)
+    seq: float = 0               # execution order among the ops (graph.Node.seq) and the other calls
 
 
 
@@ -230,7 +232,7 @@ class CallElaborator:
         if env is None:
             return current
         self.count_work()
-        self.instances.append(BlockInstance(path, name, template, env, ctx.policy, span))
+        self.instances.append(BlockInstance(path, name, template, env, ctx.policy, span, ctx.block, self.seq + 0.5))
         # Context(...) rather than dataclasses.replace: this runs once per block instance.
         inner = Context(env, ctx.policy, ctx.trace + ((span, f"block `{name}` ({path})"),), ctx.calls + (name,),
                         ctx.stage, path, name, ctx.section, Context.key_of(env), ctx.norm, ctx.norm_span)

@@ -42,6 +42,7 @@ class Elaboration:
     span: Span
     template: ast.Template
     instances: tuple[BlockInstance, ...]
+    definitions: dict[str, ast.Definition]  # every block and network in scope, by name (aliases too)
 
 
 def elaborate(library, network_name: str, overrides: dict[str, Value], override_spans: dict[str, Span],
@@ -140,7 +141,7 @@ class _Elaborator(CallElaborator):
                        help="lower the repeat counts")
             return None
         return Elaboration(name, self.graph, output, env, tuple(self.stages), template.span, template,
-                           tuple(self.instances))
+                           tuple(self.instances), dict(self.library.definitions))
 
     def input_shape(self, stmt: ast.Input, ctx: Context) -> tuple[int, ...] | None:
         dims = []

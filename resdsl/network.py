@@ -47,11 +47,23 @@ class Network:
     template: ast.Template = field(repr=False)                # the network's definition (aliases followed)
     instances: tuple[BlockInstance, ...] = field(repr=False)  # every block call, in program order
     warnings: tuple[Diagnostic, ...] = field(default=(), repr=False)  # valid, but probably not what was meant
+    definitions: dict[str, ast.Definition] = field(default_factory=dict, repr=False)  # blocks and networks by name
+
+    @property
+    def blocks(self) -> frozenset[str]:
+        """The names that are blocks here (a bare block name in an expression is that block)."""
+        return frozenset(name for name, d in self.definitions.items() if d.kind == "block")
 
     @cached_property
     def graph(self):
         """The networkx.DiGraph, built on first use (check and summary never need networkx)."""
         return self.ops.to_networkx()
+
+    @cached_property
+    def record(self):
+        """The network as written: parts, block instances and the ops each made (resdsl.record)."""
+        from .record import build_record
+        return build_record(self)
 
     def to_torch(self):
         """An executable torch.nn.Module (a torch.fx GraphModule); see resdsl.backend."""

@@ -93,7 +93,7 @@ def _finish(elaboration, name: str, path: str, reporter: Reporter) -> Network:
                    params=total_params, macs=total_macs, parameters=elaboration.parameters,
                    stages=elaboration.stages, parts=tuple(parts(graph)), path=path, sources=dict(reporter.sources),
                    template=elaboration.template, instances=elaboration.instances,
-                   warnings=tuple(sorted_by_position(reporter.warnings)))
+                   definitions=elaboration.definitions, warnings=tuple(sorted_by_position(reporter.warnings)))
 
 
 class Checker:

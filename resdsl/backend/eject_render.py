@@ -1,29 +1,255 @@
-"""Lays out what `Body` collected (eject_body.py) as the lines of __init__ and forward.
+"""What an ejected class is made of, and how it is laid out as text.
 
-Decided here, once the whole class is known: a named group whose children are
-numbered 0, 1, ... in order is built in one `nn.Sequential(...)` (otherwise it
-is filled with `add_module`), and a child is reached as `self.g[1]` only where
-positions and names agree (otherwise `self.g.get_submodule("1")`).
+__init__ is a list of `Module` (the module, or a constructor parameter, at a path below self),
+`Container` (a named group: an nn.Sequential), `Line` and `If`; forward a list of `Run`
+(`dst = self.<path>(src)`), `Line` and `If`. Decided here, once the whole class is known: a
+group whose children are numbered 0, 1, ... in order is built in one `nn.Sequential(...)`
+(otherwise it is filled with `add_module`), is called whole where forward runs its children one
+after the other, and a child is reached as `self.g[1]` only where positions and names agree.
 """
 
 from __future__ import annotations
 
 import textwrap
+from dataclasses import dataclass
+from typing import Any
 
-from .eject_ir import Container, If, Line, Loop, Module, Path, Run
-from .eject_expr import Call, flat, fmt, py_string
+from ..ops import FunctionCall, ModuleCall
+from .eject_expr import Py, py_string
 
 WIDTH = 120  # torchvision's line length
+Path = tuple[str, ...]
+# PyTorch's own defaults: arguments equal to them are left out.
+TORCH_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True, "eps": 1e-5, "momentum": 0.1,
+                  "ceil_mode": False, "count_include_pad": True, "inplace": False}
+POOLS = ("nn.MaxPool2d", "nn.AvgPool2d")
+
+
+@dataclass
+class Module:     # __init__: the module (or a parameter, or None) at `path`
+    path: Path
+    ctor: "Call | str"
+    split: bool = False  # one argument a line (a stage's blocks)
+
+
+@dataclass
+class Container:  # __init__: a named group, an nn.Sequential
+    path: Path
+    items: list
+
+
+@dataclass
+class Line:       # `text` with `{0}`, `{1}` standing for the modules at `refs`
+    text: str
+    refs: tuple = ()
+
+
+@dataclass
+class If:
+    test: str
+    then: list
+    orelse: list
+    refs: tuple = ()
+
+
+@dataclass
+class Run:        # forward: `dst = self.<path>(src)`
+    path: Path
+    src: str
+    dst: str
+
+
+# ---- modules and functions as source --------------------------------------------------------
+
+def _text(value: Any) -> str:
+    return value.text if isinstance(value, Py) else repr(value)
+
+
+def _same(value: Any, other: Any) -> bool:
+    if isinstance(value, Py):
+        if isinstance(other, Py):
+            return value.text == other.text
+        return value.const and value.value == other and type(value.value) is type(other)
+    if isinstance(other, Py):
+        return _same(other, value)
+    return value == other and type(value) is type(other)
+
+
+def module_source(call: ModuleCall) -> "Call":
+    """A module description as source: the first `positional` arguments bare, the rest as keywords,
+    leaving out those equal to PyTorch's defaults (a pool's stride defaults to its kernel)."""
+    values = dict(call.args)
+    defaults = {**TORCH_DEFAULTS, **dict(call.defaults)}
+    out: list = []
+    for i, (name, value) in enumerate(call.args):
+        text = _text(value)
+        if i < call.positional:
+            out.append(text)
+        elif name == "stride" and call.constructor in POOLS:
+            if not _same(value, values["kernel_size"]):
+                out.append((name, text))
+        elif not (name in defaults and _same(value, defaults[name])):
+            out.append((name, text))
+    return Call(call.constructor, tuple(out))
+
+
+_OPERATORS = {"operator.add": "+", "operator.mul": "*"}
+
+
+def function_source(call: FunctionCall, operands: list[str], weights: str | None, dst: str,
+                    inplace: bool = False) -> tuple[str, set[str]]:
+    """The forward line of a merge or a channel slice (its op's FunctionCall), and what it needs."""
+    extra = [_text(a) for a in call.args] + [f"{k}={_text(v)}" for k, v in call.kwargs]
+    module, _, function = call.function.partition(".")
+    used = {function} if module == "layers" else {"torch"} if module == "torch" else set()
+    name = function if module == "layers" else call.function
+    if call.inputs == "list":
+        first = [weights] if call.weights_first else []
+        return f"{dst} = {name}({', '.join(first + ['[' + ', '.join(operands) + ']'] + extra)})", used
+    if call.inputs == "one":
+        return f"{dst} = {name}({', '.join([operands[0]] + extra)})", used
+    if inplace and call.inplace and operands[0] == dst and len(operands) == 2:
+        return f"{dst} {_OPERATORS[call.function]}= {operands[1]}", used
+    if call.function in _OPERATORS:
+        return f"{dst} = {f' {_OPERATORS[call.function]} '.join(operands)}", used
+    out = operands[0]
+    for operand in operands[1:]:
+        out = f"{name}({', '.join([out, operand] + extra)})"
+    return f"{dst} = {out}", used
+
+
+# ---- calls, laid out --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Call:
+    """`func(arg, ..., key=value)`, where an argument may itself be a Call (e.g. a downsample)."""
+
+    func: str
+    args: tuple  # str | Call | tuple[str, str | Call] (a keyword argument)
+
+
+def fmt(node: "str | Call", indent: int = 0, width: int = 120, used: int = 0, split: bool = False) -> str:
+    """Source for `node` on a line indented by `indent` after `used` other characters. In order of
+    preference: one line; the last argument's call opened at the end of the line (torchvision's
+    `downsample = nn.Sequential(` style); the arguments packed under the opening parenthesis; one
+    argument a line. `split` asks for the last."""
+    if isinstance(node, str):
+        return node
+    one = flat(node)
+    if not split and indent + used + len(one) <= width:
+        return one
+    last = node.args[-1] if node.args else None
+    value = last[1] if isinstance(last, tuple) else last
+    if not split and isinstance(value, Call) and value.args:
+        head = f"{node.func}(" + "".join(_flat_arg(a) + ", " for a in node.args[:-1]) + \
+            (f"{last[0]}=" if isinstance(last, tuple) else "")
+        if indent + used + len(head) + len(value.func) + 1 <= width:
+            return head + fmt(value, indent, width, used + len(head), split=True) + ")"
+    if not split:
+        packed = _packed(node, indent + used + len(node.func) + 1, width)
+        if packed is not None:
+            return packed
+    pad = " " * (indent + 4)
+    lines = [pad + _arg(a, indent + 4, width) + "," for a in node.args]
+    return f"{node.func}(\n" + "\n".join(lines) + "\n" + " " * indent + ")"
+
+
+def _packed(node: Call, column: int, width: int) -> str | None:
+    """The arguments filled into lines that start under the opening parenthesis, if that fits in 3 lines."""
+    lines, current = [], ""
+    for arg in (_flat_arg(a) for a in node.args):
+        if current and column + len(current) + len(arg) + 1 > width:
+            lines.append(current.rstrip())
+            current = ""
+        current += arg + ", "
+    lines.append(current[:-2] + ")")
+    if len(lines) > 3 or any(column + len(line) > width for line in lines):
+        return None
+    return f"{node.func}(" + ("\n" + " " * column).join(lines)
+
+
+def flat(node: "str | Call") -> str:
+    """`node` on one line."""
+    if isinstance(node, str):
+        return node
+    return f"{node.func}({', '.join(_flat_arg(a) for a in node.args)})"
+
+
+def _flat_arg(arg) -> str:
+    return f"{arg[0]}={flat(arg[1])}" if isinstance(arg, tuple) else flat(arg)
+
+
+def _arg(arg, indent: int, width: int) -> str:
+    if isinstance(arg, tuple):
+        key, value = arg
+        return f"{key}={fmt(value, indent, width, used=len(key) + 1)}"
+    return fmt(arg, indent, width)
+
+
+# ---- classes, laid out ------------------------------------------------------------------------
+
+def nest(items: list) -> list:
+    """Modules below a group moved into the group's Container, made where the group is first needed
+    (before an `if` that adds to it: the `if` then adds its modules to the container by path)."""
+    out: list = []
+    found: dict[Path, Container] = {}
+
+    def container(path: Path) -> Container:
+        if path not in found:
+            made = found[path] = Container(path[-1:], [])
+            (out if len(path) == 1 else container(path[:-1]).items).append(made)
+        return found[path]
+
+    for item in items:
+        if isinstance(item, Module) and len(item.path) > 1:
+            container(item.path[:-1]).items.append(Module(item.path[-1:], item.ctor, item.split))
+        elif isinstance(item, If):
+            for path in _deep(item):
+                container(path[:-1])
+            out.append(item)
+        else:
+            out.append(item)
+    return out
+
+
+def _deep(item: If) -> list[Path]:
+    """The paths of modules below a group that an `if` (and the `if`s inside it) makes."""
+    found = []
+    for child in item.then + item.orelse:
+        if isinstance(child, Module) and len(child.path) > 1:
+            found.append(child.path)
+        elif isinstance(child, If):
+            found += _deep(child)
+    return found
+
+
+def _children(items: list, prefix: Path, into: dict[Path, list[str]]) -> None:
+    for item in items:
+        if isinstance(item, Container):
+            path = prefix + item.path
+            into.setdefault(path, []).extend(getattr(c, "path", (None,))[0] for c in item.items
+                                             if isinstance(c, (Module, Container)))
+            _children(item.items, path, into)
+        elif isinstance(item, If):
+            for path in _deep(item):
+                names = into.setdefault(path[:-1], [])
+                if path[-1] not in names:
+                    names.append(path[-1])
 
 
 class Layout:
-    def __init__(self, labelled: set[Path]):
-        self.labelled = labelled  # groups whose children are not all numbered in order
+    def __init__(self, init: list):
+        self.items = nest(init)
+        self.children: dict[Path, list[str]] = {}
+        _children(self.items, (), self.children)
+
+    def numbered(self, path: Path) -> bool:
+        return self.children.get(path) == [str(i) for i in range(len(self.children.get(path, [])))]
 
     def ref(self, path: Path) -> str:
         out = "self"
         for i, part in enumerate(path):
-            if part.isdigit() and path[:i] not in self.labelled:
+            if part.isdigit() and self.numbered(path[:i]):
                 out += f"[{part}]"
             elif part.isidentifier():
                 out += f".{part}"
@@ -35,28 +261,27 @@ class Layout:
         return item.text.format(*(self.ref(p) for p in item.refs))
 
     # ---- __init__ ---------------------------------------------------------------------------
-    def init(self, items: list, indent: int) -> list[str]:
+    def init(self, indent: int) -> list[str]:
+        return self._init(self.items, (), indent)
+
+    def _init(self, items: list, prefix: Path, indent: int) -> list[str]:
         out: list[str] = []
         pad = " " * indent
         for item in items:
             if isinstance(item, Module):
-                out += self.assign(item.path, item.ctor, indent, item.split)
+                out += self.assign(prefix + item.path, item.ctor, indent, item.split)
             elif isinstance(item, Container):
-                built = self.sequential(item)
+                path = prefix + item.path
+                built = self.sequential(item, path)
                 if built is not None:
-                    call, after = built
-                    out += self.assign(item.path, call, indent)
-                    out += self.init(after, indent)
+                    out += self.assign(path, built, indent)
                 else:
-                    out += self.assign(item.path, "nn.Sequential()", indent)
-                    out += self.init(item.items, indent)
+                    out += self.assign(path, "nn.Sequential()", indent)
+                    out += self._init(item.items, path, indent)
             elif isinstance(item, Line):
                 out.append(pad + self.line(item))
-            elif isinstance(item, Loop):
-                out.append(pad + item.header)
-                out += self.init(item.items, indent + 4)
             else:
-                out += self.condition(item, indent, self.init)
+                out += self.condition(item, indent, lambda items, i: self._init(items, prefix, i))
         return out
 
     def assign(self, path: Path, ctor: "Call | str", indent: int, split: bool = False) -> list[str]:
@@ -67,23 +292,19 @@ class Layout:
         head = f"{self.ref(path[:-1])}.add_module({py_string(path[-1])}, "
         return (pad + head + fmt(ctor, indent, WIDTH, len(head) + 1, split) + ")").split("\n")
 
-    def sequential(self, container: Container) -> tuple[Call, list] | None:
-        """`nn.Sequential(a, b, ...)` and the lines that follow it (zero-inits), if the group's
-        children are numbered in order and made unconditionally; else None."""
-        children = [i for i in container.items if not isinstance(i, Line)]
-        after = [i for i in container.items if isinstance(i, Line)]
-        if [getattr(c, "path", (None,))[-1] for c in children] != [str(i) for i in range(len(children))]:
+    def sequential(self, container: Container, path: Path) -> "Call | None":
+        """`nn.Sequential(a, b, ...)` if the group's children are numbered in order and built whole."""
+        if not self.numbered(path) or any(not isinstance(c, (Module, Container)) for c in container.items):
             return None
         args: list = []
-        for child in children:
+        for child in container.items:
             if isinstance(child, Module) and isinstance(child.ctor, Call):
                 args.append(child.ctor)
-            elif isinstance(child, Container) and (inner := self.sequential(child)) is not None:
-                args.append(inner[0])
-                after += inner[1]
+            elif isinstance(child, Container) and (inner := self.sequential(child, path + child.path)) is not None:
+                args.append(inner)
             else:
                 return None
-        return Call("nn.Sequential", tuple(args)), after
+        return Call("nn.Sequential", tuple(args))
 
     def condition(self, item: If, indent: int, render) -> list[str]:
         pad = " " * indent
@@ -99,7 +320,7 @@ class Layout:
         return [f"{pad}if {test}:", *then] + ([f"{pad}else:", *orelse] if orelse else [])
 
     def inline(self, item: If, test: str, indent: int) -> str | None:
-        """`self.se = SqueezeExcite(...) if se_ratio > 0 else None`, where that is the whole `if`."""
+        """`self.aa = nn.AvgPool2d(2) if stride == 2 else None`, where that is the whole `if`."""
         if len(item.then) == 1 and len(item.orelse) == 1 and all(isinstance(i, Module) for i in item.then +
                                                                    item.orelse):
             made, empty = item.then[0], item.orelse[0]
@@ -113,7 +334,7 @@ class Layout:
     def forward(self, items: list, indent: int) -> list[str]:
         out: list[str] = []
         pad = " " * indent
-        for item in items:
+        for item in self.whole(items):
             if isinstance(item, Run):
                 out.append(f"{pad}{item.dst} = {self.ref(item.path)}({item.src})")
             elif isinstance(item, Line):
@@ -122,6 +343,26 @@ class Layout:
                 out += self.condition(item, indent, self.forward)
         return out
 
+    def whole(self, items: list) -> list:
+        """Runs of every child of a numbered group, in order and one into the next: one call of the group."""
+        out: list = []
+        i = 0
+        while i < len(items):
+            item = items[i]
+            if isinstance(item, Run) and len(item.path) > 1 and item.path[-1] == "0":
+                group = item.path[:-1]
+                n = len(self.children.get(group, []))
+                run = items[i:i + n]
+                if self.numbered(group) and n and len(run) == n and all(
+                        isinstance(r, Run) and r.path == group + (str(k),) and (k == 0 or r.src == run[k - 1].dst)
+                        for k, r in enumerate(run)):
+                    out.append(Run(group, item.src, run[-1].dst))
+                    i += n
+                    continue
+            out.append(item)
+            i += 1
+        return out if out == items else self.whole(out)
+
 
 def _negate(test: str) -> str:
     if test.endswith(" is not None"):
@@ -129,8 +370,6 @@ def _negate(test: str) -> str:
     if test.endswith(" is None"):
         return test[: -len(" is None")] + " is not None"
     return f"not ({test})"
-
-
 def docstring(text: str, indent: int) -> str:
     """A docstring at `indent`, its long lines wrapped (a comment's own line breaks are kept)."""
     text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')

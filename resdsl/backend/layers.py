@@ -181,3 +181,14 @@ class DropPath(nn.Module):
 
     def extra_repr(self) -> str:
         return f"rate={self.rate:g}"
+
+
+def install_module(root: nn.Module, path: str, module: nn.Module) -> None:
+    """Put `module` at the dotted `path` of `root`, making plain containers on the way (an ejected
+    block written flat builds its modules with it)."""
+    *parents, leaf = path.split(".")
+    for part in parents:
+        if part not in root._modules:
+            root.add_module(part, nn.Module())
+        root = root._modules[part]
+    root.add_module(leaf, module)

@@ -31,11 +31,6 @@ if TYPE_CHECKING:
     from ..network import Network
 
 
-# PyTorch's own defaults: arguments equal to them are left out of ejected source.
-TORCH_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True, "eps": 1e-5, "momentum": 0.1,
-                  "ceil_mode": False, "count_include_pad": True, "inplace": False}
-
-
 def module_call(kind: str, attrs: dict, x: tuple[int, ...], inplace: bool) -> ModuleCall:
     """The op's module as data (its definition's `module`), for an input of shape `x`."""
     return ALL[kind].module(attrs, x[0], len(x), inplace)

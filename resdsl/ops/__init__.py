@@ -11,7 +11,8 @@ import importlib
 import pkgutil
 
 from .. import values
-from .base import MAX_CHANNELS, REQUIRED, BoundArg, Cost, FunctionCall, ModuleCall, OpKind, Option, Shape, bind, window
+from .base import (MAX_CHANNELS, REQUIRED, BoundArg, Cost, FunctionCall, ModuleCall, OpKind, Option, Shape, bind,
+                   match_options, window)
 
 _ORDER = ("conv", "norm", "activation", "pool", "linear", "attention", "shortcut")  # the rest: alphabetical
 
@@ -38,4 +39,4 @@ FUNCTIONS: tuple[str, ...] = tuple(name for name, kind in ALL.items() if type(ki
 values.BRANCH_MERGES[:] = list(BRANCH_MERGES)  # values sits below ops: the language learns the words here
 
 __all__ = ["ALL", "BRANCH_MERGES", "FUNCTIONS", "MAX_CHANNELS", "MERGES", "OPS", "REQUIRED", "BoundArg", "Cost", "FunctionCall", "ModuleCall", "OpKind", "Option", "Shape",
-           "bind", "window"]
+           "bind", "match_options", "window"]

@@ -246,7 +246,7 @@ def known(value: Any) -> Any:
     """The number an argument stands for: itself, or a constant Sym's value (None if symbolic)."""
     if isinstance(value, (int, float, bool)) or value is None:
         return value
-    return value.sample if getattr(value, "const", False) else None
+    return value.value if getattr(value, "const", False) else None
 
 
 def exact_div(a: Any, b: Any) -> Any:
@@ -307,6 +307,24 @@ def bind(spec: OpKind, args: list[BoundArg], call_span: Span) -> dict[str, Value
             values[option.name] = option.default
     spec.validate(values, call_span)
     return spec.complete(values)
+
+
+def match_options(spec: OpKind, args, is_parameter) -> dict[str, Any]:
+    """Which expression of a valid call gives each option it writes (`True` for a bare flag): the
+    matching `bind` does, on the call's syntax (`args`: syntax.Arg), for the ejector's expressions.
+    `is_parameter(word)` tells a parameter's name from a bare flag (`bn zero_init`)."""
+    slots, found = list(spec.positional), {}
+    for arg in args:
+        expr = arg.value
+        word = getattr(expr, "id", None) if type(expr).__name__ == "Name" else None
+        if arg.name is None and word is not None and not is_parameter(word) \
+                and spec.option(word) is not None and spec.option(word).flag:
+            found[spec.option(word).name] = True
+        elif arg.name is None:
+            found[slots.pop(0)] = expr
+        else:
+            found[spec.option(arg.name).name] = expr
+    return found
 
 
 def given_options(spec: OpKind, args: list[BoundArg]) -> frozenset[str]:
