@@ -34,7 +34,7 @@ from . import layers
 from .eject_class import ClassWriter, Live, Tensor
 from .eject_expr import Py, Unsupported, class_name, constant, identifier, name, substitute
 from .eject_flat import flat_class
-from .eject_render import Call, Layout, define, docstring, module_source
+from .eject_render import Call, Layout, define, docstring, hoist, module_source
 
 if TYPE_CHECKING:
     from ..network import Network
@@ -125,6 +125,9 @@ class Ejector:
         lines: list[str] = []
         for p_name, py_name, default in params:
             param = next(p for p in template.params if p.name == p_name)
+            if default is not None and not any(_evaluates_to(param.default, env, self.symbols, env[p_name])
+                                               for env in envs):
+                default = None  # every call gives its own value: the default is never used here
             if default is None:
                 signature.append((p_name, py_name, None))
             elif not (_names(param.default) & set(free)):
@@ -133,12 +136,15 @@ class Ejector:
                 signature.append((p_name, py_name, "None"))
                 computed[p_name] = param.default
                 lines += [f"if {py_name} is None:", f"    {py_name} = {ev(param.default).text}"]
+        written: dict[str, str] = {}
         for p_name, py_name, param in derived:  # worked out from the others, as torchvision's `width`
             value = ev(param.default)
-            if isinstance(value.node, pyast.Name):  # the same as another parameter: that one's name
-                free[p_name] = value.node.id
+            same = next((n for t, n in written.items() if t == value.text), None)
+            if isinstance(value.node, pyast.Name) or same:  # the same as another parameter: that one's name
+                free[p_name] = value.node.id if isinstance(value.node, pyast.Name) else same
             else:
                 lines.append(f"{py_name} = {value.text}")
+                written[value.text] = py_name
         entry = Tensor("x", name("inplanes", tuple(u.in_shape[0] for u in uses)), ranks.pop())
         out = writer.body(template.body, entry)
         cls = BlockClass(self.fresh(class_name(template.name)), template, signature, computed, writer.slots,
@@ -171,8 +177,10 @@ class Ejector:
         source = [f"class {cls.name}(nn.Module):", docstring(comment or f"The `{cls.template.name}` block.", 4), ""]
         source += define("__init__", args, 4)
         source.append("        super().__init__()")
-        source += ["        " + line for line in lines]
-        layout = Layout(writer.init)
+        init, hoisted = hoist(writer.init, {a.split("=")[0] for a in args} | RESERVED | set(writer.free.values()),
+                              out.channels.text if out.channels is not None else None)
+        source += ["        " + line for line in lines + hoisted]
+        layout = Layout(init)
         source += layout.init(8)
         source += ["", "    def forward(self, x):"] + layout.forward(writer.fwd, 8) + [f"        return {out.var}"]
         return "\n".join(source)

@@ -62,6 +62,7 @@ class ClassWriter:
     taps: dict = field(default_factory=dict)    # label -> the variable kept for `residual(project_from = ...)`
     depth: int = 0
     flags: int = 0
+    carries: dict = field(default_factory=dict)  # a carry's test -> the attribute forward reads it from
 
     # ---- values -----------------------------------------------------------------------------
     @property
@@ -276,11 +277,8 @@ class ClassWriter:
                     self.uses.add("torch")
                     self.fwd.append(Line(f"splits = torch.chunk({t.var}, {count}, 1)"))
                 source = Tensor(f"splits[{index}]", t.channels // count, t.rank)
-            if "carry" in args and self.known(args["carry"], "`carry`"):
-                event = self.pop(el.span, "op")
-                node = event[0].node
-                self.function(ALL[node.kind].forward(node.attrs, node.shape), [source.var, outputs[-1].var], None, var)
-                source = Tensor(var, source.channels, t.rank)
+            if "carry" in args:  # Res2Net: this branch's share plus the previous branch's output
+                source = self.carry(self.ev(args["carry"]), el, source, outputs, var)
             self.write = var
             out = self.body(el.body, replace(source, owned=False))
             if out.var != var:
@@ -305,9 +303,37 @@ class ClassWriter:
         call = ALL[node.kind].forward(node.attrs, node.shape)
         self.function(call, [o.var for o in outputs], weights, self.write)
         channels = outputs[0].channels
-        if call.function == "torch.cat":
+        if call.function == "torch.cat" and all(o.channels.text == channels.text for o in outputs):
+            channels = channels * count
+        elif call.function == "torch.cat":
             channels = sum((o.channels for o in outputs[1:]), outputs[0].channels)
         return Tensor(self.write, self.channels(channels, [e.node.shape[0] for e in events]), t.rank, owned=True)
+
+    def carry(self, carry: Py, el: ast.Branches, source: Tensor, outputs: list[Tensor], var: str) -> Tensor:
+        """The carry of one branch: in every call (a line), in none, or in some (a flag set in __init__)."""
+        taken = [bool(s) for s in carry.samples]
+        if not any(taken):
+            return source
+        carried = [live for live, k in zip(self.lives, taken) if k]
+        events = []
+        for live in carried:
+            event = live.next()
+            if event is None or event.span != el.span or event.node is None:  # pragma: no cover
+                raise Unsupported("a carry the record does not hold")
+            live.pos += 1
+            events.append(event)
+        node = events[0].node
+        line, used = function_source(ALL[node.kind].forward(node.attrs, node.shape), [source.var, outputs[-1].var],
+                                     None, var)
+        self.uses |= used
+        if all(taken):
+            self.fwd.append(Line(line))
+        else:
+            flag = self.carries.setdefault(carry.text, "carry" if not self.carries else f"carry{len(self.carries) + 1}")
+            if not any(isinstance(i, Line) and i.text.startswith(f"self.{flag} = ") for i in self.init):
+                self.init.append(Line(f"self.{flag} = {carry.text}"))
+            self.fwd.append(If(f"self.{flag}", [Line(line)], [Line(f"{var} = {source.var}")]))
+        return Tensor(var, source.channels, source.rank)
 
     # ---- conditions -------------------------------------------------------------------------
     def cond(self, el: ast.Cond, t: Tensor) -> Tensor:
@@ -462,7 +488,7 @@ def _spread(p: Py, taken: list[bool], side: bool) -> list:
 
 
 def _runs(calls: list) -> list:
-    """A stage's blocks; four or more identical ones in a row are written as one comprehension."""
+    """A stage's blocks; identical ones in a row are written as one comprehension, as _make_layer's loop."""
     from .eject_render import flat
     out: list = []
     i = 0
@@ -470,7 +496,7 @@ def _runs(calls: list) -> list:
         j = i
         while j < len(calls) and calls[j] == calls[i]:
             j += 1
-        if j - i >= 4:
+        if j - i >= 2:
             out.append(f"*[{flat(calls[i])} for _ in range({j - i})]")
         else:
             out.extend(calls[i:j])

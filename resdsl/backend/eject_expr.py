@@ -203,7 +203,11 @@ class Evaluator:
                 if bool(left.value) == (expr.op == "or"):
                     return left
                 return self(expr.right)
-            return binary(expr.op, left, self(expr.right))
+            right = self(expr.right)
+            if expr.op in ("and", "or") and right.const:  # `x and false` is false, `x or false` is x
+                samples = self.samples(expr)
+                return right if bool(right.value) == (expr.op == "or") else Py(left.node, samples)
+            return binary(expr.op, left, right)
         if isinstance(expr, ast.Unary):
             operand = self(expr.operand)
             if expr.op == "not":

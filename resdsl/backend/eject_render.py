@@ -10,6 +10,7 @@ after the other, and a child is reached as `self.g[1]` only where positions and 
 
 from __future__ import annotations
 
+import ast as pyast
 import textwrap
 from dataclasses import dataclass
 from typing import Any
@@ -130,9 +131,9 @@ class Call:
 
 def fmt(node: "str | Call", indent: int = 0, width: int = 120, used: int = 0, split: bool = False) -> str:
     """Source for `node` on a line indented by `indent` after `used` other characters. In order of
-    preference: one line; the last argument's call opened at the end of the line (torchvision's
-    `downsample = nn.Sequential(` style); the arguments packed under the opening parenthesis; one
-    argument a line. `split` asks for the last."""
+    preference: one line; a last argument that is an nn.Sequential opened at the end of the line
+    (torchvision's `downsample=nn.Sequential(` style); the arguments packed under the opening
+    parenthesis; one argument a line. `split` asks for the last."""
     if isinstance(node, str):
         return node
     one = flat(node)
@@ -140,7 +141,7 @@ def fmt(node: "str | Call", indent: int = 0, width: int = 120, used: int = 0, sp
         return one
     last = node.args[-1] if node.args else None
     value = last[1] if isinstance(last, tuple) else last
-    if not split and isinstance(value, Call) and value.args:
+    if not split and isinstance(value, Call) and value.args and value.func == "nn.Sequential":
         head = f"{node.func}(" + "".join(_flat_arg(a) + ", " for a in node.args[:-1]) + \
             (f"{last[0]}=" if isinstance(last, tuple) else "")
         if indent + used + len(head) + len(value.func) + 1 <= width:
@@ -187,6 +188,84 @@ def _arg(arg, indent: int, width: int) -> str:
 
 
 # ---- classes, laid out ------------------------------------------------------------------------
+
+def _dump(text: str) -> str | None:
+    try:
+        return pyast.dump(pyast.parse(text, mode="eval").body)
+    except SyntaxError:
+        return None
+
+
+def hoist(items: list, taken: set[str], out: str | None = None) -> tuple[list, list[str]]:
+    """Widths that size two modules or more, worked out once in a local variable as torchvision's
+    `width = int(planes * (base_width / 64.0)) * groups`: (the items using it, the assignments)."""
+    counts: dict[str, int] = {}
+    texts: dict[str, str] = {}
+    for call in _calls(items):
+        for arg in call.args:
+            text = arg[1] if isinstance(arg, tuple) else arg
+            if isinstance(text, str) and text:
+                try:
+                    node = pyast.parse(text, mode="eval").body
+                except SyntaxError:
+                    continue
+                if isinstance(node, pyast.BinOp) and any(isinstance(n, pyast.Name) for n in pyast.walk(node)):
+                    key = pyast.dump(node)
+                    counts[key] = counts.get(key, 0) + 1
+                    texts[key] = text
+    chosen: dict[str, str] = {}
+    out_key = _dump(out) if out else None
+    for key, count in counts.items():
+        if count >= 2:
+            names = ("out_channels",) if key == out_key else ("width", "mid_channels")
+            chosen[key] = next(n for n in (*names, *(f"{names[-1]}{i}" for i in range(2, 99)))
+                               if n not in taken and n not in chosen.values())
+    if not chosen:
+        return items, []
+
+    class Replace(pyast.NodeTransformer):
+        def visit_BinOp(self, node: pyast.BinOp) -> pyast.expr:
+            key = pyast.dump(node)
+            if key in chosen:
+                return pyast.Name(chosen[key], pyast.Load())
+            return self.generic_visit(node)
+
+    def text_of(text: str) -> str:
+        try:
+            return pyast.unparse(Replace().visit(pyast.parse(text, mode="eval")).body)
+        except SyntaxError:
+            return text
+
+    def call_of(call: "Call | str") -> "Call | str":
+        if not isinstance(call, Call):
+            return call
+        args = tuple((a[0], call_of(a[1]) if isinstance(a[1], Call) else text_of(a[1])) if isinstance(a, tuple)
+                     else call_of(a) if isinstance(a, Call) else text_of(a) for a in call.args)
+        return Call(call.func, args)
+
+    def walk(items: list) -> list:
+        return [Module(i.path, call_of(i.ctor), i.split) if isinstance(i, Module) else
+                If(text_of(i.test), walk(i.then), walk(i.orelse), i.refs) if isinstance(i, If) else i for i in items]
+
+    return walk(items), [f"{name} = {texts[key]}" for key, name in chosen.items()]
+
+
+def _calls(items: list):
+    for item in items:
+        if isinstance(item, Module) and isinstance(item.ctor, Call):
+            yield from _nested(item.ctor)
+        elif isinstance(item, If):
+            yield from _calls(item.then)
+            yield from _calls(item.orelse)
+
+
+def _nested(call: "Call"):
+    yield call
+    for arg in call.args:
+        value = arg[1] if isinstance(arg, tuple) else arg
+        if isinstance(value, Call):
+            yield from _nested(value)
+
 
 def nest(items: list) -> list:
     """Modules below a group moved into the group's Container, made where the group is first needed
