@@ -345,7 +345,8 @@ def eject(net: "Network", model=None) -> str:
     spec = os.path.basename(net.path)
     helpers = [inspect.getsource(HELPERS[h]).rstrip() for h in HELPERS if h in ej.uses]
     text = "\n".join(helpers + ej.order + [network])
-    imports = (["import math", ""] if "math." in text else []) + \
+    imports = (["from collections import OrderedDict", ""] if "OrderedDict(" in text else []) + \
+        (["import math", ""] if "math." in text else []) + \
         (["from typing import List", ""] if "List[" in text else []) + \
         (["import operator", ""] if "operator." in text else []) + \
         (["import torch"] if "torch." in text else []) + \

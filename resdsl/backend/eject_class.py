@@ -18,8 +18,8 @@ from .. import syntax as ast
 from ..ops import ALL, OPS, FunctionCall, ModuleCall, match_options
 from ..record import BlockRecord, Event
 from ..values import Symbol, Value, evaluate, same_value
-from .eject_expr import Evaluator, Py, Unsupported, constant, identifier, negate
-from .eject_render import Call, Container, If, Line, Module, Path, Run, function_source, module_source
+from .eject_expr import Evaluator, Py, Unsupported, constant, identifier, negate, py_string
+from .eject_render import Call, If, Line, Loop, Module, Path, Run, function_source, module_source
 
 if TYPE_CHECKING:
     from .eject import Ejector
@@ -62,7 +62,8 @@ class ClassWriter:
     taps: dict = field(default_factory=dict)    # label -> the variable kept for `residual(project_from = ...)`
     depth: int = 0
     flags: int = 0
-    carries: dict = field(default_factory=dict)  # a carry's test -> the attribute forward reads it from
+    carries: dict = field(default_factory=dict)
+    looping: bool = False                       # inside the loop over branches: names may follow `branch`  # a carry's test -> the attribute forward reads it from
 
     # ---- values -----------------------------------------------------------------------------
     @property
@@ -87,10 +88,14 @@ class ClassWriter:
         return found
 
     def relative(self, events: list[Event]) -> Path:
-        names = {e.name[len(live.prefix):] for e, live in zip(events, self.lives)}
-        if len(names) != 1:
-            raise Unsupported("a module whose name differs between the calls")
-        return tuple(names.pop().split("."))
+        names = [e.name[len(live.prefix):].split(".") for e, live in zip(events, self.lives)]
+        if all(n == names[0] for n in names):
+            return tuple(names[0])
+        if self.looping and len({len(n) for n in names}) == 1:  # `paths[branch]`: named by the loop's branch
+            differ = [i for i in range(len(names[0])) if len({n[i] for n in names}) > 1]
+            if len(differ) == 1 and all(n[differ[0]] == str(live.env["branch"]) for n, live in zip(names, self.lives)):
+                return tuple(names[0][:differ[0]]) + (MARK,) + tuple(names[0][differ[0] + 1:])
+        raise Unsupported("a module whose name differs between the calls")
 
     # ---- statements -------------------------------------------------------------------------
     def body(self, body: ast.Body, t: Tensor) -> Tensor:
@@ -204,8 +209,8 @@ class ClassWriter:
 
     # ---- merges -----------------------------------------------------------------------------
     def function(self, call: FunctionCall, operands: list[str], weights: str | None, dst: str,
-                 inplace: bool = False) -> None:
-        line, used = function_source(call, operands, weights, dst, inplace)
+                 inplace: bool = False, listed: str | None = None) -> None:
+        line, used = function_source(call, operands, weights, dst, inplace, listed)
         self.uses |= used
         self.fwd.append(Line(line))
 
@@ -264,6 +269,38 @@ class ClassWriter:
         args = {a.name: a.value for a in el.args if a.name is not None}
         count = self.known(next(a.value for a in el.args if a.name is None), "a number of branches")
         split = "split" in args and self.known(args["split"], "`split`")
+        before = self.write
+        looped = self.loop(el, t, count, split, args) if count > 1 else None
+        if looped is not None:  # one loop over an nn.ModuleList of the branches, as timm's SelectiveKernel
+            listed, one = looped
+            outputs = [replace(one, var=f"{listed}[{i}]") for i in range(count)]
+        else:
+            listed, outputs = None, self.unrolled(el, t, count, split, args)
+        weights = None
+        if el.attend is not None:
+            total = outputs[0]
+            if count > 1:
+                events = self.pop(el.span, "op")
+                node = events[0].node
+                self.function(ALL[node.kind].forward(node.attrs, node.shape), [o.var for o in outputs], None, "total",
+                              listed=listed)
+                total = Tensor("total", outputs[0].channels, t.rank)
+            self.write = "attention"
+            weights = self.body(el.attend, total).var
+            self.write = before
+        events = self.pop(el.span, "op")
+        node = events[0].node
+        call = ALL[node.kind].forward(node.attrs, node.shape)
+        self.function(call, [o.var for o in outputs], weights, self.write, listed=listed)
+        channels = outputs[0].channels
+        if call.function == "torch.cat" and all(o.channels.text == channels.text for o in outputs):
+            channels = channels * count
+        elif call.function == "torch.cat":
+            channels = sum((o.channels for o in outputs[1:]), outputs[0].channels)
+        return Tensor(self.write, self.channels(channels, [e.node.shape[0] for e in events]), t.rank, owned=True)
+
+    def unrolled(self, el: ast.Branches, t: Tensor, count: int, split: bool, args: dict) -> list[Tensor]:
+        """The branches written out one by one (`branch` a constant in each), each into its own variable."""
         outputs: list[Tensor] = []
         before = self.write
         for index in range(count):
@@ -287,27 +324,91 @@ class ClassWriter:
         self.write = before
         for live in self.lives:
             live.env = {k: v for k, v in live.env.items() if k != "branch"}
-        weights = None
-        if el.attend is not None:
-            total = outputs[0]
-            if count > 1:
-                events = self.pop(el.span, "op")
-                node = events[0].node
-                self.function(ALL[node.kind].forward(node.attrs, node.shape), [o.var for o in outputs], None, "total")
-                total = Tensor("total", outputs[0].channels, t.rank)
-            self.write = "attention"
-            weights = self.body(el.attend, total).var
-            self.write = before
-        events = self.pop(el.span, "op")
-        node = events[0].node
-        call = ALL[node.kind].forward(node.attrs, node.shape)
-        self.function(call, [o.var for o in outputs], weights, self.write)
-        channels = outputs[0].channels
-        if call.function == "torch.cat" and all(o.channels.text == channels.text for o in outputs):
-            channels = channels * count
-        elif call.function == "torch.cat":
-            channels = sum((o.channels for o in outputs[1:]), outputs[0].channels)
-        return Tensor(self.write, self.channels(channels, [e.node.shape[0] for e in events]), t.rank, owned=True)
+        return outputs
+
+    def loop(self, el: ast.Branches, t: Tensor, count: int, split: bool, args: dict) -> tuple[str, Tensor] | None:
+        """The branches as one loop, where every branch makes the same modules with `branch` as a
+        variable (`d=(branch + 1)`): (the list of the branches' outputs, one of them); None if not."""
+        if "carry" in args:  # the first branch has nothing to carry: not the same as the others
+            return None
+        sizes = set()
+        for live in self.lives:
+            end = live.pos
+            while end < len(live.events) and not _branch_merge(live.events[end], el):
+                end += 1
+            sizes.add((end - live.pos) / count)
+        size = sizes.pop() if len(sizes) == 1 else 0.5
+        if size != int(size):
+            return None
+        size = int(size)
+        saved = (self.lives, [live.pos for live in self.lives], len(self.init), len(self.fwd), list(self.slots),
+                 set(self.uses), self.free, self.write)
+        outer = self.lives
+        self.lives = [Live({**live.env, "branch": b}, live.events, live.prefix, live.record, live.pos + b * size)
+                      for live in outer for b in range(count)]
+        self.free = {**self.free, "branch": "branch"}
+        self.looping = True
+        try:
+            source = replace(t, channels=_repeat(t.channels, count), owned=False)
+            if split:
+                self.pop(el.span, "op")
+                source = Tensor("part", source.channels // count, t.rank)
+            self.write = "y"
+            out = self.body(el.body, source)
+            if any(live.pos != start + (i % count + 1) * size for i, (live, start) in
+                   enumerate(zip(self.lives, [p for p in saved[1] for _ in range(count)]))):
+                raise Unsupported("branches that make different ops")
+            listed = self.looped(el, count, split, t, source, out, saved[2], saved[3])
+            one = Tensor(listed + "[0]", _first(out.channels, count), t.rank, owned=True)
+        except Unsupported:
+            self.lives, self.init[saved[2]:], self.fwd[saved[3]:] = saved[0], [], []
+            for live, pos in zip(saved[0], saved[1]):
+                live.pos = pos
+            self.slots[:], self.uses, self.free, self.write = saved[4], saved[5], saved[6], saved[7]
+            self.looping = False
+            return None
+        self.looping = False
+        self.lives, self.free, self.write = outer, saved[6], saved[7]
+        for live, pos in zip(outer, saved[1]):
+            live.pos = pos + count * size
+        return listed, one
+
+    def looped(self, el: ast.Branches, count: int, split: bool, t: Tensor, source: Tensor, out: Tensor,
+               init_mark: int, fwd_mark: int) -> str:
+        """Lay the loop's modules out as one nn.ModuleList and its forward as a comprehension or loop."""
+        made, fwd = self.init[init_mark:], self.fwd[fwd_mark:]
+        del self.init[init_mark:], self.fwd[fwd_mark:]
+        if split:
+            self.uses.add("torch")
+            self.fwd.append(Line(f"splits = torch.chunk({t.var}, {count}, 1)"))
+        if not made:
+            if out.var != source.var or not split:
+                raise Unsupported("branches without modules")
+            return "splits"
+        if any(not isinstance(m, Module) or MARK not in m.path for m in made):
+            raise Unsupported("branches whose modules are not all below one name per branch")
+        at = made[0].path.index(MARK)
+        prefix = made[0].path[:at]
+        if any(m.path[:at + 1] != prefix + (MARK,) for m in made):
+            raise Unsupported("branches whose modules sit below different names")
+        one = branch_module([(m.path[at + 1:], m.ctor) for m in made], self.uses)
+        self.init.append(Module(prefix, Call("nn.ModuleList", (Call("[for", (one, f"branch in range({count})")),))))
+        parts = "splits" if split else None
+        runs = [r for r in fwd if isinstance(r, Run)]
+        chain = len(runs) == len(fwd) and runs and runs[0].src == source.var and runs[-1].dst == out.var and all(
+            r.src == runs[i - 1].dst for i, r in enumerate(runs) if i) and [r.path[at + 1:] for r in runs] == \
+            [m.path[at + 1:] for m in made]
+        name = "branches"
+        if chain:  # every branch is one call of its module
+            over = f"path, part in zip({{0}}, {parts})" if parts else "path in {0}"
+            call = f"path({'part' if parts else t.var})"
+            self.fwd.append(Line(f"{name} = [{call} for {over}]", (prefix,)))
+        else:
+            header = f"for branch, part in enumerate({parts}):" if parts else f"for branch in range({count}):"
+            if not parts:
+                fwd = [Line(f"part = {t.var}")] + fwd
+            self.fwd += [Line(f"{name} = []"), Loop(header, fwd + [Line(f"{name}.append({out.var})")])]
+        return name
 
     def carry(self, carry: Py, el: ast.Branches, source: Tensor, outputs: list[Tensor], var: str) -> Tensor:
         """The carry of one branch: in every call (a line), in none, or in some (a flag set in __init__)."""
@@ -451,6 +552,43 @@ class ClassWriter:
 
 
 ALIASING = frozenset(name for name, op in ALL.items() if op.aliasing)
+MARK = "[branch]"  # the path component of a module named after the loop's branch: `paths.[branch].conv`
+
+
+def _branch_merge(event: Event, el: ast.Branches) -> bool:
+    """The merge of a `branches` construct (where its branches end), not a chunk or a carry."""
+    node = event.node
+    return event.span == el.span and node is not None and ALL[node.kind].merge and not node.attrs.get("carry")
+
+
+def _repeat(p: Py | None, count: int) -> Py | None:
+    return None if p is None else Py(p.node, tuple(s for s in p.samples for _ in range(count)), p.const)
+
+
+def _first(p: Py | None, count: int) -> Py | None:
+    """One branch's width per call, from the loop's (one per call and branch), if it is not the branch's."""
+    if p is None:
+        return None
+    if "branch" in p.text.replace("branches", ""):
+        raise Unsupported("branches of different widths")
+    return Py(p.node, p.samples[::count], p.const)
+
+
+def branch_module(modules: list[tuple[Path, "Call | str"]], uses: set[str]) -> "Call | str":
+    """One branch's modules as one expression: the module itself, or an nn.Sequential of them by name."""
+    if len(modules) == 1 and modules[0][0] == ():
+        return modules[0][1]
+    groups: dict[str, list] = {}
+    for path, ctor in modules:
+        if not path:
+            raise Unsupported("a branch that is a module and has modules below it")
+        groups.setdefault(path[0], []).append((path[1:], ctor))
+    children = [(key, branch_module(items, uses)) for key, items in groups.items()]
+    if [key for key, _ in children] == [str(i) for i in range(len(children))]:
+        return Call("nn.Sequential", tuple(c for _, c in children))
+    uses.add("OrderedDict")
+    return Call("nn.Sequential", (Call("OrderedDict", (Call("[", tuple(Call("(", (py_string(key), child))
+                                                                         for key, child in children)),)),))
 
 
 def int_of(value: Py) -> Py:

@@ -54,6 +54,12 @@ class If:
 
 
 @dataclass
+class Loop:       # forward: a `for` loop over the branches of a `branches` construct
+    header: str
+    items: list
+
+
+@dataclass
 class Run:        # forward: `dst = self.<path>(src)`
     path: Path
     src: str
@@ -98,15 +104,17 @@ _OPERATORS = {"operator.add": "+", "operator.mul": "*"}
 
 
 def function_source(call: FunctionCall, operands: list[str], weights: str | None, dst: str,
-                    inplace: bool = False) -> tuple[str, set[str]]:
-    """The forward line of a merge or a channel slice (its op's FunctionCall), and what it needs."""
+                    inplace: bool = False, listed: str | None = None) -> tuple[str, set[str]]:
+    """The forward line of a merge or a channel slice (its op's FunctionCall), and what it needs;
+    `listed` names a list that holds the operands (the branches of a loop)."""
     extra = [_text(a) for a in call.args] + [f"{k}={_text(v)}" for k, v in call.kwargs]
     module, _, function = call.function.partition(".")
     used = {function} if module == "layers" else {"torch"} if module == "torch" else set()
     name = function if module == "layers" else call.function
     if call.inputs == "list":
         first = [weights] if call.weights_first else []
-        return f"{dst} = {name}({', '.join(first + ['[' + ', '.join(operands) + ']'] + extra)})", used
+        operand_list = listed or "[" + ", ".join(operands) + "]"
+        return f"{dst} = {name}({', '.join(first + [operand_list] + extra)})", used
     if call.inputs == "one":
         return f"{dst} = {name}({', '.join([operands[0]] + extra)})", used
     if inplace and call.inplace and operands[0] == dst and len(operands) == 2:
@@ -139,9 +147,17 @@ def fmt(node: "str | Call", indent: int = 0, width: int = 120, used: int = 0, sp
     one = flat(node)
     if not split and indent + used + len(one) <= width:
         return one
+    pad = " " * (indent + 4)
+    if node.func == "[for":
+        return f"[\n{pad}{fmt(node.args[0], indent + 4, width)}\n{pad}for {node.args[1]}\n{' ' * indent}]"
+    if node.func in BRACKETS:
+        opening, closing = BRACKETS[node.func]
+        lines = [pad + _arg(a, indent + 4, width) + "," for a in node.args]
+        return opening + "\n" + "\n".join(lines) + "\n" + " " * indent + closing
     last = node.args[-1] if node.args else None
     value = last[1] if isinstance(last, tuple) else last
-    if not split and isinstance(value, Call) and value.args and value.func == "nn.Sequential":
+    opens = isinstance(value, Call) and (value.func == "nn.Sequential" or len(node.args) == 1 and node.func not in BRACKETS)
+    if not split and isinstance(value, Call) and value.args and opens:
         head = f"{node.func}(" + "".join(_flat_arg(a) + ", " for a in node.args[:-1]) + \
             (f"{last[0]}=" if isinstance(last, tuple) else "")
         if indent + used + len(head) + len(value.func) + 1 <= width:
@@ -169,11 +185,17 @@ def _packed(node: Call, column: int, width: int) -> str | None:
     return f"{node.func}(" + ("\n" + " " * column).join(lines)
 
 
+BRACKETS = {"[": ("[", "]"), "(": ("(", ")")}  # a Call with these as `func` is a list or tuple display
+
+
 def flat(node: "str | Call") -> str:
     """`node` on one line."""
     if isinstance(node, str):
         return node
-    return f"{node.func}({', '.join(_flat_arg(a) for a in node.args)})"
+    if node.func == "[for":  # a list comprehension: [element for clause]
+        return f"[{flat(node.args[0])} for {node.args[1]}]"
+    opening, closing = BRACKETS.get(node.func, (node.func + "(", ")"))
+    return f"{opening}{', '.join(_flat_arg(a) for a in node.args)}{closing}"
 
 
 def _flat_arg(arg) -> str:
@@ -209,7 +231,8 @@ def hoist(items: list, taken: set[str], out: str | None = None) -> tuple[list, l
                     node = pyast.parse(text, mode="eval").body
                 except SyntaxError:
                     continue
-                if isinstance(node, pyast.BinOp) and any(isinstance(n, pyast.Name) for n in pyast.walk(node)):
+                names = {n.id for n in pyast.walk(node) if isinstance(n, pyast.Name)}
+                if isinstance(node, pyast.BinOp) and names and "branch" not in names:  # not the loop's variable
                     key = pyast.dump(node)
                     counts[key] = counts.get(key, 0) + 1
                     texts[key] = text
@@ -328,7 +351,9 @@ class Layout:
     def ref(self, path: Path) -> str:
         out = "self"
         for i, part in enumerate(path):
-            if part.isdigit() and self.numbered(path[:i]):
+            if part == "[branch]":  # a module of the loop over branches: the loop's own
+                out += "[branch]"
+            elif part.isdigit() and self.numbered(path[:i]):
                 out += f"[{part}]"
             elif part.isidentifier():
                 out += f".{part}"
@@ -418,6 +443,8 @@ class Layout:
                 out.append(f"{pad}{item.dst} = {self.ref(item.path)}({item.src})")
             elif isinstance(item, Line):
                 out.append(pad + self.line(item))
+            elif isinstance(item, Loop):
+                out += [pad + item.header] + self.forward(item.items, indent + 4)
             else:
                 out += self.condition(item, indent, self.forward)
         return out
