@@ -203,9 +203,9 @@ def test_the_res2net_block_trains_exports_and_its_containers_run_alone():
         assert torch.allclose(scripted(x), model(x))
 
 
-def test_python_eject_writes_branches_as_one_flat_standalone_class(tmp_path):
-    """The block classes cannot express `branches` yet: the file is one class at the spec's module paths,
-    needing torch alone, and computes what the compiled module computes with timm's weights."""
+def test_python_eject_writes_branches_as_block_classes_that_load_timms_weights(tmp_path):
+    """A `branches` construct is a block class with a loop over its branches; the file needs torch
+    alone, and computes what timm's skresnet18 computes with timm's weights."""
     import subprocess
     import sys
 
@@ -215,7 +215,7 @@ def test_python_eject_writes_branches_as_one_flat_standalone_class(tmp_path):
     out = tmp_path / "sk.py"
     assert main(["compile", "skresnet18", "--emit", "python", "-o", str(out), "--input", "3x64x64"]) == 0
     source = out.read_text()
-    assert "One flat class: the spec uses a `branches` construct" in source
+    assert "class SelectiveKernel(nn.Module):" in source and "Flat(nn.Module)" not in source
     assert "import resdsl" not in source and "from resdsl" not in source
     reference = timm.create_model("skresnet18").eval()
     randomise_norms(reference)

@@ -157,14 +157,14 @@ def test_the_norms_a_statement_may_choose_are_the_norm_kinds():
     assert set(NORMS) == {name for name, kind in ALL.items() if kind.norm}
 
 
-def test_ejecting_a_network_whose_bn_is_another_norm_writes_one_flat_class(tmp_path):
+def test_ejecting_a_network_whose_bn_is_another_norm_writes_that_norm_in_its_classes(tmp_path):
     from resdsl.cli import main
 
     spec = tmp_path / "gn.res"
     spec.write_text(NORM_NET)
     assert main(["compile", str(spec), "--emit", "python", "-o", str(tmp_path / "gn.py")]) == 0
     source = (tmp_path / "gn.py").read_text()
-    assert "One flat class: the spec uses a `norm` statement" in source
+    assert "nn.GroupNorm(" in source and "Flat(nn.Module)" not in source  # the record holds the kinds `bn` became
     namespace: dict = {}
     exec(compile(source, "gn.py", "exec"), namespace)
     net = resdsl.loads(NORM_NET)

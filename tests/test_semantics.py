@@ -173,7 +173,7 @@ def test_a_unit_lacking_the_shared_options_is_one_error_naming_them():
 # ---- the ejected source -----------------------------------------------------------------------
 
 def test_the_ejected_forward_tests_nothing_an_enclosing_test_decided():
-    source = eject(resdsl.load("resnet50", input_shape=(3, 64, 64)))
+    source = eject(resdsl.load("seresnetaa50d", input_shape=(3, 64, 64)))
     tree = ast.parse(source)
 
     def walk(node: ast.AST, tests: tuple[str, ...]) -> None:
@@ -192,10 +192,10 @@ def test_the_ejected_forward_tests_nothing_an_enclosing_test_decided():
             walk(function, ())
     bottleneck = source.split("class Bottleneck", 1)[1].split("\nclass ", 1)[0]
     forward = bottleneck.split("def forward", 1)[1]
-    assert forward.count("self.aa is not None") == 1 and forward.count("self.se is not None") == 1
+    assert forward.count("self.aa is not None") == 1 and "self.se is not None" not in forward  # every call has SE
 
 
-def test_the_flat_class_takes_num_classes():
+def test_branches_in_the_network_class_take_num_classes():
     spec = """
 network n(classes = 10) {
     input 3x16x16
@@ -205,7 +205,8 @@ network n(classes = 10) {
 }
 """
     source = eject(resdsl.loads(spec))
-    assert "One flat class" in source and "def build(num_classes=10)" in source
+    assert "Flat(nn.Module)" not in source and "def build(num_classes=10)" in source
+    assert "self.convs = nn.ModuleList([" in source  # the branches as one loop
     for classes in (10, 3):
         namespace: dict = {}
         exec(compile(source, "<ejected>", "exec", dont_inherit=True), namespace)

@@ -23,6 +23,7 @@ import ast as pyast
 import inspect
 import keyword
 import os
+import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -97,9 +98,10 @@ class Ejector:
     def write_class(self, template: ast.Template) -> BlockClass:
         uses = self.record.uses(template)
         envs = [u.instance.arguments for u in uses]
-        if any(u.in_shape is None for u in uses):
-            raise Unsupported("a call that made no op")
-        ranks = {len(u.in_shape) for u in uses}
+        empty = [u.in_shape is None for u in uses]
+        if any(empty) and not all(empty):
+            raise Unsupported("calls that made no op beside calls that did")
+        ranks = {len(u.in_shape) if u.in_shape else 3 for u in uses}
         if len(ranks) != 1:
             raise Unsupported(f"block `{template.name}` used on both feature maps and vectors")
         taken = set(RESERVED)
@@ -145,7 +147,7 @@ class Ejector:
             else:
                 lines.append(f"{py_name} = {value.text}")
                 written[value.text] = py_name
-        entry = Tensor("x", name("inplanes", tuple(u.in_shape[0] for u in uses)), ranks.pop())
+        entry = Tensor("x", name("inplanes", tuple(u.in_shape[0] if u.in_shape else None for u in uses)), ranks.pop())
         out = writer.body(template.body, entry)
         cls = BlockClass(self.fresh(class_name(template.name)), template, signature, computed, writer.slots,
                          out.channels)
@@ -173,8 +175,13 @@ class Ejector:
                 placed = True
         if not placed:
             args += slots
-        comment = self.comment(cls.template)
-        source = [f"class {cls.name}(nn.Module):", docstring(comment or f"The `{cls.template.name}` block.", 4), ""]
+        # the comment's first sentence: the rest describes options this class may have been written without
+        comment = " ".join(self.comment(cls.template).split())
+        first = comment.split(". ")[0].rstrip(".") + "." if comment else f"The `{cls.template.name}` block."
+        uses = len(self.record.uses(cls.template))
+        doc = f"{first}\n\nWritten for the {uses} call{'s' if uses > 1 else ''} of `{cls.template.name}` in " \
+              f"{self.net.name}: what they agree on is a constant here."
+        source = [f"class {cls.name}(nn.Module):", docstring(doc, 4), ""]
         source += define("__init__", args, 4)
         source.append("        super().__init__()")
         init, hoisted = hoist(writer.init, {a.split("=")[0] for a in args} | RESERVED | set(writer.free.values()),
@@ -345,12 +352,13 @@ def eject(net: "Network", model=None) -> str:
     spec = os.path.basename(net.path)
     helpers = [inspect.getsource(HELPERS[h]).rstrip() for h in HELPERS if h in ej.uses]
     text = "\n".join(helpers + ej.order + [network])
-    imports = (["from collections import OrderedDict", ""] if "OrderedDict(" in text else []) + \
-        (["import math", ""] if "math." in text else []) + \
-        (["from typing import List", ""] if "List[" in text else []) + \
-        (["import operator", ""] if "operator." in text else []) + \
-        (["import torch"] if "torch." in text else []) + \
+    # isort's order, as ruff checks it: the standard library, then torch, `import` before `from`
+    standard = [line for needed, line in (("math.", "import math"), ("operator.", "import operator"),
+                                          ("OrderedDict(", "from collections import OrderedDict"))
+                if needed in text]
+    third = (["import torch"] if "torch." in text else []) + \
         (["import torch.nn.functional as F"] if "F." in text else []) + ["from torch import nn"]
+    imports = standard + ([""] if standard else []) + third
     params = ", ".join(f"{k}={v!r}" for k, v in ctor.items())
     zeroed = ", and 0 where the spec says zero_init (the blocks do that)" if "nn.init.zeros_" in text else ""
     if "nn.Conv2d(" in text or "Conv2d" in text:
@@ -364,7 +372,8 @@ def eject(net: "Network", model=None) -> str:
         how = f"PyTorch's defaults, BatchNorm weight 1 and bias 0{zeroed}"
         init = [f"    return {name}({', '.join(ctor)})"]
     flat = [u[2:] for u in sorted(ej.uses) if u.startswith("# ")]
-    note = ("\n\nWritten flat (no class of their own): " + "; ".join(flat) + ".") if flat else ""
+    note = ("\n\n" + "\n".join(textwrap.wrap("Written flat (no class of their own): " + "; ".join(flat) + ".", 100))
+            if flat else "")
     doc = (f'"""{net.name}, from {spec}: written by resdsl {__version__} (`resdsl compile --emit python`).\n\n'
            "Needs torch alone. Module names are resdsl's (and torchvision's or timm's, where those have\n"
            f'the model), so their state dicts load with strict=True.{note}\n"""')

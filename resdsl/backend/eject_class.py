@@ -218,8 +218,10 @@ class ClassWriter:
         tap = next((a.value.id for a in el.args if a.name == "project_from"), None)
         ident = "identity" if self.depth == 0 else f"identity{self.depth + 1}"
         source = t.var
-        self.fwd.append(Line(f"{ident} = {t.var}"))
-        source = ident
+        kept = Line(f"{ident} = {t.var}")
+        if el.merge == "add" or t.var == self.write:  # keep the input: the main path overwrites `out`
+            self.fwd.append(kept)
+            source = ident
         if tap is not None:
             self.taps[tap] = identifier(tap, {"x", "out", "self", "identity", ident, *self.taps.values()})
         self.depth += 1
@@ -238,6 +240,7 @@ class ClassWriter:
         merged = [live.next() is not None and live.next().span == el.span and live.next().node is not None
                   for live in self.lives]
         if not any(merged):  # a plain network (`shortcut none`): the main path alone
+            self.fwd[:] = [item for item in self.fwd if item is not kept]
             return main
         if not all(merged):
             raise Unsupported("a residual that some calls have and others do not")
@@ -387,26 +390,27 @@ class ClassWriter:
             return "splits"
         if any(not isinstance(m, Module) or MARK not in m.path for m in made):
             raise Unsupported("branches whose modules are not all below one name per branch")
-        at = made[0].path.index(MARK)
-        prefix = made[0].path[:at]
-        if any(m.path[:at + 1] != prefix + (MARK,) for m in made):
-            raise Unsupported("branches whose modules sit below different names")
-        one = branch_module([(m.path[at + 1:], m.ctor) for m in made], self.uses)
-        self.init.append(Module(prefix, Call("nn.ModuleList", (Call("[for", (one, f"branch in range({count})")),))))
+        lists: dict[Path, list] = {}  # one nn.ModuleList per name (`convs[branch]`, `bns[branch]`: timm's Res2Net)
+        for m in made:
+            at = m.path.index(MARK)
+            lists.setdefault(m.path[:at], []).append((m.path[at + 1:], m.ctor))
+        for prefix, modules in lists.items():
+            one = branch_module(modules, self.uses)
+            self.init.append(Module(prefix, Call("nn.ModuleList", (Call("[for", (one, f"branch in range({count})")),))))
         parts = "splits" if split else None
         runs = [r for r in fwd if isinstance(r, Run)]
-        chain = len(runs) == len(fwd) and runs and runs[0].src == source.var and runs[-1].dst == out.var and all(
-            r.src == runs[i - 1].dst for i, r in enumerate(runs) if i) and [r.path[at + 1:] for r in runs] == \
-            [m.path[at + 1:] for m in made]
+        (prefix, modules), = lists.items() if len(lists) == 1 else ((None, []),)
+        at = len(prefix) if prefix is not None else 0
+        chain = prefix is not None and len(runs) == len(fwd) and runs and runs[0].src == source.var \
+            and runs[-1].dst == out.var and all(r.src == runs[i - 1].dst for i, r in enumerate(runs) if i) \
+            and [r.path[at + 1:] for r in runs] == [path for path, _ in modules]
         name = "branches"
         if chain:  # every branch is one call of its module
-            over = f"path, part in zip({{0}}, {parts})" if parts else "path in {0}"
+            over = f"path, part in zip({{0}}, {parts}, strict=True)" if parts else "path in {0}"
             call = f"path({'part' if parts else t.var})"
             self.fwd.append(Line(f"{name} = [{call} for {over}]", (prefix,)))
         else:
             header = f"for branch, part in enumerate({parts}):" if parts else f"for branch in range({count}):"
-            if not parts:
-                fwd = [Line(f"part = {t.var}")] + fwd
             self.fwd += [Line(f"{name} = []"), Loop(header, fwd + [Line(f"{name}.append({out.var})")])]
         return name
 

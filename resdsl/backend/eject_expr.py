@@ -221,6 +221,9 @@ class Evaluator:
             samples = tuple(t if c else e for c, t, e in zip(test.samples, then.samples, orelse.samples))
             if py.dump(then.node) == py.dump(orelse.node):
                 return Py(then.node, samples)
+            bound = _bound(test.node, then.node, orelse.node)  # `a if a > 8 else 8` is `max(8, a)`
+            if bound is not None:
+                return Py(py.Call(py.Name(bound, py.Load()), [orelse.node, then.node], []), samples)
             return Py(py.IfExp(test.node, then.node, orelse.node), samples)
         if isinstance(expr, ast.Index):
             base, index = self(expr.base), self(expr.index)
@@ -229,6 +232,21 @@ class Evaluator:
             items = [self(item) for item in expr.items]
             return Py(py.Tuple([i.node for i in items], py.Load()), self.samples(expr))
         raise Unsupported(f"an expression of kind {type(expr).__name__}")  # pragma: no cover
+
+
+def _bound(test: py.expr, then: py.expr, orelse: py.expr) -> str | None:
+    """`max` for `a if a > b else b` (and `>=`), `min` for `a if a < b else b` and `b if a > b else a`."""
+    if not (isinstance(test, py.Compare) and len(test.ops) == 1):
+        return None
+    left, right = py.dump(test.left), py.dump(test.comparators[0])
+    larger = isinstance(test.ops[0], (py.Gt, py.GtE))
+    if not larger and not isinstance(test.ops[0], (py.Lt, py.LtE)):
+        return None
+    if (left, right) == (py.dump(then), py.dump(orelse)):    # a if a > b else b
+        return "max" if larger else "min"
+    if (left, right) == (py.dump(orelse), py.dump(then)):    # b if a > b else a
+        return "min" if larger else "max"
+    return None
 
 
 def ast_names(expr: ast.Expr) -> set[str]:

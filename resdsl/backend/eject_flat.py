@@ -30,6 +30,11 @@ FUNCTIONS_USED = {f"resdsl_backend_layers_{name}": name for name, fn in vars(lay
 def flat_class(net: "Network", block: BlockRecord, cls: str) -> tuple[str, set[str]]:
     """(source of the class, the helpers it needs) for the call `block`."""
     ops = net.ops
+    template = block.instance.template.name
+    if block.output is None:  # a call that made no op: the identity
+        return "\n".join([f"class {cls}(nn.Module):",
+                          docstring(f"The `{template}` block at `{block.path}`: it makes no op here.", 4), "",
+                          "    def forward(self, x):", "        return x"]), set()
     scope = scopes(ops, net.output)[block.path]
     if not scope.is_chain:  # pragma: no cover - a block call reads one tensor and gives one
         raise AssertionError(scope.refusal())
@@ -53,7 +58,6 @@ def flat_class(net: "Network", block: BlockRecord, cls: str) -> tuple[str, set[s
     forward = code.src.strip("\n")
     for alias, function in FUNCTIONS_USED.items():
         forward = forward.replace(alias, function)
-    template = block.instance.template.name
     source = "\n".join([
         f"class {cls}(nn.Module):",
         docstring(f"The `{template}` block at `{block.path}`, written flat: its template has no class here, "

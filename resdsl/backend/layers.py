@@ -8,8 +8,6 @@ each class here must be self-contained: torch, nn and F only.
 from __future__ import annotations
 
 import math
-from typing import List
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -67,7 +65,7 @@ class EfficientChannelAttention(nn.Module):
     def __init__(self, channels: int, kernel_size: int | None = None, gamma: float = 2, beta: float = 1):
         super().__init__()
         if kernel_size is None:
-            t = int(abs(math.log(channels, 2) + beta) / gamma)
+            t = int(abs(math.log(channels, 2) + beta) / gamma)  # noqa: FURB163 - timm's formula, to the last bit
             kernel_size = max(t if t % 2 else t + 1, 3)
         self.conv = nn.Conv1d(1, 1, kernel_size=kernel_size, padding=(kernel_size - 1) // 2, bias=False)
         self.gate = nn.Sigmoid()
@@ -94,7 +92,7 @@ class BlurPool(nn.Module):
         return F.conv2d(x, self.filt, stride=self.stride, groups=self.channels)
 
 
-def select_branches(weights: torch.Tensor, branches: List[torch.Tensor], groups: int = 1) -> torch.Tensor:
+def select_branches(weights: torch.Tensor, branches: list[torch.Tensor], groups: int = 1) -> torch.Tensor:
     """Attention across branches (SKNet's SelectiveKernel, ResNeSt's SplitAttn): `weights` holds
     n·C logits laid out [groups][n][C/groups] (timm's RadixSoftmax with cardinality `groups`);
     a softmax over the n branches (a sigmoid when n = 1) weighs them, and the weighted sum is returned.
