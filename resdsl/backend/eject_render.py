@@ -150,18 +150,23 @@ def fmt(node: "str | Call", indent: int = 0, width: int = 120, used: int = 0, sp
     pad = " " * (indent + 4)
     if node.func == "[for":
         return f"[\n{pad}{fmt(node.args[0], indent + 4, width)}\n{pad}for {node.args[1]}\n{' ' * indent}]"
+    if node.func == "(" and node.args:  # a pair such as ("conv", nn.Conv2d(...)): the last item wrapped
+        head = "(" + "".join(flat(a) + ", " for a in node.args[:-1])
+        return head + fmt(node.args[-1], indent, width, used + len(head)) + ")"
     if node.func in BRACKETS:
         opening, closing = BRACKETS[node.func]
         lines = [pad + _arg(a, indent + 4, width) + "," for a in node.args]
         return opening + "\n" + "\n".join(lines) + "\n" + " " * indent + closing
     last = node.args[-1] if node.args else None
     value = last[1] if isinstance(last, tuple) else last
-    opens = isinstance(value, Call) and (value.func == "nn.Sequential" or len(node.args) == 1 and node.func not in BRACKETS)
-    if not split and isinstance(value, Call) and value.args and opens:
+    sequential = isinstance(value, Call) and value.func == "nn.Sequential"
+    alone = isinstance(value, Call) and len(node.args) == 1  # `nn.ModuleList([`, `OrderedDict([`
+    if not split and isinstance(value, Call) and value.args and (sequential or alone):
         head = f"{node.func}(" + "".join(_flat_arg(a) + ", " for a in node.args[:-1]) + \
             (f"{last[0]}=" if isinstance(last, tuple) else "")
         if indent + used + len(head) + len(value.func) + 1 <= width:
-            return head + fmt(value, indent, width, used + len(head), split=True) + ")"
+            # torchvision's downsample: the Sequential one module a line; anything else as it fits
+            return head + fmt(value, indent, width, used + len(head), split=sequential and not alone) + ")"
     if not split:
         packed = _packed(node, indent + used + len(node.func) + 1, width)
         if packed is not None:
@@ -344,6 +349,7 @@ class Layout:
         self.items = nest(init)
         self.children: dict[Path, list[str]] = {}
         _children(self.items, (), self.children)
+        self.built: set[Path] = set()  # groups built whole, as an nn.Sequential: forward may call them whole
 
     def numbered(self, path: Path) -> bool:
         return self.children.get(path) == [str(i) for i in range(len(self.children.get(path, [])))]
@@ -397,8 +403,10 @@ class Layout:
         return (pad + head + fmt(ctor, indent, WIDTH, len(head) + 1, split) + ")").split("\n")
 
     def sequential(self, container: Container, path: Path) -> "Call | None":
-        """`nn.Sequential(a, b, ...)` if the group's children are numbered in order and built whole."""
-        if not self.numbered(path) or any(not isinstance(c, (Module, Container)) for c in container.items):
+        """`nn.Sequential(a, b, ...)` (children numbered 0, 1, ... in order) or `nn.Sequential(OrderedDict(
+        [("conv", a), ...]))` if the group's children are all built here, unconditionally."""
+        if any(not isinstance(c, (Module, Container)) for c in container.items) or \
+                [c.path[0] for c in container.items] != self.children.get(path):
             return None
         args: list = []
         for child in container.items:
@@ -408,7 +416,11 @@ class Layout:
                 args.append(inner)
             else:
                 return None
-        return Call("nn.Sequential", tuple(args))
+        self.built.add(path)
+        if self.numbered(path):
+            return Call("nn.Sequential", tuple(args))
+        pairs = tuple(Call("(", (py_string(c.path[0]), a)) for c, a in zip(container.items, args))
+        return Call("nn.Sequential", (Call("OrderedDict", (Call("[", pairs),)),))
 
     def condition(self, item: If, indent: int, render) -> list[str]:
         pad = " " * indent
@@ -450,18 +462,18 @@ class Layout:
         return out
 
     def whole(self, items: list) -> list:
-        """Runs of every child of a numbered group, in order and one into the next: one call of the group."""
+        """Runs of every child of a group built whole, in order and one into the next: one call of the group."""
         out: list = []
         i = 0
         while i < len(items):
             item = items[i]
-            if isinstance(item, Run) and len(item.path) > 1 and item.path[-1] == "0":
-                group = item.path[:-1]
-                n = len(self.children.get(group, []))
+            group = item.path[:-1] if isinstance(item, Run) else ()
+            names = self.children.get(group, [])
+            if group in self.built and names and item.path[-1] == names[0]:
+                n = len(names)
                 run = items[i:i + n]
-                if self.numbered(group) and n and len(run) == n and all(
-                        isinstance(r, Run) and r.path == group + (str(k),) and (k == 0 or r.src == run[k - 1].dst)
-                        for k, r in enumerate(run)):
+                if len(run) == n and all(isinstance(r, Run) and r.path == group + (names[k],) and
+                                         (k == 0 or r.src == run[k - 1].dst) for k, r in enumerate(run)):
                     out.append(Run(group, item.src, run[-1].dst))
                     i += n
                     continue
