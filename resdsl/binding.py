@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from . import syntax as ast
-from .errors import EvalError, Reporter, Span
+from .errors import EvalError, Span
 from .library import bundled_file_defining
 from .ops import OPS
 from .requirements import unmet
-from .scope import Context
+from .scope import Context, Walk
 from .values import Value, evaluate, same_value, show, suggest
 
 
@@ -37,19 +37,10 @@ def missing_use_hint(name: str) -> str | None:
         if where else None
 
 
-class Binder:
-    def __init__(self, library, reporter: Reporter, symbols: frozenset[str]):
-        self.library = library
-        self.reporter = reporter
-        self.symbols = symbols
-        self.unmet_seen: set[tuple] = set()  # (requirement, values) already reported
+class Binding(Walk):
+    """The walk's binding (scope.Walk): a name resolved to its template, a call's parameters bound."""
 
-    def error(self, ctx: Context, code: str, message: str, span: Span, help: str | None = None,
-              notes: tuple[str, ...] = ()) -> None:
-        self.reporter.error(code, message, span, help=help, notes=notes, trace=ctx.trace)
-
-    def fail(self, ctx: Context, exc: EvalError) -> None:
-        self.error(ctx, exc.code, exc.message, exc.span, exc.help, exc.notes)
+    unmet_seen: set[tuple]  # (requirement, values) already reported
 
     def resolve(self, name: str, ctx: Context, span: Span | None, seen: tuple[str, ...] = ()):
         """Follow aliases to a template; return (template, default expressions by name)."""
@@ -86,7 +77,7 @@ class Binder:
             defaults[key] = arg.value
         return template, defaults
 
-    def bind(self, template: ast.Template, defaults: dict[str, ast.Expr | None], positional: list,
+    def bind_parameters(self, template: ast.Template, defaults: dict[str, ast.Expr | None], positional: list,
              keywords: dict[str, tuple[Value, Span]], span: Span, ctx: Context, what: str,
              shown: str | None = None, called: str | None = None) -> dict | None:
         """Parameters of one call: given values, then defaults evaluated in order. `called` is the

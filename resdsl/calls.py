@@ -16,13 +16,9 @@ from .errors import EvalError, Span
 from .binding import FromDefaults, missing_use_hint
 from .ops import OPS, BoundArg, bind
 from .ops.base import given_options, no_option
-from .scope import Context, Scope
+from .scope import Context, Scope, Walk
 from .values import Symbol, Value, as_int, suggest, type_name, value_key
 
-MAX_NODES = 250_000  # 3x a 10,000-block network; reached in about a second
-# Block instances and ops created, together: blocks that create no ops never reach MAX_NODES, so
-# `e0() x1000` inside `x1000` must be bounded by the work done, not by what it produced.
-MAX_WORK = 300_000
 MAX_DEPTH = 48
 MAX_REPEAT = 100_000
 REPETITION = "repetition"  # bound in a stage's arguments: the index of the block being made
@@ -57,14 +53,15 @@ class BlockInstance:
     seq: float = 0               # execution order among the ops (graph.Node.seq) and the other calls
 
 
+class CallElaborator(Walk):
+    """The walk's calls (scope.Walk): ops, block calls, stages and `defaults` statements."""
 
-class _TooLarge(Exception):
-    """Raised when the network grows past MAX_NODES or MAX_WORK (elaborate.py reports E0504)."""
-
-
-class CallElaborator:
-    """The calls half of `_Elaborator` (elaborate.py), which supplies `graph`, `library`, `symbols`, the
-    caches, `error`, `fail`, `eval`, `name`, `body`, `add_node` and `count_work`."""
+    stages: list[StageInfo]
+    instances: list[BlockInstance]
+    op_cache: dict[tuple, dict[str, Value] | None]  # (call, parameters) -> its arguments; None: it failed
+    failed_calls: set[tuple]                         # (call, parameters) that failed: skipped when repeated
+    resolved: dict[str, tuple]                       # a block name -> (template, defaults), resolved once
+    bound: dict[tuple, dict[str, Value]]             # (name, arguments) -> the parameters, bound once
 
     def defaults(self, stmt: ast.Defaults, ctx: Context) -> Context:
         """`defaults unit(k = v, ...)`: evaluated once, merged into each later call of `unit` in this body."""
@@ -220,7 +217,7 @@ class CallElaborator:
         if len(ctx.calls) >= MAX_DEPTH:
             self.error(ctx, "E0105", f"blocks nested more than {MAX_DEPTH} deep", span)
             return current
-        resolved = self.resolved.get(name) or self.binder.resolve(name, ctx, span)
+        resolved = self.resolved.get(name) or self.resolve(name, ctx, span)
         if resolved is None:
             return current
         self.resolved[name] = resolved
@@ -251,7 +248,7 @@ class CallElaborator:
             key = None
         if key is not None and key in self.bound:
             return self.bound[key]
-        env = self.binder.bind(template, defaults, positional, keywords, span, ctx, what="block", called=name)
+        env = self.bind_parameters(template, defaults, positional, keywords, span, ctx, what="block", called=name)
         if env is not None and key is not None:
             self.bound[key] = env
         return env

@@ -18,16 +18,15 @@ from dataclasses import dataclass, replace
 
 from . import syntax as ast
 from .errors import EvalError, Reporter, Span
-from .graph import FAILED, Node, OpGraph, Role
+from .graph import Node, OpGraph, Role
 from .reserved import reserved_reason
 from .near_keywords import BODY_KEYWORDS, keyword_like
-from .binding import Binder
-from .branches import elaborate_branches
+from .binding import Binding
+from .branches import BranchElaborator
 # SHORTHANDS, BlockInstance and StageInfo are imported from here by the ejector and network.py
-from .calls import (MAX_NODES, MAX_REPEAT, MAX_WORK, SHORTHANDS, BlockInstance,  # noqa: F401
-                    CallElaborator, StageInfo, _TooLarge)
-from .scope import Context, Scope
-from .values import NORMS, POLICIES, Symbol, Value, as_bool, as_int, evaluate, show
+from .calls import MAX_REPEAT, SHORTHANDS, BlockInstance, CallElaborator, StageInfo  # noqa: F401
+from .scope import MAX_NODES, MAX_WORK, Context, Scope, TooLarge
+from .values import NORMS, POLICIES, Symbol, Value, as_bool, as_int, show
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,10 @@ def elaborate(library, network_name: str, overrides: dict[str, Value], override_
     return _Elaborator(library, reporter).network(network_name, overrides, override_spans, input_shape)
 
 
-class _Elaborator(CallElaborator):
+class _Elaborator(CallElaborator, BranchElaborator, Binding):
+    """The walk: the network's body, its statements and elements (this class), calls (calls.py),
+    branches (branches.py) and binding (binding.py), over the state scope.Walk declares."""
+
     def __init__(self, library, reporter: Reporter):
         self.library = library
         self.reporter = reporter
@@ -64,51 +66,23 @@ class _Elaborator(CallElaborator):
         # (call, parameters) that failed without creating anything: a repetition of the same call fails
         # the same way, and was reported already, so it is skipped rather than worked out again.
         self.failed_calls: set[tuple] = set()
-        self.binder = Binder(library, reporter, self.symbols)
+        self.unmet_seen: set[tuple] = set()  # (requirement, values) already reported (binding.py)
         # Every repetition of a stage calls the same template with the same values: the name is
         # resolved and the parameters bound once, so a block's cost is its ops, not its binding.
         self.resolved: dict[str, tuple] = {}
         self.bound: dict[tuple, dict[str, Value]] = {}
 
-    # ---- helpers ---------------------------------------------------------------
-    def error(self, ctx: Context, code: str, message: str, span: Span, help: str | None = None,
-              notes: tuple[str, ...] = ()) -> None:
-        self.reporter.error(code, message, span, help=help, notes=notes, trace=ctx.trace)
-
-    def fail(self, ctx: Context, exc: EvalError) -> None:
-        self.error(ctx, exc.code, exc.message, exc.span, exc.help, exc.notes)
-
-    def eval(self, expr: ast.Expr, ctx: Context) -> Value:
-        return evaluate(expr, ctx.env, self.symbols)
-
-    def count_work(self) -> None:
-        self.work += 1
-        if self.work > MAX_WORK or len(self.graph) >= MAX_NODES:
-            raise _TooLarge
-
-    def add_node(self, node: str, ctx: Context, kind: str, span: Span, source: str | None, **fields) -> str:
-        self.count_work()
-        self.seq += 1
-        # The part (a summary row, a `--freeze` unit) is where the spec puts the op: its `stem` or `head`
-        # section, else its top-level module (a stage `layer2`, a block call `trans1`, a group, an op).
-        part = ctx.section or node.partition(".")[0]
-        self.graph.add_node(node, Node(kind, span, trace=ctx.trace, stage=ctx.stage, block=ctx.block,
-                                       block_type=ctx.block_type, part=part, seq=self.seq, **fields))
-        if source is not None:
-            self.graph.add_edge(source, node, Role.MAIN)
-        return node
-
     # ---- network ---------------------------------------------------------------
     def network(self, name: str, overrides: dict[str, Value], override_spans: dict[str, Span],
                 input_shape: tuple[int, ...] | None) -> Elaboration | None:
         root = Context({})
-        resolved = self.binder.resolve(name, root, None)
+        resolved = self.resolve(name, root, None)
         if resolved is None:
             return None
         template, defaults = resolved
         keywords = {k: (v, override_spans.get(k, template.name_span)) for k, v in overrides.items()}
         shown = f"`{name}`" if name == template.name else f"`{name}` (an alias of `{template.name}`)"
-        env = self.binder.bind(template, defaults, [], keywords, template.name_span, root, what="network", shown=shown)
+        env = self.bind_parameters(template, defaults, [], keywords, template.name_span, root, what="network", shown=shown)
         if env is None:
             return None
         ctx = Context(env, env_key=Context.key_of(env))
@@ -134,7 +108,7 @@ class _Elaborator(CallElaborator):
         scope.taken["input"] = None
         try:
             output = self.body(template.body, "input", scope, ctx, top=True)
-        except _TooLarge:
+        except TooLarge:
             what = (f"more than {MAX_NODES:,} ops" if len(self.graph) >= MAX_NODES else
                     f"more than {MAX_WORK:,} ops and block instances to expand")
             self.error(ctx, "E0504", f"network `{name}` has {what}", template.name_span,
@@ -216,10 +190,6 @@ class _Elaborator(CallElaborator):
             return self.failed(current, ctx, link.element.span)
         return out
 
-    def failed(self, current: str, ctx: Context, span: Span) -> str:
-        """A placeholder for something that failed: its shape is unknown, and so is everything after it."""
-        return self.add_node(f"<failed {self.seq + 1}>", ctx, FAILED, span, current)
-
     def _element(self, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
         element = link.element
         if link.indexed:  # `convs[branch]: conv ...` is the op `convs.<branch>`
@@ -242,7 +212,7 @@ class _Elaborator(CallElaborator):
         if isinstance(element, ast.Cond):
             return self.cond(element, current, scope, ctx)
         if isinstance(element, ast.Branches):
-            return elaborate_branches(self, element, link, current, scope, ctx)
+            return self.branches(element, link, current, scope, ctx)
         if isinstance(element, ast.Section):
             if scope.prefix or ctx.block is not None:
                 self.error(ctx, "E0208", f"`{element.kind}` sections belong at the top of a network", element.span)

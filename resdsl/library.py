@@ -73,14 +73,14 @@ def find_spec(path_or_name: str | os.PathLike) -> Path:
 
 @dataclass(frozen=True)
 class Library:
-    root: ast.Module
+    root: ast.SourceFile
     definitions: dict[str, ast.Definition]
     origin: dict[str, str]  # definition name -> path of the file defining it
     sources: dict[str, str]
 
 
 def read_library(text: str, path: str, reporter: Reporter) -> Library:
-    modules: dict[str, ast.Module] = {}  # keyed by real path, so one file loads once
+    modules: dict[str, ast.SourceFile] = {}  # keyed by real path, so one file loads once
     _read(text, path, modules, reporter, stack=())
     definitions: dict[str, ast.Definition] = {}
     origin: dict[str, str] = {}
@@ -106,7 +106,7 @@ def read_library(text: str, path: str, reporter: Reporter) -> Library:
     return Library(modules[_key(path)], definitions, origin, reporter.sources)
 
 
-def _read(text: str, path: str, modules: dict[str, ast.Module], reporter: Reporter,
+def _read(text: str, path: str, modules: dict[str, ast.SourceFile], reporter: Reporter,
           stack: tuple[tuple[str, Span | None], ...]) -> None:
     reporter.sources[path] = text
     try:
@@ -114,7 +114,7 @@ def _read(text: str, path: str, modules: dict[str, ast.Module], reporter: Report
     except SpecError as exc:
         for d in exc.diagnostics:
             reporter.error(d.code, d.message, d.span, notes=d.notes, help=d.help)
-        module = ast.Module(path, (), ())
+        module = ast.SourceFile(path, (), ())
     modules[_key(path)] = module
     for use in module.uses:
         target = _resolve_use(path, use.path)

@@ -1,6 +1,6 @@
 """Text -> AST. One cached LALR parser, positions propagated (as miniwdl does).
 
-`parse_module(text, path)` returns a `syntax.Module` or raises `SpecError`
+`parse_module(text, path)` returns a `syntax.SourceFile` or raises `SpecError`
 with a located diagnostic. Input that is not text, too large or nested
 beyond reason is refused here, before Lark sees it, so nothing downstream can
 hang or overflow the Python stack.
@@ -126,7 +126,7 @@ class _ToAst(Transformer):
     def start(self, meta, items):
         uses = tuple(i for i in items if isinstance(i, ast.Use))
         defs = tuple(i for i in items if not isinstance(i, ast.Use))
-        return ast.Module(self.path, uses, defs)
+        return ast.SourceFile(self.path, uses, defs)
 
     def use(self, meta, c):
         return ast.Use(c[0][1:-1], self.s(meta))
@@ -365,7 +365,7 @@ def decode(data: bytes, path: str) -> str:
                         {path: data.decode("utf-8", "replace")}) from None
 
 
-def parse_module(text: str, path: str) -> ast.Module:
+def parse_module(text: str, path: str) -> ast.SourceFile:
     return _parse(text, path, "start")
 
 

@@ -54,7 +54,7 @@ class BlockRecord:
 
 
 @dataclass(frozen=True, eq=False)
-class Part:
+class PartRecord:
     """A summary row and `--freeze` unit: the stem, a stage, the head, or a top-level op or block."""
 
     name: str
@@ -70,7 +70,7 @@ class Record:
     network: "Network" = field(repr=False)
     events: tuple[Event, ...]           # what the network's own body made
     blocks: dict[str, BlockRecord]      # every block instance by path, in program order
-    parts: tuple[Part, ...]
+    parts: tuple[PartRecord, ...]
     shortcuts: dict[str, tuple[str, ...]]  # inserted shortcut (`layer2.0.downsample`) -> its op nodes
 
     def uses(self, template: object) -> list[BlockRecord]:
@@ -131,5 +131,5 @@ def build_record(net: "Network") -> Record:
         nodes = tuple(n for n, node in ops.nodes.items() if node.part == cost.name)
         direct = tuple(b for b in blocks.values() if b.instance.parent is None
                        and b.output is not None and ops.nodes[b.output].part == cost.name)
-        parts.append(Part(cost.name, nodes, direct, cost.params, cost.macs, cost.output_shape))
+        parts.append(PartRecord(cost.name, nodes, direct, cost.params, cost.macs, cost.output_shape))
     return Record(net, top, blocks, tuple(parts), {k: tuple(v) for k, v in shortcuts.items()})

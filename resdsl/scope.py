@@ -10,10 +10,13 @@ nn.Sequential.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from .errors import Span
+from . import syntax as ast
+from .errors import EvalError, Reporter, Span
+from .graph import FAILED, Node, OpGraph, Role
 from .ops import ALL
-from .values import Value, value_key
+from .values import Value, evaluate, value_key
 
 NUMBERED_KINDS = frozenset(name for name, kind in ALL.items() if kind.numbered)  # conv1, bn1, gn1
 
@@ -91,3 +94,74 @@ class Scope:
             if name not in self.taken and name not in self.containers:
                 self.taken[name] = None
                 return self.prefix + name
+
+
+class TooLarge(Exception):
+    """Raised when the network grows past MAX_NODES or MAX_WORK (elaborate.py reports E0504)."""
+
+
+MAX_NODES = 250_000  # 3x a 10,000-block network; reached in about a second
+# Block instances and ops created, together: blocks that create no ops never reach MAX_NODES, so
+# `e0() x1000` inside `x1000` must be bounded by the work done, not by what it produced.
+MAX_WORK = 300_000
+
+
+class Walk:
+    """The state and helpers of the elaboration walk, shared by its parts.
+
+    The walk is one class, `elaborate._Elaborator`, assembled from one mixin per concern, each a
+    subclass of this one: `binding.Binding` (a call matched to its template), `calls.CallElaborator`
+    (ops, block calls, stages, `defaults`) and `branches.BranchElaborator` (the multi-branch
+    construct). What they share is declared here; `_Elaborator` supplies the walk itself (`body`,
+    `element`, `name`, `policy`), declared below as what every part may call.
+    """
+
+    library: Any                      # library.Library: the definitions in scope
+    reporter: Reporter
+    graph: OpGraph
+    symbols: frozenset[str]           # the names that are blocks
+    seq: int                          # execution order of the next node
+    work: int                         # ops and block instances made, against MAX_WORK
+
+    # ---- shared helpers --------------------------------------------------------------------
+    def error(self, ctx: Context, code: str, message: str, span: Span, help: str | None = None,
+              notes: tuple[str, ...] = ()) -> None:
+        self.reporter.error(code, message, span, help=help, notes=notes, trace=ctx.trace)
+
+    def fail(self, ctx: Context, exc: EvalError) -> None:
+        self.error(ctx, exc.code, exc.message, exc.span, exc.help, exc.notes)
+
+    def eval(self, expr: ast.Expr, ctx: Context) -> Value:
+        return evaluate(expr, ctx.env, self.symbols)
+
+    def count_work(self) -> None:
+        self.work += 1
+        if self.work > MAX_WORK or len(self.graph) >= MAX_NODES:
+            raise TooLarge
+
+    def add_node(self, node: str, ctx: Context, kind: str, span: Span, source: str | None, **fields: Any) -> str:
+        self.count_work()
+        self.seq += 1
+        # The part (a summary row, a `--freeze` unit) is where the spec puts the op: its `stem` or `head`
+        # section, else its top-level module (a stage `layer2`, a block call `trans1`, a group, an op).
+        part = ctx.section or node.partition(".")[0]
+        self.graph.add_node(node, Node(kind, span, trace=ctx.trace, stage=ctx.stage, block=ctx.block,
+                                       block_type=ctx.block_type, part=part, seq=self.seq, **fields))
+        if source is not None:
+            self.graph.add_edge(source, node, Role.MAIN)
+        return node
+
+    def failed(self, current: str, ctx: Context, span: Span) -> str:
+        """A placeholder for something that failed: its shape is unknown, and so is everything after it."""
+        return self.add_node(f"<failed {self.seq + 1}>", ctx, FAILED, span, current)
+
+    # ---- the walk itself (elaborate._Elaborator) --------------------------------------------
+    def body(self, body: ast.Body, current: str, scope: Scope, ctx: Context, top: bool = False) -> str:
+        raise NotImplementedError  # pragma: no cover - elaborate._Elaborator
+
+    def name(self, scope: Scope, ctx: Context, label: str | None, kind: str, span: Span, module: bool = True,
+             label_span: Span | None = None, what: str = "label") -> str:
+        raise NotImplementedError  # pragma: no cover - elaborate._Elaborator
+
+    def policy(self, expr: ast.Expr, ctx: Context) -> str:
+        raise NotImplementedError  # pragma: no cover - elaborate._Elaborator

@@ -294,7 +294,7 @@ Definition = Union[Template, Alias]
 
 
 @dataclass(frozen=True, slots=True)
-class Module:
+class SourceFile:
     path: str
     uses: tuple[Use, ...]
     definitions: tuple[Definition, ...]

@@ -32,7 +32,7 @@ class ContainerError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Scope:
+class Region:
     """The ops below one container path (the whole network for path ""), in execution order,
     and the tensors that cross its border."""
 
@@ -57,8 +57,8 @@ class Scope:
                 f"single input and output; call the network, or a container around this one")
 
 
-def scopes(ops: OpGraph, output: str) -> dict[str, Scope]:
-    """Every container path (each dotted prefix of a node name) -> its Scope."""
+def regions(ops: OpGraph, output: str) -> dict[str, Region]:
+    """Every container path (each dotted prefix of a node name) -> its Region."""
     members: dict[str, list[str]] = {}
     for name in ops.nodes:
         parts = name.split(".")
@@ -69,7 +69,7 @@ def scopes(ops: OpGraph, output: str) -> dict[str, Scope]:
         inside = set(names)
         entries = dict.fromkeys(u for v in names for u in ops.pred[v] if u not in inside)
         exits = [v for v in names if v == output or any(w not in inside for w in ops.succ[v])]
-        found[path] = Scope(path, tuple(names), tuple(entries), tuple(exits),
+        found[path] = Region(path, tuple(names), tuple(entries), tuple(exits),
                             any(ops.nodes[v].kind not in FUNCTIONS for v in names))
     return found
 

@@ -14,7 +14,7 @@ The file needs torch alone and reads as one would write it by hand, in torchvisi
 Everything is read from the record (resdsl/record.py): the templates, each call's arguments,
 the names and modules of what it made. A block whose template cannot be written as one class
 (say a stage inside a block) is written as a flat class of its own, the rest of the network
-keeping its block classes. Module names are the elaborator's, so state dicts load strictly.
+keeping its block classes. Assign names are the elaborator's, so state dicts load strictly.
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING
 from .. import syntax as ast
 from ..ops import ALL
 from ..record import BlockRecord
-from ..values import Symbol, Value, evaluate, same_value
+from ..values import Value, evaluate, same_value
 from . import layers
 from .eject_class import ClassWriter, Live, Tensor
 from .eject_expr import Py, Unsupported, class_name, constant, identifier, name, substitute
 from .eject_flat import flat_class
-from .eject_render import Call, Layout, define, docstring, hoist, module_source
+from .eject_render import CallText, Layout, define, docstring, hoist, module_source
 
 if TYPE_CHECKING:
     from ..network import Network
@@ -193,7 +193,7 @@ class Ejector:
         return "\n".join(source)
 
     def construct(self, blocks: list[BlockRecord], writer: ClassWriter, el: ast.Call,
-                  t: Tensor) -> tuple["Call | str", Py | None]:
+                  t: Tensor) -> tuple["CallText | str", Py | None]:
         """The constructor call of a nested block (one per live call of `writer`) and its output width."""
         templates = {id(b.instance.template) for b in blocks}
         if len(templates) != 1:
@@ -202,7 +202,7 @@ class Ejector:
         if cls is None:
             if not writer.network:
                 raise Unsupported(f"`{blocks[0].instance.template.name}`, written flat, inside a block")
-            return Call(self.flat(blocks[0]), ()), None
+            return CallText(self.flat(blocks[0]), ()), None
         given = _given(blocks[0].instance.template, el)
         args: list = [t.channels.text]
         values: dict[str, str] = {}
@@ -248,9 +248,9 @@ class Ejector:
         width = None
         if not writer.network and cls.out is not None:
             width = substitute(cls.out, substitutions, tuple(b.out_shape[0] for b in blocks if b.out_shape))
-        return Call(cls.name, tuple(args)), width
+        return CallText(cls.name, tuple(args)), width
 
-    def shortcut_module(self, nodes: tuple[str, ...]) -> Call:
+    def shortcut_module(self, nodes: tuple[str, ...]) -> CallText:
         """`ZeroPadShortcut(2, 16)`, or an nn.Sequential of the projection; a slot the graph leaves
         empty (ResNet-D at stride 1: no pool in slot 0, as timm) holds an nn.Identity."""
         ops = self.net.ops
@@ -264,7 +264,7 @@ class Ejector:
         if len(nodes) == 1 and not nodes[0].rpartition(".")[2].isdigit():
             return calls[0]
         slots = [int(n.rpartition(".")[2]) for n in nodes]
-        return Call("nn.Sequential", tuple([Call("nn.Identity", ())] * slots[0] + calls))
+        return CallText("nn.Sequential", tuple([CallText("nn.Identity", ())] * slots[0] + calls))
 
     def flat(self, block: BlockRecord) -> str:
         """A flat class for one call of a block that has no class (eject_flat.py)."""
@@ -375,7 +375,7 @@ def eject(net: "Network", model=None) -> str:
     note = ("\n\n" + "\n".join(textwrap.wrap("Written flat (no class of their own): " + "; ".join(flat) + ".", 100))
             if flat else "")
     doc = (f'"""{net.name}, from {spec}: written by resdsl {__version__} (`resdsl compile --emit python`).\n\n'
-           "Needs torch alone. Module names are resdsl's (and torchvision's or timm's, where those have\n"
+           "Needs torch alone. Assign names are resdsl's (and torchvision's or timm's, where those have\n"
            f'the model), so their state dicts load with strict=True.{note}\n"""')
     build = "\n".join([f"def build({params}) -> nn.Module:",
                        docstring(f"{net.name}, initialised as torchvision does: {how}.", 4), *init])

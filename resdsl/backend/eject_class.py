@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Callable
 from .. import syntax as ast
 from ..ops import ALL, OPS, FunctionCall, ModuleCall, match_options
 from ..record import BlockRecord, Event
-from ..values import Symbol, Value, evaluate, same_value
+from ..values import Symbol, Value, same_value
 from .eject_expr import Evaluator, Py, Unsupported, constant, identifier, negate, py_string
-from .eject_render import Call, If, Line, Loop, Module, Path, Run, function_source, module_source
+from .eject_render import CallText, If, Line, Loop, Assign, Path, Run, function_source, module_source
 
 if TYPE_CHECKING:
     from .eject import Ejector
@@ -143,7 +143,7 @@ class ClassWriter:
         inplace = op.inplace and t.owned
         module = op.module(attrs, channels, t.rank, inplace)
         self.check(module, events, inplace)
-        self.init.append(Module(path, module_source(module)))
+        self.init.append(Assign(path, module_source(module)))
         if not module.constructor.startswith("nn."):
             self.uses.add(module.constructor)
         zero = attrs.get("zero_init")
@@ -249,12 +249,12 @@ class ClassWriter:
         inserted = [self.ej.record.shortcuts.get(e.node.shortcut_name) for e in events]
         if any(inserted):
             if self.network:
-                self.init.append(Module(slot, self.ej.shortcut_module(inserted[0])))
+                self.init.append(Assign(slot, self.ej.shortcut_module(inserted[0])))
                 self.fwd.append(Line(f"{ident} = {{0}}({tapped or ident})", (slot,)))
             else:  # the caller builds the shortcut, as torchvision's _make_layer does
                 param = identifier("_".join(slot), set(self.free.values()) | {"inplanes"})
                 self.slots.append((param, slot))
-                self.init.append(Module(slot, param))
+                self.init.append(Assign(slot, param))
                 self.fwd.append(If("{0} is not None", [Line(f"{ident} = {{0}}({tapped or ident})", (slot,))], [],
                                    (slot,)))
         node = events[0].node
@@ -388,7 +388,7 @@ class ClassWriter:
             if out.var != source.var or not split:
                 raise Unsupported("branches without modules")
             return "splits"
-        if any(not isinstance(m, Module) or MARK not in m.path for m in made):
+        if any(not isinstance(m, Assign) or MARK not in m.path for m in made):
             raise Unsupported("branches whose modules are not all below one name per branch")
         lists: dict[Path, list] = {}  # one nn.ModuleList per name (`convs[branch]`, `bns[branch]`: timm's Res2Net)
         for m in made:
@@ -396,7 +396,7 @@ class ClassWriter:
             lists.setdefault(m.path[:at], []).append((m.path[at + 1:], m.ctor))
         for prefix, modules in lists.items():
             one = branch_module(modules, self.uses)
-            self.init.append(Module(prefix, Call("nn.ModuleList", (Call("[for", (one, f"branch in range({count})")),))))
+            self.init.append(Assign(prefix, CallText("nn.ModuleList", (CallText("[for", (one, f"branch in range({count})")),))))
         parts = "splits" if split else None
         runs = [r for r in fwd if isinstance(r, Run)]
         (prefix, modules), = lists.items() if len(lists) == 1 else ((None, []),)
@@ -468,18 +468,18 @@ class ClassWriter:
             for fwd, got in ((fwd_then, t1.var), (fwd_else, t2.var)):
                 if got != var:
                     fwd.append(Line(f"{var} = {got}"))
-        made_then = [i.path for i in init_then if isinstance(i, Module)]
-        made_else = [i.path for i in init_else if isinstance(i, Module)]
+        made_then = [i.path for i in init_then if isinstance(i, Assign)]
+        made_else = [i.path for i in init_else if isinstance(i, Assign)]
         only_then = [p for p in made_then if p not in made_else]
         only_else = [p for p in made_else if p not in made_then]
         self.init.append(If(test.text, init_then, init_else))
         if fwd_then == fwd_else:
             self.fwd.extend(fwd_then)
         elif only_then:  # forward asks whether the branch's module exists, as torchvision does
-            init_else.append(Module(only_then[0], "None"))
+            init_else.append(Assign(only_then[0], "None"))
             self.fwd.append(If("{0} is not None", fwd_then, fwd_else, (only_then[0],)))
         elif only_else:
-            init_then.append(Module(only_else[0], "None"))
+            init_then.append(Assign(only_else[0], "None"))
             self.fwd.append(If("{0} is None", fwd_then, fwd_else, (only_else[0],)))
         else:
             self.flags += 1
@@ -514,7 +514,7 @@ class ClassWriter:
         events = self.pop(el.span, "block")
         path = self.relative(events)
         ctor, channels = self.ej.construct([e.block for e in events], self, el, t)
-        self.init.append(Module(path, ctor))
+        self.init.append(Assign(path, ctor))
         self.fwd.append(Run(path, t.var, self.write))
         return self.after_block([e.block for e in events], t, channels)
 
@@ -534,7 +534,7 @@ class ClassWriter:
             ctor, width = self.ej.construct([block], self, el, channels)
             calls.append(ctor)
             channels = self.after_block([block], channels, width)
-        self.init.append(Module(path, Call("nn.Sequential", tuple(_runs(calls))), split=len(calls) > 1))
+        self.init.append(Assign(path, CallText("nn.Sequential", tuple(_runs(calls))), split=len(calls) > 1))
         self.fwd.append(Run(path, t.var, self.write))
         return replace(channels, var=self.write)
 
@@ -578,7 +578,7 @@ def _first(p: Py | None, count: int) -> Py | None:
     return Py(p.node, p.samples[::count], p.const)
 
 
-def branch_module(modules: list[tuple[Path, "Call | str"]], uses: set[str]) -> "Call | str":
+def branch_module(modules: list[tuple[Path, "CallText | str"]], uses: set[str]) -> "CallText | str":
     """One branch's modules as one expression: the module itself, or an nn.Sequential of them by name."""
     if len(modules) == 1 and modules[0][0] == ():
         return modules[0][1]
@@ -589,9 +589,9 @@ def branch_module(modules: list[tuple[Path, "Call | str"]], uses: set[str]) -> "
         groups.setdefault(path[0], []).append((path[1:], ctor))
     children = [(key, branch_module(items, uses)) for key, items in groups.items()]
     if [key for key, _ in children] == [str(i) for i in range(len(children))]:
-        return Call("nn.Sequential", tuple(c for _, c in children))
+        return CallText("nn.Sequential", tuple(c for _, c in children))
     uses.add("OrderedDict")
-    return Call("nn.Sequential", (Call("OrderedDict", (Call("[", tuple(Call("(", (py_string(key), child))
+    return CallText("nn.Sequential", (CallText("OrderedDict", (CallText("[", tuple(CallText("(", (py_string(key), child))
                                                                          for key, child in children)),)),))
 
 

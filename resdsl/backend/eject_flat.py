@@ -15,7 +15,7 @@ from ..graph import FUNCTIONS
 from ..ops import ALL
 from ..record import BlockRecord
 from . import layers
-from .containers import scopes
+from .containers import regions
 from .eject_render import docstring, flat, module_source
 from .module import _forward_graph, _inplace
 
@@ -35,7 +35,7 @@ def flat_class(net: "Network", block: BlockRecord, cls: str) -> tuple[str, set[s
         return "\n".join([f"class {cls}(nn.Module):",
                           docstring(f"The `{template}` block at `{block.path}`: it makes no op here.", 4), "",
                           "    def forward(self, x):", "        return x"]), set()
-    scope = scopes(ops, net.output)[block.path]
+    scope = regions(ops, net.output)[block.path]
     if not scope.is_chain:  # pragma: no cover - a block call reads one tensor and gives one
         raise AssertionError(scope.refusal())
     inplace = _inplace(ops)

@@ -1,6 +1,6 @@
 """What an ejected class is made of, and how it is laid out as text.
 
-__init__ is a list of `Module` (the module, or a constructor parameter, at a path below self),
+__init__ is a list of `Assign` (the module, or a constructor parameter, at a path below self),
 `Container` (a named group: an nn.Sequential), `Line` and `If`; forward a list of `Run`
 (`dst = self.<path>(src)`), `Line` and `If`. Decided here, once the whole class is known: a
 group whose children are numbered 0, 1, ... in order is built in one `nn.Sequential(...)`
@@ -27,9 +27,9 @@ POOLS = ("nn.MaxPool2d", "nn.AvgPool2d")
 
 
 @dataclass
-class Module:     # __init__: the module (or a parameter, or None) at `path`
+class Assign:     # __init__: the module (or a parameter, or None) at `path`
     path: Path
-    ctor: "Call | str"
+    ctor: "CallText | str"
     split: bool = False  # one argument a line (a stage's blocks)
 
 
@@ -82,7 +82,7 @@ def _same(value: Any, other: Any) -> bool:
     return value == other and type(value) is type(other)
 
 
-def module_source(call: ModuleCall) -> "Call":
+def module_source(call: ModuleCall) -> "CallText":
     """A module description as source: the first `positional` arguments bare, the rest as keywords,
     leaving out those equal to PyTorch's defaults (a pool's stride defaults to its kernel)."""
     values = dict(call.args)
@@ -97,7 +97,7 @@ def module_source(call: ModuleCall) -> "Call":
                 out.append((name, text))
         elif not (name in defaults and _same(value, defaults[name])):
             out.append((name, text))
-    return Call(call.constructor, tuple(out))
+    return CallText(call.constructor, tuple(out))
 
 
 _OPERATORS = {"operator.add": "+", "operator.mul": "*"}
@@ -130,14 +130,14 @@ def function_source(call: FunctionCall, operands: list[str], weights: str | None
 # ---- calls, laid out --------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Call:
-    """`func(arg, ..., key=value)`, where an argument may itself be a Call (e.g. a downsample)."""
+class CallText:
+    """`func(arg, ..., key=value)`, where an argument may itself be a CallText (e.g. a downsample)."""
 
     func: str
-    args: tuple  # str | Call | tuple[str, str | Call] (a keyword argument)
+    args: tuple  # str | CallText | tuple[str, str | CallText] (a keyword argument)
 
 
-def fmt(node: "str | Call", indent: int = 0, width: int = 120, used: int = 0, split: bool = False) -> str:
+def fmt(node: "str | CallText", indent: int = 0, width: int = 120, used: int = 0, split: bool = False) -> str:
     """Source for `node` on a line indented by `indent` after `used` other characters. In order of
     preference: one line; a last argument that is an nn.Sequential opened at the end of the line
     (torchvision's `downsample=nn.Sequential(` style); the arguments packed under the opening
@@ -159,9 +159,9 @@ def fmt(node: "str | Call", indent: int = 0, width: int = 120, used: int = 0, sp
         return opening + "\n" + "\n".join(lines) + "\n" + " " * indent + closing
     last = node.args[-1] if node.args else None
     value = last[1] if isinstance(last, tuple) else last
-    sequential = isinstance(value, Call) and value.func == "nn.Sequential"
-    alone = isinstance(value, Call) and len(node.args) == 1  # `nn.ModuleList([`, `OrderedDict([`
-    if not split and isinstance(value, Call) and value.args and (sequential or alone):
+    sequential = isinstance(value, CallText) and value.func == "nn.Sequential"
+    alone = isinstance(value, CallText) and len(node.args) == 1  # `nn.ModuleList([`, `OrderedDict([`
+    if not split and isinstance(value, CallText) and value.args and (sequential or alone):
         head = f"{node.func}(" + "".join(_flat_arg(a) + ", " for a in node.args[:-1]) + \
             (f"{last[0]}=" if isinstance(last, tuple) else "")
         if indent + used + len(head) + len(value.func) + 1 <= width:
@@ -176,7 +176,7 @@ def fmt(node: "str | Call", indent: int = 0, width: int = 120, used: int = 0, sp
     return f"{node.func}(\n" + "\n".join(lines) + "\n" + " " * indent + ")"
 
 
-def _packed(node: Call, column: int, width: int) -> str | None:
+def _packed(node: CallText, column: int, width: int) -> str | None:
     """The arguments filled into lines that start under the opening parenthesis, if that fits in 3 lines."""
     lines, current = [], ""
     for arg in (_flat_arg(a) for a in node.args):
@@ -190,10 +190,10 @@ def _packed(node: Call, column: int, width: int) -> str | None:
     return f"{node.func}(" + ("\n" + " " * column).join(lines)
 
 
-BRACKETS = {"[": ("[", "]"), "(": ("(", ")")}  # a Call with these as `func` is a list or tuple display
+BRACKETS = {"[": ("[", "]"), "(": ("(", ")")}  # a CallText with these as `func` is a list or tuple display
 
 
-def flat(node: "str | Call") -> str:
+def flat(node: "str | CallText") -> str:
     """`node` on one line."""
     if isinstance(node, str):
         return node
@@ -264,15 +264,15 @@ def hoist(items: list, taken: set[str], out: str | None = None) -> tuple[list, l
         except SyntaxError:
             return text
 
-    def call_of(call: "Call | str") -> "Call | str":
-        if not isinstance(call, Call):
+    def call_of(call: "CallText | str") -> "CallText | str":
+        if not isinstance(call, CallText):
             return call
-        args = tuple((a[0], call_of(a[1]) if isinstance(a[1], Call) else text_of(a[1])) if isinstance(a, tuple)
-                     else call_of(a) if isinstance(a, Call) else text_of(a) for a in call.args)
-        return Call(call.func, args)
+        args = tuple((a[0], call_of(a[1]) if isinstance(a[1], CallText) else text_of(a[1])) if isinstance(a, tuple)
+                     else call_of(a) if isinstance(a, CallText) else text_of(a) for a in call.args)
+        return CallText(call.func, args)
 
     def walk(items: list) -> list:
-        return [Module(i.path, call_of(i.ctor), i.split) if isinstance(i, Module) else
+        return [Assign(i.path, call_of(i.ctor), i.split) if isinstance(i, Assign) else
                 If(text_of(i.test), walk(i.then), walk(i.orelse), i.refs) if isinstance(i, If) else i for i in items]
 
     return walk(items), [f"{name} = {texts[key]}" for key, name in chosen.items()]
@@ -280,18 +280,18 @@ def hoist(items: list, taken: set[str], out: str | None = None) -> tuple[list, l
 
 def _calls(items: list):
     for item in items:
-        if isinstance(item, Module) and isinstance(item.ctor, Call):
+        if isinstance(item, Assign) and isinstance(item.ctor, CallText):
             yield from _nested(item.ctor)
         elif isinstance(item, If):
             yield from _calls(item.then)
             yield from _calls(item.orelse)
 
 
-def _nested(call: "Call"):
+def _nested(call: "CallText"):
     yield call
     for arg in call.args:
         value = arg[1] if isinstance(arg, tuple) else arg
-        if isinstance(value, Call):
+        if isinstance(value, CallText):
             yield from _nested(value)
 
 
@@ -308,8 +308,8 @@ def nest(items: list) -> list:
         return found[path]
 
     for item in items:
-        if isinstance(item, Module) and len(item.path) > 1:
-            container(item.path[:-1]).items.append(Module(item.path[-1:], item.ctor, item.split))
+        if isinstance(item, Assign) and len(item.path) > 1:
+            container(item.path[:-1]).items.append(Assign(item.path[-1:], item.ctor, item.split))
         elif isinstance(item, If):
             for path in _deep(item):
                 container(path[:-1])
@@ -323,7 +323,7 @@ def _deep(item: If) -> list[Path]:
     """The paths of modules below a group that an `if` (and the `if`s inside it) makes."""
     found = []
     for child in item.then + item.orelse:
-        if isinstance(child, Module) and len(child.path) > 1:
+        if isinstance(child, Assign) and len(child.path) > 1:
             found.append(child.path)
         elif isinstance(child, If):
             found += _deep(child)
@@ -335,7 +335,7 @@ def _children(items: list, prefix: Path, into: dict[Path, list[str]]) -> None:
         if isinstance(item, Container):
             path = prefix + item.path
             into.setdefault(path, []).extend(getattr(c, "path", (None,))[0] for c in item.items
-                                             if isinstance(c, (Module, Container)))
+                                             if isinstance(c, (Assign, Container)))
             _children(item.items, path, into)
         elif isinstance(item, If):
             for path in _deep(item):
@@ -378,7 +378,7 @@ class Layout:
         out: list[str] = []
         pad = " " * indent
         for item in items:
-            if isinstance(item, Module):
+            if isinstance(item, Assign):
                 out += self.assign(prefix + item.path, item.ctor, indent, item.split)
             elif isinstance(item, Container):
                 path = prefix + item.path
@@ -394,7 +394,7 @@ class Layout:
                 out += self.condition(item, indent, lambda items, i: self._init(items, prefix, i))
         return out
 
-    def assign(self, path: Path, ctor: "Call | str", indent: int, split: bool = False) -> list[str]:
+    def assign(self, path: Path, ctor: "CallText | str", indent: int, split: bool = False) -> list[str]:
         pad = " " * indent
         if len(path) == 1:
             head = f"self.{path[0]} = "
@@ -402,15 +402,15 @@ class Layout:
         head = f"{self.ref(path[:-1])}.add_module({py_string(path[-1])}, "
         return (pad + head + fmt(ctor, indent, WIDTH, len(head) + 1, split) + ")").split("\n")
 
-    def sequential(self, container: Container, path: Path) -> "Call | None":
+    def sequential(self, container: Container, path: Path) -> "CallText | None":
         """`nn.Sequential(a, b, ...)` (children numbered 0, 1, ... in order) or `nn.Sequential(OrderedDict(
         [("conv", a), ...]))` if the group's children are all built here, unconditionally."""
-        if any(not isinstance(c, (Module, Container)) for c in container.items) or \
+        if any(not isinstance(c, (Assign, Container)) for c in container.items) or \
                 [c.path[0] for c in container.items] != self.children.get(path):
             return None
         args: list = []
         for child in container.items:
-            if isinstance(child, Module) and isinstance(child.ctor, Call):
+            if isinstance(child, Assign) and isinstance(child.ctor, CallText):
                 args.append(child.ctor)
             elif isinstance(child, Container) and (inner := self.sequential(child, path + child.path)) is not None:
                 args.append(inner)
@@ -418,9 +418,9 @@ class Layout:
                 return None
         self.built.add(path)
         if self.numbered(path):
-            return Call("nn.Sequential", tuple(args))
-        pairs = tuple(Call("(", (py_string(c.path[0]), a)) for c, a in zip(container.items, args))
-        return Call("nn.Sequential", (Call("OrderedDict", (Call("[", pairs),)),))
+            return CallText("nn.Sequential", tuple(args))
+        pairs = tuple(CallText("(", (py_string(c.path[0]), a)) for c, a in zip(container.items, args))
+        return CallText("nn.Sequential", (CallText("OrderedDict", (CallText("[", pairs),)),))
 
     def condition(self, item: If, indent: int, render) -> list[str]:
         pad = " " * indent
@@ -437,10 +437,10 @@ class Layout:
 
     def inline(self, item: If, test: str, indent: int) -> str | None:
         """`self.aa = nn.AvgPool2d(2) if stride == 2 else None`, where that is the whole `if`."""
-        if len(item.then) == 1 and len(item.orelse) == 1 and all(isinstance(i, Module) for i in item.then +
+        if len(item.then) == 1 and len(item.orelse) == 1 and all(isinstance(i, Assign) for i in item.then +
                                                                    item.orelse):
             made, empty = item.then[0], item.orelse[0]
-            if made.path == empty.path and empty.ctor == "None" and isinstance(made.ctor, Call):
+            if made.path == empty.path and empty.ctor == "None" and isinstance(made.ctor, CallText):
                 text = self.assign(made.path, f"{flat(made.ctor)} if {test} else None", indent)
                 if len(text) == 1 and len(text[0]) <= WIDTH:
                     return text[0]

@@ -24,7 +24,7 @@ import torch.nn as nn
 from ..ops import ALL, FunctionCall, ModuleCall
 from . import layers
 from ..graph import FUNCTIONS
-from .containers import Part, Scope, chain_class, scopes
+from .containers import Part, Region, chain_class, regions
 
 if TYPE_CHECKING:
     from ..graph import OpGraph
@@ -87,7 +87,7 @@ def _inplace(ops: "OpGraph") -> dict[str, bool]:
     return found
 
 
-def _forward_graph(ops: "OpGraph", inplace: dict[str, bool], scope: Scope, calls: dict[str, Scope]) -> fx.Graph:
+def _forward_graph(ops: "OpGraph", inplace: dict[str, bool], scope: Region, calls: dict[str, Region]) -> fx.Graph:
     """Straight-line code for one scope: the network (path "") or a container, whose module targets
     are relative to it. One line per op, except that a child container in `calls` (a chain) is
     called whole, at the point its output is made; the network's forward has no `calls`."""
@@ -149,8 +149,8 @@ def to_torch(net: "Network") -> fx.GraphModule:
     """The network as a GraphModule named after it, its containers Parts (callable where a chain)."""
     ops = net.ops
     inplace = _inplace(ops)
-    found = scopes(ops, net.output)
-    children: dict[str, dict[str, Scope]] = {}  # container path -> its chain child containers
+    found = regions(ops, net.output)
+    children: dict[str, dict[str, Region]] = {}  # container path -> its chain child containers
     for path, scope in found.items():
         if scope.is_chain and scope.has_modules:
             children.setdefault(path.rpartition(".")[0], {})[path] = scope
@@ -171,7 +171,7 @@ def to_torch(net: "Network") -> fx.GraphModule:
         _install(root, name, make_module(kind, data.attrs, data.in_shape, inplace.get(name, False)), make_part)
         if data.attrs.get("zero_init"):  # a norm whose scale starts at 0
             zero_init.append(name)
-    whole = Scope("", tuple(n for n in ops.nodes if n != "input"), ("input",), (net.output,), True)
+    whole = Region("", tuple(n for n in ops.nodes if n != "input"), ("input",), (net.output,), True)
     module = fx.GraphModule(root, _forward_graph(ops, inplace, whole, {}), class_name=net.name)
     for child, container in root.named_children():  # keep the spec's containers, in execution order
         if isinstance(container, Part):

@@ -8,7 +8,7 @@ from .base import ModuleCall, OpKind
 
 
 @dataclass(frozen=True)
-class Activation(OpKind):
+class ActivationOp(OpKind):
     module_name: str = ""  # the torch.nn class
     shown: str = ""        # how drawings name it
 
@@ -21,8 +21,8 @@ class Activation(OpKind):
 
 
 KINDS = (
-    Activation("relu", "ReLU", inplace=True, module_name="nn.ReLU", shown="ReLU", fill="#fdf1d6"),
-    Activation("gelu", "GELU", module_name="nn.GELU", shown="GELU", fill="#fdf1d6"),
-    Activation("silu", "SiLU (swish)", inplace=True, module_name="nn.SiLU", shown="SiLU", fill="#fdf1d6"),
-    Activation("sigmoid", "logistic sigmoid", module_name="nn.Sigmoid", shown="sigmoid", fill="#fdf1d6"),
+    ActivationOp("relu", "ReLU", inplace=True, module_name="nn.ReLU", shown="ReLU", fill="#fdf1d6"),
+    ActivationOp("gelu", "GELU", module_name="nn.GELU", shown="GELU", fill="#fdf1d6"),
+    ActivationOp("silu", "SiLU (swish)", inplace=True, module_name="nn.SiLU", shown="SiLU", fill="#fdf1d6"),
+    ActivationOp("sigmoid", "logistic sigmoid", module_name="nn.Sigmoid", shown="sigmoid", fill="#fdf1d6"),
 )

@@ -24,7 +24,7 @@ def se_hidden(attrs: dict[str, Any], channels: int) -> int:
     return channels // ratio
 
 
-class SqueezeExcite(OpKind):
+class SqueezeExciteOp(OpKind):
     def shape(self, attrs, x: Shape) -> Shape:
         se_hidden(attrs, x[0])
         return x
@@ -57,7 +57,7 @@ def eca_kernel(attrs: dict[str, Any], channels: int) -> int:
     return max(t if t % 2 else t + 1, 3)
 
 
-class EfficientChannelAttention(OpKind):
+class EfficientChannelAttentionOp(OpKind):
     def validate(self, attrs, span) -> None:
         # an even kernel with padding (k - 1) // 2 would give C - 1 gates for C channels
         if attrs["kernel"] is not None and attrs["kernel"] % 2 == 0:
@@ -79,13 +79,13 @@ class EfficientChannelAttention(OpKind):
 
 
 KINDS = (
-    SqueezeExcite("se", "squeeze-and-excitation: pool, 1×1 conv to C/ratio, ReLU, 1×1 conv to C, sigmoid gate",
+    SqueezeExciteOp("se", "squeeze-and-excitation: pool, 1×1 conv to C/ratio, ReLU, 1×1 conv to C, sigmoid gate",
                   ("ratio",), (
                       Option("ratio", ("r",), default=16, minimum=1, maximum=MAX_CHANNELS),
                       Option("hidden", default=None, minimum=1, maximum=MAX_CHANNELS),
                       Option("divisor", default=1, minimum=1, maximum=MAX_CHANNELS),
                   ), feature_map=True, reads_channels=True, overwritable=True, fill="#efe3f6"),
-    EfficientChannelAttention("eca", "efficient channel attention: pool, 1-d conv across channels, sigmoid gate",
+    EfficientChannelAttentionOp("eca", "efficient channel attention: pool, 1-d conv across channels, sigmoid gate",
                               (), (
                                   Option("kernel", ("k",), default=None, minimum=1, maximum=4095),
                                   Option("gamma", default=2.0, type="float", minimum=0.0, above_minimum=True,

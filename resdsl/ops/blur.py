@@ -16,7 +16,7 @@ def blur_padding(attrs) -> int:
     return ((attrs["stride"] - 1) + (attrs["kernel"] - 1)) // 2
 
 
-class BlurPool(OpKind):
+class BlurPoolOp(OpKind):
     def shape(self, attrs, x: Shape) -> Shape:
         c, h, w = x
         k, s, p = attrs["kernel"], attrs["stride"], blur_padding(attrs)
@@ -41,7 +41,7 @@ class BlurPool(OpKind):
 
 
 KINDS = (
-    BlurPool("blurpool", "anti-aliased downsampling: a binomial blur, then the stride", (), (
+    BlurPoolOp("blurpool", "anti-aliased downsampling: a binomial blur, then the stride", (), (
         Option("kernel", ("k",), default=3, minimum=2, maximum=64),
         Option("stride", ("s",), default=2, minimum=1, maximum=4096),
     ), feature_map=True, reads_channels=True, fill="#e3f1df"),

@@ -10,7 +10,7 @@ from ..errors import ShapeError
 from .base import FunctionCall, OpKind, Option
 
 
-class Chunk(OpKind):
+class ChunkOp(OpKind):
     def shape(self, attrs, x):
         parts = attrs["parts"]
         if x[0] % parts:
@@ -28,6 +28,6 @@ class Chunk(OpKind):
 
 
 KINDS = (
-    Chunk("chunk", "branch `index` of `parts`: its equal share of the input's channels", (),
+    ChunkOp("chunk", "branch `index` of `parts`: its equal share of the input's channels", (),
           (Option("parts", minimum=1), Option("index", minimum=0)), aliasing=True, internal=True, fill="#ffffff"),
 )

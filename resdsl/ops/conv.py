@@ -8,7 +8,7 @@ from ..errors import ShapeError
 from .base import KERNEL, MAX_CHANNELS, PADDING, Cost, ModuleCall, OpKind, Option, Shape, channels_option, spatial
 
 
-class Conv(OpKind):
+class ConvOp(OpKind):
     def complete(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["padding"] is None:  # "same" padding for odd kernels, as torchvision's conv3x3
             attrs["padding"] = attrs["kernel"] // 2 * attrs["dilation"]
@@ -49,7 +49,7 @@ class Conv(OpKind):
 
 
 KINDS = (
-    Conv("conv", "2-d convolution; padding defaults to kernel//2 * dilation", ("out",), (
+    ConvOp("conv", "2-d convolution; padding defaults to kernel//2 * dilation", ("out",), (
         channels_option(), KERNEL,
         Option("stride", ("s",), default=1, minimum=1, maximum=4096),
         PADDING,
@@ -60,7 +60,7 @@ KINDS = (
 )
 
 
-class StdConv(Conv):
+class StdConvOp(ConvOp):
     """Weight standardisation (Qiao et al. 2019, BiT): each filter is normalised to zero mean and unit
     variance (plus `eps`) before the convolution, as timm's StdConv2d. Same shape, parameters and MACs."""
 
@@ -74,7 +74,7 @@ class StdConv(Conv):
 
 
 KINDS += (
-    StdConv("stdconv", "weight-standardised 2-d convolution (timm's StdConv2d); options as conv, plus eps",
+    StdConvOp("stdconv", "weight-standardised 2-d convolution (timm's StdConv2d); options as conv, plus eps",
             ("out",), KINDS[0].options + (
                 Option("eps", default=1e-6, type="float", minimum=0.0, maximum=1.0, above_minimum=True),),
             feature_map=True, reads_channels=True, overwritable=True, numbered=True, fill="#dbe9f6"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from .base import ModuleCall, OpKind, Option
 
 
-class DropPath(OpKind):
+class DropPathOp(OpKind):
     def label(self, attrs) -> str:
         return f"drop path {attrs['rate']:g}"
 
@@ -20,7 +20,7 @@ class DropPath(OpKind):
 
 
 KINDS = (
-    DropPath("drop_path", "stochastic depth: drops the whole input of an example with probability `rate` "
+    DropPathOp("drop_path", "stochastic depth: drops the whole input of an example with probability `rate` "
              "(training only)", ("rate",),
              (Option("rate", default=0.0, type="float", minimum=0.0, maximum=1.0),), aliasing=True),
 )

@@ -6,7 +6,7 @@ from ..errors import ShapeError
 from .base import Cost, ModuleCall, OpKind, Option, Shape, channels_option, show_shape
 
 
-class Linear(OpKind):
+class LinearOp(OpKind):
     def shape(self, attrs, x: Shape) -> Shape:
         if len(x) == 3 and x[1:] != (1, 1):
             raise ShapeError("E0405", f"`fc` on a {show_shape(x)} feature map",
@@ -32,7 +32,7 @@ class Linear(OpKind):
         return 1
 
 
-class Flatten(OpKind):
+class FlattenOp(OpKind):
     def shape(self, attrs, x: Shape) -> Shape:
         size = 1
         for d in x:
@@ -49,7 +49,7 @@ class Flatten(OpKind):
         return 1
 
 
-class Dropout(OpKind):
+class DropoutOp(OpKind):
     def label(self, attrs) -> str:
         return f"dropout {attrs['p']:g}"
 
@@ -57,16 +57,16 @@ class Dropout(OpKind):
         return ModuleCall("nn.Dropout", (("p", attrs["p"]),), positional=1)
 
 
-class Identity(OpKind):
+class IdentityOp(OpKind):
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:
         return ModuleCall("nn.Identity")
 
 
 KINDS = (
-    Flatten("flatten", "C×H×W feature map to a vector of C·H·W", aliasing=True),
-    Linear("fc", "fully connected layer on a vector (or a C×1×1 map)", ("out",),
+    FlattenOp("flatten", "C×H×W feature map to a vector of C·H·W", aliasing=True),
+    LinearOp("fc", "fully connected layer on a vector (or a C×1×1 map)", ("out",),
            (channels_option(), Option("bias", default=True, type="bool", flag=True)), reads_channels=True, fill="#f6dde3"),
-    Dropout("dropout", "dropout with probability p", ("p",),
+    DropoutOp("dropout", "dropout with probability p", ("p",),
             (Option("p", default=0.5, type="float", minimum=0.0, maximum=1.0),), aliasing=True),
-    Identity("identity", "passes its input through", aliasing=True),
+    IdentityOp("identity", "passes its input through", aliasing=True),
 )

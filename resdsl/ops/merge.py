@@ -19,7 +19,7 @@ from .base import FunctionCall, OpKind, Option, Shape
 from .base import show_shape as _show
 
 
-class Merge(OpKind):
+class MergeOp(OpKind):
     """An element-wise merge: every input has one shape, which is the output's."""
 
     def merge_shape(self, attrs, inputs, weights=None, residual=False) -> Shape:
@@ -44,7 +44,7 @@ class Merge(OpKind):
         return FunctionCall(self.function, "fold")
 
 
-class Add(Merge):
+class AddOp(MergeOp):
     """`residual { ... }`'s add (its shortcut planned by shapes.plan_shortcut, which may insert a
     projection) and `branches(merge = sum)`; the residual add may write into its main path (`+=`)."""
 
@@ -55,17 +55,17 @@ class Add(Merge):
         return FunctionCall(self.function, "fold", inplace="operator.iadd")
 
 
-class Product(Merge):
+class ProductOp(MergeOp):
     symbol = "×"
     function = "operator.mul"
 
 
-class Maximum(Merge):
+class MaximumOp(MergeOp):
     symbol = "max"
     function = "torch.maximum"
 
 
-class Concat(OpKind):
+class ConcatOp(OpKind):
     """Channels side by side: DenseNet's [input, new features], or the branches in order."""
 
     def merge_shape(self, attrs, inputs, weights=None, residual=False) -> Shape:
@@ -90,7 +90,7 @@ class Concat(OpKind):
         return FunctionCall("torch.cat", "list", (1,))
 
 
-class Select(Merge):
+class SelectOp(MergeOp):
     """SKNet's and ResNeSt's attention across branches: a softmax over the branches (a sigmoid for
     one) of `attend`'s n·C logits weighs them (layers.select_branches)."""
 
@@ -117,11 +117,11 @@ class Select(Merge):
 
 MERGE = dict(internal=True, merge=True, fill="#ffffff")
 KINDS = (
-    Concat("concat", "its inputs side by side along the channels", merge_word="concat", **MERGE),
-    Add("add", "the sum of its inputs: a residual block's main path and shortcut, or branches",
+    ConcatOp("concat", "its inputs side by side along the channels", merge_word="concat", **MERGE),
+    AddOp("add", "the sum of its inputs: a residual block's main path and shortcut, or branches",
         merge_word="sum", circle=True, planned=True, **MERGE),
-    Product("product", "the element-wise product of its inputs", merge_word="product", circle=True, **MERGE),
-    Select("select", "the branches weighed by a softmax over `attend`'s logits", (),
+    ProductOp("product", "the element-wise product of its inputs", merge_word="product", circle=True, **MERGE),
+    SelectOp("select", "the branches weighed by a softmax over `attend`'s logits", (),
            (Option("groups", default=1, minimum=1),), merge_word="select", **MERGE),
-    Maximum("max", "the element-wise maximum of its inputs", merge_word="max", **MERGE),
+    MaximumOp("max", "the element-wise maximum of its inputs", merge_word="max", **MERGE),
 )

@@ -8,7 +8,7 @@ from ..errors import ShapeError
 from .base import MAX_CHANNELS, Cost, ModuleCall, OpKind, Option, Shape
 
 
-class BatchNorm(OpKind):
+class BatchNormOp(OpKind):
     def cost(self, attrs, x: Shape, y: Shape) -> Cost:
         return Cost(2 * x[0], 0)  # weight and bias; the running statistics are buffers
 
@@ -21,7 +21,7 @@ class BatchNorm(OpKind):
 
 
 KINDS = (
-    BatchNorm("bn", "batch normalisation; `zero_init` starts its scale at 0", (), (
+    BatchNormOp("bn", "batch normalisation; `zero_init` starts its scale at 0", (), (
         Option("zero_init", default=False, type="bool", flag=True),
         Option("eps", default=1e-5, type="float", minimum=0.0, maximum=1.0, above_minimum=True),
         Option("momentum", default=0.1, type="float", minimum=0.0, maximum=1.0),
@@ -29,7 +29,7 @@ KINDS = (
 )
 
 
-class GroupNorm(OpKind):
+class GroupNormOp(OpKind):
     """Group normalisation (Wu & He 2018): statistics over groups of channels, independent of the batch."""
 
     def shape(self, attrs, x: Shape) -> Shape:
@@ -50,7 +50,7 @@ class GroupNorm(OpKind):
 
 
 KINDS += (
-    GroupNorm("gn", "group normalisation over `groups` groups of channels; `zero_init` starts its scale at 0", (
+    GroupNormOp("gn", "group normalisation over `groups` groups of channels; `zero_init` starts its scale at 0", (
         "groups",), (
         Option("groups", ("g",), default=32, minimum=1, maximum=MAX_CHANNELS),
         Option("zero_init", default=False, type="bool", flag=True),
@@ -59,7 +59,7 @@ KINDS += (
 )
 
 
-class EvoNorm(GroupNorm):
+class EvoNormOp(GroupNormOp):
     """EvoNorm-S0 (Liu et al. 2020), timm's EvoNorm2dS0: x·σ(v·x) / group_std(x) · weight + bias, statistics
     over `groups` groups of channels. It is a norm and a nonlinearity: no ReLU follows it."""
 
@@ -74,7 +74,7 @@ class EvoNorm(GroupNorm):
                                         ("eps", attrs["eps"])), positional=1, defaults=(("groups", 32), ("eps", 1e-5)))
 
 
-class FilterResponseNorm(OpKind):
+class FilterResponseNormOp(OpKind):
     """Filter response normalisation with a thresholded linear unit (Singh & Krishnan 2020), timm's
     FilterResponseNormTlu2d: x / sqrt(mean(x²) + eps) · weight + bias, then max(·, tau). No ReLU follows it."""
 
@@ -90,13 +90,13 @@ class FilterResponseNorm(OpKind):
 
 
 KINDS += (
-    EvoNorm("evonorm", "EvoNorm-S0: a batch-independent norm and nonlinearity over `groups` groups of channels", (
+    EvoNormOp("evonorm", "EvoNorm-S0: a batch-independent norm and nonlinearity over `groups` groups of channels", (
         "groups",), (
         Option("groups", ("g",), default=32, minimum=1, maximum=MAX_CHANNELS),
         Option("zero_init", default=False, type="bool", flag=True),
         Option("eps", default=1e-5, type="float", minimum=0.0, maximum=1.0, above_minimum=True),
     ), feature_map=True, reads_channels=True, overwritable=True, numbered=True, norm=True, fill="#eeeeee"),
-    FilterResponseNorm("frn", "filter response norm with a thresholded linear unit (its own nonlinearity)", (), (
+    FilterResponseNormOp("frn", "filter response norm with a thresholded linear unit (its own nonlinearity)", (), (
         Option("zero_init", default=False, type="bool", flag=True),
         Option("eps", default=1e-5, type="float", minimum=0.0, maximum=1.0, above_minimum=True),
     ), feature_map=True, reads_channels=True, overwritable=True, numbered=True, norm=True, fill="#eeeeee"),

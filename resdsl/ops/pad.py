@@ -5,7 +5,7 @@ from __future__ import annotations
 from .base import ModuleCall, OpKind, Option, feature_map
 
 
-class Pad(OpKind):
+class PadOp(OpKind):
     def shape(self, attrs, x):
         c, h, w = feature_map(self.name, x)
         p = attrs["padding"]
@@ -19,6 +19,6 @@ class Pad(OpKind):
 
 
 KINDS = (
-    Pad("pad", "zero padding of `padding` pixels on every side", ("padding",),
+    PadOp("pad", "zero padding of `padding` pixels on every side", ("padding",),
         (Option("padding", ("p",), default=1, minimum=0, maximum=4096),), feature_map=True),
 )

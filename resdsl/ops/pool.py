@@ -8,7 +8,7 @@ from ..errors import EvalError, ShapeError
 from .base import CEIL, KERNEL, PADDING, STRIDE, ModuleCall, OpKind, Option, Shape, feature_map, spatial
 
 
-class Pool(OpKind):
+class PoolOp(OpKind):
     def is_global(self, attrs) -> bool:
         return attrs["kernel"] is None
 
@@ -70,9 +70,9 @@ class Pool(OpKind):
 
 
 KINDS = (
-    Pool("maxpool", "max pooling; stride defaults to the kernel, padding to (kernel-1)//2",
+    PoolOp("maxpool", "max pooling; stride defaults to the kernel, padding to (kernel-1)//2",
          (), (KERNEL, STRIDE, PADDING, CEIL), feature_map=True, fill="#e3f1df"),
-    Pool("avgpool", "average pooling; without a kernel, global average pooling to C×1×1",
+    PoolOp("avgpool", "average pooling; without a kernel, global average pooling to C×1×1",
          (), (Option("kernel", ("k",), default=None, minimum=1, maximum=4096), STRIDE, PADDING, CEIL,
               # timm's ResNet-D shortcut pools with count_include_pad=False
               Option("count_include_pad", default=True, type="bool")),

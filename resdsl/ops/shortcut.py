@@ -5,7 +5,7 @@ from __future__ import annotations
 from .base import ModuleCall, OpKind, Option
 
 
-class ZeroPad(OpKind):
+class ZeroPadOp(OpKind):
     """Subsample by the stride, add zero channels (split before and after, as the CIFAR reference code).
     Its output shape is the main path's: the shortcut plan gives it, not this op's arguments alone."""
 
@@ -28,6 +28,6 @@ class ZeroPad(OpKind):
 
 
 KINDS = (
-    ZeroPad("zeropad", "option A's shortcut: subsample by the stride and pad zero channels", (),
+    ZeroPadOp("zeropad", "option A's shortcut: subsample by the stride and pad zero channels", (),
             (Option("stride", minimum=1), Option("channels", minimum=0)), aliasing=True, internal=True, fill="#fde0c5"),
 )
