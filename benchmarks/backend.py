@@ -46,8 +46,10 @@ def throughput(args) -> None:
     reference = torchvision.models.resnet50()
     ours.load_state_dict(reference.state_dict())
     fmt = torch.channels_last if cuda else torch.contiguous_format
-    models = {"resdsl": ours.to(device, memory_format=fmt).train(),
-              "torchvision": reference.to(device, memory_format=fmt).train()}
+    models = {
+        "resdsl": ours.to(device, memory_format=fmt).train(),
+        "torchvision": reference.to(device, memory_format=fmt).train(),
+    }
     x = torch.randn(batch, 3, args.size, args.size, device=device).to(memory_format=fmt)
     for model in models.values():  # warm-up: cudnn autotuning, allocator
         step_time(model, x, 2, cuda)
@@ -56,8 +58,10 @@ def throughput(args) -> None:
         for name, model in models.items():
             times[name].append(step_time(model, x, args.iters, cuda))
     rate = {name: batch * args.iters / statistics.median(t) for name, t in times.items()}
-    print(f"forward+backward, resnet50, batch {batch}, {args.size}x{args.size}, {device.type}"
-          f"{', bf16 autocast, channels_last' if cuda else ''}, median of {args.rounds} alternating rounds:")
+    print(
+        f"forward+backward, resnet50, batch {batch}, {args.size}x{args.size}, {device.type}"
+        f"{', bf16 autocast, channels_last' if cuda else ''}, median of {args.rounds} alternating rounds:"
+    )
     for name, r in rate.items():
         print(f"  {name:<12} {r:8.1f} images/s")
     print(f"  ratio resdsl / torchvision: {rate['resdsl'] / rate['torchvision']:.3f}  (goal >= 0.98)")
@@ -66,8 +70,10 @@ def throughput(args) -> None:
 def graph_breaks() -> None:
     model = resdsl.load("resnet50").to_torch().eval()
     explanation = torch._dynamo.explain(model)(torch.randn(2, 3, 224, 224))
-    print(f"torch.compile(fullgraph=True): {explanation.graph_count} graph, "
-          f"{explanation.graph_break_count} graph breaks  (goal 0)")
+    print(
+        f"torch.compile(fullgraph=True): {explanation.graph_count} graph, "
+        f"{explanation.graph_break_count} graph breaks  (goal 0)"
+    )
 
 
 def construction(rounds: int) -> None:
@@ -81,8 +87,10 @@ def construction(rounds: int) -> None:
         torchvision.models.resnet152()
         theirs.append(time.perf_counter() - start)
     a, b = statistics.median(ours), statistics.median(theirs)
-    print(f"construction, resnet152, median of {rounds}: resdsl to_torch() {a:.3f} s, "
-          f"torchvision resnet152() {b:.3f} s, ratio {a / b:.2f}  (goal <= 1.2)")
+    print(
+        f"construction, resnet152, median of {rounds}: resdsl to_torch() {a:.3f} s, "
+        f"torchvision resnet152() {b:.3f} s, ratio {a / b:.2f}  (goal <= 1.2)"
+    )
 
 
 def main() -> None:
@@ -93,8 +101,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--iters", type=int, default=2)
     args = parser.parse_args()
-    device = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.machine()} CPU, " \
-        f"{torch.get_num_threads()} threads"
+    device = (
+        torch.cuda.get_device_name()
+        if args.device == "cuda"
+        else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+    )
     print(f"machine: {device}; torch {torch.__version__}, torchvision {torchvision.__version__}")
     construction(5)
     graph_breaks()

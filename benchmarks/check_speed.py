@@ -45,8 +45,10 @@ def core(fn, runs: int) -> float:
 def generated(blocks: int) -> str:
     per_stage = blocks // 4
     stages = "\n".join(f"    layer{i + 1}: basic({16 << i}) x{per_stage}{' s2' if i else ''}" for i in range(4))
-    return f'use "blocks.res"\nnetwork generated {{\n    input 3x64x64\n    conv 16 k3 -> bn -> relu\n{stages}\n' \
-           "    avgpool -> fc 10\n}\n"
+    return (
+        f'use "blocks.res"\nnetwork generated {{\n    input 3x64x64\n    conv 16 k3 -> bn -> relu\n{stages}\n'
+        "    avgpool -> fc 10\n}\n"
+    )
 
 
 def main() -> None:
@@ -59,8 +61,10 @@ def main() -> None:
     check = wall([sys.executable, "-m", "resdsl", "check", "resnet152"], args.runs)
     print(f"whole process, median of {args.runs}:")
     print(f"  python -c 'import lark, networkx'   {floor:.3f} s")
-    print(f"  resdsl check resnet152              {check:.3f} s   (ratio to the import floor {check / floor:.2f}; "
-          f"goal <= 0.30 s: {'met' if check <= 0.30 else 'NOT met'})")
+    print(
+        f"  resdsl check resnet152              {check:.3f} s   (ratio to the import floor {check / floor:.2f}; "
+        f"goal <= 0.30 s: {'met' if check <= 0.30 else 'NOT met'})"
+    )
 
     print("core (in process, median):")
     for name in ("resnet152", "resnet1202"):
@@ -75,8 +79,10 @@ def main() -> None:
         seconds = core(lambda: resdsl.loads(text, path="<generated>"), 3)
         per_block = seconds / blocks
         base = base or per_block
-        print(f"  {blocks:>6} blocks  {seconds:.3f} s  {per_block * 1e6:.1f} us/block  "
-              f"(x{per_block / base:.2f} of the smallest)")
+        print(
+            f"  {blocks:>6} blocks  {seconds:.3f} s  {per_block * 1e6:.1f} us/block  "
+            f"(x{per_block / base:.2f} of the smallest)"
+        )
     print(f"  goal: 10,000 blocks < 3 s: {'met' if seconds < 3 else 'NOT met'}")
 
 

@@ -49,7 +49,9 @@ def tree_memory(root: int) -> tuple[int, int]:
         pid = pending.pop()
         try:
             with open(f"/proc/{pid}/smaps_rollup") as f:
-                fields = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f if line.startswith(("Rss:", "Pss:"))}
+                fields = {
+                    line.split(":")[0]: int(line.split()[1]) * 1024 for line in f if line.startswith(("Rss:", "Pss:"))
+                }
             rss, pss = rss + fields["Rss"], pss + fields["Pss"]
             with open(f"/proc/{pid}/task/{pid}/children") as f:
                 pending += [int(child) for child in f.read().split()]
@@ -88,16 +90,34 @@ def generate(folder: str, images: int) -> None:
 
 def _one_class(job: tuple[str, int, int]) -> None:
     folder, c, count = job
-    image_folder(Path(folder) / f"part_{c}", classes=1, per_class=count, seed=c,
-                 sizes=[(375, 500), (500, 375), (333, 500), (400, 500), (375, 375)], quality=90)
+    image_folder(
+        Path(folder) / f"part_{c}",
+        classes=1,
+        per_class=count,
+        seed=c,
+        sizes=[(375, 500), (500, 375), (333, 500), (400, 500), (375, 375)],
+        quality=90,
+    )
 
 
 def reference(folder: str, batch: int, workers: int) -> DataLoader:
-    transform = T.Compose([T.RandomResizedCrop(224, antialias=True), T.RandomHorizontalFlip(), T.PILToTensor(),
-                           T.ToDtype(torch.float32, scale=True),
-                           T.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])])
-    return DataLoader(ImageFolder(folder, transform), batch_size=batch, shuffle=True, num_workers=workers,
-                      persistent_workers=workers > 0, prefetch_factor=4 if workers else None)
+    transform = T.Compose(
+        [
+            T.RandomResizedCrop(224, antialias=True),
+            T.RandomHorizontalFlip(),
+            T.PILToTensor(),
+            T.ToDtype(torch.float32, scale=True),
+            T.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
+        ]
+    )
+    return DataLoader(
+        ImageFolder(folder, transform),
+        batch_size=batch,
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers else None,
+    )
 
 
 def timed(batches, limit: int) -> float:
@@ -130,8 +150,10 @@ def main() -> None:
             started = time.perf_counter()
             generate(folder, args.images)
             size = sum(f.stat().st_size for f in Path(folder).rglob("*.jpg"))
-            print(f"wrote {args.images} JPEGs (about 500x375, {size / 2**20:.0f} MiB) in "
-                  f"{time.perf_counter() - started:.0f} s")
+            print(
+                f"wrote {args.images} JPEGs (about 500x375, {size / 2**20:.0f} MiB) in "
+                f"{time.perf_counter() - started:.0f} s"
+            )
         where = Where(torch.device("cpu"), 0, 1, 0, args.batch, False, args.workers)
         rates = {"resdsl": [], "torchvision": []}
         peaks = {"resdsl": (0, 0), "torchvision": (0, 0)}
@@ -148,13 +170,17 @@ def main() -> None:
                     del batches, pipeline
                     gc.collect()
                 peaks[name] = max(peaks[name], (memory.rss, memory.pss))
-    where_ = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}"
+    where_ = (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}"
+    )
     print(f"training data pipeline, batch {args.batch}, {args.workers} workers, 224x224 crops, {where_}:")
     median = {name: statistics.median(r) for name, r in rates.items()}
     for name in rates:
         rss, pss = peaks[name]
-        print(f"  {name:<12} {median[name]:8.1f} images/s   peak memory of all processes: RSS {rss / 2**30:.2f} GB, "
-              f"PSS {pss / 2**30:.2f} GB")
+        print(
+            f"  {name:<12} {median[name]:8.1f} images/s   peak memory of all processes: RSS {rss / 2**30:.2f} GB, "
+            f"PSS {pss / 2**30:.2f} GB"
+        )
     print(f"  ratio resdsl / torchvision: {median['resdsl'] / median['torchvision']:.3f}  (goal >= 1.0)")
     print(f"  resdsl peak RSS {peaks['resdsl'][0] / 2**30:.2f} GB (goal < 3 GB; it does not grow with the images)")
 

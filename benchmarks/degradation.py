@@ -33,9 +33,11 @@ def main() -> None:
     parser.add_argument("--out", default="docs/images/degradation.png")
     args = parser.parse_args()
     shape = tuple(int(d) for d in args.input.split("x"))
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, "
-          f"{'cuda' if torch.cuda.is_available() else 'cpu'}; data {args.data}, input {args.input}, "
-          f"{args.epochs} epochs")
+    print(
+        f"machine: {platform.machine()}, {torch.get_num_threads()} threads, "
+        f"{'cuda' if torch.cuda.is_available() else 'cpu'}; data {args.data}, input {args.input}, "
+        f"{args.epochs} epochs"
+    )
     curves = {}
     with tempfile.TemporaryDirectory() as folder:
         for depth in args.depths:
@@ -43,22 +45,35 @@ def main() -> None:
                 name = f"{family}{depth}"
                 start = time.perf_counter()
                 policy = {"policy": "none"} if family == "plain" else {}
-                history = train(TrainConfig(spec="cifar_resnet", data=args.data, epochs=args.epochs,
-                                            batch_size=args.batch_size, out=f"{folder}/{name}", seed=0,
-                                            overrides={"depth": depth, **policy}, input_shape=shape),
-                                log=lambda *a: None)
+                history = train(
+                    TrainConfig(
+                        spec="cifar_resnet",
+                        data=args.data,
+                        epochs=args.epochs,
+                        batch_size=args.batch_size,
+                        out=f"{folder}/{name}",
+                        seed=0,
+                        overrides={"depth": depth, **policy},
+                        input_shape=shape,
+                    ),
+                    log=lambda *a: None,
+                )
                 curves[name] = history
                 last = history[-1]
-                print(f"  {name:<9} train loss {last['train_loss']:.4f}  train acc {last['train_acc']:.4f}  "
-                      f"val acc {last['val_acc']:.4f}  ({time.perf_counter() - start:.0f} s)")
+                print(
+                    f"  {name:<9} train loss {last['train_loss']:.4f}  train acc {last['train_acc']:.4f}  "
+                    f"val acc {last['val_acc']:.4f}  ({time.perf_counter() - start:.0f} s)"
+                )
     _plot(curves, args.out, args)
     print(f"wrote {args.out}")
 
 
 def _plot(curves: dict, out: str, args) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for name, history in curves.items():
         epochs = [r["epoch"] for r in history]

@@ -44,14 +44,14 @@ def _epoch(model, optimizer, x, y, batch: int, seed: int, device: torch.device) 
     steps, correct, seen = 0, 0, 0
     start = time.perf_counter()
     for i in range(0, len(order), batch):
-        index = order[i:i + batch]
+        index = order[i : i + batch]
         images, labels = x[index].to(device), y[index].to(device)
         logits = model(images)
         loss = F.cross_entropy(logits, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        _ = loss.item()                                         # the reference's MetricLogger.update
+        _ = loss.item()  # the reference's MetricLogger.update
         correct += (logits.argmax(1) == labels).sum().item()
         seen += len(labels)
         steps += 1
@@ -67,28 +67,44 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     shape = (3, args.size, args.size)
-    data = load_data("synthetic", shape, seed=0)                # the tensors resdsl trains on, for both
+    data = load_data("synthetic", shape, seed=0)  # the tensors resdsl trains on, for both
     steps_per_epoch = -(-len(data.train_x) // args.batch)
     rates = {"resdsl": [], "torchvision": []}
     with tempfile.TemporaryDirectory() as out:
         for round_ in range(args.rounds):
-            history = train(TrainConfig(spec="resnet18", data="synthetic", epochs=args.epochs, batch_size=args.batch,
-                                        device=str(device), input_shape=shape, overrides={"classes": 10},
-                                        warmup_epochs=0.0, out=f"{out}/r{round_}", seed=round_),
-                            log=lambda *a: None)
+            history = train(
+                TrainConfig(
+                    spec="resnet18",
+                    data="synthetic",
+                    epochs=args.epochs,
+                    batch_size=args.batch,
+                    device=str(device),
+                    input_shape=shape,
+                    overrides={"classes": 10},
+                    warmup_epochs=0.0,
+                    out=f"{out}/r{round_}",
+                    seed=round_,
+                ),
+                log=lambda *a: None,
+            )
             # images/s over the epoch's N images, which took steps_per_epoch steps
             rates["resdsl"].append(history[-1]["images_per_s"] * steps_per_epoch / len(data.train_x))
             model = torchvision.models.resnet18(num_classes=10).to(device)
-            rates["torchvision"].append(hand_written(model, data.train_x, data.train_y, args.batch, round_, device,
-                                                     args.epochs))
-    where = torch.cuda.get_device_name() if device.type == "cuda" else \
-        f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}"
+            rates["torchvision"].append(
+                hand_written(model, data.train_x, data.train_y, args.batch, round_, device, args.epochs)
+            )
+    where = (
+        torch.cuda.get_device_name()
+        if device.type == "cuda"
+        else f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
     print(f"resnet18 training loop, batch {args.batch}, {args.size}x{args.size}, {len(data.train_x)} images, {where}:")
     median = {name: statistics.median(r) for name, r in rates.items()}
     for name, rate in median.items():
         print(f"  {name:<12} {rate:7.2f} steps/s  ({rate * args.batch:7.1f} images/s)")
-    print(f"  ratio resdsl / hand-written torchvision loop: {median['resdsl'] / median['torchvision']:.3f}  "
-          "(goal >= 1.0)")
+    print(
+        f"  ratio resdsl / hand-written torchvision loop: {median['resdsl'] / median['torchvision']:.3f}  (goal >= 1.0)"
+    )
 
 
 if __name__ == "__main__":

@@ -71,8 +71,10 @@ def main() -> None:
         for name, (model, optimizer) in runs.items():
             rates[name].append(run(model, optimizer, x, y, steps, cuda))
     where = torch.cuda.get_device_name() if cuda else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
-    print(f"{args.spec} training, batch {batch}, {size}x{size}, {where}"
-          f"{', bf16 autocast, channels_last' if cuda else ''}{', torch.compile' if args.compile else ''}:")
+    print(
+        f"{args.spec} training, batch {batch}, {size}x{size}, {where}"
+        f"{', bf16 autocast, channels_last' if cuda else ''}{', torch.compile' if args.compile else ''}:"
+    )
     median = {name: statistics.median(r) for name, r in rates.items()}
     for name, rate in median.items():
         print(f"  {name:<12} {rate:9.1f} images/s")

@@ -28,13 +28,17 @@ DEPTHS = (18, 34, 50, 101, 152)
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", type=int, default=200, help="input sizes from 32 (default 200: 1,000 configurations)")
+    parser.add_argument(
+        "--sizes", type=int, default=200, help="input sizes from 32 (default 200: 1,000 configurations)"
+    )
     args = parser.parse_args()
     sizes = tuple(range(32, 32 + args.sizes))
     space = Space((Dimension("depth", tuple(str(d) for d in DEPTHS)), Dimension("input", tuple((s, s) for s in sizes))))
     n = space.size
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
-          f"torch {torch.__version__}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
+        f"torch {torch.__version__}"
+    )
     print(f"space: resnet.res, {space.describe()} = {n:,} configurations")
 
     start = time.perf_counter()
@@ -59,8 +63,10 @@ def main() -> None:
 
     rate = n / exhaustive
     print(f"  resdsl verify, exhaustive (every core)  {exhaustive:6.2f} s  {rate:7.0f} configurations/s")
-    print(f"  resdsl verify, sampled (every core)    {sampled:6.2f} s  {sampled_report.tried / sampled:7.0f} "
-          f"configurations/s ({sampled_report.tried:,} tried)")
+    print(
+        f"  resdsl verify, sampled (every core)    {sampled:6.2f} s  {sampled_report.tried / sampled:7.0f} "
+        f"configurations/s ({sampled_report.tried:,} tried)"
+    )
     print(f"  torchvision, meta-device forward        {reference:6.2f} s  {checked / reference:7.0f} configurations/s")
     print(f"ratio (verify exhaustive / torchvision): {rate / (checked / reference):.2f}x")
     print(f"goal: 1,000 configurations well under a minute: {'met' if exhaustive < 30 else 'NOT met'}")

@@ -96,8 +96,9 @@ class MemoryEstimate:
         return self.activations + self.weights
 
 
-def memory_estimate(graph: OpGraph, params: int, batch: int, *, training: bool,
-                    activation_bytes: int = 4, weight_bytes: int = 4) -> MemoryEstimate:
+def memory_estimate(
+    graph: OpGraph, params: int, batch: int, *, training: bool, activation_bytes: int = 4, weight_bytes: int = 4
+) -> MemoryEstimate:
     """An estimate of the memory one forward (inference) or forward and backward (training) step takes.
 
     Training keeps every op's output for the backward pass: the sum of all output tensors (input
@@ -119,9 +120,9 @@ def memory_estimate(graph: OpGraph, params: int, batch: int, *, training: bool,
             freed_at.setdefault(i, []).append(node)
         live = elements = 0
         for i, node in enumerate(graph.nodes):
-            live += sizes[node]                  # the output exists while its inputs still do
+            live += sizes[node]  # the output exists while its inputs still do
             elements = max(elements, live)
-            for done in freed_at.get(i, ()):     # inputs whose last consumer was this op
+            for done in freed_at.get(i, ()):  # inputs whose last consumer was this op
                 live -= sizes[done]
         weights = params * weight_bytes
     return MemoryEstimate(elements * batch * activation_bytes, weights, largest, graph.nodes[largest].shape)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from .files import expand
 
@@ -18,11 +18,13 @@ EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
 
 # ---- argparse types: text -> value, or argparse.ArgumentTypeError with what was expected -------------
 
+
 def input_shape(text: str) -> tuple[int, ...]:
     """--input: CxHxW, or a vector width."""
     if not re.fullmatch(r"[1-9][0-9]{0,9}(x[1-9][0-9]{0,9}){0,2}", text) or text.count("x") == 1:
         raise argparse.ArgumentTypeError(f"expected CxHxW (e.g. 3x224x224) or a vector width, not {text!r}")
     from .shapes import check_input_shape  # the same limits as resdsl.load's input_shape
+
     try:
         return check_input_shape(tuple(int(part) for part in text.split("x")))
     except ValueError as exc:
@@ -47,15 +49,18 @@ def path(text: str) -> str:
 def number(convert: Callable[[str], float], accepts: Callable[[float], bool], expected: str):
     """An argparse type: `convert` the text, then keep a finite value `accepts` takes (argparse's `float`
     alone takes 'nan' and 'inf')."""
+
     def parse(text: str):
         try:
             value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'a whole number' if convert is int else 'a number'}, "
-                                             f"not {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"expected {'a whole number' if convert is int else 'a number'}, not {text!r}"
+            ) from None
         if not math.isfinite(value) or not accepts(value):
             raise argparse.ArgumentTypeError(f"expected {expected}, not {text!r}")
         return value
+
     return parse
 
 
@@ -68,6 +73,7 @@ non_negative_int = number(int, lambda v: v >= 0, "0 or more")
 def size(text: str) -> int:
     """A memory size: 16G, 512M, 1000000."""
     from .memory import parse_size
+
     try:
         return parse_size(text)
     except ValueError as exc:
@@ -89,22 +95,42 @@ def duration(text: str) -> float:
 
 # ---- option groups --------------------------------------------------------------------------------
 
+
 def max_memory_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-memory", type=size, metavar="SIZE",
-                        help="refuse, before allocating, a run whose tensors are estimated to need more (e.g. 16G; "
-                             "default: the machine's memory, or the free memory of the CUDA device)")
+    parser.add_argument(
+        "--max-memory",
+        type=size,
+        metavar="SIZE",
+        help="refuse, before allocating, a run whose tensors are estimated to need more (e.g. 16G; "
+        "default: the machine's memory, or the free memory of the CUDA device)",
+    )
 
 
 def format_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=["text", "json", "sarif", "github"], default="text",
-                        help="text (default), json, sarif (SARIF 2.1.0 for code scanning) or github "
-                             "(GitHub Actions annotations on the spec's lines)")
+    parser.add_argument(
+        "--format",
+        choices=["text", "json", "sarif", "github"],
+        default="text",
+        help="text (default), json, sarif (SARIF 2.1.0 for code scanning) or github "
+        "(GitHub Actions annotations on the spec's lines)",
+    )
 
 
 def spec_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", type=assignment, action="append",
-                        default=[], help="override a network parameter (the value is an expression: "
-                                         "10, 2*32, [2,2,2,2], basic, A)")
-    parser.add_argument("--input", dest="input_shape", metavar="CxHxW", type=input_shape,
-                        help="override the input shape (e.g. 3x32x32, or 64 for a vector)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        metavar="KEY=VALUE",
+        type=assignment,
+        action="append",
+        default=[],
+        help="override a network parameter (the value is an expression: 10, 2*32, [2,2,2,2], basic, A)",
+    )
+    parser.add_argument(
+        "--input",
+        dest="input_shape",
+        metavar="CxHxW",
+        type=input_shape,
+        help="override the input shape (e.g. 3x32x32, or 64 for a vector)",
+    )
     parser.add_argument("--network", metavar="NAME", help="which network, when a file defines several")

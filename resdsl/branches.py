@@ -57,22 +57,37 @@ class BranchElaborator(Walk):
         for arg in el.args:
             if arg.name is None:
                 if count is not None or given:
-                    raise EvalError("E0204", "`branches` takes one positional argument, the number of branches",
-                                    arg.span, help="e.g. `branches(2, merge = sum) { ... }`")
+                    raise EvalError(
+                        "E0204",
+                        "`branches` takes one positional argument, the number of branches",
+                        arg.span,
+                        help="e.g. `branches(2, merge = sum) { ... }`",
+                    )
                 count = as_int(self.eval(arg.value, ctx), arg.value.span)
                 if not 1 <= count <= MAX_BRANCHES:
-                    raise EvalError("E0303", f"`branches` takes 1 to {MAX_BRANCHES} branches, not {count}", arg.value.span)
+                    raise EvalError(
+                        "E0303", f"`branches` takes 1 to {MAX_BRANCHES} branches, not {count}", arg.value.span
+                    )
                 continue
             if arg.name not in OPTIONS:
-                raise EvalError("E0203", f"`branches` has no option `{arg.name}`", arg.span,
-                                help="options: " + ", ".join(OPTIONS))
+                raise EvalError(
+                    "E0203", f"`branches` has no option `{arg.name}`", arg.span, help="options: " + ", ".join(OPTIONS)
+                )
             if arg.name in given:
-                raise EvalError("E0205", f"option `{arg.name}` is given twice", arg.span,
-                                notes=(f"first given at {given[arg.name][1]}",))
+                raise EvalError(
+                    "E0205",
+                    f"option `{arg.name}` is given twice",
+                    arg.span,
+                    notes=(f"first given at {given[arg.name][1]}",),
+                )
             given[arg.name] = (arg.value, arg.span)
         if count is None:
-            raise EvalError("E0204", "`branches` needs the number of branches", el.span,
-                            help="e.g. `branches(2, merge = sum) { ... }`")
+            raise EvalError(
+                "E0204",
+                "`branches` needs the number of branches",
+                el.span,
+                help="e.g. `branches(2, merge = sum) { ... }`",
+            )
 
         def value(name: str) -> Value | None:
             return self.eval(given[name][0], ctx) if name in given else None
@@ -84,29 +99,42 @@ class BranchElaborator(Walk):
             # a bare name that is not a parameter is read as a merge's name, so `merge = add` says what exists
             merge = Symbol(expr.id) if isinstance(expr, ast.Name) and expr.id not in ctx.env else value("merge")
         if not isinstance(merge, Symbol) or merge.name not in BRANCH_MERGES:
-            raise EvalError("E0302", f"`{show(merge)}` is not a branch merge", given["merge"][0].span,
-                            help="merges: " + ", ".join(BRANCH_MERGES))
+            raise EvalError(
+                "E0302",
+                f"`{show(merge)}` is not a branch merge",
+                given["merge"][0].span,
+                help="merges: " + ", ".join(BRANCH_MERGES),
+            )
         groups = 1
         if "groups" in given:
             groups = as_int(value("groups"), given["groups"][0].span)
             if groups < 1:
                 raise EvalError("E0303", f"`groups` must be at least 1, not {groups}", given["groups"][0].span)
             if merge.name != "select":
-                raise EvalError("E0203", "`groups` lays out the attention logits of `merge = select` only",
-                                given["groups"][1])
+                raise EvalError(
+                    "E0203", "`groups` lays out the attention logits of `merge = select` only", given["groups"][1]
+                )
         if merge.name == "select" and el.attend is None:
-            raise EvalError("E0208", "`merge = select` needs an `attend { ... }` body after the branches", el.span,
-                            help="the attend body turns the branches' sum into n×C attention logits, e.g. "
-                                 "`attend { avgpool -> conv 32 k1 -> bn -> relu -> conv 2 * c k1 }`")
+            raise EvalError(
+                "E0208",
+                "`merge = select` needs an `attend { ... }` body after the branches",
+                el.span,
+                help="the attend body turns the branches' sum into n×C attention logits, e.g. "
+                "`attend { avgpool -> conv 32 k1 -> bn -> relu -> conv 2 * c k1 }`",
+            )
         if merge.name != "select" and el.attend is not None:
-            raise EvalError("E0208", f"an `attend` body belongs to `merge = select`, not `merge = {merge.name}`",
-                            el.attend.span)
+            raise EvalError(
+                "E0208", f"an `attend` body belongs to `merge = select`, not `merge = {merge.name}`", el.attend.span
+            )
         carry = given["carry"][0] if "carry" in given else None
         if carry is not None and not split:
-            raise EvalError("E0208", "`carry` adds the previous branch's output to this branch's share of the "
-                            "channels: it needs `split = true`", given["carry"][1])
+            raise EvalError(
+                "E0208",
+                "`carry` adds the previous branch's output to this branch's share of the "
+                "channels: it needs `split = true`",
+                given["carry"][1],
+            )
         return BranchOptions(count, split, merge.name, carry, groups)
-
 
     def branches(self, el: ast.Branches, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
         """Add the branches' nodes and their merge; return the merge (or `current` after an error)."""
@@ -122,7 +150,9 @@ class BranchElaborator(Walk):
             source = current
             if opts.split:
                 name = self.name(scope, ctx, None, "chunk", el.span, module=False)
-                source = self.add_node(name, inner, "chunk", el.span, current, attrs={"parts": opts.count, "index": index})
+                source = self.add_node(
+                    name, inner, "chunk", el.span, current, attrs={"parts": opts.count, "index": index}
+                )
             if opts.carry is not None:
                 try:
                     carry = as_bool(self.eval(opts.carry, inner), opts.carry.span)
@@ -130,8 +160,13 @@ class BranchElaborator(Walk):
                     self.fail(inner, exc)
                     return current
                 if carry and not outputs:
-                    self.error(inner, "E0208", "branch 0 has no previous branch to carry from", opts.carry.span,
-                               help="e.g. `carry = branch > 0`")
+                    self.error(
+                        inner,
+                        "E0208",
+                        "branch 0 has no previous branch to carry from",
+                        opts.carry.span,
+                        help="e.g. `carry = branch > 0`",
+                    )
                     return current
                 if carry:  # Res2Net: sp = sp + spx[i]
                     name = self.name(scope, ctx, None, "sum", el.span, module=False)
@@ -142,8 +177,13 @@ class BranchElaborator(Walk):
             outputs.append(self.body(el.body, source, scope, inner))
         if len(set(outputs)) != len(outputs):
             if not self.reporter.failed:
-                self.error(ctx, "E0208", "two branches give the same tensor: without `split`, a branch with no ops "
-                           "is the input itself", el.body.span, help="give each branch its own ops, or split the input")
+                self.error(
+                    ctx,
+                    "E0208",
+                    "two branches give the same tensor: without `split`, a branch with no ops is the input itself",
+                    el.body.span,
+                    help="give each branch its own ops, or split the input",
+                )
             return current
         if opts.merge == "select":
             total = outputs[0]
@@ -154,14 +194,23 @@ class BranchElaborator(Walk):
                 if not self.reporter.failed:
                     self.error(ctx, "E0208", "`attend` needs the ops that make the attention logits", el.attend.span)
                 return current
-            node = self.merge_branches(scope, ctx, link.label, "select", el.span, outputs, attrs={"groups": opts.groups})
+            node = self.merge_branches(
+                scope, ctx, link.label, "select", el.span, outputs, attrs={"groups": opts.groups}
+            )
             self.graph.add_edge(logits, node, Role.WEIGHTS)
             return node
         return self.merge_branches(scope, ctx, link.label, opts.merge, el.span, outputs)
 
-
-    def merge_branches(self, scope: Scope, ctx: Context, label: str | None, word: str, span: Span,
-                       branches: list[str], attrs: dict | None = None) -> str:
+    def merge_branches(
+        self,
+        scope: Scope,
+        ctx: Context,
+        label: str | None,
+        word: str,
+        span: Span,
+        branches: list[str],
+        attrs: dict | None = None,
+    ) -> str:
         """The merge `merge = word` asks for (its op kind: `sum` is `add`), named after the word."""
         name = self.name(scope, ctx, label, word, span, module=False)
         node = self.add_node(name, ctx, BRANCH_MERGES[word].name, span, None, attrs=attrs or {})

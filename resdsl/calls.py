@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from . import syntax as ast
-from .errors import EvalError, Span
 from .binding import FromDefaults, missing_use_hint
+from .errors import EvalError, Span
 from .ops import OPS, BoundArg, bind
 from .ops.base import given_options, no_option
 from .scope import Context, Scope, Walk
@@ -43,14 +43,14 @@ class BlockInstance:
     template, instantiated with `arguments`.
     """
 
-    path: str                    # module path of the instance, e.g. "layer2.0"
-    called: str                  # the name as written at the call (an alias such as `se_bottleneck`)
-    template: ast.Template       # the block definition it expands (aliases followed)
+    path: str  # module path of the instance, e.g. "layer2.0"
+    called: str  # the name as written at the call (an alias such as `se_bottleneck`)
+    template: ast.Template  # the block definition it expands (aliases followed)
     arguments: dict[str, Value]  # every parameter of the template, bound
-    policy: str                  # the shortcut policy in force at the call
-    span: Span                   # the call site
-    parent: str | None = None    # the block instance whose body makes the call (None: the network's)
-    seq: float = 0               # execution order among the ops (graph.Node.seq) and the other calls
+    policy: str  # the shortcut policy in force at the call
+    span: Span  # the call site
+    parent: str | None = None  # the block instance whose body makes the call (None: the network's)
+    seq: float = 0  # execution order among the ops (graph.Node.seq) and the other calls
 
 
 class CallElaborator(Walk):
@@ -59,24 +59,34 @@ class CallElaborator(Walk):
     stages: list[StageInfo]
     instances: list[BlockInstance]
     op_cache: dict[tuple, dict[str, Value] | None]  # (call, parameters) -> its arguments; None: it failed
-    failed_calls: set[tuple]                         # (call, parameters) that failed: skipped when repeated
-    resolved: dict[str, tuple]                       # a block name -> (template, defaults), resolved once
-    bound: dict[tuple, dict[str, Value]]             # (name, arguments) -> the parameters, bound once
+    failed_calls: set[tuple]  # (call, parameters) that failed: skipped when repeated
+    resolved: dict[str, tuple]  # a block name -> (template, defaults), resolved once
+    bound: dict[tuple, dict[str, Value]]  # (name, arguments) -> the parameters, bound once
 
     def defaults(self, stmt: ast.Defaults, ctx: Context) -> Context:
         """`defaults unit(k = v, ...)`: evaluated once, merged into each later call of `unit` in this body."""
         for block, span in stmt.blocks:
             held = ctx.env.get(block)
-            if not (isinstance(held, Symbol) and held.name in self.symbols if block in ctx.env
-                    else block in self.symbols):
+            if not (
+                isinstance(held, Symbol) and held.name in self.symbols if block in ctx.env else block in self.symbols
+            ):
                 what = "an op" if block in OPS else "a parameter" if block in ctx.env else "not a block"
-                raise EvalError("E0202", f"`defaults` sets arguments of block calls, and `{block}` is {what}", span,
-                                help=suggest(block, list(self.symbols)) if what == "not a block"
-                                else "name a block, or a parameter holding one (`defaults unit(...)`)")
+                raise EvalError(
+                    "E0202",
+                    f"`defaults` sets arguments of block calls, and `{block}` is {what}",
+                    span,
+                    help=suggest(block, list(self.symbols))
+                    if what == "not a block"
+                    else "name a block, or a parameter holding one (`defaults unit(...)`)",
+                )
         positional, keywords = self.arguments(stmt.args, ctx)
         if positional:
-            raise EvalError("E0204", "`defaults` takes keyword arguments only", positional[0][1],
-                            help=f"e.g. `defaults {stmt.blocks[0][0]}(groups = 32)`")
+            raise EvalError(
+                "E0204",
+                "`defaults` takes keyword arguments only",
+                positional[0][1],
+                help=f"e.g. `defaults {stmt.blocks[0][0]}(groups = 32)`",
+            )
         given = dict(ctx.defaults)
         for block, _ in stmt.blocks:
             given[block] = {**given.get(block, {}), **keywords}
@@ -97,18 +107,29 @@ class CallElaborator(Walk):
         if name in ctx.env:
             value = ctx.env[name]
             if not isinstance(value, Symbol) or value.name not in self.symbols:
-                self.error(ctx, "E0302", f"`{name}` is a parameter holding {type_name(value)}, not a block",
-                           call.name_span)
+                self.error(
+                    ctx, "E0302", f"`{name}` is a parameter holding {type_name(value)}, not a block", call.name_span
+                )
                 return current
             name = value.name
         if name in OPS and name not in self.symbols:
             if call.repeat is not None:
-                self.error(ctx, "E0208", f"only blocks can be repeated, and `{name}` is an op", call.repeat.span,
-                           help="wrap the ops in a `block` to repeat them")
+                self.error(
+                    ctx,
+                    "E0208",
+                    f"only blocks can be repeated, and `{name}` is an op",
+                    call.repeat.span,
+                    help="wrap the ops in a `block` to repeat them",
+                )
             return self.op(call, link, current, scope, ctx)
         if name not in self.library.definitions:
-            self.error(ctx, "E0202", f"no op or block named `{name}`", call.name_span,
-                       help=missing_use_hint(name) or suggest(name, list(OPS) + list(self.symbols)))
+            self.error(
+                ctx,
+                "E0202",
+                f"no op or block named `{name}`",
+                call.name_span,
+                help=missing_use_hint(name) or suggest(name, list(OPS) + list(self.symbols)),
+            )
             return current
         # In a stage's arguments `repetition` is the block's index in the stage (0, 1, ...): per-block
         # widths from a list (`widths[repetition]`), or an option for the first block only.
@@ -133,25 +154,31 @@ class CallElaborator(Walk):
                 continue
             key = SHORTHANDS.get(arg.name, arg.name)
             if key in keywords:
-                raise EvalError("E0205", f"argument `{key}` is given twice", arg.span,
-                                notes=(f"first given at {keywords[key][1]}",))
+                raise EvalError(
+                    "E0205", f"argument `{key}` is given twice", arg.span, notes=(f"first given at {keywords[key][1]}",)
+                )
             keywords[key] = (value, arg.span)
         return positional, keywords
 
-    def stage(self, name: str, call: ast.Call, link: ast.Link, positional, keywords, current: str,
-              scope: Scope, ctx: Context) -> str:
+    def stage(
+        self, name: str, call: ast.Call, link: ast.Link, positional, keywords, current: str, scope: Scope, ctx: Context
+    ) -> str:
         repeat = call.repeat
         stride = None
         try:
             count = as_int(self.eval(repeat.count, ctx), repeat.count.span)
             if not 1 <= count <= MAX_REPEAT:
-                raise EvalError("E0303", f"a stage repeats its block 1 to {MAX_REPEAT:,} times, not {count}",
-                                repeat.count.span)
+                raise EvalError(
+                    "E0303", f"a stage repeats its block 1 to {MAX_REPEAT:,} times, not {count}", repeat.count.span
+                )
             for option in repeat.options:
                 if option.name not in ("s", "stride"):
-                    raise EvalError("E0203", f"a stage has no option `{option.name}`", option.span,
-                                    help="stage options: `s2` / `stride=2` (the first block's stride) "
-                                         "and `shortcut A|B|C|D`")
+                    raise EvalError(
+                        "E0203",
+                        f"a stage has no option `{option.name}`",
+                        option.span,
+                        help="stage options: `s2` / `stride=2` (the first block's stride) and `shortcut A|B|C|D`",
+                    )
                 if stride is not None:
                     raise EvalError("E0205", "the stage's stride is given twice", option.span)
                 stride = as_int(self.eval(option.value, ctx), option.span)
@@ -207,12 +234,16 @@ class CallElaborator(Walk):
         env = {**ctx.env, REPETITION: index}
         return replace(ctx, env=env, env_key=Context.key_of(env))
 
-    def instantiate(self, name: str, positional, keywords, span: Span, path: str, current: str,
-                    ctx: Context) -> str:
+    def instantiate(self, name: str, positional, keywords, span: Span, path: str, current: str, ctx: Context) -> str:
         if name in ctx.calls:
-            cycle = " -> ".join(ctx.calls[ctx.calls.index(name):] + (name,))
-            self.error(ctx, "E0503", f"block `{name}` calls itself: {cycle}", span,
-                       help="a block cannot contain itself; use a stage (`x N`) to repeat it")
+            cycle = " -> ".join(ctx.calls[ctx.calls.index(name) :] + (name,))
+            self.error(
+                ctx,
+                "E0503",
+                f"block `{name}` calls itself: {cycle}",
+                span,
+                help="a block cannot contain itself; use a stage (`x N`) to repeat it",
+            )
             return current
         if len(ctx.calls) >= MAX_DEPTH:
             self.error(ctx, "E0105", f"blocks nested more than {MAX_DEPTH} deep", span)
@@ -231,18 +262,36 @@ class CallElaborator(Walk):
         self.count_work()
         self.instances.append(BlockInstance(path, name, template, env, ctx.policy, span, ctx.block, self.seq + 0.5))
         # Context(...) rather than dataclasses.replace: this runs once per block instance.
-        inner = Context(env, ctx.policy, ctx.trace + ((span, f"block `{name}` ({path})"),), ctx.calls + (name,),
-                        ctx.stage, path, name, ctx.section, Context.key_of(env), ctx.norm, ctx.norm_span)
+        inner = Context(
+            env,
+            ctx.policy,
+            ctx.trace + ((span, f"block `{name}` ({path})"),),
+            ctx.calls + (name,),
+            ctx.stage,
+            path,
+            name,
+            ctx.section,
+            Context.key_of(env),
+            ctx.norm,
+            ctx.norm_span,
+        )
         return self.body(template.body, current, Scope(path + "."), inner, top=True)
 
-    def bind(self, name: str, template: ast.Template, defaults, positional, keywords, span: Span,
-             ctx: Context) -> dict[str, Value] | None:
+    def bind(
+        self, name: str, template: ast.Template, defaults, positional, keywords, span: Span, ctx: Context
+    ) -> dict[str, Value] | None:
         """The parameters of a call, bound once per distinct set of values (only successes are kept:
         a failure is reported where it happens, and `failed_calls` skips its repetitions)."""
         try:
-            key = (name, tuple(value_key(v) for v, _ in positional),
-                   tuple((k, value_key(v), isinstance(given, FromDefaults)) for k, given in keywords.items()
-                         for v, _ in (given,)))
+            key = (
+                name,
+                tuple(value_key(v) for v, _ in positional),
+                tuple(
+                    (k, value_key(v), isinstance(given, FromDefaults))
+                    for k, given in keywords.items()
+                    for v, _ in (given,)
+                ),
+            )
             hash(key)
         except TypeError:  # pragma: no cover - every value of the language is hashable
             key = None
@@ -274,8 +323,13 @@ class CallElaborator(Walk):
             bound, positional = [], 0
             for arg in call.args:
                 expr = arg.value
-                if (arg.name is None and isinstance(expr, ast.Name) and expr.id not in ctx.env
-                        and spec.option(expr.id) is not None and spec.option(expr.id).flag):
+                if (
+                    arg.name is None
+                    and isinstance(expr, ast.Name)
+                    and expr.id not in ctx.env
+                    and spec.option(expr.id) is not None
+                    and spec.option(expr.id).flag
+                ):
                     bound.append(BoundArg(None, None, arg.span, bare=expr.id))
                     continue
                 bare = expr.id if isinstance(expr, ast.Name) and expr.id in OPS and expr.id not in ctx.env else None
@@ -284,8 +338,12 @@ class CallElaborator(Walk):
                 except EvalError as exc:
                     # An unknown bare word where no value can go (every positional slot is taken), or
                     # one close to an option's name, was meant as a flag: `conv 8 k3 gain`.
-                    if (exc.code == "E0201" and arg.name is None and isinstance(expr, ast.Name)
-                            and (positional >= len(spec.positional) or suggest(expr.id, spec.option_words()))):
+                    if (
+                        exc.code == "E0201"
+                        and arg.name is None
+                        and isinstance(expr, ast.Name)
+                        and (positional >= len(spec.positional) or suggest(expr.id, spec.option_words()))
+                    ):
                         raise no_option(spec, expr.id, arg.span) from None
                     raise
                 positional += arg.name is None
@@ -298,7 +356,12 @@ class CallElaborator(Walk):
             return attrs
         except EvalError as exc:
             if kind != call.name:  # the user wrote `bn`: say why it is checked as another norm
-                exc = EvalError(exc.code, exc.message, exc.span, exc.help,
-                                exc.notes + (f"`bn` is `{kind}` here, as the `norm` statement at {ctx.norm_span} says",))
+                exc = EvalError(
+                    exc.code,
+                    exc.message,
+                    exc.span,
+                    exc.help,
+                    exc.notes + (f"`bn` is `{kind}` here, as the `norm` statement at {ctx.norm_span} says",),
+                )
             self.fail(ctx, exc)
             return None

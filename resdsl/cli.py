@@ -12,85 +12,156 @@ import json
 import os
 import re
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
-from .arguments import EXIT_OK, EXIT_SPEC, EXIT_USAGE, format_option, max_memory_option, path, positive_int, \
-    spec_options
+from .arguments import (
+    EXIT_OK,
+    EXIT_SPEC,
+    EXIT_USAGE,
+    format_option,
+    max_memory_option,
+    path,
+    positive_int,
+    spec_options,
+)
 from .errors import RunError, SpecError, UsageError
 from .files import check_destination, expand
 from .library import bundled_networks
 from .units import format_count
 
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="resdsl", description="Check, summarise and compile residual networks "
-                                     "written in the .res language.")
+    parser = argparse.ArgumentParser(
+        prog="resdsl", description="Check, summarise and compile residual networks written in the .res language."
+    )
     parser.add_argument("--version", action="version", version=f"resdsl {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     check = commands.add_parser("check", help="check specs: shapes, params and MACs, or located errors")
     check.add_argument("specs", nargs="+", metavar="FILE|NAME", help="a .res file or a bundled spec name")
-    check.add_argument("--libraries", action="store_true",
-                       help="accept files of blocks alone (their syntax and `use`s are checked), as when "
-                            "checking every .res file of a repository")
+    check.add_argument(
+        "--libraries",
+        action="store_true",
+        help="accept files of blocks alone (their syntax and `use`s are checked), as when "
+        "checking every .res file of a repository",
+    )
     format_option(check)
     spec_options(check)
     verify = commands.add_parser("verify", help="check a spec over a space of parameters and input sizes")
-    verify.add_argument("specs", nargs="*", metavar="FILE|NAME",
-                        help="specs to verify (none: the [tool.resdsl] table of pyproject.toml)")
-    verify.add_argument("--vary", action="append", default=[], metavar="NAME=VALUES",
-                        help="a parameter's values: a list (depth=18,34,50), a range (width=16..128:8) or both")
-    verify.add_argument("--input-range", metavar="LO..HI", help="input H×W from LO to HI (square; "
-                        "HLO..HHIxWLO..WHI for every H with every W; :STEP for a step). Ranges stay lazy: a "
-                        "space of up to 10^12 configurations is sampled; the valid sizes at the spec's own "
-                        "values are listed for a square range of up to 1,000,000 sizes")
+    verify.add_argument(
+        "specs",
+        nargs="*",
+        metavar="FILE|NAME",
+        help="specs to verify (none: the [tool.resdsl] table of pyproject.toml)",
+    )
+    verify.add_argument(
+        "--vary",
+        action="append",
+        default=[],
+        metavar="NAME=VALUES",
+        help="a parameter's values: a list (depth=18,34,50), a range (width=16..128:8) or both",
+    )
+    verify.add_argument(
+        "--input-range",
+        metavar="LO..HI",
+        help="input H×W from LO to HI (square; "
+        "HLO..HHIxWLO..WHI for every H with every W; :STEP for a step). Ranges stay lazy: a "
+        "space of up to 10^12 configurations is sampled; the valid sizes at the spec's own "
+        "values are listed for a square range of up to 1,000,000 sizes",
+    )
     # --examples, --seed and --max-memory are read by verify_cli, so a mistake comes out in the --format asked for
-    verify.add_argument("--examples", default=None, metavar="N",
-                        help="check every configuration of a space of at most N (default 1000), "
-                             "else N sampled ones, each failure shrunk to its minimum")
-    verify.add_argument("--runtime", action="store_true",
-                        help="also build a few configurations and run them: shapes, params and MACs must agree "
-                             "(needs PyTorch; a configuration whose tensors cannot fit in memory is error E0506, "
-                             "as with compile)")
-    verify.add_argument("--max-memory", metavar="SIZE", default=None,
-                        help="with --runtime: the memory limit of the estimate (default: the machine's memory)")
+    verify.add_argument(
+        "--examples",
+        default=None,
+        metavar="N",
+        help="check every configuration of a space of at most N (default 1000), "
+        "else N sampled ones, each failure shrunk to its minimum",
+    )
+    verify.add_argument(
+        "--runtime",
+        action="store_true",
+        help="also build a few configurations and run them: shapes, params and MACs must agree "
+        "(needs PyTorch; a configuration whose tensors cannot fit in memory is error E0506, "
+        "as with compile)",
+    )
+    verify.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        default=None,
+        help="with --runtime: the memory limit of the estimate (default: the machine's memory)",
+    )
     verify.add_argument("--seed", default=None, metavar="N", help="the sampling seed (default 0)")
     verify.add_argument("--network", metavar="NAME", help="which network, when a file defines several")
     format_option(verify)
     summary = commands.add_parser("summary", help="a table of shapes, params and MACs per stage")
     summary.add_argument("spec", metavar="FILE|NAME")
     summary.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    summary.add_argument("--input-sizes", nargs="?", const="1..1024", metavar="LO..HI",
-                         help="the input sizes H (and W) from LO to HI the network accepts, its smallest input, "
-                              "and each part's output size as a formula of H (default range 1..1024; at most "
-                              "1..1000000, worked out by periods of the strides in well under a second)")
+    summary.add_argument(
+        "--input-sizes",
+        nargs="?",
+        const="1..1024",
+        metavar="LO..HI",
+        help="the input sizes H (and W) from LO to HI the network accepts, its smallest input, "
+        "and each part's output size as a formula of H (default range 1..1024; at most "
+        "1..1000000, worked out by periods of the strides in well under a second)",
+    )
     spec_options(summary)
     compile_ = commands.add_parser("compile", help="build the PyTorch module and write it out")
     compile_.add_argument("spec", metavar="FILE|NAME")
-    compile_.add_argument("-o", "--output", metavar="OUT", type=path,
-                          help="where to write (default: NAME plus the kind's suffix: .pt2, .ts.pt, .onnx, "
-                               ".state.pt, .py)")
-    compile_.add_argument("--force", action="store_true",
-                          help="let the default output replace an existing file (-o names a file to replace)")
-    compile_.add_argument("--emit", choices=["pt2", "torchscript", "onnx", "state", "python"], default="pt2",
-                          help="pt2: a torch.export program (default); torchscript; onnx; state: a state dict "
-                               "with the spec embedded; python: standalone PyTorch source")
-    compile_.add_argument("--weights", metavar="CKPT", type=path,
-                          help="a checkpoint to check against the spec and load")
-    compile_.add_argument("--max-params", type=positive_int, default=2_000_000_000, metavar="N",
-                          help="refuse specs with more parameters, before allocating anything (default 2e9)")
+    compile_.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        type=path,
+        help="where to write (default: NAME plus the kind's suffix: .pt2, .ts.pt, .onnx, .state.pt, .py)",
+    )
+    compile_.add_argument(
+        "--force",
+        action="store_true",
+        help="let the default output replace an existing file (-o names a file to replace)",
+    )
+    compile_.add_argument(
+        "--emit",
+        choices=["pt2", "torchscript", "onnx", "state", "python"],
+        default="pt2",
+        help="pt2: a torch.export program (default); torchscript; onnx; state: a state dict "
+        "with the spec embedded; python: standalone PyTorch source",
+    )
+    compile_.add_argument(
+        "--weights", metavar="CKPT", type=path, help="a checkpoint to check against the spec and load"
+    )
+    compile_.add_argument(
+        "--max-params",
+        type=positive_int,
+        default=2_000_000_000,
+        metavar="N",
+        help="refuse specs with more parameters, before allocating anything (default 2e9)",
+    )
     max_memory_option(compile_)
     spec_options(compile_)
     draw = commands.add_parser("draw", help="draw the architecture with Graphviz")
     draw.add_argument("spec", metavar="FILE|NAME")
     draw.add_argument("-o", "--output", metavar="OUT", help="OUT.svg, .png, .pdf or .dot (default: NAME-LEVEL.svg)")
-    draw.add_argument("--force", action="store_true",
-                      help="let the default output replace an existing file (-o names a file to replace)")
-    draw.add_argument("--level", choices=["network", "stage", "block", "op"], default="block",
-                      help="how much to show (default: block)")
-    draw.add_argument("--dpi", type=int, metavar="N",
-                      help="resolution of a .png in dots per inch (default 96, from 24 to 600); "
-                           "an error with .svg, .pdf and .dot, which have no pixels")
+    draw.add_argument(
+        "--force",
+        action="store_true",
+        help="let the default output replace an existing file (-o names a file to replace)",
+    )
+    draw.add_argument(
+        "--level",
+        choices=["network", "stage", "block", "op"],
+        default="block",
+        help="how much to show (default: block)",
+    )
+    draw.add_argument(
+        "--dpi",
+        type=int,
+        metavar="N",
+        help="resolution of a .png in dots per inch (default 96, from 24 to 600); "
+        "an error with .svg, .pdf and .dot, which have no pixels",
+    )
     spec_options(draw)
     from .train_cli import add_train_parser
+
     add_train_parser(commands)
     commands.add_parser("list", help="list the bundled specs")
     return parser
@@ -98,12 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _version() -> str:
     from .version import __version__
+
     return __version__
 
 
 def _load(spec: str, args: argparse.Namespace, warn: bool = False):
     """The checked network; with `warn`, its warnings go to stderr (the text output of a command)."""
     from .pipeline import load
+
     net = load(expand(spec), network=args.network, input_shape=args.input_shape, **dict(args.overrides))
     if warn:
         _print_warnings(net)
@@ -113,6 +186,7 @@ def _load(spec: str, args: argparse.Namespace, warn: bool = False):
 def _print_warnings(net) -> None:
     if net.warnings:
         from .errors import render
+
         print("\n\n".join(render(w, net.sources) for w in net.warnings) + "\n", file=sys.stderr)
 
 
@@ -132,21 +206,34 @@ def cmd_check(args: argparse.Namespace) -> int:
                 print(exc.render(), file=sys.stderr)
             else:
                 from .formats import findings_of
+
                 found = findings_of(spec, exc.diagnostics, exc.sources)
                 findings += found
                 results.append({"spec": spec, "ok": False, "errors": len(found)})
             status = max(status, EXIT_SPEC)
             continue
         shape = lambda s: "x".join(map(str, s))  # noqa: E731
-        results.append({"spec": spec, "ok": True, "network": net.name, "input": list(net.input_shape),
-                        "output": list(net.output_shape), "params": net.params, "macs": net.macs,
-                        "warnings": len(net.warnings)})
+        results.append(
+            {
+                "spec": spec,
+                "ok": True,
+                "network": net.name,
+                "input": list(net.input_shape),
+                "output": list(net.output_shape),
+                "params": net.params,
+                "macs": net.macs,
+                "warnings": len(net.warnings),
+            }
+        )
         if args.format == "text":
-            print(f"ok {net.name}: {shape(net.input_shape)} -> {shape(net.output_shape)}, "
-                  f"{net.params:,} params, {net.macs:,} MACs ({format_count(net.macs)})")
+            print(
+                f"ok {net.name}: {shape(net.input_shape)} -> {shape(net.output_shape)}, "
+                f"{net.params:,} params, {net.macs:,} MACs ({format_count(net.macs)})"
+            )
             _print_warnings(net)
         else:
             from .formats import findings_of
+
             findings += findings_of(spec, list(net.warnings), net.sources)
     if args.format != "text":
         print(_formatted(args.format, findings, results))
@@ -155,12 +242,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _is_library(exc: SpecError) -> bool:
     """The one error is "this file defines no network": it parsed, and its `use`s were found."""
-    return [d.code for d in exc.diagnostics] == ["E0207"] and exc.diagnostics[0].message == \
-        "this file defines no network"
+    return [d.code for d in exc.diagnostics] == ["E0207"] and exc.diagnostics[
+        0
+    ].message == "this file defines no network"
 
 
 def _formatted(kind: str, findings: list, results: list[dict]) -> str:
     from . import formats
+
     if kind == "json":
         return formats.to_json(findings, results)
     if kind == "sarif":
@@ -170,6 +259,7 @@ def _formatted(kind: str, findings: list, results: list[dict]) -> str:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from .verify_cli import run_verify
+
     return run_verify(args, _formatted)
 
 
@@ -179,21 +269,30 @@ def cmd_summary(args: argparse.Namespace) -> int:
     sizes = None
     if sizes_range is not None:
         from .input_sizes import input_sizes
+
         sizes = input_sizes(net, *sizes_range)  # a vector network: a usage error that says so
     if args.json:
         data = net.to_json()
         if sizes is not None:
-            data["input_sizes"] = {"low": sizes.low, "high": sizes.high, "valid": sizes.describe_valid(),
-                                   "valid_sizes": list(sizes.valid), "smallest": sizes.smallest,
-                                   "outputs": dict(sizes.outputs)}
+            data["input_sizes"] = {
+                "low": sizes.low,
+                "high": sizes.high,
+                "valid": sizes.describe_valid(),
+                "valid_sizes": list(sizes.valid),
+                "smallest": sizes.smallest,
+                "outputs": dict(sizes.outputs),
+            }
         print(json.dumps(data, indent=2))
         return EXIT_OK
     from .report import print_summary
+
     print_summary(net)
     if sizes is not None:
-        print(f"input sizes {sizes.low}..{sizes.high} (H; W follows the same rule): "
-              f"{sizes.describe_valid()}; the smallest input is "
-              + (f"{sizes.smallest}x{sizes.smallest}" if sizes.smallest else "none (no input size is valid)"))
+        print(
+            f"input sizes {sizes.low}..{sizes.high} (H; W follows the same rule): "
+            f"{sizes.describe_valid()}; the smallest input is "
+            + (f"{sizes.smallest}x{sizes.smallest}" if sizes.smallest else "none (no input size is valid)")
+        )
         width = max(len(part) for part, _ in sizes.outputs)
         for part, formula in sizes.outputs:
             print(f"  {part:<{width}}  {formula}")
@@ -213,13 +312,15 @@ def _default_output(name: str, force: bool) -> str:
     """A name the user did not give never replaces a file silently: `-o` names it, or `--force` allows it."""
     name = check_destination(name, "-o")
     if os.path.lexists(name) and not force:
-        raise UsageError(f"{name} exists, and this command did not write it: give --force to replace it, or -o "
-                         "to write elsewhere")
+        raise UsageError(
+            f"{name} exists, and this command did not write it: give --force to replace it, or -o to write elsewhere"
+        )
     return name
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from .errors import Diagnostic
+
     # Everything that can be checked without building the model is checked first: building and
     # exporting resnet50 takes seconds, and a mistyped -o or --weights should not cost them.
     out = check_destination(args.output, "-o")
@@ -230,22 +331,40 @@ def cmd_compile(args: argparse.Namespace) -> int:
     except ImportError:
         raise UsageError("resdsl compile needs PyTorch: pip install 'resdsl[torch]'") from None
     from .backend.export import EMITS, EXAMPLE_BATCH, emit, require_packages
+
     require_packages(args.emit)
     net = _load(args.spec, args, warn=True)
     if net.params > args.max_params:
-        raise SpecError([Diagnostic("E0505", f"`{net.name}` has {net.params:,} parameters, more than "
-                                    f"--max-params {args.max_params:,}", net.span,
-                                    help="raise --max-params if this is intended")], net.sources)
+        raise SpecError(
+            [
+                Diagnostic(
+                    "E0505",
+                    f"`{net.name}` has {net.params:,} parameters, more than --max-params {args.max_params:,}",
+                    net.span,
+                    help="raise --max-params if this is intended",
+                )
+            ],
+            net.sources,
+        )
     from .memory import check_memory, physical_memory, show_bytes
+
     limit = args.max_memory or physical_memory()
-    check_memory(net, EXAMPLE_BATCH, training=False, limit=limit,
-                 where=f"--max-memory {show_bytes(limit)}" if args.max_memory else
-                 f"the {show_bytes(limit or 0)} of memory of this machine")
+    check_memory(
+        net,
+        EXAMPLE_BATCH,
+        training=False,
+        limit=limit,
+        where=f"--max-memory {show_bytes(limit)}"
+        if args.max_memory
+        else f"the {show_bytes(limit or 0)} of memory of this machine",
+    )
     if out is None:
         out = _default_output(f"{net.name}{EMITS[args.emit]}", args.force)
     from .backend.weights import load_checked, read_state_dict
+
     state = read_state_dict(args.weights) if args.weights else None  # an unreadable file: before the table
     from .report import print_summary
+
     print_summary(net)
     model = net.to_torch()
     if args.weights:
@@ -260,6 +379,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
     args.output = check_destination(args.output, "-o")  # before any work: empty, missing or read-only
     net = _load(args.spec, args, warn=True)
     from .draw import render
+
     out = args.output or _default_output(f"{net.name}-{args.level}.svg", args.force)
     fmt = render(net, out, args.level, dpi=args.dpi)
     print(f"wrote {out} ({fmt}, {args.level} level)")
@@ -268,6 +388,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .train_cli import run_train
+
     return run_train(args)
 
 
@@ -281,8 +402,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        handler = {"check": cmd_check, "verify": cmd_verify, "summary": cmd_summary, "compile": cmd_compile,
-                   "draw": cmd_draw, "train": cmd_train, "list": cmd_list}[args.command]
+        handler = {
+            "check": cmd_check,
+            "verify": cmd_verify,
+            "summary": cmd_summary,
+            "compile": cmd_compile,
+            "draw": cmd_draw,
+            "train": cmd_train,
+            "list": cmd_list,
+        }[args.command]
         return handler(args)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE

@@ -29,18 +29,18 @@ from dataclasses import dataclass, field
 
 import graphviz
 
-from .files import write_atomically
 from .errors import UsageError
+from .files import write_atomically
 from .graph import Role
-from .ops import ALL
 from .network import Network
+from .ops import ALL
 from .units import format_count
 
 LEVELS = ("network", "stage", "block", "op")
 FORMATS = ("svg", "png", "pdf", "dot")
 FONT = "Helvetica"
-DPI = 96                 # Graphviz's own default for bitmaps
-DPI_RANGE = (24, 600)    # past 600, cairo's 32,767-pixel limit shrinks most drawings back anyway
+DPI = 96  # Graphviz's own default for bitmaps
+DPI_RANGE = (24, 600)  # past 600, cairo's 32,767-pixel limit shrinks most drawings back anyway
 
 # Shortcut kinds: (edge style, colour, legend text)
 SHORTCUTS = {
@@ -53,8 +53,7 @@ SHORTCUTS = {
     "attention": ("dashed", "#b03060", "attention logits (branches, merge = select)"),
 }
 # Box colours: each op kind's own (`fill` in its definition, resdsl/ops/), and those of what is no op
-FILL = {**{name: op.fill for name, op in ALL.items()},
-        "input": "#ffffff", "part": "#e8eef6", "folded": "#f2f2f2"}
+FILL = {**{name: op.fill for name, op in ALL.items()}, "input": "#ffffff", "part": "#e8eef6", "folded": "#f2f2f2"}
 INSERTED_FILL = "#fde0c5"
 
 
@@ -136,15 +135,32 @@ def build(net: Network, level: str = "op") -> graphviz.Digraph:
     segments = _segments(net, links, clusters, inside)
     fanout = Counter(x for x, _ in segments if x.endswith("#in"))
 
-    dot = graphviz.Digraph(net.name, graph_attr={
-        "rankdir": "TB", "fontname": FONT, "fontsize": "16", "labelloc": "t", "labeljust": "c",
-        "label": f"{net.name}: {dims(net.input_shape)} → {dims(net.output_shape)}, {net.params:,} params, "
-                 f"{net.macs:,} MACs ({format_count(net.macs)})\n ",
-        # polyline: a shortcut is a bracket beside its block; curved splines bulge out of the block's box
-        "nodesep": "0.35", "ranksep": "0.35", "newrank": "true", "splines": "polyline"},
-        node_attr={"fontname": FONT, "fontsize": "11", "shape": "box", "style": "rounded,filled", "margin": "0.12,0.05",
-                   "penwidth": "1"},
-        edge_attr={"fontname": FONT, "fontsize": "9", "arrowsize": "0.6", "color": "#333333"})
+    dot = graphviz.Digraph(
+        net.name,
+        graph_attr={
+            "rankdir": "TB",
+            "fontname": FONT,
+            "fontsize": "16",
+            "labelloc": "t",
+            "labeljust": "c",
+            "label": f"{net.name}: {dims(net.input_shape)} → {dims(net.output_shape)}, {net.params:,} params, "
+            f"{net.macs:,} MACs ({format_count(net.macs)})\n ",
+            # polyline: a shortcut is a bracket beside its block; curved splines bulge out of the block's box
+            "nodesep": "0.35",
+            "ranksep": "0.35",
+            "newrank": "true",
+            "splines": "polyline",
+        },
+        node_attr={
+            "fontname": FONT,
+            "fontsize": "11",
+            "shape": "box",
+            "style": "rounded,filled",
+            "margin": "0.12,0.05",
+            "penwidth": "1",
+        },
+        edge_attr={"fontname": FONT, "fontsize": "9", "arrowsize": "0.6", "color": "#333333"},
+    )
     attrs_of = {box.id: _box_attrs(net, box, stage_of) for box in boxes.values()}
     # a box only shortcut edges reach (a projection) is on a branch; the rest is the main path
     branch = {y for (_, y), attrs in segments.items() if "style" in attrs}
@@ -166,8 +182,9 @@ def build(net: Network, level: str = "op") -> graphviz.Digraph:
     return dot
 
 
-def _clusters(net: Network, boxes: dict[str, _Box], level: str) -> tuple[dict[str, _Cluster],
-                                                                         dict[str, tuple[str, ...]]]:
+def _clusters(
+    net: Network, boxes: dict[str, _Box], level: str
+) -> tuple[dict[str, _Cluster], dict[str, tuple[str, ...]]]:
     """The stage and block boxes (op and block levels), and the clusters around each drawn node."""
     clusters: dict[str, _Cluster] = {}
     inside: dict[str, tuple[str, ...]] = {}  # box -> its clusters, outermost first
@@ -184,8 +201,12 @@ def _clusters(net: Network, boxes: dict[str, _Box], level: str) -> tuple[dict[st
     return clusters, inside
 
 
-def _segments(net: Network, links: list[tuple[str, str, str, str]], clusters: dict[str, _Cluster],
-              inside: dict[str, tuple[str, ...]]) -> dict[tuple[str, str], dict[str, str]]:
+def _segments(
+    net: Network,
+    links: list[tuple[str, str, str, str]],
+    clusters: dict[str, _Cluster],
+    inside: dict[str, tuple[str, ...]],
+) -> dict[tuple[str, str], dict[str, str]]:
     """The drawn edges: each link runs from its box through the entry point of every cluster it enters."""
     # A cluster entered by one tensor gets an entry point; one entered by several is entered directly.
     sources: dict[str, set[str]] = {}
@@ -238,11 +259,21 @@ def _cluster_path(net: Network, box: _Box, level: str) -> tuple[tuple[str, str],
     return tuple(path)
 
 
-def _emit_cluster(dot: graphviz.Digraph, cluster: _Cluster, clusters: dict[str, _Cluster],
-                  attrs_of: dict[str, dict[str, str]], fanout: dict[str, int]) -> None:
+def _emit_cluster(
+    dot: graphviz.Digraph,
+    cluster: _Cluster,
+    clusters: dict[str, _Cluster],
+    attrs_of: dict[str, dict[str, str]],
+    fanout: dict[str, int],
+) -> None:
     with dot.subgraph(name=f"cluster_{cluster.id}") as sub:
-        sub.attr(label="", style="rounded,filled", color="#9aa5b1", margin="8",
-                 fillcolor="#f7f9fb" if cluster.depth else "#eef2f6")
+        sub.attr(
+            label="",
+            style="rounded,filled",
+            color="#9aa5b1",
+            margin="8",
+            fillcolor="#f7f9fb" if cluster.depth else "#eef2f6",
+        )
         title = f"{cluster.id}#title"
         with sub.subgraph() as row:  # the top row: the title, and on its right the entry point
             row.attr(rank="same")
@@ -250,8 +281,11 @@ def _emit_cluster(dot: graphviz.Digraph, cluster: _Cluster, clusters: dict[str, 
             if cluster.entry:
                 # a visible dot where a shortcut forks off; elsewhere the main path runs straight through
                 fork = fanout.get(cluster.entry, 0) > 1
-                shape = {"shape": "point", "width": "0.07"} if fork else {
-                    "shape": "box", "width": "0.014", "height": "0.06", "fixedsize": "true", "penwidth": "0"}
+                shape = (
+                    {"shape": "point", "width": "0.07"}
+                    if fork
+                    else {"shape": "box", "width": "0.014", "height": "0.06", "fixedsize": "true", "penwidth": "0"}
+                )
                 row.node(cluster.entry, "", **shape, color="#333333", fillcolor="#333333", style="filled", group="main")
                 row.edge(title, cluster.entry, style="invis")
         if not cluster.entry:  # nothing to sit beside: keep the title above the box's first node
@@ -275,19 +309,26 @@ def _box_attrs(net: Network, box: _Box, stage_of: dict) -> dict[str, str]:
         if d.is_merge:  # its definition's symbol (`+`), in a small circle or a box
             op = ALL[kind]
             circle = op.circle
-            return {"label": op.label(d.attrs), "shape": "circle" if circle else "box",
-                    "style": "filled", "fillcolor": op.fill, "width": "0.3", "fixedsize": "false",
-                    "fontsize": "12" if circle else "10"}
+            return {
+                "label": op.label(d.attrs),
+                "shape": "circle" if circle else "box",
+                "style": "filled",
+                "fillcolor": op.fill,
+                "width": "0.3",
+                "fixedsize": "false",
+                "fontsize": "12" if circle else "10",
+            }
         lines = [essentials(kind, d.attrs, d.shape)]
         if kind != "input":  # the name inside its block (`conv1`, `downsample.0`), or the full name
             block = d.block
-            lines.insert(0, box.id[len(block) + 1:] if block and box.id.startswith(block + ".") else box.id)
+            lines.insert(0, box.id[len(block) + 1 :] if block and box.id.startswith(block + ".") else box.id)
         if params:
             lines.append(f"{params:,} params")
         attrs = {"label": "\n".join(lines), "fillcolor": FILL.get(kind, "#f4f4f4")}
         if d.inserted:
-            attrs.update(fillcolor=INSERTED_FILL, color="#d9730d", penwidth="1.5",
-                         label=attrs["label"] + "\n(inserted)")
+            attrs.update(
+                fillcolor=INSERTED_FILL, color="#d9730d", penwidth="1.5", label=attrs["label"] + "\n(inserted)"
+            )
         return attrs
     # a collapsed box: a part, a stage or a folded run of blocks
     if box.id.endswith(".1+"):
@@ -305,22 +346,26 @@ def _box_attrs(net: Network, box: _Box, stage_of: dict) -> dict[str, str]:
         head = "\n".join(f"{s.name}: {s.block} ×{s.repeats}" for s in net.stages)
         fill = FILL["part"]
     else:
-        title, head, fill = box.id, ", ".join(dict.fromkeys(essentials(d.kind, d.attrs, d.shape)
-                                                            for d in members if not d.is_merge)
-                                              ), FILL["part"]
+        title, head, fill = (
+            box.id,
+            ", ".join(dict.fromkeys(essentials(d.kind, d.attrs, d.shape) for d in members if not d.is_merge)),
+            FILL["part"],
+        )
         if len(head) > 60:
             head = head[:57] + "…"
     lines = [title, head, f"→ {dims(last.shape)}", f"{params:,} params, {format_count(macs)} MACs"]
     projections = {d.merge for d in members if d.inserted}
     if projections:
         kinds = sorted({ops.nodes[m].shortcut for m in projections})
-        lines.append(f"{len(projections)} shortcut{'s' if len(projections) > 1 else ''} inserted "
-                     f"({', '.join(kinds)}), {sum(d.params for d in members if d.inserted):,} params")
+        lines.append(
+            f"{len(projections)} shortcut{'s' if len(projections) > 1 else ''} inserted "
+            f"({', '.join(kinds)}), {sum(d.params for d in members if d.inserted):,} params"
+        )
     return {"label": "\n".join(lines), "fillcolor": fill}
 
 
 def _edge_style(net: Network, u: str, v: str, edge: dict) -> str:
-    """"main", or the kind of shortcut the edge belongs to."""
+    """ "main", or the kind of shortcut the edge belongs to."""
     ops = net.ops
     target = ops.nodes[v]
     if edge["role"] is Role.SHORTCUT:  # a residual add's planned shortcut, or `dense`'s concat
@@ -342,14 +387,24 @@ def _legend(dot: graphviz.Digraph, kinds: list[str], inserted: bool) -> None:
         # level with the text. One flat table, every cell with its own STYLE: Graphviz 2.43's xdot and
         # json writers crash on a dashed cell in a nested table followed by a bordered one.
         border = 'BORDER="2" STYLE="solid"' if line == "bold" else f'BORDER="1" STYLE="{line}"'
-        rows.append(f'<TR><TD WIDTH="30" HEIGHT="7" SIDES="B" {border} COLOR="{colour}"></TD>{gap}'
-                    f'<TD ROWSPAN="2" ALIGN="LEFT"><FONT COLOR="{colour}">{html.escape(text)}</FONT></TD></TR>'
-                    '<TR><TD HEIGHT="7"></TD></TR>')
+        rows.append(
+            f'<TR><TD WIDTH="30" HEIGHT="7" SIDES="B" {border} COLOR="{colour}"></TD>{gap}'
+            f'<TD ROWSPAN="2" ALIGN="LEFT"><FONT COLOR="{colour}">{html.escape(text)}</FONT></TD></TR>'
+            '<TR><TD HEIGHT="7"></TD></TR>'
+        )
     if inserted:
-        rows.append(f'<TR><TD BGCOLOR="{INSERTED_FILL}" COLOR="#d9730d" BORDER="1" STYLE="solid" HEIGHT="11"></TD>'
-                    '<TD WIDTH="4"></TD><TD ALIGN="LEFT">inserted by the shortcut policy</TD></TR>')
-    dot.node("legend", f'<<TABLE BORDER="1" COLOR="#9aa5b1" CELLBORDER="0" CELLSPACING="0" CELLPADDING="2">'
-                       f'{"".join(rows)}</TABLE>>', shape="plaintext", style="", fontsize="10", margin="0")
+        rows.append(
+            f'<TR><TD BGCOLOR="{INSERTED_FILL}" COLOR="#d9730d" BORDER="1" STYLE="solid" HEIGHT="11"></TD>'
+            '<TD WIDTH="4"></TD><TD ALIGN="LEFT">inserted by the shortcut policy</TD></TR>'
+        )
+    dot.node(
+        "legend",
+        f'<<TABLE BORDER="1" COLOR="#9aa5b1" CELLBORDER="0" CELLSPACING="0" CELLPADDING="2">{"".join(rows)}</TABLE>>',
+        shape="plaintext",
+        style="",
+        fontsize="10",
+        margin="0",
+    )
 
 
 def _check_dpi(dpi: int | None, fmt: str) -> int | None:
@@ -382,6 +437,8 @@ def pipe(dot: graphviz.Digraph, fmt: str) -> bytes:
     try:
         return dot.pipe(format=fmt)
     except graphviz.ExecutableNotFound:
-        raise UsageError(f"drawing .{fmt} needs Graphviz's `dot` program, which is not installed: "
-                         "apt-get install graphviz (Debian/Ubuntu) or brew install graphviz; "
-                         "or write .dot, which needs no Graphviz") from None
+        raise UsageError(
+            f"drawing .{fmt} needs Graphviz's `dot` program, which is not installed: "
+            "apt-get install graphviz (Debian/Ubuntu) or brew install graphviz; "
+            "or write .dot, which needs no Graphviz"
+        ) from None

@@ -17,14 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from . import syntax as ast
-from .errors import EvalError, Reporter, Span
-from .graph import Node, OpGraph, Role
-from .reserved import reserved_reason
-from .near_keywords import BODY_KEYWORDS, keyword_like
 from .binding import Binding
 from .branches import BranchElaborator
+
 # SHORTHANDS, BlockInstance and StageInfo are imported from here by the ejector and network.py
 from .calls import MAX_REPEAT, SHORTHANDS, BlockInstance, CallElaborator, StageInfo  # noqa: F401
+from .errors import EvalError, Reporter, Span
+from .graph import Node, OpGraph, Role
+from .near_keywords import BODY_KEYWORDS, keyword_like
+from .reserved import reserved_reason
 from .scope import MAX_NODES, MAX_WORK, Context, Scope, TooLarge
 from .values import NORMS, POLICIES, Symbol, Value, as_bool, as_int, show
 
@@ -44,8 +45,14 @@ class Elaboration:
     definitions: dict[str, ast.Definition]  # every block and network in scope, by name (aliases too)
 
 
-def elaborate(library, network_name: str, overrides: dict[str, Value], override_spans: dict[str, Span],
-              reporter: Reporter, input_shape: tuple[int, ...] | None = None) -> Elaboration | None:
+def elaborate(
+    library,
+    network_name: str,
+    overrides: dict[str, Value],
+    override_spans: dict[str, Span],
+    reporter: Reporter,
+    input_shape: tuple[int, ...] | None = None,
+) -> Elaboration | None:
     return _Elaborator(library, reporter).network(network_name, overrides, override_spans, input_shape)
 
 
@@ -73,8 +80,13 @@ class _Elaborator(CallElaborator, BranchElaborator, Binding):
         self.bound: dict[tuple, dict[str, Value]] = {}
 
     # ---- network ---------------------------------------------------------------
-    def network(self, name: str, overrides: dict[str, Value], override_spans: dict[str, Span],
-                input_shape: tuple[int, ...] | None) -> Elaboration | None:
+    def network(
+        self,
+        name: str,
+        overrides: dict[str, Value],
+        override_spans: dict[str, Span],
+        input_shape: tuple[int, ...] | None,
+    ) -> Elaboration | None:
         root = Context({})
         resolved = self.resolve(name, root, None)
         if resolved is None:
@@ -82,19 +94,31 @@ class _Elaborator(CallElaborator, BranchElaborator, Binding):
         template, defaults = resolved
         keywords = {k: (v, override_spans.get(k, template.name_span)) for k, v in overrides.items()}
         shown = f"`{name}`" if name == template.name else f"`{name}` (an alias of `{template.name}`)"
-        env = self.bind_parameters(template, defaults, [], keywords, template.name_span, root, what="network", shown=shown)
+        env = self.bind_parameters(
+            template, defaults, [], keywords, template.name_span, root, what="network", shown=shown
+        )
         if env is None:
             return None
         ctx = Context(env, env_key=Context.key_of(env))
         statements = list(template.body.statements)
         inputs = [s for s in statements if isinstance(s, ast.Input)]
         for extra in inputs[1:]:
-            self.error(ctx, "E0209", "a network has one `input` statement", extra.span,
-                       notes=(f"the first is at {inputs[0].span}",))
+            self.error(
+                ctx,
+                "E0209",
+                "a network has one `input` statement",
+                extra.span,
+                notes=(f"the first is at {inputs[0].span}",),
+            )
         if input_shape is None:
             if not inputs:
-                self.error(ctx, "E0209", f"network `{name}` has no `input` statement", template.name_span,
-                           help="add e.g. `input 3x224x224` (C×H×W) or `input 64` (a vector) as its first line")
+                self.error(
+                    ctx,
+                    "E0209",
+                    f"network `{name}` has no `input` statement",
+                    template.name_span,
+                    help="add e.g. `input 3x224x224` (C×H×W) or `input 64` (a vector) as its first line",
+                )
                 return None
             input_shape = self.input_shape(inputs[0], ctx)
             if input_shape is None:
@@ -102,20 +126,32 @@ class _Elaborator(CallElaborator, BranchElaborator, Binding):
         first_op = next((s for s in statements if isinstance(s, ast.Chain)), None)
         if inputs and first_op is not None and statements.index(first_op) < statements.index(inputs[0]):
             self.error(ctx, "E0209", "`input` must come before the first op", inputs[0].span)
-        self.graph.add_node("input", Node("input", inputs[0].span if inputs else template.span, part="input",
-                                          shape=tuple(input_shape)))
+        self.graph.add_node(
+            "input", Node("input", inputs[0].span if inputs else template.span, part="input", shape=tuple(input_shape))
+        )
         scope = Scope("")
         scope.taken["input"] = None
         try:
             output = self.body(template.body, "input", scope, ctx, top=True)
         except TooLarge:
-            what = (f"more than {MAX_NODES:,} ops" if len(self.graph) >= MAX_NODES else
-                    f"more than {MAX_WORK:,} ops and block instances to expand")
-            self.error(ctx, "E0504", f"network `{name}` has {what}", template.name_span,
-                       help="lower the repeat counts")
+            what = (
+                f"more than {MAX_NODES:,} ops"
+                if len(self.graph) >= MAX_NODES
+                else f"more than {MAX_WORK:,} ops and block instances to expand"
+            )
+            self.error(ctx, "E0504", f"network `{name}` has {what}", template.name_span, help="lower the repeat counts")
             return None
-        return Elaboration(name, self.graph, output, env, tuple(self.stages), template.span, template,
-                           tuple(self.instances), dict(self.library.definitions))
+        return Elaboration(
+            name,
+            self.graph,
+            output,
+            env,
+            tuple(self.stages),
+            template.span,
+            template,
+            tuple(self.instances),
+            dict(self.library.definitions),
+        )
 
     def input_shape(self, stmt: ast.Input, ctx: Context) -> tuple[int, ...] | None:
         dims = []
@@ -129,8 +165,13 @@ class _Elaborator(CallElaborator, BranchElaborator, Binding):
             self.fail(ctx, exc)
             return None
         if len(dims) not in (1, 3):
-            self.error(ctx, "E0209", f"`input` takes C×H×W or a vector width, not {len(dims)} sizes", stmt.span,
-                       help="for example `input 3x224x224` or `input 64`")
+            self.error(
+                ctx,
+                "E0209",
+                f"`input` takes C×H×W or a vector width, not {len(dims)} sizes",
+                stmt.span,
+                help="for example `input 3x224x224` or `input 64`",
+            )
             return None
         return tuple(dims)
 
@@ -140,8 +181,13 @@ class _Elaborator(CallElaborator, BranchElaborator, Binding):
         for stmt in body.statements:
             if isinstance(stmt, ast.Require):
                 if not top:  # checked when the template is called (bind), before the body is expanded
-                    self.error(ctx, "E0208", "`require` belongs at the top of a block or network body",
-                               stmt.span, help="conditions on parameters hold for the whole template")
+                    self.error(
+                        ctx,
+                        "E0208",
+                        "`require` belongs at the top of a block or network body",
+                        stmt.span,
+                        help="conditions on parameters hold for the whole template",
+                    )
             elif isinstance(stmt, ast.Shortcut):
                 try:
                     ctx = replace(ctx, policy=self.policy(stmt.policy, ctx))
@@ -168,16 +214,24 @@ class _Elaborator(CallElaborator, BranchElaborator, Binding):
     def policy(self, expr: ast.Expr, ctx: Context) -> str:
         value = self.eval(expr, ctx)
         if not isinstance(value, Symbol) or value.name not in POLICIES:
-            raise EvalError("E0302", f"`{show(value)}` is not a shortcut policy", expr.span,
-                            help="policies: A (zero-pad), B (project when needed), C (always project), "
-                                 "D (avg-pool + project), identity, none")
+            raise EvalError(
+                "E0302",
+                f"`{show(value)}` is not a shortcut policy",
+                expr.span,
+                help="policies: A (zero-pad), B (project when needed), C (always project), "
+                "D (avg-pool + project), identity, none",
+            )
         return value.name
 
     def norm_kind(self, expr: ast.Expr, ctx: Context) -> str:
         value = self.eval(expr, ctx)
         if not isinstance(value, Symbol) or value.name not in NORMS:
-            raise EvalError("E0302", f"`{show(value)}` is not a norm", expr.span,
-                            help=f"norms: {', '.join(NORMS)} (e.g. `norm gn`: every `bn` here becomes a GroupNorm)")
+            raise EvalError(
+                "E0302",
+                f"`{show(value)}` is not a norm",
+                expr.span,
+                help=f"norms: {', '.join(NORMS)} (e.g. `norm gn`: every `bn` here becomes a GroupNorm)",
+            )
         return value.name
 
     def element(self, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
@@ -201,10 +255,18 @@ class _Elaborator(CallElaborator, BranchElaborator, Binding):
                 parts.append(name if index is None else f"{name}.{index}")
             link = replace(link, label=".".join(parts), label_parts=())
         if link.label is not None and isinstance(element, (ast.Group, ast.Section, ast.Cond)):
-            what = {ast.Group: "a group is named by its own name", ast.Section: "a section adds no name",
-                    ast.Cond: "an `if` adds no name"}[type(element)]
-            self.error(ctx, "E0208", f"the label `{link.label}` names nothing here: {what}", link.label_span,
-                       help="labels name ops, block calls, stages and residual merges")
+            what = {
+                ast.Group: "a group is named by its own name",
+                ast.Section: "a section adds no name",
+                ast.Cond: "an `if` adds no name",
+            }[type(element)]
+            self.error(
+                ctx,
+                "E0208",
+                f"the label `{link.label}` names nothing here: {what}",
+                link.label_span,
+                help="labels name ops, block calls, stages and residual merges",
+            )
         if isinstance(element, ast.Call):
             return self.call(element, link, current, scope, ctx)
         if isinstance(element, ast.Residual):
@@ -227,7 +289,7 @@ class _Elaborator(CallElaborator, BranchElaborator, Binding):
                 return current
             label = f"{label}.{index}"
         name = self.name(scope, ctx, label, element.name, element.span, what="group")
-        scope.groups.add(name[len(scope.prefix):])
+        scope.groups.add(name[len(scope.prefix) :])
         return self.body(element.body, current, Scope(name + ".", indexed=True), ctx)
 
     def keyword_like(self, group: ast.Group, ctx: Context) -> None:
@@ -236,26 +298,40 @@ class _Elaborator(CallElaborator, BranchElaborator, Binding):
         if word is not None:
             start = group.span
             where = Span(start.path, start.line, start.column, start.line, start.column + len(group.name))
-            self.reporter.warn("W0201", f"`{group.name} {{ ... }}` is a group named `{group.name}`, not `{word}`",
-                               where, help=f"did you mean `{word}`?",
-                               notes=(f"a group runs its body in sequence, below the name `{group.name}`; "
-                                      f"`{word}` {BODY_KEYWORDS[word]}", "rename the group if the name is meant"),
-                               trace=ctx.trace)
+            self.reporter.warn(
+                "W0201",
+                f"`{group.name} {{ ... }}` is a group named `{group.name}`, not `{word}`",
+                where,
+                help=f"did you mean `{word}`?",
+                notes=(
+                    f"a group runs its body in sequence, below the name `{group.name}`; `{word}` {BODY_KEYWORDS[word]}",
+                    "rename the group if the name is meant",
+                ),
+                trace=ctx.trace,
+            )
 
     def index(self, expr: ast.Expr, ctx: Context) -> int | None:
         """The index of `name[index]` (a whole number from 0), or None after reporting why not."""
         try:
             index = as_int(self.eval(expr, ctx), expr.span)
             if not 0 <= index <= MAX_REPEAT:
-                raise EvalError("E0303", f"a name's index must be between 0 and {MAX_REPEAT:,}, not {index}",
-                                expr.span)
+                raise EvalError("E0303", f"a name's index must be between 0 and {MAX_REPEAT:,}, not {index}", expr.span)
             return index
         except EvalError as exc:
             self.fail(ctx, exc)
             return None
 
-    def name(self, scope: Scope, ctx: Context, label: str | None, kind: str, span: Span, module: bool = True,
-             label_span: Span | None = None, what: str = "label") -> str:
+    def name(
+        self,
+        scope: Scope,
+        ctx: Context,
+        label: str | None,
+        kind: str,
+        span: Span,
+        module: bool = True,
+        label_span: Span | None = None,
+        what: str = "label",
+    ) -> str:
         """Claim the next name in `scope` (a label if given); report duplicates and reserved names."""
         name = scope.claim(label, kind, span, module)
         if name in self.graph.nodes and label is not None:  # `g.bn1:` where the group `g` has a `bn1:` already
@@ -263,21 +339,35 @@ class _Elaborator(CallElaborator, BranchElaborator, Binding):
             name = scope.claim(None, kind, span, module)
         while scope.duplicates:
             label, where, first = scope.duplicates.pop()
-            self.error(ctx, "E0206", f"the name `{label}` is already used in this scope", where,
-                       notes=(f"first used at {first}",) if first else ())
+            self.error(
+                ctx,
+                "E0206",
+                f"the name `{label}` is already used in this scope",
+                where,
+                notes=(f"first used at {first}",) if first else (),
+            )
         # Every part of a label is an attribute of a module (`a.forward:` is `forward` of the container `a`)
         # or, for a merge, a variable of the compiled forward (`self:` would shadow its `self`); an
         # automatic name is a kind's or a block's, checked once as the first part.
-        local = name[len(scope.prefix):]
+        local = name[len(scope.prefix) :]
         segments = local.split(".") if label is not None and local == label else [local.partition(".")[0]]
         for segment in segments if module or label is not None else ():
             reason = None if segment.isdigit() else reserved_reason(segment)
             if reason is not None:
                 what = what if label is not None else "block"
-                becomes = (f"the {what} becomes the attribute `{name}` of the compiled torch module" if module
-                           else f"the `{kind}` merge is named `{name}` in the compiled module's forward")
-                self.error(ctx, "E0210", f"`{segment}` cannot name a module: {reason}", label_span or span,
-                           notes=(becomes,), help=f"rename it, e.g. `{segment.strip('_') or 'part'}1`")
+                becomes = (
+                    f"the {what} becomes the attribute `{name}` of the compiled torch module"
+                    if module
+                    else f"the `{kind}` merge is named `{name}` in the compiled module's forward"
+                )
+                self.error(
+                    ctx,
+                    "E0210",
+                    f"`{segment}` cannot name a module: {reason}",
+                    label_span or span,
+                    notes=(becomes,),
+                    help=f"rename it, e.g. `{segment.strip('_') or 'part'}1`",
+                )
                 break
         return name
 
@@ -301,8 +391,13 @@ class _Elaborator(CallElaborator, BranchElaborator, Binding):
         main = self.body(element.body, current, scope, ctx)
         if main == current:  # nothing on the main path (or only ops that failed)
             if not self.reporter.failed:
-                self.error(ctx, "E0208", f"`{'residual' if element.merge == 'add' else 'dense'}` needs a main "
-                           "path", element.span, help="put at least one op between the braces")
+                self.error(
+                    ctx,
+                    "E0208",
+                    f"`{'residual' if element.merge == 'add' else 'dense'}` needs a main path",
+                    element.span,
+                    help="put at least one op between the braces",
+                )
             return current
         if element.merge == "add" and ctx.policy == "none":
             return main  # a plain network: the block keeps its main path only
@@ -311,8 +406,13 @@ class _Elaborator(CallElaborator, BranchElaborator, Binding):
             label, where = options["project_from"]
             tap = scope.prefix + label
             if tap not in self.graph or self.graph.nodes[tap].seq <= first:
-                self.error(ctx, "E0201", f"no op labelled `{label}` on this residual's main path", where,
-                           help="label the op to project from, e.g. `bn -> preact: relu`")
+                self.error(
+                    ctx,
+                    "E0201",
+                    f"no op labelled `{label}` on this residual's main path",
+                    where,
+                    help="label the op to project from, e.g. `bn -> preact: relu`",
+                )
                 tap = None
         written = None
         if element.shortcut is not None:
@@ -321,14 +421,23 @@ class _Elaborator(CallElaborator, BranchElaborator, Binding):
             start = tap or current
             out = self.body(element.shortcut, start, scope, ctx)
             written = out if out != start else current
-        merge = self.name(scope, ctx, link.label, element.merge, element.span, module=False,
-                          label_span=link.label_span)
+        merge = self.name(scope, ctx, link.label, element.merge, element.span, module=False, label_span=link.label_span)
         shortcut = scope.claim(None, "downsample", element.span, module=False)
-        node = self.add_node(merge, ctx, element.merge, element.span, main, policy=ctx.policy, norm=ctx.norm,
-                             shortcut_name=shortcut, project_from=tap, written=written is not None,
-                             shortcut=None if written is None else "identity" if written == current else "written",
-                             project_norm=options.get("project_norm", True) if options else True,
-                             project_kernel=options.get("project_kernel", 1) if options else 1)
+        node = self.add_node(
+            merge,
+            ctx,
+            element.merge,
+            element.span,
+            main,
+            policy=ctx.policy,
+            norm=ctx.norm,
+            shortcut_name=shortcut,
+            project_from=tap,
+            written=written is not None,
+            shortcut=None if written is None else "identity" if written == current else "written",
+            project_norm=options.get("project_norm", True) if options else True,
+            project_kernel=options.get("project_kernel", 1) if options else 1,
+        )
         self.graph.add_edge(written or current, node, Role.SHORTCUT)
         return node
 
@@ -340,22 +449,36 @@ class _Elaborator(CallElaborator, BranchElaborator, Binding):
         for arg in element.args:
             try:
                 if element.merge != "add" or arg.name not in ("project_from", "project_norm", "project_kernel"):
-                    raise EvalError("E0203", f"`{'residual' if element.merge == 'add' else 'dense'}` has no "
-                                    + (f"option `{arg.name}`" if arg.name else "positional options"), arg.span,
-                                    help="`residual` takes `project_from = LABEL`, `project_norm = true|false` and "
-                                         "`project_kernel = K`" if element.merge == "add" else "`dense` takes no options")
+                    raise EvalError(
+                        "E0203",
+                        f"`{'residual' if element.merge == 'add' else 'dense'}` has no "
+                        + (f"option `{arg.name}`" if arg.name else "positional options"),
+                        arg.span,
+                        help="`residual` takes `project_from = LABEL`, `project_norm = true|false` and "
+                        "`project_kernel = K`"
+                        if element.merge == "add"
+                        else "`dense` takes no options",
+                    )
                 if arg.name in options:
                     raise EvalError("E0205", f"option `{arg.name}` is given twice", arg.span)
                 if arg.name == "project_from":
                     if not isinstance(arg.value, ast.Name):
-                        raise EvalError("E0302", "`project_from` names a labelled op of the main path", arg.span,
-                                        help="e.g. `residual(project_from = preact) { bn -> preact: relu ... }`")
+                        raise EvalError(
+                            "E0302",
+                            "`project_from` names a labelled op of the main path",
+                            arg.span,
+                            help="e.g. `residual(project_from = preact) { bn -> preact: relu ... }`",
+                        )
                     options[arg.name] = (arg.value.id, arg.value.span)
                 elif arg.name == "project_kernel":
                     kernel = as_int(self.eval(arg.value, ctx), arg.value.span)
                     if kernel < 1 or kernel % 2 == 0:
-                        raise EvalError("E0303", f"`project_kernel` must be odd and at least 1, not {kernel}",
-                                        arg.value.span, help="an odd kernel keeps the strided shortcut centred")
+                        raise EvalError(
+                            "E0303",
+                            f"`project_kernel` must be odd and at least 1, not {kernel}",
+                            arg.value.span,
+                            help="an odd kernel keeps the strided shortcut centred",
+                        )
                     options[arg.name] = kernel
                 else:
                     options[arg.name] = as_bool(self.eval(arg.value, ctx), arg.value.span)

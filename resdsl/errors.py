@@ -91,7 +91,7 @@ class Span:
         return f"{shown_path(self.path)}:{self.line}:{self.column}"
 
     @staticmethod
-    def point(path: str, line: int, column: int) -> "Span":
+    def point(path: str, line: int, column: int) -> Span:
         return Span(path, line, column, line, column + 1)
 
 
@@ -141,8 +141,9 @@ class Problem(ResdslError):
     place (an argument: EvalError), else at the graph node it was raised for (ShapeError).
     """
 
-    def __init__(self, code: str, message: str, span: Span | None = None, help: str | None = None,
-                 notes: tuple[str, ...] = ()):
+    def __init__(
+        self, code: str, message: str, span: Span | None = None, help: str | None = None, notes: tuple[str, ...] = ()
+    ):
         assert code in CODES, code
         super().__init__(message)
         self.code, self.message, self.span, self.help, self.notes = code, message, span, help, notes
@@ -173,10 +174,15 @@ class RunError(ResdslError):
 class SpecError(ResdslError):
     """Raised by `resdsl.load` / `resdsl.loads` when a spec has errors."""
 
-    def __init__(self, diagnostics: list[Diagnostic], sources: dict[str, str] | None = None,
-                 warnings: list[Diagnostic] | tuple[Diagnostic, ...] = (), total: int | None = None):
+    def __init__(
+        self,
+        diagnostics: list[Diagnostic],
+        sources: dict[str, str] | None = None,
+        warnings: list[Diagnostic] | tuple[Diagnostic, ...] = (),
+        total: int | None = None,
+    ):
         self.diagnostics = list(diagnostics)  # the errors (at most a limit of them: `total` counts all)
-        self.warnings = list(warnings)        # shown after them: a warning can be the cause (`Residual {`)
+        self.warnings = list(warnings)  # shown after them: a warning can be the cause (`Residual {`)
         self.sources = dict(sources or {})
         self.total = max(total or 0, len(self.diagnostics))
         super().__init__(self.render())
@@ -200,8 +206,16 @@ class Reporter:
     attempts: int = 0  # calls of error(), repeats included: tells a caller whether anything went wrong
     _seen: set = field(default_factory=set)
 
-    def error(self, code: str, message: str, span: Span | None, *, notes: tuple[str, ...] | list[str] = (),
-              help: str | None = None, trace: tuple[tuple[Span, str], ...] = ()) -> None:
+    def error(
+        self,
+        code: str,
+        message: str,
+        span: Span | None,
+        *,
+        notes: tuple[str, ...] | list[str] = (),
+        help: str | None = None,
+        trace: tuple[tuple[Span, str], ...] = (),
+    ) -> None:
         assert code in CODES, code
         self.attempts += 1
         key = (code, span, message)
@@ -212,12 +226,21 @@ class Reporter:
             return
         self.diagnostics.append(Diagnostic(code, message, span, tuple(notes), help, tuple(trace)))
 
-    def warn(self, code: str, message: str, span: Span | None, *, notes: tuple[str, ...] | list[str] = (),
-             help: str | None = None, trace: tuple[tuple[Span, str], ...] = ()) -> None:
+    def warn(
+        self,
+        code: str,
+        message: str,
+        span: Span | None,
+        *,
+        notes: tuple[str, ...] | list[str] = (),
+        help: str | None = None,
+        trace: tuple[tuple[Span, str], ...] = (),
+    ) -> None:
         assert code in WARNINGS, code
         # Once per place, as errors: a pool in a block repeated 20 times is one warning.
-        if len(self.warnings) < self.limit and not any((w.code, w.span, w.message) == (code, span, message)
-                                                       for w in self.warnings):
+        if len(self.warnings) < self.limit and not any(
+            (w.code, w.span, w.message) == (code, span, message) for w in self.warnings
+        ):
             self.warnings.append(Diagnostic(code, message, span, tuple(notes), help, tuple(trace)))
 
     @property
@@ -226,8 +249,12 @@ class Reporter:
 
     def raise_if_failed(self) -> None:
         if self.diagnostics:
-            raise SpecError(sorted_by_position(self.diagnostics), self.sources, sorted_by_position(self.warnings),
-                            total=len(self._seen))
+            raise SpecError(
+                sorted_by_position(self.diagnostics),
+                self.sources,
+                sorted_by_position(self.warnings),
+                total=len(self._seen),
+            )
 
 
 def sorted_by_position(diagnostics: list[Diagnostic]) -> list[Diagnostic]:

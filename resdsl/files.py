@@ -13,11 +13,11 @@ import contextlib
 import errno
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, IO
+from typing import IO
 
-from .errors import RunError
-from .errors import UsageError
+from .errors import RunError, UsageError
 
 
 class WriteError(RunError):

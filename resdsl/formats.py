@@ -17,24 +17,26 @@ FORMATS = ("text", "json", "sarif", "github")
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/resdsl/resdsl"
 # Findings that are not a spec's diagnostics: `verify` writes every outcome in the format asked for.
-OTHER = {"runtime": "the compiled module differs from the spec",
-         "usage": "a mistake on the command line (exit status 2)",
-         "config": "pyproject.toml's [tool.resdsl] cannot be read or is not valid (exit status 2)"}
+OTHER = {
+    "runtime": "the compiled module differs from the spec",
+    "usage": "a mistake on the command line (exit status 2)",
+    "config": "pyproject.toml's [tool.resdsl] cannot be read or is not valid (exit status 2)",
+}
 
 
 @dataclass(frozen=True)
 class Finding:
-    spec: str                          # the spec checked, as shown (a path, or a bundled name)
-    code: str                          # E0401, or `runtime`
+    spec: str  # the spec checked, as shown (a path, or a bundled name)
+    code: str  # E0401, or `runtime`
     message: str
     diagnostic: Diagnostic | None = None
-    rendered: str = ""                 # the rustc-style text `check` prints
+    rendered: str = ""  # the rustc-style text `check` prints
     configuration: dict[str, str] = field(default_factory=dict)  # verify: the minimal failing values
-    reproduce: str = ""                # verify: the command that shows it
+    reproduce: str = ""  # verify: the command that shows it
 
     @property
     def severity(self) -> str:
-        """"error", or "warning" for a spec that is valid but probably not what was meant."""
+        """ "error", or "warning" for a spec that is valid but probably not what was meant."""
         return self.diagnostic.severity if self.diagnostic is not None else "error"
 
     @property
@@ -53,7 +55,9 @@ class Finding:
             if self.diagnostic.help:
                 lines.append(f"help: {self.diagnostic.help}")
         if self.configuration:
-            lines.append("minimal failing configuration: " + ", ".join(f"{k}={v}" for k, v in self.configuration.items()))
+            lines.append(
+                "minimal failing configuration: " + ", ".join(f"{k}={v}" for k, v in self.configuration.items())
+            )
         if self.reproduce:
             lines.append(f"reproduce: {self.reproduce}")
         return "\n".join(lines)
@@ -61,18 +65,21 @@ class Finding:
 
 def findings_of(spec: str, diagnostics: list[Diagnostic], sources: dict[str, str]) -> list[Finding]:
     from .errors import render
+
     return [Finding(spec, d.code, d.message, d, render(d, sources)) for d in diagnostics]
 
 
 # ---- JSON ------------------------------------------------------------------------------------------
+
 
 def to_json(findings: list[Finding], summary: list[dict]) -> str:
     """{"results": [one object per spec checked], "findings": [...]}"""
     items = []
     for f in findings:
         item = {"spec": f.spec, "code": f.code, "message": f.message}
-        item.update({k: v for k, v in (f.diagnostic.to_dict() if f.diagnostic else {}).items()
-                     if k not in ("code", "message")})
+        item.update(
+            {k: v for k, v in (f.diagnostic.to_dict() if f.diagnostic else {}).items() if k not in ("code", "message")}
+        )
         if f.configuration:
             item["configuration"] = f.configuration
         if f.reproduce:
@@ -83,35 +90,60 @@ def to_json(findings: list[Finding], summary: list[dict]) -> str:
 
 # ---- SARIF 2.1.0 -----------------------------------------------------------------------------------
 
+
 def to_sarif(findings: list[Finding], version: str) -> str:
     codes = sorted({f.code for f in findings})
-    rules = [{"id": code, "name": code,
-              "shortDescription": {"text": CODES.get(code) or WARNINGS.get(code) or OTHER.get(code)
-                                   or "the compiled module differs from the spec"},
-              "helpUri": f"{INFORMATION_URI}/blob/main/docs/errors.md"} for code in codes]
+    rules = [
+        {
+            "id": code,
+            "name": code,
+            "shortDescription": {
+                "text": CODES.get(code)
+                or WARNINGS.get(code)
+                or OTHER.get(code)
+                or "the compiled module differs from the spec"
+            },
+            "helpUri": f"{INFORMATION_URI}/blob/main/docs/errors.md",
+        }
+        for code in codes
+    ]
     results = []
     for f in findings:
-        result: dict = {"ruleId": f.code, "ruleIndex": codes.index(f.code), "level": f.severity,
-                        "message": {"text": f.detail()}}
+        result: dict = {
+            "ruleId": f.code,
+            "ruleIndex": codes.index(f.code),
+            "level": f.severity,
+            "message": {"text": f.detail()},
+        }
         where = f.location
         if where is not None:
             path, line, column, end_line, end_column = where
             region = {"startLine": line, "startColumn": column}
             if end_line is not None and end_column is not None and (end_line, end_column) > (line, column):
                 region.update(endLine=end_line, endColumn=end_column)
-            result["locations"] = [{"physicalLocation": {"artifactLocation": {"uri": path.replace("\\", "/")},
-                                                         "region": region}}]
+            result["locations"] = [
+                {"physicalLocation": {"artifactLocation": {"uri": path.replace("\\", "/")}, "region": region}}
+            ]
         if f.configuration:
             result["properties"] = {"configuration": f.configuration, "reproduce": f.reproduce}
         results.append(result)
-    log = {"$schema": SARIF_SCHEMA, "version": "2.1.0",
-           "runs": [{"tool": {"driver": {"name": "resdsl", "version": version, "informationUri": INFORMATION_URI,
-                                         "rules": rules}},
-                     "results": results}]}
+    log = {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {"name": "resdsl", "version": version, "informationUri": INFORMATION_URI, "rules": rules}
+                },
+                "results": results,
+            }
+        ],
+    }
     return json.dumps(log, indent=2)
 
 
 # ---- GitHub Actions workflow commands ----------------------------------------------------------------
+
 
 def _data(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")

@@ -17,8 +17,9 @@ logits of `select`; `inputs(name)` answers "what feeds this node" in one place.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 from .errors import Span
 from .ops import BRANCH_MERGES, FUNCTIONS, MERGES  # noqa: F401 - re-exported: the merge op kinds (ops/merge.py)
@@ -38,8 +39,8 @@ class Role(str, enum.Enum):
 
     MAIN = "main"
     SHORTCUT = "shortcut"
-    BRANCH = "branch"     # branch 1, 2, ... of a branch merge (branch 0 is its main input)
-    WEIGHTS = "weights"   # the attention logits of `select`
+    BRANCH = "branch"  # branch 1, 2, ... of a branch merge (branch 0 is its main input)
+    WEIGHTS = "weights"  # the attention logits of `select`
 
     def __str__(self) -> str:
         return self.value
@@ -50,31 +51,31 @@ class Node:
     """One node of the op graph. Elaboration fills the first group; shape inference `in_shape`,
     `shape` and, on merges, `shortcut`; analysis `params` and `macs`."""
 
-    kind: str                       # an op kind (a merge among them), or "input"
-    span: Span                      # where the spec writes it (an inserted shortcut: its merge)
+    kind: str  # an op kind (a merge among them), or "input"
+    span: Span  # where the spec writes it (an inserted shortcut: its merge)
     attrs: dict[str, Any] = field(default_factory=dict)  # the op's arguments, completed
-    trace: tuple[tuple[Span, str], ...] = ()   # the block calls that led here, for diagnostics
-    stage: str | None = None        # `layer2`
-    block: str | None = None        # `layer2.0`
-    block_type: str | None = None   # `bottleneck`
-    part: str = ""                  # summary row and --freeze unit: stem, layer2, head, ...
-    inserted: bool = False          # a shortcut op the policy inserted
-    seq: float = 0                  # execution order
+    trace: tuple[tuple[Span, str], ...] = ()  # the block calls that led here, for diagnostics
+    stage: str | None = None  # `layer2`
+    block: str | None = None  # `layer2.0`
+    block_type: str | None = None  # `bottleneck`
+    part: str = ""  # summary row and --freeze unit: stem, layer2, head, ...
+    inserted: bool = False  # a shortcut op the policy inserted
+    seq: float = 0  # execution order
     in_shape: Shape | None = None
     shape: Shape | None = None
     params: int = 0
     macs: int = 0
     # merges
-    policy: str | None = None       # the shortcut policy in force (add)
-    shortcut: str | None = None     # what the plan chose: identity, projection, zeropad, avgproj, none
+    policy: str | None = None  # the shortcut policy in force (add)
+    shortcut: str | None = None  # what the plan chose: identity, projection, zeropad, avgproj, none
     shortcut_name: str | None = None  # where inserted ops go: `layer2.0.downsample`
-    project_from: str | None = None   # residual(project_from = LABEL): the node projected instead of the input
+    project_from: str | None = None  # residual(project_from = LABEL): the node projected instead of the input
     project_norm: bool = True
-    project_kernel: int = 1           # the kernel of a strided inserted projection (timm's down_kernel_size)
-    written: bool = False             # `residual { ... } shortcut { ... }`: the block wrote its shortcut path
-    norm: str = "bn"                  # the norm kind of an inserted projection (a `norm` statement's)
+    project_kernel: int = 1  # the kernel of a strided inserted projection (timm's down_kernel_size)
+    written: bool = False  # `residual { ... } shortcut { ... }`: the block wrote its shortcut path
+    norm: str = "bn"  # the norm kind of an inserted projection (a `norm` statement's)
     # inserted shortcut ops
-    merge: str | None = None        # the merge they feed
+    merge: str | None = None  # the merge they feed
 
     @property
     def is_merge(self) -> bool:
@@ -89,7 +90,7 @@ class Inputs(NamedTuple):
     main: str
     shortcut: str | None  # residual merges only
     branches: tuple[str, ...] = ()  # branch merges: every branch in order (main first)
-    weights: str | None = None      # `select`: the attention logits
+    weights: str | None = None  # `select`: the attention logits
 
 
 class OpGraph:

@@ -38,9 +38,9 @@ from .graph import OpGraph
 from .network import Network
 from .ops import ALL
 
-MAX_RANGE = 1_000_000   # the widest range of sizes listed (summary --input-sizes, verify --input-range)
-MAX_PERIOD = 1024       # beyond this period, sizes are tried one by one ...
-BRUTE_LIMIT = 5_000     # ... over at most this many sizes
+MAX_RANGE = 1_000_000  # the widest range of sizes listed (summary --input-sizes, verify --input-range)
+MAX_PERIOD = 1024  # beyond this period, sizes are tried one by one ...
+BRUTE_LIMIT = 5_000  # ... over at most this many sizes
 
 
 class InputSizeLimit(UsageError):
@@ -90,9 +90,9 @@ def spatial_sizes(graph: OpGraph, size: int) -> dict[str, int] | None:
 class InputSizes:
     low: int
     high: int
-    valid: tuple[int, ...]                 # the valid sizes in low..high
-    smallest: int | None                   # the smallest valid size overall (None: no size is valid)
-    outputs: tuple[tuple[str, str], ...]   # (part, its output H as a formula of H, or a note)
+    valid: tuple[int, ...]  # the valid sizes in low..high
+    smallest: int | None  # the smallest valid size overall (None: no size is valid)
+    outputs: tuple[tuple[str, str], ...]  # (part, its output H as a formula of H, or a note)
 
     def describe_valid(self) -> str:
         return describe(self.valid, self.low, self.high)
@@ -129,14 +129,17 @@ def describe(valid: tuple[int, ...], low: int, high: int) -> str:
         return f"H from {a} to {b}" if b < high else f"every H from {a} (up to {high})"
     # a stride: every m-th size from the first one on
     first, last, step = valid[0], valid[-1], valid[1] - valid[0]
-    if len(valid) == (last - first) // step + 1 and bits[first - low:last - low + 1:step].count(0) == 0 \
-            and last + step > high:
+    if (
+        len(valid) == (last - first) // step + 1
+        and bits[first - low : last - low + 1 : step].count(0) == 0
+        and last + step > high
+    ):
         if step == 2:
             parity = "odd" if first % 2 else "even"
             return f"H from {first} with H {parity}"
         return f"H from {first} with H ≡ {first % step} (mod {step})"
     # a pattern that repeats every m sizes (ceil and floor halvings that must agree)
-    window = bytes(bits[first - low:])
+    window = bytes(bits[first - low :])
     for m in range(2, min(65, (high - first + 1) // 2 + 1)):  # seen at least twice over
         if window[m:] == window[:-m] and 0 in window[:m]:
             residues = sorted({(first + i) % m for i in range(m) if window[i]})
@@ -146,8 +149,9 @@ def describe(valid: tuple[int, ...], low: int, high: int) -> str:
     return f"H in {shown}" + (f", … ({n_runs} runs)" if n_runs > 8 else "")
 
 
-def _fit(pairs: list[tuple[int, int]], first: tuple[int, ...] = (),
-         accept=lambda s: True) -> tuple[int, int, int] | None:
+def _fit(
+    pairs: list[tuple[int, int]], first: tuple[int, ...] = (), accept=lambda s: True
+) -> tuple[int, int, int] | None:
     """(S, a, b) with floor((H + a)/S) + b = out for every (H, out), 0 <= a < S; (0, 0, c) for a
     constant. `first`: divisors to try first; `accept(S)`: whether a fit with divisor S holds beyond
     the pairs."""
@@ -157,8 +161,9 @@ def _fit(pairs: list[tuple[int, int]], first: tuple[int, ...] = (),
         return (0, 0, pairs[0][1])
     h_max, o_max = max(pairs)
     guess = max(1, round(h_max / o_max)) if o_max else 1
-    candidates = dict.fromkeys([*first, *range(1, 65), *(1 << k for k in range(13)),
-                                *range(max(1, guess - 2), guess + 3)])
+    candidates = dict.fromkeys(
+        [*first, *range(1, 65), *(1 << k for k in range(13)), *range(max(1, guess - 2), guess + 3)]
+    )
     for s in candidates:
         if s < 1 or not accept(s):
             continue
@@ -191,14 +196,15 @@ def _formula(pairs: list[tuple[int, int]]) -> str | None:
 
 # ---- the periodic analysis ---------------------------------------------------------------------
 
+
 class _Plan:
     """The op graph as a list of steps, and the agreements a valid size must meet."""
 
     def __init__(self, graph: OpGraph):
         self.steps: list[tuple] = []
-        self.merges: list[tuple[str, tuple[str, ...], str | None]] = []   # (node, operands, weights)
-        self.vectors: list[tuple[str, str, object, dict, int]] = []      # a map made a vector: (node, input, op, attrs, C)
-        self.rate: dict[str, int] = {}    # the product of strides along the paths to a node (lcm over paths)
+        self.merges: list[tuple[str, tuple[str, ...], str | None]] = []  # (node, operands, weights)
+        self.vectors: list[tuple[str, str, object, dict, int]] = []  # a map made a vector: (node, input, op, attrs, C)
+        self.rate: dict[str, int] = {}  # the product of strides along the paths to a node (lcm over paths)
         for name, data in graph.nodes.items():
             if data.kind == "input":
                 self.steps.append((name, "input", ()))
@@ -296,8 +302,13 @@ def _periods(plan: _Plan, start: int):
             for u in operands[1:]:
                 ks = _and(ks, _equal(s0[u] - s0[first], delta[u] - delta[first]))
             if weights is not None:
-                ks = _and(ks, _or(_equal(s0[weights] - 1, delta[weights]),
-                                  _equal(s0[weights] - s0[first], delta[weights] - delta[first])))
+                ks = _and(
+                    ks,
+                    _or(
+                        _equal(s0[weights] - 1, delta[weights]),
+                        _equal(s0[weights] - s0[first], delta[weights] - delta[first]),
+                    ),
+                )
         for _, source, op, attrs, channels in plan.vectors:
             x, g = s0[source], delta[source]
             if g == 0:
@@ -336,14 +347,14 @@ def input_sizes(net: Network, low: int, high: int) -> InputSizes:
     period = plan.period
     bits = bytearray(high - low + 1)
     smallest = None
-    samples: list[tuple[int, int]] = []   # (H, residue) of valid sizes in the range that fix the formulas
+    samples: list[tuple[int, int]] = []  # (H, residue) of valid sizes in the range that fix the formulas
     for r, (_, _, ks) in enumerate(rows):
         first = start + r
         if ks is EVERY:
             smallest = first if smallest is None else min(smallest, first)
             h = first if first >= low else first + -(-(low - first) // period) * period
             if h <= high:
-                bits[h - low::period] = b"\1" * len(range(h, high + 1, period))
+                bits[h - low :: period] = b"\1" * len(range(h, high + 1, period))
                 samples += [(x, r) for x in range(h, min(high, h + 2 * period) + 1, period)]
         else:
             for k in sorted(ks):
@@ -384,8 +395,10 @@ def _size_by_size(net: Network, low: int, high: int, start: int) -> InputSizes:
     graph = net.ops
     lo = max(low, start)
     if high - lo + 1 > BRUTE_LIMIT:
-        raise InputSizeLimit(f"`{net.name}` repeats its valid sizes only every {_plan_period(graph):,} sizes: "
-                             f"give a range of at most {BRUTE_LIMIT:,} sizes from {lo}")
+        raise InputSizeLimit(
+            f"`{net.name}` repeats its valid sizes only every {_plan_period(graph):,} sizes: "
+            f"give a range of at most {BRUTE_LIMIT:,} sizes from {lo}"
+        )
     valid, per_size = [], {}
     for h in range(lo, high + 1):
         sizes = spatial_sizes(graph, h)
@@ -394,8 +407,10 @@ def _size_by_size(net: Network, low: int, high: int, start: int) -> InputSizes:
             per_size[h] = sizes
     smallest = valid[0] if valid and valid[0] == lo and lo == start else None
     if smallest is None:
-        smallest = next((h for h in range(start, start + BRUTE_LIMIT) if spatial_sizes(graph, h) is not None),
-                        valid[0] if valid else None)
+        smallest = next(
+            (h for h in range(start, start + BRUTE_LIMIT) if spatial_sizes(graph, h) is not None),
+            valid[0] if valid else None,
+        )
     outputs = []
     for part, node in _last_of_parts(graph).items():
         pairs = [(h, per_size[h][node]) for h in valid]

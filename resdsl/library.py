@@ -51,8 +51,7 @@ def bundled_file_defining(name: str) -> str | None:
 
 def bundled_networks() -> list[str]:
     """The bundled specs that define a network (`resdsl list`); `blocks.res` is a library, not one."""
-    return sorted(p.stem for p in specs_dir().glob("*.res")
-                  if _DEFINES_NETWORK.search(p.read_text(encoding="utf-8")))
+    return sorted(p.stem for p in specs_dir().glob("*.res") if _DEFINES_NETWORK.search(p.read_text(encoding="utf-8")))
 
 
 def find_spec(path_or_name: str | os.PathLike) -> Path:
@@ -91,23 +90,36 @@ def read_library(text: str, path: str, reporter: Reporter) -> Library:
                 # Point at the user's own file (the root comes first), not at a library they `use`.
                 in_root = first.name_span.path == path and definition.name_span.path != path
                 mine, other = (first, definition) if in_root else (definition, first)
-                reporter.error("E0205", f"`{definition.name}` is defined twice", mine.name_span,
-                               notes=(f"also defined at {other.name_span}",),
-                               help="rename one of them; every block and network shares one namespace")
+                reporter.error(
+                    "E0205",
+                    f"`{definition.name}` is defined twice",
+                    mine.name_span,
+                    notes=(f"also defined at {other.name_span}",),
+                    help="rename one of them; every block and network shares one namespace",
+                )
                 continue
             definitions[definition.name] = definition
             origin[definition.name] = module.path
             seen: dict[str, Span] = {}
             for param in getattr(definition, "params", ()):
                 if param.name in seen:
-                    reporter.error("E0205", f"parameter `{param.name}` of `{definition.name}` is declared twice",
-                                   param.span, notes=(f"first declared at {seen[param.name]}",))
+                    reporter.error(
+                        "E0205",
+                        f"parameter `{param.name}` of `{definition.name}` is declared twice",
+                        param.span,
+                        notes=(f"first declared at {seen[param.name]}",),
+                    )
                 seen.setdefault(param.name, param.span)
     return Library(modules[_key(path)], definitions, origin, reporter.sources)
 
 
-def _read(text: str, path: str, modules: dict[str, ast.SourceFile], reporter: Reporter,
-          stack: tuple[tuple[str, Span | None], ...]) -> None:
+def _read(
+    text: str,
+    path: str,
+    modules: dict[str, ast.SourceFile],
+    reporter: Reporter,
+    stack: tuple[tuple[str, Span | None], ...],
+) -> None:
     reporter.sources[path] = text
     try:
         module = parse_module(text, path)
@@ -119,16 +131,24 @@ def _read(text: str, path: str, modules: dict[str, ast.SourceFile], reporter: Re
     for use in module.uses:
         target = _resolve_use(path, use.path)
         if target is None:
-            reporter.error("E0502", f"cannot find `{use.path}`", use.span,
-                           help=f"paths are relative to {os.path.dirname(path) or '.'}; "
-                                f"bundled files: {', '.join(n + '.res' for n in bundled_names()[:6])}, …")
+            reporter.error(
+                "E0502",
+                f"cannot find `{use.path}`",
+                use.span,
+                help=f"paths are relative to {os.path.dirname(path) or '.'}; "
+                f"bundled files: {', '.join(n + '.res' for n in bundled_names()[:6])}, …",
+            )
             continue
         on_stack = [_key(p) for p, _ in stack] + [_key(path)]
         if _key(target) in on_stack:
             names = [p for p, _ in stack] + [path]
-            chain = " -> ".join(os.path.basename(p) for p in names[on_stack.index(_key(target)):] + [target])
-            reporter.error("E0501", f"import cycle: {chain}", use.span,
-                           help="move the shared blocks into a file that both can `use`")
+            chain = " -> ".join(os.path.basename(p) for p in names[on_stack.index(_key(target)) :] + [target])
+            reporter.error(
+                "E0501",
+                f"import cycle: {chain}",
+                use.span,
+                help="move the shared blocks into a file that both can `use`",
+            )
             continue
         if _key(target) in modules:
             continue

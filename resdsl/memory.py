@@ -14,8 +14,8 @@ import re
 
 from .analysis import MemoryEstimate, memory_estimate
 from .errors import Diagnostic, SpecError
-from .network import Network
 from .graph import show_shape
+from .network import Network
 from .units import format_count
 
 _SIZE = re.compile(r"(?i)\s*([0-9]+(?:\.[0-9]+)?(?:e[0-9]+)?)\s*([kmgt]?)i?b?\s*")
@@ -45,8 +45,17 @@ def show_bytes(n: int) -> str:
     return f"{format_count(n)}B"
 
 
-def check_memory(net: Network, batch: int, *, training: bool, limit: int | None, where: str,
-                 activation_bytes: int = 4, extra: int = 0, extra_what: str = "") -> MemoryEstimate:
+def check_memory(
+    net: Network,
+    batch: int,
+    *,
+    training: bool,
+    limit: int | None,
+    where: str,
+    activation_bytes: int = 4,
+    extra: int = 0,
+    extra_what: str = "",
+) -> MemoryEstimate:
     """Raise SpecError E0506 at the network's input line if the estimate exceeds `limit` bytes.
 
     `where` says whose limit it is ("the 23.4 GB of memory of this machine", "--max-memory 1.00 GB");
@@ -58,14 +67,26 @@ def check_memory(net: Network, batch: int, *, training: bool, limit: int | None,
     if limit is None or total <= limit:
         return estimate
     step = "training" if training else "inference"
-    notes = [f"{step} at batch {batch}: about {show_bytes(estimate.activations)} of activations "
-             f"(the largest, `{estimate.largest}`, is {show_shape(estimate.largest_shape)} per example) and "
-             f"{show_bytes(estimate.weights)} of weights" + (", gradients and optimizer state" if training else "")]
+    notes = [
+        f"{step} at batch {batch}: about {show_bytes(estimate.activations)} of activations "
+        f"(the largest, `{estimate.largest}`, is {show_shape(estimate.largest_shape)} per example) and "
+        f"{show_bytes(estimate.weights)} of weights" + (", gradients and optimizer state" if training else "")
+    ]
     if extra:
         notes.append(f"{extra_what}: about {show_bytes(extra)}")
     span = net.ops.nodes["input"].span
-    raise SpecError([Diagnostic(
-        "E0506", f"`{net.name}` needs about {show_bytes(total)} for input {show_shape(net.input_shape)}, "
-                 f"more than {where}", span, notes=tuple(notes),
-        help="use a smaller --input" + (" or --batch-size" if training else "")
-             + ", or set --max-memory if the estimate is too cautious for this machine")], net.sources)
+    raise SpecError(
+        [
+            Diagnostic(
+                "E0506",
+                f"`{net.name}` needs about {show_bytes(total)} for input {show_shape(net.input_shape)}, "
+                f"more than {where}",
+                span,
+                notes=tuple(notes),
+                help="use a smaller --input"
+                + (" or --batch-size" if training else "")
+                + ", or set --max-memory if the estimate is too cautious for this machine",
+            )
+        ],
+        net.sources,
+    )

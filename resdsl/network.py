@@ -34,7 +34,7 @@ class Network:
     name: str
     ops: OpGraph = field(repr=False)
     output: str = field(repr=False)  # the node whose tensor the network returns
-    span: Span = field(repr=False)   # the network's definition
+    span: Span = field(repr=False)  # the network's definition
     input_shape: Shape
     output_shape: Shape
     params: int
@@ -44,7 +44,7 @@ class Network:
     parts: tuple[PartCost, ...] = field(repr=False)
     path: str = field(repr=False)
     sources: dict[str, str] = field(repr=False)
-    template: ast.Template = field(repr=False)                # the network's definition (aliases followed)
+    template: ast.Template = field(repr=False)  # the network's definition (aliases followed)
     instances: tuple[BlockInstance, ...] = field(repr=False)  # every block call, in program order
     warnings: tuple[Diagnostic, ...] = field(default=(), repr=False)  # valid, but probably not what was meant
     definitions: dict[str, ast.Definition] = field(default_factory=dict, repr=False)  # blocks and networks by name
@@ -63,11 +63,13 @@ class Network:
     def record(self):
         """The network as written: parts, block instances and the ops each made (resdsl.record)."""
         from .record import build_record
+
         return build_record(self)
 
     def to_torch(self):
         """An executable torch.nn.Module (a torch.fx GraphModule); see resdsl.backend."""
         from .backend import to_torch
+
         return to_torch(self)
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
@@ -75,6 +77,7 @@ class Network:
         text = f"{self.name}: {self.params:,} params, {self.macs:,} MACs"
         try:
             from .draw import build, pipe
+
             return {"image/svg+xml": pipe(build(self, "stage"), "svg").decode("utf-8"), "text/plain": text}
         except Exception:  # no graphviz: a notebook still shows something useful
             return {"text/plain": text}
@@ -89,10 +92,19 @@ class Network:
         for node, data in self.ops.nodes.items():
             if data.inserted:
                 merge = self.ops.nodes[data.merge]
-                entry = found.setdefault(data.merge, {
-                    "merge": data.merge, "kind": merge.shortcut, "part": data.part,
-                    "from": show_shape(data.in_shape),
-                    "to": show_shape(merge.shape), "nodes": [], "params": 0, "macs": 0})
+                entry = found.setdefault(
+                    data.merge,
+                    {
+                        "merge": data.merge,
+                        "kind": merge.shortcut,
+                        "part": data.part,
+                        "from": show_shape(data.in_shape),
+                        "to": show_shape(merge.shape),
+                        "nodes": [],
+                        "params": 0,
+                        "macs": 0,
+                    },
+                )
                 entry["nodes"].append(node)
                 entry["params"] += data.params
                 entry["macs"] += data.macs
@@ -107,12 +119,21 @@ class Network:
             "macs": self.macs,
             "flops": self.flops,
             "parameters": {k: _json_value(v) for k, v in self.parameters.items()},
-            "parts": [{"name": p.name, "params": p.params, "macs": p.macs,
-                       "output_shape": list(p.output_shape) if p.output_shape else None,
-                       "inserted_params": p.inserted_params, "inserted_macs": p.inserted_macs}
-                      for p in self.parts],
-            "stages": [{"name": s.name, "block": s.block, "repeats": s.repeats, "stride": s.stride,
-                        "shortcut": s.policy} for s in self.stages],
+            "parts": [
+                {
+                    "name": p.name,
+                    "params": p.params,
+                    "macs": p.macs,
+                    "output_shape": list(p.output_shape) if p.output_shape else None,
+                    "inserted_params": p.inserted_params,
+                    "inserted_macs": p.inserted_macs,
+                }
+                for p in self.parts
+            ],
+            "stages": [
+                {"name": s.name, "block": s.block, "repeats": s.repeats, "stride": s.stride, "shortcut": s.policy}
+                for s in self.stages
+            ],
             "projections": self.projections(),
         }
 

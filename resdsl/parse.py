@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedInput, VisitError
@@ -32,6 +32,7 @@ class _TooManyTokens(Exception):
     def __init__(self, token: Token):
         super().__init__(token)
         self.token = token
+
 
 _HERE = Path(__file__).resolve().parent
 
@@ -98,6 +99,7 @@ def parser() -> Lark:
 
 # ---- tree -> AST --------------------------------------------------------------
 
+
 def _span(path: str, meta) -> Span:
     if getattr(meta, "empty", False) or not hasattr(meta, "line"):
         return Span.point(path, 1, 1)
@@ -143,8 +145,15 @@ class _ToAst(Transformer):
 
     def _alias(self, kind, meta, c):
         name, target, args = c
-        return ast.Alias(kind, str(name), str(target), _token_span(self.path, target), args or (),
-                         self.s(meta), _token_span(self.path, name))
+        return ast.Alias(
+            kind,
+            str(name),
+            str(target),
+            _token_span(self.path, target),
+            args or (),
+            self.s(meta),
+            _token_span(self.path, name),
+        )
 
     def block_alias(self, meta, c):
         return self._alias("block", meta, c)
@@ -317,6 +326,7 @@ class _ToAst(Transformer):
 
 # ---- entry points -------------------------------------------------------------
 
+
 def read_source(path: str, shown: str | None = None) -> bytes:
     """The bytes of a spec file, refusing one over the size limit before reading it whole.
 
@@ -336,10 +346,16 @@ def read_source(path: str, shown: str | None = None) -> bytes:
 
 def _too_large(path: str, size: int | None = None) -> SpecError:
     what = f"is {size:,} bytes" if size is not None else f"holds more than {MAX_SOURCE_BYTES:,} bytes"
-    return SpecError([Diagnostic("E0105", f"file {what}; specs are limited to {MAX_SOURCE_BYTES:,} bytes",
-                                 Span.point(path, 1, 1),
-                                 help="a spec this long is almost certainly not one; split it into files "
-                                      "joined by `use`")])
+    return SpecError(
+        [
+            Diagnostic(
+                "E0105",
+                f"file {what}; specs are limited to {MAX_SOURCE_BYTES:,} bytes",
+                Span.point(path, 1, 1),
+                help="a spec this long is almost certainly not one; split it into files joined by `use`",
+            )
+        ]
+    )
 
 
 def check_size(text: str, path: str) -> None:
@@ -359,10 +375,17 @@ def decode(data: bytes, path: str) -> str:
         before = data[: exc.start]
         line = before.count(b"\n") + 1
         column = exc.start - (before.rfind(b"\n") + 1) + 1
-        raise SpecError([Diagnostic("E0101", f"byte 0x{data[exc.start]:02x} at offset {exc.start} is not UTF-8",
-                                    Span.point(path, line, column),
-                                    help="a .res spec is UTF-8 text; is this the right file?")],
-                        {path: data.decode("utf-8", "replace")}) from None
+        raise SpecError(
+            [
+                Diagnostic(
+                    "E0101",
+                    f"byte 0x{data[exc.start]:02x} at offset {exc.start} is not UTF-8",
+                    Span.point(path, line, column),
+                    help="a .res spec is UTF-8 text; is this the right file?",
+                )
+            ],
+            {path: data.decode("utf-8", "replace")},
+        ) from None
 
 
 def parse_module(text: str, path: str) -> ast.SourceFile:
@@ -383,10 +406,18 @@ def _parse(text: str, path: str, start: str):
         raise SpecError([syntax_diagnostic(exc, text, path, parser())], {path: text}) from None
     except _TooManyTokens as exc:
         token = exc.token
-        raise SpecError([Diagnostic("E0105", f"more than {MAX_TOKENS:,} tokens", _token_span(path, token),
-                                    help="a spec this long is almost certainly generated: use a stage "
-                                         "(`x N`) or a block parameter instead of writing it out")],
-                        {path: text}) from None
+        raise SpecError(
+            [
+                Diagnostic(
+                    "E0105",
+                    f"more than {MAX_TOKENS:,} tokens",
+                    _token_span(path, token),
+                    help="a spec this long is almost certainly generated: use a stage "
+                    "(`x N`) or a block parameter instead of writing it out",
+                )
+            ],
+            {path: text},
+        ) from None
     except (RecursionError, VisitError) as exc:
         _too_deep(exc, text, path)
 
@@ -398,10 +429,17 @@ def _too_deep(exc: Exception, text: str, path: str):
         raise exc
     lines = text.split("\n")  # once: the longest line is where the chain most likely is
     longest = max(range(len(lines)), key=lambda i: len(lines[i]), default=0)
-    raise SpecError([Diagnostic("E0105", "expression too long or too deeply nested to parse",
-                                Span.point(path, longest + 1, 1),
-                                help="split it up, e.g. into block parameters, or add brackets to shorten chains")],
-                    {path: text}) from None
+    raise SpecError(
+        [
+            Diagnostic(
+                "E0105",
+                "expression too long or too deeply nested to parse",
+                Span.point(path, longest + 1, 1),
+                help="split it up, e.g. into block parameters, or add brackets to shorten chains",
+            )
+        ],
+        {path: text},
+    ) from None
 
 
 def _check_nesting(text: str, path: str) -> None:
@@ -419,9 +457,16 @@ def _check_nesting(text: str, path: str) -> None:
         elif ch in "([{":
             depth += 1
             if depth > MAX_NESTING:
-                raise SpecError([Diagnostic("E0105", f"brackets nested more than {MAX_NESTING} deep",
-                                            Span.point(path, line, index - line_start + 1),
-                                            help="flatten the expression or split the network into blocks")],
-                                {path: text})
+                raise SpecError(
+                    [
+                        Diagnostic(
+                            "E0105",
+                            f"brackets nested more than {MAX_NESTING} deep",
+                            Span.point(path, line, index - line_start + 1),
+                            help="flatten the expression or split the network into blocks",
+                        )
+                    ],
+                    {path: text},
+                )
         elif ch in ")]}":
             depth = max(depth - 1, 0)

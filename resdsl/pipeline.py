@@ -24,8 +24,13 @@ from .shapes import check_input_shape, infer_graph
 from .values import LIMIT, Symbol, Value, evaluate
 
 
-def load(path_or_name: str | os.PathLike, *, network: str | None = None,
-         input_shape: tuple[int, ...] | None = None, **params: Any) -> Network:
+def load(
+    path_or_name: str | os.PathLike,
+    *,
+    network: str | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    **params: Any,
+) -> Network:
     """Check a spec file (or a bundled spec by name) and return its `Network`.
 
     Keyword arguments override network parameters: `load("resnet50", classes=10)`.
@@ -40,14 +45,26 @@ def load(path_or_name: str | os.PathLike, *, network: str | None = None,
     return compile_text(decode(data, display), display, network=network, input_shape=input_shape, params=params)
 
 
-def loads(text: str, name: str | None = None, *, path: str = "<string>",
-          input_shape: tuple[int, ...] | None = None, **params: Any) -> Network:
+def loads(
+    text: str,
+    name: str | None = None,
+    *,
+    path: str = "<string>",
+    input_shape: tuple[int, ...] | None = None,
+    **params: Any,
+) -> Network:
     """Check spec text; `name` picks the network when the text defines several."""
     return compile_text(text, path, network=name, input_shape=input_shape, params=params)
 
 
-def compile_text(text: str, path: str, *, network: str | None = None, input_shape: tuple[int, ...] | None = None,
-                 params: dict[str, Any] | None = None) -> Network:
+def compile_text(
+    text: str,
+    path: str,
+    *,
+    network: str | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    params: dict[str, Any] | None = None,
+) -> Network:
     if not isinstance(text, str):
         raise TypeError(f"a spec is text (str), not {type(text).__name__}")
     if input_shape is not None:
@@ -89,11 +106,25 @@ def _finish(elaboration, name: str, path: str, reporter: Reporter) -> Network:
     reporter.raise_if_failed()
     total_params, total_macs = annotate(graph)
     output = graph.nodes[elaboration.output]
-    return Network(name=name, ops=graph, output=elaboration.output, span=elaboration.span, input_shape=graph.nodes["input"].shape, output_shape=output.shape,
-                   params=total_params, macs=total_macs, parameters=elaboration.parameters,
-                   stages=elaboration.stages, parts=tuple(parts(graph)), path=path, sources=dict(reporter.sources),
-                   template=elaboration.template, instances=elaboration.instances,
-                   definitions=elaboration.definitions, warnings=tuple(sorted_by_position(reporter.warnings)))
+    return Network(
+        name=name,
+        ops=graph,
+        output=elaboration.output,
+        span=elaboration.span,
+        input_shape=graph.nodes["input"].shape,
+        output_shape=output.shape,
+        params=total_params,
+        macs=total_macs,
+        parameters=elaboration.parameters,
+        stages=elaboration.stages,
+        parts=tuple(parts(graph)),
+        path=path,
+        sources=dict(reporter.sources),
+        template=elaboration.template,
+        instances=elaboration.instances,
+        definitions=elaboration.definitions,
+        warnings=tuple(sorted_by_position(reporter.warnings)),
+    )
 
 
 class Checker:
@@ -147,8 +178,12 @@ def _choose_network(library, wanted: str | None, path: str, reporter: Reporter) 
         found = library.definitions.get(wanted)
         if found is None or found.kind != "network":
             names = ", ".join(d.name for d in own) or "none"
-            reporter.error("E0207", f"no network named `{wanted}`", Span.point(path, 1, 1),
-                           notes=(f"networks in this file: {names}",))
+            reporter.error(
+                "E0207",
+                f"no network named `{wanted}`",
+                Span.point(path, 1, 1),
+                notes=(f"networks in this file: {names}",),
+            )
         return wanted
     if len(own) == 1:
         return own[0].name
@@ -157,12 +192,20 @@ def _choose_network(library, wanted: str | None, path: str, reporter: Reporter) 
         if d.name == stem:
             return d.name
     if not own:
-        reporter.error("E0207", "this file defines no network", Span.point(path, 1, 1),
-                       help="a file of blocks is meant to be `use`d by a file with a `network`")
+        reporter.error(
+            "E0207",
+            "this file defines no network",
+            Span.point(path, 1, 1),
+            help="a file of blocks is meant to be `use`d by a file with a `network`",
+        )
     else:
-        reporter.error("E0207", f"this file defines {len(own)} networks; say which one to check", own[1].name_span,
-                       notes=("networks: " + ", ".join(d.name for d in own),),
-                       help="pass `--network NAME` (or `name=` to resdsl.loads)")
+        reporter.error(
+            "E0207",
+            f"this file defines {len(own)} networks; say which one to check",
+            own[1].name_span,
+            notes=("networks: " + ", ".join(d.name for d in own),),
+            help="pass `--network NAME` (or `name=` to resdsl.loads)",
+        )
     return ""
 
 
@@ -192,9 +235,13 @@ def _overrides(params: dict[str, Any], library, reporter: Reporter):
             except ValueError as exc:
                 where = f"<parameter {key}>"
                 reporter.sources[where] = f"{key}={_short_repr(raw)}"
-                reporter.error("E0302", f"parameter `{key}`: {exc}", Span(where, 1, 1, 1, len(key) + 1),
-                               help="give a number, true/false, a list, or a string holding an expression "
-                                    "such as \"bottleneck\" or \"[2, 2, 2, 2]\"")
+                reporter.error(
+                    "E0302",
+                    f"parameter `{key}`: {exc}",
+                    Span(where, 1, 1, 1, len(key) + 1),
+                    help="give a number, true/false, a list, or a string holding an expression "
+                    'such as "bottleneck" or "[2, 2, 2, 2]"',
+                )
     return values, spans
 
 

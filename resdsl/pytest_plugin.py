@@ -21,8 +21,12 @@ import pytest
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("resdsl")
-    group.addoption("--resdsl", action="store_true", default=None,
-                    help="collect *.res files: check each, and verify those pyproject.toml's [tool.resdsl] names")
+    group.addoption(
+        "--resdsl",
+        action="store_true",
+        default=None,
+        help="collect *.res files: check each, and verify those pyproject.toml's [tool.resdsl] names",
+    )
     parser.addini("resdsl", type="bool", default=False, help="collect *.res files as with --resdsl")
 
 
@@ -49,6 +53,7 @@ class SpecFile(pytest.File):
         yield CheckItem.from_parent(self, name="check")
         from .errors import UsageError
         from .verify_cli import find_pyproject, jobs_of_config
+
         found = find_pyproject(self.path.parent)
         if found is None:
             return
@@ -61,8 +66,11 @@ class SpecFile(pytest.File):
                 yield ConfigItem.from_parent(self, name="resdsl-config", problem=str(exc), pyproject=found)
             return
         for i, job in enumerate(j for j in jobs if Path(j.spec).resolve() == self.path.resolve()):
-            yield VerifyItem.from_parent(self, name=f"verify[{job.space.describe()}]" if i == 0 else
-                                         f"verify{i + 1}[{job.space.describe()}]", job=job)
+            yield VerifyItem.from_parent(
+                self,
+                name=f"verify[{job.space.describe()}]" if i == 0 else f"verify{i + 1}[{job.space.describe()}]",
+                job=job,
+            )
 
 
 def _not_run(path: Path, exc: Exception) -> SpecFailure:
@@ -83,6 +91,7 @@ class CheckItem(pytest.Item):
             raise _not_run(self.path, exc) from None
         except SpecError as exc:
             from .cli import _is_library
+
             if _is_library(exc):
                 return  # a file of blocks: parsed and its `use`s found, nothing to check
             raise SpecFailure(exc.render()) from None
@@ -106,23 +115,30 @@ class VerifyItem(CheckItem):
         self.job = job
 
     def runtest(self) -> None:
+        from .errors import SpecError, UsageError
         from .verify import verify
         from .verify_cli import summary_line
 
-        from .errors import SpecError, UsageError
-
         job = self.job
         try:
-            report = verify(str(self.path), job.space, examples=job.examples, runtime=job.runtime, seed=job.seed,
-                            network=job.network)
+            report = verify(
+                str(self.path),
+                job.space,
+                examples=job.examples,
+                runtime=job.runtime,
+                seed=job.seed,
+                network=job.network,
+            )
         except SpecError as exc:
             raise SpecFailure(exc.render()) from None
         except (UsageError, OSError) as exc:
             raise _not_run(self.path, exc) from None
         if not report.ok:
-            parts = [f"{f.text}\n  = minimal failing configuration: "
-                     f"{', '.join(f'{k}={v}' for k, v in f.config.items())}\n  = reproduce: {f.reproduce}"
-                     for f in report.failures]
+            parts = [
+                f"{f.text}\n  = minimal failing configuration: "
+                f"{', '.join(f'{k}={v}' for k, v in f.config.items())}\n  = reproduce: {f.reproduce}"
+                for f in report.failures
+            ]
             raise SpecFailure("\n\n".join(parts + [summary_line(report)]))
 
     def reportinfo(self):

@@ -30,10 +30,10 @@ if TYPE_CHECKING:
 class Event:
     """One thing a body made, in order: an op or merge (`node`), or a nested block call (`block`)."""
 
-    name: str                           # the node's name, or the block instance's path
-    span: Span                          # where the spec writes it (an op's call, a merge's construct, a call)
+    name: str  # the node's name, or the block instance's path
+    span: Span  # where the spec writes it (an op's call, a merge's construct, a call)
     node: Node | None = None
-    block: "BlockRecord | None" = None
+    block: BlockRecord | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,9 +42,9 @@ class BlockRecord:
 
     instance: BlockInstance
     events: tuple[Event, ...]
-    in_shape: Shape | None              # what it reads (None: it made nothing)
+    in_shape: Shape | None  # what it reads (None: it made nothing)
     out_shape: Shape | None
-    output: str | None                  # the node whose tensor it gives (None: it is the identity)
+    output: str | None  # the node whose tensor it gives (None: it is the identity)
     params: int
     macs: int
 
@@ -59,7 +59,7 @@ class PartRecord:
 
     name: str
     nodes: tuple[str, ...]
-    blocks: tuple[BlockRecord, ...]     # the block calls made directly in it (a stage's repetitions)
+    blocks: tuple[BlockRecord, ...]  # the block calls made directly in it (a stage's repetitions)
     params: int
     macs: int
     output_shape: Shape | None
@@ -67,9 +67,9 @@ class PartRecord:
 
 @dataclass(frozen=True, eq=False)
 class Record:
-    network: "Network" = field(repr=False)
-    events: tuple[Event, ...]           # what the network's own body made
-    blocks: dict[str, BlockRecord]      # every block instance by path, in program order
+    network: Network = field(repr=False)
+    events: tuple[Event, ...]  # what the network's own body made
+    blocks: dict[str, BlockRecord]  # every block instance by path, in program order
     parts: tuple[PartRecord, ...]
     shortcuts: dict[str, tuple[str, ...]]  # inserted shortcut (`layer2.0.downsample`) -> its op nodes
 
@@ -78,7 +78,7 @@ class Record:
         return [b for b in self.blocks.values() if b.instance.template is template]
 
 
-def build_record(net: "Network") -> Record:
+def build_record(net: Network) -> Record:
     ops = net.ops
     children: dict[str | None, list[tuple[float, int, Event]]] = {}
     subtree: dict[str, list[str]] = {i.path: [] for i in net.instances}
@@ -109,9 +109,15 @@ def build_record(net: "Network") -> Record:
         instance = pending[path]
         nodes = subtree[path]
         first, last = (ops.nodes[nodes[0]], ops.nodes[nodes[-1]]) if nodes else (None, None)
-        record = BlockRecord(instance, events_of(path), first.in_shape if first else None,
-                             last.shape if last else None, nodes[-1] if nodes else None,
-                             sum(ops.nodes[n].params for n in nodes), sum(ops.nodes[n].macs for n in nodes))
+        record = BlockRecord(
+            instance,
+            events_of(path),
+            first.in_shape if first else None,
+            last.shape if last else None,
+            nodes[-1] if nodes else None,
+            sum(ops.nodes[n].params for n in nodes),
+            sum(ops.nodes[n].macs for n in nodes),
+        )
         blocks[path] = record
         return record
 
@@ -129,7 +135,10 @@ def build_record(net: "Network") -> Record:
     parts = []
     for cost in net.parts:
         nodes = tuple(n for n, node in ops.nodes.items() if node.part == cost.name)
-        direct = tuple(b for b in blocks.values() if b.instance.parent is None
-                       and b.output is not None and ops.nodes[b.output].part == cost.name)
+        direct = tuple(
+            b
+            for b in blocks.values()
+            if b.instance.parent is None and b.output is not None and ops.nodes[b.output].part == cost.name
+        )
         parts.append(PartRecord(cost.name, nodes, direct, cost.params, cost.macs, cost.output_shape))
     return Record(net, top, blocks, tuple(parts), {k: tuple(v) for k, v in shortcuts.items()})

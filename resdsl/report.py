@@ -5,15 +5,18 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from .network import Network
 from .graph import show_shape
+from .network import Network
 from .units import format_count
 
 
 def heading(net: Network) -> list[str]:
     """The summary's first line, as phrases: the line `resdsl check` prints, without `ok`."""
-    return [f"{net.name}: {show_shape(net.input_shape)} -> {show_shape(net.output_shape)}",
-            f"{net.params:,} params", f"{net.macs:,} MACs ({format_count(net.macs)})"]
+    return [
+        f"{net.name}: {show_shape(net.input_shape)} -> {show_shape(net.output_shape)}",
+        f"{net.params:,} params",
+        f"{net.macs:,} MACs ({format_count(net.macs)})",
+    ]
 
 
 def wrap_phrases(phrases: list[str], width: int) -> list[str]:
@@ -58,8 +61,7 @@ def print_summary(net: Network, console: Console | None = None) -> None:
         for column in ("at", "kind", "shortcut", "params", "MACs"):
             inserted.add_column(column, justify="right" if column in ("params", "MACs") else "left")
         for p in projections:
-            inserted.add_row(p["merge"], p["kind"], f"{p['from']} -> {p['to']}", f"{p['params']:,}",
-                             f"{p['macs']:,}")
+            inserted.add_row(p["merge"], p["kind"], f"{p['from']} -> {p['to']}", f"{p['params']:,}", f"{p['macs']:,}")
         console.print(inserted)
     else:
         console.print("no shortcuts inserted")

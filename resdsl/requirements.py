@@ -14,8 +14,8 @@ cause further in (an index out of range, a channel count of zero).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Iterator, Mapping
 
 from . import syntax as ast
 from .errors import EvalError, Span
@@ -27,7 +27,7 @@ class Unmet:
     """A requirement that does not hold, and where to point."""
 
     requirement: ast.Require
-    span: Span          # the argument (or default, or call) that gave the offending value
+    span: Span  # the argument (or default, or call) that gave the offending value
     message: str
     notes: tuple[str, ...]
 
@@ -56,9 +56,16 @@ def names_in(expr: ast.Expr) -> Iterator[str]:
         yield from names_in(expr.index)
 
 
-def unmet(template: ast.Template, env: Mapping[str, Value], symbols, given: Mapping[str, Span],
-          defaults: Mapping[str, ast.Expr | None], call_span: Span, sources: Mapping[str, str],
-          complete: bool = True) -> tuple[list[Unmet], list[EvalError]]:
+def unmet(
+    template: ast.Template,
+    env: Mapping[str, Value],
+    symbols,
+    given: Mapping[str, Span],
+    defaults: Mapping[str, ast.Expr | None],
+    call_span: Span,
+    sources: Mapping[str, str],
+    complete: bool = True,
+) -> tuple[list[Unmet], list[EvalError]]:
     """The requirements of `template` that `env` breaks, and errors evaluating them.
 
     `given` holds the span of each argument passed at the call; a value that came from an
@@ -81,8 +88,14 @@ def unmet(template: ast.Template, env: Mapping[str, Value], symbols, given: Mapp
             continue
         span = next((given[n] for n in read if n in given), None)
         if span is None:  # a default written at an alias (`resnet(depth = 42)`) is where the value came from
-            span = next((defaults[n].span for n in read if defaults.get(n) is not None
-                         and defaults[n].span.path != template.span.path), call_span)
+            span = next(
+                (
+                    defaults[n].span
+                    for n in read
+                    if defaults.get(n) is not None and defaults[n].span.path != template.span.path
+                ),
+                call_span,
+            )
         condition = _text(req.test.span, sources) or "the condition"
         values = ", ".join(f"{n} = {show(env[n])}" for n in read if n in env)
         notes = (f"`{template.name}` requires `{condition}` ({req.span})",) + ((f"here {values}",) if values else ())
@@ -99,4 +112,4 @@ def _text(span: Span, sources: Mapping[str, str]) -> str | None:
     lines = text.split("\n")
     if not 1 <= span.line <= len(lines):
         return None
-    return lines[span.line - 1][span.column - 1:span.end_column - 1] or None
+    return lines[span.line - 1][span.column - 1 : span.end_column - 1] or None

@@ -15,7 +15,8 @@ from __future__ import annotations
 import keyword
 
 # Public attributes of torch.nn.Module and torch.fx.GraphModule (torch 2.14), and of resdsl's containers.
-TORCH_ATTRIBUTES = frozenset("""
+TORCH_ATTRIBUTES = frozenset(
+    """
 T_destination add_module add_submodule apply bfloat16 buffers call_super_init children code compile cpu
 cuda delete_all_unused_submodules delete_submodule double dump_patches eval extra_repr float forward
 get_buffer get_extra_state get_parameter get_submodule graph half ipu load_state_dict meta modules mtia
@@ -26,7 +27,8 @@ register_load_state_dict_pre_hook register_module register_parameter register_st
 register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule shape_env share_memory
 state_dict to to_empty to_folder train training type xpu zero_grad
 description refusal
-""".split())
+""".split()
+)
 
 # Python keywords cannot be attribute names in source (`self.class`); `self` would shadow the method's
 # own parameter in the ejected code.

@@ -32,7 +32,7 @@ class Context:
     block_type: str | None = None
     section: str | None = None
     env_key: object = None  # a hashable stand-in for `env`, for memoising ops
-    norm: str = "bn"        # what `bn` builds here: the kind a `norm` statement chose
+    norm: str = "bn"  # what `bn` builds here: the kind a `norm` statement chose
     norm_span: Span | None = None  # that statement, for messages
     # `defaults NAME(...)` statements in force: the keyword arguments (value, span) each later call of
     # NAME in this template's body gets unless it gives them itself
@@ -73,15 +73,21 @@ class Scope:
         """
         if label is not None:
             container = label.partition(".")[0] if "." in label else None
-            clash = label in self.taken or label in self.containers or (
-                container is not None and container in self.taken and container not in self.groups)
+            clash = (
+                label in self.taken
+                or label in self.containers
+                or (container is not None and container in self.taken and container not in self.groups)
+            )
             if not clash:
                 self.taken[label] = span
                 if container is not None:
                     self.containers.setdefault(container, span)
                 return self.prefix + label
-            first = self.taken.get(label) or self.containers.get(label) or (
-                self.taken.get(container) if container is not None else None)
+            first = (
+                self.taken.get(label)
+                or self.containers.get(label)
+                or (self.taken.get(container) if container is not None else None)
+            )
             self.duplicates.append((label, span, first))
             kind = container or label
         while True:
@@ -116,16 +122,17 @@ class Walk:
     `element`, `name`, `policy`), declared below as what every part may call.
     """
 
-    library: Any                      # library.Library: the definitions in scope
+    library: Any  # library.Library: the definitions in scope
     reporter: Reporter
     graph: OpGraph
-    symbols: frozenset[str]           # the names that are blocks
-    seq: int                          # execution order of the next node
-    work: int                         # ops and block instances made, against MAX_WORK
+    symbols: frozenset[str]  # the names that are blocks
+    seq: int  # execution order of the next node
+    work: int  # ops and block instances made, against MAX_WORK
 
     # ---- shared helpers --------------------------------------------------------------------
-    def error(self, ctx: Context, code: str, message: str, span: Span, help: str | None = None,
-              notes: tuple[str, ...] = ()) -> None:
+    def error(
+        self, ctx: Context, code: str, message: str, span: Span, help: str | None = None, notes: tuple[str, ...] = ()
+    ) -> None:
         self.reporter.error(code, message, span, help=help, notes=notes, trace=ctx.trace)
 
     def fail(self, ctx: Context, exc: EvalError) -> None:
@@ -145,8 +152,20 @@ class Walk:
         # The part (a summary row, a `--freeze` unit) is where the spec puts the op: its `stem` or `head`
         # section, else its top-level module (a stage `layer2`, a block call `trans1`, a group, an op).
         part = ctx.section or node.partition(".")[0]
-        self.graph.add_node(node, Node(kind, span, trace=ctx.trace, stage=ctx.stage, block=ctx.block,
-                                       block_type=ctx.block_type, part=part, seq=self.seq, **fields))
+        self.graph.add_node(
+            node,
+            Node(
+                kind,
+                span,
+                trace=ctx.trace,
+                stage=ctx.stage,
+                block=ctx.block,
+                block_type=ctx.block_type,
+                part=part,
+                seq=self.seq,
+                **fields,
+            ),
+        )
         if source is not None:
             self.graph.add_edge(source, node, Role.MAIN)
         return node
@@ -159,8 +178,17 @@ class Walk:
     def body(self, body: ast.Body, current: str, scope: Scope, ctx: Context, top: bool = False) -> str:
         raise NotImplementedError  # pragma: no cover - elaborate._Elaborator
 
-    def name(self, scope: Scope, ctx: Context, label: str | None, kind: str, span: Span, module: bool = True,
-             label_span: Span | None = None, what: str = "label") -> str:
+    def name(
+        self,
+        scope: Scope,
+        ctx: Context,
+        label: str | None,
+        kind: str,
+        span: Span,
+        module: bool = True,
+        label_span: Span | None = None,
+        what: str = "label",
+    ) -> str:
         raise NotImplementedError  # pragma: no cover - elaborate._Elaborator
 
     def policy(self, expr: ast.Expr, ctx: Context) -> str:

@@ -19,8 +19,6 @@ from .ops import ALL
 from .ops.base import Shape, feature_map
 from .values import Value
 
-
-
 MAX_DIM = 2**31 - 1  # the largest size an `input` statement may give
 
 
@@ -32,8 +30,9 @@ def check_input_shape(shape: object) -> Shape:
     if not isinstance(shape, (tuple, list)):
         raise ValueError(f"input_shape must be a tuple such as (3, 224, 224) or (64,), not {type(shape).__name__}")
     if len(shape) not in (1, 3):
-        raise ValueError(f"input_shape must be C×H×W (3 sizes) or a vector width (1 size), not {len(shape)} "
-                         f"sizes: {tuple(shape)!r}")
+        raise ValueError(
+            f"input_shape must be C×H×W (3 sizes) or a vector width (1 size), not {len(shape)} sizes: {tuple(shape)!r}"
+        )
     for dim in shape:
         if isinstance(dim, bool) or not isinstance(dim, int) and not (hasattr(dim, "__index__")):
             raise ValueError(f"input_shape sizes must be whole numbers, not {dim!r}")
@@ -56,6 +55,7 @@ def branch_merge_shape(kind: str, attrs: dict[str, Value], branches: list[Shape]
 
 
 # ---- the shortcut rule -------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class ShortcutPlan:
@@ -85,20 +85,28 @@ def plan_shortcut(policy: str, x: Shape, y: Shape, stride: int = 1) -> ShortcutP
     if policy == "none":
         return ShortcutPlan("none")
     if len(x) != len(y):
-        raise ShapeError("E0401", f"residual add of a {show_shape(y)} main path and a {show_shape(x)} shortcut",
-                         help="a residual block cannot turn a feature map into a vector")
+        raise ShapeError(
+            "E0401",
+            f"residual add of a {show_shape(y)} main path and a {show_shape(x)} shortcut",
+            help="a residual block cannot turn a feature map into a vector",
+        )
     _check_stride(x, y, stride)
     if stride == 1 and x[0] == y[0] and policy != "C":
         return ShortcutPlan("identity")
     if policy == "identity":
-        raise ShapeError("E0401", f"residual add of a {show_shape(y)} main path and a {show_shape(x)} "
-                         "shortcut under `shortcut identity`",
-                         help="use `shortcut B` to insert a 1×1 projection, or `shortcut A` to zero-pad")
+        raise ShapeError(
+            "E0401",
+            f"residual add of a {show_shape(y)} main path and a {show_shape(x)} shortcut under `shortcut identity`",
+            help="use `shortcut B` to insert a 1×1 projection, or `shortcut A` to zero-pad",
+        )
     if policy == "A":
         if y[0] < x[0]:
-            raise ShapeError("E0401", f"option A cannot shrink channels: the shortcut carries {show_shape(x)} "
-                             f"but the main path gives {show_shape(y)}",
-                             help="zero-padding only adds channels; use `shortcut B` to project")
+            raise ShapeError(
+                "E0401",
+                f"option A cannot shrink channels: the shortcut carries {show_shape(x)} "
+                f"but the main path gives {show_shape(y)}",
+                help="zero-padding only adds channels; use `shortcut B` to project",
+            )
         return ShortcutPlan("zeropad", stride)
     return ShortcutPlan({"B": "projection", "C": "projection", "D": "avgproj"}[policy], stride)
 
@@ -108,9 +116,12 @@ def tap_plan(plan: ShortcutPlan, x: Shape, y: Shape, stride: int) -> ShortcutPla
     x is that point's shape and stride the main path's stride from there to the merge."""
     _check_stride(x, y, stride)
     if plan.kind == "zeropad" and y[0] < x[0]:
-        raise ShapeError("E0401", f"option A cannot shrink channels: the shortcut carries {show_shape(x)} "
-                         f"but the main path gives {show_shape(y)}",
-                         help="zero-padding only adds channels; use `shortcut B` to project")
+        raise ShapeError(
+            "E0401",
+            f"option A cannot shrink channels: the shortcut carries {show_shape(x)} "
+            f"but the main path gives {show_shape(y)}",
+            help="zero-padding only adds channels; use `shortcut B` to project",
+        )
     return ShortcutPlan(plan.kind, stride)
 
 
@@ -120,10 +131,12 @@ def _check_stride(x: Shape, y: Shape, stride: int) -> None:
         return
     (_, h, w), (_, oh, ow) = x, y
     if -(-h // stride) != oh or -(-w // stride) != ow:
-        raise ShapeError("E0407", f"the main path turns {h}x{w} into {oh}x{ow} with stride {stride}, but a "
-                         f"stride-{stride} shortcut gives {-(-h // stride)}x{-(-w // stride)}",
-                         help="pad the main path's convs (`p` defaults to k//2) so that only strides "
-                              "change H and W")
+        raise ShapeError(
+            "E0407",
+            f"the main path turns {h}x{w} into {oh}x{ow} with stride {stride}, but a "
+            f"stride-{stride} shortcut gives {-(-h // stride)}x{-(-w // stride)}",
+            help="pad the main path's convs (`p` defaults to k//2) so that only strides change H and W",
+        )
 
 
 def main_path_stride(kind: str, attrs: dict[str, Value], shape: Shape | None) -> int:
@@ -133,6 +146,7 @@ def main_path_stride(kind: str, attrs: dict[str, Value], shape: Shape | None) ->
 
 
 # ---- the graph pass ---------------------------------------------------------------
+
 
 def infer_graph(graph: OpGraph, reporter) -> None:
     """Give every node `in_shape` and `shape`; apply each merge's shortcut plan.
@@ -178,11 +192,14 @@ def infer_graph(graph: OpGraph, reporter) -> None:
                     continue
                 if data.written:  # the block wrote its shortcut: no plan, the shapes must agree
                     if x != main:
-                        raise ShapeError("E0401", f"residual add of a {show_shape(main)} main path and a "
-                                         f"{show_shape(x)} shortcut: the shortcut the block writes must give "
-                                         "the main path's shape",
-                                         help="add ops to the `shortcut { ... }` body (e.g. a strided 1×1 "
-                                              "conv), or leave the body out to let the policy insert them")
+                        raise ShapeError(
+                            "E0401",
+                            f"residual add of a {show_shape(main)} main path and a "
+                            f"{show_shape(x)} shortcut: the shortcut the block writes must give "
+                            "the main path's shape",
+                            help="add ops to the `shortcut { ... }` body (e.g. a strided 1×1 "
+                            "conv), or leave the body out to let the policy insert them",
+                        )
                     data.shape = main  # `shortcut` ("written" or "identity") was set by the elaborator
                     continue
                 plan = plan_shortcut(data.policy, x, main, _stride_between(graph, inputs.main, inputs.shortcut))
@@ -193,15 +210,20 @@ def infer_graph(graph: OpGraph, reporter) -> None:
                     if source != inputs.shortcut:  # ResNet v2: project the pre-activated tensor instead
                         x = nodes[source].shape
                         plan = tap_plan(plan, x, main, _stride_between(graph, inputs.main, source))
-                    _insert_shortcut(graph, node, inputs.shortcut, source, plan, x, main,
-                                     norm=data.project_norm)
+                    _insert_shortcut(graph, node, inputs.shortcut, source, plan, x, main, norm=data.project_norm)
                     inserted = True
             else:
                 data.shape = infer(kind, data.attrs, main)
         except ShapeError as exc:
             detail = f"input {show_shape(main)}" if not data.is_merge else None
-            reporter.error(exc.code, exc.message, data.span, help=exc.help, trace=data.trace,
-                           notes=((detail,) if detail else ()) + exc.notes)
+            reporter.error(
+                exc.code,
+                exc.message,
+                data.span,
+                help=exc.help,
+                trace=data.trace,
+                notes=((detail,) if detail else ()) + exc.notes,
+            )
     for u, _, edge in graph.edges():  # edges carry the tensor's shape
         edge["shape"] = nodes[u].shape
     if inserted:  # put each inserted shortcut just before its merge
@@ -225,10 +247,16 @@ def _with_causes(exc: ShapeError, graph: OpGraph, branches: tuple[str, ...], sha
             even_kernel = data.attrs.get("stride", 1) == 1 and isinstance(kernel, int) and kernel % 2 == 0
             even = even or even_kernel
             why = f"its even kernel {kernel}" if even_kernel else f"stride {data.attrs.get('stride', '?')}"
-            notes.append(f"branch {index}: `{data.kind}` at line {data.span.line} makes "
-                         f"{show_shape(data.in_shape[1:])} into {show_shape(data.shape[1:])} ({why})")
-    help = ("an even kernel with the same-padding rule gives one more row and column than its input: use an "
-            "odd kernel, or give `p` explicitly" if even else "give every branch the same stride")
+            notes.append(
+                f"branch {index}: `{data.kind}` at line {data.span.line} makes "
+                f"{show_shape(data.in_shape[1:])} into {show_shape(data.shape[1:])} ({why})"
+            )
+    help = (
+        "an even kernel with the same-padding rule gives one more row and column than its input: use an "
+        "odd kernel, or give `p` explicitly"
+        if even
+        else "give every branch the same stride"
+    )
     return ShapeError(exc.code, exc.message, help=help, notes=tuple(notes))
 
 
@@ -251,8 +279,9 @@ def _stride_between(graph: OpGraph, main: str, source: str) -> int:
     return stride
 
 
-def _insert_shortcut(graph: OpGraph, merge: str, raw: str, source: str, plan: ShortcutPlan, x: Shape, y: Shape,
-                     norm: bool = True) -> None:
+def _insert_shortcut(
+    graph: OpGraph, merge: str, raw: str, source: str, plan: ShortcutPlan, x: Shape, y: Shape, norm: bool = True
+) -> None:
     """Replace the edge raw -> merge by the planned shortcut ops from `source` (the raw input, or the
     tap a block chose), named like torchvision's `downsample`; `norm=False` leaves out the BN."""
     m = graph.nodes[merge]
@@ -265,13 +294,20 @@ def _insert_shortcut(graph: OpGraph, merge: str, raw: str, source: str, plan: Sh
         # timm's downsample_conv: the kernel (SENet-154's 3×3) only where it strides, padded as get_padding
         kernel = m.project_kernel if stride > 1 else 1
         padding = (stride - 1 + kernel - 1) // 2 if kernel > 1 else 0  # 1×1: torchvision's, at any stride
-        project = ("conv", ALL["conv"].make(out=y[0], kernel=kernel, padding=padding, stride=stride)) \
-            if feature_map else ("fc", ALL["fc"].make(out=y[0], bias=False))
+        project = (
+            ("conv", ALL["conv"].make(out=y[0], kernel=kernel, padding=padding, stride=stride))
+            if feature_map
+            else ("fc", ALL["fc"].make(out=y[0], bias=False))
+        )
         ops = [project, (m.norm, ALL[m.norm].make())] if norm else [project]
         if plan.kind == "avgproj":
             # ResNet-D: the pool sits in slot 0 even when the stride is 1 (an identity), as in timm.
-            pool = ("avgpool", ALL["avgpool"].make(kernel=plan.stride, stride=plan.stride, padding=0, ceil=True,
-                                                   count_include_pad=False))
+            pool = (
+                "avgpool",
+                ALL["avgpool"].make(
+                    kernel=plan.stride, stride=plan.stride, padding=0, ceil=True, count_include_pad=False
+                ),
+            )
             ops = [pool] + ops if plan.stride > 1 else ops
             start = 0 if plan.stride > 1 else 1
         else:
@@ -281,9 +317,24 @@ def _insert_shortcut(graph: OpGraph, merge: str, raw: str, source: str, plan: Sh
     previous, shape = source, x
     for i, (node, kind, attrs) in enumerate(ops):
         out = infer(kind, attrs, shape)
-        graph.add_node(node, Node(kind, m.span, attrs, m.trace, m.stage, m.block, m.block_type, m.part,
-                                  inserted=True, merge=merge, seq=m.seq - 1 + (i + 1) / (len(ops) + 1),
-                                  in_shape=shape, shape=out))
+        graph.add_node(
+            node,
+            Node(
+                kind,
+                m.span,
+                attrs,
+                m.trace,
+                m.stage,
+                m.block,
+                m.block_type,
+                m.part,
+                inserted=True,
+                merge=merge,
+                seq=m.seq - 1 + (i + 1) / (len(ops) + 1),
+                in_shape=shape,
+                shape=out,
+            ),
+        )
         graph.add_edge(previous, node, Role.MAIN)
         previous, shape = node, out
     if shape != y:  # pragma: no cover - plan_shortcut chose the stride so that this holds

@@ -21,6 +21,7 @@ MAX_SPACE = 10**12  # a product of dimensions beyond this is refused: it is a ty
 
 # ---- the space ---------------------------------------------------------------------------------
 
+
 class _Lazy(Sequence):
     """A sequence whose items are worked out one at a time (`at`, for 0 <= index < len), never listed."""
 
@@ -105,7 +106,7 @@ class Dimension:
     """One axis of the space: a network parameter, or `input` (the input's (H, W))."""
 
     name: str
-    values: Sequence[Any]   # parameter values as --set text, or (H, W) pairs for `input`; lazy (Values, Sizes)
+    values: Sequence[Any]  # parameter values as --set text, or (H, W) pairs for `input`; lazy (Values, Sizes)
 
     def show(self, value: Any) -> str:
         return f"{value[0]}x{value[1]}" if self.name == "input" else str(value)
@@ -135,8 +136,10 @@ MAX_DIGITS = 15  # a range bound or step of more digits is refused before int() 
 def bound(text: str, what: str, whole: str) -> int:
     """One integer of a range, its digits counted before int() reads it (int() refuses more than 4,300)."""
     if len(text.lstrip("-")) > MAX_DIGITS:
-        raise UsageError(f"{what}: {text[:20]}{'…' if len(text) > 20 else ''} in {_short(whole)} has "
-                         f"{len(text.lstrip('-')):,} digits; range bounds and steps have at most {MAX_DIGITS}")
+        raise UsageError(
+            f"{what}: {text[:20]}{'…' if len(text) > 20 else ''} in {_short(whole)} has "
+            f"{len(text.lstrip('-')):,} digits; range bounds and steps have at most {MAX_DIGITS}"
+        )
     return int(text)
 
 
@@ -168,8 +171,10 @@ def parse_vary(text: str) -> Dimension:
     if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or not values.strip():
         raise UsageError(f"--vary: expected NAME=VALUES (e.g. depth=18,34,50 or width=16..128:8), not {_short(text)}")
     if name == "input":
-        raise UsageError(f"--vary {name}: `input` is not a network parameter; vary the input size with "
-                         "--input-range LO..HI (e.g. --input-range 32..256)")
+        raise UsageError(
+            f"--vary {name}: `input` is not a network parameter; vary the input size with "
+            "--input-range LO..HI (e.g. --input-range 32..256)"
+        )
     parts: list[range | tuple[str, ...]] = []
     listed: list[str] = []
     for part in _split_top(values):

@@ -12,8 +12,8 @@ from typing import Union
 
 from .errors import Span
 
-
 # ---- expressions -----------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Number:
@@ -35,37 +35,37 @@ class Name:
 
 @dataclass(frozen=True, slots=True)
 class ListExpr:
-    items: tuple["Expr", ...]
+    items: tuple[Expr, ...]
     span: Span
 
 
 @dataclass(frozen=True, slots=True)
 class Unary:
     op: str  # "-" or "not"
-    operand: "Expr"
+    operand: Expr
     span: Span
 
 
 @dataclass(frozen=True, slots=True)
 class Binary:
     op: str  # + - * / // % == != < <= > >= and or
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
     span: Span
 
 
 @dataclass(frozen=True, slots=True)
 class Ternary:
-    then: "Expr"
-    test: "Expr"
-    orelse: "Expr"
+    then: Expr
+    test: Expr
+    orelse: Expr
     span: Span
 
 
 @dataclass(frozen=True, slots=True)
 class Index:
-    base: "Expr"
-    index: "Expr"
+    base: Expr
+    index: Expr
     span: Span
 
 
@@ -73,6 +73,7 @@ Expr = Union[Number, Boolean, Name, ListExpr, Unary, Binary, Ternary, Index]
 
 
 # ---- statements ------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Arg:
@@ -113,7 +114,7 @@ class Call:
 
 @dataclass(frozen=True, slots=True)
 class Body:
-    statements: tuple["Statement", ...]
+    statements: tuple[Statement, ...]
     span: Span
 
 
@@ -125,7 +126,7 @@ class Group:
     name: str
     body: Body
     span: Span
-    index: "Expr | None" = None
+    index: Expr | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +156,7 @@ class Residual:
 class Cond:
     test: Expr
     then: Body
-    orelse: Union[Body, "Cond", None]
+    orelse: Body | Cond | None
     span: Span
 
 
@@ -185,7 +186,7 @@ class Link:
     span: Span
     # The label's dotted parts with their indices: `stages[0].blocks` is (("stages", 0), ("blocks", None));
     # `label` is the parts joined by dots, for a label without indices.
-    label_parts: tuple[tuple[str, "Expr | None"], ...] = ()
+    label_parts: tuple[tuple[str, Expr | None], ...] = ()
 
     @property
     def indexed(self) -> bool:
@@ -258,6 +259,7 @@ Statement = Union[Chain, Input, Shortcut, Norm, Defaults, Require]
 
 
 # ---- top level -------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Use:

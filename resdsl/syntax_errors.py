@@ -13,10 +13,21 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from .errors import Diagnostic, Span
 
 _FRIENDLY = {
-    "NAME": "a name", "INT": "a number", "FLOAT": "a number", "STRING": "a quoted path",
-    "SHAPE": "a shape like 3x224x224", "SHORT": "an option like k3 or s2", "REPEAT": "a repeat like x3",
-    "_NL": "end of line", "$END": "end of file", "SECTION": "`stem` or `head`", "CALL_OPEN": "`(`",
-    "COMPARE": "a comparison", "MUL_OP": "`*` or `/`", "PLUS": "`+`", "MINUS": "`-`",
+    "NAME": "a name",
+    "INT": "a number",
+    "FLOAT": "a number",
+    "STRING": "a quoted path",
+    "SHAPE": "a shape like 3x224x224",
+    "SHORT": "an option like k3 or s2",
+    "REPEAT": "a repeat like x3",
+    "_NL": "end of line",
+    "$END": "end of file",
+    "SECTION": "`stem` or `head`",
+    "CALL_OPEN": "`(`",
+    "COMPARE": "a comparison",
+    "MUL_OP": "`*` or `/`",
+    "PLUS": "`+`",
+    "MINUS": "`-`",
 }
 
 
@@ -41,23 +52,40 @@ def syntax_diagnostic(exc: UnexpectedInput, text: str, path: str, parser: Lark) 
     if isinstance(exc, UnexpectedCharacters):
         ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
         shown = repr(ch)[1:-1] if not ch.isprintable() else ch
-        return Diagnostic("E0102", f"unexpected character `{shown}`", Span.point(path, exc.line, exc.column),
-                          notes=(f"expected {_expected(exc.allowed, parser)}",) if exc.allowed else (),
-                          help=_hint_for_character(ch))
+        return Diagnostic(
+            "E0102",
+            f"unexpected character `{shown}`",
+            Span.point(path, exc.line, exc.column),
+            notes=(f"expected {_expected(exc.allowed, parser)}",) if exc.allowed else (),
+            help=_hint_for_character(ch),
+        )
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
         lines = text.split("\n")
         line = len(lines)
         span = Span.point(path, line, len(lines[-1]) + 1)
-        return Diagnostic("E0104", "unexpected end of file", span,
-                          notes=(f"expected {_expected(exc.expected, parser)}",),
-                          help="a `{` is probably not closed" if text.count("{") > text.count("}") else None)
+        return Diagnostic(
+            "E0104",
+            "unexpected end of file",
+            span,
+            notes=(f"expected {_expected(exc.expected, parser)}",),
+            help="a `{` is probably not closed" if text.count("{") > text.count("}") else None,
+        )
     assert isinstance(exc, UnexpectedToken)
     tok = exc.token
-    span = Span(path, tok.line, tok.column, tok.end_line, tok.end_column) if tok.line is not None else Span.point(path, 1, 1)
+    span = (
+        Span(path, tok.line, tok.column, tok.end_line, tok.end_column)
+        if tok.line is not None
+        else Span.point(path, 1, 1)
+    )
     shown = tok.value if len(tok.value) <= 40 else tok.value[:40] + "…"
     what = "end of line" if tok.type == "_NL" else f"`{shown}`"
-    return Diagnostic("E0103", f"unexpected {what}", span,
-                      notes=(f"expected {_expected(exc.expected, parser)}",), help=_hint_for_token(exc, tok, parser))
+    return Diagnostic(
+        "E0103",
+        f"unexpected {what}",
+        span,
+        notes=(f"expected {_expected(exc.expected, parser)}",),
+        help=_hint_for_token(exc, tok, parser),
+    )
 
 
 def _hint_for_character(ch: str) -> str | None:
@@ -80,16 +108,23 @@ _BODY_MISTAKES: dict[str, list[str]] = {
 _TOP_MISTAKES: dict[str, list[str]] = {
     "a parameter needs a value after `=`": ["block b(w =) {\n}", "network n(w = ) {\n}"],
     "a block needs a parameter list, even an empty one: `block name() { ... }`": ["block b {\n}"],
-    "ops belong inside `network name { ... }` or `block name() { ... }`": ["fc 8\n", "input 3x8x8\n",
-                                                                          "conv 8 k3 -> relu\n"],
+    "ops belong inside `network name { ... }` or `block name() { ... }`": [
+        "fc 8\n",
+        "input 3x8x8\n",
+        "conv 8 k3 -> relu\n",
+    ],
 }
 
 
 def _mistakes() -> dict[str, list[str]]:
     examples = {label: list(texts) for label, texts in _TOP_MISTAKES.items()}
     for label, snippets in _BODY_MISTAKES.items():
-        examples[label] = [head + " {\n" + "fc 8\n" * k + snippet for snippet in snippets
-                           for head in ("network n", "block b()") for k in range(3)]
+        examples[label] = [
+            head + " {\n" + "fc 8\n" * k + snippet
+            for snippet in snippets
+            for head in ("network n", "block b()")
+            for k in range(3)
+        ]
     return examples
 
 
@@ -99,11 +134,17 @@ _SHORTHANDS = {"k": "kernel", "s": "stride", "p": "padding", "d": "dilation", "g
 def _hint_for_token(exc: UnexpectedToken, tok: Token, parser: Lark) -> str | None:
     if tok.type == "SHORT":  # `-> s1`, or `s2` on a line of its own: the shorthand out of place
         option, value = _SHORTHANDS[tok.value[0]], tok.value[1:]
-        return (f"`{tok.value}` is the shorthand for `{option}={value}`: it follows an op's arguments on the "
-                f"same line, as in `conv 64 k3 {tok.value}`, or a stage's repeat, as in `basic(64) x2 {tok.value}`")
+        return (
+            f"`{tok.value}` is the shorthand for `{option}={value}`: it follows an op's arguments on the "
+            f"same line, as in `conv 64 k3 {tok.value}`, or a stage's repeat, as in `basic(64) x2 {tok.value}`"
+        )
     try:
-        label = exc.match_examples(lambda text: parser.parse(text, start="start"), _mistakes(),
-                                   token_type_match_fallback=True, use_accepts=True)
+        label = exc.match_examples(
+            lambda text: parser.parse(text, start="start"),
+            _mistakes(),
+            token_type_match_fallback=True,
+            use_accepts=True,
+        )
     except Exception:  # pragma: no cover - a hint is a nicety; never let it mask the error
         label = None
     if label:

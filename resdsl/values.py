@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Union
+from typing import Union
 
 from . import syntax as ast
 from .errors import EvalError, Span  # noqa: F401 - EvalError: raised here, imported from here by older code
@@ -83,9 +84,13 @@ def evaluate(expr: ast.Expr, env: Mapping[str, Value], symbols: frozenset[str] |
             return env[expr.id]
         if expr.id in POLICIES or expr.id in NORMS or expr.id in BRANCH_MERGES or expr.id in symbols:
             return Symbol(expr.id)
-        raise EvalError("E0201", f"unknown name `{expr.id}`", expr.span,
-                        help=suggest(expr.id, list(env) + list(symbols)) or
-                        (f"parameters in scope: {', '.join(sorted(env))}" if env else None))
+        raise EvalError(
+            "E0201",
+            f"unknown name `{expr.id}`",
+            expr.span,
+            help=suggest(expr.id, list(env) + list(symbols))
+            or (f"parameters in scope: {', '.join(sorted(env))}" if env else None),
+        )
     if isinstance(expr, ast.ListExpr):
         return tuple(evaluate(item, env, symbols) for item in expr.items)
     if isinstance(expr, ast.Ternary):
@@ -122,8 +127,12 @@ def _binary(expr: ast.Binary, env: Mapping[str, Value], symbols) -> Value:
         return same_value(a, b) == (op == "==")
     if op in ("in", "not in"):
         if not isinstance(b, tuple):
-            raise EvalError("E0302", f"`{op}` needs a list on its right, found {type_name(b)}", expr.right.span,
-                            help="for example `depth in [18, 34, 50]`")
+            raise EvalError(
+                "E0302",
+                f"`{op}` needs a list on its right, found {type_name(b)}",
+                expr.right.span,
+                help="for example `depth in [18, 34, 50]`",
+            )
         return any(same_value(a, item) for item in b) == (op == "in")
     x = _number(a, expr.left.span)
     y = _number(b, expr.right.span)
@@ -143,16 +152,21 @@ def _binary(expr: ast.Binary, env: Mapping[str, Value], symbols) -> Value:
         result = x % y
     elif isinstance(x, int) and isinstance(y, int):
         if x % y:
-            raise EvalError("E0301", f"`{x} / {y}` is not a whole number ({x / y:g})", expr.span,
-                            help="use `//` to round down, or pick values that divide evenly")
+            raise EvalError(
+                "E0301",
+                f"`{x} / {y}` is not a whole number ({x / y:g})",
+                expr.span,
+                help="use `//` to round down, or pick values that divide evenly",
+            )
         result = x // y
     else:
         result = x / y
     if isinstance(result, int) and abs(result) > LIMIT or isinstance(result, float) and not math.isfinite(result):
         # `1e308 * 10` is inf and `inf - inf` is NaN, which every range check would let through
         # (NaN < 0 and NaN > 1 are both false): no value of the language is infinite or NaN.
-        raise EvalError("E0303", f"`{show(x)} {op} {show(y)}` is too large", expr.span,
-                        help=f"results are limited to {LIMIT:,}")
+        raise EvalError(
+            "E0303", f"`{show(x)} {op} {show(y)}` is too large", expr.span, help=f"results are limited to {LIMIT:,}"
+        )
     return result
 
 

@@ -16,20 +16,29 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .errors import Diagnostic, SpecError, UsageError, render
 from .network import Network
 from .pipeline import Checker
+
 # the space, re-exported: `from resdsl.verify import Space, parse_vary, parse_input_range`
-from .space import (MAX_SPACE, SMALL, Dimension, Sizes, Space, Values, bound,  # noqa: F401
-                    parse_input_range, parse_vary)
+from .space import (
+    MAX_SPACE,
+    SMALL,
+    Dimension,
+    Sizes,
+    Space,
+    bound,  # noqa: F401
+)
 
 DEFAULT_EXAMPLES = 1000
 
 
 # ---- checking one configuration ----------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -81,22 +90,31 @@ class Runner:
         except ValueError as exc:  # an input size the language refuses
             return None, Outcome(("input", str(exc)), f"error: {exc}", None, config)
 
-    def runtime(self, net: Network, config: dict[str, Any], batch: int = 2, max_memory: int | None = None
-                ) -> Outcome | None:
+    def runtime(
+        self, net: Network, config: dict[str, Any], batch: int = 2, max_memory: int | None = None
+    ) -> Outcome | None:
         """Build the module and run it: output shape, parameters and FlopCounter's MACs must be static ones.
 
         First the memory estimate `compile` and `train` apply (memory.check_memory): a configuration
         whose tensors cannot fit is error E0506, never built."""
         from .memory import check_memory, physical_memory, show_bytes
+
         limit = max_memory or physical_memory()
         try:
-            check_memory(net, batch, training=False, limit=limit,
-                         where=f"--max-memory {show_bytes(limit)}" if max_memory else
-                         f"the {show_bytes(limit or 0)} of memory of this machine")
+            check_memory(
+                net,
+                batch,
+                training=False,
+                limit=limit,
+                where=f"--max-memory {show_bytes(limit)}"
+                if max_memory
+                else f"the {show_bytes(limit or 0)} of memory of this machine",
+            )
         except SpecError as exc:
             first = exc.diagnostics[0]
             return Outcome(("E0506", "memory"), render(first, exc.sources), first, config)
         from .backend.runtime import runtime_mismatch
+
         try:
             problem = runtime_mismatch(net, batch)
         except MemoryError:  # the estimate let through what the allocator could not serve
@@ -117,12 +135,13 @@ def check_indices(runner: Runner, space: Space, batch: Iterable[tuple[int, ...]]
 
 # ---- the whole run -----------------------------------------------------------------------------
 
+
 @dataclass
 class Failure:
     key: tuple
-    text: str                  # the located diagnostic, rendered as `check` renders it
-    config: dict[str, str]     # the minimal failing configuration, as written on a command line
-    reproduce: str             # the command that shows it
+    text: str  # the located diagnostic, rendered as `check` renders it
+    config: dict[str, str]  # the minimal failing configuration, as written on a command line
+    reproduce: str  # the command that shows it
     diagnostic: Diagnostic | None = None
 
 
@@ -135,7 +154,7 @@ class Report:
     exhaustive: bool
     failures: list[Failure] = field(default_factory=list)
     runtime_checked: int = 0
-    input_sizes: str = ""      # with an input range: the valid sizes at the spec's own parameter values
+    input_sizes: str = ""  # with an input range: the valid sizes at the spec's own parameter values
 
     @property
     def ok(self) -> bool:
@@ -180,8 +199,17 @@ def _reproduce_runtime(spec: str, space: Space, config: dict[str, Any], max_memo
     return " ".join(args)
 
 
-def verify(spec: str, space: Space, *, examples: int = DEFAULT_EXAMPLES, runtime: bool = False, seed: int = 0,
-           network: str | None = None, workers: int | None = None, max_memory: int | None = None) -> Report:
+def verify(
+    spec: str,
+    space: Space,
+    *,
+    examples: int = DEFAULT_EXAMPLES,
+    runtime: bool = False,
+    seed: int = 0,
+    network: str | None = None,
+    workers: int | None = None,
+    max_memory: int | None = None,
+) -> Report:
     """Check every configuration of `space` (or `examples` sampled ones); see the module docstring.
 
     The space is sized (a product of lengths) before anything is read or built; its values stay lazy."""
@@ -205,8 +233,9 @@ def verify(spec: str, space: Space, *, examples: int = DEFAULT_EXAMPLES, runtime
     failures = []
     # in the order of the spec's text, as `check` reports them
     ordered = sorted(minimal.items(), key=lambda item: tuple(str(part) for part in item[0]))
-    ordered.sort(key=lambda item: (item[0][1] or "", item[0][2] or 0, item[0][3] or 0)
-                 if len(item[0]) == 4 else ("~", 0, 0))
+    ordered.sort(
+        key=lambda item: (item[0][1] or "", item[0][2] or 0, item[0][3] or 0) if len(item[0]) == 4 else ("~", 0, 0)
+    )
     for key, (indices, outcome) in ordered:
         shown, command = _reproduce(shown_spec, space, outcome.config, runner.channels())
         failures.append(Failure(key, outcome.text, shown, command, outcome.diagnostic))
@@ -214,20 +243,28 @@ def verify(spec: str, space: Space, *, examples: int = DEFAULT_EXAMPLES, runtime
     heights = _square_run(inputs)
     if heights is not None and defaults is not None:
         from .input_sizes import InputSizeLimit, input_sizes
+
         try:
             found = input_sizes(defaults, heights.start, heights.stop - 1)
         except InputSizeLimit:  # a network whose sizes cannot be worked out by periods over so long a range
             found = None
         if found is not None:
-            report.input_sizes = found.describe_valid() + (f" (the smallest input is {found.smallest}x{found.smallest})"
-                                                           if found.smallest else "")
+            report.input_sizes = found.describe_valid() + (
+                f" (the smallest input is {found.smallest}x{found.smallest})" if found.smallest else ""
+            )
     if runtime and not failures:
         report.runtime_checked, runtime_failures = _runtime(runner, space, seed, max_memory=max_memory)
         for outcome in runtime_failures:
             shown, command = _reproduce(shown_spec, space, outcome.config, runner.channels())
-            report.failures.append(Failure(outcome.key, outcome.text, shown,
-                                           _reproduce_runtime(shown_spec, space, outcome.config, max_memory),
-                                           outcome.diagnostic))
+            report.failures.append(
+                Failure(
+                    outcome.key,
+                    outcome.text,
+                    shown,
+                    _reproduce_runtime(shown_spec, space, outcome.config, max_memory),
+                    outcome.diagnostic,
+                )
+            )
     return report
 
 
@@ -265,8 +302,7 @@ def _worker_check_flat(args: tuple[Space, range]) -> list[tuple[tuple, Outcome]]
     return check_indices(_WORKER, space, (space.indices(f) for f in flats))
 
 
-def _exhaustive(runner: Runner, space: Space, spec: str, network: str | None,
-                workers: int | None) -> dict:
+def _exhaustive(runner: Runner, space: Space, spec: str, network: str | None, workers: int | None) -> dict:
     """Every configuration, in index order, on every core for spaces worth the start-up. The
     configurations are handed out as ranges of flat indices: nothing is listed in memory."""
     size = space.size
@@ -277,8 +313,7 @@ def _exhaustive(runner: Runner, space: Space, spec: str, network: str | None,
 
         chunk = max(8, size // (workers * 8))
         batches = ((space, range(i, min(i + chunk, size))) for i in range(0, size, chunk))
-        context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
-                                              else "spawn")
+        context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
         with context.Pool(workers, initializer=_worker_init, initargs=(spec, network)) as pool:
             for found in pool.imap_unordered(_worker_check_flat, batches):
                 _keep_minimal(minimal, found)
@@ -293,8 +328,9 @@ def _worker_sample(args: tuple[Space, int, int]) -> tuple[int, dict]:
     return _sampled(_WORKER, space, examples, seed)
 
 
-def _sampled_everywhere(runner: Runner, space: Space, examples: int, seed: int, spec: str, network: str | None,
-                        workers: int | None) -> tuple[int, dict]:
+def _sampled_everywhere(
+    runner: Runner, space: Space, examples: int, seed: int, spec: str, network: str | None, workers: int | None
+) -> tuple[int, dict]:
     """Hypothesis on every core: each worker samples its share with its own seed and shrinks what it
     finds; the smallest configuration per failure wins."""
     workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
@@ -306,8 +342,9 @@ def _sampled_everywhere(runner: Runner, space: Space, examples: int, seed: int, 
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     tried, minimal = 0, {}
     with context.Pool(workers, initializer=_worker_init, initargs=(spec, network)) as pool:
-        for count, found in pool.imap_unordered(_worker_sample, [(space, share, seed * 1000 + i)
-                                                                 for i, share in enumerate(shares)]):
+        for count, found in pool.imap_unordered(
+            _worker_sample, [(space, share, seed * 1000 + i) for i, share in enumerate(shares)]
+        ):
             tried += count
             _keep_minimal(minimal, found.values())
     return tried, minimal
@@ -324,14 +361,21 @@ def _sampled(runner: Runner, space: Space, examples: int, seed: int) -> tuple[in
     from hypothesis import strategies as st
 
     kinds: dict[tuple, type] = {}
-    last: dict[tuple, tuple] = {}   # the last failing configuration per key: after shrinking, its minimum
+    last: dict[tuple, tuple] = {}  # the last failing configuration per key: after shrinking, its minimum
     tried = 0
     strategy = st.tuples(*(st.integers(0, len(d.values) - 1) for d in space.dimensions))
 
     @hypothesis_seed(seed)
-    @settings(max_examples=examples, database=None, deadline=None, derandomize=False, print_blob=False,
-              report_multiple_bugs=True, suppress_health_check=list(HealthCheck),
-              phases=(Phase.generate, Phase.shrink))
+    @settings(
+        max_examples=examples,
+        database=None,
+        deadline=None,
+        derandomize=False,
+        print_blob=False,
+        report_multiple_bugs=True,
+        suppress_health_check=list(HealthCheck),
+        phases=(Phase.generate, Phase.shrink),
+    )
     @given(strategy)
     def property_holds(indices: tuple[int, ...]) -> None:
         nonlocal tried
@@ -352,14 +396,15 @@ def _sampled(runner: Runner, space: Space, examples: int, seed: int) -> tuple[in
     return tried, last
 
 
-def _runtime(runner: Runner, space: Space, seed: int, count: int = 4,
-             max_memory: int | None = None) -> tuple[int, list[Outcome]]:
+def _runtime(
+    runner: Runner, space: Space, seed: int, count: int = 4, max_memory: int | None = None
+) -> tuple[int, list[Outcome]]:
     """Build and run a few configurations (the first, the last, and some between), each on a batch;
     each one first passes the memory estimate `compile` applies."""
     import random
 
     size = space.size
-    picks = sorted({0, size - 1, *random.Random(seed).sample(range(size), min(count, size))})[:count + 2]
+    picks = sorted({0, size - 1, *random.Random(seed).sample(range(size), min(count, size))})[: count + 2]
     outcomes, checked = [], 0
     for flat in picks:
         config = space.configuration(space.indices(flat))

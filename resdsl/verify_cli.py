@@ -25,9 +25,10 @@ import glob
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .arguments import EXIT_OK, EXIT_SPEC, EXIT_USAGE
 from .errors import Diagnostic, Span, SpecError, UsageError
@@ -35,6 +36,7 @@ from .formats import Finding
 from .verify import DEFAULT_EXAMPLES, Report, Space, parse_input_range, parse_vary, verify
 
 # ---- the [tool.resdsl] table ----------------------------------------------------------------------
+
 
 def _is_str(v: Any) -> bool:
     return isinstance(v, str)
@@ -72,8 +74,12 @@ class ConfigError(UsageError):
         super().__init__(f"{_shown(path)}:{line}: {message}")
 
     def diagnostic(self) -> Diagnostic:
-        return Diagnostic("config", self.problem, Span.point(_shown(self.path), self.line, self.column),
-                          help="docs/testing.md shows the keys of [[tool.resdsl.verify]]")
+        return Diagnostic(
+            "config",
+            self.problem,
+            Span.point(_shown(self.path), self.line, self.column),
+            help="docs/testing.md shows the keys of [[tool.resdsl.verify]]",
+        )
 
 
 def _shown(path: Path | str) -> str:
@@ -82,12 +88,19 @@ def _shown(path: Path | str) -> str:
 
 
 def _type_name(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
-            dict: "a table"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
 
 
 def _value(value: Any) -> str:
     import json
+
     try:
         text = json.dumps(value, default=str)
     except (TypeError, ValueError):
@@ -127,7 +140,7 @@ def _did_you_mean(key: str, known: set[str] | dict) -> str:
     return f"; did you mean `{close[0]}`?" if close else f"; the keys are {', '.join(sorted(known))}"
 
 
-def read_config(path: Path) -> list["Entry"]:
+def read_config(path: Path) -> list[Entry]:
     """The [[tool.resdsl.verify]] entries of `path`, each checked against SCHEMA ([] where the file has
     no [tool.resdsl] table). Raises ConfigError for a file that cannot be read or a table that is not
     valid: a wrong type, an unknown key, a missing `specs`."""
@@ -141,8 +154,9 @@ def read_config(path: Path) -> list["Entry"]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         where = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
-        line, column = (int(where[1]), int(where[2])) if where else (getattr(exc, "lineno", 1) or 1,
-                                                                     getattr(exc, "colno", 1) or 1)
+        line, column = (
+            (int(where[1]), int(where[2])) if where else (getattr(exc, "lineno", 1) or 1, getattr(exc, "colno", 1) or 1)
+        )
         problem = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc)) or "invalid TOML"
         raise ConfigError(path, line, column, f"not valid TOML: {problem}") from None
     tool = data.get("tool", {})
@@ -150,36 +164,53 @@ def read_config(path: Path) -> list["Entry"]:
         return []
     table = tool["resdsl"]
     if not isinstance(table, dict):
-        raise ConfigError(path, _locate(text, None, None), 1,
-                          f"`tool.resdsl` is {_value(table)} ({_type_name(table)}); expected a table")
+        raise ConfigError(
+            path,
+            _locate(text, None, None),
+            1,
+            f"`tool.resdsl` is {_value(table)} ({_type_name(table)}); expected a table",
+        )
     for key in table:
         if key not in TOP_KEYS:
-            raise ConfigError(path, _locate(text, None, key), 1,
-                              f"[tool.resdsl] has no key `{key}`{_did_you_mean(key, TOP_KEYS)}")
+            raise ConfigError(
+                path, _locate(text, None, key), 1, f"[tool.resdsl] has no key `{key}`{_did_you_mean(key, TOP_KEYS)}"
+            )
     entries = table.get("verify", [])
     if isinstance(entries, dict):
         entries = [entries]
     if not isinstance(entries, list):
-        raise ConfigError(path, _locate(text, None, "verify"), 1,
-                          f"`verify` is {_value(entries)} ({_type_name(entries)}); expected {TOP_KEYS['verify']}")
+        raise ConfigError(
+            path,
+            _locate(text, None, "verify"),
+            1,
+            f"`verify` is {_value(entries)} ({_type_name(entries)}); expected {TOP_KEYS['verify']}",
+        )
     checked = []
     for i, entry in enumerate(entries):
         where = f"[[tool.resdsl.verify]] #{i + 1}"
         if not isinstance(entry, dict):
-            raise ConfigError(path, _locate(text, None, "verify"), 1,
-                              f"{where} is {_value(entry)} ({_type_name(entry)}); expected a table")
+            raise ConfigError(
+                path,
+                _locate(text, None, "verify"),
+                1,
+                f"{where} is {_value(entry)} ({_type_name(entry)}); expected a table",
+            )
         for key, value in entry.items():
             if key not in SCHEMA:
-                raise ConfigError(path, _locate(text, i, key), 1,
-                                  f"{where} has no key `{key}`{_did_you_mean(key, SCHEMA)}")
+                raise ConfigError(
+                    path, _locate(text, i, key), 1, f"{where} has no key `{key}`{_did_you_mean(key, SCHEMA)}"
+                )
             fits, expected = SCHEMA[key]
             if not fits(value):
-                raise ConfigError(path, _locate(text, i, key), 1,
-                                  f"{where}: `{key}` is {_value(value)} ({_type_name(value)}); expected {expected}")
+                raise ConfigError(
+                    path,
+                    _locate(text, i, key),
+                    1,
+                    f"{where}: `{key}` is {_value(value)} ({_type_name(value)}); expected {expected}",
+                )
         for key in REQUIRED:
             if key not in entry:
-                raise ConfigError(path, _locate(text, i, None), 1,
-                                  f"{where} needs `{key}`: {SCHEMA[key][1]}")
+                raise ConfigError(path, _locate(text, i, None), 1, f"{where} needs `{key}`: {SCHEMA[key][1]}")
         checked.append(Entry(entry, text, i))
     return checked
 
@@ -251,17 +282,25 @@ def jobs_of_config(path: Path) -> list[Job]:
                 raise ConfigError(path, line("specs"), 1, f"{where}: no spec matches {pattern!r}")
             for spec in matched:
                 shown = os.path.relpath(spec)
-                jobs.append(Job(shown if not shown.startswith("..") else spec, space,
-                                entry.get("examples", DEFAULT_EXAMPLES), entry.get("runtime", False),
-                                entry.get("seed", 0), entry.get("network")))
+                jobs.append(
+                    Job(
+                        shown if not shown.startswith("..") else spec,
+                        space,
+                        entry.get("examples", DEFAULT_EXAMPLES),
+                        entry.get("runtime", False),
+                        entry.get("seed", 0),
+                        entry.get("network"),
+                    )
+                )
     return jobs
 
 
 def jobs_from_pyproject(path: Path) -> list[Job]:
     jobs = jobs_of_config(path)
     if not jobs:
-        raise UsageError(f"{path} has no [[tool.resdsl.verify]] table: give a spec, or add one "
-                         "(docs/testing.md shows how)")
+        raise UsageError(
+            f"{path} has no [[tool.resdsl.verify]] table: give a spec, or add one (docs/testing.md shows how)"
+        )
     return jobs
 
 
@@ -283,6 +322,7 @@ def _options(args: argparse.Namespace) -> tuple[int | None, int, int | None]:
     max_memory = getattr(args, "max_memory", None)
     if isinstance(max_memory, str):
         from .memory import parse_size
+
         try:
             max_memory = parse_size(max_memory)
         except ValueError as exc:
@@ -294,8 +334,7 @@ def jobs_from_args(args: argparse.Namespace) -> list[Job]:
     examples, seed, _ = _options(args)
     if args.specs:
         space = _space(args.vary, args.input_range)
-        return [Job(spec, space, examples or DEFAULT_EXAMPLES, args.runtime, seed, args.network)
-                for spec in args.specs]
+        return [Job(spec, space, examples or DEFAULT_EXAMPLES, args.runtime, seed, args.network) for spec in args.specs]
     if args.vary or args.input_range:
         raise UsageError("--vary and --input-range need a spec (or put them in pyproject.toml's [tool.resdsl])")
     found = find_pyproject(Path.cwd())
@@ -303,25 +342,41 @@ def jobs_from_args(args: argparse.Namespace) -> list[Job]:
         raise UsageError("give a spec to verify, or a [[tool.resdsl.verify]] table in pyproject.toml")
     jobs = jobs_from_pyproject(found)
     if examples or args.runtime:
-        jobs = [Job(j.spec, j.space, examples or j.examples, j.runtime or args.runtime, j.seed, j.network)
-                for j in jobs]
+        jobs = [
+            Job(j.spec, j.space, examples or j.examples, j.runtime or args.runtime, j.seed, j.network) for j in jobs
+        ]
     return jobs
 
 
 # ---- output ---------------------------------------------------------------------------------------
 
+
 def findings_of(report: Report) -> list[Finding]:
-    return [Finding(report.spec, f.diagnostic.code if f.diagnostic else f.key[0], f.diagnostic.message
-                    if f.diagnostic else f.text, f.diagnostic, f.text, f.config, f.reproduce)
-            for f in report.failures]
+    return [
+        Finding(
+            report.spec,
+            f.diagnostic.code if f.diagnostic else f.key[0],
+            f.diagnostic.message if f.diagnostic else f.text,
+            f.diagnostic,
+            f.text,
+            f.config,
+            f.reproduce,
+        )
+        for f in report.failures
+    ]
 
 
 def usage_finding(exc: UsageError, spec: str = "") -> Finding:
     """A command-line or configuration mistake as a finding: `config` (located in pyproject.toml) or `usage`."""
     if isinstance(exc, ConfigError):
         diagnostic = exc.diagnostic()
-        return Finding(diagnostic.span.path if diagnostic.span else spec, "config", exc.problem, diagnostic,
-                       f"resdsl: error: {exc}")
+        return Finding(
+            diagnostic.span.path if diagnostic.span else spec,
+            "config",
+            exc.problem,
+            diagnostic,
+            f"resdsl: error: {exc}",
+        )
     return Finding(spec, "usage", str(exc), None, f"resdsl: error: {exc}")
 
 
@@ -337,9 +392,17 @@ def summary_line(report: Report) -> str:
 
 
 def _result(report: Report) -> dict:
-    return {"spec": report.spec, "network": report.network, "ok": report.ok, "configurations": report.tried,
-            "exhaustive": report.exhaustive, "space": report.space, "failures": len(report.failures),
-            "runtime_checked": report.runtime_checked, "input_sizes": report.input_sizes}
+    return {
+        "spec": report.spec,
+        "network": report.network,
+        "ok": report.ok,
+        "configurations": report.tried,
+        "exhaustive": report.exhaustive,
+        "space": report.space,
+        "failures": len(report.failures),
+        "runtime_checked": report.runtime_checked,
+        "input_sizes": report.input_sizes,
+    }
 
 
 def run_verify(args: argparse.Namespace, formatted: Callable[[str, list, list], str]) -> int:
@@ -359,8 +422,15 @@ def run_verify(args: argparse.Namespace, formatted: Callable[[str, list, list], 
     status = EXIT_OK
     for job in jobs:
         try:
-            report = verify(job.spec, job.space, examples=job.examples, runtime=job.runtime, seed=job.seed,
-                            network=job.network, max_memory=max_memory)
+            report = verify(
+                job.spec,
+                job.space,
+                examples=job.examples,
+                runtime=job.runtime,
+                seed=job.seed,
+                network=job.network,
+                max_memory=max_memory,
+            )
         except SpecError as exc:  # the spec does not read, parse or name its network
             status = max(status, EXIT_SPEC)
             if text:
@@ -368,6 +438,7 @@ def run_verify(args: argparse.Namespace, formatted: Callable[[str, list, list], 
                 print(f"FAILED {job.spec}: the spec does not check (its errors are above)")
             else:
                 from .formats import findings_of as spec_findings
+
                 found = spec_findings(job.spec, exc.diagnostics, exc.sources)
                 findings += found
                 results.append({"spec": job.spec, "ok": False, "errors": len(found)})
@@ -385,8 +456,10 @@ def run_verify(args: argparse.Namespace, formatted: Callable[[str, list, list], 
         if text:
             for failure in report.failures:
                 shown = ", ".join(f"{k}={v}" for k, v in failure.config.items()) or "the spec as written"
-                print(f"{failure.text}\n  = minimal failing configuration: {shown}\n"
-                      f"  = reproduce: {failure.reproduce}\n", file=sys.stderr)
+                print(
+                    f"{failure.text}\n  = minimal failing configuration: {shown}\n  = reproduce: {failure.reproduce}\n",
+                    file=sys.stderr,
+                )
             print(summary_line(report))
         else:
             findings += findings_of(report)

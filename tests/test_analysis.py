@@ -107,10 +107,15 @@ def test_grouped_conv_and_fc_bias():
     assert net.graph.nodes["fc"]["params"] == 16 * 5 + 5
 
 
-@pytest.mark.parametrize("family,depth,params", [
-    ("resnet", 18, 11_689_512), ("resnet", 101, 44_549_160), ("cifar_resnet", 56, 853_018),
-    ("cifar_resnet", 110, 1_727_962),
-])
+@pytest.mark.parametrize(
+    "family,depth,params",
+    [
+        ("resnet", 18, 11_689_512),
+        ("resnet", 101, 44_549_160),
+        ("cifar_resnet", 56, 853_018),
+        ("cifar_resnet", 110, 1_727_962),
+    ],
+)
 def test_depth_parameter_picks_the_papers_configuration(family, depth, params):
     assert resdsl.load(family, depth=depth).params == params
 

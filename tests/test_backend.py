@@ -4,18 +4,26 @@ runtime figures that equal the static ones."""
 import operator
 
 import pytest
-
 import timm
 import torch
 import torchvision
+from family import LEFT_TO_TEST_FAMILY, TIMM_ALL
 from torch.utils.flop_counter import FlopCounterMode
 
 import resdsl
-from family import LEFT_TO_TEST_FAMILY, TIMM_ALL
 
 # the specs bundled before the family, whose runtime figures this file has always checked
-ORIGINAL = {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet50d", "seresnet50",
-            "resnext50_32x4d", "wide_resnet50_2"}
+ORIGINAL = {
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnet50d",
+    "seresnet50",
+    "resnext50_32x4d",
+    "wide_resnet50_2",
+}
 from resdsl.backend.containers import Part
 
 TORCHVISION = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "wide_resnet50_2"]
@@ -64,8 +72,11 @@ def test_timm_weights_load_and_outputs_match(name):
 
 # timm's family is checked against timm in test_family.py: static figures against timm's FlopCounter
 # count and outputs equal to timm's, so its runtime figures are ours. The sweep here takes the rest.
-SPECS = sorted(n for n in resdsl.library.bundled_names() if n not in ("blocks", "resnet1202")
-               and n not in LEFT_TO_TEST_FAMILY and (n not in TIMM_ALL or n in ORIGINAL))
+SPECS = sorted(
+    n
+    for n in resdsl.library.bundled_names()
+    if n not in ("blocks", "resnet1202") and n not in LEFT_TO_TEST_FAMILY and (n not in TIMM_ALL or n in ORIGINAL)
+)
 
 
 def assert_runtime_figures(net, model, batch: int) -> torch.Tensor:
@@ -86,8 +97,9 @@ def test_runtime_figures_equal_static_figures(name):
     assert_runtime_figures(net, net.to_torch(), batch=1)
 
 
-@pytest.mark.parametrize("name", ["resnet20", "resnet50d", "seresnet50", "preact_resnet18", "mlp_resnet",
-                                  "densenet_cifar", "plain20"])
+@pytest.mark.parametrize(
+    "name", ["resnet20", "resnet50d", "seresnet50", "preact_resnet18", "mlp_resnet", "densenet_cifar", "plain20"]
+)
 def test_backward_reaches_every_parameter(name):
     small = {"resnet50d": (3, 64, 64), "seresnet50": (3, 64, 64)}
     net = resdsl.load(name, input_shape=small.get(name))
@@ -155,8 +167,12 @@ def op_calls(net, model: torch.fx.GraphModule) -> dict[str, torch.fx.Node]:
                 assert node.target is select_branches and node.args == (found[inputs.weights], args), name
         elif kind == "chunk":
             size = data.shape[0]
-            assert node.target is torch.narrow and node.args == (found[inputs.main], 1, data.attrs["index"] * size,
-                                                                 size), name
+            assert node.target is torch.narrow and node.args == (
+                found[inputs.main],
+                1,
+                data.attrs["index"] * size,
+                size,
+            ), name
         elif kind in MERGES:
             main, shortcut = found[inputs.main], found[inputs.shortcut]
             assert node.op == "call_function" and node.target in MERGES[kind], name
@@ -175,8 +191,20 @@ def op_calls(net, model: torch.fx.GraphModule) -> dict[str, torch.fx.Node]:
     return found
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet50d", "densenet_cifar", "mlp_resnet", "preact_resnet18",
-                                  "res2net50_26w_4s", "skresnet18", "resnest50d_4s2x40d", "resnetv2_50d"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "resnet18",
+        "resnet50d",
+        "densenet_cifar",
+        "mlp_resnet",
+        "preact_resnet18",
+        "res2net50_26w_4s",
+        "skresnet18",
+        "resnest50d_4s2x40d",
+        "resnetv2_50d",
+    ],
+)
 def test_forward_is_generated_straight_line_code(name):
     """One call per op, in execution order, no loops, and no container called (they have forwards of
     their own, for model.layer1(x), but the network's forward stays flat)."""
@@ -210,6 +238,7 @@ def test_torch_compile_fullgraph_has_no_graph_breaks():
 
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
+
 from resdsl.testing import networks  # noqa: E402
 
 

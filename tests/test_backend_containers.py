@@ -11,18 +11,24 @@ import torch
 import torch.nn as nn
 import torchvision
 from hypothesis import HealthCheck, given, settings
+from test_backend import op_calls, randomise_batchnorm
 
 import resdsl
 from resdsl.backend.containers import ContainerError, Part
 from resdsl.graph import OpGraph
 from resdsl.testing import networks
-from test_backend import op_calls, randomise_batchnorm
 
-SMALL = {"resnet18": {"input_shape": (3, 64, 64)}, "resnet50d": {"input_shape": (3, 64, 64)},
-         "seresnet50": {"input_shape": (3, 64, 64)}, "preact_resnet18": {"input_shape": (3, 16, 16)},
-         "densenet_cifar": {"layers": 4}, "res2net50_26w_4s": {"input_shape": (3, 64, 64)},
-         "skresnet18": {"input_shape": (3, 64, 64)}, "resnest14d": {"input_shape": (3, 64, 64)},
-         "resnetv2_18": {"input_shape": (3, 64, 64)}}
+SMALL = {
+    "resnet18": {"input_shape": (3, 64, 64)},
+    "resnet50d": {"input_shape": (3, 64, 64)},
+    "seresnet50": {"input_shape": (3, 64, 64)},
+    "preact_resnet18": {"input_shape": (3, 16, 16)},
+    "densenet_cifar": {"layers": 4},
+    "res2net50_26w_4s": {"input_shape": (3, 64, 64)},
+    "skresnet18": {"input_shape": (3, 64, 64)},
+    "resnest14d": {"input_shape": (3, 64, 64)},
+    "resnetv2_18": {"input_shape": (3, 64, 64)},
+}
 
 
 def recorded(net, model: torch.fx.GraphModule, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -79,24 +85,42 @@ def assert_every_container_is_its_slice(net, model: torch.fx.GraphModule, x: tor
     order = list(net.ops.nodes)
     children = [(m, border(net, child)[1] if isinstance(m, Part) else child) for child, m in model.named_children()]
     assert [last for _, last in children] == sorted((last for _, last in children), key=order.index)
-    pool = next(i for i, (_, last) in enumerate(children)
-                if net.ops.nodes[last].kind in ("avgpool", "flatten") or i == len(children) - 1)
+    pool = next(
+        i
+        for i, (_, last) in enumerate(children)
+        if net.ops.nodes[last].kind in ("avgpool", "flatten") or i == len(children) - 1
+    )
     if pool:
         with torch.no_grad():
             features = nn.Sequential(*[m for m, _ in children[:pool]])(x.clone())
         assert torch.equal(features, values[children[pool - 1][1]])
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet50d", "seresnet50", "preact_resnet18", "resnet20",
-                                  "densenet_cifar", "mlp_resnet", "plain20", "res2net50_26w_4s", "skresnet18",
-                                  "resnest14d", "resnetv2_18"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "resnet18",
+        "resnet50d",
+        "seresnet50",
+        "preact_resnet18",
+        "resnet20",
+        "densenet_cifar",
+        "mlp_resnet",
+        "plain20",
+        "res2net50_26w_4s",
+        "skresnet18",
+        "resnest14d",
+        "resnetv2_18",
+    ],
+)
 def test_every_container_computes_its_slice_of_the_forward(name):
     net = resdsl.load(name, **SMALL.get(name, {}))
     model = net.to_torch().eval()
     randomise_batchnorm(model)
     assert sum(isinstance(m, Part) for m in model.modules()) >= 4
-    assert_every_container_is_its_slice(net, model, torch.randn((1,) + net.input_shape,
-                                                                generator=torch.Generator().manual_seed(0)))
+    assert_every_container_is_its_slice(
+        net, model, torch.randn((1,) + net.input_shape, generator=torch.Generator().manual_seed(0))
+    )
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -121,6 +145,7 @@ def assert_containers_match(ours: nn.Module, reference: nn.Module, x: torch.Tens
     def catch(path: str):
         def hook(module, args, out) -> None:  # returns None: a hook's result would replace the output
             seen.setdefault(path, (args[0].clone(), out.clone()))
+
         return hook
 
     hooks = [reference.get_submodule(p).register_forward_hook(catch(p)) for p in paths]
@@ -145,7 +170,9 @@ def test_containers_match_torchvisions(name):
     ours = resdsl.load(name).to_torch()
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     counted = assert_containers_match(ours, reference, x)
-    assert counted == 4 + sum(len(getattr(reference, f"layer{i}")) for i in range(1, 5)) + (3 if name == "resnet18" else 4)
+    assert counted == 4 + sum(len(getattr(reference, f"layer{i}")) for i in range(1, 5)) + (
+        3 if name == "resnet18" else 4
+    )
     assert len(ours.layer2) == len(reference.layer2) and ours.layer4[-1] is ours.layer4[len(ours.layer4) - 1]
 
 
@@ -201,11 +228,14 @@ def test_a_container_never_writes_into_its_callers_tensor():
         assert torch.equal(model(h), model.g(model.conv1(h)))
 
 
-@pytest.mark.parametrize("spec", [
-    "network n { input 4x8x8\n identity -> relu }",
-    "network n { input 4x8x8\n dropout 0.5 -> relu }",
-    "network n { input 32\n identity -> relu -> fc 4 }",
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "network n { input 4x8x8\n identity -> relu }",
+        "network n { input 4x8x8\n dropout 0.5 -> relu }",
+        "network n { input 32\n identity -> relu -> fc 4 }",
+    ],
+)
 def test_inplace_activation_never_writes_through_an_alias_of_the_input(spec):
     model = resdsl.loads(spec).to_torch().eval()
     x = torch.randn((2,) + resdsl.loads(spec).input_shape)

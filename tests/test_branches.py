@@ -79,8 +79,9 @@ def test_the_per_repetition_argument_differs_per_block():
     net = net_of("    b: res2(4, first = repetition == 0) x3", blocks=RES2)
     assert [f"b.{i}.pool" in net.ops.nodes for i in range(3)] == [True, False, False]
     assert not any(f"b.{i}.pool" in net_of("    b: res2(4) x3", blocks=RES2).ops.nodes for i in range(3))
-    widths = resdsl.loads('use "blocks.res"\nnetwork n(widths = [8, 12, 16]) {\n input 8x8x8\n'
-                          ' layer1: basic(widths[repetition]) x3\n}')
+    widths = resdsl.loads(
+        'use "blocks.res"\nnetwork n(widths = [8, 12, 16]) {\n input 8x8x8\n layer1: basic(widths[repetition]) x3\n}'
+    )
     assert [widths.ops.nodes[f"layer1.{i}.conv2"].shape[0] for i in range(3)] == [8, 12, 16]
 
 
@@ -94,7 +95,10 @@ def test_indexed_groups_and_the_select_merge():
     ops = net.ops
     assert ops.nodes["paths.1.conv"].attrs["dilation"] == 2
     inputs = ops.inputs("select")
-    assert inputs.branches == ("paths.0.0", "paths.1.0")  # the ReLUs, numbered in their groups and inputs.weights == "attn.out"
+    assert inputs.branches == (
+        "paths.0.0",
+        "paths.1.0",
+    )  # the ReLUs, numbered in their groups and inputs.weights == "attn.out"
     assert ops.nodes[ops.inputs("avgpool").main].kind == "add"  # the branches' sum (`merge = sum` is `add`)
 
 
@@ -108,27 +112,31 @@ def test_a_label_names_the_merge_and_a_name_cannot_be_both_a_container_and_a_mod
 
 # ---- errors ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("body, code", [
-    ("branches(3, split = true) { conv 8 k3 }", "E0408"),                       # 16 channels in 3 shares
-    ("branches(2, merge = sum) { conv 8 * (branch + 1) k3 }", "E0409"),          # 8 + 16 channels
-    ("branches(2, merge = concat) { conv 8 k3 s=(branch + 1) }", "E0404"),       # 8x8 and 4x4
-    ("branches(2, merge = select) { conv 8 k3 } attend { avgpool -> conv 8 k1 }", "E0409"),   # 8 logits, not 16
-    ("branches(2, merge = select, groups = 3) { conv 8 k3 } attend { avgpool -> conv 16 k1 }", "E0409"),
-    ("branches(2, merge = select) { conv 8 k3 }", "E0208"),                     # no attend
-    ("branches(2) { conv 8 k3 } attend { conv 16 k1 }", "E0208"),              # attend without select
-    ("branches(2, carry = true) { conv 8 k3 }", "E0208"),                       # carry without split
-    ("branches(2, split = true, carry = true) { conv 8 k3 }", "E0208"),         # branch 0 has nothing to carry
-    ("branches(2) { }", "E0208"),                                               # both branches are the input
-    ("branches(2, merge = select) { conv 8 k3 } attend { }", "E0208"),          # attend without ops
-    ("branches(0) { conv 8 k3 }", "E0303"),
-    ("branches(2, merge = add) { conv 8 k3 }", "E0302"),
-    ("branches(2, stack = true) { conv 8 k3 }", "E0203"),
-    ("branches(2, groups = 2) { conv 8 k3 }", "E0203"),                         # groups: select only
-    ("branches(split = true) { conv 8 k3 }", "E0204"),
-    ("branches(2, split = true, split = false) { conv 8 k3 }", "E0205"),
-    ("convs[-1]: conv 8 k3", "E0303"),
-    ("branches(2) { conv 8 k3 -> relu } -> conv 8 k3 d=branch", "E0201"),        # `branch` is the body's only
-])
+
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        ("branches(3, split = true) { conv 8 k3 }", "E0408"),  # 16 channels in 3 shares
+        ("branches(2, merge = sum) { conv 8 * (branch + 1) k3 }", "E0409"),  # 8 + 16 channels
+        ("branches(2, merge = concat) { conv 8 k3 s=(branch + 1) }", "E0404"),  # 8x8 and 4x4
+        ("branches(2, merge = select) { conv 8 k3 } attend { avgpool -> conv 8 k1 }", "E0409"),  # 8 logits, not 16
+        ("branches(2, merge = select, groups = 3) { conv 8 k3 } attend { avgpool -> conv 16 k1 }", "E0409"),
+        ("branches(2, merge = select) { conv 8 k3 }", "E0208"),  # no attend
+        ("branches(2) { conv 8 k3 } attend { conv 16 k1 }", "E0208"),  # attend without select
+        ("branches(2, carry = true) { conv 8 k3 }", "E0208"),  # carry without split
+        ("branches(2, split = true, carry = true) { conv 8 k3 }", "E0208"),  # branch 0 has nothing to carry
+        ("branches(2) { }", "E0208"),  # both branches are the input
+        ("branches(2, merge = select) { conv 8 k3 } attend { }", "E0208"),  # attend without ops
+        ("branches(0) { conv 8 k3 }", "E0303"),
+        ("branches(2, merge = add) { conv 8 k3 }", "E0302"),
+        ("branches(2, stack = true) { conv 8 k3 }", "E0203"),
+        ("branches(2, groups = 2) { conv 8 k3 }", "E0203"),  # groups: select only
+        ("branches(split = true) { conv 8 k3 }", "E0204"),
+        ("branches(2, split = true, split = false) { conv 8 k3 }", "E0205"),
+        ("convs[-1]: conv 8 k3", "E0303"),
+        ("branches(2) { conv 8 k3 -> relu } -> conv 8 k3 d=branch", "E0201"),  # `branch` is the body's only
+    ],
+)
 def test_mistakes_are_located_errors(body, code):
     assert codes(f"network n {{\n    input 16x8x8\n    {body}\n}}") == [code]
 
@@ -143,9 +151,14 @@ def test_check_reports_a_branch_error_at_its_line_with_exit_1(tmp_path, capsys):
 
 # ---- the compiled module -------------------------------------------------------------------------
 
+
 def test_sum_product_and_concat_compute_what_they_say():
-    for merge, combine in [("sum", lambda a, b: a + b), ("product", lambda a, b: a * b),
-                           ("concat", lambda a, b: torch.cat([a, b], 1)), ("max", torch.maximum)]:
+    for merge, combine in [
+        ("sum", lambda a, b: a + b),
+        ("product", lambda a, b: a * b),
+        ("concat", lambda a, b: torch.cat([a, b], 1)),
+        ("max", torch.maximum),
+    ]:
         net = net_of(f"    branches(2, merge = {merge}) {{ convs[branch]: conv 16 k3 -> relu }}")
         model, x = runtime_matches_static(net)
         with torch.no_grad():
@@ -158,11 +171,14 @@ def test_select_is_timms_radix_softmax(count, groups):
     """The select merge against ResNeSt's arithmetic written out: logits [groups][n][C/groups],
     softmax over the n splits (sigmoid for one), weighted sum."""
     width = 8 * groups
-    net = net_of(f"""
+    net = net_of(
+        f"""
     conv {width * count} k3 g={groups * count} -> relu
     branches({count}, split = true, merge = select, groups = {groups}) {{ }} attend {{
         avgpool -> fc1: conv 32 k1 g={groups} bias -> relu -> fc2: conv {width * count} k1 g={groups} bias
-    }}""", input_shape=f"{4 * groups * count}x6x6")
+    }}""",
+        input_shape=f"{4 * groups * count}x6x6",
+    )
     model, x = runtime_matches_static(net)
     with torch.no_grad():
         h = torch.relu(model.conv1(x))
@@ -177,8 +193,11 @@ def test_select_is_timms_radix_softmax(count, groups):
 
 
 def test_select_on_vectors_and_per_position_logits():
-    net = net_of("""
-    branches(2, merge = select) { fc 6 } attend { fc 12 }""", input_shape="10")
+    net = net_of(
+        """
+    branches(2, merge = select) { fc 6 } attend { fc 12 }""",
+        input_shape="10",
+    )
     runtime_matches_static(net)
     net = net_of("""
     branches(3, merge = select) { conv 4 k1 d=(branch + 1) } attend { conv 12 k1 }""")
@@ -223,10 +242,12 @@ def test_python_eject_writes_branches_as_block_classes_that_load_timms_weights(t
     torch.save(torch.randn(2, 3, 64, 64), tmp_path / "x.pt")
     with torch.no_grad():
         torch.save(reference(torch.load(tmp_path / "x.pt")), tmp_path / "y.pt")
-    check = (f"import sys, torch; sys.path.insert(0, {str(tmp_path)!r}); import sk\n"
-             f"m = sk.build().eval(); m.load_state_dict(torch.load({str(tmp_path / 'w.pt')!r}), strict=True)\n"
-             f"y = m(torch.load({str(tmp_path / 'x.pt')!r})); e = torch.load({str(tmp_path / 'y.pt')!r})\n"
-             "print(float((y - e).abs().max() / e.abs().max()))")
+    check = (
+        f"import sys, torch; sys.path.insert(0, {str(tmp_path)!r}); import sk\n"
+        f"m = sk.build().eval(); m.load_state_dict(torch.load({str(tmp_path / 'w.pt')!r}), strict=True)\n"
+        f"y = m(torch.load({str(tmp_path / 'x.pt')!r})); e = torch.load({str(tmp_path / 'y.pt')!r})\n"
+        "print(float((y - e).abs().max() / e.abs().max()))"
+    )
     result = subprocess.run([sys.executable, "-I", "-c", check], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert float(result.stdout) <= 1e-5

@@ -57,13 +57,16 @@ def test_summary_table_lists_stages_and_projections(capsys):
         assert word in out, word
 
 
-@pytest.mark.parametrize("args", [
-    ["check", "no_such_spec"],
-    ["check", "resnet50", "--input", "3x"],
-    ["check", "resnet50", "--set", "classes"],
-    ["summary"],
-    ["frobnicate"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", "no_such_spec"],
+        ["check", "resnet50", "--input", "3x"],
+        ["check", "resnet50", "--set", "classes"],
+        ["summary"],
+        ["frobnicate"],
+    ],
+)
 def test_usage_errors_exit_2(args, capsys):
     assert main(args) == 2
     assert "Traceback" not in capsys.readouterr().err
@@ -77,8 +80,10 @@ def test_unknown_parameter_is_a_located_spec_error(capsys):
 
 def test_check_and_summary_never_import_torch_graphviz_or_networkx():
     # networkx alone costs more start-up time than checking resnet152 does; Network.graph builds it lazily
-    code = ("import sys; from resdsl.cli import main; main(['check', 'resnet50']); main(['summary', 'resnet50']);"
-            "bad = [m for m in ('torch', 'graphviz', 'torchvision', 'networkx') if m in sys.modules]; print(bad)")
+    code = (
+        "import sys; from resdsl.cli import main; main(['check', 'resnet50']); main(['summary', 'resnet50']);"
+        "bad = [m for m in ('torch', 'graphviz', 'torchvision', 'networkx') if m in sys.modules]; print(bad)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
@@ -96,6 +101,7 @@ def test_the_readme_example_checks_to_torchvisions_figures():
     from pathlib import Path
 
     import resdsl
+
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     example = re.search(r"```res\n(.*?)```", readme, re.S).group(1)
     net = resdsl.loads(example)
@@ -107,6 +113,7 @@ def test_the_readme_example_checks_to_torchvisions_figures():
 
 def test_check_writes_counts_with_the_one_formatter(capsys):
     from resdsl.units import format_count
+
     assert main(["check", "resnet20", "mlp_resnet"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].endswith("40,551,040 MACs (40.6 M)") and format_count(40_551_040) == "40.6 M"
@@ -114,11 +121,13 @@ def test_check_writes_counts_with_the_one_formatter(capsys):
 
 
 def summary_lines(name: str, width: int, **kwargs) -> list[str]:
-    from rich.console import Console
     import io
+
+    from rich.console import Console
 
     import resdsl
     from resdsl.report import print_summary
+
     console = Console(width=width, record=True, file=io.StringIO())
     print_summary(resdsl.load(name, **kwargs), console)
     return console.export_text().splitlines()
@@ -129,10 +138,11 @@ def summary_lines(name: str, width: int, **kwargs) -> list[str]:
 def test_the_summary_heading_breaks_only_between_phrases(name, width):
     import resdsl
     from resdsl.report import heading
+
     net = resdsl.load(name)
     phrases = heading(net)
     lines = summary_lines(name, width)
-    head = lines[:next(i for i, line in enumerate(lines) if line.startswith("┏"))]
+    head = lines[: next(i for i, line in enumerate(lines) if line.startswith("┏"))]
     assert [p for line in head for p in line.rstrip().rstrip(",").split(", ")] == phrases, head
     assert all(len(line.rstrip()) <= width for line in head)
     if width == 120:
@@ -160,14 +170,18 @@ def unwritable_dir(tmp_path) -> str:
 
 
 @pytest.mark.parametrize("command", ["compile", "draw"])
-@pytest.mark.parametrize("where,message", [
-    ("", "empty"),
-    ("{tmp}/missing/out.pt2", "no such directory: {tmp}/missing"),
-    ("{tmp}", "is a directory"),
-    ("{ro}/out.pt2", "cannot write in {ro}"),
-])
+@pytest.mark.parametrize(
+    "where,message",
+    [
+        ("", "empty"),
+        ("{tmp}/missing/out.pt2", "no such directory: {tmp}/missing"),
+        ("{tmp}", "is a directory"),
+        ("{ro}/out.pt2", "cannot write in {ro}"),
+    ],
+)
 def test_a_bad_destination_fails_before_any_work(tmp_path, capsys, monkeypatch, command, where, message):
     import resdsl.network
+
     monkeypatch.setattr(resdsl.network.Network, "to_torch", lambda self: pytest.fail("built the model"))
     fill = {"tmp": str(tmp_path), "ro": unwritable_dir(tmp_path) if "{ro}" in where else ""}
     out = where.format(**fill).replace(".pt2", ".pt2" if command == "compile" else ".svg")
@@ -206,20 +220,23 @@ def test_torchscript_prints_no_torch_warnings(tmp_path):
     assert result.stdout.splitlines()[-1] == f"wrote {tmp_path / 'm.ts.pt'} (torchscript)"
 
 
-@pytest.mark.parametrize("args", [
-    ["compile", "resnet20", "-o", ""],
-    ["compile", "resnet20", "--weights", ""],
-    ["draw", "resnet20", "-o", ""],
-    ["train", "resnet20", "--out", ""],
-    ["train", "resnet20", "--lr", "nan"],
-    ["train", "resnet20", "--lr", "inf"],
-    ["train", "resnet20", "--lr", "-0.1"],
-    ["train", "resnet20", "--lr", "0"],
-    ["train", "resnet20", "--epochs", "0"],
-    ["train", "resnet20", "--batch-size", "-1"],
-    ["compile", "resnet20", "--max-params", "0"],
-    ["compile", "resnet20", "--max-memory", "lots"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["compile", "resnet20", "-o", ""],
+        ["compile", "resnet20", "--weights", ""],
+        ["draw", "resnet20", "-o", ""],
+        ["train", "resnet20", "--out", ""],
+        ["train", "resnet20", "--lr", "nan"],
+        ["train", "resnet20", "--lr", "inf"],
+        ["train", "resnet20", "--lr", "-0.1"],
+        ["train", "resnet20", "--lr", "0"],
+        ["train", "resnet20", "--epochs", "0"],
+        ["train", "resnet20", "--batch-size", "-1"],
+        ["compile", "resnet20", "--max-params", "0"],
+        ["compile", "resnet20", "--max-memory", "lots"],
+    ],
+)
 def test_option_values_that_cannot_be_meant_are_usage_errors(args, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(args) == 2
@@ -232,6 +249,7 @@ def test_tilde_is_expanded_in_every_path_option(tmp_path, monkeypatch, capsys):
     import torch
 
     import resdsl
+
     monkeypatch.setenv("HOME", str(tmp_path))
     torch.save(resdsl.load("resnet20").to_torch().state_dict(), tmp_path / "w.pt")
     # `--opt=~/x` is how a shell leaves `~` alone
@@ -253,18 +271,30 @@ def run_with_file_limit(args, limit: int, cwd, timeout=300):
     def cap():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1",
-               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "resdsl", *args], capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=timeout, preexec_fn=cap)
+
+    env = dict(
+        os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "resdsl", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+        preexec_fn=cap,
+    )
 
 
-@pytest.mark.parametrize("args,out,limit", [
-    (["compile", "resnet20"], "m.pt2", 100_000),
-    (["compile", "resnet20", "--emit", "torchscript"], "m.ts.pt", 100_000),
-    (["compile", "resnet20", "--emit", "state"], "m.pth", 100_000),
-    (["draw", "resnet20", "--level", "op"], "m.svg", 10_000),
-])
+@pytest.mark.parametrize(
+    "args,out,limit",
+    [
+        (["compile", "resnet20"], "m.pt2", 100_000),
+        (["compile", "resnet20", "--emit", "torchscript"], "m.ts.pt", 100_000),
+        (["compile", "resnet20", "--emit", "state"], "m.pth", 100_000),
+        (["draw", "resnet20", "--level", "op"], "m.svg", 10_000),
+    ],
+)
 def test_a_full_disk_is_one_clear_line_and_the_old_file_stays(tmp_path, args, out, limit):
     (tmp_path / out).write_bytes(b"the previous good file")
     result = run_with_file_limit([*args, "-o", out], limit, tmp_path)

@@ -78,7 +78,9 @@ def test_mismatched_checkpoint_is_reported_at_the_spec_lines(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "error[E0601]: `layer2.0.conv1.weight`" in err and "32x16x5x5" in err and "32x16x3x3" in err
     lines = (specs_dir() / "blocks.res").read_text().splitlines()
-    conv = 1 + lines.index(next(line for line in lines if line.strip().startswith("conv planes // reduce_first k3 s=(")))
+    conv = 1 + lines.index(
+        next(line for line in lines if line.strip().startswith("conv planes // reduce_first k3 s=("))
+    )
     assert f"blocks.res:{conv}:" in err  # the conv's line in the basic block
     assert "`fc.bias` (10) is missing" in err and "`fc.extra`" in err
     assert not (tmp_path / "x.pt2").exists()
@@ -98,6 +100,7 @@ def test_unsafe_or_garbage_checkpoints_are_refused(tmp_path, capsys):
     class Evil:
         def __reduce__(self):
             return (print, ("code ran",))
+
     (tmp_path / "evil.pt").write_bytes(pickle.dumps(Evil()))
     (tmp_path / "junk.pt").write_bytes(b"\x00garbage" * 100)
     for name in ("evil.pt", "junk.pt"):

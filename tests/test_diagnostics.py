@@ -56,9 +56,11 @@ def test_a_failed_op_has_no_follow_on_errors():
 
 
 def test_a_failed_op_in_a_repeated_block_has_no_follow_on_errors():
-    error = errors_of("block b(w) {\n    residual { conv w k3 -> bnn -> conv (w * 2) k1 }\n}\n"
-                      "network n {\n    input 3x8x8\n    conv 8 k3\n    layer1: b(8) x2\n"
-                      "    layer2: b(8) x2\n    fc 10\n}\n")
+    error = errors_of(
+        "block b(w) {\n    residual { conv w k3 -> bnn -> conv (w * 2) k1 }\n}\n"
+        "network n {\n    input 3x8x8\n    conv 8 k3\n    layer1: b(8) x2\n"
+        "    layer2: b(8) x2\n    fc 10\n}\n"
+    )
     assert [d.code for d in error.diagnostics] == ["E0202"]
 
 
@@ -69,6 +71,7 @@ def test_independent_errors_before_a_failure_are_still_reported():
 
 def test_an_error_in_a_block_repeated_100000_times_stops_the_stage(monkeypatch):
     from resdsl import elaborate as elab_module
+
     counted = []
     original = elab_module._Elaborator.count_work
 
@@ -77,21 +80,24 @@ def test_an_error_in_a_block_repeated_100000_times_stops_the_stage(monkeypatch):
         return original(self)
 
     monkeypatch.setattr(elab_module._Elaborator, "count_work", count)
-    error = errors_of("block b(w) {\n    conv w k3 -> frob\n}\nnetwork n {\n    input 3x8x8\n"
-                      "    layer1: b(8) x 100000\n}\n")
+    error = errors_of(
+        "block b(w) {\n    conv w k3 -> frob\n}\nnetwork n {\n    input 3x8x8\n    layer1: b(8) x 100000\n}\n"
+    )
     assert [d.code for d in error.diagnostics] == ["E0202"]
     assert len(counted) < 20  # before: every one of the 100,000 repetitions was expanded
 
 
 # ---- branches -----------------------------------------------------------------------------------------
 
+
 def branches_error(body: str) -> SpecError:
     return errors_of("network n {\n    input 3x32x32\n    conv 16 k3\n" + body + "    head { avgpool -> fc 10 }\n}\n")
 
 
 def test_a_carry_mismatch_says_carry_not_the_merge():
-    error = branches_error("    branches(4, split = true, merge = concat, carry = branch > 0) {\n"
-                           "        conv (4 + branch) k3\n    }\n")
+    error = branches_error(
+        "    branches(4, split = true, merge = concat, carry = branch > 0) {\n        conv (4 + branch) k3\n    }\n"
+    )
     [d] = error.diagnostics
     assert d.code == "E0409" and "`carry`" in d.message and "merge = sum" not in d.message
     assert "5x32x32" in d.message and "4x32x32" in d.message
@@ -112,29 +118,32 @@ def test_a_size_mismatch_from_a_stride_says_so():
 
 # ---- names and flags ----------------------------------------------------------------------------------
 
+
 def test_an_unknown_bare_flag_is_an_unknown_option():
-    error = errors_of("network n {\n    input 3x8x8\n    conv 8 k3 gain\n    conv 8 k3 biass\n"
-                      "    conv wdth k3\n}\n")
+    error = errors_of("network n {\n    input 3x8x8\n    conv 8 k3 gain\n    conv 8 k3 biass\n    conv wdth k3\n}\n")
     assert [(d.code, d.message) for d in error.diagnostics] == [
-        ("E0203", "`conv` has no option `gain`"),   # like `gain=2`; before: E0201 "unknown name"
+        ("E0203", "`conv` has no option `gain`"),  # like `gain=2`; before: E0201 "unknown name"
         ("E0203", "`conv` has no option `biass`"),
-        ("E0201", "unknown name `wdth`"),           # where a value goes, it is a name
+        ("E0201", "unknown name `wdth`"),  # where a value goes, it is a name
     ]
     assert error.diagnostics[1].help == "did you mean `bias`?"
 
 
 def test_a_dotted_label_may_add_to_a_named_group():
     torch = pytest.importorskip("torch")
-    net = resdsl.loads("network n {\n    input 3x8x8\n    encoder { conv 8 k3 -> bn }\n"
-                       "    encoder.bn1: bn\n    head { avgpool -> fc 10 }\n}\n")
+    net = resdsl.loads(
+        "network n {\n    input 3x8x8\n    encoder { conv 8 k3 -> bn }\n"
+        "    encoder.bn1: bn\n    head { avgpool -> fc 10 }\n}\n"
+    )
     model = net.to_torch()
     assert "encoder.bn1.weight" in model.state_dict() and "encoder.1.weight" in model.state_dict()
     assert model(torch.randn(2, 3, 8, 8)).shape == (2, 10)
 
 
 def test_a_dotted_label_that_a_group_uses_is_still_a_duplicate():
-    [d] = errors_of("network n {\n    input 3x8x8\n    encoder { conv 8 k3 -> bn1: bn }\n"
-                    "    encoder.bn1: bn\n}\n").diagnostics
+    [d] = errors_of(
+        "network n {\n    input 3x8x8\n    encoder { conv 8 k3 -> bn1: bn }\n    encoder.bn1: bn\n}\n"
+    ).diagnostics
     assert d.code == "E0206" and d.line == 4 and d.notes == ("first used at example.res:3:33",)
 
 
@@ -147,8 +156,10 @@ def test_a_shorthand_out_of_place_is_explained(text, shorthand):
 
 # ---- pools --------------------------------------------------------------------------------------------
 
-POOLS = "network n {\n    input 3x64x64\n    conv 8 k3\n    avgpool k8\n    avgpool k2 s2\n" \
-        "    maxpool k3 s2\n    maxpool k3 p1\n    head { avgpool -> fc 10 }\n}\n"
+POOLS = (
+    "network n {\n    input 3x64x64\n    conv 8 k3\n    avgpool k8\n    avgpool k2 s2\n"
+    "    maxpool k3 s2\n    maxpool k3 p1\n    head { avgpool -> fc 10 }\n}\n"
+)
 
 
 def test_a_non_overlapping_pool_that_pads_warns():
@@ -176,6 +187,7 @@ def test_a_warning_is_shown_by_check_in_every_format(tmp_path, monkeypatch, caps
 
 
 # ---- checkpoints and paths ----------------------------------------------------------------------------
+
 
 def test_many_checkpoint_mismatches_say_how_many(tmp_path, capsys):
     torch = pytest.importorskip("torch")
@@ -218,12 +230,14 @@ def test_a_bundled_spec_is_shown_by_name(capsys):
 
 # ---- the warnings' documentation ---------------------------------------------------------------------
 
+
 def test_every_warning_is_documented_and_its_example_gives_it(tmp_path, monkeypatch):
-    from resdsl.errors import WARNINGS
     from test_errors import DOC, FENCE  # the fenced blocks of docs/errors.md, as its own tests read them
 
+    from resdsl.errors import WARNINGS
+
     text = DOC.read_text(encoding="utf-8")
-    warnings = text[text.index("\n# Warnings\n"):]
+    warnings = text[text.index("\n# Warnings\n") :]
     sections = dict(re.findall(r"(?ms)^## (W\d{4}): .*?\n(.*?)(?=^## |\Z)", warnings))
     titles = re.findall(r"(?m)^## (W\d{4}): (.+)$", warnings)
     assert titles == list(WARNINGS.items()), "one `## WXXXX: title` section per warning, in order"
@@ -234,14 +248,16 @@ def test_every_warning_is_documented_and_its_example_gives_it(tmp_path, monkeypa
         net = resdsl.load("example.res")  # a warning never fails the load
         assert [w.code for w in net.warnings] == [code], (code, net.warnings)
         from resdsl.errors import render
+
         assert render(net.warnings[0], net.sources).startswith(blocks["text"].rstrip()), code
         assert "Fix:" in body, code
 
 
 def test_the_readme_example_diagnostic_is_what_check_prints(tmp_path, monkeypatch, capsys):
     from test_errors import FENCE
+
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("A shape error points at the spec"):readme.index("Exit codes: 0 ok")]
+    section = readme[readme.index("A shape error points at the spec") : readme.index("Exit codes: 0 ok")]
     blocks = [(m.group(1), m.group(2)) for m in FENCE.finditer(section)]
     assert [kind for kind, _ in blocks] == ["res", "text"]
     monkeypatch.chdir(tmp_path)
@@ -255,6 +271,7 @@ def test_loose_ops_are_parts_of_their_own_as_the_language_docs_say():
     assert "is the three rows `conv1`, `bn1` and `relu` of\n`resdsl summary`" in doc
     loose = resdsl.loads("network n {\n    input 3x32x32\n    conv 16 k3 -> bn -> relu\n    avgpool -> fc 10\n}\n")
     assert [part.name for part in loose.parts] == ["conv1", "bn1", "relu", "avgpool", "fc"]
-    wrapped = resdsl.loads("network n {\n    input 3x32x32\n    stem { conv 16 k3 -> bn -> relu }\n"
-                           "    head { avgpool -> fc 10 }\n}\n")
+    wrapped = resdsl.loads(
+        "network n {\n    input 3x32x32\n    stem { conv 16 k3 -> bn -> relu }\n    head { avgpool -> fc 10 }\n}\n"
+    )
     assert [part.name for part in wrapped.parts] == ["stem", "head"]

@@ -112,8 +112,9 @@ def test_res_example(example: Example, workdir: Path):
     with pytest.raises(SpecError) as info:
         _check(example, workdir)
     codes = [d.code for d in info.value.diagnostics]
-    assert codes[0] == example.error, f"line {example.line}: expected {example.error}, got {codes}\n" \
-                                      f"{info.value.render()}"
+    assert codes[0] == example.error, (
+        f"line {example.line}: expected {example.error}, got {codes}\n{info.value.render()}"
+    )
 
 
 @pytest.mark.parametrize("example", PYTHON, ids=[e.id for e in PYTHON])
@@ -157,7 +158,7 @@ def test_every_op_is_documented():
 
 
 def test_every_option_and_alias_is_documented():
-    section = TEXT[TEXT.index("## 9. Ops"):TEXT.index("## 10.")]
+    section = TEXT[TEXT.index("## 9. Ops") : TEXT.index("## 10.")]
     for kind, spec in OPS.items():
         for option in spec.options:
             for word in (option.name, *option.aliases):

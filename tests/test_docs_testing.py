@@ -83,14 +83,18 @@ def console_commands() -> list[tuple[str, str]]:
 @pytest.mark.parametrize("command, expected", console_commands())
 def test_console_commands_print_what_the_page_shows(folder, command, expected):
     if command.startswith("pytest"):
-        result = subprocess.run([sys.executable, "-m", "pytest", *shlex.split(command)[1:], "-p", "no:cacheprovider"],
-                                capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", *shlex.split(command)[1:], "-p", "no:cacheprovider"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         last = re.sub(r" in [\d.]+s.*$", "", result.stdout.strip().splitlines()[-1])
         assert result.returncode == 0 and last == expected.strip(), result.stdout[-3000:]
         return
     status, output = run_resdsl(command)
     if " summary " in f" {command} ":
-        output = output[output.index("input sizes"):]
+        output = output[output.index("input sizes") :]
     assert output == expected, output
     assert status == (1 if "error" in expected or "FAILED" in expected else 0)
 
@@ -103,9 +107,14 @@ def _fresh_venv(where: Path) -> dict[str, str]:
     import sysconfig
 
     subprocess.run([sys.executable, "-m", "venv", str(where)], check=True, capture_output=True, timeout=300)
-    purelib = Path(subprocess.run([str(where / "bin" / "python"), "-c", "import sysconfig; "
-                                   "print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True,
-                                  check=True).stdout.strip())
+    purelib = Path(
+        subprocess.run(
+            [str(where / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     (purelib / "_outer_site.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env.update(VIRTUAL_ENV=str(where), PATH=f"{where / 'bin'}{os.pathsep}{env.get('PATH', '')}")
@@ -132,28 +141,42 @@ def test_the_workflow_runs_as_written_and_uploads_valid_sarif(folder, tmp_path_f
         if uses.startswith(("actions/setup-python", "github/codeql-action/upload-sarif")):
             continue
         assert set(step) <= {"run", "if", "name"}, step
-        result = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=folder, env=env, capture_output=True,
-                                text=True, timeout=600)
+        result = subprocess.run(
+            ["bash", "-e", "-c", step["run"]], cwd=folder, env=env, capture_output=True, text=True, timeout=600
+        )
         assert result.returncode == 0, (step["run"], result.stdout[-3000:], result.stderr[-3000:])
         ran.append(step["run"])
     assert ran[0].startswith("pip install") and any(r.startswith("pytest") for r in ran)
-    installed = subprocess.run(["python", "-c", "import resdsl, torch, pytest; print(resdsl.__file__)"], env=env,
-                               capture_output=True, text=True, cwd=folder)
+    installed = subprocess.run(
+        ["python", "-c", "import resdsl, torch, pytest; print(resdsl.__file__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=folder,
+    )
     assert installed.returncode == 0 and str(ROOT) not in installed.stdout, installed.stdout + installed.stderr
     schema = json.loads((ROOT / "tests" / "data" / "sarif-schema-2.1.0.json").read_text())
     jsonschema.Draft7Validator(schema).validate(json.loads((folder / "resdsl.sarif").read_text()))
 
 
 def test_the_pre_commit_configuration_is_valid_and_names_the_shipped_hooks(folder):
-    result = subprocess.run([sys.executable, "-m", "pre_commit", "validate-config", ".pre-commit-config.yaml"],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "pre_commit", "validate-config", ".pre-commit-config.yaml"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     config = yaml.safe_load((folder / ".pre-commit-config.yaml").read_text())
     wanted = {h["id"] for r in config["repos"] for h in r["hooks"]}
     shipped = {h["id"] for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
     assert wanted <= shipped
-    result = subprocess.run([sys.executable, "-m", "pre_commit", "validate-manifest",
-                             str(ROOT / ".pre-commit-hooks.yaml")], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "pre_commit", "validate-manifest", str(ROOT / ".pre-commit-hooks.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -168,16 +191,27 @@ def test_the_pre_commit_rev_is_a_commit_of_resdsl_whose_hooks_run(folder, tmp_pa
     rev = repo["rev"]
     assert re.fullmatch(r"[0-9a-f]{40}", rev), f"rev {rev!r}: pin a full commit SHA"
     git = lambda *args: subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)  # noqa: E731
-    if git("rev-parse", "--git-dir").returncode != 0 or git("rev-parse", "--is-shallow-repository").stdout.strip() \
-            == "true":
+    if (
+        git("rev-parse", "--git-dir").returncode != 0
+        or git("rev-parse", "--is-shallow-repository").stdout.strip() == "true"
+    ):
         pytest.skip("needs the repository's whole history")
     assert git("cat-file", "-e", f"{rev}^{{commit}}").returncode == 0, f"{rev} is not a commit of this repository"
     shipped = {h["id"] for h in yaml.safe_load(git("show", f"{rev}:.pre-commit-hooks.yaml").stdout)}
     assert {h["id"] for h in repo["hooks"]} <= shipped
     for command in (["init", "-q"], ["add", "."]):
         subprocess.run(["git", *command], cwd=folder, check=True, capture_output=True)
-    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path_factory.mktemp("pre-commit-home")),
-           "PRE_COMMIT_COLOR": "never"}
-    result = subprocess.run([sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), "resdsl-check", "--ref", rev,
-                             "--all-files"], cwd=folder, env=env, capture_output=True, text=True, timeout=900)
+    env = {
+        **os.environ,
+        "PRE_COMMIT_HOME": str(tmp_path_factory.mktemp("pre-commit-home")),
+        "PRE_COMMIT_COLOR": "never",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), "resdsl-check", "--ref", rev, "--all-files"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0 and "Passed" in result.stdout, result.stdout + result.stderr

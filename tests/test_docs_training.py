@@ -16,7 +16,7 @@ def commands():
         for line in block.splitlines():
             words = shlex.split(line.lstrip("$ ").split("  #")[0])
             if "train" in words:
-                yield words[words.index("train"):]
+                yield words[words.index("train") :]
 
 
 @pytest.mark.parametrize("argv", list(commands()), ids=lambda argv: " ".join(argv[:4]))
@@ -33,8 +33,19 @@ def test_every_train_option_is_documented():
     parser = build_parser()
     train = next(a for a in parser._subparsers._group_actions[0].choices.items() if a[0] == "train")[1]
     options = {o for action in train._actions for o in action.option_strings if o.startswith("--")}
-    shared = {"--help", "--set", "--input", "--network", "--max-memory", "--device", "--amp", "--channels-last",
-              "--seed", "--out", "--strict"}
+    shared = {
+        "--help",
+        "--set",
+        "--input",
+        "--network",
+        "--max-memory",
+        "--device",
+        "--amp",
+        "--channels-last",
+        "--seed",
+        "--out",
+        "--strict",
+    }
     missing = sorted(o for o in options - shared if o not in DOC)
     assert not missing, f"docs/training.md does not mention {missing}"
 
@@ -44,6 +55,7 @@ def test_the_recipe_table_gives_the_batch_the_code_uses():
     the micro-batches (not, as the doc once said for cifar, per process)."""
     from resdsl.train import TrainConfig
     from resdsl.train.recipe import RECIPES, resolve
+
     row = next(line for line in DOC.splitlines() if line.startswith("| batch |"))
     cells = [cell.strip() for cell in row.strip("|").split("|")][1:]
     for name, cell in zip(("imagenet", "cifar"), cells):
@@ -56,6 +68,7 @@ def test_the_recipe_table_gives_the_batch_the_code_uses():
 
 def test_the_freeze_line_shown_counts_the_parts_summary_lists():
     import resdsl
+
     line = next(line for line in DOC.splitlines() if line.startswith("--freeze stem layer1: "))
     parts = {p.name: p.params for p in resdsl.load("resnet20").parts}
     assert line.startswith(f"--freeze stem layer1: {parts['stem'] + parts['layer1']:,} parameters frozen")

@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from family import LEFT_TO_TEST_FAMILY
 
 import resdsl
-from family import LEFT_TO_TEST_FAMILY
 from resdsl import draw
 from resdsl.cli import main
 from resdsl.units import format_count
@@ -51,10 +51,23 @@ def test_block_level_expands_the_first_block_and_folds_the_rest():
 def test_stage_and_network_levels():
     net = resdsl.load("resnet34")
     stage = draw.build(net, "stage").source
-    assert {n for n in nodes(stage) if not n.startswith("legend")} == {"input", "stem", "layer1", "layer2", "layer3",
-                                                                       "layer4", "head"}
-    assert [(a, b) for a, b, _ in edges(stage)] == [("input", "stem"), ("stem", "layer1"), ("layer1", "layer2"),
-                                                    ("layer2", "layer3"), ("layer3", "layer4"), ("layer4", "head")]
+    assert {n for n in nodes(stage) if not n.startswith("legend")} == {
+        "input",
+        "stem",
+        "layer1",
+        "layer2",
+        "layer3",
+        "layer4",
+        "head",
+    }
+    assert [(a, b) for a, b, _ in edges(stage)] == [
+        ("input", "stem"),
+        ("stem", "layer1"),
+        ("layer1", "layer2"),
+        ("layer2", "layer3"),
+        ("layer3", "layer4"),
+        ("layer4", "head"),
+    ]
     assert "basic ×6, /2" in stage and "6,822,400 params" in stage and "→ 256×14×14" in stage
     assert "21,797,672 params" in stage  # the title
     network = draw.build(net, "network").source
@@ -62,10 +75,16 @@ def test_stage_and_network_levels():
     assert "layer3: basic ×6" in network
 
 
-@pytest.mark.parametrize("name,kind,style", [
-    ("resnet20", "zeropad", "dotted"), ("resnet50", "projection", "bold"), ("resnet50d", "avgproj", "bold"),
-    ("resnet18", "identity", "dashed"), ("densenet_cifar", "concat", "dashed"),
-])
+@pytest.mark.parametrize(
+    "name,kind,style",
+    [
+        ("resnet20", "zeropad", "dotted"),
+        ("resnet50", "projection", "bold"),
+        ("resnet50d", "avgproj", "bold"),
+        ("resnet18", "identity", "dashed"),
+        ("densenet_cifar", "concat", "dashed"),
+    ],
+)
 def test_shortcut_kinds_have_their_own_style_and_a_legend_entry(name, kind, style):
     source = draw.build(resdsl.load(name), "block").source
     colour = draw.SHORTCUTS[kind][1]
@@ -81,13 +100,16 @@ def test_inserted_projections_are_marked():
 
 def test_dot_is_deterministic_across_processes():
     code = "import resdsl; from resdsl import draw; print(draw.build(resdsl.load('resnet50d'), 'op').source)"
-    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-            for _ in range(2)}
+    runs = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        for _ in range(2)
+    }
     assert len(runs) == 1
 
 
-@pytest.mark.parametrize("suffix,magic", [(".svg", b"<svg"), (".png", b"\x89PNG"), (".pdf", b"%PDF"),
-                                          (".dot", b"digraph")])
+@pytest.mark.parametrize(
+    "suffix,magic", [(".svg", b"<svg"), (".png", b"\x89PNG"), (".pdf", b"%PDF"), (".dot", b"digraph")]
+)
 def test_formats(tmp_path, suffix, magic):
     out = tmp_path / f"r20{suffix}"
     assert main(["draw", "resnet20", "--level", "stage", "-o", str(out)]) == 0
@@ -97,8 +119,14 @@ def test_formats(tmp_path, suffix, magic):
 
 def test_without_dot_only_dot_output_works(tmp_path):
     env = dict(os.environ, PATH=str(tmp_path))  # no `dot` on PATH
-    run = lambda out: subprocess.run([sys.executable, "-m", "resdsl", "draw", "resnet20", "-o", str(out)],  # noqa
-                                     capture_output=True, text=True, env=env, cwd=os.getcwd(), timeout=60)
+    run = lambda out: subprocess.run(
+        [sys.executable, "-m", "resdsl", "draw", "resnet20", "-o", str(out)],  # noqa
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=os.getcwd(),
+        timeout=60,
+    )
     svg = run(tmp_path / "x.svg")
     assert svg.returncode == 2 and "apt-get install graphviz" in svg.stderr and "Traceback" not in svg.stderr
     assert not (tmp_path / "x.svg").exists()
@@ -109,14 +137,18 @@ def test_without_dot_only_dot_output_works(tmp_path):
 
 
 def test_draw_never_imports_torch_and_jupyter_gets_svg():
-    code = ("import sys; from resdsl.cli import main; import resdsl;"
-            "main(['draw', 'resnet18', '--level', 'stage', '-o', sys.argv[1]]);"
-            "bundle = resdsl.load('resnet18')._repr_mimebundle_();"
-            "print('torch' in sys.modules, bundle['image/svg+xml'].lstrip()[:5])")
+    code = (
+        "import sys; from resdsl.cli import main; import resdsl;"
+        "main(['draw', 'resnet18', '--level', 'stage', '-o', sys.argv[1]]);"
+        "bundle = resdsl.load('resnet18')._repr_mimebundle_();"
+        "print('torch' in sys.modules, bundle['image/svg+xml'].lstrip()[:5])"
+    )
     import tempfile
+
     with tempfile.TemporaryDirectory() as folder:
-        result = subprocess.run([sys.executable, "-c", code, os.path.join(folder, "r.svg")], capture_output=True,
-                                text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-c", code, os.path.join(folder, "r.svg")], capture_output=True, text=True, timeout=60
+        )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-2:] == ["False", "<?xml"]
 
@@ -187,6 +219,7 @@ def drawn_links(nodes, links) -> list[tuple[str, str]]:
                 follow(start, nxt)
             else:
                 found.append((start, nxt))
+
     for box in nodes:
         if not HELPER.search(box):
             follow(box, box)
@@ -214,7 +247,7 @@ def test_every_spec_draws_at_every_level(name):
             first = attrs["label"].split("\n")[0]
             if level in ("op", "block") and box in ops.nodes and box != "input":
                 d = ops.nodes[box]
-                name = box[len(d.block) + 1:] if d.block else box  # `conv1` inside layer1.0
+                name = box[len(d.block) + 1 :] if d.block else box  # `conv1` inside layer1.0
                 assert first == (draw.essentials(d.kind, d.attrs, d.shape) if d.is_merge else name), box
             elif level == "stage" or (level == "network" and box != "stages"):
                 assert first == box or box == "input"
@@ -240,6 +273,7 @@ def test_counts_read_as_in_the_rest_of_the_tool():
 
 
 # --- where Graphviz puts things: dot -Tjson coordinates, in points, y upwards -------------------------
+
 
 def layout(net, level: str) -> dict:
     source = draw.build(net, level).source
@@ -268,10 +302,10 @@ def points(edge: dict, arrows: bool = True) -> list[tuple[float, float]]:
         p = op.get("points", [])
         if op["op"] in "bB":
             for i in range(0, len(p) - 3, 3):
-                (x0, y0), (x1, y1), (x2, y2), (x3, y3) = p[i:i + 4]
+                (x0, y0), (x1, y1), (x2, y2), (x3, y3) = p[i : i + 4]
                 for k in range(65):
                     t = k / 64
-                    a, b, c, d = (1 - t) ** 3, 3 * t * (1 - t) ** 2, 3 * t * t * (1 - t), t ** 3
+                    a, b, c, d = (1 - t) ** 3, 3 * t * (1 - t) ** 2, 3 * t * t * (1 - t), t**3
                     out.append((a * x0 + b * x1 + c * x2 + d * x3, a * y0 + b * y1 + c * y2 + d * y3))
         elif op["op"] in "pPL":
             out.extend(map(tuple, p))
@@ -305,17 +339,25 @@ class Drawn:
         return tuple(map(float, self.clusters[cluster]["bb"].split(",")))
 
 
-LAID_OUT = [("resnet18", "op"), ("resnet50", "block"), ("resnet20", "block"), ("resnet50", "op"),
-            ("resnet20", "op"), ("plain20", "op"), ("densenet_cifar", "block"), ("resnet50d", "block"),
-            ("preact_resnet18", "op"), ("mlp_resnet", "op")]
+LAID_OUT = [
+    ("resnet18", "op"),
+    ("resnet50", "block"),
+    ("resnet20", "block"),
+    ("resnet50", "op"),
+    ("resnet20", "op"),
+    ("plain20", "op"),
+    ("densenet_cifar", "block"),
+    ("resnet50d", "block"),
+    ("preact_resnet18", "op"),
+    ("mlp_resnet", "op"),
+]
 
 
 @pytest.mark.parametrize("name,level", LAID_OUT)
 def test_no_edge_crosses_a_box_title(name, level):
     net = resdsl.load(name)
     drawn = Drawn(net, level)
-    heads = tuple(f"{s.name}: " for s in net.stages) + tuple(
-        f"{d.block} (" for d in net.ops.nodes.values() if d.block)
+    heads = tuple(f"{s.name}: " for s in net.stages) + tuple(f"{d.block} (" for d in net.ops.nodes.values() if d.block)
     titles = [(text, box) for text, box in drawn.texts if text.startswith(heads)]
     assert len(titles) >= len(net.stages), titles  # every stage's box is titled
     for tail, head, line in drawn.edges:
@@ -354,12 +396,19 @@ def test_shortcuts_stay_inside_their_block_without_snaking(name, level):
 LEGEND = {kind: text for kind, (_, _, text) in draw.SHORTCUTS.items()} | {"inserted": "inserted by the shortcut policy"}
 
 
-@pytest.mark.parametrize("name,level,kinds", [
-    ("resnet20", "block", {"identity", "zeropad", "inserted"}), ("resnet20", "op", {"identity", "zeropad", "inserted"}),
-    ("resnet50", "op", {"identity", "projection", "inserted"}), ("resnet50", "block", {"projection", "inserted"}),
-    ("densenet_cifar", "op", {"concat"}), ("resnet50d", "op", {"identity", "avgproj", "inserted"}),
-    ("plain20", "op", set()), ("resnet50", "stage", set()),
-])
+@pytest.mark.parametrize(
+    "name,level,kinds",
+    [
+        ("resnet20", "block", {"identity", "zeropad", "inserted"}),
+        ("resnet20", "op", {"identity", "zeropad", "inserted"}),
+        ("resnet50", "op", {"identity", "projection", "inserted"}),
+        ("resnet50", "block", {"projection", "inserted"}),
+        ("densenet_cifar", "op", {"concat"}),
+        ("resnet50d", "op", {"identity", "avgproj", "inserted"}),
+        ("plain20", "op", set()),
+        ("resnet50", "stage", set()),
+    ],
+)
 def test_the_legend_lists_what_the_picture_shows_compactly(name, level, kinds):
     net = resdsl.load(name)
     source = draw.build(net, level).source
@@ -390,8 +439,15 @@ def test_dpi_scales_a_png(tmp_path):
             assert abs(sizes[dpi][axis] - sizes[96][axis] * dpi / 96) <= 2, (dpi, sizes)
 
 
-@pytest.mark.parametrize("value,message", [("0", "between 24 and 600, not 0"), ("-150", "between 24 and 600"),
-                                           ("100000", "between 24 and 600"), ("lots", "invalid int value")])
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        ("0", "between 24 and 600, not 0"),
+        ("-150", "between 24 and 600"),
+        ("100000", "between 24 and 600"),
+        ("lots", "invalid int value"),
+    ],
+)
 def test_a_bad_dpi_is_a_usage_error(tmp_path, capsys, value, message):
     out = tmp_path / "x.png"
     assert main(["draw", "resnet20", "--level", "stage", "--dpi", value, "-o", str(out)]) == 2

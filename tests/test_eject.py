@@ -17,18 +17,35 @@ import textwrap
 
 import pytest
 import torch
+from family import LEFT_TO_TEST_FAMILY, TIMM_ALL, tiered
 from hypothesis import HealthCheck, given, settings
 
 import resdsl
 from resdsl.backend.eject import eject
 from resdsl.cli import main
 from resdsl.library import bundled_networks, specs_dir
-from family import LEFT_TO_TEST_FAMILY, TIMM_ALL, tiered
 from resdsl.testing import networks
 
-IMAGENET = {"resnet18", "resnet34", "resnet50", "resnet50d", "seresnet50", "resnext50_32x4d", "resnet101",
-            "resnet152", "wide_resnet50_2", "resnet50_v1", "plain18", "plain34", "resnet", "res2net", "sknet",
-            "resnest", "resnetv2", "pruned_resnet"} | set(TIMM_ALL)
+IMAGENET = {
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet50d",
+    "seresnet50",
+    "resnext50_32x4d",
+    "resnet101",
+    "resnet152",
+    "wide_resnet50_2",
+    "resnet50_v1",
+    "plain18",
+    "plain34",
+    "resnet",
+    "res2net",
+    "sknet",
+    "resnest",
+    "resnetv2",
+    "pruned_resnet",
+} | set(TIMM_ALL)
 SMALL = (3, 64, 64)  # ImageNet networks are checked on small inputs: the source does not depend on it
 
 
@@ -64,10 +81,11 @@ def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return model.eval()
 
 
-def assert_same(ours: torch.nn.Module, reference: torch.nn.Module, shape: tuple[int, ...], atol: float = 1e-5,
-                prefix: str = "") -> None:
+def assert_same(
+    ours: torch.nn.Module, reference: torch.nn.Module, shape: tuple[int, ...], atol: float = 1e-5, prefix: str = ""
+) -> None:
     """Load `reference`'s weights (its keys below `prefix`) into `ours` strictly, then compare outputs."""
-    state = {k[len(prefix):]: v for k, v in reference.state_dict().items() if k.startswith(prefix)}
+    state = {k[len(prefix) :]: v for k, v in reference.state_dict().items() if k.startswith(prefix)}
     ours.load_state_dict(state, strict=True)
     ours.eval()
     reference.eval()
@@ -81,16 +99,46 @@ def assert_same(ours: torch.nn.Module, reference: torch.nn.Module, shape: tuple[
 
 # ---- 1. the file alone, in a process without resdsl ------------------------------------------
 
-EJECTED = ["resnet18", "resnet50", "resnet50d", "seresnet50", "resnext50_32x4d", "resnet20", "resnet56",
-           "preact_resnet18", "densenet_cifar", "mlp_resnet", "plain20"]
+EJECTED = [
+    "resnet18",
+    "resnet50",
+    "resnet50d",
+    "seresnet50",
+    "resnext50_32x4d",
+    "resnet20",
+    "resnet56",
+    "preact_resnet18",
+    "densenet_cifar",
+    "mlp_resnet",
+    "plain20",
+]
 # The fast tier (-m "not slow") runs a process for one spec per construct: basic blocks with option A,
 # bottlenecks with SE, pre-activation, dense concat, vectors.
 EJECTED_FAST = {"resnet20", "seresnet50", "preact_resnet18", "densenet_cifar", "mlp_resnet"}
 # ... and ejects in process one spec per construct of the bundled ones (the family files at their defaults).
-EVERY_FAST = EJECTED_FAST | {"resnet18", "resnet50d", "resnext50_32x4d", "plain20", "resnet10t", "ecaresnet26t",
-                             "resnetaa34d", "resnetblur18", "resnetrs50", "res2net50_26w_4s", "skresnet18",
-                             "resnest14d", "resnetv2_50d_evos", "test_resnet", "resnet", "res2net", "sknet",
-                             "resnest", "resnetv2", "pruned_resnet", "cifar_resnet"}
+EVERY_FAST = EJECTED_FAST | {
+    "resnet18",
+    "resnet50d",
+    "resnext50_32x4d",
+    "plain20",
+    "resnet10t",
+    "ecaresnet26t",
+    "resnetaa34d",
+    "resnetblur18",
+    "resnetrs50",
+    "res2net50_26w_4s",
+    "skresnet18",
+    "resnest14d",
+    "resnetv2_50d_evos",
+    "test_resnet",
+    "resnet",
+    "res2net",
+    "sknet",
+    "resnest",
+    "resnetv2",
+    "pruned_resnet",
+    "cifar_resnet",
+}
 
 
 @pytest.mark.parametrize("name", tiered(EJECTED, EJECTED_FAST))
@@ -110,13 +158,13 @@ def test_ejected_file_runs_without_resdsl_and_computes_what_resdsl_compiles(tmp_
         sys.modules["resdsl"] = None  # the ejected file must not need resdsl
         build = runpy.run_path({str(out)!r})["build"]
         model = build().eval()
-        model.load_state_dict(torch.load({str(tmp_path / 'w.pt')!r}, weights_only=True), strict=True)
+        model.load_state_dict(torch.load({str(tmp_path / "w.pt")!r}, weights_only=True), strict=True)
         with torch.no_grad():
-            y = model(torch.load({str(tmp_path / 'x.pt')!r}))
-        expected = torch.load({str(tmp_path / 'y.pt')!r})
+            y = model(torch.load({str(tmp_path / "x.pt")!r}))
+        expected = torch.load({str(tmp_path / "y.pt")!r})
         difference = (y - expected).abs().max().item()
         assert y.shape == expected.shape and difference <= 1e-5, f"outputs differ by {{difference}}"
-        assert build(num_classes=3).eval()(torch.load({str(tmp_path / 'x.pt')!r})).shape[-1] == 3
+        assert build(num_classes=3).eval()(torch.load({str(tmp_path / "x.pt")!r})).shape[-1] == 3
         print("ok")
     """)
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=300)
@@ -124,9 +172,17 @@ def test_ejected_file_runs_without_resdsl_and_computes_what_resdsl_compiles(tmp_
 
 
 # The deepest ones are left out for time: they use the classes of resnet50 and resnet56.
-@pytest.mark.parametrize("name", tiered([n for n in bundled_networks() if n not in ("resnet1202", "resnet152",
-                                                                                   "resnet101", "resnet110")
-                                         and n not in LEFT_TO_TEST_FAMILY], EVERY_FAST))
+@pytest.mark.parametrize(
+    "name",
+    tiered(
+        [
+            n
+            for n in bundled_networks()
+            if n not in ("resnet1202", "resnet152", "resnet101", "resnet110") and n not in LEFT_TO_TEST_FAMILY
+        ],
+        EVERY_FAST,
+    ),
+)
 def test_every_bundled_network_ejects_to_the_same_computation(name):
     net = load(name)
     assert_same(ejected(name)["build"](), randomise(net.to_torch()), net.input_shape)
@@ -134,11 +190,14 @@ def test_every_bundled_network_ejects_to_the_same_computation(name):
 
 # ---- 2. other values than the network's -------------------------------------------------------
 
-def block_module(call: str, input_shape: str, policy: str = "B",
-                 use: str = "blocks.res") -> tuple[torch.nn.Module, tuple[int, ...]]:
+
+def block_module(
+    call: str, input_shape: str, policy: str = "B", use: str = "blocks.res"
+) -> tuple[torch.nn.Module, tuple[int, ...]]:
     """The module resdsl compiles for one block call `b: CALL` on `input_shape`, under `policy`."""
-    net = resdsl.loads(f'use "{use}"\nnetwork one {{\n    input {input_shape}\n    shortcut {policy}\n'
-                       f"    b: {call}\n}}\n")
+    net = resdsl.loads(
+        f'use "{use}"\nnetwork one {{\n    input {input_shape}\n    shortcut {policy}\n    b: {call}\n}}\n'
+    )
     return randomise(net.to_torch()), net.input_shape
 
 
@@ -146,55 +205,142 @@ def block_module(call: str, input_shape: str, policy: str = "B",
 # network's constants spelled out, input, policy, the file the block is in). A class takes the
 # parameters that vary between its calls in that network; the others are its constants.
 OTHER_VALUES = [
-    ("resnet20", "Basic(16, 48, stride=2, downsample=ZeroPadShortcut(2, 32))", "basic(48, stride=2)", "16x16x16",
-     "A", "blocks.res"),
+    (
+        "resnet20",
+        "Basic(16, 48, stride=2, downsample=ZeroPadShortcut(2, 32))",
+        "basic(48, stride=2)",
+        "16x16x16",
+        "A",
+        "blocks.res",
+    ),
     ("resnet20", "Basic(24, 24)", "basic(24)", "24x9x9", "A", "blocks.res"),
-    ("resnet18", "Basic(8, 16, stride=3, downsample=nn.Sequential(nn.Conv2d(8, 16, 1, stride=3, bias=False), "
-                 "nn.BatchNorm2d(16)))", "basic(16, stride=3)", "8x10x10", "B", "blocks.res"),
-    ("resnet50", "Bottleneck(64, 32, stride=2, downsample=nn.Sequential(nn.Conv2d(64, 128, 1, stride=2, bias=False), "
-                 "nn.BatchNorm2d(128)))", "bottleneck(32, stride=2)", "64x16x16", "B", "blocks.res"),
-    ("resnext50_32x4d", "Bottleneck(64, 32, stride=2, downsample=nn.Sequential(nn.Conv2d(64, 128, 1, stride=2, "
-                        "bias=False), nn.BatchNorm2d(128)))", "bottleneck(32, stride=2, groups=32, base_width=4)",
-     "64x16x16", "B", "blocks.res"),
-    ("seresnet50", "Bottleneck(32, 16, stride=2, downsample=nn.Sequential(nn.Conv2d(32, 64, 1, stride=2, "
-                   "bias=False), nn.BatchNorm2d(64)))", "bottleneck(16, stride=2, se_ratio=16, se_divisor=8)",
-     "32x12x12", "B", "blocks.res"),
-    ("resnet50d", "Bottleneck(64, 32, stride=2, downsample=nn.Sequential(nn.AvgPool2d(2, ceil_mode=True, "
-                  "count_include_pad=False), nn.Conv2d(64, 128, 1, bias=False), nn.BatchNorm2d(128)))",
-     "bottleneck(32, stride=2)", "64x9x9", "D", "blocks.res"),
-    ("resnet50d", "Bottleneck(32, 32, downsample=nn.Sequential(nn.Identity(), nn.Conv2d(32, 128, 1, bias=False), "
-                  "nn.BatchNorm2d(128)))", "bottleneck(32)", "32x8x8", "D", "blocks.res"),
+    (
+        "resnet18",
+        "Basic(8, 16, stride=3, downsample=nn.Sequential(nn.Conv2d(8, 16, 1, stride=3, bias=False), "
+        "nn.BatchNorm2d(16)))",
+        "basic(16, stride=3)",
+        "8x10x10",
+        "B",
+        "blocks.res",
+    ),
+    (
+        "resnet50",
+        "Bottleneck(64, 32, stride=2, downsample=nn.Sequential(nn.Conv2d(64, 128, 1, stride=2, bias=False), "
+        "nn.BatchNorm2d(128)))",
+        "bottleneck(32, stride=2)",
+        "64x16x16",
+        "B",
+        "blocks.res",
+    ),
+    (
+        "resnext50_32x4d",
+        "Bottleneck(64, 32, stride=2, downsample=nn.Sequential(nn.Conv2d(64, 128, 1, stride=2, "
+        "bias=False), nn.BatchNorm2d(128)))",
+        "bottleneck(32, stride=2, groups=32, base_width=4)",
+        "64x16x16",
+        "B",
+        "blocks.res",
+    ),
+    (
+        "seresnet50",
+        "Bottleneck(32, 16, stride=2, downsample=nn.Sequential(nn.Conv2d(32, 64, 1, stride=2, "
+        "bias=False), nn.BatchNorm2d(64)))",
+        "bottleneck(16, stride=2, se_ratio=16, se_divisor=8)",
+        "32x12x12",
+        "B",
+        "blocks.res",
+    ),
+    (
+        "resnet50d",
+        "Bottleneck(64, 32, stride=2, downsample=nn.Sequential(nn.AvgPool2d(2, ceil_mode=True, "
+        "count_include_pad=False), nn.Conv2d(64, 128, 1, bias=False), nn.BatchNorm2d(128)))",
+        "bottleneck(32, stride=2)",
+        "64x9x9",
+        "D",
+        "blocks.res",
+    ),
+    (
+        "resnet50d",
+        "Bottleneck(32, 32, downsample=nn.Sequential(nn.Identity(), nn.Conv2d(32, 128, 1, bias=False), "
+        "nn.BatchNorm2d(128)))",
+        "bottleneck(32)",
+        "32x8x8",
+        "D",
+        "blocks.res",
+    ),
     # an `if` on a parameter that varies: the anti-aliasing pool of a stride-2 block
-    ("resnetaa34d", "Basic(16, 32, stride=2, downsample=nn.Sequential(nn.AvgPool2d(2, ceil_mode=True, "
-                    "count_include_pad=False), nn.Conv2d(16, 32, 1, bias=False), nn.BatchNorm2d(32)))",
-     "basic(32, stride=2, aa=true)", "16x12x12", "D", "blocks.res"),
+    (
+        "resnetaa34d",
+        "Basic(16, 32, stride=2, downsample=nn.Sequential(nn.AvgPool2d(2, ceil_mode=True, "
+        "count_include_pad=False), nn.Conv2d(16, 32, 1, bias=False), nn.BatchNorm2d(32)))",
+        "basic(32, stride=2, aa=true)",
+        "16x12x12",
+        "D",
+        "blocks.res",
+    ),
     ("resnetaa34d", "Basic(24, 24)", "basic(24, aa=true)", "24x7x7", "D", "blocks.res"),
-    ("preact_resnet18", "PreactBasic(32, 64, stride=2, downsample=nn.Sequential(nn.Conv2d(32, 64, 1, stride=2, "
-                        "bias=False)))", "preact_basic(64, stride=2)", "32x8x8", "B", "blocks.res"),
+    (
+        "preact_resnet18",
+        "PreactBasic(32, 64, stride=2, downsample=nn.Sequential(nn.Conv2d(32, 64, 1, stride=2, bias=False)))",
+        "preact_basic(64, stride=2)",
+        "32x8x8",
+        "B",
+        "blocks.res",
+    ),
     ("preact_resnet18", "PreactBasic(48, 48)", "preact_basic(48)", "48x6x6", "B", "blocks.res"),
     ("densenet_cifar", "DenseLayer(20)", "dense_layer(12)", "20x8x8", "B", "blocks.res"),
     ("densenet_cifar", "Transition(20, 10)", "transition(10)", "20x8x8", "B", "blocks.res"),
-    ("mlp_resnet", "FcResidual(32, 16, downsample=nn.Sequential(nn.Linear(32, 16, bias=False), "
-                   "nn.BatchNorm1d(16)))", "fc_residual(16)", "32", "B", "blocks.res"),
+    (
+        "mlp_resnet",
+        "FcResidual(32, 16, downsample=nn.Sequential(nn.Linear(32, 16, bias=False), nn.BatchNorm1d(16)))",
+        "fc_residual(16)",
+        "32",
+        "B",
+        "blocks.res",
+    ),
     ("plain20", "Basic(16, 48, stride=2)", "basic(48, stride=2)", "16x16x16", "none", "blocks.res"),
     # a multi-branch block (the loop over an nn.ModuleList), a block inside a block, a varying carry
-    ("skresnet18", "SelectiveKernel(16, 24, stride=2)", "selective_kernel(24, stride=2, reduction=8, divisor=16)",
-     "16x10x10", "B", "sknet.res"),
-    ("skresnet18", "SkBasic(16, 32, stride=2, downsample=nn.Sequential(nn.Conv2d(16, 32, 1, stride=2, bias=False), "
-                   "nn.BatchNorm2d(32)))", "sk_basic(32, stride=2)", "16x10x10", "B", "sknet.res"),
-    ("res2net50_26w_4s", "Bottle2neck(32, 64, stride=2, first=True, downsample=nn.Sequential(nn.Conv2d(32, 256, 1, "
-                         "stride=2, bias=False), nn.BatchNorm2d(256)))", "bottle2neck(64, stride=2, first=true)",
-     "32x8x8", "B", "res2net.res"),
+    (
+        "skresnet18",
+        "SelectiveKernel(16, 24, stride=2)",
+        "selective_kernel(24, stride=2, reduction=8, divisor=16)",
+        "16x10x10",
+        "B",
+        "sknet.res",
+    ),
+    (
+        "skresnet18",
+        "SkBasic(16, 32, stride=2, downsample=nn.Sequential(nn.Conv2d(16, 32, 1, stride=2, bias=False), "
+        "nn.BatchNorm2d(32)))",
+        "sk_basic(32, stride=2)",
+        "16x10x10",
+        "B",
+        "sknet.res",
+    ),
+    (
+        "res2net50_26w_4s",
+        "Bottle2neck(32, 64, stride=2, first=True, downsample=nn.Sequential(nn.Conv2d(32, 256, 1, "
+        "stride=2, bias=False), nn.BatchNorm2d(256)))",
+        "bottle2neck(64, stride=2, first=true)",
+        "32x8x8",
+        "B",
+        "res2net.res",
+    ),
     ("res2net50_26w_4s", "Bottle2neck(256, 64)", "bottle2neck(64)", "256x6x6", "B", "res2net.res"),
-    ("resnest50d", "ResnestBottleneck(64, 32, stride=2, downsample=nn.Sequential(nn.AvgPool2d(2, ceil_mode=True, "
-                   "count_include_pad=False), nn.Conv2d(64, 128, 1, bias=False), nn.BatchNorm2d(128)))",
-     "resnest_bottleneck(32, stride=2, base_width=64)", "64x8x8", "D", "resnest.res"),
+    (
+        "resnest50d",
+        "ResnestBottleneck(64, 32, stride=2, downsample=nn.Sequential(nn.AvgPool2d(2, ceil_mode=True, "
+        "count_include_pad=False), nn.Conv2d(64, 128, 1, bias=False), nn.BatchNorm2d(128)))",
+        "resnest_bottleneck(32, stride=2, base_width=64)",
+        "64x8x8",
+        "D",
+        "resnest.res",
+    ),
 ]
 
 
 @pytest.mark.parametrize("name, constructor, call, shape, policy, use", OTHER_VALUES)
-def test_an_ejected_block_class_is_right_for_values_the_network_never_used(name, constructor, call, shape,
-                                                                           policy, use):
+def test_an_ejected_block_class_is_right_for_values_the_network_never_used(name, constructor, call, shape, policy, use):
     namespace = ejected(name)
     reference, input_shape = block_module(call, shape, policy, use)
     ours = eval(constructor, namespace)
@@ -204,8 +350,9 @@ def test_an_ejected_block_class_is_right_for_values_the_network_never_used(name,
 def test_a_block_class_refuses_values_it_was_not_written_for():
     # every call of the pruned model's bottleneck has an ECA kernel: the class has no branch without one
     with pytest.raises(ValueError, match="eca_kernel > 0"):
-        ejected("ecaresnet50d_pruned")["Bottleneck"](64, 64, reduce_width=16, inner_width=16, out_width=64,
-                                                      eca_kernel=0)
+        ejected("ecaresnet50d_pruned")["Bottleneck"](
+            64, 64, reduce_width=16, inner_width=16, out_width=64, eca_kernel=0
+        )
 
 
 @pytest.mark.parametrize("name", ["resnet20", "resnet50", "mlp_resnet", "densenet_cifar"])
@@ -229,7 +376,8 @@ def test_random_networks_eject_to_the_same_computation():
 
 def test_blocks_calling_blocks_stages_in_blocks_and_conditions(tmp_path):
     spec = tmp_path / "nested.res"
-    spec.write_text(textwrap.dedent("""\
+    spec.write_text(
+        textwrap.dedent("""\
         use "blocks.res"
 
         block double(width, stride = 1) {
@@ -258,12 +406,12 @@ def test_blocks_calling_blocks_stages_in_blocks_and_conditions(tmp_path):
             e: pair(64, stride=2, act=false)
             avgpool -> fc classes -> bn -> relu -> fc classes
         }
-    """))
+    """)
+    )
     net = resdsl.load(spec)
     namespace: dict = {}
     exec(compile(eject(net), "<ejected>", "exec", dont_inherit=True), namespace)
-    assert_same(namespace["build"](num_classes=3), randomise(resdsl.load(spec, classes=3).to_torch()),
-                net.input_shape)
+    assert_same(namespace["build"](num_classes=3), randomise(resdsl.load(spec, classes=3).to_torch()), net.input_shape)
     # a block calling blocks is a class, and passes its inner blocks' shortcuts on; a block holding a stage
     # has no class yet: those calls alone are written flat, and the file's docstring says why
     source = namespace["__source__"] if "__source__" in namespace else eject(net)
@@ -274,8 +422,10 @@ def test_blocks_calling_blocks_stages_in_blocks_and_conditions(tmp_path):
 
 # ---- 3. torchvision's and timm's models -----------------------------------------------------
 
+
 def test_ejected_resnet50_is_torchvision_resnet50():
     import torchvision
+
     reference = randomise(torchvision.models.resnet50())
     assert_same(ejected("resnet50")["build"](), reference, SMALL)
 
@@ -283,16 +433,22 @@ def test_ejected_resnet50_is_torchvision_resnet50():
 @pytest.mark.parametrize("name", ["resnet50d", "seresnet50"])
 def test_ejected_timm_models_are_timm_models(name):
     import timm
+
     reference = randomise(timm.create_model(name, pretrained=False))
     assert_same(ejected(name)["build"](), reference, SMALL)
 
 
 # ---- 4. the source itself ----------------------------------------------------------------------
 
+
 def _unused_imports(source: str) -> set[str]:
     tree = ast.parse(source)
-    imported = {(a.asname or a.name).split(".")[0] for node in ast.walk(tree)
-                if isinstance(node, (ast.Import, ast.ImportFrom)) for a in node.names}
+    imported = {
+        (a.asname or a.name).split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for a in node.names
+    }
     used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
     return imported - used
 
@@ -323,8 +479,9 @@ def test_the_docstring_names_the_spec_not_where_it_lies(tmp_path, monkeypatch):
 TORCHVISION_SIGNATURE = "(inplanes, planes, stride=1, downsample=None)"
 
 
-@pytest.mark.parametrize("name, block", [("resnet18", "Basic"), ("resnet50", "Bottleneck"),
-                                         ("resnext50_32x4d", "Bottleneck")])
+@pytest.mark.parametrize(
+    "name, block", [("resnet18", "Basic"), ("resnet50", "Bottleneck"), ("resnext50_32x4d", "Bottleneck")]
+)
 def test_block_classes_have_torchvisions_signature(name, block):
     """Specialised to the network: the parameters its calls agree on are constants of the class."""
     assert str(inspect.signature(ejected(name)[block])) == TORCHVISION_SIGNATURE
@@ -340,10 +497,11 @@ def test_resnet50_reads_like_torchvisions_resnet():
     assert str(inspect.signature(r50["Resnet50"])) == "(num_classes=1000)"
     assert list(inspect.signature(r50["build"]).parameters.values())[0].default == 1000
     source = r50["__source__"]
-    block = source[source.index("    def __init__", source.index("class Bottleneck")):source.index("class Resnet50")]
+    block = source[source.index("    def __init__", source.index("class Bottleneck")) : source.index("class Resnet50")]
     # one test in the whole block, torchvision's; no option resnet50 does not use
-    assert [line.strip() for line in block.splitlines() if line.strip().startswith("if ")] == \
-        ["if self.downsample is not None:"]
+    assert [line.strip() for line in block.splitlines() if line.strip().startswith("if ")] == [
+        "if self.downsample is not None:"
+    ]
     for unused in ("se_", "aa", "blur", "eca", "groups", "base_width", "zero_init"):
         assert unused not in block, unused
     assert "out_width = planes * 4" in block and "out += identity" in block
@@ -372,17 +530,49 @@ def test_multi_branch_blocks_are_classes_with_a_loop_over_their_branches():
         assert block in _classes(name) and not any("Flat" in c for c in _classes(name)), name
 
 
-RUFF_CHECKED = ["resnet18", "resnet50", "resnext50_32x4d", "resnet50d", "seresnet50", "resnet20", "preact_resnet18",
-                "densenet_cifar", "mlp_resnet", "plain20", "skresnet18", "res2net50_26w_4s", "resnest50d",
-                "resnetaa34d", "resnetv2_50d_evos", "ecaresnet50d_pruned"]
+RUFF_CHECKED = [
+    "resnet18",
+    "resnet50",
+    "resnext50_32x4d",
+    "resnet50d",
+    "seresnet50",
+    "resnet20",
+    "preact_resnet18",
+    "densenet_cifar",
+    "mlp_resnet",
+    "plain20",
+    "skresnet18",
+    "res2net50_26w_4s",
+    "resnest50d",
+    "resnetaa34d",
+    "resnetv2_50d_evos",
+    "ecaresnet50d_pruned",
+]
 
 
-@pytest.mark.parametrize("ruleset", [[], ["--select", "E,F,W,I,UP,B", "--line-length", "120"]],
-                         ids=["ruff-defaults", "pycodestyle-isort-upgrade-bugbear"])
+@pytest.mark.parametrize(
+    "ruleset",
+    [[], ["--select", "E,F,W,I,UP,B", "--line-length", "120"]],
+    ids=["ruff-defaults", "pycodestyle-isort-upgrade-bugbear"],
+)
 def test_the_ejected_files_pass_ruff(tmp_path, ruleset):
     for name in RUFF_CHECKED:
         (tmp_path / f"{name}.py").write_text(ejected(name)["__source__"])
-    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--isolated", "--no-cache",
-                             "--output-format", "concise", *ruleset, str(tmp_path)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "--isolated",
+            "--no-cache",
+            "--output-format",
+            "concise",
+            *ruleset,
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]

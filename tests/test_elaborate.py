@@ -1,9 +1,9 @@
 """The graph: torchvision-style names, structure, policies, blocks as values."""
 
 import pytest
+import torch
 
 import resdsl
-import torch
 from resdsl import SpecError
 
 
@@ -15,8 +15,19 @@ def codes(text, **params):
 
 def test_resnet50_node_names_follow_torchvision():
     g = resdsl.load("resnet50").graph
-    for name in ["conv1", "bn1", "maxpool", "layer1.0.conv1", "layer1.0.bn3", "layer1.0.downsample.0",
-                 "layer1.0.downsample.1", "layer2.0.downsample.0", "layer4.2.conv3", "avgpool", "fc"]:
+    for name in [
+        "conv1",
+        "bn1",
+        "maxpool",
+        "layer1.0.conv1",
+        "layer1.0.bn3",
+        "layer1.0.downsample.0",
+        "layer1.0.downsample.1",
+        "layer2.0.downsample.0",
+        "layer4.2.conv3",
+        "avgpool",
+        "fc",
+    ]:
         assert name in g, name
     assert "layer1.1.downsample.0" not in g
     assert g.nodes["layer2.0.downsample.0"]["attrs"]["stride"] == 2
@@ -43,6 +54,7 @@ def test_edges_carry_program_order_and_shortcut_roles():
     order = list(g.nodes)
     assert order.index("layer2.0.downsample.1") < order.index("layer2.0.add")
     import networkx as nx
+
     assert nx.is_directed_acyclic_graph(g)
     assert order == list(nx.lexicographical_topological_sort(g, key=order.index))
 
@@ -51,7 +63,7 @@ def test_node_spans_point_into_the_template_and_trace_to_the_stage():
     net = resdsl.load("resnet18")
     conv = net.graph.nodes["layer3.1.conv2"]
     assert conv["span"].path.endswith("blocks.res")
-    (call, what), = conv["trace"]
+    ((call, what),) = conv["trace"]
     assert call.path.endswith("resnet.res") and "layer3.1" in what
 
 
@@ -145,23 +157,29 @@ def test_exact_division():
     assert resdsl.loads("network n(w = 64) { input 8\n fc w * 3 / 2 }").output_shape == (96,)
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("network n { input 3x8x8\n foo 3 }", "E0202"),
-    ("use \"blocks.res\"\nnetwork n { input 3x8x8\n basic(8, colour=3) }", "E0203"),
-    ("use \"blocks.res\"\nnetwork n { input 3x8x8\n basic(8, 1, 1, 64, false, 0, 1, false, false, false, 1, 1, 9) }", "E0204"),
-    ("use \"blocks.res\"\nnetwork n { input 3x8x8\n basic() }", "E0204"),
-    ("block a(w) { b(w) }\nblock b(w) { a(w) }\nnetwork n { input 8\n a(3) }", "E0503"),
-    ("network n { input 3x8x8\n conv 8 k3 g3 }", "E0402"),
-    ("network n { input 3x8x8\n conv 8 k3 s2 -> conv 8 k3 s2 -> conv 8 k3 s2 -> conv 8 k9 p0 }", "E0403"),
-    ("network n { input 3x8x8\n fc 10 }", "E0405"),
-    ("network n { input 8\n conv 8 k3 }", "E0406"),
-    ("network n { input 3x8x8\n shortcut identity\n residual { conv 8 k3 } }", "E0401"),
-    ("network n { conv 8 k3 }", "E0209"),
-    ("network n { input 3x8x8\n conv 1000000000000 k3 }", "E0303"),
-    ("network n { input 3x8x8\n conv 8 k3 -> relu x3 }", "E0208"),
-    ("network n(w = 3) { input 3x8x8\n shortcut w }", "E0302"),
-    ("network n(l = [1]) { input 8\n fc l[2] }", "E0305"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("network n { input 3x8x8\n foo 3 }", "E0202"),
+        ('use "blocks.res"\nnetwork n { input 3x8x8\n basic(8, colour=3) }', "E0203"),
+        (
+            'use "blocks.res"\nnetwork n { input 3x8x8\n basic(8, 1, 1, 64, false, 0, 1, false, false, false, 1, 1, 9) }',
+            "E0204",
+        ),
+        ('use "blocks.res"\nnetwork n { input 3x8x8\n basic() }', "E0204"),
+        ("block a(w) { b(w) }\nblock b(w) { a(w) }\nnetwork n { input 8\n a(3) }", "E0503"),
+        ("network n { input 3x8x8\n conv 8 k3 g3 }", "E0402"),
+        ("network n { input 3x8x8\n conv 8 k3 s2 -> conv 8 k3 s2 -> conv 8 k3 s2 -> conv 8 k9 p0 }", "E0403"),
+        ("network n { input 3x8x8\n fc 10 }", "E0405"),
+        ("network n { input 8\n conv 8 k3 }", "E0406"),
+        ("network n { input 3x8x8\n shortcut identity\n residual { conv 8 k3 } }", "E0401"),
+        ("network n { conv 8 k3 }", "E0209"),
+        ("network n { input 3x8x8\n conv 1000000000000 k3 }", "E0303"),
+        ("network n { input 3x8x8\n conv 8 k3 -> relu x3 }", "E0208"),
+        ("network n(w = 3) { input 3x8x8\n shortcut w }", "E0302"),
+        ("network n(l = [1]) { input 8\n fc l[2] }", "E0305"),
+    ],
+)
 def test_semantic_errors(text, expected):
     assert expected in codes(text)
 
@@ -204,19 +222,24 @@ def test_edges_carry_tensor_shapes():
     assert all(data["shape"] is not None for _, _, data in g.edges(data=True))
 
 
-@pytest.mark.parametrize("text,expected", [
-    # a residual whose main path ends up empty is an error, not a crash
-    ("network n {\n input 3x8x8\n residual { if false { relu } }\n}", ["E0208"]),
-    ("network n {\n input 3x8x8\n residual { bogus }\n}", ["E0202"]),
-    ("block a(w, stride=1) { conv w k3 s=stride }\nnetwork n { input 3x8x8\n a(8, stride=1, s=2) }", ["E0205"]),
-    ("block a(w, stride=1) { conv w k3 s=stride }\nnetwork n { input 3x8x8\n a(8) x2 s2 stride=4 }", ["E0205"]),
-    ("block a(w, stride=1) { conv w k3 s=stride }\nnetwork n { input 3x8x8\n a(8) x2 shortcut A shortcut C }",
-     ["E0205"]),
-    ("block b(w, w) { relu }\nnetwork n { input 8\n relu }", ["E0205"]),
-    ("network n { input 3x8x8\n foo: g { relu } }", ["E0208"]),
-    ("network n { input 3x8x8\n avgpool s2 }", ["E0203"]),
-    ("block u(w, mid = w / 2) { fc mid }\nnetwork n { input 8\n u() }", ["E0204"]),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        # a residual whose main path ends up empty is an error, not a crash
+        ("network n {\n input 3x8x8\n residual { if false { relu } }\n}", ["E0208"]),
+        ("network n {\n input 3x8x8\n residual { bogus }\n}", ["E0202"]),
+        ("block a(w, stride=1) { conv w k3 s=stride }\nnetwork n { input 3x8x8\n a(8, stride=1, s=2) }", ["E0205"]),
+        ("block a(w, stride=1) { conv w k3 s=stride }\nnetwork n { input 3x8x8\n a(8) x2 s2 stride=4 }", ["E0205"]),
+        (
+            "block a(w, stride=1) { conv w k3 s=stride }\nnetwork n { input 3x8x8\n a(8) x2 shortcut A shortcut C }",
+            ["E0205"],
+        ),
+        ("block b(w, w) { relu }\nnetwork n { input 8\n relu }", ["E0205"]),
+        ("network n { input 3x8x8\n foo: g { relu } }", ["E0208"]),
+        ("network n { input 3x8x8\n avgpool s2 }", ["E0203"]),
+        ("block u(w, mid = w / 2) { fc mid }\nnetwork n { input 8\n u() }", ["E0204"]),
+    ],
+)
 def test_mistakes_found_by_review(text, expected):
     assert codes(text) == expected
 
@@ -228,13 +251,16 @@ def test_alias_without_arguments_and_auto_stage_names_skip_taken_names():
 
 
 def test_else_on_its_own_line_and_parenthesised_repeat():
-    net = resdsl.loads("block a(w, stride=1) { conv w k3 s=stride }\n"
-                       "network n(k = 1) { input 3x8x8\n if k > 1 { relu }\n else { a(3) x(k + 1) } }")
+    net = resdsl.loads(
+        "block a(w, stride=1) { conv w k3 s=stride }\n"
+        "network n(k = 1) { input 3x8x8\n if k > 1 { relu }\n else { a(3) x(k + 1) } }"
+    )
     assert [s.repeats for s in net.stages] == [2]
 
 
 def test_network_graph_is_a_networkx_digraph_built_on_demand():
     import networkx as nx
+
     net = resdsl.load("resnet18")
     assert isinstance(net.graph, nx.DiGraph)
     assert net.graph is net.graph  # built once
@@ -255,6 +281,7 @@ def test_a_repeated_call_is_bound_for_its_own_values_not_equal_ones_of_another_t
 
 # ---- dotted and indexed labels; shortcuts a block writes -----------------------------------------
 
+
 def test_dotted_labels_give_timms_module_paths():
     net = resdsl.loads("""
 network n {
@@ -267,21 +294,35 @@ network n {
 }
 block unit(width) { residual { conv1: conv width k3 } }""")
     names = list(net.ops.nodes)
-    for name in ["stem.conv", "stem.pool", "stages.0.blocks.0.conv1", "stages.0.blocks.1.conv1",
-                 "stages.1.blocks.0.conv1", "norm", "head.fc"]:
+    for name in [
+        "stem.conv",
+        "stem.pool",
+        "stages.0.blocks.0.conv1",
+        "stages.0.blocks.1.conv1",
+        "stages.1.blocks.0.conv1",
+        "norm",
+        "head.fc",
+    ]:
         assert name in names, name
     model = net.to_torch()
-    assert set(model.state_dict()) >= {"stem.conv.weight", "stages.1.blocks.0.conv1.weight", "norm.weight",
-                                       "head.fc.bias"}
+    assert set(model.state_dict()) >= {
+        "stem.conv.weight",
+        "stages.1.blocks.0.conv1.weight",
+        "norm.weight",
+        "head.fc.bias",
+    }
 
 
-@pytest.mark.parametrize("text, code", [
-    ("a.b: conv 8 k3\n a: relu", "E0206"),      # `a` is a container, then an op
-    ("a: conv 8 k3\n a.b: relu", "E0206"),      # and the other way round
-    ("a.b: conv 8 k3\n a.b: relu", "E0206"),
-    ("train.conv: conv 8 k3", "E0210"),         # a container is a module attribute too
-    ("a[1 + 1.5].b: conv 8 k3", "E0302"),
-])
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ("a.b: conv 8 k3\n a: relu", "E0206"),  # `a` is a container, then an op
+        ("a: conv 8 k3\n a.b: relu", "E0206"),  # and the other way round
+        ("a.b: conv 8 k3\n a.b: relu", "E0206"),
+        ("train.conv: conv 8 k3", "E0210"),  # a container is a module attribute too
+        ("a[1 + 1.5].b: conv 8 k3", "E0302"),
+    ],
+)
 def test_dotted_label_mistakes(text, code):
     assert codes(f"network n {{\n input 8x8x8\n {text}\n}}") == [code]
 
@@ -346,13 +387,16 @@ def test_defaults_apply_to_later_calls_of_the_names_and_explicit_arguments_win()
     assert "inner.a.se" not in nodes and nodes["inner.a.bn2"].attrs["zero_init"] is False
 
 
-@pytest.mark.parametrize("statement, code", [
-    ("defaults conv(bias = true)", "E0202"),        # an op
-    ("defaults nosuch(y = 1)", "E0202"),
-    ("defaults se(ratio = 2)", "E0202"),             # a parameter that holds a number
-    ("defaults basic(16)", "E0204"),                 # keywords only
-    ("defaults basic(nope = 1)", "E0203"),           # found at the call, located at the statement
-])
+@pytest.mark.parametrize(
+    "statement, code",
+    [
+        ("defaults conv(bias = true)", "E0202"),  # an op
+        ("defaults nosuch(y = 1)", "E0202"),
+        ("defaults se(ratio = 2)", "E0202"),  # a parameter that holds a number
+        ("defaults basic(16)", "E0204"),  # keywords only
+        ("defaults basic(nope = 1)", "E0203"),  # found at the call, located at the statement
+    ],
+)
 def test_defaults_mistakes(statement, code):
     text = DEFAULTS.replace("    defaults unit, basic(se_ratio = se, zero_init_last = true)", "    " + statement)
     assert codes(text) == [code]

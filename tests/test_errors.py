@@ -87,12 +87,17 @@ SECTIONS = _sections()
 # the network-size limit (a million ops, a lot of memory, better spent in a child process).
 VIA_CLI = {"E0501": 60, "E0504": 300}
 # Codes raised by `resdsl compile`: its arguments, and the checkpoint the example needs.
-VIA_COMPILE = {"E0505": ["--max-params", "1000"], "E0506": ["--max-memory", "64G"], "E0601": ["--weights", "ckpt.pt"],
-               "E0602": ["--weights", "ckpt.pt"]}
+VIA_COMPILE = {
+    "E0505": ["--max-params", "1000"],
+    "E0506": ["--max-memory", "64G"],
+    "E0601": ["--weights", "ckpt.pt"],
+    "E0602": ["--weights", "ckpt.pt"],
+}
 
 
 def write_checkpoint(code: str, folder: Path) -> None:
     import torch
+
     if code == "E0601":
         state = resdsl.load(str(folder / "example.res")).to_torch().state_dict()
         state["layer1.1.conv2.weight"] = torch.zeros(16, 16, 5, 5)
@@ -106,8 +111,9 @@ def env() -> dict[str, str]:
 
 
 def cli(*args: str, cwd: Path, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "resdsl", *args], cwd=cwd, env=env(), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "resdsl", *args], cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def load_error(path: str | Path = "example.res", **kwargs) -> SpecError:
@@ -216,7 +222,7 @@ def test_render_has_code_location_source_caret_and_help(tmp_path, monkeypatch):
     assert lines[1] == " --> example.res:3:19"
     shown, start, width = snippet(rendered, 3)
     assert shown == "    conv 16 k3 -> bnn"
-    assert shown[start:start + width] == "bnn"
+    assert shown[start : start + width] == "bnn"
     assert re.search(r"^ += help: did you mean `bn`\?$", rendered, re.M)
     assert lines[-1] == "1 error found"
     assert str(error) == rendered
@@ -231,20 +237,23 @@ def test_render_cli_matches_api(tmp_path):
     assert result.stderr.rstrip().endswith("1 error found")
 
 
-@pytest.mark.parametrize("text, line, target", [
-    # the caret covers exactly the offending token ...
-    ("network n(width = 10) {\n    input 3x32x32\n    conv 16 k3 -> conv width / 4 k3\n}\n", 3, "width / 4"),
-    ("network n {\n    input 3x32x32\n    conv 16 k3 stride=2 pad=1\n}\n", 3, "pad=1"),
-    ("network n {\n    input 3x32x32\n    conv 16 k3 -> relu -> fc 10\n}\n", 3, "fc 10"),
-    ("network n(l = [1, 2]) {\n    input 3x32x32\n    conv l[7] k3\n}\n", 3, "7"),
-    # ... after tabs (shown expanded, columns re-measured) ...
-    ("network n {\n\tinput 3x32x32\n\tconv 16 k3 ->\tbnn\n}\n", 3, "bnn"),
-    # ... and after wide characters: columns count characters, not bytes
-    ("network n {\n    input 3x32x32\n    conv 16 k3 -> bn  # größe\n    conv ü16 k3\n}\n", 4, "ü"),
-    ('use "größe.res"\nnetwork n {\n    input 3x32x32\n    conv 16 k3\n}\n', 1, 'use "größe.res"'),
-    # with Windows line ends
-    ("network n {\r\n    input 3x32x32\r\n    conv 16 k3 -> bnn\r\n}\r\n", 3, "bnn"),
-])
+@pytest.mark.parametrize(
+    "text, line, target",
+    [
+        # the caret covers exactly the offending token ...
+        ("network n(width = 10) {\n    input 3x32x32\n    conv 16 k3 -> conv width / 4 k3\n}\n", 3, "width / 4"),
+        ("network n {\n    input 3x32x32\n    conv 16 k3 stride=2 pad=1\n}\n", 3, "pad=1"),
+        ("network n {\n    input 3x32x32\n    conv 16 k3 -> relu -> fc 10\n}\n", 3, "fc 10"),
+        ("network n(l = [1, 2]) {\n    input 3x32x32\n    conv l[7] k3\n}\n", 3, "7"),
+        # ... after tabs (shown expanded, columns re-measured) ...
+        ("network n {\n\tinput 3x32x32\n\tconv 16 k3 ->\tbnn\n}\n", 3, "bnn"),
+        # ... and after wide characters: columns count characters, not bytes
+        ("network n {\n    input 3x32x32\n    conv 16 k3 -> bn  # größe\n    conv ü16 k3\n}\n", 4, "ü"),
+        ('use "größe.res"\nnetwork n {\n    input 3x32x32\n    conv 16 k3\n}\n', 1, 'use "größe.res"'),
+        # with Windows line ends
+        ("network n {\r\n    input 3x32x32\r\n    conv 16 k3 -> bnn\r\n}\r\n", 3, "bnn"),
+    ],
+)
 def test_caret_under_the_right_columns(text, line, target, tmp_path, monkeypatch):
     write(tmp_path, text)
     monkeypatch.chdir(tmp_path)
@@ -252,7 +261,7 @@ def test_caret_under_the_right_columns(text, line, target, tmp_path, monkeypatch
     shown, start, width = snippet(rendered, line)
     assert "\r" not in rendered
     assert "\t" not in shown
-    assert shown[start:start + width] == target, rendered
+    assert shown[start : start + width] == target, rendered
 
 
 def test_caret_at_end_of_file(tmp_path, monkeypatch):
@@ -295,20 +304,23 @@ def test_shape_error_in_a_block_shows_template_line_and_stage_line(tmp_path, mon
     rendered = error.render()
     assert rendered.splitlines()[1].strip() == "--> example.res:3:5"
     shown, start, width = snippet(rendered, 3)
-    assert shown[start:start + width] == "conv width k3 g=3"
+    assert shown[start : start + width] == "conv width k3 g=3"
     note = re.search(r"^ += note: in block `unit`.*instantiated at (\S+)$", rendered, re.M)
     assert note, rendered
     assert note.group(1) == "example.res:8:13"  # `unit(16) x2` on the stage line
     shown, start, width = snippet(rendered, 8)
     assert shown == "    layer1: unit(16) x2"
-    assert shown[start:start + width] == "unit(16) x2"
+    assert shown[start : start + width] == "unit(16) x2"
     trace = error.diagnostics[0].trace
     assert [str(span) for span, _ in trace] == ["example.res:8:13"]
 
 
 def test_shape_error_in_a_bundled_block_points_back_at_the_stage(tmp_path, monkeypatch):
-    write(tmp_path, 'use "blocks.res"\nnetwork n {\n    input 3x32x32\n    conv 64 k3\n'
-                    '    layer1: bottleneck(64, se_ratio=7) x3\n}\n')
+    write(
+        tmp_path,
+        'use "blocks.res"\nnetwork n {\n    input 3x32x32\n    conv 64 k3\n'
+        "    layer1: bottleneck(64, se_ratio=7) x3\n}\n",
+    )
     monkeypatch.chdir(tmp_path)
     error = load_error()
     assert [d.code for d in error.diagnostics] == ["E0301"]
@@ -316,14 +328,18 @@ def test_shape_error_in_a_bundled_block_points_back_at_the_stage(tmp_path, monke
     assert Path(d.span.path).name == "blocks.res"
     rendered = error.render()
     shown, start, width = snippet(rendered, d.line)
-    assert shown[start:start + width].startswith("se se_ratio")
-    assert re.search(r"= note: in block `bottleneck` \(layer1\.0\), instantiated at example\.res:5:13$",
-                     rendered, re.M), rendered
+    assert shown[start : start + width].startswith("se se_ratio")
+    assert re.search(
+        r"= note: in block `bottleneck` \(layer1\.0\), instantiated at example\.res:5:13$", rendered, re.M
+    ), rendered
 
 
 def test_nested_blocks_list_every_call_outermost_first(tmp_path, monkeypatch):
-    write(tmp_path, "block inner(width) {\n    conv width k3 g=3\n}\nblock outer(width) {\n    inner(width)\n}\n"
-                    "network n {\n    input 3x32x32\n    outer(16)\n}\n")
+    write(
+        tmp_path,
+        "block inner(width) {\n    conv width k3 g=3\n}\nblock outer(width) {\n    inner(width)\n}\n"
+        "network n {\n    input 3x32x32\n    outer(16)\n}\n",
+    )
     monkeypatch.chdir(tmp_path)
     error = load_error()
     rendered = error.render()
@@ -337,8 +353,11 @@ def test_redefined_imported_block_is_reported_in_the_users_file(tmp_path, monkey
     The user's definition comes after the `use`, so it is the second one, and the library
     file may not even be editable (it is installed with resdsl).
     """
-    write(tmp_path, 'use "blocks.res"\nblock basic(width) {\n    conv width k3\n}\n'
-                    'network n {\n    input 3x32x32\n    basic(16)\n}\n')
+    write(
+        tmp_path,
+        'use "blocks.res"\nblock basic(width) {\n    conv width k3\n}\n'
+        "network n {\n    input 3x32x32\n    basic(16)\n}\n",
+    )
     monkeypatch.chdir(tmp_path)
     error = load_error()
     assert [d.code for d in error.diagnostics] == ["E0205"]
@@ -349,8 +368,10 @@ def test_redefined_imported_block_is_reported_in_the_users_file(tmp_path, monkey
 
 
 def test_two_unrelated_mistakes_are_both_reported(tmp_path, monkeypatch):
-    write(tmp_path, "network n {\n    input 3x32x32\n    conv width k3 -> bn\n    conv 16 k3 -> relu\n"
-                    "    conv 16 k3 -> bnorm\n}\n")
+    write(
+        tmp_path,
+        "network n {\n    input 3x32x32\n    conv width k3 -> bn\n    conv 16 k3 -> relu\n    conv 16 k3 -> bnorm\n}\n",
+    )
     monkeypatch.chdir(tmp_path)
     error = load_error()
     assert [(d.code, d.line) for d in error.diagnostics] == [("E0201", 3), ("E0202", 5)]
@@ -362,8 +383,11 @@ def test_two_unrelated_mistakes_are_both_reported(tmp_path, monkeypatch):
 
 def test_name_value_and_shape_errors_in_one_run(tmp_path, monkeypatch):
     # The shape error comes first: what follows an op that failed is not shape-checked (test_diagnostics.py)
-    write(tmp_path, "network n(width = 10) {\n    input 3x32x32\n    conv 16 k3 -> fc 10\n    conv width / 4 k3\n"
-                    "    conv 16 k0\n    conv 16 k3 -> bnn\n}\n")
+    write(
+        tmp_path,
+        "network n(width = 10) {\n    input 3x32x32\n    conv 16 k3 -> fc 10\n    conv width / 4 k3\n"
+        "    conv 16 k0\n    conv 16 k3 -> bnn\n}\n",
+    )
     monkeypatch.chdir(tmp_path)
     error = load_error()
     assert [d.code for d in error.diagnostics] == ["E0405", "E0301", "E0303", "E0202"]
@@ -382,8 +406,11 @@ def test_errors_in_an_imported_file_and_the_main_file(tmp_path, monkeypatch):
 
 
 def test_a_mistake_in_a_repeated_block_is_reported_once(tmp_path, monkeypatch):
-    write(tmp_path, "block unit(width) {\n    conv width k3 -> bnn\n}\nnetwork n {\n    input 3x32x32\n"
-                    "    layer1: unit(16) x5\n    layer2: unit(32) x5\n}\n")
+    write(
+        tmp_path,
+        "block unit(width) {\n    conv width k3 -> bnn\n}\nnetwork n {\n    input 3x32x32\n"
+        "    layer1: unit(16) x5\n    layer2: unit(32) x5\n}\n",
+    )
     monkeypatch.chdir(tmp_path)
     error = load_error()
     assert [(d.code, d.line) for d in error.diagnostics] == [("E0202", 2)]
@@ -473,7 +500,7 @@ def test_resnet_text_is_valid(tmp_path, monkeypatch):
 
 
 HOSTILE = {
-    "garbage text": "lorem ipsum dolor sit amet }{ ->-> 3x x x ]] \"\n" * 20,
+    "garbage text": 'lorem ipsum dolor sit amet }{ ->-> 3x x x ]] "\n' * 20,
     "punctuation soup": "(){}[]<>=!->,:;#'\"@$%^&*|\\~`" * 50,
     "random binary": random.Random(1).randbytes(8192),
     "random ascii": "".join(random.Random(2).choices("abkx19 (){}[]->=,:\n\t", k=8192)),
@@ -512,9 +539,11 @@ HOSTILE = {
     "20000 not": network("if " + "not " * 20000 + "true { conv 16 k3 }"),
     "20000 indexes": network("conv l" + "[0]" * 20000 + " k3", params="(l = [16])"),
     "200 nested blocks": "".join(f"block b{i}(w) {{\n    b{i + 1}(w)\n}}\n" for i in range(200))
-                         + "block b200(w) {\n    conv w k3\n}\n" + network("b0(16)"),
+    + "block b200(w) {\n    conv w k3\n}\n"
+    + network("b0(16)"),
     "3000 chained aliases": "".join(f"block b{i} = b{i + 1}(w=1)\n" for i in range(3000))
-                            + "block b3000(w) {\n    conv w k3\n}\n" + network("b0(16) -> bnn"),
+    + "block b3000(w) {\n    conv w k3\n}\n"
+    + network("b0(16) -> bnn"),
     "aliases in a circle": "block a = b(w=1)\nblock b = a(w=2)\n" + network("a(16)"),
     "self import": 'use "example.res"\n' + network("conv 16 k3"),
     "import a directory": 'use "."\n' + network("conv 16 k3"),
@@ -574,17 +603,21 @@ def test_long_else_if_chain(tmp_path):
     check_fails_cleanly(tmp_path, network(chain, params="(a = 0)"))
 
 
-@pytest.mark.parametrize("body", [
-    "conv width k3",        # an unknown name in the only op of the main path
-    "bnn",                  # an unknown op
-    "conv 16 k0",           # a value out of range
-    "shortcut A",           # no op at all, only a statement
-    "if false { relu }",    # no op once the condition is decided
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "conv width k3",  # an unknown name in the only op of the main path
+        "bnn",  # an unknown op
+        "conv 16 k0",  # a value out of range
+        "shortcut A",  # no op at all, only a statement
+        "if false { relu }",  # no op once the condition is decided
+    ],
+)
 @pytest.mark.parametrize("kind", ["residual", "dense"])
 def test_merge_whose_main_path_has_no_op(kind, body, tmp_path):
-    check_fails_cleanly(tmp_path, f"network n {{\n    input 3x32x32\n    conv 16 k3\n    {kind} {{\n"
-                                  f"        {body}\n    }}\n}}\n")
+    check_fails_cleanly(
+        tmp_path, f"network n {{\n    input 3x32x32\n    conv 16 k3\n    {kind} {{\n        {body}\n    }}\n}}\n"
+    )
 
 
 def truncations() -> list[int]:
@@ -621,17 +654,20 @@ def test_truncated_spec_via_cli(fraction, tmp_path):
     check_fails_cleanly(tmp_path, RESNET[:i], "--network", "resnet50")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["check", "no_such_file.res"], "no such file"),
-    (["check", "."], "not a file"),
-    (["check", "example.res", "--input", "3x"], "--input"),
-    (["check", "example.res", "--input", "0x32x32"], "--input"),
-    (["check", "example.res", "--input", "3x32"], "--input"),
-    (["check", "example.res", "--set", "foo"], "--set"),
-    (["check", "example.res", "--set", "=3"], "--set"),
-    (["check"], "usage"),
-    (["frobnicate"], "usage"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["check", "no_such_file.res"], "no such file"),
+        (["check", "."], "not a file"),
+        (["check", "example.res", "--input", "3x"], "--input"),
+        (["check", "example.res", "--input", "0x32x32"], "--input"),
+        (["check", "example.res", "--input", "3x32"], "--input"),
+        (["check", "example.res", "--set", "foo"], "--set"),
+        (["check", "example.res", "--set", "=3"], "--set"),
+        (["check"], "usage"),
+        (["frobnicate"], "usage"),
+    ],
+)
 def test_usage_errors_exit_2(args, message, tmp_path):
     write(tmp_path, network("conv 16 k3"))
     result = cli(*args, cwd=tmp_path)
@@ -668,14 +704,17 @@ def test_loads_raises_spec_error_with_located_diagnostics():
     assert str(error) == error.render()
 
 
-@pytest.mark.parametrize("text, code, line, column", [
-    ("network n {\n    input 3x32x32\n    conv 16 k3; relu\n}\n", "E0102", 3, 15),
-    ("network n {\n    input 3x32x32\n    conv 16 k3 -> -> relu\n}\n", "E0103", 3, 19),
-    ("network n {\n    input 3x32x32\n", "E0104", 3, 1),
-    ("network n {\n    conv 16 k3\n}\n", "E0209", 1, 9),
-    ("network n {\n    input 3x32x32\n    conv 16 k3 s=1.5\n}\n", "E0302", 3, 16),
-    ("network n {\n    input 3x32x32\n    flatten -> conv 16 k3\n}\n", "E0406", 3, 16),
-])
+@pytest.mark.parametrize(
+    "text, code, line, column",
+    [
+        ("network n {\n    input 3x32x32\n    conv 16 k3; relu\n}\n", "E0102", 3, 15),
+        ("network n {\n    input 3x32x32\n    conv 16 k3 -> -> relu\n}\n", "E0103", 3, 19),
+        ("network n {\n    input 3x32x32\n", "E0104", 3, 1),
+        ("network n {\n    conv 16 k3\n}\n", "E0209", 1, 9),
+        ("network n {\n    input 3x32x32\n    conv 16 k3 s=1.5\n}\n", "E0302", 3, 16),
+        ("network n {\n    input 3x32x32\n    flatten -> conv 16 k3\n}\n", "E0406", 3, 16),
+    ],
+)
 def test_loads_diagnostic_fields(text, code, line, column):
     d = loads_error(text).diagnostics[0]
     assert (d.code, d.line, d.column) == (code, line, column)

@@ -13,18 +13,22 @@ from __future__ import annotations
 import pytest
 import timm
 import torch
+from family import NOT_YET, REPRESENTATIVES, TIMM_ALL, TIMM_FAMILIES, tiered
 from torch.utils.flop_counter import FlopCounterMode
 
 import resdsl
-from family import NOT_YET, REPRESENTATIVES, TIMM_ALL, TIMM_FAMILIES, tiered
 
 # Outputs compared in full, for every model: construction dominates (resnetv2_152x4_bit, 936 M parameters,
 # takes 45 s), the whole sweep about 4 minutes on the 2-core machine. The fast tier (-m "not slow") keeps one
 # model of each of timm's five modules, each with more than one of its constructs.
 NUMERIC = TIMM_ALL
-NUMERIC_FAST = {"seresnext26t_32x4d",  # resnet: tiered deep stem, average-pool shortcut, SE, groups
-                "res2net50_26w_4s", "skresnet18", "resnest14d",
-                "resnetv2_50d_evos"}   # resnetv2: pre-activation, deep stem, EvoNorm
+NUMERIC_FAST = {
+    "seresnext26t_32x4d",  # resnet: tiered deep stem, average-pool shortcut, SE, groups
+    "res2net50_26w_4s",
+    "skresnet18",
+    "resnest14d",
+    "resnetv2_50d_evos",
+}  # resnetv2: pre-activation, deep stem, EvoNorm
 
 
 def randomise_norms(model: torch.nn.Module, seed: int = 0) -> None:
@@ -35,14 +39,18 @@ def randomise_norms(model: torch.nn.Module, seed: int = 0) -> None:
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.1)
                 module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
-            if isinstance(module, (torch.nn.BatchNorm2d, torch.nn.GroupNorm)) or hasattr(module, "v") or \
-                    hasattr(module, "tau"):  # timm's EvoNorm2dS0 and FilterResponseNormTlu2d too
+            if (
+                isinstance(module, (torch.nn.BatchNorm2d, torch.nn.GroupNorm))
+                or hasattr(module, "v")
+                or hasattr(module, "tau")
+            ):  # timm's EvoNorm2dS0 and FilterResponseNormTlu2d too
                 module.weight.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
                 module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
                 for extra in ("v", "tau"):
                     if isinstance(getattr(module, extra, None), torch.nn.Parameter):
-                        getattr(module, extra).copy_(torch.randn(module.weight.shape, generator=generator) * 0.3 +
-                                                     (1.0 if extra == "v" else 0.0))
+                        getattr(module, extra).copy_(
+                            torch.randn(module.weight.shape, generator=generator) * 0.3 + (1.0 if extra == "v" else 0.0)
+                        )
 
 
 @pytest.mark.parametrize("module", TIMM_FAMILIES)
@@ -87,8 +95,11 @@ def test_outputs_equal_timm(name):
     torch.manual_seed(0)
     reference = timm.create_model(name, pretrained=False).eval()
     randomise_norms(reference)
-    ours = net.to_torch().eval() if any(kind == "blurpool" for kind in (d.kind for d in net.ops.nodes.values())) \
+    ours = (
+        net.to_torch().eval()
+        if any(kind == "blurpool" for kind in (d.kind for d in net.ops.nodes.values()))
         else _without_init(net)
+    )
     ours.load_state_dict(reference.state_dict(), strict=True)
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
@@ -102,8 +113,10 @@ def test_the_family_page_lists_every_model_with_its_figures():
     from pathlib import Path
 
     page = (Path(__file__).resolve().parent.parent / "docs" / "family.md").read_text(encoding="utf-8")
-    rows = dict((m[0], (int(m[1].replace(",", "")), m[2]))
-                for m in re.findall(r"^\| `(\w+)` \| `[^`]*` \| ([\d,]+) \| ([\d.]+) G \|$", page, re.M))
+    rows = dict(
+        (m[0], (int(m[1].replace(",", "")), m[2]))
+        for m in re.findall(r"^\| `(\w+)` \| `[^`]*` \| ([\d,]+) \| ([\d.]+) G \|$", page, re.M)
+    )
     assert list(rows) == list(TIMM_ALL)
     for name, (params, macs) in rows.items():
         net = resdsl.load(name)
@@ -112,8 +125,18 @@ def test_the_family_page_lists_every_model_with_its_figures():
         assert f"`{name}`" in page
 
 
-TORCHVISION = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d",
-               "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2")
+TORCHVISION = (
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnext50_32x4d",
+    "resnext101_32x8d",
+    "resnext101_64x4d",
+    "wide_resnet50_2",
+    "wide_resnet101_2",
+)
 
 
 def test_these_are_all_of_torchvisions_resnets():
@@ -132,8 +155,9 @@ def test_names_shapes_params_and_macs_equal_torchvision(name):
     with torch.device("meta"):
         reference = getattr(torchvision.models, name)().eval()
         ours = net.to_torch().eval()
-        assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == \
-            {k: tuple(v.shape) for k, v in reference.state_dict().items()}
+        assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == {
+            k: tuple(v.shape) for k, v in reference.state_dict().items()
+        }
         with FlopCounterMode(display=False) as counter:
             reference(torch.empty((1,) + net.input_shape))
     assert net.params == sum(p.numel() for p in reference.parameters())

@@ -45,14 +45,17 @@ def test_a_good_file_destination_is_returned_expanded(tmp_path, monkeypatch):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # the probe leaves nothing
 
 
-@pytest.mark.parametrize("make,message", [
-    (lambda t: "", "the path is empty"),
-    (lambda t: "   ", "the path is empty"),
-    (lambda t: str(t / "missing" / "m.pt2"), "no such directory"),
-    (lambda t: str(t), "is a directory"),
-    (lambda t: str(t / "afile" / "m.pt2"), "is not a directory"),
-    (lambda t: os.path.join(unwritable(t), "m.pt2"), "cannot write in"),
-])
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda t: "", "the path is empty"),
+        (lambda t: "   ", "the path is empty"),
+        (lambda t: str(t / "missing" / "m.pt2"), "no such directory"),
+        (lambda t: str(t), "is a directory"),
+        (lambda t: str(t / "afile" / "m.pt2"), "is not a directory"),
+        (lambda t: os.path.join(unwritable(t), "m.pt2"), "cannot write in"),
+    ],
+)
 def test_bad_file_destinations_are_usage_errors(tmp_path, make, message):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(UsageError, match=message):
@@ -78,6 +81,7 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     def full(handle):
         handle.write(b"half")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
     with pytest.raises(WriteError) as info:
         write_atomically(target, full)
     assert str(info.value) == f"cannot write {target}: No space left on device"

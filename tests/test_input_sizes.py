@@ -15,8 +15,15 @@ from resdsl.cli import main
 from resdsl.input_sizes import describe, input_sizes
 
 PLANTED = str(Path(__file__).resolve().parent / "data" / "planted.res")
-CASES = [("resnet50", 1, 80), ("resnet20", 1, 40), (PLANTED, 1, 64), ("densenet_cifar", 1, 40),
-         ("res2net50_26w_4s", 1, 70), ("skresnet18", 1, 40), ("resnetv2_50x1_bit", 1, 40)]
+CASES = [
+    ("resnet50", 1, 80),
+    ("resnet20", 1, 40),
+    (PLANTED, 1, 64),
+    ("densenet_cifar", 1, 40),
+    ("res2net50_26w_4s", 1, 70),
+    ("skresnet18", 1, 40),
+    ("resnetv2_50x1_bit", 1, 40),
+]
 # a vector network (mlp_resnet) has no spatial size: tests/test_verify_robust.py
 
 
@@ -82,6 +89,7 @@ def test_summary_prints_them(capsys):
 
 def test_summary_json_has_them(capsys):
     import json
+
     assert main(["summary", PLANTED, "--input-sizes", "1..20", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)["input_sizes"]
     assert data["valid_sizes"] == list(range(8, 21, 2)) and data["smallest"] == 8

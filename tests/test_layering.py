@@ -20,19 +20,47 @@ import networkx as nx
 PACKAGE = Path(__file__).resolve().parent.parent / "resdsl"
 
 RANK = {
-    "errors": 0, "units": 0, "reserved": 0, "near_keywords": 0, "version": 0,
-    "syntax": 1, "syntax_errors": 1, "files": 1,
-    "values": 2, "parse": 2,
-    "graph": 3, "ops": 3, "network": 3,       # the op kinds, the typed graph and the Network result sit low
-    "library": 4, "requirements": 4,
-    "scope": 5, "binding": 5, "branches": 5, "calls": 5, "elaborate": 5,
+    "errors": 0,
+    "units": 0,
+    "reserved": 0,
+    "near_keywords": 0,
+    "version": 0,
+    "syntax": 1,
+    "syntax_errors": 1,
+    "files": 1,
+    "values": 2,
+    "parse": 2,
+    "graph": 3,
+    "ops": 3,
+    "network": 3,  # the op kinds, the typed graph and the Network result sit low
+    "library": 4,
+    "requirements": 4,
+    "scope": 5,
+    "binding": 5,
+    "branches": 5,
+    "calls": 5,
+    "elaborate": 5,
     "shapes": 6,
     "analysis": 7,
-    "pipeline": 8, "record": 8, "memory": 8, "report": 8, "input_sizes": 8,
-    "draw": 9, "backend": 9, "formats": 8, "verify": 9, "space": 1,
-    "train": 10, "testing": 10,
-    "arguments": 11,                          # the exit codes, argparse types and option groups the commands share
-    "cli": 12, "verify_cli": 12, "train_cli": 12, "pytest_plugin": 12, "__main__": 12, "__init__": 12,
+    "pipeline": 8,
+    "record": 8,
+    "memory": 8,
+    "report": 8,
+    "input_sizes": 8,
+    "draw": 9,
+    "backend": 9,
+    "formats": 8,
+    "verify": 9,
+    "space": 1,
+    "train": 10,
+    "testing": 10,
+    "arguments": 11,  # the exit codes, argparse types and option groups the commands share
+    "cli": 12,
+    "verify_cli": 12,
+    "train_cli": 12,
+    "pytest_plugin": 12,
+    "__main__": 12,
+    "__init__": 12,
 }
 # The two facade methods of Network reach up on demand, by design: `net.to_torch()` and Jupyter's display.
 ALLOWED_UPWARD = {("network", "backend"), ("network", "draw"), ("network", "record")}
@@ -56,11 +84,19 @@ def runtime_imports(path: Path, root: Path) -> list[tuple[str, int, bool]]:
     `from .ops import conv` names `resdsl.ops.conv` where that is a module of the package."""
     package = list(path.relative_to(root.parent).with_suffix("").parts[:-1])
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    skipped = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
-               and getattr(node.test, "id", getattr(node.test, "attr", None)) == "TYPE_CHECKING"
-               for n in ast.walk(node)}
-    lazy = {id(n) for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-            for n in ast.walk(node) if n is not node}
+    skipped = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", None)) == "TYPE_CHECKING"
+        for n in ast.walk(node)
+    }
+    lazy = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        for n in ast.walk(node)
+        if n is not node
+    }
     name = root.name
 
     def is_module(dotted: str) -> bool:
@@ -75,7 +111,7 @@ def runtime_imports(path: Path, root: Path) -> list[tuple[str, int, bool]]:
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names if alias.name.split(".")[0] == name]
         elif isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").split(".")[0] == name):
-            base = package[:len(package) - node.level + 1] if node.level else []
+            base = package[: len(package) - node.level + 1] if node.level else []
             for alias in node.names:
                 if node.module is None:
                     targets.append(".".join(base + [alias.name]))
@@ -111,8 +147,10 @@ def test_an_upward_import_is_found(tmp_path):
     root = tmp_path / "resdsl"
     root.mkdir()
     (root / "shapes.py").write_text("from .graph import OpGraph\n")
-    (root / "graph.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .shapes import x\n"
-                                   "def f():\n    from .shapes import infer\n")
+    (root / "graph.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .shapes import x\n"
+        "def f():\n    from .shapes import infer\n"
+    )
     assert upward_imports(root) == ["resdsl/graph.py:5 imports resdsl.shapes"]
 
 
@@ -134,8 +172,7 @@ def import_graph(root: Path) -> nx.DiGraph:
             if graph.has_edge(importer, target):
                 graph.edges[importer, target]["lazy"] &= lazy
             else:
-                graph.add_edge(importer, target, line=line, lazy=lazy,
-                               where=f"{path.relative_to(root.parent)}:{line}")
+                graph.add_edge(importer, target, line=line, lazy=lazy, where=f"{path.relative_to(root.parent)}:{line}")
     return graph
 
 
@@ -144,14 +181,16 @@ def import_cycles(root: Path) -> list[str]:
     ALLOWED_UPWARD may close a circle, and only from inside a function (they run long after both
     modules are loaded)."""
     graph = import_graph(root)
-    graph.remove_edges_from([(a, b) for a, b, lazy in graph.edges(data="lazy")
-                             if lazy and (top(a), top(b)) in ALLOWED_UPWARD])
+    graph.remove_edges_from(
+        [(a, b) for a, b, lazy in graph.edges(data="lazy") if lazy and (top(a), top(b)) in ALLOWED_UPWARD]
+    )
     cycles = []
-    rotated = [cycle[cycle.index(min(cycle)):] + cycle[:cycle.index(min(cycle))] for cycle in nx.simple_cycles(graph)]
+    rotated = [cycle[cycle.index(min(cycle)) :] + cycle[: cycle.index(min(cycle))] for cycle in nx.simple_cycles(graph)]
     for cycle in sorted(rotated, key=lambda c: (len(c), c)):
         steps = zip(cycle, cycle[1:] + cycle[:1])
-        cycles.append(" -> ".join(cycle + cycle[:1]) + " ("
-                      + ", ".join(graph.edges[a, b]["where"] for a, b in steps) + ")")
+        cycles.append(
+            " -> ".join(cycle + cycle[:1]) + " (" + ", ".join(graph.edges[a, b]["where"] for a, b in steps) + ")"
+        )
     return cycles
 
 
@@ -181,8 +220,10 @@ def test_a_circle_is_found(tmp_path):
 
 
 def test_check_and_summary_import_neither_torch_nor_networkx_nor_graphviz():
-    code = ("import sys; from resdsl.cli import main; main(['check', 'resnet50']); main(['summary', 'resnet20']);"
-            "heavy = [m for m in ('torch', 'networkx', 'graphviz') if m in sys.modules];"
-            "sys.exit(f'imported {heavy}' if heavy else 0)")
+    code = (
+        "import sys; from resdsl.cli import main; main(['check', 'resnet50']); main(['summary', 'resnet20']);"
+        "heavy = [m for m in ('torch', 'networkx', 'graphviz') if m in sys.modules];"
+        "sys.exit(f'imported {heavy}' if heavy else 0)"
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr

@@ -28,9 +28,16 @@ def check(path: Path, memory_limit: int | None = None) -> subprocess.CompletedPr
     def limit() -> None:
         if memory_limit is not None:
             resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "resdsl", "check", str(path)], capture_output=True, text=True,
-                          timeout=DEADLINE, env=env, preexec_fn=limit)
+    return subprocess.run(
+        [sys.executable, "-m", "resdsl", "check", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        env=env,
+        preexec_fn=limit,
+    )
 
 
 def codes(stderr: str) -> list[str]:

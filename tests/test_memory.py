@@ -21,8 +21,9 @@ HUGE = ["--input", "3x100000x100000"]  # checks (a valid shape), 240 GB for the 
 
 def cli(*args, cwd, timeout=120):
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "resdsl", *args], capture_output=True, text=True, cwd=cwd, env=env,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "resdsl", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout
+    )
 
 
 def test_the_estimate_is_in_the_range_pytorch_needs():
@@ -43,12 +44,16 @@ def test_inference_frees_what_no_later_op_reads():
     shallow = resdsl.load("resnet20")
     peak = lambda net: memory_estimate(net.ops, 0, 1, training=False).activations  # noqa: E731
     assert peak(deep) == peak(shallow)  # the same widths: depth adds no live tensors
-    assert memory_estimate(deep.ops, 0, 1, training=True).activations > \
-        5 * memory_estimate(shallow.ops, 0, 1, training=True).activations
+    assert (
+        memory_estimate(deep.ops, 0, 1, training=True).activations
+        > 5 * memory_estimate(shallow.ops, 0, 1, training=True).activations
+    )
 
 
-@pytest.mark.parametrize("text,size", [("64G", 64 * 10**9), ("1.5T", 1.5e12), ("512MB", 512 * 10**6), ("8GiB", 8e9),
-                                       ("1e9", 10**9), ("100k", 10**5)])
+@pytest.mark.parametrize(
+    "text,size",
+    [("64G", 64 * 10**9), ("1.5T", 1.5e12), ("512MB", 512 * 10**6), ("8GiB", 8e9), ("1e9", 10**9), ("100k", 10**5)],
+)
 def test_sizes(text, size):
     assert parse_size(text) == int(size)
 
@@ -71,16 +76,18 @@ def test_a_spec_too_large_for_memory_is_refused_before_allocating(tmp_path, comm
     assert result.returncode == 1, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     assert re.findall(r"^error\[(E\d+)\]", result.stderr, re.M) == ["E0506"], result.stderr
-    assert "for input 3x100000x100000, more than the " in result.stderr and "of memory of this machine" in \
-        result.stderr
+    assert "for input 3x100000x100000, more than the " in result.stderr and "of memory of this machine" in result.stderr
     # a bundled spec is shown by name (`cifar_resnet.res:12:5`), not by a path of this machine
-    assert re.search(r"(?<![/\w])cifar_resnet\.res:\d+", result.stderr) and "input in_chans x image_size" in result.stderr
+    assert (
+        re.search(r"(?<![/\w])cifar_resnet\.res:\d+", result.stderr) and "input in_chans x image_size" in result.stderr
+    )
     assert ("training at batch 128" if command[0] == "train" else "inference at batch 2") in result.stderr
     assert result.stdout == "" and list(tmp_path.iterdir()) == []  # no table, no file, no run directory
 
 
 def test_max_memory_sets_the_limit(tmp_path, capsys):
     from resdsl.cli import main
+
     assert main(["compile", "resnet20", "--max-memory", "1M", "-o", str(tmp_path / "m.pt2")]) == 1
     assert "more than --max-memory 1.00 MB" in capsys.readouterr().err
     assert main(["train", "resnet20", "--max-memory", "10M", "--out", str(tmp_path / "run")]) == 1
@@ -91,7 +98,7 @@ def test_max_memory_sets_the_limit(tmp_path, capsys):
 
 def test_the_documented_e0506_example_renders_exactly(tmp_path):
     doc = (ROOT / "docs" / "errors.md").read_text(encoding="utf-8")
-    section = doc[doc.index("## E0506"):doc.index("## E0601")]
+    section = doc[doc.index("## E0506") : doc.index("## E0601")]
     (tmp_path / "example.res").write_text(re.search(r"```res\n(.*?)```", section, re.S).group(1))
     command = re.search(r"```console\n\$ resdsl (.*?)\n```", section, re.S).group(1).split()
     text = re.search(r"```text\n(.*?)```", section, re.S).group(1)

@@ -58,8 +58,9 @@ def test_gn_checks_counts_and_compiles_to_group_norm():
 def test_gn_computes_what_torch_group_norm_computes():
     net = resdsl.loads("network n { input 8x6x6\n conv 16 k3 -> gn 4 eps=1e-3 }")
     model = net.to_torch().eval()
-    reference = torch.nn.Sequential(torch.nn.Conv2d(8, 16, 3, padding=1, bias=False),
-                                    torch.nn.GroupNorm(4, 16, eps=1e-3)).eval()
+    reference = torch.nn.Sequential(
+        torch.nn.Conv2d(8, 16, 3, padding=1, bias=False), torch.nn.GroupNorm(4, 16, eps=1e-3)
+    ).eval()
     with torch.no_grad():
         reference[0].weight.copy_(model.conv1.weight)
         reference[1].weight.uniform_(0.5, 1.5)
@@ -74,8 +75,9 @@ def test_gn_groups_must_divide_the_channels():
     with pytest.raises(resdsl.SpecError) as info:
         resdsl.loads("network n { input 3x8x8\n conv 12 k3 -> gn 5 }")
     [diagnostic] = info.value.diagnostics
-    assert diagnostic.code == "E0402" and diagnostic.line == 2 and "does not divide the 12 channels" in \
-        diagnostic.message
+    assert (
+        diagnostic.code == "E0402" and diagnostic.line == 2 and "does not divide the 12 channels" in diagnostic.message
+    )
 
 
 @pytest.mark.parametrize("bad, code", [("gn 0", "E0303"), ("gn 4 eps=0", "E0303"), ("gn 4 momentum=0.1", "E0203")])
@@ -119,8 +121,11 @@ network gn_net(norm_layer = gn) {
 
 def test_norm_makes_every_bn_and_inserted_projection_that_norm_under_bn_names():
     net = resdsl.loads(NORM_NET, path="gn.res")
-    kinds = {name: node.kind for name, node in net.ops.nodes.items() if name.rpartition(".")[2].startswith("bn")
-             or name.endswith("downsample.1")}
+    kinds = {
+        name: node.kind
+        for name, node in net.ops.nodes.items()
+        if name.rpartition(".")[2].startswith("bn") or name.endswith("downsample.1")
+    }
     assert kinds and set(kinds.values()) == {"gn"}
     assert {"bn1", "layer1.0.bn3", "layer1.0.downsample.1", "layer2.0.downsample.1"} <= set(kinds)
     model = net.to_torch()
@@ -128,12 +133,14 @@ def test_norm_makes_every_bn_and_inserted_projection_that_norm_under_bn_names():
     assert sum(p.numel() for p in model.parameters()) == net.params
     default = resdsl.loads(NORM_NET, path="gn.res", norm_layer=resdsl.load("resnet18").parameters["norm_layer"])
     assert {n.kind for n in default.ops.nodes.values()} >= {"bn"} and "gn" not in {
-        n.kind for n in default.ops.nodes.values()}
+        n.kind for n in default.ops.nodes.values()
+    }
 
 
 def test_norm_holds_to_the_end_of_its_body():
-    net = resdsl.loads("block b() { norm gn\n conv 32 k1 -> bn }\n"
-                       "network n { input 8x8x8\n b()\n conv 32 k1 -> bn }", path="scope.res")
+    net = resdsl.loads(
+        "block b() { norm gn\n conv 32 k1 -> bn }\nnetwork n { input 8x8x8\n b()\n conv 32 k1 -> bn }", path="scope.res"
+    )
     assert net.ops.nodes["b.bn1"].kind == "gn" and net.ops.nodes["bn1"].kind == "bn"
 
 
@@ -154,6 +161,7 @@ def test_norm_takes_a_norm(kind, code):
 
 def test_the_norms_a_statement_may_choose_are_the_norm_kinds():
     from resdsl.values import NORMS
+
     assert set(NORMS) == {name for name, kind in ALL.items() if kind.norm}
 
 
@@ -187,19 +195,23 @@ def test_an_even_eca_kernel_is_refused_where_it_is_written():
 
 # ---- timm's ops for ResNetV2 / BiT: stdconv, evonorm, frn, pad, drop_path ------------------------------
 
+
 def _single(op: str, input_shape: str = "32x6x6") -> tuple[resdsl.Network, torch.nn.Module]:
     net = resdsl.loads(f"network n {{\n input {input_shape}\n op: {op}\n}}")
     return net, net.to_torch().eval()
 
 
-@pytest.mark.parametrize("op, timm_layer", [
-    ("stdconv 16 k3 s2 eps=1e-8", "StdConv2d(32, 16, 3, stride=2, eps=1e-8)"),
-    ("stdconv 16 k1", "StdConv2d(32, 16, 1)"),
-    ("evonorm", "EvoNorm2dS0(32)"),
-    ("evonorm 8 eps=1e-3", "EvoNorm2dS0(32, groups=8, eps=1e-3)"),
-    ("frn", "FilterResponseNormTlu2d(32)"),
-    ("frn eps=1e-4", "FilterResponseNormTlu2d(32, eps=1e-4)"),
-])
+@pytest.mark.parametrize(
+    "op, timm_layer",
+    [
+        ("stdconv 16 k3 s2 eps=1e-8", "StdConv2d(32, 16, 3, stride=2, eps=1e-8)"),
+        ("stdconv 16 k1", "StdConv2d(32, 16, 1)"),
+        ("evonorm", "EvoNorm2dS0(32)"),
+        ("evonorm 8 eps=1e-3", "EvoNorm2dS0(32, groups=8, eps=1e-3)"),
+        ("frn", "FilterResponseNormTlu2d(32)"),
+        ("frn eps=1e-4", "FilterResponseNormTlu2d(32, eps=1e-4)"),
+    ],
+)
 def test_timms_layers_compute_what_timm_computes(op, timm_layer):
     import timm.layers as layers  # noqa: F401 - the names in `timm_layer`
     from timm.layers import EvoNorm2dS0, FilterResponseNormTlu2d, StdConv2d  # noqa: F401
@@ -234,8 +246,16 @@ def test_pad_and_drop_path():
     assert essentials("drop_path", net.ops.nodes["op"].attrs, None) == "drop path 0.5"
 
 
-@pytest.mark.parametrize("bad, code", [("evonorm 5", "E0402"), ("frn eps=0", "E0303"), ("drop_path 1.5", "E0303"),
-                                       ("pad -1", "E0303"), ("stdconv 8 k3 eps=0", "E0303")])
+@pytest.mark.parametrize(
+    "bad, code",
+    [
+        ("evonorm 5", "E0402"),
+        ("frn eps=0", "E0303"),
+        ("drop_path 1.5", "E0303"),
+        ("pad -1", "E0303"),
+        ("stdconv 8 k3 eps=0", "E0303"),
+    ],
+)
 def test_the_new_ops_check_their_arguments(bad, code):
     with pytest.raises(resdsl.SpecError) as info:
         resdsl.loads(f"network n {{ input 32x8x8\n {bad} }}")
@@ -264,14 +284,20 @@ def test_drop_path_rate_grows_linearly_with_depth_as_timms():
 
 # ---- the merges are op kinds (resdsl/ops/merge.py) -----------------------------------------------
 
+
 def test_every_merge_kind_has_a_shape_rule_a_cost_a_forward_and_drawing_data():
     from resdsl.ops import BRANCH_MERGES, FUNCTIONS, MERGES
     from resdsl.ops.base import NO_COST, FunctionCall, OpKind
     from resdsl.values import BRANCH_MERGES as WORDS
 
     assert set(MERGES) == {"add", "concat", "product", "select", "max"}
-    assert {w: k.name for w, k in BRANCH_MERGES.items()} == {"concat": "concat", "sum": "add", "product": "product",
-                                                              "select": "select", "max": "max"}
+    assert {w: k.name for w, k in BRANCH_MERGES.items()} == {
+        "concat": "concat",
+        "sum": "add",
+        "product": "product",
+        "select": "select",
+        "max": "max",
+    }
     assert list(WORDS) == list(BRANCH_MERGES)  # the language's `merge =` words come from the op kinds
     assert set(FUNCTIONS) == set(MERGES) | {"chunk"}
     for name in MERGES:

@@ -45,12 +45,15 @@ def test_expression_precedence():
     assert isinstance(e.then, ast.Binary) and e.then.op == "+"
 
 
-@pytest.mark.parametrize("text,code", [
-    ("network n {", "E0104"),
-    ("network n { input 3x8x8\n conv 8 k3 ; }", "E0102"),
-    ("network n { ) }", "E0103"),
-    ("(" * 5000, "E0105"),
-])
+@pytest.mark.parametrize(
+    "text,code",
+    [
+        ("network n {", "E0104"),
+        ("network n { input 3x8x8\n conv 8 k3 ; }", "E0102"),
+        ("network n { ) }", "E0103"),
+        ("(" * 5000, "E0105"),
+    ],
+)
 def test_syntax_errors_are_located(text, code):
     with pytest.raises(SpecError) as e:
         parse_module(text, "t.res")
@@ -58,15 +61,18 @@ def test_syntax_errors_are_located(text, code):
     assert d.code == code and d.line >= 1 and d.column >= 1
 
 
-@pytest.mark.parametrize("text,hint", [
-    ("network n {\n input 8\n fc 8\n relu ->\n}", "cannot end with `->`"),
-    ("network n {\n input 8\n b(1) x\n}", "a repeat needs a count"),
-    ("block b(w =) {\n}", "needs a value after `=`"),
-    ("block q(w) {\n relu\n relu\n relu\n b(1 2)\n}", "separate arguments with commas"),
-    ("block b {\n}", "parameter list"),
-    ("network n {\n input 8\n fc 8\nnetwork m {\n}", "`}` missing"),
-    ("conv 8 k3\n", "ops belong inside"),
-])
+@pytest.mark.parametrize(
+    "text,hint",
+    [
+        ("network n {\n input 8\n fc 8\n relu ->\n}", "cannot end with `->`"),
+        ("network n {\n input 8\n b(1) x\n}", "a repeat needs a count"),
+        ("block b(w =) {\n}", "needs a value after `=`"),
+        ("block q(w) {\n relu\n relu\n relu\n b(1 2)\n}", "separate arguments with commas"),
+        ("block b {\n}", "parameter list"),
+        ("network n {\n input 8\n fc 8\nnetwork m {\n}", "`}` missing"),
+        ("conv 8 k3\n", "ops belong inside"),
+    ],
+)
 def test_common_mistakes_get_a_hint(text, hint):
     with pytest.raises(SpecError) as e:
         parse_module(text, "t.res")

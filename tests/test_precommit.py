@@ -19,8 +19,9 @@ BAD = "network bad {\n    input 3x8x8\n    conv 16 k9 p0\n}\n"
 
 def run(args: list[str], cwd: Path, home: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PRE_COMMIT_HOME": str(home), "PRE_COMMIT_COLOR": "never"}
-    return subprocess.run([sys.executable, "-m", "pre_commit", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "pre_commit", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
+    )
 
 
 @pytest.mark.slow  # pre-commit builds the hooks' environment
@@ -30,8 +31,7 @@ def test_the_hooks_check_and_verify_a_sample_repository(tmp_path):
     (repo / "specs" / "blocks.res").write_text("block twice(width) { conv width k3 -> conv width k3 }\n")
     (repo / "specs" / "good.res").write_text('use "blocks.res"\nnetwork good {\n    input 3x16x16\n    twice(8)\n}\n')
     (repo / "specs" / "bad.res").write_text(BAD)
-    (repo / "pyproject.toml").write_text('[[tool.resdsl.verify]]\nspecs = "specs/good.res"\n'
-                                         'input-range = "1..8"\n')
+    (repo / "pyproject.toml").write_text('[[tool.resdsl.verify]]\nspecs = "specs/good.res"\ninput-range = "1..8"\n')
     for command in (["init", "-q"], ["add", "."]):
         subprocess.run(["git", *command], cwd=repo, check=True, capture_output=True)
     home = tmp_path / "pre-commit-home"

@@ -30,11 +30,31 @@ ROOT = Path(__file__).resolve().parent.parent
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 FEATURE_OPS = ("conv", "maxpool", "avgpool")
-FREE_KINDS = ("chunk", "sum", "product", "select", "drop_path", "pad", "input", "relu", "gelu", "silu", "sigmoid", "identity", "dropout", "flatten", "maxpool", "avgpool",
-              "add", "concat", "zeropad")
+FREE_KINDS = (
+    "chunk",
+    "sum",
+    "product",
+    "select",
+    "drop_path",
+    "pad",
+    "input",
+    "relu",
+    "gelu",
+    "silu",
+    "sigmoid",
+    "identity",
+    "dropout",
+    "flatten",
+    "maxpool",
+    "avgpool",
+    "add",
+    "concat",
+    "zeropad",
+)
 
 
 # ---- independent formulas --------------------------------------------------------------
+
 
 def floor_window(size, kernel, stride, padding, dilation=1):
     """floor((H + 2p - d(k-1) - 1) / s) + 1, in exact integer arithmetic."""
@@ -135,6 +155,7 @@ def load(spec: NetworkSpec) -> resdsl.Network:
 
 # ---- 1. every generated network checks ------------------------------------------------------
 
+
 @settings(max_examples=100, **SETTINGS)
 @given(networks())
 def test_generated_networks_check(spec):
@@ -143,8 +164,9 @@ def test_generated_networks_check(spec):
     assert net.name == spec.name
     assert net.input_shape == spec.input_shape
     assert net.output_shape == (spec.classes,)
-    assert [(s.name, s.block, s.repeats, s.stride or 1, s.policy) for s in net.stages] == \
-        [(s.name, s.block, s.repeats, s.stride, s.policy) for s in spec.stages]
+    assert [(s.name, s.block, s.repeats, s.stride or 1, s.policy) for s in net.stages] == [
+        (s.name, s.block, s.repeats, s.stride, s.policy) for s in spec.stages
+    ]
     # the generator's own shape bookkeeping agrees with resdsl's, part by part
     parts = {p.name: p.output_shape for p in net.parts}
     if "no_sections" in spec.style:
@@ -171,6 +193,7 @@ def test_generated_square_networks_check(spec):
 
 # ---- 2. static shapes follow the floor formula -------------------------------------------------
 
+
 @settings(max_examples=100, **SETTINGS)
 @given(networks())
 def test_shapes_follow_the_floor_formula(spec):
@@ -196,6 +219,7 @@ def test_shapes_follow_the_floor_formula(spec):
 
 
 # ---- 3. the shortcut policy --------------------------------------------------------------------
+
 
 @settings(max_examples=100, **SETTINGS)
 @given(networks())
@@ -302,11 +326,17 @@ def test_shortcut_samples_where_the_main_path_does(spec):
         x, chain = shortcut_chain(graph, merge)
         stage = spec.stage(data["stage"])
         if chain and max(data["shape"][1:]) > 1:
-            assert shortcut_stride(graph, chain) == stage.stride, \
-                (merge, x, data["shape"], stage.stride, [graph.nodes[n]["attrs"] for n in chain])
+            assert shortcut_stride(graph, chain) == stage.stride, (
+                merge,
+                x,
+                data["shape"],
+                stage.stride,
+                [graph.nodes[n]["attrs"] for n in chain],
+            )
 
 
 # ---- 4. params and MACs from shapes --------------------------------------------------------
+
 
 @settings(max_examples=100, **SETTINGS)
 @given(networks())
@@ -329,6 +359,7 @@ def test_params_and_macs_from_shapes(spec):
 
 # ---- deliberately invalid networks are rejected with the right code ---------------------------
 
+
 @settings(max_examples=50, **SETTINGS)
 @given(invalid_networks())
 def test_invalid_networks_are_rejected(case):
@@ -340,6 +371,7 @@ def test_invalid_networks_are_rejected(case):
 
 
 # ---- 5. damaged sources never crash ----------------------------------------------------------
+
 
 class _Slow(BaseException):
     """Raised by the alarm: a BaseException so no `except Exception` in resdsl can swallow it."""
@@ -401,6 +433,7 @@ def test_arbitrary_text_never_crashes(text):
 
 # ---- 6. the CLI on damaged files -------------------------------------------------------------
 
+
 @settings(max_examples=15, **SETTINGS)
 @given(mutated_sources(), st.binary(max_size=4), st.integers(0, 10_000))
 def test_cli_check_on_mutated_files(text, raw, where):
@@ -411,8 +444,15 @@ def test_cli_check_on_mutated_files(text, raw, where):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "mutated.res"
         path.write_bytes(data)
-        proc = subprocess.run([sys.executable, "-m", "resdsl", "check", str(path)], cwd=tmp, env=env,
-                              capture_output=True, text=True, errors="replace", timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "resdsl", "check", str(path)],
+            cwd=tmp,
+            env=env,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=60,
+        )
     assert "Traceback" not in proc.stderr, (data, proc.stderr)
     assert proc.returncode in (0, 1), (data, proc.returncode, proc.stderr)
     if proc.returncode == 0:
@@ -425,10 +465,13 @@ def test_cli_check_on_mutated_files(text, raw, where):
 # Each is valid PyTorch: a 1x1 conv (or ::s slicing) with the block's stride maps
 # the shortcut onto the main path exactly.
 
+
 def _net(input_shape, stem, stages, policy="B"):
     body = "\n    ".join(stages)
-    return (f'use "blocks.res"\nnetwork n {{\n    input {input_shape}\n    shortcut {policy}\n'
-            f'    {stem}\n    {body}\n    head {{ avgpool -> fc 10 }}\n}}\n')
+    return (
+        f'use "blocks.res"\nnetwork n {{\n    input {input_shape}\n    shortcut {policy}\n'
+        f"    {stem}\n    {body}\n    head {{ avgpool -> fc 10 }}\n}}\n"
+    )
 
 
 @pytest.mark.parametrize("policy", ["A", "B", "C", "D"])

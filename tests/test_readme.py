@@ -25,12 +25,12 @@ import re
 import shlex
 import subprocess
 import sys
-import tomllib
 from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -40,18 +40,25 @@ FENCE = re.compile(r"^```([A-Za-z]*)[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
 
 # Commands that need what no test machine has: (start of the command, reason).
 SKIPPED = [
-    ("torchrun --standalone --nproc_per_node=8", "eight GPUs and ImageNet; tests/test_train.py runs torchrun with "
-                                                 "two CPU processes instead"),
+    (
+        "torchrun --standalone --nproc_per_node=8",
+        "eight GPUs and ImageNet; tests/test_train.py runs torchrun with two CPU processes instead",
+    ),
 ]
 # (pattern, replacement, reason), applied in order to each `resdsl train` command.
 SCALE_DOWN = [
     (r"--epochs \d+", "--epochs 1", "one epoch: the README's accuracy comes from the full run"),
-    (r"^(train resnet20 --out runs/r20 --resume)$", r"\1 --epochs 2", "one epoch beyond the run BEFORE made, not "
-                                                                      "ten"),
-    (r"^(train resnet50 (?!.*--input).*)$", r"\1 --input 3x32x32 --batch-size 8", "resnet50 at 224x224 takes "
-                                                                                 "seconds an image on a CPU"),
-    (r"^(train (?!resnet50 )(?!.*--input).*)$", r"\1 --input 3x16x16", "CIFAR ResNets at 16x16: a quarter of the "
-                                                                       "work, the same code"),
+    (r"^(train resnet20 --out runs/r20 --resume)$", r"\1 --epochs 2", "one epoch beyond the run BEFORE made, not ten"),
+    (
+        r"^(train resnet50 (?!.*--input).*)$",
+        r"\1 --input 3x32x32 --batch-size 8",
+        "resnet50 at 224x224 takes seconds an image on a CPU",
+    ),
+    (
+        r"^(train (?!resnet50 )(?!.*--input).*)$",
+        r"\1 --input 3x16x16",
+        "CIFAR ResNets at 16x16: a quarter of the work, the same code",
+    ),
     (r"^(train (?!.*--epochs).*)$", r"\1 --epochs 1", "one epoch, not the recipe's 90"),
     (r"--workers \d+", "--workers 2", "the test machine's two cores"),
 ]
@@ -59,27 +66,38 @@ SCALE_DOWN = [
 DATA = [
     (r"imagefolder:/data/pets", "imagefolder:{work}/pets", "a generated image folder: 3 classes of 8 images"),
     (r"imagefolder:/data/imagenet", "imagefolder:{work}/pets", "the same generated image folder"),
-    (r"wds:/data/shards/train-\{000000\.\.001281\}\.tar", "wds:{work}/shards/train-{{0000..0002}}.tar",
-     "WebDataset shards of the generated image folder"),
-    (r"cifar10:~/data/cifar10", "cifar10:~/data/cifar10", "kept as written: HOME is the workspace, which holds a "
-                                                          "generated CIFAR-10 (200 images) at data/cifar10"),
+    (
+        r"wds:/data/shards/train-\{000000\.\.001281\}\.tar",
+        "wds:{work}/shards/train-{{0000..0002}}.tar",
+        "WebDataset shards of the generated image folder",
+    ),
+    (
+        r"cifar10:~/data/cifar10",
+        "cifar10:~/data/cifar10",
+        "kept as written: HOME is the workspace, which holds a generated CIFAR-10 (200 images) at data/cifar10",
+    ),
 ]
 # Commands that continue an earlier run: (command, what to run first in the same directory, reason).
 BEFORE = {
-    "train resnet20 --out runs/r20 --resume": ("train resnet20 --out runs/r20 --epochs 1",
-                                               "--resume continues the run the README's `--out runs/r20` made"),
+    "train resnet20 --out runs/r20 --resume": (
+        "train resnet20 --out runs/r20 --epochs 1",
+        "--resume continues the run the README's `--out runs/r20` made",
+    ),
 }
 # (pattern, replacement, reason) for the ```python blocks.
 PYTHON_SUBSTITUTIONS = [
-    (r'weights="IMAGENET1K_V2"', "weights=None", "nothing is downloaded in tests; the random weights have the "
-                                                 "same names and shapes"),
+    (
+        r'weights="IMAGENET1K_V2"',
+        "weights=None",
+        "nothing is downloaded in tests; the random weights have the same names and shapes",
+    ),
 ]
 
 
 @dataclass(frozen=True)
 class Command:
-    line: str            # as written after `$ `
-    expected: tuple      # the output lines the README shows under it (none: only the exit status is checked)
+    line: str  # as written after `$ `
+    expected: tuple  # the output lines the README shows under it (none: only the exit status is checked)
 
     @property
     def id(self) -> str:
@@ -95,7 +113,7 @@ def console_commands() -> list[Command]:
         for i, line in enumerate(lines):
             if line.startswith("$ "):
                 output = []
-                for after in lines[i + 1:]:
+                for after in lines[i + 1 :]:
                     if after.startswith("$ ") or not after.strip():
                         break
                     output.append(after)
@@ -120,7 +138,9 @@ def test_the_readme_has_commands_and_examples():
 def test_every_table_entry_still_applies():
     lines = [c.id for c in COMMANDS]
     for start, _ in SKIPPED:
-        assert any(c.id.startswith(start) for c in console_commands()), f"SKIPPED: no README command starts with {start!r}"
+        assert any(c.id.startswith(start) for c in console_commands()), (
+            f"SKIPPED: no README command starts with {start!r}"
+        )
     for pattern, _, _ in SCALE_DOWN + DATA:
         assert any(re.search(pattern, _args_text(line)) for line in lines), f"no README command matches {pattern!r}"
     for key in BEFORE:
@@ -132,8 +152,11 @@ def test_every_table_entry_still_applies():
 def test_every_benchmark_named_exists_and_takes_the_options_given():
     """`python benchmarks/x.py --opt N` in the README or docs/performance.md: the script is there and its
     argument parser defines `--opt` (read from its source: the scripts import torch, and run for minutes)."""
-    named = [(m.group(1), m.group(2)) for page in PAGES
-             for m in re.finditer(r"python (benchmarks/[\w.]+\.py)((?:\s+--?[\w-]+(?: [^\s`-][^\s`]*)?)*)", page)]
+    named = [
+        (m.group(1), m.group(2))
+        for page in PAGES
+        for m in re.finditer(r"python (benchmarks/[\w.]+\.py)((?:\s+--?[\w-]+(?: [^\s`-][^\s`]*)?)*)", page)
+    ]
     assert {script for script, _ in named} >= {"benchmarks/check_speed.py", "benchmarks/backend.py"}, named
     for script, options in named:
         source = (ROOT / script).read_text(encoding="utf-8")
@@ -187,6 +210,7 @@ def work(tmp_path_factory) -> Path:
             pixels = np.clip(np.array(colour) + rng.integers(-30, 30, (24, 24, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(pixels).save(folder / f"{i}.png")
     from resdsl.testing.images import shards
+
     assert shards(work / "pets", work / "shards", per_shard=8).endswith("train-{0000..0002}.tar")
     batches = work / "data" / "cifar10" / "cifar-10-batches-py"
     batches.mkdir(parents=True)
@@ -200,21 +224,31 @@ def work(tmp_path_factory) -> Path:
     (work / "site").mkdir()
     (work / "site" / "sitecustomize.py").write_text(
         "import torchvision.datasets.cifar as cifar\ncifar.check_integrity = lambda *args, **kwargs: True\n"
-        "cifar.CIFAR10._check_integrity = lambda self: True\n")
+        "cifar.CIFAR10._check_integrity = lambda self: True\n"
+    )
     return work
 
 
 def _run(args: list[str], cwd: Path, work: Path) -> subprocess.CompletedProcess:
     site = [str(work / "site")] if any(a.startswith("cifar10:") for a in args) else []
-    env = dict(os.environ, HOME=str(work), OMP_NUM_THREADS="2", COLUMNS="120",
-               PYTHONPATH=os.pathsep.join(site + [str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    return subprocess.run([sys.executable, "-m", "resdsl", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
+    env = dict(
+        os.environ,
+        HOME=str(work),
+        OMP_NUM_THREADS="2",
+        COLUMNS="120",
+        PYTHONPATH=os.pathsep.join(site + [str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "resdsl", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 # The fast tier (-m "not slow") leaves out the `resdsl train` commands (each a real, if scaled-down, run)
-@pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.slow) if _args_text(c.line).startswith("train ")
-                                     else c for c in COMMANDS], ids=[c.id for c in COMMANDS])
+@pytest.mark.parametrize(
+    "command",
+    [pytest.param(c, marks=pytest.mark.slow) if _args_text(c.line).startswith("train ") else c for c in COMMANDS],
+    ids=[c.id for c in COMMANDS],
+)
 def test_readme_command(command, work, tmp_path):
     words = shlex.split(command.line, comments=True)
     assert words[0] == "resdsl", f"a README command this test does not know how to run: {command.line}"
@@ -244,7 +278,7 @@ def _checked(block: str) -> tuple[str, list[str]]:
         if sep and stripped.startswith("print("):
             printed.append(comment)
         elif sep and stripped and _is_expression(stripped) and _is_literal(comment):
-            indent = code[:len(code) - len(code.lstrip())]
+            indent = code[: len(code) - len(code.lstrip())]
             line = f"{indent}assert ({stripped}) == {comment}, ({stripped})"
         lines.append(line)
     return "\n".join(lines), printed
@@ -284,6 +318,7 @@ def test_the_python_example_figures_are_torchvisions():
     import torchvision
 
     import resdsl
+
     block = next(b for b in python_blocks() if "classes=10" in b)
     figures = ast.literal_eval(re.search(r"net\.output_shape\s+#\s*(\(.*\))", block).group(1))
     model = torchvision.models.resnet50(num_classes=10)

@@ -26,15 +26,21 @@ def test_an_unknown_depth_is_one_error_at_the_set_naming_depth(capsys):
 
 
 def test_every_depth_of_table_1_still_checks():
-    for depth, params in ((18, 11_689_512), (34, 21_797_672), (50, 25_557_032), (101, 44_549_160),
-                          (152, 60_192_808)):  # torchvision's figures
+    for depth, params in (
+        (18, 11_689_512),
+        (34, 21_797_672),
+        (50, 25_557_032),
+        (101, 44_549_160),
+        (152, 60_192_808),
+    ):  # torchvision's figures
         assert resdsl.load("resnet", depth=depth).params == params
 
 
 def test_basic_refuses_groups_and_base_width_as_torchvision_does():
     with pytest.raises(ValueError, match="BasicBlock only supports groups=1 and base_width=64"):
-        torchvision.models.resnet.ResNet(torchvision.models.resnet.BasicBlock, [2, 2, 2, 2], groups=32,
-                                         width_per_group=4)
+        torchvision.models.resnet.ResNet(
+            torchvision.models.resnet.BasicBlock, [2, 2, 2, 2], groups=32, width_per_group=4
+        )
     error = spec_error("resnet18", groups=32, width_per_group=4)
     assert [d.code for d in error.diagnostics] == ["E0211"]  # once, not once per stage
     assert "groups=1 and base_width=64" in error.diagnostics[0].message
@@ -56,7 +62,7 @@ def test_an_alias_default_that_breaks_a_requirement_is_reported_at_the_alias(tmp
 
 
 def test_requirements_hold_before_defaults_are_evaluated():
-    text = "network n(d = 7, half = d / 2) {\n require d % 2 == 0, \"d must be even\"\n input 3x8x8\n relu\n}\n"
+    text = 'network n(d = 7, half = d / 2) {\n require d % 2 == 0, "d must be even"\n input 3x8x8\n relu\n}\n'
     with pytest.raises(resdsl.SpecError) as info:
         resdsl.loads(text)
     assert [(d.code, d.message) for d in info.value.diagnostics] == [("E0211", "d must be even")]

@@ -42,23 +42,38 @@ FORMS = {
     "residual merge": "network n {\n input 3x8x8\n conv 8 k3\n NAME: residual { conv 8 k3 }\n avgpool -> fc 4\n}",
     "dense merge": "network n {\n input 3x8x8\n conv 8 k3\n NAME: dense { conv 4 k3 }\n avgpool -> fc 4\n}",
     "branches merge": "network n {\n input 3x8x8\n conv 8 k3\n NAME: branches(2) { conv 8 k3 d=(branch + 1) }\n"
-                      " avgpool -> fc 4\n}",
+    " avgpool -> fc 4\n}",
     "merge in a block": "block b(w) {\n NAME: residual { conv w k3 }\n}\n"
-                        "network n {\n input 3x8x8\n conv 8 k3\n b(8)\n avgpool -> fc 4\n}",
+    "network n {\n input 3x8x8\n conv 8 k3\n b(8)\n avgpool -> fc 4\n}",
     "group": "network n {\n input 3x8x8\n conv 8 k3\n NAME { relu }\n avgpool -> fc 4\n}",
     "stage": "block b(w, stride = 1) {\n conv w k3 s=stride\n}\n"
-             "network n {\n input 3x8x8\n NAME: b(8) x2 s2\n avgpool -> fc 4\n}",
+    "network n {\n input 3x8x8\n NAME: b(8) x2 s2\n avgpool -> fc 4\n}",
     "block call label": "block b(w) {\n conv w k3\n}\nnetwork n {\n input 3x8x8\n NAME: b(8)\n avgpool -> fc 4\n}",
     "block name": "block NAME(w) {\n conv w k3\n}\nnetwork n {\n input 3x8x8\n NAME(8)\n avgpool -> fc 4\n}",
     "labelled block name": "block NAME(w) {\n conv w k3\n}\nnetwork n {\n input 3x8x8\n a: NAME(8)\n"
-                           " avgpool -> fc 4\n}",
+    " avgpool -> fc 4\n}",
     "block parameter": "block b(NAME) {\n residual { conv NAME k3 }\n}\n"
-                       "network n {\n input 3x8x8\n conv 8 k3\n b(8)\n avgpool -> fc 4\n}",
+    "network n {\n input 3x8x8\n conv 8 k3\n b(8)\n avgpool -> fc 4\n}",
     "network parameter": "network n(NAME = 8) {\n input 3x8x8\n conv NAME k3\n avgpool -> fc 4\n}",
     "network name": "network NAME {\n input 3x8x8\n conv 8 k3\n avgpool -> fc 4\n}",
 }
-NAMES = ["self", "forward", "training", "class", "None", "_x", "torch", "nn", "none", "in_channels", "identity",
-         "out", "downsample", "add", "build"]
+NAMES = [
+    "self",
+    "forward",
+    "training",
+    "class",
+    "None",
+    "_x",
+    "torch",
+    "nn",
+    "none",
+    "in_channels",
+    "identity",
+    "out",
+    "downsample",
+    "add",
+    "build",
+]
 
 
 @pytest.mark.parametrize("form", list(FORMS))
@@ -85,6 +100,7 @@ def test_every_name_a_spec_accepts_compiles_runs_and_ejects(form):
 
 # ---- empty blocks, ints and floats ----------------------------------------------------------
 
+
 def test_an_empty_block_is_the_identity_compiled_and_ejected():
     net = resdsl.loads("""
 block nothing() { }
@@ -99,26 +115,47 @@ network n {
     avgpool -> fc 4
 }
 """)
-    assert net.params == resdsl.loads("network n {\n input 3x8x8\n conv 8 k3 -> bn -> relu\n"
-                                      " residual { conv 8 k3 -> relu }\n avgpool -> fc 4\n}").params
+    assert (
+        net.params
+        == resdsl.loads(
+            "network n {\n input 3x8x8\n conv 8 k3 -> bn -> relu\n residual { conv 8 k3 -> relu }\n avgpool -> fc 4\n}"
+        ).params
+    )
     assert_same_computation(run_ejected(net), net.to_torch(), (3, 8, 8))
 
 
 def test_whole_floats_and_ints_given_to_one_block_eject_working_code():
     for calls in (["b(8)", "b(8.0)"], ["b(8.0)", "b(8)"], ["b(9.0)", "b(8)"]):
-        net = resdsl.loads("block b(w) {\n conv (w / 2 * 2) k3 -> bn -> relu\n}\n"
-                           "network n {\n input 3x8x8\n conv 8 k3\n" + "".join(f" {c}\n" for c in calls)
-                           + " avgpool -> fc 4\n}")
+        net = resdsl.loads(
+            "block b(w) {\n conv (w / 2 * 2) k3 -> bn -> relu\n}\n"
+            "network n {\n input 3x8x8\n conv 8 k3\n" + "".join(f" {c}\n" for c in calls) + " avgpool -> fc 4\n}"
+        )
         assert_same_computation(run_ejected(net), net.to_torch(), (3, 8, 8))
 
 
 # ---- keywords misspelt as groups --------------------------------------------------------------
 
-@pytest.mark.parametrize("written, meant", [
-    ("Residual", "residual"), ("residul", "residual"), ("RESIDUAL", "residual"), ("resdiual", "residual"),
-    ("Dense", "dense"), ("dens", "dense"), ("branchs", "branches"), ("Branches", "branches"),
-    ("atend", "attend"), ("shortcat", "shortcut"), ("els", "else"), ("Else", "else"), ("Stem", "stem"),
-    ("stme", "stem"), ("haed", "head")])
+
+@pytest.mark.parametrize(
+    "written, meant",
+    [
+        ("Residual", "residual"),
+        ("residul", "residual"),
+        ("RESIDUAL", "residual"),
+        ("resdiual", "residual"),
+        ("Dense", "dense"),
+        ("dens", "dense"),
+        ("branchs", "branches"),
+        ("Branches", "branches"),
+        ("atend", "attend"),
+        ("shortcat", "shortcut"),
+        ("els", "else"),
+        ("Else", "else"),
+        ("Stem", "stem"),
+        ("stme", "stem"),
+        ("haed", "head"),
+    ],
+)
 def test_a_group_named_like_a_keyword_warns(written, meant):
     net = resdsl.loads(f"network n {{\n input 3x8x8\n conv 8 k3\n {written} {{ conv 8 k3 }}\n}}")
     [warning] = net.warnings
@@ -133,15 +170,18 @@ def test_groups_named_on_purpose_do_not_warn():
 
 # ---- aliases and `defaults` ---------------------------------------------------------------
 
+
 def test_an_alias_binding_wins_over_defaults_and_matches_timm():
     import timm
+
     net = resdsl.loads('use "resnet.res"\nnetwork n = resnet(unit = se_bottleneck)\n')
     reference = timm.create_model("seresnet50", pretrained=False)
     assert net.params == sum(p.numel() for p in reference.parameters()) == 28_088_024
     assert not net.warnings
     # a `defaults` value equal to the alias's, or the template's own default, is no conflict
-    assert resdsl.loads('use "resnet.res"\nnetwork n = resnet(unit = se_bottleneck, se_ratio = 16)\n').params \
-        == 28_088_024
+    assert (
+        resdsl.loads('use "resnet.res"\nnetwork n = resnet(unit = se_bottleneck, se_ratio = 16)\n').params == 28_088_024
+    )
 
 
 def test_a_defaults_value_against_an_alias_binding_is_a_located_e0205():
@@ -163,14 +203,17 @@ def test_a_call_argument_replacing_an_alias_binding_wins_with_a_warning():
 
 def test_a_unit_lacking_the_shared_options_is_one_error_naming_them():
     with pytest.raises(SpecError) as info:
-        resdsl.loads('use "resnet.res"\nblock mine(width, stride = 1) { conv width k3 s=stride }\n'
-                     'network n = resnet(unit = mine, depth = 18)\n')
+        resdsl.loads(
+            'use "resnet.res"\nblock mine(width, stride = 1) { conv width k3 s=stride }\n'
+            "network n = resnet(unit = mine, depth = 18)\n"
+        )
     [error] = info.value.diagnostics
     assert error.code == "E0203" and "`groups`" in error.message and "`down_kernel`" in error.message
     assert "a `defaults` statement" in error.message
 
 
 # ---- the ejected source -----------------------------------------------------------------------
+
 
 def test_the_ejected_forward_tests_nothing_an_enclosing_test_decided():
     source = eject(resdsl.load("seresnetaa50d", input_shape=(3, 64, 64)))
@@ -180,7 +223,7 @@ def test_the_ejected_forward_tests_nothing_an_enclosing_test_decided():
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.If):
                 test = ast.unparse(child.test)
-                opposite = test[:-len(" is not None")] + " is None" if test.endswith(" is not None") else None
+                opposite = test[: -len(" is not None")] + " is None" if test.endswith(" is not None") else None
                 assert test not in tests and opposite not in tests, test
                 for part in child.body + child.orelse:
                     walk(ast.Module([part], []), tests + (test,))
@@ -210,5 +253,6 @@ network n(classes = 10) {
     for classes in (10, 3):
         namespace: dict = {}
         exec(compile(source, "<ejected>", "exec", dont_inherit=True), namespace)
-        assert_same_computation(namespace["build"](num_classes=classes),
-                                resdsl.loads(spec, classes=classes).to_torch(), (3, 16, 16))
+        assert_same_computation(
+            namespace["build"](num_classes=classes), resdsl.loads(spec, classes=classes).to_torch(), (3, 16, 16)
+        )

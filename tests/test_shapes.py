@@ -6,14 +6,28 @@ from resdsl.shapes import infer, plan_shortcut
 
 
 def conv(out, k, s=1, p=None, d=1, g=1):
-    return {"out": out, "kernel": k, "stride": s, "padding": k // 2 * d if p is None else p, "dilation": d,
-            "groups": g, "bias": False}
+    return {
+        "out": out,
+        "kernel": k,
+        "stride": s,
+        "padding": k // 2 * d if p is None else p,
+        "dilation": d,
+        "groups": g,
+        "bias": False,
+    }
 
 
-@pytest.mark.parametrize("size,k,s,p,d,expected", [
-    (224, 7, 2, 3, 1, 112), (112, 3, 2, 1, 1, 56), (56, 1, 2, 0, 1, 28), (7, 3, 2, 1, 1, 4),
-    (32, 3, 1, 2, 2, 32), (5, 5, 1, 0, 1, 1),
-])
+@pytest.mark.parametrize(
+    "size,k,s,p,d,expected",
+    [
+        (224, 7, 2, 3, 1, 112),
+        (112, 3, 2, 1, 1, 56),
+        (56, 1, 2, 0, 1, 28),
+        (7, 3, 2, 1, 1, 4),
+        (32, 3, 1, 2, 2, 32),
+        (5, 5, 1, 0, 1, 1),
+    ],
+)
 def test_floor_formula(size, k, s, p, d, expected):
     assert window(size, k, s, p, d) == expected
 
@@ -45,34 +59,40 @@ def test_fc_needs_a_vector():
     assert e.value.code == "E0405"
 
 
-@pytest.mark.parametrize("policy,x,y,stride,kind", [
-    ("B", (64, 56, 56), (64, 56, 56), 1, "identity"),
-    ("B", (64, 56, 56), (256, 56, 56), 1, "projection"),
-    ("B", (256, 56, 56), (512, 28, 28), 2, "projection"),
-    ("B", (64, 7, 7), (64, 4, 4), 2, "projection"),
-    ("B", (8, 1, 4), (8, 1, 2), 2, "projection"),      # non-square maps
-    ("B", (8, 1, 1), (8, 1, 1), 2, "projection"),      # stride != 1: torchvision projects even at 1x1
-    ("B", (8, 9, 9), (8, 3, 3), 3, "projection"),      # the main path's stride, not a guess from 9 -> 3
-    ("A", (16, 32, 32), (32, 16, 16), 2, "zeropad"),
-    ("A", (16, 32, 32), (16, 32, 32), 1, "identity"),
-    ("C", (16, 32, 32), (16, 32, 32), 1, "projection"),
-    ("D", (256, 56, 56), (512, 28, 28), 2, "avgproj"),
-    ("D", (64, 56, 56), (256, 56, 56), 1, "avgproj"),  # pool slot empty, as in timm
-    ("none", (16, 32, 32), (32, 16, 16), 2, "none"),
-    ("B", (64,), (128,), 1, "projection"),
-])
+@pytest.mark.parametrize(
+    "policy,x,y,stride,kind",
+    [
+        ("B", (64, 56, 56), (64, 56, 56), 1, "identity"),
+        ("B", (64, 56, 56), (256, 56, 56), 1, "projection"),
+        ("B", (256, 56, 56), (512, 28, 28), 2, "projection"),
+        ("B", (64, 7, 7), (64, 4, 4), 2, "projection"),
+        ("B", (8, 1, 4), (8, 1, 2), 2, "projection"),  # non-square maps
+        ("B", (8, 1, 1), (8, 1, 1), 2, "projection"),  # stride != 1: torchvision projects even at 1x1
+        ("B", (8, 9, 9), (8, 3, 3), 3, "projection"),  # the main path's stride, not a guess from 9 -> 3
+        ("A", (16, 32, 32), (32, 16, 16), 2, "zeropad"),
+        ("A", (16, 32, 32), (16, 32, 32), 1, "identity"),
+        ("C", (16, 32, 32), (16, 32, 32), 1, "projection"),
+        ("D", (256, 56, 56), (512, 28, 28), 2, "avgproj"),
+        ("D", (64, 56, 56), (256, 56, 56), 1, "avgproj"),  # pool slot empty, as in timm
+        ("none", (16, 32, 32), (32, 16, 16), 2, "none"),
+        ("B", (64,), (128,), 1, "projection"),
+    ],
+)
 def test_plan_shortcut(policy, x, y, stride, kind):
     plan = plan_shortcut(policy, x, y, stride)
     assert (plan.kind, plan.stride) == (kind, stride if kind != "none" else 1)
 
 
-@pytest.mark.parametrize("policy,x,y,stride,code", [
-    ("identity", (16, 32, 32), (32, 16, 16), 2, "E0401"),
-    ("A", (64, 8, 8), (32, 8, 8), 1, "E0401"),
-    ("B", (64, 8, 8), (64, 6, 6), 1, "E0407"),   # an unpadded conv shrank H and W
-    ("B", (64, 8, 8), (64, 4, 4), 3, "E0407"),
-    ("B", (64, 8, 8), (64,), 1, "E0401"),
-])
+@pytest.mark.parametrize(
+    "policy,x,y,stride,code",
+    [
+        ("identity", (16, 32, 32), (32, 16, 16), 2, "E0401"),
+        ("A", (64, 8, 8), (32, 8, 8), 1, "E0401"),
+        ("B", (64, 8, 8), (64, 6, 6), 1, "E0407"),  # an unpadded conv shrank H and W
+        ("B", (64, 8, 8), (64, 4, 4), 3, "E0407"),
+        ("B", (64, 8, 8), (64,), 1, "E0401"),
+    ],
+)
 def test_plan_shortcut_refuses(policy, x, y, stride, code):
     with pytest.raises(ShapeError) as e:
         plan_shortcut(policy, x, y, stride)

@@ -14,8 +14,10 @@ SETTINGS = dict(max_examples=25, deadline=None, suppress_health_check=[HealthChe
 
 
 @settings(**SETTINGS)
-@given(bindings("resnet", depth=[18, 34, 50], width=range(16, 65, 16), policy=["B", "D"]),
-       input_shapes("resnet", low=32, high=96))
+@given(
+    bindings("resnet", depth=[18, 34, 50], width=range(16, 65, 16), policy=["B", "D"]),
+    input_shapes("resnet", low=32, high=96),
+)
 def test_bindings_and_input_shapes_drive_load(params, shape):
     assert set(params) == {"depth", "width", "policy"} and shape[0] == 3 and shape[1] == shape[2]
     net = resdsl.load("resnet", input_shape=shape, **params)
@@ -42,6 +44,7 @@ def test_assert_runtime_matches_passes_and_fails():
     assert_runtime_matches("resnet20", n=1)
     assert_runtime_matches("skresnet18", input_shape=(3, 64, 64))
     import resdsl.backend.runtime as runtime
+
     original = runtime.runtime_mismatch
     runtime.runtime_mismatch = lambda net, batch=1: "parameters: the module has 1, the spec says 2"
     try:

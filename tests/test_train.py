@@ -20,19 +20,31 @@ SMALL = ["--set", "depth=8", "--input", "3x16x16"]  # a 6n+2 = 8-layer CIFAR Res
 
 def env(**extra):
     # one thread count for every run, so that runs compare bit for bit
-    return {**os.environ, "OMP_NUM_THREADS": "2",
-            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **extra}
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": "2",
+        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        **extra,
+    }
 
 
 def cli(*args, timeout=600, extra_env=None, **kwargs):
-    return subprocess.run([sys.executable, "-m", "resdsl", *args], capture_output=True, text=True,
-                          env=env(**(extra_env or {})), timeout=timeout, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "resdsl", *args],
+        capture_output=True,
+        text=True,
+        env=env(**(extra_env or {})),
+        timeout=timeout,
+        **kwargs,
+    )
 
 
 @pytest.mark.slow  # four real epochs of resnet20
 def test_resnet20_learns_the_digits_in_four_epochs(tmp_path):
-    history = train(TrainConfig(spec="resnet20", data="digits", epochs=4, batch_size=64, device="cpu",
-                                out=str(tmp_path)), log=lambda *a: None)
+    history = train(
+        TrainConfig(spec="resnet20", data="digits", epochs=4, batch_size=64, device="cpu", out=str(tmp_path)),
+        log=lambda *a: None,
+    )
     assert history[-1]["val_acc"] >= 0.95, history
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [1, 2, 3, 4]
@@ -52,8 +64,12 @@ def test_killed_run_resumes_to_identical_weights(tmp_path):
     whole = cli(*args, "--out", str(tmp_path / "whole"))
     assert whole.returncode == 0, whole.stderr
     run = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "resdsl", *args, "--out", str(run)], env=env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "resdsl", *args, "--out", str(run)],
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 300
     while not (run / "last.pt").exists() and time.time() < deadline:  # epoch 1 is done
         time.sleep(0.05)
@@ -72,9 +88,30 @@ def test_killed_run_resumes_to_identical_weights(tmp_path):
 @pytest.mark.slow  # torchrun: two processes, three epochs
 def test_torchrun_two_processes_with_gloo_learns(tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
-    result = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "resdsl", "train",
-                             "resnet20", *SMALL, "--epochs", "3", "--batch-size", "32", "--device", "cpu",
-                             "--out", str(tmp_path)], capture_output=True, text=True, env=env(), timeout=600)
+    result = subprocess.run(
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "resdsl",
+            "train",
+            "resnet20",
+            *SMALL,
+            "--epochs",
+            "3",
+            "--batch-size",
+            "32",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert len(lines) == 3 and lines[-1]["val_acc"] > 0.6  # ten classes: chance is 0.1
@@ -85,6 +122,7 @@ def test_imagefolder_classes_override_the_spec_and_init_from_transfers(tmp_path)
     # `~` in every path option, as the README writes them: the shell leaves `imagefolder:~/...` alone
     home = {"HOME": str(tmp_path)}
     from PIL import Image
+
     g = torch.Generator().manual_seed(0)
     for split, n in (("train", 12), ("val", 4)):
         for c, colour in enumerate(((255, 0, 0), (0, 255, 0), (0, 0, 255))):
@@ -97,9 +135,25 @@ def test_imagefolder_classes_override_the_spec_and_init_from_transfers(tmp_path)
     source = cli("train", "resnet20", *SMALL, "--epochs", "1", "--device", "cpu", "--out=~/digits", extra_env=home)
     assert source.returncode == 0, source.stderr
     # --strict: the classifier is the one difference, and the data's three classes explain it
-    result = cli("train", "resnet20", *SMALL, "--data", "imagefolder:~/images", "--epochs", "2",
-                 "--batch-size", "8", "--device", "cpu", "--out=~/run", "--init-from=~/digits/last.pt", "--strict",
-                 "--freeze", "layer1", extra_env=home)
+    result = cli(
+        "train",
+        "resnet20",
+        *SMALL,
+        "--data",
+        "imagefolder:~/images",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--device",
+        "cpu",
+        "--out=~/run",
+        "--init-from=~/digits/last.pt",
+        "--strict",
+        "--freeze",
+        "layer1",
+        extra_env=home,
+    )
     assert result.returncode == 0, result.stderr
     assert "3 classes; setting classes=3" in result.stdout
     assert "re-initialised fc" in result.stdout and "warning" not in result.stderr
@@ -110,21 +164,35 @@ def test_imagefolder_classes_override_the_spec_and_init_from_transfers(tmp_path)
     assert after["fc.weight"].shape == (3, 64)
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--data", "cifar10:/no/such/dir"], "--data cifar10:/no/such/dir: /no/such/dir is not a directory"),
-    (["--data", "cifar10:~/no-such-dir"], "{tmp}/no-such-dir is not a directory"),  # `~` is expanded
-    (["--data", "cifar10:{tmp}/empty"], "not the CIFAR-10 python batches"),
-    (["--data", "imagefolder:{tmp}/empty"], "imagefolder"),
-    (["--resume"], "resdsl: error: --resume: there is no {tmp}/run/last.pt to resume from "
-                   "(train without --resume first)"),
-    (["--device", "tpu"], "unknown --device"),
-    (["--device", "cuda"] if not torch.cuda.is_available() else ["--device", "tpu"], "device"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--data", "cifar10:/no/such/dir"], "--data cifar10:/no/such/dir: /no/such/dir is not a directory"),
+        (["--data", "cifar10:~/no-such-dir"], "{tmp}/no-such-dir is not a directory"),  # `~` is expanded
+        (["--data", "cifar10:{tmp}/empty"], "not the CIFAR-10 python batches"),
+        (["--data", "imagefolder:{tmp}/empty"], "imagefolder"),
+        (
+            ["--resume"],
+            "resdsl: error: --resume: there is no {tmp}/run/last.pt to resume from (train without --resume first)",
+        ),
+        (["--device", "tpu"], "unknown --device"),
+        (["--device", "cuda"] if not torch.cuda.is_available() else ["--device", "tpu"], "device"),
+    ],
+)
 def test_bad_input_is_a_clear_error(tmp_path, args, message):
     (tmp_path / "empty").mkdir()
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    result = cli("train", "resnet20", *SMALL, "--epochs", "1", "--out", str(tmp_path / "run"), *args,
-                 extra_env={"HOME": str(tmp_path)})
+    result = cli(
+        "train",
+        "resnet20",
+        *SMALL,
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "run"),
+        *args,
+        extra_env={"HOME": str(tmp_path)},
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert message.replace("{tmp}", str(tmp_path)) in result.stderr and "Traceback" not in result.stderr
 
@@ -132,17 +200,32 @@ def test_bad_input_is_a_clear_error(tmp_path, args, message):
 def test_resuming_a_checkpoint_of_another_spec_is_refused(tmp_path):
     first = cli("train", "resnet20", *SMALL, "--epochs", "1", "--device", "cpu", "--out", str(tmp_path))
     assert first.returncode == 0, first.stderr
-    other = cli("train", "resnet20", "--set", "depth=14", "--input", "3x16x16", "--epochs", "2", "--device", "cpu",
-                "--out", str(tmp_path), "--resume")
+    other = cli(
+        "train",
+        "resnet20",
+        "--set",
+        "depth=14",
+        "--input",
+        "3x16x16",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path),
+        "--resume",
+    )
     # the run's --set is restored on --resume: another one is a conflict, named before any work
     assert other.returncode == 2 and "Traceback" not in other.stderr
-    assert other.stderr.startswith(f"resdsl: error: --resume: the run in {tmp_path} was trained with --set depth=8, "
-                                   "not --set depth=14")
+    assert other.stderr.startswith(
+        f"resdsl: error: --resume: the run in {tmp_path} was trained with --set depth=8, not --set depth=14"
+    )
 
 
 def test_synthetic_data_and_python_dash_m(tmp_path):
-    result = cli("train", "mlp_resnet", "--data", "synthetic", "--epochs", "1", "--device", "cpu",
-                 "--out", str(tmp_path))
+    result = cli(
+        "train", "mlp_resnet", "--data", "synthetic", "--epochs", "1", "--device", "cpu", "--out", str(tmp_path)
+    )
     assert result.returncode == 0, result.stderr
     assert "epoch 1/1" in result.stdout
 
@@ -155,35 +238,55 @@ def test_out_that_is_a_file_or_unwritable_fails_before_training(tmp_path):
     unwritable = "/sys" if os.geteuid() == 0 else str(tmp_path / "ro")  # permissions do not stop root
     if unwritable != "/sys":
         (tmp_path / "ro").mkdir(mode=0o555)
-    for out, message in ((tmp_path / "afile", "is a file, not a run directory"),
-                         (Path(unwritable) / "run", f"cannot write in {unwritable}")):
+    for out, message in (
+        (tmp_path / "afile", "is a file, not a run directory"),
+        (Path(unwritable) / "run", f"cannot write in {unwritable}"),
+    ):
         result = cli("train", "resnet20", *SMALL, "--epochs", "1", "--out", str(out))
         assert result.returncode == 2, result.stderr
         assert result.stderr.strip() == f"resdsl: error: --out {out}: " + (
-            message if "file" in message else f"{message}: Permission denied")
+            message if "file" in message else f"{message}: Permission denied"
+        )
         assert result.stdout == ""
     assert (tmp_path / "afile").read_text() == "not a run directory"
 
 
 def test_freeze_takes_the_parts_summary_lists(tmp_path):
     import resdsl
+
     parts = [p.name for p in resdsl.load("resnet20", input_shape=(3, 16, 16), depth=8).parts]
     result = cli("train", "resnet20", *SMALL, "--epochs", "1", "--out", str(tmp_path), "--freeze", "stem", "layer9")
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.strip() == f"resdsl: error: --freeze layer9: no such part of resnet20; its parts are " \
-                                    f"{', '.join(parts)}"
+    assert (
+        result.stderr.strip() == f"resdsl: error: --freeze layer9: no such part of resnet20; its parts are "
+        f"{', '.join(parts)}"
+    )
 
 
 def test_init_from_another_architecture_warns_and_strict_refuses(tmp_path):
     source = cli("train", "resnet20", *SMALL, "--epochs", "1", "--out", str(tmp_path / "r8"))
     assert source.returncode == 0, source.stderr
-    deeper = ["train", "resnet20", "--set", "depth=14", "--input", "3x16x16", "--epochs", "1",
-              "--init-from", str(tmp_path / "r8" / "last.pt")]
+    deeper = [
+        "train",
+        "resnet20",
+        "--set",
+        "depth=14",
+        "--input",
+        "3x16x16",
+        "--epochs",
+        "1",
+        "--init-from",
+        str(tmp_path / "r8" / "last.pt"),
+    ]
     loose = cli(*deeper, "--out", str(tmp_path / "r14"))
     assert loose.returncode == 0, loose.stderr
     warning = [line for line in loose.stderr.splitlines() if line.startswith("warning:")]
-    assert len(warning) == 1 and f"--init-from {tmp_path / 'r8' / 'last.pt'} matched only 44 of 80 tensors of " \
-        "resnet20; not loaded: layer1.1.conv1, layer1.1.bn1" in warning[0], loose.stderr
+    assert (
+        len(warning) == 1
+        and f"--init-from {tmp_path / 'r8' / 'last.pt'} matched only 44 of 80 tensors of "
+        "resnet20; not loaded: layer1.1.conv1, layer1.1.bn1"
+        in warning[0]
+    ), loose.stderr
     strict = cli(*deeper, "--strict", "--out", str(tmp_path / "r14s"))
     assert strict.returncode == 1 and "Traceback" not in strict.stderr
     assert "error[E0601]: `layer1.1.conv1.weight` (16x16x3x3) is missing from" in strict.stderr
@@ -199,17 +302,35 @@ def blocking(tmp_path: Path, *modules: str) -> dict:
 
 
 def test_without_scikit_learn_digits_is_one_line_at_start_up(tmp_path):
-    result = cli("train", "resnet20", *SMALL, "--epochs", "1", "--out", str(tmp_path / "run"),
-                 extra_env=blocking(tmp_path, "sklearn"))
+    result = cli(
+        "train",
+        "resnet20",
+        *SMALL,
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "run"),
+        extra_env=blocking(tmp_path, "sklearn"),
+    )
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr == ("resdsl: error: --data digits needs scikit-learn, which is not installed: "
-                             "pip install scikit-learn (or pip install 'resdsl[train]')\n")
+    assert result.stderr == (
+        "resdsl: error: --data digits needs scikit-learn, which is not installed: "
+        "pip install scikit-learn (or pip install 'resdsl[train]')\n"
+    )
     assert not (tmp_path / "run").exists()
 
 
 def test_without_matplotlib_training_runs_and_says_so_first(tmp_path):
-    result = cli("train", "resnet20", *SMALL, "--epochs", "1", "--out", str(tmp_path / "run"),
-                 extra_env=blocking(tmp_path, "matplotlib"))
+    result = cli(
+        "train",
+        "resnet20",
+        *SMALL,
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "run"),
+        extra_env=blocking(tmp_path, "matplotlib"),
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "note: matplotlib is not installed; curves.png will not be drawn (pip install matplotlib)"
@@ -229,8 +350,19 @@ def test_a_full_disk_stops_the_run_with_one_line_and_keeps_the_last_checkpoint(t
     def cap():  # every file at most 100 kB: the next checkpoint fails with EFBIG, as on a full disk
         resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    result = cli("train", "resnet20", *SMALL, "--epochs", "2", "--out", str(run), "--resume", preexec_fn=cap,
-                 extra_env={"PYTHONDONTWRITEBYTECODE": "1"})
+
+    result = cli(
+        "train",
+        "resnet20",
+        *SMALL,
+        "--epochs",
+        "2",
+        "--out",
+        str(run),
+        "--resume",
+        preexec_fn=cap,
+        extra_env={"PYTHONDONTWRITEBYTECODE": "1"},
+    )
     assert result.returncode == 1, result.stderr[-3000:]
     assert result.stderr == f"resdsl: error: cannot write {run / 'last.pt'}: File too large\n"
     assert (run / "last.pt").read_bytes() == good

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_train import SMALL, cli, env
 
+from resdsl.library import UsageError
 from resdsl.testing.images import image_folder
 from resdsl.train import TrainConfig, train
 from resdsl.train import metrics as metrics_module
 from resdsl.train.recipe import RECIPES, choose, lr_factor, parameter_groups, resolve, validate
-from resdsl.library import UsageError
-
-from test_train import SMALL, cli, env
 
 
 def test_the_recipe_follows_the_data():
@@ -31,15 +30,20 @@ def test_imagenet_recipe_is_torchvisions_reference_and_scales_the_lr_with_the_ba
     imagenet = RECIPES["imagenet"]
     one = resolve(TrainConfig(spec="x"), imagenet, world=1)
     assert (one.epochs, one.batch_size, one.lr, one.weight_decay, one.schedule) == (90, 256, 0.1, 1e-4, "step")
-    eight = resolve(TrainConfig(spec="x"), imagenet, world=8)          # torchvision: 8 GPUs x 32
+    eight = resolve(TrainConfig(spec="x"), imagenet, world=8)  # torchvision: 8 GPUs x 32
     assert (eight.batch_size, eight.lr) == (32, 0.1)
     big = resolve(TrainConfig(spec="x", batch_size=128, accumulate=2), imagenet, world=4)
     assert big.lr == pytest.approx(0.1 * 1024 / 256)
     mine = resolve(TrainConfig(spec="x", lr=0.05, epochs=3, schedule="cosine"), imagenet, world=1)
     assert (mine.lr, mine.epochs, mine.schedule) == (0.05, 3, "cosine")
     cifar = resolve(TrainConfig(spec="x"), RECIPES["cifar"], world=1)
-    assert (cifar.epochs, cifar.batch_size, cifar.lr, cifar.warmup_epochs, cifar.schedule) == (10, 128, 0.1, 1.0,
-                                                                                              "cosine")
+    assert (cifar.epochs, cifar.batch_size, cifar.lr, cifar.warmup_epochs, cifar.schedule) == (
+        10,
+        128,
+        0.1,
+        1.0,
+        "cosine",
+    )
 
 
 def test_step_schedule_divides_by_ten_every_30_of_90_epochs():
@@ -52,8 +56,9 @@ def test_step_schedule_divides_by_ten_every_30_of_90_epochs():
 
 
 def test_no_decay_on_norm_and_bias_puts_every_1d_tensor_in_a_group_without_decay():
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, bias=True), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
-                                torch.nn.LazyLinear(2))
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, bias=True), torch.nn.BatchNorm2d(4), torch.nn.Flatten(), torch.nn.LazyLinear(2)
+    )
     model(torch.zeros(1, 3, 5, 5))
     decayed, exempt = parameter_groups(model, 1e-4, True)
     assert [tuple(p.shape) for p in decayed["params"]] == [(4, 3, 3, 3), (2, 36)]
@@ -61,8 +66,17 @@ def test_no_decay_on_norm_and_bias_puts_every_1d_tensor_in_a_group_without_decay
     assert len(parameter_groups(model, 1e-4, False)) == 1
 
 
-@pytest.mark.parametrize("field, value", [("label_smoothing", 1.0), ("ema", 1.0), ("max_time", 0.0),
-                                          ("accumulate", 0), ("log", ("wandb",)), ("lr", float("nan"))])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("label_smoothing", 1.0),
+        ("ema", 1.0),
+        ("max_time", 0.0),
+        ("accumulate", 0),
+        ("log", ("wandb",)),
+        ("lr", float("nan")),
+    ],
+)
 def test_bad_settings_are_usage_errors(field, value):
     with pytest.raises(UsageError):
         validate(TrainConfig(spec="x", **{field: value}))
@@ -77,8 +91,23 @@ def identical(a, b):
 
 
 def test_max_steps_stops_within_an_epoch_and_resume_replays_the_rest_to_the_bit(tmp_path):
-    args = ["train", "resnet20", *SMALL, "--epochs", "2", "--batch-size", "64", "--device", "cpu", "--seed", "2",
-            "--ema", "0.9", "--label-smoothing", "0.1"]
+    args = [
+        "train",
+        "resnet20",
+        *SMALL,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--device",
+        "cpu",
+        "--seed",
+        "2",
+        "--ema",
+        "0.9",
+        "--label-smoothing",
+        "0.1",
+    ]
     whole = cli(*args, "--out", str(tmp_path / "whole"))
     assert whole.returncode == 0, whole.stderr
     steps = math.ceil(math.ceil(1797 * 0.8) / 64)  # 23 per epoch
@@ -102,9 +131,28 @@ def test_max_steps_stops_within_an_epoch_and_resume_replays_the_rest_to_the_bit(
 def test_streamed_images_resume_to_the_bit_and_log_to_tensorboard(tmp_path):
     image_folder(tmp_path / "pets" / "train", classes=3, per_class=12, sizes=[(50, 70), (70, 50), (40, 90)])
     image_folder(tmp_path / "pets" / "val", classes=3, per_class=3, seed=1)
-    args = ["train", "resnet20", *SMALL, "--data", f"imagefolder:{tmp_path / 'pets'}", "--epochs", "2",
-            "--batch-size", "8", "--device", "cpu", "--workers", "2", "--accumulate", "2", "--no-decay-norm-bias",
-            "--log", "tensorboard", "--log-every", "2"]
+    args = [
+        "train",
+        "resnet20",
+        *SMALL,
+        "--data",
+        f"imagefolder:{tmp_path / 'pets'}",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--device",
+        "cpu",
+        "--workers",
+        "2",
+        "--accumulate",
+        "2",
+        "--no-decay-norm-bias",
+        "--log",
+        "tensorboard",
+        "--log-every",
+        "2",
+    ]
     whole = cli(*args, "--out", str(tmp_path / "whole"))
     assert whole.returncode == 0, whole.stderr
     assert "36 train / 9 val, 3 classes" in whole.stdout and "x2 accumulated" in whole.stdout
@@ -116,6 +164,7 @@ def test_streamed_images_resume_to_the_bit_and_log_to_tensorboard(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert identical(weights(tmp_path / "whole" / "last.pt"), weights(tmp_path / "cut" / "last.pt"))
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     events = EventAccumulator(str(tmp_path / "whole" / "tensorboard"))
     events.Reload()
     assert {"train/loss", "train/acc", "train/lr", "val/val_acc", "val/val_top5"} <= set(events.Tags()["scalars"])
@@ -123,8 +172,21 @@ def test_streamed_images_resume_to_the_bit_and_log_to_tensorboard(tmp_path):
 
 
 def test_max_time_stops_and_says_so(tmp_path):
-    result = cli("train", "resnet20", *SMALL, "--epochs", "3", "--device", "cpu", "--max-time", "0.001",
-                 "--log-every", "1", "--out", str(tmp_path))
+    result = cli(
+        "train",
+        "resnet20",
+        *SMALL,
+        "--epochs",
+        "3",
+        "--device",
+        "cpu",
+        "--max-time",
+        "0.001",
+        "--log-every",
+        "1",
+        "--out",
+        str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     assert "stopped by --max-time after 1 optimizer steps" in result.stdout
     assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == 1
@@ -133,11 +195,24 @@ def test_max_time_stops_and_says_so(tmp_path):
 def test_the_loop_reads_the_device_every_log_every_steps_not_every_step(tmp_path, monkeypatch):
     reads = []
     original = metrics_module.Meter.read
-    monkeypatch.setattr(metrics_module.Meter, "read", lambda self, reduce=False: reads.append(1) or original(self,
-                                                                                                             reduce))
+    monkeypatch.setattr(
+        metrics_module.Meter, "read", lambda self, reduce=False: reads.append(1) or original(self, reduce)
+    )
     monkeypatch.setattr(torch.Tensor, "item", lambda self: pytest.fail(".item() called in the loop"))
-    train(TrainConfig(spec="resnet20", data="synthetic", epochs=1, batch_size=16, device="cpu", out=str(tmp_path),
-                      overrides={"depth": 8}, input_shape=(3, 16, 16), log_every=50), log=lambda *a: None)
+    train(
+        TrainConfig(
+            spec="resnet20",
+            data="synthetic",
+            epochs=1,
+            batch_size=16,
+            device="cpu",
+            out=str(tmp_path),
+            overrides={"depth": 8},
+            input_shape=(3, 16, 16),
+            log_every=50,
+        ),
+        log=lambda *a: None,
+    )
     # 2,048 synthetic examples: 1,638 train, 103 steps; reads at 50, 100, the epoch's end, the two validations
     assert len(reads) == 5
 
@@ -146,10 +221,34 @@ def test_the_loop_reads_the_device_every_log_every_steps_not_every_step(tmp_path
 def test_torchrun_two_processes_stream_an_image_folder(tmp_path):
     image_folder(tmp_path / "pets", classes=2, per_class=20, sizes=[(40, 60), (60, 40)])
     torchrun = Path(sys.executable).with_name("torchrun")
-    result = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "resdsl", "train",
-                             "resnet20", *SMALL, "--data", f"imagefolder:{tmp_path / 'pets'}", "--epochs", "2",
-                             "--batch-size", "4", "--workers", "1", "--device", "cpu", "--out", str(tmp_path / "run")],
-                            capture_output=True, text=True, env=env(), timeout=600)
+    result = subprocess.run(
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "resdsl",
+            "train",
+            "resnet20",
+            *SMALL,
+            "--data",
+            f"imagefolder:{tmp_path / 'pets'}",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--workers",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "32 train / 8 val, 2 classes" in result.stdout and "x2" in result.stdout
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

@@ -12,8 +12,15 @@ from resdsl.testing.images import image_folder, shards
 from resdsl.train.shards import ShardStream, count, expand, held_out
 from resdsl.train.sources import Folder, Shards, Where
 from resdsl.train.stream import Transform, folder_samples
-from resdsl.train.transforms import (CROP_RATIO, CROP_SCALE, normalize, random_crop_box, sample_generator,
-                                     train_transform, val_transform)
+from resdsl.train.transforms import (
+    CROP_RATIO,
+    CROP_SCALE,
+    normalize,
+    random_crop_box,
+    sample_generator,
+    train_transform,
+    val_transform,
+)
 
 SIZES = [(375, 500), (500, 375), (64, 300), (300, 64), (33, 33), (120, 121)]
 
@@ -68,8 +75,18 @@ def folder(tmp_path_factory):
 
 
 def where(**kw):
-    return Where(**{"device": torch.device("cpu"), "rank": 0, "world": 1, "seed": 5, "batch_size": 8,
-                    "channels_last": False, "workers": 0, **kw})
+    return Where(
+        **{
+            "device": torch.device("cpu"),
+            "rank": 0,
+            "world": 1,
+            "seed": 5,
+            "batch_size": 8,
+            "channels_last": False,
+            "workers": 0,
+            **kw,
+        }
+    )
 
 
 def epoch_batches(source, epoch, start=0):
@@ -91,7 +108,7 @@ def test_batches_are_the_same_with_any_number_of_workers_and_decoding_on_the_dev
     assert same(first, epoch_batches(parallel, 0))
     on_device = Folder(str(folder), shape, where(workers=2, decode="device"), "imagefolder")
     assert same(first, epoch_batches(on_device, 0))
-    assert not same(first, epoch_batches(serial, 1))         # another epoch, another order and other crops
+    assert not same(first, epoch_batches(serial, 1))  # another epoch, another order and other crops
     assert same(first[2:], epoch_batches(parallel, 0, start=2))  # a resumed epoch skips the steps taken
     val = [(x, y) for x, y in serial.val_batches()]
     assert sum(len(y) for _, y in val) == 9 and same(val, list(parallel.val_batches()))
@@ -113,8 +130,14 @@ def test_train_and_val_with_other_classes_is_an_error(tmp_path):
         folder_samples(str(tmp_path), "imagefolder", 0)
 
 
-@pytest.mark.parametrize("content, why", [(b"\xff\xd8\xff\xe0garbage", "RuntimeError: Image is incomplete"),
-                                          (b"not an image", "not an image file"), (b"", "the file is empty")])
+@pytest.mark.parametrize(
+    "content, why",
+    [
+        (b"\xff\xd8\xff\xe0garbage", "RuntimeError: Image is incomplete"),
+        (b"not an image", "not an image file"),
+        (b"", "the file is empty"),
+    ],
+)
 def test_an_unreadable_image_fails_with_its_path_or_is_skipped_once(tmp_path, content, why):
     image_folder(tmp_path, classes=2, per_class=5)
     bad = tmp_path / "class_001" / "00002.jpg"
@@ -124,8 +147,9 @@ def test_an_unreadable_image_fails_with_its_path_or_is_skipped_once(tmp_path, co
         for _ in [*failing.train_batches(0), *failing.val_batches()]:
             pass
     warnings = []
-    skipping = Folder(str(tmp_path), (3, 16, 16), where(workers=2, on_bad_image="skip", warn=warnings.append),
-                      "imagefolder")
+    skipping = Folder(
+        str(tmp_path), (3, 16, 16), where(workers=2, on_bad_image="skip", warn=warnings.append), "imagefolder"
+    )
     for epoch in range(2):
         seen = sum(len(y) for _, y in skipping.train_batches(epoch)) + sum(len(y) for _, y in skipping.val_batches())
         assert seen == 9

@@ -17,13 +17,25 @@ from resdsl.cli import main
 from resdsl.errors import RunError
 from resdsl.testing.images import shards
 from resdsl.train import decode as decoding
+from resdsl.train.decode import decode, read_bytes
 from resdsl.train.shards import MAX_SHARDS, count_names, expand
 from resdsl.train.sources import Folder, Shards, Where
-from resdsl.train.decode import decode, read_bytes
 from resdsl.train.stream import folder_samples
 
-SMALL = ["--set", "depth=8", "--input", "3x16x16", "--epochs", "1", "--batch-size", "4", "--device", "cpu",
-         "--workers", "0"]
+SMALL = [
+    "--set",
+    "depth=8",
+    "--input",
+    "3x16x16",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "4",
+    "--device",
+    "cpu",
+    "--workers",
+    "0",
+]
 
 
 def train(tmp_path, capsys, data, *extra):
@@ -37,8 +49,18 @@ def train(tmp_path, capsys, data, *extra):
 
 
 def where(**kw):
-    return Where(**{"device": torch.device("cpu"), "rank": 0, "world": 1, "seed": 0, "batch_size": 4,
-                    "channels_last": False, "workers": 0, **kw})
+    return Where(
+        **{
+            "device": torch.device("cpu"),
+            "rank": 0,
+            "world": 1,
+            "seed": 0,
+            "batch_size": 4,
+            "channels_last": False,
+            "workers": 0,
+            **kw,
+        }
+    )
 
 
 def encode(image: Image.Image, fmt: str, **kw) -> bytes:
@@ -54,6 +76,7 @@ def png16(array: np.ndarray) -> bytes:
 
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     header = struct.pack(">IIBBBBB", width, height, 16, {1: 0, 2: 4, 3: 2, 4: 6}[channels], 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
@@ -64,6 +87,7 @@ def modes(seed=0) -> dict[str, bytes]:
 
     def pixels(*channels):
         return rng.integers(0, 256, (8, 12, *channels), dtype=np.uint8)
+
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90° clockwise to display"
     frames = [Image.fromarray(pixels(3)) for _ in range(3)]
@@ -158,8 +182,9 @@ def test_a_batch_of_only_unreadable_images_is_reported_or_skipped(tmp_path, deco
     with pytest.raises(RunError, match=f"cannot read the image {tmp_path}/train/c./..jpg: RuntimeError"):
         list(failing.train_batches(0))
     warnings = []
-    skipping = Folder(str(tmp_path), (3, 16, 16), where(decode=decode_on, on_bad_image="skip", warn=warnings.append),
-                      "imagefolder")
+    skipping = Folder(
+        str(tmp_path), (3, 16, 16), where(decode=decode_on, on_bad_image="skip", warn=warnings.append), "imagefolder"
+    )
     assert list(skipping.train_batches(0)) == [] and len(warnings) == 4
     assert sum(len(y) for _, y in skipping.val_batches()) == 2
 
@@ -184,18 +209,20 @@ def small_folder(root, classes=2, per_class=3):
 def test_directory_links_are_followed_once_and_never_relabel(tmp_path, capsys):
     root = small_folder(tmp_path / "data")
     outside = small_folder(tmp_path / "outside", classes=1, per_class=2) / "c0"
-    os.symlink("..", root / "c0" / "loop")              # the root: a loop
-    os.symlink("../c0", root / "c1" / "other")           # another class
-    os.symlink(".", root / "c1" / "self")                # itself
-    os.symlink(str(outside), root / "c1" / "extra")      # outside the tree: followed once...
+    os.symlink("..", root / "c0" / "loop")  # the root: a loop
+    os.symlink("../c0", root / "c1" / "other")  # another class
+    os.symlink(".", root / "c1" / "self")  # itself
+    os.symlink(str(outside), root / "c1" / "extra")  # outside the tree: followed once...
     os.symlink(str(outside), root / "c1" / "extra-again")  # ...not twice
-    os.symlink(str(outside), root / "c0" / "extra")      # ...and by the first class that links it
+    os.symlink(str(outside), root / "c0" / "extra")  # ...and by the first class that links it
     train_, val, classes = folder_samples(str(root), "imagefolder", 0)
     samples = sorted(train_ + val)
     assert classes == ["c0", "c1"]
-    expected = [(str(root / "c0" / f"{i}.png"), 0) for i in range(3)] + \
-               [(str(root / "c0" / "extra" / f"{i}.png"), 0) for i in range(2)] + \
-               [(str(root / "c1" / f"{i}.png"), 1) for i in range(3)]
+    expected = (
+        [(str(root / "c0" / f"{i}.png"), 0) for i in range(3)]
+        + [(str(root / "c0" / "extra" / f"{i}.png"), 0) for i in range(2)]
+        + [(str(root / "c1" / f"{i}.png"), 1) for i in range(3)]
+    )
     assert samples == sorted(expected)
     code, out, err, _ = train(tmp_path, capsys, f"imagefolder:{root}")
     assert code == 0 and "6 train / 2 val" in out, err
@@ -203,6 +230,7 @@ def test_directory_links_are_followed_once_and_never_relabel(tmp_path, capsys):
 
 def test_a_folder_without_links_lists_as_imagefolder_does(tmp_path):
     from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
     root = small_folder(tmp_path / "data", classes=3, per_class=2)
     small_folder(root / "c1" / "nested", classes=2, per_class=2)
     (root / "c2" / "notes.txt").write_text("not an image")
@@ -263,6 +291,7 @@ def test_an_unreadable_class_folder_is_reported_not_an_empty_class(tmp_path, cap
         if os.fspath(path) == str(root / "c1"):
             raise PermissionError(13, "Permission denied", os.fspath(path))
         return real_scandir(path)
+
     monkeypatch.setattr(os, "scandir", scandir)
     code, _, err, _ = train(tmp_path, capsys, f"imagefolder:{root}")
     assert code == 1 and "Traceback" not in err
@@ -274,6 +303,7 @@ def test_an_unreadable_class_folder_is_reported_not_an_empty_class(tmp_path, cap
 
 def labelled_shard(path, labels):
     import webdataset as wds
+
     path.parent.mkdir(parents=True, exist_ok=True)
     with wds.TarWriter(str(path)) as writer:
         for i, label in enumerate(labels):
@@ -281,9 +311,15 @@ def labelled_shard(path, labels):
     return path
 
 
-@pytest.mark.parametrize("label, why", [("-1", "the `cls` member -1 is outside 0..999999"),
-                                        ("10" * 12, f"the `cls` member {'10' * 12} is outside 0..999999"),
-                                        ("x" * 40, "the `cls` member has 40 bytes")], ids=["negative", "huge", "long"])
+@pytest.mark.parametrize(
+    "label, why",
+    [
+        ("-1", "the `cls` member -1 is outside 0..999999"),
+        ("10" * 12, f"the `cls` member {'10' * 12} is outside 0..999999"),
+        ("x" * 40, "the `cls` member has 40 bytes"),
+    ],
+    ids=["negative", "huge", "long"],
+)
 def test_a_shards_class_is_checked_with_the_shard_and_key(tmp_path, capsys, label, why):
     shard = labelled_shard(tmp_path / "s" / "a.tar", [0, 1, label, 1, 0, 1, 0, 1])
     code, _, err, _ = train(tmp_path, capsys, f"wds:{shard}")
@@ -309,7 +345,7 @@ def test_a_fifo_shard_is_refused_even_with_epoch_samples(tmp_path):
 
 
 def test_a_brace_pattern_is_counted_before_it_is_expanded(tmp_path, capsys):
-    assert count_names("train-{0000000000..9999999999}.tar") == 10 ** 10
+    assert count_names("train-{0000000000..9999999999}.tar") == 10**10
     assert count_names("a{0..9}{a,b{0..4..2},}::x") == 10 * 5
     with pytest.raises(RunError, match=f"names 10,000,000,000 shards, more than the {MAX_SHARDS:,}"):
         expand("train-{0000000000..9999999999}.tar")

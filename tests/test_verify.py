@@ -41,11 +41,14 @@ def brute_force_failures(widths, sizes) -> dict[str, tuple[int, int]]:
 
 
 def failures_of(report) -> dict[str, tuple[int, int]]:
-    return {f"{f.diagnostic.code}:{f.diagnostic.line}": (int(f.config["width"]), int(f.config["input"].split("x")[0]))
-            for f in report.failures}
+    return {
+        f"{f.diagnostic.code}:{f.diagnostic.line}": (int(f.config["width"]), int(f.config["input"].split("x")[0]))
+        for f in report.failures
+    }
 
 
 # ---- the space ----------------------------------------------------------------------------------
+
 
 def test_values_lists_ranges_and_expressions():
     assert parse_vary("depth=18,34,50").values == ("18", "34", "50")
@@ -70,6 +73,7 @@ def test_bad_input_range_is_a_usage_error(bad):
 
 
 # ---- finding and shrinking the planted failures -------------------------------------------------
+
 
 def test_exhaustive_finds_every_planted_failure_at_its_minimum():
     widths, sizes = range(8, 41, 4), range(4, 41)
@@ -107,8 +111,10 @@ def test_text_output_and_exit_1(capsys):
     assert f"= reproduce: resdsl check {PLANTED} --set width=12 --input 3x30x30" in captured.err
 
 
-@pytest.mark.parametrize("args", [["--vary", "width"], ["--input-range", "9..3"], ["--examples", "0"],
-                                  ["--vary", "width=8", "--vary", "width=16"]])
+@pytest.mark.parametrize(
+    "args",
+    [["--vary", "width"], ["--input-range", "9..3"], ["--examples", "0"], ["--vary", "width=8", "--vary", "width=16"]],
+)
 def test_usage_errors_exit_2(args, capsys):
     assert main(["verify", PLANTED, *args]) == 2
     assert "Traceback" not in capsys.readouterr().err
@@ -128,21 +134,26 @@ def test_runtime_builds_and_runs_a_sample(capsys):
 def test_runtime_reports_a_module_that_differs_from_the_spec(monkeypatch):
     import resdsl.backend.runtime as runtime
 
-    monkeypatch.setattr(runtime, "runtime_mismatch", lambda net, batch=1: "MACs: FlopCounterMode counts 1, the spec says 2")
+    monkeypatch.setattr(
+        runtime, "runtime_mismatch", lambda net, batch=1: "MACs: FlopCounterMode counts 1, the spec says 2"
+    )
     report = verify("resnet20", space("n=1,2"), runtime=True)
     assert not report.ok and report.failures[0].key[0] == "runtime" and "--runtime" in report.failures[0].reproduce
 
 
 # ---- pyproject.toml -------------------------------------------------------------------------------
 
+
 def test_verify_with_no_arguments_reads_pyproject(tmp_path, monkeypatch, capsys):
     (tmp_path / "specs").mkdir()
     (tmp_path / "specs" / "planted.res").write_text(Path(PLANTED).read_text())
     (tmp_path / "specs" / "good.res").write_text('use "resnet20.res"\nnetwork good = resnet20(n = 1)\n')
-    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n\n[[tool.resdsl.verify]]\n'
-                                             'specs = "specs/good.res"\ninput-range = "16..24:8"\n\n'
-                                             '[[tool.resdsl.verify]]\nspecs = ["specs/planted.res"]\n'
-                                             'vary = ["width=16,24"]\ninput-range = "30..31"\n')
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n\n[[tool.resdsl.verify]]\n'
+        'specs = "specs/good.res"\ninput-range = "16..24:8"\n\n'
+        '[[tool.resdsl.verify]]\nspecs = ["specs/planted.res"]\n'
+        'vary = ["width=16,24"]\ninput-range = "30..31"\n'
+    )
     monkeypatch.chdir(tmp_path / "specs")  # found in a parent folder
     assert main(["verify"]) == 1
     out = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("  ")]
@@ -150,14 +161,22 @@ def test_verify_with_no_arguments_reads_pyproject(tmp_path, monkeypatch, capsys)
     assert out[1].startswith("FAILED ") and "planted.res" in out[1]
 
 
-@pytest.mark.parametrize("table, message", [
-    ("", "no [[tool.resdsl.verify]] table"),
-    ('[[tool.resdsl.verify]]\nvary = ["depth=1"]\n', "needs `specs`"),
-    ('[[tool.resdsl.verify]]\nspecs = "nothing/*.res"\n', "no spec matches"),
-    ('[[tool.resdsl.verify]]\nspecs = "*.res"\ncolour = 1\n', "pyproject.toml:3: [[tool.resdsl.verify]] #1 has no key `colour`"),
-    ('[[tool.resdsl.verify]]\nspecs = "*.res"\nexamples = 0\n',
-     "pyproject.toml:3: [[tool.resdsl.verify]] #1: `examples` is 0 (an integer); expected a whole number from 1"),
-])
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ("", "no [[tool.resdsl.verify]] table"),
+        ('[[tool.resdsl.verify]]\nvary = ["depth=1"]\n', "needs `specs`"),
+        ('[[tool.resdsl.verify]]\nspecs = "nothing/*.res"\n', "no spec matches"),
+        (
+            '[[tool.resdsl.verify]]\nspecs = "*.res"\ncolour = 1\n',
+            "pyproject.toml:3: [[tool.resdsl.verify]] #1 has no key `colour`",
+        ),
+        (
+            '[[tool.resdsl.verify]]\nspecs = "*.res"\nexamples = 0\n',
+            "pyproject.toml:3: [[tool.resdsl.verify]] #1: `examples` is 0 (an integer); expected a whole number from 1",
+        ),
+    ],
+)
 def test_pyproject_mistakes_are_usage_errors(tmp_path, monkeypatch, capsys, table, message):
     (tmp_path / "a.res").write_text('use "resnet20.res"\nnetwork a = resnet20()\n')
     (tmp_path / "pyproject.toml").write_text(table)
@@ -167,6 +186,7 @@ def test_pyproject_mistakes_are_usage_errors(tmp_path, monkeypatch, capsys, tabl
 
 
 # ---- machine formats ---------------------------------------------------------------------------
+
 
 def test_check_json_lists_every_spec_and_finding(capsys, tmp_path):
     bad = tmp_path / "bad.res"
@@ -189,6 +209,7 @@ def test_github_annotations_point_at_the_spec_line(capsys, tmp_path):
 
 def _sarif_validator():
     import jsonschema  # in the [test] extra
+
     schema = json.loads((DATA / "sarif-schema-2.1.0.json").read_text())
     return jsonschema.Draft7Validator(schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
 

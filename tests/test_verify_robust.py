@@ -36,25 +36,30 @@ def pyproject(tmp_path: Path, body: str) -> Path:
 
 # ---- [tool.resdsl]: one validation, against a schema ---------------------------------------------
 
-@pytest.mark.parametrize("line, message", [
-    ('runtime = "no"', '`runtime` is "no" (a string); expected true or false'),
-    ("runtime = 1", "`runtime` is 1 (an integer); expected true or false"),
-    ('examples = "500"', '`examples` is "500" (a string); expected a whole number from 1'),
-    ("examples = true", "`examples` is true (a boolean); expected a whole number from 1"),
-    ("examples = 1.5", "`examples` is 1.5 (a number); expected a whole number from 1"),
-    ('seed = "x"', '`seed` is "x" (a string); expected a whole number'),
-    ("network = 3", "`network` is 3 (an integer); expected a network name"),
-    ("vary = 3", "`vary` is 3 (an integer); expected a NAME=VALUES string or a list of them"),
-    ("vary = [1, 2]", "`vary` is [1, 2] (an array); expected a NAME=VALUES string"),
-    ("input-range = 32", "`input-range` is 32 (an integer); expected a string LO..HI[:STEP]"),
-    ("input-range = [32, 64]", "`input-range` is [32, 64] (an array)"),
-    ("exmaples = 5", "has no key `exmaples`; did you mean `examples`?"),
-    ('inputrange = "1..4"', "has no key `inputrange`; did you mean `input-range`?"),
-    ('vary = ["depth"]', "`vary`: --vary: expected NAME=VALUES"),
-    ('input-range = "8..4"', "`input-range`: --input-range: '8..4' is empty"),
-])
-def test_a_wrong_key_or_type_is_one_located_error_naming_key_value_and_type(tmp_path, monkeypatch, capsys,
-                                                                                line, message):
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('runtime = "no"', '`runtime` is "no" (a string); expected true or false'),
+        ("runtime = 1", "`runtime` is 1 (an integer); expected true or false"),
+        ('examples = "500"', '`examples` is "500" (a string); expected a whole number from 1'),
+        ("examples = true", "`examples` is true (a boolean); expected a whole number from 1"),
+        ("examples = 1.5", "`examples` is 1.5 (a number); expected a whole number from 1"),
+        ('seed = "x"', '`seed` is "x" (a string); expected a whole number'),
+        ("network = 3", "`network` is 3 (an integer); expected a network name"),
+        ("vary = 3", "`vary` is 3 (an integer); expected a NAME=VALUES string or a list of them"),
+        ("vary = [1, 2]", "`vary` is [1, 2] (an array); expected a NAME=VALUES string"),
+        ("input-range = 32", "`input-range` is 32 (an integer); expected a string LO..HI[:STEP]"),
+        ("input-range = [32, 64]", "`input-range` is [32, 64] (an array)"),
+        ("exmaples = 5", "has no key `exmaples`; did you mean `examples`?"),
+        ('inputrange = "1..4"', "has no key `inputrange`; did you mean `input-range`?"),
+        ('vary = ["depth"]', "`vary`: --vary: expected NAME=VALUES"),
+        ('input-range = "8..4"', "`input-range`: --input-range: '8..4' is empty"),
+    ],
+)
+def test_a_wrong_key_or_type_is_one_located_error_naming_key_value_and_type(
+    tmp_path, monkeypatch, capsys, line, message
+):
     path = pyproject(tmp_path, f'[project]\nname = "x"\n\n[[tool.resdsl.verify]]\nspecs = "good.res"\n{line}\n')
     monkeypatch.chdir(tmp_path)
     assert main(["verify"]) == 2
@@ -63,17 +68,21 @@ def test_a_wrong_key_or_type_is_one_located_error_naming_key_value_and_type(tmp_
     assert err.count("\n") == 1
     with pytest.raises(ConfigError):
         from resdsl.verify_cli import jobs_of_config
+
         jobs_of_config(path)
 
 
-@pytest.mark.parametrize("body, line, message", [
-    ("[tool.resdsl\n", 1, "not valid TOML"),
-    ('[tool.resdsl]\nverfy = 1\n', 2, "[tool.resdsl] has no key `verfy`; did you mean `verify`?"),
-    ('[tool.resdsl]\nverify = 3\n', 2, "`verify` is 3 (an integer); expected an array of tables"),
-    ('[tool]\nresdsl = "yes"\n', 1, '`tool.resdsl` is "yes" (a string); expected a table'),
-    ('[[tool.resdsl.verify]]\nvary = "depth=1"\n', 1, "[[tool.resdsl.verify]] #1 needs `specs`"),
-    ('[[tool.resdsl.verify]]\nspecs = []\n', 2, "`specs` is [] (an array); expected a glob or a non-empty list"),
-])
+@pytest.mark.parametrize(
+    "body, line, message",
+    [
+        ("[tool.resdsl\n", 1, "not valid TOML"),
+        ("[tool.resdsl]\nverfy = 1\n", 2, "[tool.resdsl] has no key `verfy`; did you mean `verify`?"),
+        ("[tool.resdsl]\nverify = 3\n", 2, "`verify` is 3 (an integer); expected an array of tables"),
+        ('[tool]\nresdsl = "yes"\n', 1, '`tool.resdsl` is "yes" (a string); expected a table'),
+        ('[[tool.resdsl.verify]]\nvary = "depth=1"\n', 1, "[[tool.resdsl.verify]] #1 needs `specs`"),
+        ("[[tool.resdsl.verify]]\nspecs = []\n", 2, "`specs` is [] (an array); expected a glob or a non-empty list"),
+    ],
+)
 def test_the_table_itself(tmp_path, body, line, message):
     with pytest.raises(ConfigError) as caught:
         read_config(pyproject(tmp_path, body))
@@ -82,19 +91,29 @@ def test_the_table_itself(tmp_path, body, line, message):
 
 def test_a_file_without_the_table_is_no_job_and_a_good_table_reads(tmp_path):
     assert read_config(pyproject(tmp_path, '[project]\nname = "x"\n')) == []
-    [entry] = read_config(pyproject(tmp_path, '[[tool.resdsl.verify]]\nspecs = ["good.res"]\nruntime = false\n'
-                                              'examples = 3\nseed = 2\nvary = "n=1,2"\n'))
+    [entry] = read_config(
+        pyproject(
+            tmp_path,
+            '[[tool.resdsl.verify]]\nspecs = ["good.res"]\nruntime = false\nexamples = 3\nseed = 2\nvary = "n=1,2"\n',
+        )
+    )
     assert entry.values["runtime"] is False and entry.values["examples"] == 3
 
 
 # ---- the pytest plugin ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("table, message", [
-    ("[tool.resdsl\n", "sub/pyproject.toml:1: not valid TOML"),
-    ('[[tool.resdsl.verify]]\nspecs = "good.res"\nruntime = "no"\n',
-     'sub/pyproject.toml:3: [[tool.resdsl.verify]] #1: `runtime` is "no" (a string); expected true or false'),
-    ('[[tool.resdsl.verify]]\nspecs = "good.res"\nexmaples = 5\n', "did you mean `examples`?"),
-])
+
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ("[tool.resdsl\n", "sub/pyproject.toml:1: not valid TOML"),
+        (
+            '[[tool.resdsl.verify]]\nspecs = "good.res"\nruntime = "no"\n',
+            'sub/pyproject.toml:3: [[tool.resdsl.verify]] #1: `runtime` is "no" (a string); expected true or false',
+        ),
+        ('[[tool.resdsl.verify]]\nspecs = "good.res"\nexmaples = 5\n', "did you mean `examples`?"),
+    ],
+)
 def test_pytest_fails_when_the_table_cannot_be_read(pytester, table, message):
     pytester.makeini("[pytest]\n")
     sub = pytester.mkdir("sub")
@@ -123,8 +142,9 @@ def test_an_unreadable_spec_is_one_located_failure(pytester, monkeypatch):
     result.assert_outcomes(passed=1, failed=1)
     out = result.stdout.str()
     assert "Traceback" not in out and len(out.splitlines()) < 20, out
-    result.stdout.fnmatch_lines(["*resdsl: error: cannot read locked.res: Permission denied*",
-                                 "*FAILED locked.res::check*"])
+    result.stdout.fnmatch_lines(
+        ["*resdsl: error: cannot read locked.res: Permission denied*", "*FAILED locked.res::check*"]
+    )
 
 
 # ---- every outcome in the --format asked for ---------------------------------------------------------
@@ -134,6 +154,7 @@ BROKEN = "network broken {\n    input 3x8x8\n    conv 16 k3 ->\n}\n"
 
 def _sarif_validator():
     import jsonschema
+
     return jsonschema.Draft7Validator(json.loads((DATA / "sarif-schema-2.1.0.json").read_text()))
 
 
@@ -158,8 +179,16 @@ def test_a_spec_that_does_not_parse_is_written_in_the_format(tmp_path, capsys, f
         assert out.startswith(f"::error file={bad},line=4,")
 
 
-@pytest.mark.parametrize("args", [["--vary", "width"], ["--vary", "input=32"], ["--examples", "0"],
-                                  ["--seed", "x"], ["--input-range", f"1..{HUGE}"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--vary", "width"],
+        ["--vary", "input=32"],
+        ["--examples", "0"],
+        ["--seed", "x"],
+        ["--input-range", f"1..{HUGE}"],
+    ],
+)
 @pytest.mark.parametrize("fmt", ["json", "sarif", "github"])
 def test_usage_errors_are_written_in_the_format(capsys, fmt, args):
     assert main(["verify", PLANTED, *args, "--format", fmt]) == 2
@@ -183,7 +212,7 @@ def test_a_config_error_is_written_at_its_line_of_pyproject(tmp_path, monkeypatc
     log = json.loads(capsys.readouterr().out)
     _sarif_validator().validate(log)
     [result] = log["runs"][0]["results"]
-    assert result["ruleId"] == "config" and "`runtime` is \"no\"" in result["message"]["text"]
+    assert result["ruleId"] == "config" and '`runtime` is "no"' in result["message"]["text"]
     where = result["locations"][0]["physicalLocation"]
     assert where["artifactLocation"]["uri"] == "pyproject.toml" and where["region"]["startLine"] == 3
     assert main(["verify", "--format", "github"]) == 2
@@ -191,6 +220,7 @@ def test_a_config_error_is_written_at_its_line_of_pyproject(tmp_path, monkeypatc
 
 
 # ---- spaces: sized before built, values lazy -----------------------------------------------------------
+
 
 def test_ranges_stay_lazy_and_the_space_is_sized_before_it_is_built():
     tracemalloc.start()
@@ -224,12 +254,17 @@ def test_a_trillion_configurations_are_sampled_without_listing_them():
     assert peak < 100_000_000
 
 
-@pytest.mark.parametrize("argv", [["verify", "resnet20", "--vary", f"n=1..{HUGE}"],
-                                  ["verify", "resnet20", "--vary", f"n={HUGE}..{HUGE}"],
-                                  ["verify", "resnet20", "--vary", f"n=1..9:{HUGE}"],
-                                  ["verify", "resnet20", "--input-range", f"{HUGE}..{HUGE}"],
-                                  ["verify", "resnet20", "--input-range", f"1..4x1..{HUGE}"],
-                                  ["summary", "resnet20", "--input-sizes", f"1..{HUGE}"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["verify", "resnet20", "--vary", f"n=1..{HUGE}"],
+        ["verify", "resnet20", "--vary", f"n={HUGE}..{HUGE}"],
+        ["verify", "resnet20", "--vary", f"n=1..9:{HUGE}"],
+        ["verify", "resnet20", "--input-range", f"{HUGE}..{HUGE}"],
+        ["verify", "resnet20", "--input-range", f"1..4x1..{HUGE}"],
+        ["summary", "resnet20", "--input-sizes", f"1..{HUGE}"],
+    ],
+)
 def test_range_bounds_with_thousands_of_digits_are_usage_errors(capsys, argv):
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -246,16 +281,25 @@ def test_an_empty_input_sizes_range_is_a_usage_error(capsys):
     assert "--input-sizes: expected LO..HI" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["summary", "mlp_resnet", "--input-sizes", "1..8"],
-                                  ["summary", "mlp_resnet", "--input-sizes", "1..8", "--json"],
-                                  ["verify", "mlp_resnet", "--input-range", "1..4"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["summary", "mlp_resnet", "--input-sizes", "1..8"],
+        ["summary", "mlp_resnet", "--input-sizes", "1..8", "--json"],
+        ["verify", "mlp_resnet", "--input-range", "1..4"],
+    ],
+)
 def test_a_vector_network_has_no_spatial_size(capsys, argv):
     assert main(argv) == 2
-    assert capsys.readouterr().err == ("resdsl: error: " + ("--input-range: " if argv[0] == "verify" else "")
-                                       + "`mlp_resnet` takes a vector input: it has no spatial input size\n")
+    assert capsys.readouterr().err == (
+        "resdsl: error: "
+        + ("--input-range: " if argv[0] == "verify" else "")
+        + "`mlp_resnet` takes a vector input: it has no spatial input size\n"
+    )
 
 
 # ---- input sizes: by periods, over the whole accepted range ---------------------------------------------
+
 
 def test_the_whole_accepted_range_takes_well_under_a_second(capsys):
     start = time.process_time()
@@ -279,9 +323,18 @@ ONE_SIZE = """network one_size {
 FC_ON_A_MAP = "network fc_on_a_map {\n    input 3x2x2\n    conv 4 k3 s2\n    fc 10\n}\n"
 
 
-@pytest.mark.parametrize("spec, high", [("resnet50", 300), ("densenet_cifar", 300), ("res2net50_26w_4s", 300),
-                                        ("resnetv2_50x1_bit", 300), (PLANTED, 300), ("ONE_SIZE", 200),
-                                        ("FC_ON_A_MAP", 200)])
+@pytest.mark.parametrize(
+    "spec, high",
+    [
+        ("resnet50", 300),
+        ("densenet_cifar", 300),
+        ("res2net50_26w_4s", 300),
+        ("resnetv2_50x1_bit", 300),
+        (PLANTED, 300),
+        ("ONE_SIZE", 200),
+        ("FC_ON_A_MAP", 200),
+    ],
+)
 def test_the_periods_give_what_each_size_pushed_through_the_graph_gives(spec, high):
     net = resdsl.loads(globals()[spec]) if spec.isupper() else resdsl.load(spec)
     found = input_sizes(net, 1, high)
@@ -296,12 +349,15 @@ def test_the_periods_give_what_each_size_pushed_through_the_graph_gives(spec, hi
 
 # ---- --runtime -------------------------------------------------------------------------------------------------
 
+
 def test_runtime_without_torch_is_one_line(monkeypatch, capsys):
     import sys
+
     monkeypatch.setitem(sys.modules, "torch", None)  # as if PyTorch were not installed
     assert main(["verify", "resnet20", "--vary", "n=1,2", "--runtime"]) == 2
-    assert capsys.readouterr().err == ("resdsl: error: resdsl verify --runtime needs PyTorch: "
-                                       "pip install 'resdsl[torch]'\n")
+    assert capsys.readouterr().err == (
+        "resdsl: error: resdsl verify --runtime needs PyTorch: pip install 'resdsl[torch]'\n"
+    )
 
 
 def test_runtime_refuses_what_cannot_fit_in_memory_before_building_it(monkeypatch, capsys):
@@ -314,6 +370,7 @@ def test_runtime_refuses_what_cannot_fit_in_memory_before_building_it(monkeypatc
     assert main(["verify", "resnet20", "--input-range", "20000..20000", "--runtime", "--max-memory", "100M"]) == 1
     captured = capsys.readouterr()
     assert "error[E0506]: `resnet20` needs about" in captured.err and "more than --max-memory 100 MB" in captured.err
-    assert "reproduce: resdsl verify resnet20 --input-range 20000..20000 --runtime --max-memory 100000000" \
-        in captured.err
+    assert (
+        "reproduce: resdsl verify resnet20 --input-range 20000..20000 --runtime --max-memory 100000000" in captured.err
+    )
     assert "built and run" not in captured.out

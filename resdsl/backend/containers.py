@@ -39,8 +39,8 @@ class Region:
     path: str
     members: tuple[str, ...]
     entries: tuple[str, ...]  # nodes outside it whose tensors its ops read
-    exits: tuple[str, ...]    # its nodes whose tensors are read outside it, or returned by the network
-    has_modules: bool         # False for a scope of merges alone: no Part is made for it
+    exits: tuple[str, ...]  # its nodes whose tensors are read outside it, or returned by the network
+    has_modules: bool  # False for a scope of merges alone: no Part is made for it
 
     @property
     def is_chain(self) -> bool:
@@ -53,8 +53,10 @@ class Region:
             why.append(f"its ops read {len(self.entries)} tensors from outside it ({', '.join(self.entries)})")
         if len(self.exits) != 1:
             why.append(f"{len(self.exits)} of its tensors are used outside it ({', '.join(self.exits)})")
-        return (f"container `{self.path}` cannot be called on its own: {' and '.join(why)}, so it has no "
-                f"single input and output; call the network, or a container around this one")
+        return (
+            f"container `{self.path}` cannot be called on its own: {' and '.join(why)}, so it has no "
+            f"single input and output; call the network, or a container around this one"
+        )
 
 
 def regions(ops: OpGraph, output: str) -> dict[str, Region]:
@@ -69,8 +71,9 @@ def regions(ops: OpGraph, output: str) -> dict[str, Region]:
         inside = set(names)
         entries = dict.fromkeys(u for v in names for u in ops.pred[v] if u not in inside)
         exits = [v for v in names if v == output or any(w not in inside for w in ops.succ[v])]
-        found[path] = Region(path, tuple(names), tuple(entries), tuple(exits),
-                            any(ops.nodes[v].kind not in FUNCTIONS for v in names))
+        found[path] = Region(
+            path, tuple(names), tuple(entries), tuple(exits), any(ops.nodes[v].kind not in FUNCTIONS for v in names)
+        )
     return found
 
 

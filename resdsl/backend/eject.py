@@ -41,11 +41,27 @@ if TYPE_CHECKING:
     from ..network import Network
 
 # The classes and functions of backend/layers.py, copied into the file that uses them.
-HELPERS = {key: value for key, value in vars(layers).items()
-           if (isinstance(value, type) or inspect.isfunction(value)) and value.__module__ == layers.__name__}
+HELPERS = {
+    key: value
+    for key, value in vars(layers).items()
+    if (isinstance(value, type) or inspect.isfunction(value)) and value.__module__ == layers.__name__
+}
 # Names the classes' own code uses, which a parameter must not shadow.
-RESERVED = {"self", "x", "out", "identity", "inplanes", "nn", "torch", "F", "partial", "super", "int",
-            "total", "attention"} | {f"branch{i}" for i in range(64)}
+RESERVED = {
+    "self",
+    "x",
+    "out",
+    "identity",
+    "inplanes",
+    "nn",
+    "torch",
+    "F",
+    "partial",
+    "super",
+    "int",
+    "total",
+    "attention",
+} | {f"branch{i}" for i in range(64)}
 
 
 @dataclass
@@ -54,19 +70,19 @@ class BlockClass:
 
     name: str
     template: ast.Template
-    params: list[tuple[str, str, str | None]]   # (parameter, Python name, default source or None: required)
-    computed: dict[str, ast.Expr]               # parameters whose default the class computes when not given
-    slots: list[tuple[str, tuple[str, ...]]]    # (constructor parameter, module path) of inserted shortcuts
-    out: Py | None                              # output channels, in the constructor's names
+    params: list[tuple[str, str, str | None]]  # (parameter, Python name, default source or None: required)
+    computed: dict[str, ast.Expr]  # parameters whose default the class computes when not given
+    slots: list[tuple[str, tuple[str, ...]]]  # (constructor parameter, module path) of inserted shortcuts
+    out: Py | None  # output channels, in the constructor's names
     source: str = ""
 
 
 class Ejector:
-    def __init__(self, net: "Network"):
+    def __init__(self, net: Network):
         self.net, self.record = net, net.record
         self.symbols = net.blocks
-        self.classes: dict[int, BlockClass | None] = {}   # template -> its class (None: written flat)
-        self.order: list[str] = []                        # class sources, in the order they are needed
+        self.classes: dict[int, BlockClass | None] = {}  # template -> its class (None: written flat)
+        self.order: list[str] = []  # class sources, in the order they are needed
         self.taken = set(HELPERS) | {"F", "nn", "torch", "partial", "math", "List", "build"}
         self.uses: set[str] = set()
 
@@ -115,8 +131,11 @@ class Ejector:
             py_name = identifier(p.name, taken)
             taken.add(py_name)
             free[p.name] = py_name
-            follows = p.default is not None and _names(p.default) and all(
-                _evaluates_to(p.default, env, self.symbols, env[p.name]) for env in envs)
+            follows = (
+                p.default is not None
+                and _names(p.default)
+                and all(_evaluates_to(p.default, env, self.symbols, env[p.name]) for env in envs)
+            )
             if follows:
                 derived.append((p.name, py_name, p))
             else:
@@ -127,8 +146,9 @@ class Ejector:
         lines: list[str] = []
         for p_name, py_name, default in params:
             param = next(p for p in template.params if p.name == p_name)
-            if default is not None and not any(_evaluates_to(param.default, env, self.symbols, env[p_name])
-                                               for env in envs):
+            if default is not None and not any(
+                _evaluates_to(param.default, env, self.symbols, env[p_name]) for env in envs
+            ):
                 default = None  # every call gives its own value: the default is never used here
             if default is None:
                 signature.append((p_name, py_name, None))
@@ -149,8 +169,9 @@ class Ejector:
                 written[value.text] = py_name
         entry = Tensor("x", name("inplanes", tuple(u.in_shape[0] if u.in_shape else None for u in uses)), ranks.pop())
         out = writer.body(template.body, entry)
-        cls = BlockClass(self.fresh(class_name(template.name)), template, signature, computed, writer.slots,
-                         out.channels)
+        cls = BlockClass(
+            self.fresh(class_name(template.name)), template, signature, computed, writer.slots, out.channels
+        )
         self.uses |= writer.uses
         cls.source = self.class_source(cls, writer, lines, out)
         self.order.append(cls.source)
@@ -179,21 +200,27 @@ class Ejector:
         comment = " ".join(self.comment(cls.template).split())
         first = comment.split(". ")[0].rstrip(".") + "." if comment else f"The `{cls.template.name}` block."
         uses = len(self.record.uses(cls.template))
-        doc = f"{first}\n\nWritten for the {uses} call{'s' if uses > 1 else ''} of `{cls.template.name}` in " \
-              f"{self.net.name}: what they agree on is a constant here."
+        doc = (
+            f"{first}\n\nWritten for the {uses} call{'s' if uses > 1 else ''} of `{cls.template.name}` in "
+            f"{self.net.name}: what they agree on is a constant here."
+        )
         source = [f"class {cls.name}(nn.Module):", docstring(doc, 4), ""]
         source += define("__init__", args, 4)
         source.append("        super().__init__()")
-        init, hoisted = hoist(writer.init, {a.split("=")[0] for a in args} | RESERVED | set(writer.free.values()),
-                              out.channels.text if out.channels is not None else None)
+        init, hoisted = hoist(
+            writer.init,
+            {a.split("=")[0] for a in args} | RESERVED | set(writer.free.values()),
+            out.channels.text if out.channels is not None else None,
+        )
         source += ["        " + line for line in lines + hoisted]
         layout = Layout(init)
         source += layout.init(8)
         source += ["", "    def forward(self, x):"] + layout.forward(writer.fwd, 8) + [f"        return {out.var}"]
         return "\n".join(source)
 
-    def construct(self, blocks: list[BlockRecord], writer: ClassWriter, el: ast.Call,
-                  t: Tensor) -> tuple["CallText | str", Py | None]:
+    def construct(
+        self, blocks: list[BlockRecord], writer: ClassWriter, el: ast.Call, t: Tensor
+    ) -> tuple[CallText | str, Py | None]:
         """The constructor call of a nested block (one per live call of `writer`) and its output width."""
         templates = {id(b.instance.template) for b in blocks}
         if len(templates) != 1:
@@ -213,8 +240,9 @@ class Ejector:
                 value = constant(wanted[0], 1, self.class_ref)
                 if default is not None and p_name not in cls.computed and value.text == default:
                     continue
-                if p_name in cls.computed and _evaluates_to(cls.computed[p_name], blocks[0].instance.arguments,
-                                                             self.symbols, wanted[0]):
+                if p_name in cls.computed and _evaluates_to(
+                    cls.computed[p_name], blocks[0].instance.arguments, self.symbols, wanted[0]
+                ):
                     continue
             elif p_name in given and not (p_name == "stride" and el.repeat is not None):
                 value = writer.ev(given[p_name])
@@ -222,8 +250,9 @@ class Ejector:
                     raise Unsupported(f"an argument of `{cls.name}` the call's expression does not give")
             else:
                 param = next(p for p in cls.template.params if p.name == p_name)
-                if param.default is None or not all(_evaluates_to(param.default, b.instance.arguments, self.symbols,
-                                                                  w) for b, w in zip(blocks, wanted)):
+                if param.default is None or not all(
+                    _evaluates_to(param.default, b.instance.arguments, self.symbols, w) for b, w in zip(blocks, wanted)
+                ):
                     raise Unsupported(f"an argument of `{cls.name}` given by a `defaults` statement or an alias")
                 continue
             values[py_name] = value.text
@@ -241,7 +270,7 @@ class Ejector:
                 if full in self.record.shortcuts:
                     args.append((param, self.shortcut_module(self.record.shortcuts[full])))
             else:
-                path = tuple(blocks[0].path[len(writer.lives[0].prefix):].split(".")) + rel
+                path = tuple(blocks[0].path[len(writer.lives[0].prefix) :].split(".")) + rel
                 outer = identifier("_".join(path), set(writer.free.values()) | RESERVED)
                 writer.slots.append((outer, path))
                 args.append((param, outer))
@@ -277,7 +306,7 @@ class Ejector:
     # ---- the network ------------------------------------------------------------------------------
     def comment(self, definition: ast.Definition) -> str:
         """The comment lines just above a definition in its .res file."""
-        lines = self.net.sources.get(definition.span.path, "").splitlines()[:definition.span.line - 1]
+        lines = self.net.sources.get(definition.span.path, "").splitlines()[: definition.span.line - 1]
         found = []
         for line in reversed(lines):
             if not line.strip().startswith("#"):
@@ -301,8 +330,11 @@ class Ejector:
         cls = self.fresh(class_name(net.name) if net.name.isidentifier() else "Network")
         stats = f"{net.params:,} parameters, {net.macs:,} multiply-accumulates on {'x'.join(map(str, shape))}"
         comment = self.comment(net.definitions.get(net.name, net.template))
-        lines = [f"class {cls}(nn.Module):", docstring((comment + "\n\n" if comment else "") +
-                                                        f"{net.name}: {stats}.", 4), ""]
+        lines = [
+            f"class {cls}(nn.Module):",
+            docstring((comment + "\n\n" if comment else "") + f"{net.name}: {stats}.", 4),
+            "",
+        ]
         lines += define("__init__", ["self"] + [f"{k}={v!r}" for k, v in ctor.items()], 4)
         lines.append("        super().__init__()")
         layout = Layout(writer.init)
@@ -313,6 +345,7 @@ class Ejector:
 
 def _names(expr: ast.Expr) -> set[str]:
     from .eject_expr import ast_names
+
     return ast_names(expr)
 
 
@@ -326,6 +359,7 @@ def _evaluates_to(expr: ast.Expr, env: dict[str, Value], symbols: frozenset[str]
 def _given(template: ast.Template, call: ast.Call) -> dict[str, ast.Expr]:
     """The call's arguments by parameter (positional ones in the template's order, as binding.py)."""
     from ..calls import SHORTHANDS
+
     names = [p.name for p in template.params]
     found = {}
     positional = [a for a in call.args if a.name is None]
@@ -337,9 +371,10 @@ def _given(template: ast.Template, call: ast.Call) -> dict[str, ast.Expr]:
     return found
 
 
-def eject(net: "Network", model=None) -> str:
+def eject(net: Network, model=None) -> str:
     """Standalone PyTorch source for `net` (`model`, the compiled module, is not needed)."""
     from ..version import __version__
+
     ej = Ejector(net)
     symbolic = isinstance(net.parameters.get("classes"), int) and not isinstance(net.parameters.get("classes"), bool)
     try:
@@ -353,30 +388,51 @@ def eject(net: "Network", model=None) -> str:
     helpers = [inspect.getsource(HELPERS[h]).rstrip() for h in HELPERS if h in ej.uses]
     text = "\n".join(helpers + ej.order + [network])
     # isort's order, as ruff checks it: the standard library, then torch, `import` before `from`
-    standard = [line for needed, line in (("math.", "import math"), ("operator.", "import operator"),
-                                          ("OrderedDict(", "from collections import OrderedDict"))
-                if needed in text]
-    third = (["import torch"] if "torch." in text else []) + \
-        (["import torch.nn.functional as F"] if "F." in text else []) + ["from torch import nn"]
+    standard = [
+        line
+        for needed, line in (
+            ("math.", "import math"),
+            ("operator.", "import operator"),
+            ("OrderedDict(", "from collections import OrderedDict"),
+        )
+        if needed in text
+    ]
+    third = (
+        (["import torch"] if "torch." in text else [])
+        + (["import torch.nn.functional as F"] if "F." in text else [])
+        + ["from torch import nn"]
+    )
     imports = standard + ([""] if standard else []) + third
     params = ", ".join(f"{k}={v!r}" for k, v in ctor.items())
     zeroed = ", and 0 where the spec says zero_init (the blocks do that)" if "nn.init.zeros_" in text else ""
     if "nn.Conv2d(" in text or "Conv2d" in text:
         how = f"convolutions Kaiming normal (fan_out), BatchNorm weight 1 and bias 0{zeroed}"
-        init = [f"    model = {name}({', '.join(ctor)})",
-                "    for m in model.modules():",
-                "        if isinstance(m, nn.Conv2d):",
-                '            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")',
-                "    return model"]
+        init = [
+            f"    model = {name}({', '.join(ctor)})",
+            "    for m in model.modules():",
+            "        if isinstance(m, nn.Conv2d):",
+            '            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")',
+            "    return model",
+        ]
     else:  # no convolution: PyTorch's own initialisation is torchvision's
         how = f"PyTorch's defaults, BatchNorm weight 1 and bias 0{zeroed}"
         init = [f"    return {name}({', '.join(ctor)})"]
     flat = [u[2:] for u in sorted(ej.uses) if u.startswith("# ")]
-    note = ("\n\n" + "\n".join(textwrap.wrap("Written flat (no class of their own): " + "; ".join(flat) + ".", 100))
-            if flat else "")
-    doc = (f'"""{net.name}, from {spec}: written by resdsl {__version__} (`resdsl compile --emit python`).\n\n'
-           "Needs torch alone. Assign names are resdsl's (and torchvision's or timm's, where those have\n"
-           f'the model), so their state dicts load with strict=True.{note}\n"""')
-    build = "\n".join([f"def build({params}) -> nn.Module:",
-                       docstring(f"{net.name}, initialised as torchvision does: {how}.", 4), *init])
+    note = (
+        "\n\n" + "\n".join(textwrap.wrap("Written flat (no class of their own): " + "; ".join(flat) + ".", 100))
+        if flat
+        else ""
+    )
+    doc = (
+        f'"""{net.name}, from {spec}: written by resdsl {__version__} (`resdsl compile --emit python`).\n\n'
+        "Needs torch alone. Assign names are resdsl's (and torchvision's or timm's, where those have\n"
+        f'the model), so their state dicts load with strict=True.{note}\n"""'
+    )
+    build = "\n".join(
+        [
+            f"def build({params}) -> nn.Module:",
+            docstring(f"{net.name}, initialised as torchvision does: {how}.", 4),
+            *init,
+        ]
+    )
     return doc + "\n\n" + "\n\n\n".join(["\n".join(imports), *helpers, *ej.order, network, build]) + "\n"

@@ -11,15 +11,16 @@ call, or the walk raises Unsupported and that block is written flat (eject.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from .. import syntax as ast
 from ..ops import ALL, OPS, FunctionCall, ModuleCall, match_options
 from ..record import BlockRecord, Event
 from ..values import Symbol, Value, same_value
 from .eject_expr import Evaluator, Py, Unsupported, constant, identifier, negate, py_string
-from .eject_render import CallText, If, Line, Loop, Assign, Path, Run, function_source, module_source
+from .eject_render import Assign, CallText, If, Line, Loop, Path, Run, function_source, module_source
 
 if TYPE_CHECKING:
     from .eject import Ejector
@@ -31,7 +32,7 @@ class Live:
 
     env: dict[str, Value]
     events: tuple[Event, ...]
-    prefix: str          # its module path and a dot ("" for the network)
+    prefix: str  # its module path and a dot ("" for the network)
     record: BlockRecord | None = None
     pos: int = 0
 
@@ -42,28 +43,28 @@ class Live:
 @dataclass(frozen=True)
 class Tensor:
     var: str
-    channels: Py | None   # None after a flatten, where the width is the record's
+    channels: Py | None  # None after a flatten, where the width is the record's
     rank: int
-    fresh: bool = False   # made by a conv or BN: `out += identity` may write into it, as torchvision
-    owned: bool = False   # nothing else reads it: an activation may work in place
+    fresh: bool = False  # made by a conv or BN: `out += identity` may write into it, as torchvision
+    owned: bool = False  # nothing else reads it: an activation may work in place
 
 
 @dataclass
 class ClassWriter:
-    ej: "Ejector"
+    ej: Ejector
     lives: list[Live]
-    free: dict[str, str]            # varying parameter -> its Python name
-    write: str                      # the variable ops write: `out` in a block, `x` in the network
+    free: dict[str, str]  # varying parameter -> its Python name
+    write: str  # the variable ops write: `out` in a block, `x` in the network
     network: bool = False
     init: list = field(default_factory=list)
     fwd: list = field(default_factory=list)
-    slots: list = field(default_factory=list)   # (constructor parameter, module path) of inserted shortcuts
-    uses: set = field(default_factory=set)      # helper classes and functions the class needs
-    taps: dict = field(default_factory=dict)    # label -> the variable kept for `residual(project_from = ...)`
+    slots: list = field(default_factory=list)  # (constructor parameter, module path) of inserted shortcuts
+    uses: set = field(default_factory=set)  # helper classes and functions the class needs
+    taps: dict = field(default_factory=dict)  # label -> the variable kept for `residual(project_from = ...)`
     depth: int = 0
     flags: int = 0
     carries: dict = field(default_factory=dict)
-    looping: bool = False                       # inside the loop over branches: names may follow `branch`  # a carry's test -> the attribute forward reads it from
+    looping: bool = False  # inside the loop over branches: names may follow `branch`  # a carry's test -> the attribute forward reads it from
 
     # ---- values -----------------------------------------------------------------------------
     @property
@@ -88,13 +89,13 @@ class ClassWriter:
         return found
 
     def relative(self, events: list[Event]) -> Path:
-        names = [e.name[len(live.prefix):].split(".") for e, live in zip(events, self.lives)]
+        names = [e.name[len(live.prefix) :].split(".") for e, live in zip(events, self.lives)]
         if all(n == names[0] for n in names):
             return tuple(names[0])
         if self.looping and len({len(n) for n in names}) == 1:  # `paths[branch]`: named by the loop's branch
             differ = [i for i in range(len(names[0])) if len({n[i] for n in names}) > 1]
             if len(differ) == 1 and all(n[differ[0]] == str(live.env["branch"]) for n, live in zip(names, self.lives)):
-                return tuple(names[0][:differ[0]]) + (MARK,) + tuple(names[0][differ[0] + 1:])
+                return tuple(names[0][: differ[0]]) + (MARK,) + tuple(names[0][differ[0] + 1 :])
         raise Unsupported("a module whose name differs between the calls")
 
     # ---- statements -------------------------------------------------------------------------
@@ -158,8 +159,10 @@ class ClassWriter:
             src = dst
         self.fwd.append(Run(path, src, dst))
         out = op.out_channels(attrs, channels, t.rank)
-        out = self.channels(out if isinstance(out, Py) or out is None else constant(out, len(self.lives)),
-                            [e.node.shape[0] for e in events])
+        out = self.channels(
+            out if isinstance(out, Py) or out is None else constant(out, len(self.lives)),
+            [e.node.shape[0] for e in events],
+        )
         owned = (t.owned if op.aliasing else True) and link.label not in self.taps
         return Tensor(dst, out, op.out_rank(t.rank), fresh=op.overwritable, owned=owned)
 
@@ -208,8 +211,15 @@ class ClassWriter:
                     raise Unsupported(f"`{key}` of `{node.kind}` that the template's expressions do not give")
 
     # ---- merges -----------------------------------------------------------------------------
-    def function(self, call: FunctionCall, operands: list[str], weights: str | None, dst: str,
-                 inplace: bool = False, listed: str | None = None) -> None:
+    def function(
+        self,
+        call: FunctionCall,
+        operands: list[str],
+        weights: str | None,
+        dst: str,
+        inplace: bool = False,
+        listed: str | None = None,
+    ) -> None:
         line, used = function_source(call, operands, weights, dst, inplace, listed)
         self.uses |= used
         self.fwd.append(Line(line))
@@ -237,15 +247,17 @@ class ClassWriter:
             # a shortcut body that makes no op (in some calls) is the identity: the input, not the tap
             self.fwd[mark:] = _without(self.fwd[mark:], Line(f"{ident} = {start}"))
             shortcut = source if written.var == start else written.var
-        merged = [live.next() is not None and live.next().span == el.span and live.next().node is not None
-                  for live in self.lives]
+        merged = [
+            live.next() is not None and live.next().span == el.span and live.next().node is not None
+            for live in self.lives
+        ]
         if not any(merged):  # a plain network (`shortcut none`): the main path alone
             self.fwd[:] = [item for item in self.fwd if item is not kept]
             return main
         if not all(merged):
             raise Unsupported("a residual that some calls have and others do not")
         events = self.pop(el.span, "op")
-        slot = tuple(events[0].node.shortcut_name[len(self.lives[0].prefix):].split("."))
+        slot = tuple(events[0].node.shortcut_name[len(self.lives[0].prefix) :].split("."))
         inserted = [self.ej.record.shortcuts.get(e.node.shortcut_name) for e in events]
         if any(inserted):
             if self.network:
@@ -255,16 +267,20 @@ class ClassWriter:
                 param = identifier("_".join(slot), set(self.free.values()) | {"inplanes"})
                 self.slots.append((param, slot))
                 self.init.append(Assign(slot, param))
-                self.fwd.append(If("{0} is not None", [Line(f"{ident} = {{0}}({tapped or ident})", (slot,))], [],
-                                   (slot,)))
+                self.fwd.append(
+                    If("{0} is not None", [Line(f"{ident} = {{0}}({tapped or ident})", (slot,))], [], (slot,))
+                )
         node = events[0].node
         op = ALL[node.kind]
         residual_add = op.planned
         operands = op.operands([main.var, shortcut], True)
         inplace = residual_add and main.var == self.write and main.fresh and main.owned
         self.function(op.forward(node.attrs, node.shape), operands, None, self.write, inplace)
-        channels = main.channels if residual_add else (
-            None if t.channels is None or main.channels is None else t.channels + main.channels)
+        channels = (
+            main.channels
+            if residual_add
+            else (None if t.channels is None or main.channels is None else t.channels + main.channels)
+        )
         return Tensor(self.write, self.channels(channels, [e.node.shape[0] for e in events]), main.rank, owned=True)
 
     def branches(self, el: ast.Branches, t: Tensor) -> Tensor:
@@ -285,8 +301,13 @@ class ClassWriter:
             if count > 1:
                 events = self.pop(el.span, "op")
                 node = events[0].node
-                self.function(ALL[node.kind].forward(node.attrs, node.shape), [o.var for o in outputs], None, "total",
-                              listed=listed)
+                self.function(
+                    ALL[node.kind].forward(node.attrs, node.shape),
+                    [o.var for o in outputs],
+                    None,
+                    "total",
+                    listed=listed,
+                )
                 total = Tensor("total", outputs[0].channels, t.rank)
             self.write = "attention"
             weights = self.body(el.attend, total).var
@@ -344,11 +365,22 @@ class ClassWriter:
         if size != int(size):
             return None
         size = int(size)
-        saved = (self.lives, [live.pos for live in self.lives], len(self.init), len(self.fwd), list(self.slots),
-                 set(self.uses), self.free, self.write)
+        saved = (
+            self.lives,
+            [live.pos for live in self.lives],
+            len(self.init),
+            len(self.fwd),
+            list(self.slots),
+            set(self.uses),
+            self.free,
+            self.write,
+        )
         outer = self.lives
-        self.lives = [Live({**live.env, "branch": b}, live.events, live.prefix, live.record, live.pos + b * size)
-                      for live in outer for b in range(count)]
+        self.lives = [
+            Live({**live.env, "branch": b}, live.events, live.prefix, live.record, live.pos + b * size)
+            for live in outer
+            for b in range(count)
+        ]
         self.free = {**self.free, "branch": "branch"}
         self.looping = True
         try:
@@ -358,13 +390,15 @@ class ClassWriter:
                 source = Tensor("part", source.channels // count, t.rank)
             self.write = "y"
             out = self.body(el.body, source)
-            if any(live.pos != start + (i % count + 1) * size for i, (live, start) in
-                   enumerate(zip(self.lives, [p for p in saved[1] for _ in range(count)]))):
+            if any(
+                live.pos != start + (i % count + 1) * size
+                for i, (live, start) in enumerate(zip(self.lives, [p for p in saved[1] for _ in range(count)]))
+            ):
                 raise Unsupported("branches that make different ops")
             listed = self.looped(el, count, split, t, source, out, saved[2], saved[3])
             one = Tensor(listed + "[0]", _first(out.channels, count), t.rank, owned=True)
         except Unsupported:
-            self.lives, self.init[saved[2]:], self.fwd[saved[3]:] = saved[0], [], []
+            self.lives, self.init[saved[2] :], self.fwd[saved[3] :] = saved[0], [], []
             for live, pos in zip(saved[0], saved[1]):
                 live.pos = pos
             self.slots[:], self.uses, self.free, self.write = saved[4], saved[5], saved[6], saved[7]
@@ -376,8 +410,17 @@ class ClassWriter:
             live.pos = pos + count * size
         return listed, one
 
-    def looped(self, el: ast.Branches, count: int, split: bool, t: Tensor, source: Tensor, out: Tensor,
-               init_mark: int, fwd_mark: int) -> str:
+    def looped(
+        self,
+        el: ast.Branches,
+        count: int,
+        split: bool,
+        t: Tensor,
+        source: Tensor,
+        out: Tensor,
+        init_mark: int,
+        fwd_mark: int,
+    ) -> str:
         """Lay the loop's modules out as one nn.ModuleList and its forward as a comprehension or loop."""
         made, fwd = self.init[init_mark:], self.fwd[fwd_mark:]
         del self.init[init_mark:], self.fwd[fwd_mark:]
@@ -393,17 +436,25 @@ class ClassWriter:
         lists: dict[Path, list] = {}  # one nn.ModuleList per name (`convs[branch]`, `bns[branch]`: timm's Res2Net)
         for m in made:
             at = m.path.index(MARK)
-            lists.setdefault(m.path[:at], []).append((m.path[at + 1:], m.ctor))
+            lists.setdefault(m.path[:at], []).append((m.path[at + 1 :], m.ctor))
         for prefix, modules in lists.items():
             one = branch_module(modules, self.uses)
-            self.init.append(Assign(prefix, CallText("nn.ModuleList", (CallText("[for", (one, f"branch in range({count})")),))))
+            self.init.append(
+                Assign(prefix, CallText("nn.ModuleList", (CallText("[for", (one, f"branch in range({count})")),)))
+            )
         parts = "splits" if split else None
         runs = [r for r in fwd if isinstance(r, Run)]
-        (prefix, modules), = lists.items() if len(lists) == 1 else ((None, []),)
+        ((prefix, modules),) = lists.items() if len(lists) == 1 else ((None, []),)
         at = len(prefix) if prefix is not None else 0
-        chain = prefix is not None and len(runs) == len(fwd) and runs and runs[0].src == source.var \
-            and runs[-1].dst == out.var and all(r.src == runs[i - 1].dst for i, r in enumerate(runs) if i) \
-            and [r.path[at + 1:] for r in runs] == [path for path, _ in modules]
+        chain = (
+            prefix is not None
+            and len(runs) == len(fwd)
+            and runs
+            and runs[0].src == source.var
+            and runs[-1].dst == out.var
+            and all(r.src == runs[i - 1].dst for i, r in enumerate(runs) if i)
+            and [r.path[at + 1 :] for r in runs] == [path for path, _ in modules]
+        )
         name = "branches"
         if chain:  # every branch is one call of its module
             over = f"path, part in zip({{0}}, {parts}, strict=True)" if parts else "path in {0}"
@@ -428,8 +479,9 @@ class ClassWriter:
             live.pos += 1
             events.append(event)
         node = events[0].node
-        line, used = function_source(ALL[node.kind].forward(node.attrs, node.shape), [source.var, outputs[-1].var],
-                                     None, var)
+        line, used = function_source(
+            ALL[node.kind].forward(node.attrs, node.shape), [source.var, outputs[-1].var], None, var
+        )
         self.uses |= used
         if all(taken):
             self.fwd.append(Line(line))
@@ -451,13 +503,15 @@ class ClassWriter:
         if all(taken) or not any(taken):
             # every call here takes one way: the class is written for it, and says so if built otherwise
             message = f"written for calls where `{test.text}` is {all(taken)}"
-            self.init.append(If((negate(test) if all(taken) else test).text,
-                                [Line(f"raise ValueError({message!r})")], []))
+            self.init.append(
+                If((negate(test) if all(taken) else test).text, [Line(f"raise ValueError({message!r})")], [])
+            )
             return self.body(el.then, t) if all(taken) else self.orelse(el, t)
         both = self.lives
         then = self.branch(lambda: self.body(el.then, _subset(t, taken, True)), [lv for lv, k in zip(both, taken) if k])
-        orelse = self.branch(lambda: self.orelse(el, _subset(t, taken, False)),
-                             [lv for lv, k in zip(both, taken) if not k])
+        orelse = self.branch(
+            lambda: self.orelse(el, _subset(t, taken, False)), [lv for lv, k in zip(both, taken) if not k]
+        )
         self.lives = both
         (init_then, fwd_then, t1), (init_else, fwd_else, t2) = then, orelse
         if t1.rank != t2.rank:
@@ -488,11 +542,17 @@ class ClassWriter:
             self.fwd.append(If(f"self.{flag}", fwd_then, fwd_else))
         channels = None
         if t1.channels is not None and t2.channels is not None:
-            samples = tuple(a if k else b for k, a, b in zip(taken, _spread(t1.channels, taken, True),
-                                                              _spread(t2.channels, taken, False)))
+            samples = tuple(
+                a if k else b
+                for k, a, b in zip(taken, _spread(t1.channels, taken, True), _spread(t2.channels, taken, False))
+            )
             import ast as py
-            channels = Py(py.IfExp(test.node, t1.channels.node, t2.channels.node), samples) \
-                if t1.channels.text != t2.channels.text else Py(t1.channels.node, samples)
+
+            channels = (
+                Py(py.IfExp(test.node, t1.channels.node, t2.channels.node), samples)
+                if t1.channels.text != t2.channels.text
+                else Py(t1.channels.node, samples)
+            )
         return Tensor(var, channels, t1.rank, fresh=t1.fresh and t2.fresh, owned=t1.owned and t2.owned)
 
     def orelse(self, el: ast.Cond, t: Tensor) -> Tensor:
@@ -528,7 +588,7 @@ class ClassWriter:
             live.pos += 1
         if not blocks:
             raise Unsupported("a stage that made no block")  # pragma: no cover
-        path = tuple(blocks[0].path[len(live.prefix):].rpartition(".")[0].split("."))
+        path = tuple(blocks[0].path[len(live.prefix) :].rpartition(".")[0].split("."))
         calls, channels = [], t
         for block in blocks:
             ctor, width = self.ej.construct([block], self, el, channels)
@@ -578,7 +638,7 @@ def _first(p: Py | None, count: int) -> Py | None:
     return Py(p.node, p.samples[::count], p.const)
 
 
-def branch_module(modules: list[tuple[Path, "CallText | str"]], uses: set[str]) -> "CallText | str":
+def branch_module(modules: list[tuple[Path, CallText | str]], uses: set[str]) -> CallText | str:
     """One branch's modules as one expression: the module itself, or an nn.Sequential of them by name."""
     if len(modules) == 1 and modules[0][0] == ():
         return modules[0][1]
@@ -591,13 +651,21 @@ def branch_module(modules: list[tuple[Path, "CallText | str"]], uses: set[str]) 
     if [key for key, _ in children] == [str(i) for i in range(len(children))]:
         return CallText("nn.Sequential", tuple(c for _, c in children))
     uses.add("OrderedDict")
-    return CallText("nn.Sequential", (CallText("OrderedDict", (CallText("[", tuple(CallText("(", (py_string(key), child))
-                                                                         for key, child in children)),)),))
+    return CallText(
+        "nn.Sequential",
+        (
+            CallText(
+                "OrderedDict",
+                (CallText("[", tuple(CallText("(", (py_string(key), child)) for key, child in children)),),
+            ),
+        ),
+    )
 
 
 def int_of(value: Py) -> Py:
     """`16.0` where a whole number is needed is 16 for the elaborator; int() says so in Python."""
     import ast as py
+
     samples = tuple(int(s) for s in value.samples)
     if value.const:
         return constant(samples[0], len(samples))
@@ -632,6 +700,7 @@ def _spread(p: Py, taken: list[bool], side: bool) -> list:
 def _runs(calls: list) -> list:
     """A stage's blocks; identical ones in a row are written as one comprehension, as _make_layer's loop."""
     from .eject_render import flat
+
     out: list = []
     i = 0
     while i < len(calls):

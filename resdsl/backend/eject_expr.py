@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import ast as py
 import keyword
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 from .. import syntax as ast
 from ..errors import EvalError
@@ -33,8 +33,8 @@ class Unsupported(Exception):
 @dataclass(frozen=True)
 class Py:
     node: py.expr
-    samples: tuple        # its value in each live call, in order
-    const: bool = False   # the same in every call of the template, whatever the arguments
+    samples: tuple  # its value in each live call, in order
+    const: bool = False  # the same in every call of the template, whatever the arguments
 
     @property
     def text(self) -> str:
@@ -44,34 +44,34 @@ class Py:
     def value(self) -> object:
         return self.samples[0] if self.samples else None
 
-    def __add__(self, other: object) -> "Py":
+    def __add__(self, other: object) -> Py:
         return binary("+", self, lift(other, self))
 
-    def __radd__(self, other: object) -> "Py":
+    def __radd__(self, other: object) -> Py:
         return binary("+", lift(other, self), self)
 
-    def __sub__(self, other: object) -> "Py":
+    def __sub__(self, other: object) -> Py:
         return binary("-", self, lift(other, self))
 
-    def __rsub__(self, other: object) -> "Py":
+    def __rsub__(self, other: object) -> Py:
         return binary("-", lift(other, self), self)
 
-    def __mul__(self, other: object) -> "Py":
+    def __mul__(self, other: object) -> Py:
         return binary("*", self, lift(other, self))
 
-    def __rmul__(self, other: object) -> "Py":
+    def __rmul__(self, other: object) -> Py:
         return binary("*", lift(other, self), self)
 
-    def __floordiv__(self, other: object) -> "Py":
+    def __floordiv__(self, other: object) -> Py:
         return binary("//", self, lift(other, self))
 
-    def __rfloordiv__(self, other: object) -> "Py":
+    def __rfloordiv__(self, other: object) -> Py:
         return binary("//", lift(other, self), self)
 
-    def __truediv__(self, other: object) -> "Py":  # the language's exact division
+    def __truediv__(self, other: object) -> Py:  # the language's exact division
         return binary("/", self, lift(other, self))
 
-    def __rtruediv__(self, other: object) -> "Py":
+    def __rtruediv__(self, other: object) -> Py:
         return binary("/", lift(other, self), self)
 
 
@@ -99,8 +99,16 @@ def name(identifier: str, samples: tuple) -> Py:
 
 
 _BINARY = {"+": py.Add, "-": py.Sub, "*": py.Mult, "/": py.Div, "//": py.FloorDiv, "%": py.Mod}
-_COMPARE = {"==": py.Eq, "!=": py.NotEq, "<": py.Lt, "<=": py.LtE, ">": py.Gt, ">=": py.GtE, "in": py.In,
-            "not in": py.NotIn}
+_COMPARE = {
+    "==": py.Eq,
+    "!=": py.NotEq,
+    "<": py.Lt,
+    "<=": py.LtE,
+    ">": py.Gt,
+    ">=": py.GtE,
+    "in": py.In,
+    "not in": py.NotIn,
+}
 
 
 def _apply(op: str, x: object, y: object) -> object:
@@ -110,9 +118,20 @@ def _apply(op: str, x: object, y: object) -> object:
         return any(same_value(x, item) for item in y) == (op == "in")
     if op == "/" and _is_int(x) and _is_int(y):
         return x // y
-    return {"+": lambda: x + y, "-": lambda: x - y, "*": lambda: x * y, "/": lambda: x / y,
-            "//": lambda: x // y, "%": lambda: x % y, "<": lambda: x < y, "<=": lambda: x <= y,
-            ">": lambda: x > y, ">=": lambda: x >= y, "and": lambda: x and y, "or": lambda: x or y}[op]()
+    return {
+        "+": lambda: x + y,
+        "-": lambda: x - y,
+        "*": lambda: x * y,
+        "/": lambda: x / y,
+        "//": lambda: x // y,
+        "%": lambda: x % y,
+        "<": lambda: x < y,
+        "<=": lambda: x <= y,
+        ">": lambda: x > y,
+        ">=": lambda: x >= y,
+        "and": lambda: x and y,
+        "or": lambda: x or y,
+    }[op]()
 
 
 def _is_int(value: object) -> bool:
@@ -131,14 +150,25 @@ def binary(op: str, a: Py, b: Py) -> Py:
         return Py(a.node, samples)
     if op == "*" and _is_one(a) or op == "+" and _is_zero(a):
         return Py(b.node, samples)
-    if op in ("/", "//") and b.const and _is_int(b.value) and b.value and isinstance(a.node, py.BinOp) \
-            and isinstance(a.node.op, py.Mult) and isinstance(a.node.right, py.Constant) \
-            and _is_int(a.node.right.value) and all(_is_int(s) for s in a.samples):
+    if (
+        op in ("/", "//")
+        and b.const
+        and _is_int(b.value)
+        and b.value
+        and isinstance(a.node, py.BinOp)
+        and isinstance(a.node.op, py.Mult)
+        and isinstance(a.node.right, py.Constant)
+        and _is_int(a.node.right.value)
+        and all(_is_int(s) for s in a.samples)
+    ):
         factor = a.node.right.value
-        if b.value % factor == 0:    # (x * 4) // 64 is x // 16 on whole numbers
+        if b.value % factor == 0:  # (x * 4) // 64 is x // 16 on whole numbers
             inner = Py(a.node.left, tuple(s // factor for s in a.samples))
-            return binary("//", inner, constant(b.value // factor, len(samples))) if b.value != factor \
+            return (
+                binary("//", inner, constant(b.value // factor, len(samples)))
+                if b.value != factor
                 else Py(a.node.left, samples)
+            )
     if op in ("and", "or"):
         return Py(py.BoolOp(py.And() if op == "and" else py.Or(), [a.node, b.node]), samples)
     if op in _COMPARE:
@@ -163,8 +193,16 @@ def negate(p: Py) -> Py:
         return constant(samples[0], len(samples))
     node = p.node
     if isinstance(node, py.Compare) and len(node.ops) == 1:
-        inverse = {py.Eq: py.NotEq, py.NotEq: py.Eq, py.Lt: py.GtE, py.GtE: py.Lt, py.Gt: py.LtE, py.LtE: py.Gt,
-                   py.In: py.NotIn, py.NotIn: py.In}[type(node.ops[0])]
+        inverse = {
+            py.Eq: py.NotEq,
+            py.NotEq: py.Eq,
+            py.Lt: py.GtE,
+            py.GtE: py.Lt,
+            py.Gt: py.LtE,
+            py.LtE: py.Gt,
+            py.In: py.NotIn,
+            py.NotIn: py.In,
+        }[type(node.ops[0])]
         return Py(py.Compare(node.left, [inverse()], node.comparators), samples)
     return Py(py.UnaryOp(py.Not(), node), samples)
 
@@ -176,8 +214,13 @@ class Evaluator:
     between calls to the Python name that holds them (a constructor parameter, a local, a loop
     variable). Every other name is a constant: its value is the same in every env."""
 
-    def __init__(self, envs: list[Mapping[str, Value]], free: Mapping[str, str], symbols: frozenset[str],
-                 symbol: Callable[[str], str]):
+    def __init__(
+        self,
+        envs: list[Mapping[str, Value]],
+        free: Mapping[str, str],
+        symbols: frozenset[str],
+        symbol: Callable[[str], str],
+    ):
         self.envs, self.free, self.symbols, self.symbol = envs, free, symbols, symbol
 
     def known(self, expr: ast.Expr) -> bool:
@@ -242,9 +285,9 @@ def _bound(test: py.expr, then: py.expr, orelse: py.expr) -> str | None:
     larger = isinstance(test.ops[0], (py.Gt, py.GtE))
     if not larger and not isinstance(test.ops[0], (py.Lt, py.LtE)):
         return None
-    if (left, right) == (py.dump(then), py.dump(orelse)):    # a if a > b else b
+    if (left, right) == (py.dump(then), py.dump(orelse)):  # a if a > b else b
         return "max" if larger else "min"
-    if (left, right) == (py.dump(orelse), py.dump(then)):    # b if a > b else a
+    if (left, right) == (py.dump(orelse), py.dump(then)):  # b if a > b else a
         return "min" if larger else "max"
     return None
 
@@ -270,6 +313,7 @@ def ast_names(expr: ast.Expr) -> set[str]:
 def substitute(p: Py, names: Mapping[str, Py], samples: tuple) -> Py:
     """`p` (an expression of a class's parameters) with each parameter replaced by an expression of
     the caller's: what a nested block gives, in the terms of the block that calls it."""
+
     class Replace(py.NodeTransformer):
         def visit_Name(self, node: py.Name) -> py.expr:
             return names[node.id].node if node.id in names else node

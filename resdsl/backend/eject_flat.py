@@ -23,18 +23,27 @@ if TYPE_CHECKING:
     from ..network import Network
 
 # What a generated forward may call besides torch and operator: fx names a function by module and name.
-FUNCTIONS_USED = {f"resdsl_backend_layers_{name}": name for name, fn in vars(layers).items()
-                  if inspect.isfunction(fn) and fn.__module__ == layers.__name__}
+FUNCTIONS_USED = {
+    f"resdsl_backend_layers_{name}": name
+    for name, fn in vars(layers).items()
+    if inspect.isfunction(fn) and fn.__module__ == layers.__name__
+}
 
 
-def flat_class(net: "Network", block: BlockRecord, cls: str) -> tuple[str, set[str]]:
+def flat_class(net: Network, block: BlockRecord, cls: str) -> tuple[str, set[str]]:
     """(source of the class, the helpers it needs) for the call `block`."""
     ops = net.ops
     template = block.instance.template.name
     if block.output is None:  # a call that made no op: the identity
-        return "\n".join([f"class {cls}(nn.Module):",
-                          docstring(f"The `{template}` block at `{block.path}`: it makes no op here.", 4), "",
-                          "    def forward(self, x):", "        return x"]), set()
+        return "\n".join(
+            [
+                f"class {cls}(nn.Module):",
+                docstring(f"The `{template}` block at `{block.path}`: it makes no op here.", 4),
+                "",
+                "    def forward(self, x):",
+                "        return x",
+            ]
+        ), set()
     scope = regions(ops, net.output)[block.path]
     if not scope.is_chain:  # pragma: no cover - a block call reads one tensor and gives one
         raise AssertionError(scope.refusal())
@@ -48,22 +57,32 @@ def flat_class(net: "Network", block: BlockRecord, cls: str) -> tuple[str, set[s
         node = ops.nodes[name]
         if node.kind in FUNCTIONS:
             continue
-        call = module_source(ALL[node.kind].module(node.attrs, node.in_shape[0], len(node.in_shape),
-                                                   inplace.get(name, False)))
+        call = module_source(
+            ALL[node.kind].module(node.attrs, node.in_shape[0], len(node.in_shape), inplace.get(name, False))
+        )
         if not call.func.startswith("nn."):
             used.add(call.func)
-        lines.append(f"        install_module(self, {name[len(prefix):]!r}, {flat(call)})")
+        lines.append(f"        install_module(self, {name[len(prefix) :]!r}, {flat(call)})")
         if node.attrs.get("zero_init"):
-            lines.append(f"        nn.init.zeros_(self.get_submodule({name[len(prefix):]!r}).weight)")
+            lines.append(f"        nn.init.zeros_(self.get_submodule({name[len(prefix) :]!r}).weight)")
     forward = code.src.strip("\n")
     for alias, function in FUNCTIONS_USED.items():
         forward = forward.replace(alias, function)
-    source = "\n".join([
-        f"class {cls}(nn.Module):",
-        docstring(f"The `{template}` block at `{block.path}`, written flat: its template has no class here, "
-                  "so this class builds that one call's modules.", 4),
-        "", "    def __init__(self):", "        super().__init__()", *lines, "",
-        "\n".join("    " + line if line else line for line in forward.splitlines())])
+    source = "\n".join(
+        [
+            f"class {cls}(nn.Module):",
+            docstring(
+                f"The `{template}` block at `{block.path}`, written flat: its template has no class here, "
+                "so this class builds that one call's modules.",
+                4,
+            ),
+            "",
+            "    def __init__(self):",
+            "        super().__init__()",
+            *lines,
+            "",
+            "\n".join("    " + line if line else line for line in forward.splitlines()),
+        ]
+    )
     used.add("install_module")
     return source, used
-

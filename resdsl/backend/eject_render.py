@@ -21,15 +21,25 @@ from .eject_expr import Py, py_string
 WIDTH = 120  # torchvision's line length
 Path = tuple[str, ...]
 # PyTorch's own defaults: arguments equal to them are left out.
-TORCH_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True, "eps": 1e-5, "momentum": 0.1,
-                  "ceil_mode": False, "count_include_pad": True, "inplace": False}
+TORCH_DEFAULTS = {
+    "stride": 1,
+    "padding": 0,
+    "dilation": 1,
+    "groups": 1,
+    "bias": True,
+    "eps": 1e-5,
+    "momentum": 0.1,
+    "ceil_mode": False,
+    "count_include_pad": True,
+    "inplace": False,
+}
 POOLS = ("nn.MaxPool2d", "nn.AvgPool2d")
 
 
 @dataclass
-class Assign:     # __init__: the module (or a parameter, or None) at `path`
+class Assign:  # __init__: the module (or a parameter, or None) at `path`
     path: Path
-    ctor: "CallText | str"
+    ctor: CallText | str
     split: bool = False  # one argument a line (a stage's blocks)
 
 
@@ -40,7 +50,7 @@ class Container:  # __init__: a named group, an nn.Sequential
 
 
 @dataclass
-class Line:       # `text` with `{0}`, `{1}` standing for the modules at `refs`
+class Line:  # `text` with `{0}`, `{1}` standing for the modules at `refs`
     text: str
     refs: tuple = ()
 
@@ -54,19 +64,20 @@ class If:
 
 
 @dataclass
-class Loop:       # forward: a `for` loop over the branches of a `branches` construct
+class Loop:  # forward: a `for` loop over the branches of a `branches` construct
     header: str
     items: list
 
 
 @dataclass
-class Run:        # forward: `dst = self.<path>(src)`
+class Run:  # forward: `dst = self.<path>(src)`
     path: Path
     src: str
     dst: str
 
 
 # ---- modules and functions as source --------------------------------------------------------
+
 
 def _text(value: Any) -> str:
     return value.text if isinstance(value, Py) else repr(value)
@@ -82,7 +93,7 @@ def _same(value: Any, other: Any) -> bool:
     return value == other and type(value) is type(other)
 
 
-def module_source(call: ModuleCall) -> "CallText":
+def module_source(call: ModuleCall) -> CallText:
     """A module description as source: the first `positional` arguments bare, the rest as keywords,
     leaving out those equal to PyTorch's defaults (a pool's stride defaults to its kernel)."""
     values = dict(call.args)
@@ -103,8 +114,14 @@ def module_source(call: ModuleCall) -> "CallText":
 _OPERATORS = {"operator.add": "+", "operator.mul": "*"}
 
 
-def function_source(call: FunctionCall, operands: list[str], weights: str | None, dst: str,
-                    inplace: bool = False, listed: str | None = None) -> tuple[str, set[str]]:
+def function_source(
+    call: FunctionCall,
+    operands: list[str],
+    weights: str | None,
+    dst: str,
+    inplace: bool = False,
+    listed: str | None = None,
+) -> tuple[str, set[str]]:
     """The forward line of a merge or a channel slice (its op's FunctionCall), and what it needs;
     `listed` names a list that holds the operands (the branches of a loop)."""
     extra = [_text(a) for a in call.args] + [f"{k}={_text(v)}" for k, v in call.kwargs]
@@ -129,6 +146,7 @@ def function_source(call: FunctionCall, operands: list[str], weights: str | None
 
 # ---- calls, laid out --------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class CallText:
     """`func(arg, ..., key=value)`, where an argument may itself be a CallText (e.g. a downsample)."""
@@ -137,7 +155,7 @@ class CallText:
     args: tuple  # str | CallText | tuple[str, str | CallText] (a keyword argument)
 
 
-def fmt(node: "str | CallText", indent: int = 0, width: int = 120, used: int = 0, split: bool = False) -> str:
+def fmt(node: str | CallText, indent: int = 0, width: int = 120, used: int = 0, split: bool = False) -> str:
     """Source for `node` on a line indented by `indent` after `used` other characters. In order of
     preference: one line; a last argument that is an nn.Sequential opened at the end of the line
     (torchvision's `downsample=nn.Sequential(` style); the arguments packed under the opening
@@ -162,8 +180,11 @@ def fmt(node: "str | CallText", indent: int = 0, width: int = 120, used: int = 0
     sequential = isinstance(value, CallText) and value.func == "nn.Sequential"
     alone = isinstance(value, CallText) and len(node.args) == 1  # `nn.ModuleList([`, `OrderedDict([`
     if not split and isinstance(value, CallText) and value.args and (sequential or alone):
-        head = f"{node.func}(" + "".join(_flat_arg(a) + ", " for a in node.args[:-1]) + \
-            (f"{last[0]}=" if isinstance(last, tuple) else "")
+        head = (
+            f"{node.func}("
+            + "".join(_flat_arg(a) + ", " for a in node.args[:-1])
+            + (f"{last[0]}=" if isinstance(last, tuple) else "")
+        )
         if indent + used + len(head) + len(value.func) + 1 <= width:
             # torchvision's downsample: the Sequential one module a line; anything else as it fits
             return head + fmt(value, indent, width, used + len(head), split=sequential and not alone) + ")"
@@ -193,7 +214,7 @@ def _packed(node: CallText, column: int, width: int) -> str | None:
 BRACKETS = {"[": ("[", "]"), "(": ("(", ")")}  # a CallText with these as `func` is a list or tuple display
 
 
-def flat(node: "str | CallText") -> str:
+def flat(node: str | CallText) -> str:
     """`node` on one line."""
     if isinstance(node, str):
         return node
@@ -215,6 +236,7 @@ def _arg(arg, indent: int, width: int) -> str:
 
 
 # ---- classes, laid out ------------------------------------------------------------------------
+
 
 def _dump(text: str) -> str | None:
     try:
@@ -246,8 +268,11 @@ def hoist(items: list, taken: set[str], out: str | None = None) -> tuple[list, l
     for key, count in counts.items():
         if count >= 2:
             names = ("out_channels",) if key == out_key else ("width", "mid_channels")
-            chosen[key] = next(n for n in (*names, *(f"{names[-1]}{i}" for i in range(2, 99)))
-                               if n not in taken and n not in chosen.values())
+            chosen[key] = next(
+                n
+                for n in (*names, *(f"{names[-1]}{i}" for i in range(2, 99)))
+                if n not in taken and n not in chosen.values()
+            )
     if not chosen:
         return items, []
 
@@ -264,16 +289,28 @@ def hoist(items: list, taken: set[str], out: str | None = None) -> tuple[list, l
         except SyntaxError:
             return text
 
-    def call_of(call: "CallText | str") -> "CallText | str":
+    def call_of(call: CallText | str) -> CallText | str:
         if not isinstance(call, CallText):
             return call
-        args = tuple((a[0], call_of(a[1]) if isinstance(a[1], CallText) else text_of(a[1])) if isinstance(a, tuple)
-                     else call_of(a) if isinstance(a, CallText) else text_of(a) for a in call.args)
+        args = tuple(
+            (a[0], call_of(a[1]) if isinstance(a[1], CallText) else text_of(a[1]))
+            if isinstance(a, tuple)
+            else call_of(a)
+            if isinstance(a, CallText)
+            else text_of(a)
+            for a in call.args
+        )
         return CallText(call.func, args)
 
     def walk(items: list) -> list:
-        return [Assign(i.path, call_of(i.ctor), i.split) if isinstance(i, Assign) else
-                If(text_of(i.test), walk(i.then), walk(i.orelse), i.refs) if isinstance(i, If) else i for i in items]
+        return [
+            Assign(i.path, call_of(i.ctor), i.split)
+            if isinstance(i, Assign)
+            else If(text_of(i.test), walk(i.then), walk(i.orelse), i.refs)
+            if isinstance(i, If)
+            else i
+            for i in items
+        ]
 
     return walk(items), [f"{name} = {texts[key]}" for key, name in chosen.items()]
 
@@ -287,7 +324,7 @@ def _calls(items: list):
             yield from _calls(item.orelse)
 
 
-def _nested(call: "CallText"):
+def _nested(call: CallText):
     yield call
     for arg in call.args:
         value = arg[1] if isinstance(arg, tuple) else arg
@@ -334,8 +371,9 @@ def _children(items: list, prefix: Path, into: dict[Path, list[str]]) -> None:
     for item in items:
         if isinstance(item, Container):
             path = prefix + item.path
-            into.setdefault(path, []).extend(getattr(c, "path", (None,))[0] for c in item.items
-                                             if isinstance(c, (Assign, Container)))
+            into.setdefault(path, []).extend(
+                getattr(c, "path", (None,))[0] for c in item.items if isinstance(c, (Assign, Container))
+            )
             _children(item.items, path, into)
         elif isinstance(item, If):
             for path in _deep(item):
@@ -394,7 +432,7 @@ class Layout:
                 out += self.condition(item, indent, lambda items, i: self._init(items, prefix, i))
         return out
 
-    def assign(self, path: Path, ctor: "CallText | str", indent: int, split: bool = False) -> list[str]:
+    def assign(self, path: Path, ctor: CallText | str, indent: int, split: bool = False) -> list[str]:
         pad = " " * indent
         if len(path) == 1:
             head = f"self.{path[0]} = "
@@ -402,11 +440,12 @@ class Layout:
         head = f"{self.ref(path[:-1])}.add_module({py_string(path[-1])}, "
         return (pad + head + fmt(ctor, indent, WIDTH, len(head) + 1, split) + ")").split("\n")
 
-    def sequential(self, container: Container, path: Path) -> "CallText | None":
+    def sequential(self, container: Container, path: Path) -> CallText | None:
         """`nn.Sequential(a, b, ...)` (children numbered 0, 1, ... in order) or `nn.Sequential(OrderedDict(
         [("conv", a), ...]))` if the group's children are all built here, unconditionally."""
-        if any(not isinstance(c, (Assign, Container)) for c in container.items) or \
-                [c.path[0] for c in container.items] != self.children.get(path):
+        if any(not isinstance(c, (Assign, Container)) for c in container.items) or [
+            c.path[0] for c in container.items
+        ] != self.children.get(path):
             return None
         args: list = []
         for child in container.items:
@@ -437,8 +476,11 @@ class Layout:
 
     def inline(self, item: If, test: str, indent: int) -> str | None:
         """`self.aa = nn.AvgPool2d(2) if stride == 2 else None`, where that is the whole `if`."""
-        if len(item.then) == 1 and len(item.orelse) == 1 and all(isinstance(i, Assign) for i in item.then +
-                                                                   item.orelse):
+        if (
+            len(item.then) == 1
+            and len(item.orelse) == 1
+            and all(isinstance(i, Assign) for i in item.then + item.orelse)
+        ):
             made, empty = item.then[0], item.orelse[0]
             if made.path == empty.path and empty.ctor == "None" and isinstance(made.ctor, CallText):
                 text = self.assign(made.path, f"{flat(made.ctor)} if {test} else None", indent)
@@ -471,9 +513,11 @@ class Layout:
             names = self.children.get(group, [])
             if group in self.built and names and item.path[-1] == names[0]:
                 n = len(names)
-                run = items[i:i + n]
-                if len(run) == n and all(isinstance(r, Run) and r.path == group + (names[k],) and
-                                         (k == 0 or r.src == run[k - 1].dst) for k, r in enumerate(run)):
+                run = items[i : i + n]
+                if len(run) == n and all(
+                    isinstance(r, Run) and r.path == group + (names[k],) and (k == 0 or r.src == run[k - 1].dst)
+                    for k, r in enumerate(run)
+                ):
                     out.append(Run(group, item.src, run[-1].dst))
                     i += n
                     continue
@@ -488,12 +532,17 @@ def _negate(test: str) -> str:
     if test.endswith(" is None"):
         return test[: -len(" is None")] + " is not None"
     return f"not ({test})"
+
+
 def docstring(text: str, indent: int) -> str:
     """A docstring at `indent`, its long lines wrapped (a comment's own line breaks are kept)."""
     text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
     pad = " " * indent
-    lines = [part for line in text.split("\n")
-             for part in (textwrap.wrap(line, WIDTH - indent - 3) if line.strip() else [""])]
+    lines = [
+        part
+        for line in text.split("\n")
+        for part in (textwrap.wrap(line, WIDTH - indent - 3) if line.strip() else [""])
+    ]
     if len(lines) == 1 and indent + len(lines[0]) + 6 <= WIDTH:
         return f'{pad}"""{lines[0]}"""'
     return "\n".join([f'{pad}"""{lines[0]}'] + [pad + line if line else "" for line in lines[1:]] + [f'{pad}"""'])

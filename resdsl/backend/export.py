@@ -11,12 +11,13 @@ from __future__ import annotations
 import importlib.util
 import io
 import warnings
-from typing import TYPE_CHECKING, Callable, IO
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING
 
 import torch
 
-from ..files import write_atomically
 from ..errors import UsageError
+from ..files import write_atomically
 
 if TYPE_CHECKING:
     from ..network import Network
@@ -30,8 +31,10 @@ def require_packages(kind: str) -> None:
     """Fail before any work if `--emit kind` needs a package that is not installed."""
     missing = [m for m in PACKAGES.get(kind, ()) if not _installed(m)]
     if missing:
-        raise UsageError(f"--emit {kind} needs the {' and '.join(missing)} package"
-                         f"{'s' if len(missing) > 1 else ''}: pip install {' '.join(missing)}")
+        raise UsageError(
+            f"--emit {kind} needs the {' and '.join(missing)} package"
+            f"{'s' if len(missing) > 1 else ''}: pip install {' '.join(missing)}"
+        )
 
 
 def _installed(module: str) -> bool:
@@ -41,7 +44,7 @@ def _installed(module: str) -> bool:
         return False
 
 
-def example_input(net: "Network", batch: int = EXAMPLE_BATCH) -> torch.Tensor:
+def example_input(net: Network, batch: int = EXAMPLE_BATCH) -> torch.Tensor:
     return torch.randn((batch,) + tuple(net.input_shape))
 
 
@@ -57,13 +60,16 @@ def _script(model: torch.nn.Module) -> bytes:
     which the user can act on."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
-        warnings.filterwarnings("ignore", message="The TorchScript type system doesn't support instance-level "
-                                "annotations", category=UserWarning)
+        warnings.filterwarnings(
+            "ignore",
+            message="The TorchScript type system doesn't support instance-level annotations",
+            category=UserWarning,
+        )
         scripted = torch.jit.script(model)
         return _in_memory(lambda f: torch.jit.save(scripted, f))
 
 
-def emit(net: "Network", model: torch.nn.Module, kind: str, out: str) -> None:
+def emit(net: Network, model: torch.nn.Module, kind: str, out: str) -> None:
     require_packages(kind)
     model.eval()
     if kind == "pt2":
@@ -76,12 +82,19 @@ def emit(net: "Network", model: torch.nn.Module, kind: str, out: str) -> None:
         data = program.model_proto.SerializeToString()
     elif kind == "state":
         from ..version import __version__
-        payload = {"state_dict": model.state_dict(), "network": net.name, "spec": net.sources.get(net.path, ""),
-                   "sources": dict(net.sources), "resdsl_version": __version__,
-                   "input_shape": list(net.input_shape)}
+
+        payload = {
+            "state_dict": model.state_dict(),
+            "network": net.name,
+            "spec": net.sources.get(net.path, ""),
+            "sources": dict(net.sources),
+            "resdsl_version": __version__,
+            "input_shape": list(net.input_shape),
+        }
         data = _in_memory(lambda f: torch.save(payload, f))
     elif kind == "python":
         from .eject import eject
+
         data = eject(net, model).encode("utf-8")
     else:  # pragma: no cover - argparse restricts the choices
         raise UsageError(f"unknown --emit {kind}")

@@ -8,6 +8,7 @@ each class here must be self-contained: torch, nn and F only.
 from __future__ import annotations
 
 import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -71,8 +72,8 @@ class EfficientChannelAttention(nn.Module):
         self.gate = nn.Sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv(x.mean((2, 3)).view(x.shape[0], 1, -1))       # (N, 1, C)
-        return x * self.gate(y).view(x.shape[0], -1, 1, 1)          # gate (N, C, 1, 1)
+        y = self.conv(x.mean((2, 3)).view(x.shape[0], 1, -1))  # (N, 1, C)
+        return x * self.gate(y).view(x.shape[0], -1, 1, 1)  # gate (N, C, 1, 1)
 
 
 class BlurPool(nn.Module):
@@ -84,7 +85,7 @@ class BlurPool(nn.Module):
         self.channels, self.stride = channels, stride
         self.padding = [((stride - 1) + (kernel_size - 1)) // 2] * 4
         coeffs = torch.tensor([math.comb(kernel_size - 1, k) for k in range(kernel_size)], dtype=torch.float32)
-        coeffs = coeffs / 2 ** (kernel_size - 1)                          # (1 2 1) / 4 for kernel 3
+        coeffs = coeffs / 2 ** (kernel_size - 1)  # (1 2 1) / 4 for kernel 3
         self.register_buffer("filt", (coeffs[:, None] * coeffs[None, :]).repeat(channels, 1, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -114,15 +115,34 @@ def select_branches(weights: torch.Tensor, branches: list[torch.Tensor], groups:
 class StdConv2d(nn.Conv2d):
     """A conv whose filters are standardised (zero mean, unit variance) first, as timm's StdConv2d (BiT)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
-                 dilation: int = 1, groups: int = 1, bias: bool = False, eps: float = 1e-6):
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
-                         groups=groups, bias=bias)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        dilation: int = 1,
+        groups: int = 1,
+        bias: bool = False,
+        eps: float = 1e-6,
+    ):
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            bias=bias,
+        )
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None, training=True,
-                              momentum=0.0, eps=self.eps).reshape_as(self.weight)
+        weight = F.batch_norm(
+            self.weight.reshape(1, self.out_channels, -1), None, None, training=True, momentum=0.0, eps=self.eps
+        ).reshape_as(self.weight)
         return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 

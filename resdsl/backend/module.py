@@ -15,15 +15,16 @@ part of the op graph (containers.py); the network's forward never calls them.
 from __future__ import annotations
 
 import operator
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 import torch.fx as fx
 import torch.nn as nn
 
+from ..graph import FUNCTIONS
 from ..ops import ALL, FunctionCall, ModuleCall
 from . import layers
-from ..graph import FUNCTIONS
 from .containers import Part, Region, chain_class, regions
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def _within(node: str, scope: str) -> bool:
     return not scope or node.startswith(scope + ".")
 
 
-def _owned(ops: "OpGraph", node: str, scope: str) -> bool:
+def _owned(ops: OpGraph, node: str, scope: str) -> bool:
     """May the one op that reads `node`'s tensor overwrite it? Only if the tensor is made inside
     `scope` (the reader's innermost container: a container called on its own gets its input from
     its caller, and the network gets its input from the user), nothing else reads it, and it is
@@ -71,7 +72,7 @@ def _owned(ops: "OpGraph", node: str, scope: str) -> bool:
         node = ops.main_input(node)
 
 
-def _inplace(ops: "OpGraph") -> dict[str, bool]:
+def _inplace(ops: OpGraph) -> dict[str, bool]:
     """Which activations write into their input (ReLU(inplace=True)) and which residual adds into
     their main path (`out += identity`, as torchvision). One decision per op serves the network's
     forward and every container's, since `_owned` asks about the op's innermost container."""
@@ -83,11 +84,12 @@ def _inplace(ops: "OpGraph") -> dict[str, bool]:
             main = ops.main_input(name)
             found[name] = _owned(ops, main, name.rpartition(".")[0]) and (
                 # a conv or BN does not keep its own output for the backward pass; a ReLU would
-                not residual_add or ops.nodes[main].kind in OVERWRITABLE)
+                not residual_add or ops.nodes[main].kind in OVERWRITABLE
+            )
     return found
 
 
-def _forward_graph(ops: "OpGraph", inplace: dict[str, bool], scope: Region, calls: dict[str, Region]) -> fx.Graph:
+def _forward_graph(ops: OpGraph, inplace: dict[str, bool], scope: Region, calls: dict[str, Region]) -> fx.Graph:
     """Straight-line code for one scope: the network (path "") or a container, whose module targets
     are relative to it. One line per op, except that a child container in `calls` (a chain) is
     called whole, at the point its output is made; the network's forward has no `calls`."""
@@ -96,7 +98,7 @@ def _forward_graph(ops: "OpGraph", inplace: dict[str, bool], scope: Region, call
     values: dict[str, fx.Node] = {scope.entries[0]: graph.placeholder("x")}
     prefix = scope.path + "." if scope.path else ""
     for name in scope.members:
-        local = name[len(prefix):]
+        local = name[len(prefix) :]
         child = calls.get(prefix + local.partition(".")[0])
         if child is not None:  # inside a chain child: its ops are read only through its exit
             if name == child.exits[0]:
@@ -107,11 +109,18 @@ def _forward_graph(ops: "OpGraph", inplace: dict[str, bool], scope: Region, call
         x = values[inputs.main]
         if data.kind in FUNCTIONS:  # a merge (resdsl/ops/merge.py) or a channel slice: its definition's function
             residual = not inputs.branches
-            operands = [values[u] for u in (inputs.branches or (inputs.main, inputs.shortcut))] \
-                if data.is_merge else [x]
+            operands = (
+                [values[u] for u in (inputs.branches or (inputs.main, inputs.shortcut))] if data.is_merge else [x]
+            )
             operands = ALL[data.kind].operands(operands, residual) if data.is_merge else operands
-            values[name] = call_function(graph, ALL[data.kind].forward(data.attrs, data.shape), operands,
-                                         values.get(inputs.weights), local, inplace.get(name, False))
+            values[name] = call_function(
+                graph,
+                ALL[data.kind].forward(data.attrs, data.shape),
+                operands,
+                values.get(inputs.weights),
+                local,
+                inplace.get(name, False),
+            )
         else:
             if data.kind == "fc" and len(data.in_shape) == 3:  # a pooled C×1×1 map: flatten, as torchvision
                 x = graph.call_function(torch.flatten, (x, 1))
@@ -126,8 +135,14 @@ def function(path: str) -> Callable:
     return getattr({"operator": operator, "torch": torch, "layers": layers}[module], name)
 
 
-def call_function(graph: fx.Graph, call: FunctionCall, operands: list[fx.Node], weights: fx.Node | None, name: str,
-                  inplace: bool = False) -> fx.Node:
+def call_function(
+    graph: fx.Graph,
+    call: FunctionCall,
+    operands: list[fx.Node],
+    weights: fx.Node | None,
+    name: str,
+    inplace: bool = False,
+) -> fx.Node:
     """The call(s) an op's FunctionCall describes, the last one named `name`: a fold left to right over
     the operands (`operator.iadd` for a residual add that may write into its main path), one call on
     their list (with `select`'s logits first), or one call on the only operand."""
@@ -140,12 +155,13 @@ def call_function(graph: fx.Graph, call: FunctionCall, operands: list[fx.Node], 
     fn = function(call.inplace if inplace and call.inplace else call.function)
     out = operands[0]
     for i, operand in enumerate(operands[1:], 1):
-        out = graph.create_node("call_function", fn, (out, operand) + args, kwargs,
-                                name=name if i == len(operands) - 1 else None)
+        out = graph.create_node(
+            "call_function", fn, (out, operand) + args, kwargs, name=name if i == len(operands) - 1 else None
+        )
     return out
 
 
-def to_torch(net: "Network") -> fx.GraphModule:
+def to_torch(net: Network) -> fx.GraphModule:
     """The network as a GraphModule named after it, its containers Parts (callable where a chain)."""
     ops = net.ops
     inplace = _inplace(ops)
@@ -194,7 +210,7 @@ def _install(root: nn.Module, path: str, module: nn.Module, make_part: Callable[
     parent.add_module(leaf, module)
 
 
-def _descriptions(net: "Network") -> dict[str, str]:
+def _descriptions(net: Network) -> dict[str, str]:
     """What each container path is, for print(model): stages, blocks, shortcuts."""
     found = {}
     for stage in net.stages:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ..network import Network
 
 
-def runtime_mismatch(net: "Network", batch: int = 1) -> str | None:
+def runtime_mismatch(net: Network, batch: int = 1) -> str | None:
     """None when the compiled module agrees with `net`'s static figures, else what differs."""
     model = net.to_torch().eval()
     params = sum(p.numel() for p in model.parameters())

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..errors import Diagnostic, Span, SpecError
-from ..errors import UsageError
+from ..errors import Diagnostic, Span, SpecError, UsageError
 
 SHOWN = 50  # mismatches listed at most (a checkpoint of another network has hundreds); the count is whole
 
@@ -41,20 +40,42 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
         # type, the file is not a checkpoint, and that is what the user needs to hear.
         text = _torch_reason(str(exc))
         # an UnpicklingError or RuntimeError explains itself; a bare `KeyError: 101` needs its type to be read
-        reason = text if text and isinstance(exc, (pickle.UnpicklingError, RuntimeError, OSError)) else \
-            f"torch.load failed: {type(exc).__name__}{f': {text}' if text else ''}"
-        raise SpecError([Diagnostic("E0602", f"{path} is not a checkpoint torch.load(weights_only=True) can read",
-                                    where, notes=(reason,),
-                                    help="pass a file written by torch.save(model.state_dict(), path)")]) from None
+        reason = (
+            text
+            if text and isinstance(exc, (pickle.UnpicklingError, RuntimeError, OSError))
+            else f"torch.load failed: {type(exc).__name__}{f': {text}' if text else ''}"
+        )
+        raise SpecError(
+            [
+                Diagnostic(
+                    "E0602",
+                    f"{path} is not a checkpoint torch.load(weights_only=True) can read",
+                    where,
+                    notes=(reason,),
+                    help="pass a file written by torch.save(model.state_dict(), path)",
+                )
+            ]
+        ) from None
     if isinstance(obj, dict):
         for key in ("model", "state_dict"):
             if isinstance(obj.get(key), dict):
                 obj = obj[key]
                 break
-    if not isinstance(obj, dict) or not obj or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                                       for k, v in obj.items()):
-        raise SpecError([Diagnostic("E0602", f"{path} holds {type(obj).__name__}, not a state dict of tensors",
-                                    where, help="pass a file written by torch.save(model.state_dict(), path)")])
+    if (
+        not isinstance(obj, dict)
+        or not obj
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    ):
+        raise SpecError(
+            [
+                Diagnostic(
+                    "E0602",
+                    f"{path} holds {type(obj).__name__}, not a state dict of tensors",
+                    where,
+                    help="pass a file written by torch.save(model.state_dict(), path)",
+                )
+            ]
+        )
     return obj
 
 
@@ -68,7 +89,7 @@ def _torch_reason(message: str, budget: int = 300) -> str:
     text = re.sub(r"\x1b\[[0-9;]*m", "", message).strip()
     marker = "WeightsUnpickler error:"
     if marker in text:
-        text = text[text.index(marker) + len(marker):].strip()
+        text = text[text.index(marker) + len(marker) :].strip()
     text = " ".join(text.split("\n\n")[0].split())  # the first paragraph, on one line
     sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z`])", text)
     kept = sentences[:1]
@@ -79,8 +100,9 @@ def _torch_reason(message: str, budget: int = 300) -> str:
     return " ".join(kept)
 
 
-def check_state_dict(net: "Network", model: torch.nn.Module, state: dict[str, torch.Tensor],
-                     path: str) -> list[Diagnostic]:
+def check_state_dict(
+    net: Network, model: torch.nn.Module, state: dict[str, torch.Tensor], path: str
+) -> list[Diagnostic]:
     """Every difference between `state` and what the spec builds, located at its op."""
     expected = model.state_dict()
     found: list[Diagnostic] = []
@@ -89,21 +111,38 @@ def check_state_dict(net: "Network", model: torch.nn.Module, state: dict[str, to
     for key, tensor in expected.items():
         span, trace = _locate(net, key)
         if key not in state:
-            found.append(Diagnostic("E0601", f"`{key}` ({_shape(tensor)}) is missing from {path}", span,
-                                    trace=trace, help=_unexpected_hint(key, others)))
+            found.append(
+                Diagnostic(
+                    "E0601",
+                    f"`{key}` ({_shape(tensor)}) is missing from {path}",
+                    span,
+                    trace=trace,
+                    help=_unexpected_hint(key, others),
+                )
+            )
         elif state[key].shape != tensor.shape:
-            found.append(Diagnostic("E0601", f"`{key}`: {path} has {_shape(state[key])}, the spec gives "
-                                    f"{_shape(tensor)}", span, trace=trace))
+            found.append(
+                Diagnostic(
+                    "E0601",
+                    f"`{key}`: {path} has {_shape(state[key])}, the spec gives {_shape(tensor)}",
+                    span,
+                    trace=trace,
+                )
+            )
     for key in state:
         if key not in expected:
             span, trace = _locate(net, key)
-            found.append(Diagnostic("E0601", f"{path} has `{key}` ({_shape(state[key])}), which the spec does not",
-                                    span, trace=trace))
+            found.append(
+                Diagnostic(
+                    "E0601", f"{path} has `{key}` ({_shape(state[key])}), which the spec does not", span, trace=trace
+                )
+            )
     return found
 
 
-def load_checked(net: "Network", model: torch.nn.Module, path: str,
-                 state: dict[str, torch.Tensor] | None = None) -> None:
+def load_checked(
+    net: Network, model: torch.nn.Module, path: str, state: dict[str, torch.Tensor] | None = None
+) -> None:
     """Read (unless `state` is the file, already read), check and load a checkpoint into `model`, or
     raise SpecError listing every mismatch."""
     state = read_state_dict(path) if state is None else state
@@ -113,7 +152,7 @@ def load_checked(net: "Network", model: torch.nn.Module, path: str,
     model.load_state_dict(state, strict=True)
 
 
-def _locate(net: "Network", key: str) -> tuple[Span, tuple]:
+def _locate(net: Network, key: str) -> tuple[Span, tuple]:
     """The span of the op that owns `key` (its longest node-name prefix), else the network's input line."""
     parts = key.split(".")
     for cut in range(len(parts) - 1, 0, -1):

@@ -11,8 +11,20 @@ import importlib
 import pkgutil
 
 from .. import values
-from .base import (MAX_CHANNELS, REQUIRED, BoundArg, Cost, FunctionCall, ModuleCall, OpKind, Option, Shape, bind,
-                   match_options, window)
+from .base import (
+    MAX_CHANNELS,
+    REQUIRED,
+    BoundArg,
+    Cost,
+    FunctionCall,
+    ModuleCall,
+    OpKind,
+    Option,
+    Shape,
+    bind,
+    match_options,
+    window,
+)
 
 _ORDER = ("conv", "norm", "activation", "pool", "linear", "attention", "shortcut")  # the rest: alphabetical
 
@@ -38,5 +50,22 @@ BRANCH_MERGES: dict[str, OpKind] = {kind.merge_word: kind for kind in ALL.values
 FUNCTIONS: tuple[str, ...] = tuple(name for name, kind in ALL.items() if type(kind).forward is not OpKind.forward)
 values.BRANCH_MERGES[:] = list(BRANCH_MERGES)  # values sits below ops: the language learns the words here
 
-__all__ = ["ALL", "BRANCH_MERGES", "FUNCTIONS", "MAX_CHANNELS", "MERGES", "OPS", "REQUIRED", "BoundArg", "Cost", "FunctionCall", "ModuleCall", "OpKind", "Option", "Shape",
-           "bind", "match_options", "window"]
+__all__ = [
+    "ALL",
+    "BRANCH_MERGES",
+    "FUNCTIONS",
+    "MAX_CHANNELS",
+    "MERGES",
+    "OPS",
+    "REQUIRED",
+    "BoundArg",
+    "Cost",
+    "FunctionCall",
+    "ModuleCall",
+    "OpKind",
+    "Option",
+    "Shape",
+    "bind",
+    "match_options",
+    "window",
+]

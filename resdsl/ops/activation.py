@@ -10,7 +10,7 @@ from .base import ModuleCall, OpKind
 @dataclass(frozen=True)
 class ActivationOp(OpKind):
     module_name: str = ""  # the torch.nn class
-    shown: str = ""        # how drawings name it
+    shown: str = ""  # how drawings name it
 
     def label(self, attrs) -> str:
         return self.shown

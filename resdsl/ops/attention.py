@@ -19,8 +19,11 @@ def se_hidden(attrs: dict[str, Any], channels: int) -> int:
     if divisor > 1:
         return max(divisor, int(channels / ratio + divisor / 2) // divisor * divisor)
     if channels % ratio:
-        raise ShapeError("E0301", f"`se` ratio {ratio} does not divide {channels} channels",
-                         help="pass `hidden=N` to choose the squeezed width yourself")
+        raise ShapeError(
+            "E0301",
+            f"`se` ratio {ratio} does not divide {channels} channels",
+            help="pass `hidden=N` to choose the squeezed width yourself",
+        )
     return channels // ratio
 
 
@@ -41,12 +44,16 @@ class SqueezeExciteOp(OpKind):
         if attrs["hidden"] is not None:
             return ModuleCall("SqueezeExcite", (("channels", channels), ("hidden", attrs["hidden"])), positional=2)
         if known(attrs["divisor"]) == 1:
-            return ModuleCall("SqueezeExcite", (("channels", channels), ("hidden", exact_div(channels, attrs["ratio"]))),
-                              positional=2)
+            return ModuleCall(
+                "SqueezeExcite", (("channels", channels), ("hidden", exact_div(channels, attrs["ratio"]))), positional=2
+            )
         # rounded: the module works the width out itself, so ejected source keeps the rule, not one value
-        return ModuleCall("SqueezeExcite", (("channels", channels), ("ratio", attrs["ratio"]),
-                                            ("divisor", attrs["divisor"])), positional=1,
-                          defaults=(("ratio", 16), ("divisor", 1)))
+        return ModuleCall(
+            "SqueezeExcite",
+            (("channels", channels), ("ratio", attrs["ratio"]), ("divisor", attrs["divisor"])),
+            positional=1,
+            defaults=(("ratio", 16), ("divisor", 1)),
+        )
 
 
 def eca_kernel(attrs: dict[str, Any], channels: int) -> int:
@@ -61,9 +68,13 @@ class EfficientChannelAttentionOp(OpKind):
     def validate(self, attrs, span) -> None:
         # an even kernel with padding (k - 1) // 2 would give C - 1 gates for C channels
         if attrs["kernel"] is not None and attrs["kernel"] % 2 == 0:
-            raise EvalError("E0303", f"`eca` kernel {attrs['kernel']} must be odd", span,
-                            help=f"use k{attrs['kernel'] + 1} or k{attrs['kernel'] - 1}, or leave it out to size "
-                                 "it from the channels")
+            raise EvalError(
+                "E0303",
+                f"`eca` kernel {attrs['kernel']} must be odd",
+                span,
+                help=f"use k{attrs['kernel'] + 1} or k{attrs['kernel'] - 1}, or leave it out to size "
+                "it from the channels",
+            )
 
     def cost(self, attrs, x: Shape, y: Shape) -> Cost:
         k = eca_kernel(attrs, x[0])
@@ -73,23 +84,46 @@ class EfficientChannelAttentionOp(OpKind):
         return "ECA" + (f", k{attrs['kernel']}" if attrs.get("kernel") is not None else "")
 
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:
-        return ModuleCall("EfficientChannelAttention", (
-            ("channels", channels), ("kernel_size", attrs["kernel"]), ("gamma", attrs["gamma"]),
-            ("beta", attrs["beta"])), positional=1, defaults=(("kernel_size", None), ("gamma", 2.0), ("beta", 1.0)))
+        return ModuleCall(
+            "EfficientChannelAttention",
+            (
+                ("channels", channels),
+                ("kernel_size", attrs["kernel"]),
+                ("gamma", attrs["gamma"]),
+                ("beta", attrs["beta"]),
+            ),
+            positional=1,
+            defaults=(("kernel_size", None), ("gamma", 2.0), ("beta", 1.0)),
+        )
 
 
 KINDS = (
-    SqueezeExciteOp("se", "squeeze-and-excitation: pool, 1×1 conv to C/ratio, ReLU, 1×1 conv to C, sigmoid gate",
-                  ("ratio",), (
-                      Option("ratio", ("r",), default=16, minimum=1, maximum=MAX_CHANNELS),
-                      Option("hidden", default=None, minimum=1, maximum=MAX_CHANNELS),
-                      Option("divisor", default=1, minimum=1, maximum=MAX_CHANNELS),
-                  ), feature_map=True, reads_channels=True, overwritable=True, fill="#efe3f6"),
-    EfficientChannelAttentionOp("eca", "efficient channel attention: pool, 1-d conv across channels, sigmoid gate",
-                              (), (
-                                  Option("kernel", ("k",), default=None, minimum=1, maximum=4095),
-                                  Option("gamma", default=2.0, type="float", minimum=0.0, above_minimum=True,
-                                         maximum=1e6),
-                                  Option("beta", default=1.0, type="float", minimum=-1e6, maximum=1e6),
-                              ), feature_map=True, reads_channels=True, overwritable=True, fill="#efe3f6"),
+    SqueezeExciteOp(
+        "se",
+        "squeeze-and-excitation: pool, 1×1 conv to C/ratio, ReLU, 1×1 conv to C, sigmoid gate",
+        ("ratio",),
+        (
+            Option("ratio", ("r",), default=16, minimum=1, maximum=MAX_CHANNELS),
+            Option("hidden", default=None, minimum=1, maximum=MAX_CHANNELS),
+            Option("divisor", default=1, minimum=1, maximum=MAX_CHANNELS),
+        ),
+        feature_map=True,
+        reads_channels=True,
+        overwritable=True,
+        fill="#efe3f6",
+    ),
+    EfficientChannelAttentionOp(
+        "eca",
+        "efficient channel attention: pool, 1-d conv across channels, sigmoid gate",
+        (),
+        (
+            Option("kernel", ("k",), default=None, minimum=1, maximum=4095),
+            Option("gamma", default=2.0, type="float", minimum=0.0, above_minimum=True, maximum=1e6),
+            Option("beta", default=1.0, type="float", minimum=-1e6, maximum=1e6),
+        ),
+        feature_map=True,
+        reads_channels=True,
+        overwritable=True,
+        fill="#efe3f6",
+    ),
 )

@@ -107,21 +107,21 @@ class OpKind:
     summary: str
     positional: tuple[str, ...] = ()
     options: tuple[Option, ...] = ()
-    feature_map: bool = False     # needs a C×H×W input (E0406 on a vector)
+    feature_map: bool = False  # needs a C×H×W input (E0406 on a vector)
     reads_channels: bool = False  # its module's constructor needs the input's channels
-    inplace: bool = False         # may overwrite its input (ReLU(inplace=True)) where that is safe
-    aliasing: bool = False        # its output may be its input or a view of it (Identity, Flatten)
-    overwritable: bool = False    # its output is new and autograd keeps no reference to it (conv, BN, SE's
+    inplace: bool = False  # may overwrite its input (ReLU(inplace=True)) where that is safe
+    aliasing: bool = False  # its output may be its input or a view of it (Identity, Flatten)
+    overwritable: bool = False  # its output is new and autograd keeps no reference to it (conv, BN, SE's
     #                               product), so a residual add may write into it: `out += identity`
-    internal: bool = False        # inserted by the shape checker only; a spec cannot call it
-    numbered: bool = False        # named `conv1`, `conv2` within a scope (torchvision); else `relu`, `relu2`
-    norm: bool = False            # a norm a `norm` statement may choose for `bn` (values.NORMS lists them)
-    fill: str = "#f4f4f4"         # its box's colour in drawings
+    internal: bool = False  # inserted by the shape checker only; a spec cannot call it
+    numbered: bool = False  # named `conv1`, `conv2` within a scope (torchvision); else `relu`, `relu2`
+    norm: bool = False  # a norm a `norm` statement may choose for `bn` (values.NORMS lists them)
+    fill: str = "#f4f4f4"  # its box's colour in drawings
     # merges (resdsl/ops/merge.py): functions of several inputs, drawn as a symbol
-    merge: bool = False           # a merge of a residual block (main path and shortcut) or of `branches`
+    merge: bool = False  # a merge of a residual block (main path and shortcut) or of `branches`
     merge_word: str | None = None  # what `branches(merge = ...)` calls it (None: `branches` cannot ask for it)
-    circle: bool = False          # drawn as a small circle around its label (`+`), not a box
-    planned: bool = False         # as a residual merge, its shortcut is planned (shapes.plan_shortcut: `add`)
+    circle: bool = False  # drawn as a small circle around its label (`+`), not a box
+    planned: bool = False  # as a residual merge, its shortcut is planned (shapes.plan_shortcut: `add`)
 
     def option(self, word: str) -> Option | None:
         for opt in self.options:
@@ -191,8 +191,9 @@ class OpKind:
         """The function the forward calls for this op, given its output `shape`; None: a module."""
         return None
 
-    def merge_shape(self, attrs: dict[str, Value], inputs: list[Shape], weights: Shape | None = None,
-                    residual: bool = False) -> Shape:
+    def merge_shape(
+        self, attrs: dict[str, Value], inputs: list[Shape], weights: Shape | None = None, residual: bool = False
+    ) -> Shape:
         """A merge's output shape from its inputs' (ShapeError if they do not fit): the branches in
         order, or for a `residual` / `dense` merge [main path, shortcut]; `weights`: `select`'s logits."""
         raise NotImplementedError(self.name)  # pragma: no cover - every merge defines its rule
@@ -208,6 +209,7 @@ class OpKind:
 
 # ---- helpers for the definitions ---------------------------------------------------------------
 
+
 def show_shape(shape: Shape | None) -> str:
     """`64x56x56` (`?` when unknown), as messages write shapes."""
     return "?" if shape is None else "x".join(str(d) for d in shape)
@@ -215,8 +217,11 @@ def show_shape(shape: Shape | None) -> str:
 
 def feature_map(kind: str, shape: Shape) -> tuple[int, int, int]:
     if len(shape) != 3:
-        raise ShapeError("E0406", f"`{kind}` needs a C×H×W feature map, but its input is a vector of {shape[0]}",
-                         help="feature-map ops (conv, bn, pools, se) come before `flatten` / `fc`")
+        raise ShapeError(
+            "E0406",
+            f"`{kind}` needs a C×H×W feature map, but its input is a vector of {shape[0]}",
+            help="feature-map ops (conv, bn, pools, se) come before `flatten` / `fc`",
+        )
     return shape  # type: ignore[return-value]
 
 
@@ -236,9 +241,12 @@ def spatial(kind: str, shape: Shape, attrs: dict[str, Value]) -> Shape:
     oh = window(h, k, s, p, d, attrs.get("ceil", False))
     ow = window(w, k, s, p, d, attrs.get("ceil", False))
     if oh < 1 or ow < 1:
-        raise ShapeError("E0403", f"`{kind}` with kernel {k}, stride {s}, padding {p}"
-                         f"{f', dilation {d}' if d != 1 else ''} turns {h}x{w} into {max(oh, 0)}x{max(ow, 0)}",
-                         help="the input is too small here: use a larger input, a smaller kernel or fewer strides")
+        raise ShapeError(
+            "E0403",
+            f"`{kind}` with kernel {k}, stride {s}, padding {p}"
+            f"{f', dilation {d}' if d != 1 else ''} turns {h}x{w} into {max(oh, 0)}x{max(ow, 0)}",
+            help="the input is too small here: use a larger input, a smaller kernel or fewer strides",
+        )
     return (c, oh, ow)
 
 
@@ -257,6 +265,7 @@ def exact_div(a: Any, b: Any) -> Any:
 
 
 # ---- binding a call's arguments ----------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class BoundArg:
@@ -279,8 +288,12 @@ def bind(spec: OpKind, args: list[BoundArg], call_span: Span) -> dict[str, Value
             if flag is not None and flag.flag:
                 name, value = flag.name, True
             elif arg.value is None:  # an op's name where a value belongs
-                raise EvalError("E0204", f"`{arg.bare}` is an op, not an argument of `{spec.name}`", arg.span,
-                                help=f"is a `->` missing before `{arg.bare}`?")
+                raise EvalError(
+                    "E0204",
+                    f"`{arg.bare}` is an op, not an argument of `{spec.name}`",
+                    arg.span,
+                    help=f"is a `->` missing before `{arg.bare}`?",
+                )
             elif slots:
                 name, value = slots.pop(0), arg.value
             else:
@@ -294,15 +307,20 @@ def bind(spec: OpKind, args: list[BoundArg], call_span: Span) -> dict[str, Value
                 raise no_option(spec, arg.name, arg.span)
             name, value = option.name, arg.value
         if name in values:
-            raise EvalError("E0205", f"option `{name}` of `{spec.name}` is given twice", arg.span,
-                            notes=(f"first given at {where[name]}",))
+            raise EvalError(
+                "E0205",
+                f"option `{name}` of `{spec.name}` is given twice",
+                arg.span,
+                notes=(f"first given at {where[name]}",),
+            )
         values[name] = _check(spec, spec.option(name), value, arg.span)
         where[name] = arg.span
     for option in spec.options:
         if option.name not in values:
             if option.default is REQUIRED:
-                example = {"out": f"`{spec.name} 64`", "kernel": "`k3` for a 3×3 kernel"}.get(option.name,
-                                                                                             f"`{option.name}=...`")
+                example = {"out": f"`{spec.name} 64`", "kernel": "`k3` for a 3×3 kernel"}.get(
+                    option.name, f"`{option.name}=...`"
+                )
                 raise EvalError("E0204", f"`{spec.name}` needs `{option.name}`", call_span, help=f"add {example}")
             values[option.name] = option.default
     spec.validate(values, call_span)
@@ -317,8 +335,13 @@ def match_options(spec: OpKind, args, is_parameter) -> dict[str, Any]:
     for arg in args:
         expr = arg.value
         word = getattr(expr, "id", None) if type(expr).__name__ == "Name" else None
-        if arg.name is None and word is not None and not is_parameter(word) \
-                and spec.option(word) is not None and spec.option(word).flag:
+        if (
+            arg.name is None
+            and word is not None
+            and not is_parameter(word)
+            and spec.option(word) is not None
+            and spec.option(word).flag
+        ):
             found[spec.option(word).name] = True
         elif arg.name is None:
             found[slots.pop(0)] = expr
@@ -343,9 +366,12 @@ def given_options(spec: OpKind, args: list[BoundArg]) -> frozenset[str]:
 
 def no_option(spec: OpKind, word: str, span: Span) -> EvalError:
     """E0203 for `conv 8 gain=2`, and for a bare `conv 8 gain` that can only be read as a flag."""
-    return EvalError("E0203", f"`{spec.name}` has no option `{word}`", span,
-                     help=suggest(word, spec.option_words())
-                     or "options: " + ", ".join(_option_list(spec)))
+    return EvalError(
+        "E0203",
+        f"`{spec.name}` has no option `{word}`",
+        span,
+        help=suggest(word, spec.option_words()) or "options: " + ", ".join(_option_list(spec)),
+    )
 
 
 def _option_list(spec: OpKind) -> list[str]:
@@ -363,11 +389,21 @@ def _check(spec: OpKind, option: Option, value: Value, span: Span) -> Value:
         value = float(value)
     low, high = option.minimum, option.maximum
     # Written so that NaN fails too: every comparison with NaN is false, so `not (low <= value)` catches it.
-    in_range = math.isfinite(value) and (low is None or (value > low if option.above_minimum else value >= low)) \
+    in_range = (
+        math.isfinite(value)
+        and (low is None or (value > low if option.above_minimum else value >= low))
         and (high is None or value <= high)
+    )
     if not in_range:
         lowest = f"above {show(low)}" if option.above_minimum else f"at least {show(low)}"
-        bounds = lowest if high is None else (f"above {show(low)} and at most {show(high)}" if option.above_minimum
-                                              else f"between {show(low)} and {high:,}")
+        bounds = (
+            lowest
+            if high is None
+            else (
+                f"above {show(low)} and at most {show(high)}"
+                if option.above_minimum
+                else f"between {show(low)} and {high:,}"
+            )
+        )
         raise EvalError("E0303", f"`{option.name}` of `{spec.name}` is {show(value)}; it must be {bounds}", span)
     return value

@@ -21,8 +21,11 @@ class BlurPoolOp(OpKind):
         c, h, w = x
         k, s, p = attrs["kernel"], attrs["stride"], blur_padding(attrs)
         if p >= min(h, w):
-            raise ShapeError("E0403", f"`blurpool` reflect-pads by {p}, which needs an input larger than {h}x{w}",
-                             help="reflect padding must be smaller than the input: use a larger input")
+            raise ShapeError(
+                "E0403",
+                f"`blurpool` reflect-pads by {p}, which needs an input larger than {h}x{w}",
+                help="reflect padding must be smaller than the input: use a larger input",
+            )
         return (c, window(h, k, s, p), window(w, k, s, p))
 
     def cost(self, attrs, x: Shape, y: Shape) -> Cost:
@@ -32,17 +35,30 @@ class BlurPoolOp(OpKind):
         return attrs["stride"]
 
     def label(self, attrs) -> str:
-        return f"blur pool {attrs['kernel']}×{attrs['kernel']}" + (f", /{attrs['stride']}" if attrs["stride"] > 1 else "")
+        return f"blur pool {attrs['kernel']}×{attrs['kernel']}" + (
+            f", /{attrs['stride']}" if attrs["stride"] > 1 else ""
+        )
 
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:
-        return ModuleCall("BlurPool", (("channels", channels), ("kernel_size", attrs["kernel"]),
-                                       ("stride", attrs["stride"])), positional=1,
-                          defaults=(("kernel_size", 3), ("stride", 2)))
+        return ModuleCall(
+            "BlurPool",
+            (("channels", channels), ("kernel_size", attrs["kernel"]), ("stride", attrs["stride"])),
+            positional=1,
+            defaults=(("kernel_size", 3), ("stride", 2)),
+        )
 
 
 KINDS = (
-    BlurPoolOp("blurpool", "anti-aliased downsampling: a binomial blur, then the stride", (), (
-        Option("kernel", ("k",), default=3, minimum=2, maximum=64),
-        Option("stride", ("s",), default=2, minimum=1, maximum=4096),
-    ), feature_map=True, reads_channels=True, fill="#e3f1df"),
+    BlurPoolOp(
+        "blurpool",
+        "anti-aliased downsampling: a binomial blur, then the stride",
+        (),
+        (
+            Option("kernel", ("k",), default=3, minimum=2, maximum=64),
+            Option("stride", ("s",), default=2, minimum=1, maximum=4096),
+        ),
+        feature_map=True,
+        reads_channels=True,
+        fill="#e3f1df",
+    ),
 )

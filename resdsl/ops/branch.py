@@ -14,9 +14,11 @@ class ChunkOp(OpKind):
     def shape(self, attrs, x):
         parts = attrs["parts"]
         if x[0] % parts:
-            raise ShapeError("E0408", f"`branches({parts}, split = true)` cannot split {x[0]} channels "
-                             f"into {parts} equal parts",
-                             help=f"make the channels before the split a multiple of {parts}")
+            raise ShapeError(
+                "E0408",
+                f"`branches({parts}, split = true)` cannot split {x[0]} channels into {parts} equal parts",
+                help=f"make the channels before the split a multiple of {parts}",
+            )
         return (x[0] // parts,) + tuple(x[1:])
 
     def label(self, attrs) -> str:
@@ -28,6 +30,13 @@ class ChunkOp(OpKind):
 
 
 KINDS = (
-    ChunkOp("chunk", "branch `index` of `parts`: its equal share of the input's channels", (),
-          (Option("parts", minimum=1), Option("index", minimum=0)), aliasing=True, internal=True, fill="#ffffff"),
+    ChunkOp(
+        "chunk",
+        "branch `index` of `parts`: its equal share of the input's channels",
+        (),
+        (Option("parts", minimum=1), Option("index", minimum=0)),
+        aliasing=True,
+        internal=True,
+        fill="#ffffff",
+    ),
 )

@@ -19,8 +19,11 @@ class ConvOp(OpKind):
         out, groups = attrs["out"], attrs["groups"]
         if c % groups or out % groups:
             bad, which = (c, "input") if c % groups else (out, "output")
-            raise ShapeError("E0402", f"groups={groups} does not divide the {which} channels ({bad})",
-                             help=f"groups must divide both the input ({c}) and output ({out}) channels")
+            raise ShapeError(
+                "E0402",
+                f"groups={groups} does not divide the {which} channels ({bad})",
+                help=f"groups must divide both the input ({c}) and output ({out}) channels",
+            )
         return (out,) + spatial(self.name, x, attrs)[1:]
 
     def cost(self, attrs, x: Shape, y: Shape) -> Cost:
@@ -33,30 +36,55 @@ class ConvOp(OpKind):
 
     def label(self, attrs) -> str:
         k = attrs["kernel"]
-        extra = "".join([f", /{attrs['stride']}" if attrs["stride"] > 1 else "",
-                         f", groups {attrs['groups']}" if attrs["groups"] > 1 else "",
-                         f", dilation {attrs['dilation']}" if attrs["dilation"] > 1 else ""])
+        extra = "".join(
+            [
+                f", /{attrs['stride']}" if attrs["stride"] > 1 else "",
+                f", groups {attrs['groups']}" if attrs["groups"] > 1 else "",
+                f", dilation {attrs['dilation']}" if attrs["dilation"] > 1 else "",
+            ]
+        )
         return f"conv {k}×{k}, {attrs['out']}{extra}"
 
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:
-        return ModuleCall("nn.Conv2d", (
-            ("in_channels", channels), ("out_channels", attrs["out"]), ("kernel_size", attrs["kernel"]),
-            ("stride", attrs["stride"]), ("padding", attrs["padding"]), ("dilation", attrs["dilation"]),
-            ("groups", attrs["groups"]), ("bias", attrs["bias"])), positional=2)
+        return ModuleCall(
+            "nn.Conv2d",
+            (
+                ("in_channels", channels),
+                ("out_channels", attrs["out"]),
+                ("kernel_size", attrs["kernel"]),
+                ("stride", attrs["stride"]),
+                ("padding", attrs["padding"]),
+                ("dilation", attrs["dilation"]),
+                ("groups", attrs["groups"]),
+                ("bias", attrs["bias"]),
+            ),
+            positional=2,
+        )
 
     def out_channels(self, attrs, channels, rank):
         return attrs["out"]
 
 
 KINDS = (
-    ConvOp("conv", "2-d convolution; padding defaults to kernel//2 * dilation", ("out",), (
-        channels_option(), KERNEL,
-        Option("stride", ("s",), default=1, minimum=1, maximum=4096),
-        PADDING,
-        Option("dilation", ("d",), default=1, minimum=1, maximum=4096),
-        Option("groups", ("g",), default=1, minimum=1, maximum=MAX_CHANNELS),
-        Option("bias", default=False, type="bool", flag=True),
-    ), feature_map=True, reads_channels=True, overwritable=True, numbered=True, fill="#dbe9f6"),
+    ConvOp(
+        "conv",
+        "2-d convolution; padding defaults to kernel//2 * dilation",
+        ("out",),
+        (
+            channels_option(),
+            KERNEL,
+            Option("stride", ("s",), default=1, minimum=1, maximum=4096),
+            PADDING,
+            Option("dilation", ("d",), default=1, minimum=1, maximum=4096),
+            Option("groups", ("g",), default=1, minimum=1, maximum=MAX_CHANNELS),
+            Option("bias", default=False, type="bool", flag=True),
+        ),
+        feature_map=True,
+        reads_channels=True,
+        overwritable=True,
+        numbered=True,
+        fill="#dbe9f6",
+    ),
 )
 
 
@@ -69,13 +97,19 @@ class StdConvOp(ConvOp):
 
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:
         call = super().module(attrs, channels, rank, inplace)
-        return ModuleCall("StdConv2d", call.args + (("eps", attrs["eps"]),), positional=2,
-                          defaults=(("eps", 1e-6),))
+        return ModuleCall("StdConv2d", call.args + (("eps", attrs["eps"]),), positional=2, defaults=(("eps", 1e-6),))
 
 
 KINDS += (
-    StdConvOp("stdconv", "weight-standardised 2-d convolution (timm's StdConv2d); options as conv, plus eps",
-            ("out",), KINDS[0].options + (
-                Option("eps", default=1e-6, type="float", minimum=0.0, maximum=1.0, above_minimum=True),),
-            feature_map=True, reads_channels=True, overwritable=True, numbered=True, fill="#dbe9f6"),
+    StdConvOp(
+        "stdconv",
+        "weight-standardised 2-d convolution (timm's StdConv2d); options as conv, plus eps",
+        ("out",),
+        KINDS[0].options + (Option("eps", default=1e-6, type="float", minimum=0.0, maximum=1.0, above_minimum=True),),
+        feature_map=True,
+        reads_channels=True,
+        overwritable=True,
+        numbered=True,
+        fill="#dbe9f6",
+    ),
 )

@@ -20,7 +20,11 @@ class DropPathOp(OpKind):
 
 
 KINDS = (
-    DropPathOp("drop_path", "stochastic depth: drops the whole input of an example with probability `rate` "
-             "(training only)", ("rate",),
-             (Option("rate", default=0.0, type="float", minimum=0.0, maximum=1.0),), aliasing=True),
+    DropPathOp(
+        "drop_path",
+        "stochastic depth: drops the whole input of an example with probability `rate` (training only)",
+        ("rate",),
+        (Option("rate", default=0.0, type="float", minimum=0.0, maximum=1.0),),
+        aliasing=True,
+    ),
 )

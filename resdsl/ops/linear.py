@@ -9,8 +9,11 @@ from .base import Cost, ModuleCall, OpKind, Option, Shape, channels_option, show
 class LinearOp(OpKind):
     def shape(self, attrs, x: Shape) -> Shape:
         if len(x) == 3 and x[1:] != (1, 1):
-            raise ShapeError("E0405", f"`fc` on a {show_shape(x)} feature map",
-                             help="pool it first (`avgpool` without a kernel pools globally) or `flatten` it")
+            raise ShapeError(
+                "E0405",
+                f"`fc` on a {show_shape(x)} feature map",
+                help="pool it first (`avgpool` without a kernel pools globally) or `flatten` it",
+            )
         return (attrs["out"],)
 
     def cost(self, attrs, x: Shape, y: Shape) -> Cost:
@@ -22,8 +25,11 @@ class LinearOp(OpKind):
 
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:
         # On a C×1×1 map the forward flattens first, as torchvision's `torch.flatten(x, 1)`.
-        return ModuleCall("nn.Linear", (("in_features", channels), ("out_features", attrs["out"]),
-                                        ("bias", attrs["bias"])), positional=2)
+        return ModuleCall(
+            "nn.Linear",
+            (("in_features", channels), ("out_features", attrs["out"]), ("bias", attrs["bias"])),
+            positional=2,
+        )
 
     def out_channels(self, attrs, channels, rank):
         return attrs["out"]
@@ -64,9 +70,20 @@ class IdentityOp(OpKind):
 
 KINDS = (
     FlattenOp("flatten", "C×H×W feature map to a vector of C·H·W", aliasing=True),
-    LinearOp("fc", "fully connected layer on a vector (or a C×1×1 map)", ("out",),
-           (channels_option(), Option("bias", default=True, type="bool", flag=True)), reads_channels=True, fill="#f6dde3"),
-    DropoutOp("dropout", "dropout with probability p", ("p",),
-            (Option("p", default=0.5, type="float", minimum=0.0, maximum=1.0),), aliasing=True),
+    LinearOp(
+        "fc",
+        "fully connected layer on a vector (or a C×1×1 map)",
+        ("out",),
+        (channels_option(), Option("bias", default=True, type="bool", flag=True)),
+        reads_channels=True,
+        fill="#f6dde3",
+    ),
+    DropoutOp(
+        "dropout",
+        "dropout with probability p",
+        ("p",),
+        (Option("p", default=0.5, type="float", minimum=0.0, maximum=1.0),),
+        aliasing=True,
+    ),
     IdentityOp("identity", "passes its input through", aliasing=True),
 )

@@ -26,12 +26,18 @@ class MergeOp(OpKind):
         first = inputs[0]
         if any(b != first for b in inputs):
             if attrs.get("carry"):  # Res2Net's carry: sp = sp + spx[i], the previous branch's output plus this share
-                raise ShapeError("E0409", f"`carry` adds the previous branch's output ({_show(inputs[1])}) to "
-                                 f"this branch's share of the input ({_show(first)}): the shapes differ",
-                                 help="a carried branch must give its share's channels and H×W")
-            raise ShapeError("E0409", f"`merge = {self.merge_word}` of branches with different shapes: "
-                             + ", ".join(_show(b) for b in inputs),
-                             help="every branch must give the same channels and H×W")
+                raise ShapeError(
+                    "E0409",
+                    f"`carry` adds the previous branch's output ({_show(inputs[1])}) to "
+                    f"this branch's share of the input ({_show(first)}): the shapes differ",
+                    help="a carried branch must give its share's channels and H×W",
+                )
+            raise ShapeError(
+                "E0409",
+                f"`merge = {self.merge_word}` of branches with different shapes: "
+                + ", ".join(_show(b) for b in inputs),
+                help="every branch must give the same channels and H×W",
+            )
         return first
 
     def label(self, attrs) -> str:
@@ -73,11 +79,17 @@ class ConcatOp(OpKind):
         if residual:
             main, shortcut = inputs
             if len(main) != len(shortcut) or main[1:] != shortcut[1:]:
-                raise ShapeError("E0404", f"concat of {_show(main)} (main path) with {_show(shortcut)} (input): "
-                                 "spatial sizes differ", help="a dense block must keep H×W: use stride 1 inside it")
+                raise ShapeError(
+                    "E0404",
+                    f"concat of {_show(main)} (main path) with {_show(shortcut)} (input): spatial sizes differ",
+                    help="a dense block must keep H×W: use stride 1 inside it",
+                )
         elif any(len(b) != len(first) or b[1:] != first[1:] for b in inputs):
-            raise ShapeError("E0404", f"concat of branches {', '.join(_show(b) for b in inputs)}: spatial sizes "
-                             "differ", help="every branch must give the same H×W")
+            raise ShapeError(
+                "E0404",
+                f"concat of branches {', '.join(_show(b) for b in inputs)}: spatial sizes differ",
+                help="every branch must give the same H×W",
+            )
         return (sum(b[0] for b in inputs),) + first[1:]
 
     def operands(self, inputs, residual):
@@ -100,28 +112,45 @@ class SelectOp(MergeOp):
         first = super().merge_shape(attrs, inputs)
         n, c, groups = len(inputs), first[0], attrs["groups"]
         assert weights is not None
-        if weights[0] != n * c or len(weights) != len(first) or (
-                len(first) == 3 and weights[1:] not in ((1, 1), first[1:])):
+        if (
+            weights[0] != n * c
+            or len(weights) != len(first)
+            or (len(first) == 3 and weights[1:] not in ((1, 1), first[1:]))
+        ):
             want = _show((n * c,) + ((1, 1) if len(first) == 3 else ()))
-            raise ShapeError("E0409", f"`attend` gives {_show(weights)}, but selecting among {n} branches "
-                             f"of {_show(first)} needs {want} attention logits",
-                             help=f"end the attend body with a 1×1 conv to {n} × {c} = {n * c} channels")
+            raise ShapeError(
+                "E0409",
+                f"`attend` gives {_show(weights)}, but selecting among {n} branches "
+                f"of {_show(first)} needs {want} attention logits",
+                help=f"end the attend body with a 1×1 conv to {n} × {c} = {n * c} channels",
+            )
         if c % groups:
             raise ShapeError("E0409", f"`groups = {groups}` does not divide the branches' {c} channels")
         return first
 
     def forward(self, attrs, shape) -> FunctionCall:
-        return FunctionCall("layers.select_branches", "list", kwargs=(("groups", attrs["groups"]),),
-                            weights_first=True)
+        return FunctionCall("layers.select_branches", "list", kwargs=(("groups", attrs["groups"]),), weights_first=True)
 
 
 MERGE = dict(internal=True, merge=True, fill="#ffffff")
 KINDS = (
     ConcatOp("concat", "its inputs side by side along the channels", merge_word="concat", **MERGE),
-    AddOp("add", "the sum of its inputs: a residual block's main path and shortcut, or branches",
-        merge_word="sum", circle=True, planned=True, **MERGE),
+    AddOp(
+        "add",
+        "the sum of its inputs: a residual block's main path and shortcut, or branches",
+        merge_word="sum",
+        circle=True,
+        planned=True,
+        **MERGE,
+    ),
     ProductOp("product", "the element-wise product of its inputs", merge_word="product", circle=True, **MERGE),
-    SelectOp("select", "the branches weighed by a softmax over `attend`'s logits", (),
-           (Option("groups", default=1, minimum=1),), merge_word="select", **MERGE),
+    SelectOp(
+        "select",
+        "the branches weighed by a softmax over `attend`'s logits",
+        (),
+        (Option("groups", default=1, minimum=1),),
+        merge_word="select",
+        **MERGE,
+    ),
     MaximumOp("max", "the element-wise maximum of its inputs", merge_word="max", **MERGE),
 )

@@ -16,16 +16,29 @@ class BatchNormOp(OpKind):
         return "batch norm" + (" (zero-init)" if attrs.get("zero_init") else "")
 
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:
-        return ModuleCall("nn.BatchNorm2d" if rank == 3 else "nn.BatchNorm1d", (
-            ("num_features", channels), ("eps", attrs["eps"]), ("momentum", attrs["momentum"])), positional=1)
+        return ModuleCall(
+            "nn.BatchNorm2d" if rank == 3 else "nn.BatchNorm1d",
+            (("num_features", channels), ("eps", attrs["eps"]), ("momentum", attrs["momentum"])),
+            positional=1,
+        )
 
 
 KINDS = (
-    BatchNormOp("bn", "batch normalisation; `zero_init` starts its scale at 0", (), (
-        Option("zero_init", default=False, type="bool", flag=True),
-        Option("eps", default=1e-5, type="float", minimum=0.0, maximum=1.0, above_minimum=True),
-        Option("momentum", default=0.1, type="float", minimum=0.0, maximum=1.0),
-    ), reads_channels=True, overwritable=True, numbered=True, norm=True, fill="#eeeeee"),
+    BatchNormOp(
+        "bn",
+        "batch normalisation; `zero_init` starts its scale at 0",
+        (),
+        (
+            Option("zero_init", default=False, type="bool", flag=True),
+            Option("eps", default=1e-5, type="float", minimum=0.0, maximum=1.0, above_minimum=True),
+            Option("momentum", default=0.1, type="float", minimum=0.0, maximum=1.0),
+        ),
+        reads_channels=True,
+        overwritable=True,
+        numbered=True,
+        norm=True,
+        fill="#eeeeee",
+    ),
 )
 
 
@@ -34,8 +47,11 @@ class GroupNormOp(OpKind):
 
     def shape(self, attrs, x: Shape) -> Shape:
         if x[0] % attrs["groups"]:
-            raise ShapeError("E0402", f"gn groups={attrs['groups']} does not divide the {x[0]} channels",
-                             help=f"choose a number of groups that divides {x[0]}")
+            raise ShapeError(
+                "E0402",
+                f"gn groups={attrs['groups']} does not divide the {x[0]} channels",
+                help=f"choose a number of groups that divides {x[0]}",
+            )
         return x
 
     def cost(self, attrs, x: Shape, y: Shape) -> Cost:
@@ -45,17 +61,29 @@ class GroupNormOp(OpKind):
         return f"group norm, {attrs['groups']} groups" + (" (zero-init)" if attrs["zero_init"] else "")
 
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:
-        return ModuleCall("nn.GroupNorm", (("num_groups", attrs["groups"]), ("num_channels", channels),
-                                           ("eps", attrs["eps"])), positional=2)
+        return ModuleCall(
+            "nn.GroupNorm",
+            (("num_groups", attrs["groups"]), ("num_channels", channels), ("eps", attrs["eps"])),
+            positional=2,
+        )
 
 
 KINDS += (
-    GroupNormOp("gn", "group normalisation over `groups` groups of channels; `zero_init` starts its scale at 0", (
-        "groups",), (
-        Option("groups", ("g",), default=32, minimum=1, maximum=MAX_CHANNELS),
-        Option("zero_init", default=False, type="bool", flag=True),
-        Option("eps", default=1e-5, type="float", minimum=0.0, maximum=1.0, above_minimum=True),
-    ), reads_channels=True, overwritable=True, numbered=True, norm=True, fill="#eeeeee"),
+    GroupNormOp(
+        "gn",
+        "group normalisation over `groups` groups of channels; `zero_init` starts its scale at 0",
+        ("groups",),
+        (
+            Option("groups", ("g",), default=32, minimum=1, maximum=MAX_CHANNELS),
+            Option("zero_init", default=False, type="bool", flag=True),
+            Option("eps", default=1e-5, type="float", minimum=0.0, maximum=1.0, above_minimum=True),
+        ),
+        reads_channels=True,
+        overwritable=True,
+        numbered=True,
+        norm=True,
+        fill="#eeeeee",
+    ),
 )
 
 
@@ -70,8 +98,12 @@ class EvoNormOp(GroupNormOp):
         return f"EvoNorm-S0, {attrs['groups']} groups" + (" (zero-init)" if attrs["zero_init"] else "")
 
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:
-        return ModuleCall("EvoNormS0", (("num_features", channels), ("groups", attrs["groups"]),
-                                        ("eps", attrs["eps"])), positional=1, defaults=(("groups", 32), ("eps", 1e-5)))
+        return ModuleCall(
+            "EvoNormS0",
+            (("num_features", channels), ("groups", attrs["groups"]), ("eps", attrs["eps"])),
+            positional=1,
+            defaults=(("groups", 32), ("eps", 1e-5)),
+        )
 
 
 class FilterResponseNormOp(OpKind):
@@ -85,19 +117,44 @@ class FilterResponseNormOp(OpKind):
         return "filter response norm + TLU" + (" (zero-init)" if attrs["zero_init"] else "")
 
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:
-        return ModuleCall("FilterResponseNormTlu", (("num_features", channels), ("eps", attrs["eps"])),
-                          positional=1, defaults=(("eps", 1e-5),))
+        return ModuleCall(
+            "FilterResponseNormTlu",
+            (("num_features", channels), ("eps", attrs["eps"])),
+            positional=1,
+            defaults=(("eps", 1e-5),),
+        )
 
 
 KINDS += (
-    EvoNormOp("evonorm", "EvoNorm-S0: a batch-independent norm and nonlinearity over `groups` groups of channels", (
-        "groups",), (
-        Option("groups", ("g",), default=32, minimum=1, maximum=MAX_CHANNELS),
-        Option("zero_init", default=False, type="bool", flag=True),
-        Option("eps", default=1e-5, type="float", minimum=0.0, maximum=1.0, above_minimum=True),
-    ), feature_map=True, reads_channels=True, overwritable=True, numbered=True, norm=True, fill="#eeeeee"),
-    FilterResponseNormOp("frn", "filter response norm with a thresholded linear unit (its own nonlinearity)", (), (
-        Option("zero_init", default=False, type="bool", flag=True),
-        Option("eps", default=1e-5, type="float", minimum=0.0, maximum=1.0, above_minimum=True),
-    ), feature_map=True, reads_channels=True, overwritable=True, numbered=True, norm=True, fill="#eeeeee"),
+    EvoNormOp(
+        "evonorm",
+        "EvoNorm-S0: a batch-independent norm and nonlinearity over `groups` groups of channels",
+        ("groups",),
+        (
+            Option("groups", ("g",), default=32, minimum=1, maximum=MAX_CHANNELS),
+            Option("zero_init", default=False, type="bool", flag=True),
+            Option("eps", default=1e-5, type="float", minimum=0.0, maximum=1.0, above_minimum=True),
+        ),
+        feature_map=True,
+        reads_channels=True,
+        overwritable=True,
+        numbered=True,
+        norm=True,
+        fill="#eeeeee",
+    ),
+    FilterResponseNormOp(
+        "frn",
+        "filter response norm with a thresholded linear unit (its own nonlinearity)",
+        (),
+        (
+            Option("zero_init", default=False, type="bool", flag=True),
+            Option("eps", default=1e-5, type="float", minimum=0.0, maximum=1.0, above_minimum=True),
+        ),
+        feature_map=True,
+        reads_channels=True,
+        overwritable=True,
+        numbered=True,
+        norm=True,
+        fill="#eeeeee",
+    ),
 )

@@ -19,6 +19,11 @@ class PadOp(OpKind):
 
 
 KINDS = (
-    PadOp("pad", "zero padding of `padding` pixels on every side", ("padding",),
-        (Option("padding", ("p",), default=1, minimum=0, maximum=4096),), feature_map=True),
+    PadOp(
+        "pad",
+        "zero padding of `padding` pixels on every side",
+        ("padding",),
+        (Option("padding", ("p",), default=1, minimum=0, maximum=4096),),
+        feature_map=True,
+    ),
 )

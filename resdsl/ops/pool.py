@@ -13,11 +13,15 @@ class PoolOp(OpKind):
         return attrs["kernel"] is None
 
     def validate(self, attrs, span) -> None:
-        if self.is_global(attrs) and (attrs["stride"] or attrs["padding"] or attrs["ceil"]
-                                      or not attrs["count_include_pad"]):
-            raise EvalError("E0203", "global `avgpool` (no kernel) takes no stride, padding, ceil or "
-                            "count_include_pad", span,
-                            help="give a kernel (`avgpool k2 s2`) to pool locally")
+        if self.is_global(attrs) and (
+            attrs["stride"] or attrs["padding"] or attrs["ceil"] or not attrs["count_include_pad"]
+        ):
+            raise EvalError(
+                "E0203",
+                "global `avgpool` (no kernel) takes no stride, padding, ceil or count_include_pad",
+                span,
+                help="give a kernel (`avgpool k2 s2`) to pool locally",
+            )
 
     def complete(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not self.is_global(attrs):  # PyTorch's pools default their stride to the kernel, not to 1
@@ -31,21 +35,26 @@ class PoolOp(OpKind):
         # AvgPool2d(8), which a port from torchvision or a paper copies, pads 0: a silent change of
         # every output. A pool whose windows do not overlap (kernel == stride) and pads only because
         # of the rule is that case.
-        if (self.is_global(attrs) or "padding" in given or attrs["padding"] == 0
-                or attrs["stride"] != attrs["kernel"]):
+        if self.is_global(attrs) or "padding" in given or attrs["padding"] == 0 or attrs["stride"] != attrs["kernel"]:
             return None
         k, p = attrs["kernel"], attrs["padding"]
-        return ("W0401", f"`{self.name} k{k}` pads {p} on each side (the same-padding rule, (kernel-1)//2), "
-                f"where PyTorch's {self.module(attrs, 0, 3, False).constructor.split('.')[-1]}({k}) pads 0",
-                f"write `{self.name} k{k} p0` for PyTorch's pooling, or `p{p}` to keep the padding")
+        return (
+            "W0401",
+            f"`{self.name} k{k}` pads {p} on each side (the same-padding rule, (kernel-1)//2), "
+            f"where PyTorch's {self.module(attrs, 0, 3, False).constructor.split('.')[-1]}({k}) pads 0",
+            f"write `{self.name} k{k} p0` for PyTorch's pooling, or `p{p}` to keep the padding",
+        )
 
     def shape(self, attrs, x: Shape) -> Shape:
         if self.is_global(attrs):
             return (feature_map(self.name, x)[0], 1, 1)
         y = spatial(self.name, x, attrs)
         if 2 * attrs["padding"] > attrs["kernel"]:
-            raise ShapeError("E0303", f"`{self.name}` padding {attrs['padding']} is more than half its kernel "
-                             f"{attrs['kernel']}", help="PyTorch requires pool padding <= kernel/2")
+            raise ShapeError(
+                "E0303",
+                f"`{self.name}` padding {attrs['padding']} is more than half its kernel {attrs['kernel']}",
+                help="PyTorch requires pool padding <= kernel/2",
+            )
         return y
 
     def stride(self, attrs, x) -> int:
@@ -62,19 +71,39 @@ class PoolOp(OpKind):
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:
         if self.is_global(attrs):
             return ModuleCall("nn.AdaptiveAvgPool2d", (("output_size", 1),), positional=1)
-        args = (("kernel_size", attrs["kernel"]), ("stride", attrs["stride"]), ("padding", attrs["padding"]),
-                ("ceil_mode", attrs["ceil"]))
+        args = (
+            ("kernel_size", attrs["kernel"]),
+            ("stride", attrs["stride"]),
+            ("padding", attrs["padding"]),
+            ("ceil_mode", attrs["ceil"]),
+        )
         if self.name == "maxpool":
             return ModuleCall("nn.MaxPool2d", args)
         return ModuleCall("nn.AvgPool2d", args + (("count_include_pad", attrs["count_include_pad"]),))
 
 
 KINDS = (
-    PoolOp("maxpool", "max pooling; stride defaults to the kernel, padding to (kernel-1)//2",
-         (), (KERNEL, STRIDE, PADDING, CEIL), feature_map=True, fill="#e3f1df"),
-    PoolOp("avgpool", "average pooling; without a kernel, global average pooling to C×1×1",
-         (), (Option("kernel", ("k",), default=None, minimum=1, maximum=4096), STRIDE, PADDING, CEIL,
-              # timm's ResNet-D shortcut pools with count_include_pad=False
-              Option("count_include_pad", default=True, type="bool")),
-         feature_map=True, fill="#e3f1df"),
+    PoolOp(
+        "maxpool",
+        "max pooling; stride defaults to the kernel, padding to (kernel-1)//2",
+        (),
+        (KERNEL, STRIDE, PADDING, CEIL),
+        feature_map=True,
+        fill="#e3f1df",
+    ),
+    PoolOp(
+        "avgpool",
+        "average pooling; without a kernel, global average pooling to C×1×1",
+        (),
+        (
+            Option("kernel", ("k",), default=None, minimum=1, maximum=4096),
+            STRIDE,
+            PADDING,
+            CEIL,
+            # timm's ResNet-D shortcut pools with count_include_pad=False
+            Option("count_include_pad", default=True, type="bool"),
+        ),
+        feature_map=True,
+        fill="#e3f1df",
+    ),
 )

@@ -23,11 +23,19 @@ class ZeroPadOp(OpKind):
         return f"zero-pad, /{attrs['stride']}, +{attrs['channels']} ch"
 
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:
-        return ModuleCall("ZeroPadShortcut", (("stride", attrs["stride"]), ("channels", attrs["channels"])),
-                          positional=2)
+        return ModuleCall(
+            "ZeroPadShortcut", (("stride", attrs["stride"]), ("channels", attrs["channels"])), positional=2
+        )
 
 
 KINDS = (
-    ZeroPadOp("zeropad", "option A's shortcut: subsample by the stride and pad zero channels", (),
-            (Option("stride", minimum=1), Option("channels", minimum=0)), aliasing=True, internal=True, fill="#fde0c5"),
+    ZeroPadOp(
+        "zeropad",
+        "option A's shortcut: subsample by the stride and pad zero channels",
+        (),
+        (Option("stride", minimum=1), Option("channels", minimum=0)),
+        aliasing=True,
+        internal=True,
+        fill="#fde0c5",
+    ),
 )

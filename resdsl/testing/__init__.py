@@ -25,7 +25,8 @@ docs/testing.md shows them in use.
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -34,8 +35,18 @@ from ..pipeline import Checker
 from .broken import invalid_networks, mutate, mutated_sources
 from .generate import NetworkSpec, Stage, networks, render
 
-__all__ = ["assert_runtime_matches", "bindings", "input_shapes", "invalid_networks", "mutate", "mutated_sources",
-           "networks", "NetworkSpec", "render", "Stage"]
+__all__ = [
+    "assert_runtime_matches",
+    "bindings",
+    "input_shapes",
+    "invalid_networks",
+    "mutate",
+    "mutated_sources",
+    "networks",
+    "NetworkSpec",
+    "render",
+    "Stage",
+]
 
 
 def _defaults(spec: str | os.PathLike, network: str | None = None):
@@ -68,13 +79,22 @@ def bindings(spec: str | os.PathLike, *, network: str | None = None, **ranges: A
     if net is not None:
         unknown = sorted(set(ranges) - set(net.parameters))
         if unknown:
-            raise UsageError(f"bindings: {net.name} has no parameter {', '.join(unknown)}; "
-                             f"its parameters: {', '.join(net.parameters)}")
+            raise UsageError(
+                f"bindings: {net.name} has no parameter {', '.join(unknown)}; "
+                f"its parameters: {', '.join(net.parameters)}"
+            )
     return st.fixed_dictionaries({name: _as_strategy(name, values) for name, values in ranges.items()})
 
 
-def input_shapes(spec: str | os.PathLike, low: int = 32, high: int = 512, *, square: bool = True,
-                 channels: int | None = None, network: str | None = None) -> st.SearchStrategy[tuple[int, int, int]]:
+def input_shapes(
+    spec: str | os.PathLike,
+    low: int = 32,
+    high: int = 512,
+    *,
+    square: bool = True,
+    channels: int | None = None,
+    network: str | None = None,
+) -> st.SearchStrategy[tuple[int, int, int]]:
     """C×H×W shapes with H (and W) from `low` to `high`; C is the spec's own input channels unless given."""
     if not 1 <= low <= high:
         raise UsageError(f"input_shapes: need 1 <= low <= high, not {low}..{high}")
@@ -87,8 +107,14 @@ def input_shapes(spec: str | os.PathLike, low: int = 32, high: int = 512, *, squ
     return st.tuples(st.just(channels), sizes, sizes)
 
 
-def assert_runtime_matches(spec: str | os.PathLike, input_shape: tuple[int, ...] | None = None, *,
-                           network: str | None = None, batch: int = 1, **params: Any) -> None:
+def assert_runtime_matches(
+    spec: str | os.PathLike,
+    input_shape: tuple[int, ...] | None = None,
+    *,
+    network: str | None = None,
+    batch: int = 1,
+    **params: Any,
+) -> None:
     """Compile `spec` with these values and run it: AssertionError unless the output shape, the
     parameter count and FlopCounterMode's MACs equal the static figures (`check`'s)."""
     from ..backend.runtime import runtime_mismatch

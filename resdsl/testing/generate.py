@@ -26,6 +26,7 @@ MIN_WIDTH, MAX_WIDTH = 4, 64
 
 # ---- shape arithmetic (PyTorch's formulas, written out again on purpose) -------------
 
+
 def conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
     """floor((size + 2p - d(k-1) - 1) / s) + 1; 0 when the window does not fit."""
     span = size + 2 * padding - dilation * (kernel - 1) - 1
@@ -50,39 +51,40 @@ def _divisors(n: int, limit: int = 8) -> list[int]:
 
 # ---- the description ----------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Stage:
     """One stage `label: block(width, ...) xN [s2] [shortcut X]` and the shapes it maps."""
 
-    name: str                 # its graph path: the label, or layer<i> when unlabelled
-    kind: str                 # "basic" | "bottleneck" | "custom"
-    block: str                # the block called: basic, bottleneck, bottleneck_v1 or custom<i>
+    name: str  # its graph path: the label, or layer<i> when unlabelled
+    kind: str  # "basic" | "bottleneck" | "custom"
+    block: str  # the block called: basic, bottleneck, bottleneck_v1 or custom<i>
     width: int
     repeats: int
     stride: int
-    groups: int               # groups of the strided k×k conv (1 for basic)
-    kernel: int               # kernel of the k×k conv
+    groups: int  # groups of the strided k×k conv (1 for basic)
+    kernel: int  # kernel of the k×k conv
     dilation: int
-    expansion: int            # output channels = width * expansion
-    shortcut: str | None      # stage-level `shortcut X`, None when the stage inherits
-    policy: str               # the effective policy of the stage's residual adds
+    expansion: int  # output channels = width * expansion
+    shortcut: str | None  # stage-level `shortcut X`, None when the stage inherits
+    policy: str  # the effective policy of the stage's residual adds
     in_shape: Shape
     out_shape: Shape
     # rendering details
     label: str | None = None
     base_width: int = 64
     se_ratio: int = 0
-    attention: str = ""       # custom blocks only: "eca", or "se8" (se with timm's rounding to 8)
-    norm_groups: int = 0      # custom blocks only: the last norm is `gn norm_groups` (or `evonorm`) instead of `bn`
-    last_norm: str = "bn"     # custom blocks only: bn, gn, evonorm or frn for the last norm
-    std_conv: bool = False    # custom blocks only: the k×k conv is a weight-standardised `stdconv`
-    drop_path: float = 0.0    # custom blocks only: a `drop_path` closing the main path
-    preact: bool = False      # custom blocks only: BN-ReLU-conv, nothing after the add
-    branches: str = ""        # custom blocks only: a `branches` part after the first conv, keeping its shape:
+    attention: str = ""  # custom blocks only: "eca", or "se8" (se with timm's rounding to 8)
+    norm_groups: int = 0  # custom blocks only: the last norm is `gn norm_groups` (or `evonorm`) instead of `bn`
+    last_norm: str = "bn"  # custom blocks only: bn, gn, evonorm or frn for the last norm
+    std_conv: bool = False  # custom blocks only: the k×k conv is a weight-standardised `stdconv`
+    drop_path: float = 0.0  # custom blocks only: a `drop_path` closing the main path
+    preact: bool = False  # custom blocks only: BN-ReLU-conv, nothing after the add
+    branches: str = ""  # custom blocks only: a `branches` part after the first conv, keeping its shape:
     #                           "concat" (split), "carry" (split, Res2Net's carry), "sum", "product", "select"
     branch_count: int = 0
     post_relu: bool = True
-    style: tuple = ()         # syntax choices: ("x_space", "stride_kw", "g_short", "shortcut_first", ...)
+    style: tuple = ()  # syntax choices: ("x_space", "stride_kw", "g_short", "shortcut_first", ...)
 
     @property
     def out_channels(self) -> int:
@@ -115,26 +117,37 @@ class NetworkSpec:
 
 # ---- rendering --------------------------------------------------------------------------
 
+
 def _custom_block(stage: Stage) -> str:
     k = f"k{stage.kernel}" + (f" d{stage.dilation}" if stage.dilation != 1 else "")
     expand = f"width * {stage.expansion}" if stage.expansion != 1 else "width"
     se = [f"        se {stage.se_ratio}"] if stage.se_ratio else []
     se += {"eca": ["        eca"], "se8": ["        se 4 divisor=8"], "": []}[stage.attention]
-    norm = {"bn": "bn", "gn": f"gn {stage.norm_groups}", "evonorm": f"evonorm {stage.norm_groups}",
-            "frn": "frn"}[stage.last_norm]
+    norm = {"bn": "bn", "gn": f"gn {stage.norm_groups}", "evonorm": f"evonorm {stage.norm_groups}", "frn": "frn"}[
+        stage.last_norm
+    ]
     conv = "stdconv" if stage.std_conv else "conv"
     drop = [f"        drop_path {stage.drop_path:g}"] if stage.drop_path else []
     if stage.preact:
-        body = [f"        bn -> relu -> conv width {k} s=stride g=groups",
-                f"        bn -> relu -> conv {expand} k1"] + se
+        body = [
+            f"        bn -> relu -> conv width {k} s=stride g=groups",
+            f"        bn -> relu -> conv {expand} k1",
+        ] + se
         tail = []
     else:
-        body = [f"        {conv} width {k} s=stride g=groups -> bn -> relu",
+        body = (
+            [
+                f"        {conv} width {k} s=stride g=groups -> bn -> relu",
                 *_branches(stage),
-                f"        conv {expand} k1 -> {norm}"] + se + drop
+                f"        conv {expand} k1 -> {norm}",
+            ]
+            + se
+            + drop
+        )
         tail = ["    relu"] if stage.post_relu else []
-    return "\n".join([f"block {stage.block}(width, stride = 1, groups = 1) {{", "    residual {", *body, "    }",
-                      *tail, "}"])
+    return "\n".join(
+        [f"block {stage.block}(width, stride = 1, groups = 1) {{", "    residual {", *body, "    }", *tail, "}"]
+    )
 
 
 def _branches(stage: Stage) -> list[str]:
@@ -143,14 +156,18 @@ def _branches(stage: Stage) -> list[str]:
     return {
         "": [],
         "concat": [f"        branches({n}, split = true, merge = concat) {{ conv width / {n} k3 -> relu }}"],
-        "carry": [f"        branches({n}, split = true, merge = concat, carry = branch > 0) {{",
-                  f"            convs[branch]: conv width / {n} k3 -> relu",
-                  "        }"],
+        "carry": [
+            f"        branches({n}, split = true, merge = concat, carry = branch > 0) {{",
+            f"            convs[branch]: conv width / {n} k3 -> relu",
+            "        }",
+        ],
         "sum": [f"        branches({n}, merge = sum) {{ paths[branch] {{ conv width k3 d=(branch + 1) -> bn }} }}"],
         "product": [f"        branches({n}, merge = product) {{ conv width k1 -> sigmoid }}"],
-        "select": [f"        branches({n}, merge = select) {{ conv width k3 -> relu }} attend {{",
-                   f"            avgpool -> conv 8 k1 -> relu -> conv width * {n} k1",
-                   "        }"],
+        "select": [
+            f"        branches({n}, merge = select) {{ conv width k3 -> relu }} attend {{",
+            f"            avgpool -> conv 8 k1 -> relu -> conv width * {n} k1",
+            "        }",
+        ],
     }[stage.branches]
 
 
@@ -210,11 +227,12 @@ def render(spec: NetworkSpec) -> str:
         lines += ["    stem {", "        " + stem, "    }"]
     lines += [_stage_line(stage) for stage in spec.stages]
     classes = "classes" if spec.classes_param else str(spec.classes)
-    head = {"plain": f"avgpool -> fc {classes}",
-            "flatten": f"avgpool -> flatten -> fc {classes}",
-            "dropout": f"avgpool -> dropout 0.2 -> fc {classes}",
-            "nobias": f"avgpool -> fc {classes} bias=false"}[next(
-                (x for x in ("flatten", "dropout", "nobias") if x in spec.style), "plain")]
+    head = {
+        "plain": f"avgpool -> fc {classes}",
+        "flatten": f"avgpool -> flatten -> fc {classes}",
+        "dropout": f"avgpool -> dropout 0.2 -> fc {classes}",
+        "nobias": f"avgpool -> fc {classes} bias=false",
+    }[next((x for x in ("flatten", "dropout", "nobias") if x in spec.style), "plain")]
     if "no_sections" in spec.style:
         lines.append("    " + head)
     elif "wrapped_head" in spec.style:
@@ -226,6 +244,7 @@ def render(spec: NetworkSpec) -> str:
 
 
 # ---- valid networks ---------------------------------------------------------------------
+
 
 def _block_output(shape: Shape, out_channels: int, stride: int, kernel: int, dilation: int) -> Shape:
     """Shape after one block whose strided conv has `kernel`, `dilation` and default padding."""
@@ -266,11 +285,15 @@ def _stage(draw, index: int, in_shape: Shape, network_policy: str, allow_special
     policy = shortcut or network_policy
     stride = draw(st.sampled_from([1, 1, 2, 2, 3]))
     repeats = draw(st.integers(1, 3))
-    style = tuple(s for s in ("x_space", "stride_kw", "g_short", "shortcut_first", "explicit_s1")
-                  if draw(st.booleans()))
+    style = tuple(
+        s for s in ("x_space", "stride_kw", "g_short", "shortcut_first", "explicit_s1") if draw(st.booleans())
+    )
 
-    expansion = {"basic": 1, "bottleneck": draw(st.sampled_from([4, 4, 2, 1])),
-                 "custom": draw(st.sampled_from([1, 1, 2]))}[kind]
+    expansion = {
+        "basic": 1,
+        "bottleneck": draw(st.sampled_from([4, 4, 2, 1])),
+        "custom": draw(st.sampled_from([1, 1, 2])),
+    }[kind]
     # Under A a block may add channels but never drop them; under `identity`
     # the first block must keep the shape exactly.
     if policy == "identity":
@@ -323,17 +346,40 @@ def _stage(draw, index: int, in_shape: Shape, network_policy: str, allow_special
             elif branches:
                 branch_count = draw(st.sampled_from([1, 2, 3]))
     out_shape = _block_output(in_shape, width * expansion, stride, kernel, dilation)
-    return Stage(name="", kind=kind, block=block, width=width, repeats=repeats, stride=stride, groups=groups,
-                 kernel=kernel, dilation=dilation, expansion=expansion, shortcut=shortcut, policy=policy,
-                 in_shape=in_shape, out_shape=out_shape, base_width=base_width, se_ratio=se_ratio, preact=preact,
-                 post_relu=post_relu, style=style, attention=attention, norm_groups=norm_groups,
-                 branches=branches, branch_count=branch_count, last_norm=last_norm, std_conv=std_conv,
-                 drop_path=drop_path)
+    return Stage(
+        name="",
+        kind=kind,
+        block=block,
+        width=width,
+        repeats=repeats,
+        stride=stride,
+        groups=groups,
+        kernel=kernel,
+        dilation=dilation,
+        expansion=expansion,
+        shortcut=shortcut,
+        policy=policy,
+        in_shape=in_shape,
+        out_shape=out_shape,
+        base_width=base_width,
+        se_ratio=se_ratio,
+        preact=preact,
+        post_relu=post_relu,
+        style=style,
+        attention=attention,
+        norm_groups=norm_groups,
+        branches=branches,
+        branch_count=branch_count,
+        last_norm=last_norm,
+        std_conv=std_conv,
+        drop_path=drop_path,
+    )
 
 
 @st.composite
-def networks(draw, policies=POLICIES, square: bool | None = None, max_stages: int = 4,
-             allow_special: bool = True) -> NetworkSpec:
+def networks(
+    draw, policies=POLICIES, square: bool | None = None, max_stages: int = 4, allow_special: bool = True
+) -> NetworkSpec:
     """A valid network and its description. `square=True` keeps H == W."""
     policy = draw(st.sampled_from(policies))
     c = draw(st.sampled_from([1, 3, 3, 4]))
@@ -355,9 +401,20 @@ def networks(draw, policies=POLICIES, square: bool | None = None, max_stages: in
     style = tuple(s for s in ("spaced_input", "p_kw", "no_sections", "wrapped_head") if draw(st.booleans()))
     style += (draw(st.sampled_from(["plain", "plain", "flatten", "dropout", "nobias"])),)
     explicit_policy = policy != "B" or draw(st.booleans())
-    spec = NetworkSpec(name=draw(st.sampled_from(["net", "gen", "resnet_x", "n0"])), input_shape=(c, h, w),
-                       stem_width=stem_width, stem_kernel=kernel, stem_stride=stride, stem_padding=padding,
-                       stem_pool=pool, stem_shape=stem_shape, stages=tuple(stages), policy=policy,
-                       classes=draw(st.integers(1, 100)), classes_param=draw(st.booleans()),
-                       explicit_policy=explicit_policy, style=style)
+    spec = NetworkSpec(
+        name=draw(st.sampled_from(["net", "gen", "resnet_x", "n0"])),
+        input_shape=(c, h, w),
+        stem_width=stem_width,
+        stem_kernel=kernel,
+        stem_stride=stride,
+        stem_padding=padding,
+        stem_pool=pool,
+        stem_shape=stem_shape,
+        stages=tuple(stages),
+        policy=policy,
+        classes=draw(st.integers(1, 100)),
+        classes_param=draw(st.booleans()),
+        explicit_policy=explicit_policy,
+        style=style,
+    )
     return replace(spec, source=render(spec))

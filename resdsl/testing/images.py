@@ -29,12 +29,20 @@ def random_image(height: int, width: int, g: torch.Generator, channels: int = 3)
     return (torch.stack(planes).clamp(0, 1) * 255).to(torch.uint8)
 
 
-def image_folder(root: str | os.PathLike, classes: int = 3, per_class: int = 8,
-                 sizes: list[tuple[int, int]] | None = None, seed: int = 0, quality: int = 90,
-                 png_every: int = 0, gray_every: int = 0) -> list[Path]:
+def image_folder(
+    root: str | os.PathLike,
+    classes: int = 3,
+    per_class: int = 8,
+    sizes: list[tuple[int, int]] | None = None,
+    seed: int = 0,
+    quality: int = 90,
+    png_every: int = 0,
+    gray_every: int = 0,
+) -> list[Path]:
     """root/<class>/<i>.jpg (a PNG every `png_every`-th file, a grayscale JPEG every `gray_every`-th),
     sizes cycling through `sizes` (H, W); the files written."""
     from torchvision.io import encode_jpeg, encode_png
+
     g = torch.Generator().manual_seed(seed)
     sizes = sizes or [(48, 64), (64, 48), (40, 120), (96, 96)]
     written = []
@@ -57,6 +65,7 @@ def image_folder(root: str | os.PathLike, classes: int = 3, per_class: int = 8,
 def shards(folder: str | os.PathLike, out: str | os.PathLike, per_shard: int = 64, prefix: str = "train") -> str:
     """Write the images of an image folder (root/<class>/<file>) as WebDataset shards; return the pattern."""
     import webdataset as wds
+
     folder, out = Path(folder), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
@@ -64,8 +73,13 @@ def shards(folder: str | os.PathLike, out: str | os.PathLike, per_shard: int = 6
     count = math.ceil(len(files) / per_shard)
     for s in range(count):
         with wds.TarWriter(str(out / f"{prefix}-{s:04d}.tar")) as writer:
-            for path in files[s * per_shard:(s + 1) * per_shard]:
+            for path in files[s * per_shard : (s + 1) * per_shard]:
                 ext = path.suffix.lower().lstrip(".")
-                writer.write({"__key__": f"{path.parent.name}_{path.stem}", ext: path.read_bytes(),
-                              "cls": str(classes.index(path.parent.name))})
+                writer.write(
+                    {
+                        "__key__": f"{path.parent.name}_{path.stem}",
+                        ext: path.read_bytes(),
+                        "cls": str(classes.index(path.parent.name)),
+                    }
+                )
     return str(out / f"{prefix}-{{0000..{count - 1:04d}}}.tar")

@@ -16,8 +16,8 @@ import io
 import os
 import sys
 import types
+from collections.abc import Callable
 from dataclasses import fields, replace
-from typing import Callable
 
 import torch
 
@@ -50,8 +50,20 @@ def read(path: str) -> dict:
 
 # What --resume lets change: how the run is carried out, not what it computes (`epochs` to extend or
 # shorten what is left of it; its schedule then spans the new number).
-CHANGEABLE = ("epochs", "workers", "device", "channels_last", "compile", "cuda_graphs", "log", "log_every",
-              "on_bad_image", "decode", "max_memory", "strict")
+CHANGEABLE = (
+    "epochs",
+    "workers",
+    "device",
+    "channels_last",
+    "compile",
+    "cuda_graphs",
+    "log",
+    "log_every",
+    "on_bad_image",
+    "decode",
+    "max_memory",
+    "strict",
+)
 # Never restored: the budgets of one invocation, and what says where and how to start.
 BUDGETS = ("max_steps", "max_time")
 NOT_RESTORED = ("spec", "out", "resume", "overwrite", "explicit") + BUDGETS
@@ -85,9 +97,11 @@ def restored(cfg: TrainConfig, state: dict, out: str, say: Callable[..., None]) 
 
     def refuse(what: str, theirs: str, option_: str) -> None:
         changeable = ", ".join(map(option, CHANGEABLE + BUDGETS))
-        raise UsageError(f"--resume: the run in {out} was trained with {theirs}, not {what}; leave {option_} out "
-                         f"to keep the run's value (on --resume only {changeable} may change), or start a new run "
-                         "in another --out or with --overwrite")
+        raise UsageError(
+            f"--resume: the run in {out} was trained with {theirs}, not {what}; leave {option_} out "
+            f"to keep the run's value (on --resume only {changeable} may change), or start a new run "
+            "in another --out or with --overwrite"
+        )
 
     values = {}
     for name, theirs in saved.items():
@@ -102,8 +116,11 @@ def restored(cfg: TrainConfig, state: dict, out: str, say: Callable[..., None]) 
         if name == "overrides":  # --set KEY=VALUE: each one given must be the run's
             for key, text in value.items():
                 if theirs.get(key) != str(text):
-                    refuse(f"--set {key}={text}", f"--set {key}={theirs[key]}" if key in theirs else
-                           f"no --set {key}", "--set")
+                    refuse(
+                        f"--set {key}={text}",
+                        f"--set {key}={theirs[key]}" if key in theirs else f"no --set {key}",
+                        "--set",
+                    )
             values[name] = theirs
             continue
         if name == "recipe" and value == "auto":  # auto chose the run's recipe
@@ -114,15 +131,19 @@ def restored(cfg: TrainConfig, state: dict, out: str, say: Callable[..., None]) 
     if "epochs" in mine and saved.get("epochs") is not None and cfg.epochs != saved["epochs"]:
         if cfg.epochs < done:
             where = f"is in epoch {done}" if state.get("step") else f"has trained {done} epochs"
-            raise UsageError(f"--resume: --epochs {cfg.epochs}, but the run in {out} {where}; give at least "
-                             f"--epochs {done}")
-        say(f"--epochs {cfg.epochs}: the run in {out} was started with --epochs {saved['epochs']}; its schedule "
-            f"now spans {cfg.epochs} epochs")
+            raise UsageError(
+                f"--resume: --epochs {cfg.epochs}, but the run in {out} {where}; give at least --epochs {done}"
+            )
+        say(
+            f"--epochs {cfg.epochs}: the run in {out} was started with --epochs {saved['epochs']}; its schedule "
+            f"now spans {cfg.epochs} epochs"
+        )
     return replace(cfg, **values)
 
 
-def resume(state: dict, path: str, net: Network, model: torch.nn.Module, optimizer, scheduler, scaler,
-           ema=None) -> None:
+def resume(
+    state: dict, path: str, net: Network, model: torch.nn.Module, optimizer, scheduler, scaler, ema=None
+) -> None:
     """Load the checkpoint `state` (read from `path`) into the run's objects."""
     weights = state["model"]
     problems = check_state_dict(net, model, weights, path)
@@ -147,8 +168,15 @@ def _classifier(net: Network) -> str | None:
     return owners[-1] if owners else None
 
 
-def init_from(net: Network, model: torch.nn.Module, path: str, *, strict: bool, say: Callable[..., None],
-              warn: Callable[[str], None] | None = None) -> None:
+def init_from(
+    net: Network,
+    model: torch.nn.Module,
+    path: str,
+    *,
+    strict: bool,
+    say: Callable[..., None],
+    warn: Callable[[str], None] | None = None,
+) -> None:
     """Load every tensor of `path` whose name and shape match; the rest keep their fresh init.
 
     The classifier's tensors are expected to differ when the data has another number of classes.
@@ -168,17 +196,23 @@ def init_from(net: Network, model: torch.nn.Module, path: str, *, strict: bool, 
             # the classifier's reshape is still expected: check it against its own tensors
             problems = check_state_dict(net, model, {**source, **{k: own[k] for k in reshaped}}, path)
             raise SpecError(problems[:50], net.sources, total=len(problems))
+
         def some(keys: list[str]) -> str:  # by module: `layer1.1.bn1`, not its five tensors
             names = list(dict.fromkeys(k.rsplit(".", 1)[0] for k in keys))
             return ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
-        warn(f"warning: --init-from {path} matched only {len(matched)} of {len(own)} tensors of {net.name}"
-             + (f"; not loaded: {some(missing)}" if missing else "")
-             + (f"; not in {net.name}: {some(unused)}" if unused else "")
-             + ". Was it saved from another architecture? (--strict makes this an error)")
+
+        warn(
+            f"warning: --init-from {path} matched only {len(matched)} of {len(own)} tensors of {net.name}"
+            + (f"; not loaded: {some(missing)}" if missing else "")
+            + (f"; not in {net.name}: {some(unused)}" if unused else "")
+            + ". Was it saved from another architecture? (--strict makes this an error)"
+        )
     model.load_state_dict(matched, strict=False)
     fresh = sorted({k.rsplit(".", 1)[0] for k in own if k not in matched})
-    say(f"--init-from {path}: loaded {len(matched)} of {len(own)} tensors"
-        + (f"; re-initialised {', '.join(fresh[:8])}{' …' if len(fresh) > 8 else ''}" if fresh else ""))
+    say(
+        f"--init-from {path}: loaded {len(matched)} of {len(own)} tensors"
+        + (f"; re-initialised {', '.join(fresh[:8])}{' …' if len(fresh) > 8 else ''}" if fresh else "")
+    )
 
 
 def freeze(model: torch.nn.Module, net: Network, names: tuple[str, ...]) -> int:

@@ -39,8 +39,9 @@ def require(source: str) -> None:
     try:
         __import__(module)
     except ImportError:
-        raise UsageError(f"--data {kind} needs {name}, which is not installed: pip install {name} "
-                         "(or pip install 'resdsl[train]')") from None
+        raise UsageError(
+            f"--data {kind} needs {name}, which is not installed: pip install {name} (or pip install 'resdsl[train]')"
+        ) from None
 
 
 def examples(source: str) -> int | None:
@@ -81,6 +82,7 @@ def load_data(source: str, input_shape: tuple[int, ...], seed: int) -> Data:
 
 def _digits() -> tuple[torch.Tensor, torch.Tensor]:
     from sklearn.datasets import load_digits
+
     digits = load_digits()
     images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (1797, 1, 8, 8) in [0, 1]
     return images, torch.tensor(digits.target, dtype=torch.int64)
@@ -88,16 +90,20 @@ def _digits() -> tuple[torch.Tensor, torch.Tensor]:
 
 def _cifar10(path: str):
     from torchvision.datasets import CIFAR10
+
     try:
         train = CIFAR10(path, train=True, download=False)
         val = CIFAR10(path, train=False, download=False)
     except (RuntimeError, OSError, ValueError, KeyError, EOFError) as exc:
-        raise DataError(f"--data cifar10:{path}: not the CIFAR-10 python batches "
-                        f"(cifar-10-batches-py/data_batch_1..5, test_batch): {exc}") from None
+        raise DataError(
+            f"--data cifar10:{path}: not the CIFAR-10 python batches "
+            f"(cifar-10-batches-py/data_batch_1..5, test_batch): {exc}"
+        ) from None
 
     def tensors(ds):
         x = torch.tensor(ds.data).permute(0, 3, 1, 2).float() / 255.0
         return x, torch.tensor(ds.targets, dtype=torch.int64)
+
     return tensors(train), tensors(val)
 
 
@@ -105,8 +111,12 @@ def _finish(train_x, train_y, val_x, val_y, input_shape, seed, name, augment) ->
     if val_x is None or len(val_x) == 0:  # split 80/20 with a fixed seed
         order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed))
         cut = int(0.8 * len(order))
-        train_x, train_y, val_x, val_y = (train_x[order[:cut]], train_y[order[:cut]], train_x[order[cut:]],
-                                          train_y[order[cut:]])
+        train_x, train_y, val_x, val_y = (
+            train_x[order[:cut]],
+            train_y[order[:cut]],
+            train_x[order[cut:]],
+            train_y[order[cut:]],
+        )
     mean, std = train_x.mean(), train_x.std().clamp_min(1e-6)
     fit = lambda x: (_fit(x, input_shape) - mean) / std  # noqa: E731
     classes = int(max(train_y.max(), val_y.max())) + 1
@@ -118,8 +128,10 @@ def _fit(images: torch.Tensor, input_shape: tuple[int, ...]) -> torch.Tensor:
     if len(input_shape) == 1:
         flat = images.reshape(len(images), -1)
         if flat.shape[1] != input_shape[0]:
-            raise DataError(f"the data has {flat.shape[1]} values per example, the spec's input is a vector of "
-                            f"{input_shape[0]}: use --input {flat.shape[1]}")
+            raise DataError(
+                f"the data has {flat.shape[1]} values per example, the spec's input is a vector of "
+                f"{input_shape[0]}: use --input {flat.shape[1]}"
+            )
         return flat
     c, h, w = input_shape
     if images.shape[2:] != (h, w):

@@ -19,7 +19,7 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 
 # No image file is read whole beyond this: a bound checked with fstat before reading (and on a shard's
 # members before decoding). The largest photographs are tens of MB; TIFF scans a few hundred.
-MAX_IMAGE_BYTES = 512 * 2 ** 20
+MAX_IMAGE_BYTES = 512 * 2**20
 # Nor decoded beyond this many pixels: PIL's own bound (DecompressionBombError), applied to the files
 # torchvision.io decodes too (their header says the size before any pixel is decoded).
 MAX_IMAGE_PIXELS = 2 * 89_478_485
@@ -65,8 +65,10 @@ def jpeg_frame(buf: memoryview) -> tuple[int, int, int, int, int] | None:
 
 def _check_pixels(height: int, width: int) -> None:
     if height * width > MAX_IMAGE_PIXELS:
-        raise ValueError(f"the image has {width}x{height} pixels, over the bound of {MAX_IMAGE_PIXELS:,} "
-                         "(PIL's decompression-bomb limit)")
+        raise ValueError(
+            f"the image has {width}x{height} pixels, over the bound of {MAX_IMAGE_PIXELS:,} "
+            "(PIL's decompression-bomb limit)"
+        )
 
 
 def decode(data: torch.Tensor, channels: int, path: str = "") -> torch.Tensor:
@@ -80,6 +82,7 @@ def decode(data: torch.Tensor, channels: int, path: str = "") -> torch.Tensor:
       out as it is stored.
     """
     from torchvision.io import ImageReadMode, decode_image
+
     buf = memoryview(data.numpy())
     kind = image_kind(buf)
     if kind == "jpeg":
@@ -102,6 +105,7 @@ def _decode_pil(buf: memoryview, channels: int) -> torch.Tensor:
 
     import numpy as np
     from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(io.BytesIO(buf)) as image:  # an animation opens at its first frame
             if image.mode.startswith("I;16"):  # 16-bit grey: PIL's convert clips at 255, take the high byte
@@ -124,8 +128,13 @@ def reason(exc: Exception) -> str:
 
 
 def file_type(mode: int) -> str:
-    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")):
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a directory"),
+    ):
         if test(mode):
             return name
     return "not a regular file"
@@ -151,8 +160,9 @@ def read_bytes(path: str) -> torch.Tensor:
         if not stat.S_ISREG(info.st_mode):
             raise ValueError(f"not a regular file ({file_type(info.st_mode)})")
         if info.st_size > MAX_IMAGE_BYTES:
-            raise ValueError(f"the file has {info.st_size:,} bytes, over the bound of {MAX_IMAGE_BYTES:,} for an "
-                             "image file")
+            raise ValueError(
+                f"the file has {info.st_size:,} bytes, over the bound of {MAX_IMAGE_BYTES:,} for an image file"
+            )
         data = f.read(MAX_IMAGE_BYTES + 1)
     if not data:
         raise ValueError("the file is empty")

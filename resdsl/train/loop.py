@@ -76,29 +76,36 @@ def _check_memory(net: Network, cfg: TrainConfig, device: torch.device, amp: str
     else:
         limit = physical_memory()
         where = f"the {show_bytes(limit or 0)} of memory of this machine"
-    check_memory(net, cfg.batch_size, training=True, limit=limit, where=where,
-                 activation_bytes=2 if amp in ("bf16", "fp16") else 4,
-                 extra=data, extra_what=f"the data ({cfg.data}), held in memory")
+    check_memory(
+        net,
+        cfg.batch_size,
+        training=True,
+        limit=limit,
+        where=where,
+        activation_bytes=2 if amp in ("bf16", "fp16") else 4,
+        extra=data,
+        extra_what=f"the data ({cfg.data}), held in memory",
+    )
 
 
 @dataclass
 class _Run:
     """What the epochs need, once set up."""
 
-    cfg: TrainConfig          # with the recipe's values filled in
+    cfg: TrainConfig  # with the recipe's values filled in
     net: Network
-    source: object            # sources.InMemory | Folder | Shards
-    model: torch.nn.Module    # what runs the batches (DDP, compiled)
-    raw: torch.nn.Module      # the plain module, for state dicts
+    source: object  # sources.InMemory | Folder | Shards
+    model: torch.nn.Module  # what runs the batches (DDP, compiled)
+    raw: torch.nn.Module  # the plain module, for state dicts
     ema: torch.optim.swa_utils.AveragedModel | None
     device: torch.device
     dtype: torch.dtype | None
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
     scaler: torch.amp.GradScaler
-    steps_per_epoch: int      # micro-batches
-    deadline: "_Deadline | None" = None  # --max-time, set when the epochs start
-    frozen: int = 0           # parameters frozen by --freeze
+    steps_per_epoch: int  # micro-batches
+    deadline: _Deadline | None = None  # --max-time, set when the epochs start
+    frozen: int = 0  # parameters frozen by --freeze
 
 
 def train(cfg: TrainConfig, log=print) -> list[dict]:
@@ -118,8 +125,10 @@ def train(cfg: TrainConfig, log=print) -> list[dict]:
     elif not cfg.overwrite:
         held = [name for name in RUN_FILES if os.path.exists(os.path.join(out, name))]
         if held:
-            raise UsageError(f"--out {out} holds a run ({', '.join(held)}): give --resume to continue it, or "
-                             "--overwrite to replace it")
+            raise UsageError(
+                f"--out {out} holds a run ({', '.join(held)}): give --resume to continue it, or "
+                "--overwrite to replace it"
+            )
     require(cfg.data)
     require_tensorboard(cfg.log)
     if cfg.init_from is not None and not cfg.resume and not os.path.isfile(cfg.init_from):
@@ -154,20 +163,25 @@ def train(cfg: TrainConfig, log=print) -> list[dict]:
         if start >= cfg.epochs:
             say(f"the run in {out} has trained all its {cfg.epochs} epochs; --epochs N continues it to N")
     net, source = run.net, run.source
-    say(f"training {net.name} ({net.params:,} params, {format_count(net.macs)} MACs per image) on {source.name}: "
+    say(
+        f"training {net.name} ({net.params:,} params, {format_count(net.macs)} MACs per image) on {source.name}: "
         f"{source.train_count} train / {source.val_count} val, {source.classes} classes, "
         f"{run.device}{f' x{world}' if distributed else ''}, amp {_amp(run)}, batch {cfg.batch_size}"
         f"{f' x{cfg.accumulate} accumulated' if cfg.accumulate > 1 else ''}, recipe {cfg.recipe}: "
-        f"{cfg.epochs} epochs, lr {cfg.lr:g}, {cfg.schedule}")
+        f"{cfg.epochs} epochs, lr {cfg.lr:g}, {cfg.schedule}"
+    )
     if run.frozen:
-        say(f"--freeze {' '.join(cfg.freeze)}: {run.frozen:,} parameters frozen; their norms keep their running "
-            "statistics (eval mode)")
+        say(
+            f"--freeze {' '.join(cfg.freeze)}: {run.frozen:,} parameters frozen; their norms keep their running "
+            "statistics (eval mode)"
+        )
     metrics = Log(out, cfg.log, main_rank)
     run.deadline = _Deadline(cfg.max_time, distributed)
     try:
         for epoch in range(start, cfg.epochs):
-            record, step, meter = _epoch(run, epoch, start_step if epoch == start else 0, meter_state,
-                                         main_rank, metrics)
+            record, step, meter = _epoch(
+                run, epoch, start_step if epoch == start else 0, meter_state, main_rank, metrics
+            )
             meter_state = None
             stopped = step < run.steps_per_epoch  # by a budget, within the epoch
             history.append(record)
@@ -175,29 +189,39 @@ def train(cfg: TrainConfig, log=print) -> list[dict]:
             if improved:
                 best = record["val_acc"]
             if record["val_acc"] is None and not any(r["val_acc"] is None for r in history[:-1]):
-                say("note: there is no validation data: val_loss, val_acc and val_top5 are null in metrics.jsonl "
-                    "and best.pt is not written (last.pt is the run's checkpoint)")
+                say(
+                    "note: there is no validation data: val_loss, val_acc and val_top5 are null in metrics.jsonl "
+                    "and best.pt is not written (last.pt is the run's checkpoint)"
+                )
             if main_rank:
-                state = {"model": run.raw.state_dict(), "optimizer": run.optimizer.state_dict(),
-                         "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
-                         "ema": run.ema.state_dict() if run.ema is not None else None,
-                         "epoch": epoch if stopped else epoch + 1, "step": step if stopped else 0,
-                         "meter": meter.state() if stopped else None,
-                         "best_val_acc": best, "history": history,
-                         "rng": torch.get_rng_state(),
-                         "cuda_rng": torch.cuda.get_rng_state_all() if run.device.type == "cuda" else [],
-                         "network": net.name,
-                         "config": {k: v for k, v in asdict(cfg).items() if k not in ("overrides", "explicit")},
-                         "overrides": {k: str(v) for k, v in cfg.overrides.items()},
-                         "spec": net.sources.get(net.path)}
+                state = {
+                    "model": run.raw.state_dict(),
+                    "optimizer": run.optimizer.state_dict(),
+                    "scheduler": run.scheduler.state_dict(),
+                    "scaler": run.scaler.state_dict(),
+                    "ema": run.ema.state_dict() if run.ema is not None else None,
+                    "epoch": epoch if stopped else epoch + 1,
+                    "step": step if stopped else 0,
+                    "meter": meter.state() if stopped else None,
+                    "best_val_acc": best,
+                    "history": history,
+                    "rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state_all() if run.device.type == "cuda" else [],
+                    "network": net.name,
+                    "config": {k: v for k, v in asdict(cfg).items() if k not in ("overrides", "explicit")},
+                    "overrides": {k: str(v) for k, v in cfg.overrides.items()},
+                    "spec": net.sources.get(net.path),
+                }
                 checkpoint.save(state, last_path)
                 if improved:
                     checkpoint.save(state, best_path)
                 metrics.epochs(history)
                 say(_line(record, cfg.epochs))
             if stopped or (epoch + 1 < cfg.epochs and (_steps_done(run) or run.deadline.settle())):
-                say(f"stopped by {'--max-steps' if _steps_done(run) else '--max-time'} after "
-                    f"{run.scheduler.last_epoch} optimizer steps; --resume continues from here")
+                say(
+                    f"stopped by {'--max-steps' if _steps_done(run) else '--max-time'} after "
+                    f"{run.scheduler.last_epoch} optimizer steps; --resume continues from here"
+                )
                 break
     finally:
         metrics.close()
@@ -217,11 +241,12 @@ def _line(record: dict, epochs: int) -> str:
         val = "no validation data"
     else:
         ema = f" | ema acc {record['val_acc_ema']:.4f}" if record.get("val_acc_ema") is not None else ""
-        val = (f"val loss {record['val_loss']:.4f} acc {record['val_acc']:.4f} top-5 {record['val_top5']:.4f}"
-               f"{ema}")
-    return (f"epoch {record['epoch']}/{epochs}{' (stopped)' if record.get('partial') else ''}: train loss "
-            f"{record['train_loss']:.4f} acc {record['train_acc']:.4f} | {val} | lr {record['lr']:.4g} | "
-            f"{record['images_per_s']:.0f} images/s")
+        val = f"val loss {record['val_loss']:.4f} acc {record['val_acc']:.4f} top-5 {record['val_top5']:.4f}{ema}"
+    return (
+        f"epoch {record['epoch']}/{epochs}{' (stopped)' if record.get('partial') else ''}: train loss "
+        f"{record['train_loss']:.4f} acc {record['train_acc']:.4f} | {val} | lr {record['lr']:.4g} | "
+        f"{record['images_per_s']:.0f} images/s"
+    )
 
 
 def _amp(run: _Run) -> str:
@@ -246,20 +271,36 @@ def _set_up(cfg: TrainConfig, device: torch.device, rank: int, world: int, say) 
     cfg = recipe.resolve(cfg, chosen, world)
     unknown = [name for name in cfg.freeze if name not in {p.name for p in net.parts}]
     if unknown:  # before the data is read
-        raise UsageError(f"--freeze {unknown[0]}: no such part of {net.name}; its parts are "
-                         f"{', '.join(p.name for p in net.parts)}")
+        raise UsageError(
+            f"--freeze {unknown[0]}: no such part of {net.name}; its parts are {', '.join(p.name for p in net.parts)}"
+        )
     _check_memory(net, cfg, device, amp)
-    where = Where(device, rank, world, cfg.seed, cfg.batch_size, channels_last, cfg.workers, cfg.on_bad_image,
-                  cfg.decode, cfg.epoch_samples)
+    where = Where(
+        device,
+        rank,
+        world,
+        cfg.seed,
+        cfg.batch_size,
+        channels_last,
+        cfg.workers,
+        cfg.on_bad_image,
+        cfg.decode,
+        cfg.epoch_samples,
+    )
     source = open_source(cfg.data, net.input_shape, where, default_classes=net.output_shape[0])
     if source.classes != net.output_shape[0]:
         if "classes" not in net.parameters:
-            raise DataError(f"the data has {source.classes} classes, `{net.name}` outputs {net.output_shape[0]} and "
-                            "has no `classes` parameter to change")
-        say(f"note: {source.name} has {source.classes} classes; setting classes={source.classes} "
-            f"(the spec says {net.parameters['classes']})")
-        net = load(cfg.spec, network=cfg.network, input_shape=cfg.input_shape,
-                   **{**cfg.overrides, "classes": source.classes})
+            raise DataError(
+                f"the data has {source.classes} classes, `{net.name}` outputs {net.output_shape[0]} and "
+                "has no `classes` parameter to change"
+            )
+        say(
+            f"note: {source.name} has {source.classes} classes; setting classes={source.classes} "
+            f"(the spec says {net.parameters['classes']})"
+        )
+        net = load(
+            cfg.spec, network=cfg.network, input_shape=cfg.input_shape, **{**cfg.overrides, "classes": source.classes}
+        )
     model = net.to_torch()
     if cfg.init_from and not cfg.resume:  # a resumed run's weights are its last.pt's
         checkpoint.init_from(net, model, cfg.init_from, strict=cfg.strict, say=say)
@@ -271,6 +312,7 @@ def _set_up(cfg: TrainConfig, device: torch.device, rank: int, world: int, say) 
     ema = None
     if cfg.ema is not None:  # an average of the weights and the norms' running statistics, on the device
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
         ema = AveragedModel(raw, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
     if distributed:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
@@ -278,15 +320,34 @@ def _set_up(cfg: TrainConfig, device: torch.device, rank: int, world: int, say) 
         model = torch.compile(model, mode="reduce-overhead" if cfg.cuda_graphs else None)
 
     groups = recipe.parameter_groups(raw, cfg.weight_decay, cfg.no_decay_norm_bias)
-    optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                                **({"fused": True} if cuda else {"foreach": True}))
+    optimizer = torch.optim.SGD(
+        groups,
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        **({"fused": True} if cuda else {"foreach": True}),
+    )
     updates_per_epoch = math.ceil(source.steps_per_epoch / cfg.accumulate)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: recipe.lr_factor(s, updates_per_epoch, cfg, chosen.milestones))
+        optimizer, lambda s: recipe.lr_factor(s, updates_per_epoch, cfg, chosen.milestones)
+    )
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
-    return _Run(cfg, net, source, model, raw, ema, device, dtype, optimizer, scheduler, scaler,
-                source.steps_per_epoch, frozen=frozen)
+    return _Run(
+        cfg,
+        net,
+        source,
+        model,
+        raw,
+        ema,
+        device,
+        dtype,
+        optimizer,
+        scheduler,
+        scaler,
+        source.steps_per_epoch,
+        frozen=frozen,
+    )
 
 
 def _steps_done(run: _Run) -> bool:
@@ -369,26 +430,37 @@ def _epoch(run: _Run, epoch: int, start: int, meter_state, main_rank: bool, metr
                 seen = meter.read()
                 rate = (meter.count - first_count) / max(time.perf_counter() - started, 1e-9)
                 advance(step, seen["loss"], seen["acc"], rate)
-                metrics.scalars("train", {"loss": seen["loss"], "acc": seen["acc"],
-                                          "lr": run.optimizer.param_groups[0]["lr"]}, run.scheduler.last_epoch)
+                metrics.scalars(
+                    "train",
+                    {"loss": seen["loss"], "acc": seen["acc"], "lr": run.optimizer.param_groups[0]["lr"]},
+                    run.scheduler.last_epoch,
+                )
             if last_micro and (_steps_done(run) or run.deadline.poll()):
                 break
     seconds = time.perf_counter() - started
     train_ = meter.read(reduce=dist.is_initialized())
     none = {"loss": None, "acc": None, "top5": None}
     val = _evaluate(run, run.model) or none  # no validation data: null, never an accuracy of 0
-    record = {"epoch": epoch + 1, "train_loss": train_["loss"], "train_acc": train_["acc"],
-              "val_loss": val["loss"], "val_acc": val["acc"], "val_top5": val["top5"],
-              "lr": run.optimizer.param_groups[0]["lr"], "steps": run.scheduler.last_epoch,
-              "images_per_s": (meter.count - first_count) * (dist.get_world_size() if dist.is_initialized() else 1)
-              / seconds, "seconds": seconds}
+    record = {
+        "epoch": epoch + 1,
+        "train_loss": train_["loss"],
+        "train_acc": train_["acc"],
+        "val_loss": val["loss"],
+        "val_acc": val["acc"],
+        "val_top5": val["top5"],
+        "lr": run.optimizer.param_groups[0]["lr"],
+        "steps": run.scheduler.last_epoch,
+        "images_per_s": (meter.count - first_count) * (dist.get_world_size() if dist.is_initialized() else 1) / seconds,
+        "seconds": seconds,
+    }
     if run.ema is not None:
         ema = _evaluate(run, run.ema.module) or none
         record.update(val_loss_ema=ema["loss"], val_acc_ema=ema["acc"], val_top5_ema=ema["top5"])
     if step < run.steps_per_epoch:
         record["partial"] = True
-    metrics.scalars("val", {k: v for k, v in record.items() if k.startswith("val_") and v is not None},
-                    run.scheduler.last_epoch)
+    metrics.scalars(
+        "val", {k: v for k, v in record.items() if k.startswith("val_") and v is not None}, run.scheduler.last_epoch
+    )
     return record, step, meter
 
 

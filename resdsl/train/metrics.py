@@ -33,10 +33,11 @@ class Meter:
     @torch.no_grad()
     def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
         k = min(5, logits.shape[1])
-        top = logits.topk(k, dim=1).indices                # (B, k)
-        hits = top == labels[:, None]                       # (B, k)
-        self.sums += torch.stack([loss.detach().double() * len(labels), hits[:, 0].sum().double(),
-                                  hits.any(1).sum().double()])
+        top = logits.topk(k, dim=1).indices  # (B, k)
+        hits = top == labels[:, None]  # (B, k)
+        self.sums += torch.stack(
+            [loss.detach().double() * len(labels), hits[:, 0].sum().double(), hits.any(1).sum().double()]
+        )
         self.count += len(labels)
 
     def state(self) -> list[float]:
@@ -83,10 +84,13 @@ def require_tensorboard(kinds: tuple[str, ...]) -> None:
         try:
             import tensorboard  # noqa: F401
         except ImportError:
-            raise UsageError("--log tensorboard needs the tensorboard package: pip install tensorboard "
-                             "(or pip install 'resdsl[train]')") from None
+            raise UsageError(
+                "--log tensorboard needs the tensorboard package: pip install tensorboard "
+                "(or pip install 'resdsl[train]')"
+            ) from None
 
 
 def tensorboard_writer(directory: str):
     from torch.utils.tensorboard import SummaryWriter
+
     return SummaryWriter(directory)

@@ -35,10 +35,16 @@ class Progress:
     def __enter__(self):
         if not self.enabled:
             return lambda step, loss, acc, rate: None
-        from rich.progress import BarColumn, Progress as Bar, TextColumn, TimeRemainingColumn
-        self.bar = Bar(TextColumn(f"epoch {self.epoch + 1}/{self.epochs}"), BarColumn(),
-                       TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.3f}  "
-                                  "{task.fields[rate]:.0f} images/s"), TimeRemainingColumn(), transient=True)
+        from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
+        from rich.progress import Progress as Bar
+
+        self.bar = Bar(
+            TextColumn(f"epoch {self.epoch + 1}/{self.epochs}"),
+            BarColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.3f}  {task.fields[rate]:.0f} images/s"),
+            TimeRemainingColumn(),
+            transient=True,
+        )
         self.bar.start()
         task = self.bar.add_task("train", total=self.steps, completed=self.start, loss=float("nan"), acc=0.0, rate=0.0)
         return lambda step, loss, acc, rate: self.bar.update(task, completed=step, loss=loss, acc=acc, rate=rate)
@@ -52,8 +58,10 @@ class Progress:
 def plot(history: list[dict], path: str, title: str) -> None:
     """Loss and accuracy per epoch, train and val, written atomically as a PNG."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     epochs = [r["epoch"] for r in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for key, axis in (("loss", left), ("acc", right)):

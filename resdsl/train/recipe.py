@@ -26,8 +26,8 @@ from .config import TrainConfig
 class Recipe:
     name: str
     epochs: int
-    batch_size: int          # per optimizer step, all processes together
-    lr: float                # for `batch_size`; scaled linearly with the real total batch
+    batch_size: int  # per optimizer step, all processes together
+    lr: float  # for `batch_size`; scaled linearly with the real total batch
     weight_decay: float
     warmup_epochs: float
     schedule: str
@@ -35,10 +35,26 @@ class Recipe:
 
 
 RECIPES = {
-    "imagenet": Recipe("imagenet", epochs=90, batch_size=256, lr=0.1, weight_decay=1e-4, warmup_epochs=0.0,
-                       schedule="step", milestones=(1 / 3, 2 / 3)),
-    "cifar": Recipe("cifar", epochs=10, batch_size=128, lr=0.1, weight_decay=1e-4, warmup_epochs=1.0,
-                    schedule="cosine", milestones=(0.5, 0.75)),
+    "imagenet": Recipe(
+        "imagenet",
+        epochs=90,
+        batch_size=256,
+        lr=0.1,
+        weight_decay=1e-4,
+        warmup_epochs=0.0,
+        schedule="step",
+        milestones=(1 / 3, 2 / 3),
+    ),
+    "cifar": Recipe(
+        "cifar",
+        epochs=10,
+        batch_size=128,
+        lr=0.1,
+        weight_decay=1e-4,
+        warmup_epochs=1.0,
+        schedule="cosine",
+        milestones=(0.5, 0.75),
+    ),
 }
 
 
@@ -56,10 +72,16 @@ def resolve(cfg: TrainConfig, recipe: Recipe, world: int) -> TrainConfig:
     batch = cfg.batch_size or max(1, recipe.batch_size // (world * cfg.accumulate))
     total = batch * world * cfg.accumulate
     lr = cfg.lr if cfg.lr is not None else recipe.lr * (total / recipe.batch_size if recipe.name == "imagenet" else 1)
-    return replace(cfg, epochs=cfg.epochs or recipe.epochs, batch_size=batch, lr=lr,
-                   weight_decay=recipe.weight_decay if cfg.weight_decay is None else cfg.weight_decay,
-                   warmup_epochs=recipe.warmup_epochs if cfg.warmup_epochs is None else cfg.warmup_epochs,
-                   schedule=cfg.schedule or recipe.schedule, recipe=recipe.name)
+    return replace(
+        cfg,
+        epochs=cfg.epochs or recipe.epochs,
+        batch_size=batch,
+        lr=lr,
+        weight_decay=recipe.weight_decay if cfg.weight_decay is None else cfg.weight_decay,
+        warmup_epochs=recipe.warmup_epochs if cfg.warmup_epochs is None else cfg.warmup_epochs,
+        schedule=cfg.schedule or recipe.schedule,
+        recipe=recipe.name,
+    )
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -71,8 +93,10 @@ def validate(cfg: TrainConfig) -> None:
     for name in ("lr", "momentum", "weight_decay", "warmup_epochs", "label_smoothing", "max_time"):
         value = getattr(cfg, name)
         if value is not None and (not math.isfinite(value) or value < 0 or (name in ("lr", "max_time") and value == 0)):
-            raise UsageError(f"--{name.replace('_', '-')} must be a "
-                             f"{'positive' if name in ('lr', 'max_time') else 'non-negative'} finite number, not {value}")
+            raise UsageError(
+                f"--{name.replace('_', '-')} must be a "
+                f"{'positive' if name in ('lr', 'max_time') else 'non-negative'} finite number, not {value}"
+            )
     if cfg.label_smoothing >= 1:
         raise UsageError(f"--label-smoothing must be below 1, not {cfg.label_smoothing}")
     if cfg.ema is not None and not 0 < cfg.ema < 1:

@@ -24,8 +24,8 @@ import random
 import re
 import tarfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
@@ -62,7 +62,7 @@ def count_names(pattern: str) -> int:
         elif pattern[pos] == "}":
             depth -= 1
             if depth == 0:
-                total *= _count_group(pattern[start + 1:pos])
+                total *= _count_group(pattern[start + 1 : pos])
         pos += 1
     if depth != 0:
         raise ValueError(f"unbalanced braces in {pattern!r}")
@@ -75,6 +75,7 @@ def _count_group(expr: str) -> int:
         return abs(last - first) // step + 1
     if match := _CHAR_RANGE.match(expr):
         import braceexpand
+
         return len(list(braceexpand.braceexpand("{" + expr + "}")))  # at most 52 letters
     items, start, pos, depth = [], 0, 0, 0
     while pos < len(expr):
@@ -98,14 +99,16 @@ def expand(pattern: str) -> list[str]:
     """The shard URLs of a brace pattern (`train-{000..099}.tar`), as webdataset expands them; at most
     MAX_SHARDS, counted before any name is made."""
     import braceexpand
+
     parts = pattern.split("::")
     try:
         names = sum(count_names(part) for part in parts)
     except ValueError as exc:
         raise DataError(f"--data wds:{pattern}: {exc}") from None
     if names > MAX_SHARDS:
-        raise DataError(f"--data wds:{pattern}: the pattern names {names:,} shards, more than the {MAX_SHARDS:,} "
-                        "a run takes")
+        raise DataError(
+            f"--data wds:{pattern}: the pattern names {names:,} shards, more than the {MAX_SHARDS:,} a run takes"
+        )
     urls = [url for part in parts for url in braceexpand.braceexpand(part)]
     if not urls:
         raise DataError(f"--data wds:{pattern}: the pattern names no shards")
@@ -154,19 +157,22 @@ def count(urls: list[str], source: str, split: bool, report=None) -> ShardCount:
     """Read the tar headers (and the tiny `cls` members) of local shards: samples per split, and classes.
     A sample whose `cls` is not a class index goes to `report(BadImage)` (by default: an error) and is
     not counted."""
+
     def fail(bad: BadImage) -> None:
         raise DataError(f"--data {source}: cannot read the {bad.kind} {bad.path}: {bad.reason}")
+
     report = report or fail
     train = val = 0
     top = -1
     for url in urls:
         if not os.path.isfile(url):
-            raise DataError(f"--data {source}: {url} is not a file (shards elsewhere than on disk need "
-                            "--epoch-samples N)")
+            raise DataError(
+                f"--data {source}: {url} is not a file (shards elsewhere than on disk need --epoch-samples N)"
+            )
         try:
             with tarfile.open(url) as tar:
-                keys: dict[str, bool] = {}      # the keys with an image, in order
-                unusable: set[str] = set()      # the keys with a bad `cls`
+                keys: dict[str, bool] = {}  # the keys with an image, in order
+                unusable: set[str] = set()  # the keys with a bad `cls`
                 for member in tar:
                     key, _, ext = member.name.partition(".")
                     if ext.lower() in IMAGE_KEYS:
@@ -196,8 +202,17 @@ def count(urls: list[str], source: str, split: bool, report=None) -> ShardCount:
 class ShardStream(IterableDataset):
     """The samples of this rank's shards for one epoch (set before the workers start), as `Item`s."""
 
-    def __init__(self, urls: list[str], transform: Transform, quota: int | None, rank: int, world: int, split: str,
-                 epoch: int = 0, classes: int | None = None):
+    def __init__(
+        self,
+        urls: list[str],
+        transform: Transform,
+        quota: int | None,
+        rank: int,
+        world: int,
+        split: str,
+        epoch: int = 0,
+        classes: int | None = None,
+    ):
         self.urls, self.transform, self.quota = urls, transform, quota
         self.rank, self.world, self.split, self.epoch = rank, world, split, epoch
         self.classes = classes  # a `cls` outside 0..classes-1 makes the sample unusable (None: 0..MAX_CLASSES-1)
@@ -211,14 +226,17 @@ class ShardStream(IterableDataset):
         order = list(self.urls)
         if self.transform.train:
             random.Random(f"{self.transform.seed}/{self.epoch}").shuffle(order)
-        mine = order[self.rank::self.world][worker::workers] or order[(self.rank * workers + worker) % len(order):][:1]
+        mine = (
+            order[self.rank :: self.world][worker::workers] or order[(self.rank * workers + worker) % len(order) :][:1]
+        )
         quota = self.worker_quota(worker, workers) if self.quota is not None else None
         produced, passes = 0, 0
         while True:  # a training epoch goes round this worker's shards until its quota is met
             samples = self._samples(mine)
             if self.transform.train:
-                samples = _shuffled(samples, random.Random(
-                    f"{self.transform.seed}/{self.epoch}/{self.rank}/{worker}/{passes}"))
+                samples = _shuffled(
+                    samples, random.Random(f"{self.transform.seed}/{self.epoch}/{self.rank}/{worker}/{passes}")
+                )
             before = produced
             for key, data, label, name, problem in samples:
                 if quota is not None and produced >= quota:
@@ -235,12 +253,14 @@ class ShardStream(IterableDataset):
     def _samples(self, urls: list[str]) -> Iterator[tuple[str, torch.Tensor | None, int, str, BadImage | None]]:
         """(key, image bytes, label, name, problem) of one pass over `urls`, in this split."""
         from webdataset.tariterators import tarfile_samples
+
         broken: list[str] = []
         where = urls[0] if len(urls) == 1 else f"one of {', '.join(urls[:3])}{', ...' if len(urls) > 3 else ''}"
 
         def handler(exc: Exception) -> bool:  # a broken shard: reported by the consumer, then skipped
             broken.append(f"{type(exc).__name__}: {exc}")
             return True
+
         for sample in tarfile_samples(({"url": url} for url in urls), handler=handler):
             while broken:
                 yield "", None, 0, where, BadImage(where, broken.pop(), "shard")
@@ -260,8 +280,16 @@ class ShardStream(IterableDataset):
                 yield key, None, label, name, BadImage(name, f"no image member ({', '.join(IMAGE_KEYS)})", "sample")
                 continue
             if len(image) > MAX_IMAGE_BYTES:
-                yield key, None, label, name, BadImage(name, f"the image has {len(image):,} bytes, over the bound "
-                                                       f"of {MAX_IMAGE_BYTES:,} for an image file")
+                yield (
+                    key,
+                    None,
+                    label,
+                    name,
+                    BadImage(
+                        name,
+                        f"the image has {len(image):,} bytes, over the bound of {MAX_IMAGE_BYTES:,} for an image file",
+                    ),
+                )
                 continue
             yield key, torch.frombuffer(bytearray(image), dtype=torch.uint8), label, name, None
         while broken:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 import os
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import torch
 
@@ -22,9 +22,9 @@ from ..errors import RunError as DataError
 from ..files import expand
 from ..library import UsageError
 from .data import augment_batch, load_data
-from .shards import ShardStream, check_local, count, expand as expand_shards
-from .stream import (BadImage, EpochSampler, ImageFiles, Transform, default_workers, folder_samples,
-                     loader, to_device)
+from .shards import ShardStream, check_local, count
+from .shards import expand as expand_shards
+from .stream import BadImage, EpochSampler, ImageFiles, Transform, default_workers, folder_samples, loader, to_device
 from .transforms import sample_generator
 
 Batches = Iterator[tuple[torch.Tensor, torch.Tensor]]
@@ -40,10 +40,10 @@ class Where:
     seed: int
     batch_size: int
     channels_last: bool
-    workers: int | None = None          # None: default_workers
-    on_bad_image: str = "fail"          # "fail" | "skip"
-    decode: str = "worker"              # "worker" | "device" (nvJPEG on CUDA)
-    epoch_samples: int | None = None    # wds shards that are not local files
+    workers: int | None = None  # None: default_workers
+    on_bad_image: str = "fail"  # "fail" | "skip"
+    decode: str = "worker"  # "worker" | "device" (nvJPEG on CUDA)
+    epoch_samples: int | None = None  # wds shards that are not local files
     warn: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
 
 
@@ -62,8 +62,9 @@ class InMemory:
         if where.device.type == "cuda":  # the small data sets live on the GPU; else pinned, for non-blocking copies
             size = sum(t.numel() * t.element_size() for t in (data.train_x, data.val_x))
             move = (lambda t: t.to(where.device)) if size < 8e9 else (lambda t: t.pin_memory())
-            data.train_x, data.train_y, data.val_x, data.val_y = map(move, (data.train_x, data.train_y, data.val_x,
-                                                                             data.val_y))
+            data.train_x, data.train_y, data.val_x, data.val_y = map(
+                move, (data.train_x, data.train_y, data.val_x, data.val_y)
+            )
 
     def _place(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = x.to(self.where.device, non_blocking=True)
@@ -74,9 +75,9 @@ class InMemory:
     def train_batches(self, epoch: int, start: int = 0) -> Batches:
         w, data = self.where, self.data
         order = torch.randperm(len(data.train_x), generator=torch.Generator().manual_seed(w.seed * 100003 + epoch))
-        order = order[w.rank::w.world]  # each rank its share, as DistributedSampler does
+        order = order[w.rank :: w.world]  # each rank its share, as DistributedSampler does
         for step in range(start, self.steps_per_epoch):
-            index = order[step * w.batch_size:(step + 1) * w.batch_size]
+            index = order[step * w.batch_size : (step + 1) * w.batch_size]
             if len(index) == 0:
                 return
             x, y = data.train_x[index.to(data.train_x.device)], data.train_y[index.to(data.train_y.device)]
@@ -86,9 +87,9 @@ class InMemory:
 
     def val_batches(self) -> Batches:
         w, data = self.where, self.data
-        index = torch.arange(len(data.val_x))[w.rank::w.world]
+        index = torch.arange(len(data.val_x))[w.rank :: w.world]
         for i in range(0, len(index), w.batch_size):
-            part = index[i:i + w.batch_size].to(data.val_x.device)
+            part = index[i : i + w.batch_size].to(data.val_x.device)
             yield self._place(data.val_x[part], data.val_y[part])
 
     def close(self) -> None:
@@ -102,8 +103,10 @@ class _Streamed:
 
     def __init__(self, input_shape: tuple[int, ...], where: Where, source: str):
         if len(input_shape) != 3 or input_shape[0] not in (1, 3):
-            raise DataError(f"--data {source} gives images with 1 or 3 channels; the spec's input is "
-                            f"{'x'.join(map(str, input_shape))} (use --input 3xHxW)")
+            raise DataError(
+                f"--data {source} gives images with 1 or 3 channels; the spec's input is "
+                f"{'x'.join(map(str, input_shape))} (use --input 3xHxW)"
+            )
         self.where, self.name = where, source
         self.workers = where.workers if where.workers is not None else default_workers(where.world)
         size = tuple(input_shape[1:])
@@ -131,8 +134,10 @@ class _Streamed:
 
     def _report(self, bad: BadImage) -> None:
         if self.where.on_bad_image == "fail":
-            raise DataError(f"--data {self.name}: cannot read the {bad.kind} {bad.path}: {bad.reason} "
-                            f"(--on-bad-image skip leaves such {bad.kind}s out)")
+            raise DataError(
+                f"--data {self.name}: cannot read the {bad.kind} {bad.path}: {bad.reason} "
+                f"(--on-bad-image skip leaves such {bad.kind}s out)"
+            )
         if bad.path not in self.skipped:
             self.skipped.add(bad.path)
             self.where.warn(f"warning: skipped the unreadable {bad.kind} {bad.path}: {bad.reason}")
@@ -146,12 +151,18 @@ class Folder(_Streamed):
         self.sampler = EpochSampler(len(train), where.rank, where.world, where.seed, shuffle=True)
         self.steps_per_epoch = max(1, math.ceil(len(self.sampler.inner) / where.batch_size))
         pin = where.device.type == "cuda"
-        self.train_loader = loader(ImageFiles(train, self.train_transform), where.batch_size, self.workers,
-                                   self.sampler, pin)
+        self.train_loader = loader(
+            ImageFiles(train, self.train_transform), where.batch_size, self.workers, self.sampler, pin
+        )
         val_sampler = EpochSampler(len(val), where.rank, where.world, where.seed, shuffle=False) if val else None
         # validation's workers start for each pass and stop after it: no idle processes holding memory
-        self.val_loader = loader(ImageFiles(val, self.val_transform), where.batch_size, self.workers, val_sampler,
-                                 pin, persistent=False) if val else None
+        self.val_loader = (
+            loader(
+                ImageFiles(val, self.val_transform), where.batch_size, self.workers, val_sampler, pin, persistent=False
+            )
+            if val
+            else None
+        )
 
     def train_batches(self, epoch: int, start: int = 0) -> Batches:
         self.sampler.set_epoch(epoch, start * self.where.batch_size)
@@ -165,8 +176,7 @@ class Folder(_Streamed):
 
 
 class Shards(_Streamed):
-    def __init__(self, pattern: str, input_shape: tuple[int, ...], where: Where, source: str,
-                 default_classes: int):
+    def __init__(self, pattern: str, input_shape: tuple[int, ...], where: Where, source: str, default_classes: int):
         super().__init__(input_shape, where, source)
         self.urls = expand_shards(pattern)
         if where.epoch_samples:
@@ -179,18 +189,22 @@ class Shards(_Streamed):
         if self.quota == 0:
             raise DataError(f"--data {source}: {self.train_count} training samples for {where.world} processes")
         workers = max(1, self.workers)
-        self.steps_per_epoch = sum(math.ceil((self.quota // workers + (w < self.quota % workers)) / where.batch_size)
-                                   for w in range(workers))
+        self.steps_per_epoch = sum(
+            math.ceil((self.quota // workers + (w < self.quota % workers)) / where.batch_size) for w in range(workers)
+        )
 
     def _loader(self, split: str, transform: Transform, quota: int | None, epoch: int):
-        stream = ShardStream(self.urls, transform, quota, self.where.rank, self.where.world, split, epoch,
-                             classes=self.classes)
-        return loader(stream, self.where.batch_size, self.workers, None, self.where.device.type == "cuda",
-                      persistent=False)  # a new epoch forks new workers: the stream's epoch travels with them
+        stream = ShardStream(
+            self.urls, transform, quota, self.where.rank, self.where.world, split, epoch, classes=self.classes
+        )
+        return loader(
+            stream, self.where.batch_size, self.workers, None, self.where.device.type == "cuda", persistent=False
+        )  # a new epoch forks new workers: the stream's epoch travels with them
 
     def train_batches(self, epoch: int, start: int = 0) -> Batches:
-        batches = self._batches(self._loader("train", self.train_transform, self.quota, epoch),
-                                self.train_transform, epoch)
+        batches = self._batches(
+            self._loader("train", self.train_transform, self.quota, epoch), self.train_transform, epoch
+        )
         for step, batch in enumerate(batches):
             if step >= start:  # a resumed epoch: the stream replays, the steps already taken are passed over
                 yield batch

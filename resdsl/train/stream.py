@@ -15,8 +15,9 @@ error, as `--on-bad-image` says.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
@@ -26,11 +27,10 @@ from .decode import MAX_IMAGE_PIXELS, decode, image_kind, jpeg_frame, not_regula
 from .transforms import normalize, sample_generator, train_transform, val_transform
 
 
-
 class BadImage(NamedTuple):
     path: str
     reason: str
-    kind: str = "image"      # what could not be used: an image, a folder, a (shard's) sample
+    kind: str = "image"  # what could not be used: an image, a folder, a (shard's) sample
 
 
 class Item(NamedTuple):
@@ -39,7 +39,7 @@ class Item(NamedTuple):
     pixels: torch.Tensor | None
     label: int
     index: int
-    name: str                # the file's path (a shard's sample key)
+    name: str  # the file's path (a shard's sample key)
     bad: BadImage | None
 
 
@@ -104,12 +104,12 @@ class EpochSampler(Sampler):
         return len(self.inner) - self.start
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        return ((self.epoch, index) for index in list(self.inner)[self.start:])
+        return ((self.epoch, index) for index in list(self.inner)[self.start :])
 
 
 class Collated(NamedTuple):
     pixels: torch.Tensor | list[torch.Tensor]  # (B, C, H, W) uint8, or the B files' bytes
-    labels: torch.Tensor                        # (B,) int64
+    labels: torch.Tensor  # (B,) int64
     indices: list[int]
     names: list[str]
     bad: list[BadImage]
@@ -120,9 +120,13 @@ def collate(items: list[Item]) -> Collated:
     pixels = [item.pixels for item in good]
     if good and pixels[0].dim() == 3:  # decoded in the worker: one uint8 tensor for the batch
         pixels = torch.stack(pixels)
-    return Collated(pixels, torch.tensor([item.label for item in good], dtype=torch.int64),
-                    [item.index for item in good], [item.name for item in good],
-                    [item.bad for item in items if item.bad is not None])
+    return Collated(
+        pixels,
+        torch.tensor([item.label for item in good], dtype=torch.int64),
+        [item.index for item in good],
+        [item.name for item in good],
+        [item.bad for item in items if item.bad is not None],
+    )
 
 
 def default_workers(world: int = 1) -> int:
@@ -137,15 +141,25 @@ def default_workers(world: int = 1) -> int:
 WORKER_TIMEOUT_S = 600
 
 
-def loader(dataset: Dataset, batch_size: int, workers: int, sampler: Sampler | None, pin: bool,
-           persistent: bool = True) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate,
-                      pin_memory=pin, persistent_workers=persistent and workers > 0,
-                      prefetch_factor=4 if workers else None, timeout=WORKER_TIMEOUT_S if workers else 0)
+def loader(
+    dataset: Dataset, batch_size: int, workers: int, sampler: Sampler | None, pin: bool, persistent: bool = True
+) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=pin,
+        persistent_workers=persistent and workers > 0,
+        prefetch_factor=4 if workers else None,
+        timeout=WORKER_TIMEOUT_S if workers else 0,
+    )
 
 
-def to_device(batch: Collated, transform: Transform, epoch: int, device: torch.device,
-              channels_last: bool) -> tuple[torch.Tensor, torch.Tensor, list[BadImage]]:
+def to_device(
+    batch: Collated, transform: Transform, epoch: int, device: torch.device, channels_last: bool
+) -> tuple[torch.Tensor, torch.Tensor, list[BadImage]]:
     """A collated batch -> (normalised float images, labels) on `device`, decoding there if the workers did not."""
     bad = list(batch.bad)
     pixels = batch.pixels
@@ -165,6 +179,7 @@ def to_device(batch: Collated, transform: Transform, epoch: int, device: torch.d
 def _decode_on(device: torch.device, files: list[torch.Tensor], batch: Collated, transform: Transform, epoch: int):
     """Decode the batch's JPEGs together on `device` (nvJPEG on CUDA), other formats one by one on the CPU."""
     from torchvision.io import ImageReadMode, decode_jpeg
+
     mode = ImageReadMode.RGB if transform.channels == 3 else ImageReadMode.GRAY
     images: list[torch.Tensor | None] = [None] * len(files)
     jpegs = [i for i, data in enumerate(files) if _batchable_jpeg(data)]
@@ -195,14 +210,20 @@ def _batchable_jpeg(data: torch.Tensor) -> bool:
     if image_kind(buf) != "jpeg":
         return False
     frame = jpeg_frame(buf)
-    return (frame is not None and frame[0] in (0xC0, 0xC1, 0xC2) and frame[1] == 8 and frame[4] in (1, 3)
-            and frame[2] * frame[3] <= MAX_IMAGE_PIXELS)
+    return (
+        frame is not None
+        and frame[0] in (0xC0, 0xC1, 0xC2)
+        and frame[1] == 8
+        and frame[4] in (1, 3)
+        and frame[2] * frame[3] <= MAX_IMAGE_PIXELS
+    )
 
 
 def folder_samples(path: str, source: str, seed: int, report=None) -> tuple[list, list, list[str]]:
     """(train samples, val samples, class names) of an image folder, as torchvision's ImageFolder finds them
     (the same files in the same order), but see `class_files` for links, odd files and unreadable folders.
     `report(BadImage)` takes what cannot be used (by default: an error)."""
+
     def fail(bad: BadImage) -> None:
         raise DataError(f"--data {source}: cannot read the {bad.kind} {bad.path}: {bad.reason}")
 
@@ -217,8 +238,9 @@ def folder_samples(path: str, source: str, seed: int, report=None) -> tuple[list
         files = class_files([os.path.join(folder, name) for name in classes], folder, report or fail)
         samples = [(file, label) for label, names in enumerate(files) for file in names]
         if not samples:
-            raise DataError(f"--data {source}: no images ({', '.join(IMG_EXTENSIONS)}) in the class folders of "
-                            f"{folder}")
+            raise DataError(
+                f"--data {source}: no images ({', '.join(IMG_EXTENSIONS)}) in the class folders of {folder}"
+            )
         return samples, classes
 
     if os.path.isdir(os.path.join(path, "train")):
@@ -227,8 +249,10 @@ def folder_samples(path: str, source: str, seed: int, report=None) -> tuple[list
             raise DataError(f"--data {source}: {path}/train has no {path}/val beside it")
         val, val_classes = read(os.path.join(path, "val"))
         if val_classes != classes:
-            raise DataError(f"--data {source}: train/ and val/ have different classes "
-                            f"({len(classes)} and {len(val_classes)} folders)")
+            raise DataError(
+                f"--data {source}: train/ and val/ have different classes "
+                f"({len(classes)} and {len(val_classes)} folders)"
+            )
         return train, val, classes
     samples, classes = read(path)
     order = torch.randperm(len(samples), generator=torch.Generator().manual_seed(seed)).tolist()

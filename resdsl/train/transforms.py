@@ -26,7 +26,7 @@ VAL_CROP_FRACTION = 0.875  # torchvision: Resize(256) then CenterCrop(224)
 
 def sample_generator(seed: int, epoch: int, sample: int) -> torch.Generator:
     """A generator for one sample of one epoch: independent of workers, batches and restarts."""
-    mixed = ((seed * 1_000_003 + epoch) * 10_000_019 + sample) % (2 ** 63 - 1)
+    mixed = ((seed * 1_000_003 + epoch) * 10_000_019 + sample) % (2**63 - 1)
     return torch.Generator().manual_seed(mixed)
 
 
