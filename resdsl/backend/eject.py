@@ -258,7 +258,7 @@ class Ejector:
             values[py_name] = value.text
             substitutions[py_name] = value
         positional = True
-        for p_name, py_name, default in cls.params:
+        for _, py_name, default in cls.params:
             if py_name not in values:
                 positional = False
                 continue

@@ -11,46 +11,27 @@ call, or the walk raises Unsupported and that block is written flat (eject.py).
 
 from __future__ import annotations
 
+import ast as py
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from .. import syntax as ast
+from ..errors import Span
+from ..graph import Node
 from ..ops import ALL, OPS, FunctionCall, ModuleCall, match_options
 from ..record import BlockRecord, Event
 from ..values import Symbol, Value, same_value
-from .eject_expr import Evaluator, Py, Unsupported, constant, identifier, negate, py_string
-from .eject_render import Assign, CallText, If, Line, Loop, Path, Run, function_source, module_source
+from .eject_branches import MARK, BranchWriter, Live, Tensor, forward
+from .eject_expr import Evaluator, Py, Unsupported, constant, identifier, negate
+from .eject_render import Assign, CallText, If, Line, Path, Run, function_source, module_source
 
 if TYPE_CHECKING:
     from .eject import Ejector
 
 
 @dataclass
-class Live:
-    """One call being followed: its values, and how far through its recorded events the walk is."""
-
-    env: dict[str, Value]
-    events: tuple[Event, ...]
-    prefix: str  # its module path and a dot ("" for the network)
-    record: BlockRecord | None = None
-    pos: int = 0
-
-    def next(self) -> Event | None:
-        return self.events[self.pos] if self.pos < len(self.events) else None
-
-
-@dataclass(frozen=True)
-class Tensor:
-    var: str
-    channels: Py | None  # None after a flatten, where the width is the record's
-    rank: int
-    fresh: bool = False  # made by a conv or BN: `out += identity` may write into it, as torchvision
-    owned: bool = False  # nothing else reads it: an activation may work in place
-
-
-@dataclass
-class ClassWriter:
+class ClassWriter(BranchWriter):
     ej: Ejector
     lives: list[Live]
     free: dict[str, str]  # varying parameter -> its Python name
@@ -63,8 +44,8 @@ class ClassWriter:
     taps: dict = field(default_factory=dict)  # label -> the variable kept for `residual(project_from = ...)`
     depth: int = 0
     flags: int = 0
-    carries: dict = field(default_factory=dict)
-    looping: bool = False  # inside the loop over branches: names may follow `branch`  # a carry's test -> the attribute forward reads it from
+    carries: dict = field(default_factory=dict)  # a carry's test -> the attribute forward reads it from
+    looping: bool = False  # inside the loop over branches: names may follow `branch`
 
     # ---- values -----------------------------------------------------------------------------
     @property
@@ -77,16 +58,25 @@ class ClassWriter:
             raise Unsupported(f"{what} that varies between the calls")
         return value.value
 
-    def pop(self, span, want: str) -> list[Event]:
+    def pop(self, span: Span, block: bool = False) -> list[Event]:
         """The next event of every live call: it must be what the spec writes at `span`."""
         found = []
         for live in self.lives:
             event = live.next()
-            if event is None or event.span != span or (want == "block") != (event.block is not None):
+            if event is None or event.span != span or block != (event.block is not None):
                 raise Unsupported("a call whose recorded ops do not follow its template")  # pragma: no cover
             live.pos += 1
             found.append(event)
         return found
+
+    def pop_nodes(self, span: Span) -> list[Node]:
+        """The next op or merge of every live call."""
+        return [e.node for e in self.pop(span) if e.node is not None]
+
+    def pop_blocks(self, span: Span) -> tuple[Path, list[BlockRecord]]:
+        """The next block call of every live call, and its module path."""
+        events = self.pop(span, block=True)
+        return self.relative(events), [e.block for e in events if e.block is not None]
 
     def relative(self, events: list[Event]) -> Path:
         names = [e.name[len(live.prefix) :].split(".") for e, live in zip(events, self.lives)]
@@ -132,18 +122,19 @@ class ClassWriter:
 
     # ---- ops --------------------------------------------------------------------------------
     def op(self, call: ast.Call, link: ast.Link, t: Tensor) -> Tensor:
-        events = self.pop(call.span, "op")
+        events = self.pop(call.span)
         path = self.relative(events)
-        kinds = {e.node.kind for e in events}
+        nodes = [e.node for e in events if e.node is not None]
+        kinds = {node.kind for node in nodes}
         if len(kinds) != 1:
             raise Unsupported("an op whose kind differs between the calls")
         kind = kinds.pop()
         op = ALL[kind]
         attrs = self.attributes(kind, call)
-        channels = self.channels(t.channels, [e.node.in_shape[0] for e in events])
+        channels = self.channels(t.channels, [_width(node.in_shape) for node in nodes])
         inplace = op.inplace and t.owned
         module = op.module(attrs, channels, t.rank, inplace)
-        self.check(module, events, inplace)
+        self.check(module, nodes, inplace)
         self.init.append(Assign(path, module_source(module)))
         if not module.constructor.startswith("nn."):
             self.uses.add(module.constructor)
@@ -161,7 +152,7 @@ class ClassWriter:
         out = op.out_channels(attrs, channels, t.rank)
         out = self.channels(
             out if isinstance(out, Py) or out is None else constant(out, len(self.lives)),
-            [e.node.shape[0] for e in events],
+            [_width(node.shape) for node in nodes],
         )
         owned = (t.owned if op.aliasing else True) and link.label not in self.taps
         return Tensor(dst, out, op.out_rank(t.rank), fresh=op.overwritable, owned=owned)
@@ -198,11 +189,11 @@ class ClassWriter:
             raise Unsupported("a width the template's expressions do not give")  # pragma: no cover
         return computed
 
-    def check(self, module: ModuleCall, events: list[Event], inplace: bool) -> None:
+    def check(self, module: ModuleCall, nodes: list[Node], inplace: bool) -> None:
         """The module written must be, call by call, the module the compiled network builds."""
-        for i, event in enumerate(events):
-            node = event.node
-            expected = ALL[node.kind].module(node.attrs, node.in_shape[0], len(node.in_shape), inplace)
+        for i, node in enumerate(nodes):
+            shape = node.in_shape or ()
+            expected = ALL[node.kind].module(node.attrs, _width(shape), len(shape), inplace)
             if expected.constructor != module.constructor or len(expected.args) != len(module.args):
                 raise Unsupported(f"`{node.kind}` built differently in one call")  # pragma: no cover
             for (key, want), (_, got) in zip(expected.args, module.args):
@@ -248,7 +239,7 @@ class ClassWriter:
             self.fwd[mark:] = _without(self.fwd[mark:], Line(f"{ident} = {start}"))
             shortcut = source if written.var == start else written.var
         merged = [
-            live.next() is not None and live.next().span == el.span and live.next().node is not None
+            (event := live.next()) is not None and event.span == el.span and event.node is not None
             for live in self.lives
         ]
         if not any(merged):  # a plain network (`shortcut none`): the main path alone
@@ -256,12 +247,12 @@ class ClassWriter:
             return main
         if not all(merged):
             raise Unsupported("a residual that some calls have and others do not")
-        events = self.pop(el.span, "op")
-        slot = tuple(events[0].node.shortcut_name[len(self.lives[0].prefix) :].split("."))
-        inserted = [self.ej.record.shortcuts.get(e.node.shortcut_name) for e in events]
+        nodes = self.pop_nodes(el.span)
+        slot = tuple((nodes[0].shortcut_name or "")[len(self.lives[0].prefix) :].split("."))
+        inserted = [self.ej.record.shortcuts.get(node.shortcut_name or "") for node in nodes]
         if any(inserted):
             if self.network:
-                self.init.append(Assign(slot, self.ej.shortcut_module(inserted[0])))
+                self.init.append(Assign(slot, self.ej.shortcut_module(inserted[0] or ())))
                 self.fwd.append(Line(f"{ident} = {{0}}({tapped or ident})", (slot,)))
             else:  # the caller builds the shortcut, as torchvision's _make_layer does
                 param = identifier("_".join(slot), set(self.free.values()) | {"inplanes"})
@@ -270,227 +261,18 @@ class ClassWriter:
                 self.fwd.append(
                     If("{0} is not None", [Line(f"{ident} = {{0}}({tapped or ident})", (slot,))], [], (slot,))
                 )
-        node = events[0].node
+        node = nodes[0]
         op = ALL[node.kind]
         residual_add = op.planned
         operands = op.operands([main.var, shortcut], True)
         inplace = residual_add and main.var == self.write and main.fresh and main.owned
-        self.function(op.forward(node.attrs, node.shape), operands, None, self.write, inplace)
+        self.function(forward(node), operands, None, self.write, inplace)
         channels = (
             main.channels
             if residual_add
             else (None if t.channels is None or main.channels is None else t.channels + main.channels)
         )
-        return Tensor(self.write, self.channels(channels, [e.node.shape[0] for e in events]), main.rank, owned=True)
-
-    def branches(self, el: ast.Branches, t: Tensor) -> Tensor:
-        """Written out branch by branch (`branch` is a constant in each), each into its own variable."""
-        args = {a.name: a.value for a in el.args if a.name is not None}
-        count = self.known(next(a.value for a in el.args if a.name is None), "a number of branches")
-        split = "split" in args and self.known(args["split"], "`split`")
-        before = self.write
-        looped = self.loop(el, t, count, split, args) if count > 1 else None
-        if looped is not None:  # one loop over an nn.ModuleList of the branches, as timm's SelectiveKernel
-            listed, one = looped
-            outputs = [replace(one, var=f"{listed}[{i}]") for i in range(count)]
-        else:
-            listed, outputs = None, self.unrolled(el, t, count, split, args)
-        weights = None
-        if el.attend is not None:
-            total = outputs[0]
-            if count > 1:
-                events = self.pop(el.span, "op")
-                node = events[0].node
-                self.function(
-                    ALL[node.kind].forward(node.attrs, node.shape),
-                    [o.var for o in outputs],
-                    None,
-                    "total",
-                    listed=listed,
-                )
-                total = Tensor("total", outputs[0].channels, t.rank)
-            self.write = "attention"
-            weights = self.body(el.attend, total).var
-            self.write = before
-        events = self.pop(el.span, "op")
-        node = events[0].node
-        call = ALL[node.kind].forward(node.attrs, node.shape)
-        self.function(call, [o.var for o in outputs], weights, self.write, listed=listed)
-        channels = outputs[0].channels
-        if call.function == "torch.cat" and all(o.channels.text == channels.text for o in outputs):
-            channels = channels * count
-        elif call.function == "torch.cat":
-            channels = sum((o.channels for o in outputs[1:]), outputs[0].channels)
-        return Tensor(self.write, self.channels(channels, [e.node.shape[0] for e in events]), t.rank, owned=True)
-
-    def unrolled(self, el: ast.Branches, t: Tensor, count: int, split: bool, args: dict) -> list[Tensor]:
-        """The branches written out one by one (`branch` a constant in each), each into its own variable."""
-        outputs: list[Tensor] = []
-        before = self.write
-        for index in range(count):
-            for live in self.lives:
-                live.env = {**live.env, "branch": index}
-            source = t
-            var = f"branch{index}"
-            if split:  # equal shares of the channels (E0408 otherwise), as timm's torch.split
-                self.pop(el.span, "op")
-                if index == 0:
-                    self.uses.add("torch")
-                    self.fwd.append(Line(f"splits = torch.chunk({t.var}, {count}, 1)"))
-                source = Tensor(f"splits[{index}]", t.channels // count, t.rank)
-            if "carry" in args:  # Res2Net: this branch's share plus the previous branch's output
-                source = self.carry(self.ev(args["carry"]), el, source, outputs, var)
-            self.write = var
-            out = self.body(el.body, replace(source, owned=False))
-            if out.var != var:
-                self.fwd.append(Line(f"{var} = {out.var}"))
-            outputs.append(replace(out, var=var))
-        self.write = before
-        for live in self.lives:
-            live.env = {k: v for k, v in live.env.items() if k != "branch"}
-        return outputs
-
-    def loop(self, el: ast.Branches, t: Tensor, count: int, split: bool, args: dict) -> tuple[str, Tensor] | None:
-        """The branches as one loop, where every branch makes the same modules with `branch` as a
-        variable (`d=(branch + 1)`): (the list of the branches' outputs, one of them); None if not."""
-        if "carry" in args:  # the first branch has nothing to carry: not the same as the others
-            return None
-        sizes = set()
-        for live in self.lives:
-            end = live.pos
-            while end < len(live.events) and not _branch_merge(live.events[end], el):
-                end += 1
-            sizes.add((end - live.pos) / count)
-        size = sizes.pop() if len(sizes) == 1 else 0.5
-        if size != int(size):
-            return None
-        size = int(size)
-        saved = (
-            self.lives,
-            [live.pos for live in self.lives],
-            len(self.init),
-            len(self.fwd),
-            list(self.slots),
-            set(self.uses),
-            self.free,
-            self.write,
-        )
-        outer = self.lives
-        self.lives = [
-            Live({**live.env, "branch": b}, live.events, live.prefix, live.record, live.pos + b * size)
-            for live in outer
-            for b in range(count)
-        ]
-        self.free = {**self.free, "branch": "branch"}
-        self.looping = True
-        try:
-            source = replace(t, channels=_repeat(t.channels, count), owned=False)
-            if split:
-                self.pop(el.span, "op")
-                source = Tensor("part", source.channels // count, t.rank)
-            self.write = "y"
-            out = self.body(el.body, source)
-            if any(
-                live.pos != start + (i % count + 1) * size
-                for i, (live, start) in enumerate(zip(self.lives, [p for p in saved[1] for _ in range(count)]))
-            ):
-                raise Unsupported("branches that make different ops")
-            listed = self.looped(el, count, split, t, source, out, saved[2], saved[3])
-            one = Tensor(listed + "[0]", _first(out.channels, count), t.rank, owned=True)
-        except Unsupported:
-            self.lives, self.init[saved[2] :], self.fwd[saved[3] :] = saved[0], [], []
-            for live, pos in zip(saved[0], saved[1]):
-                live.pos = pos
-            self.slots[:], self.uses, self.free, self.write = saved[4], saved[5], saved[6], saved[7]
-            self.looping = False
-            return None
-        self.looping = False
-        self.lives, self.free, self.write = outer, saved[6], saved[7]
-        for live, pos in zip(outer, saved[1]):
-            live.pos = pos + count * size
-        return listed, one
-
-    def looped(
-        self,
-        el: ast.Branches,
-        count: int,
-        split: bool,
-        t: Tensor,
-        source: Tensor,
-        out: Tensor,
-        init_mark: int,
-        fwd_mark: int,
-    ) -> str:
-        """Lay the loop's modules out as one nn.ModuleList and its forward as a comprehension or loop."""
-        made, fwd = self.init[init_mark:], self.fwd[fwd_mark:]
-        del self.init[init_mark:], self.fwd[fwd_mark:]
-        if split:
-            self.uses.add("torch")
-            self.fwd.append(Line(f"splits = torch.chunk({t.var}, {count}, 1)"))
-        if not made:
-            if out.var != source.var or not split:
-                raise Unsupported("branches without modules")
-            return "splits"
-        if any(not isinstance(m, Assign) or MARK not in m.path for m in made):
-            raise Unsupported("branches whose modules are not all below one name per branch")
-        lists: dict[Path, list] = {}  # one nn.ModuleList per name (`convs[branch]`, `bns[branch]`: timm's Res2Net)
-        for m in made:
-            at = m.path.index(MARK)
-            lists.setdefault(m.path[:at], []).append((m.path[at + 1 :], m.ctor))
-        for prefix, modules in lists.items():
-            one = branch_module(modules, self.uses)
-            self.init.append(
-                Assign(prefix, CallText("nn.ModuleList", (CallText("[for", (one, f"branch in range({count})")),)))
-            )
-        parts = "splits" if split else None
-        runs = [r for r in fwd if isinstance(r, Run)]
-        ((prefix, modules),) = lists.items() if len(lists) == 1 else ((None, []),)
-        at = len(prefix) if prefix is not None else 0
-        chain = (
-            prefix is not None
-            and len(runs) == len(fwd)
-            and runs
-            and runs[0].src == source.var
-            and runs[-1].dst == out.var
-            and all(r.src == runs[i - 1].dst for i, r in enumerate(runs) if i)
-            and [r.path[at + 1 :] for r in runs] == [path for path, _ in modules]
-        )
-        name = "branches"
-        if chain:  # every branch is one call of its module
-            over = f"path, part in zip({{0}}, {parts}, strict=True)" if parts else "path in {0}"
-            call = f"path({'part' if parts else t.var})"
-            self.fwd.append(Line(f"{name} = [{call} for {over}]", (prefix,)))
-        else:
-            header = f"for branch, part in enumerate({parts}):" if parts else f"for branch in range({count}):"
-            self.fwd += [Line(f"{name} = []"), Loop(header, fwd + [Line(f"{name}.append({out.var})")])]
-        return name
-
-    def carry(self, carry: Py, el: ast.Branches, source: Tensor, outputs: list[Tensor], var: str) -> Tensor:
-        """The carry of one branch: in every call (a line), in none, or in some (a flag set in __init__)."""
-        taken = [bool(s) for s in carry.samples]
-        if not any(taken):
-            return source
-        carried = [live for live, k in zip(self.lives, taken) if k]
-        events = []
-        for live in carried:
-            event = live.next()
-            if event is None or event.span != el.span or event.node is None:  # pragma: no cover
-                raise Unsupported("a carry the record does not hold")
-            live.pos += 1
-            events.append(event)
-        node = events[0].node
-        line, used = function_source(
-            ALL[node.kind].forward(node.attrs, node.shape), [source.var, outputs[-1].var], None, var
-        )
-        self.uses |= used
-        if all(taken):
-            self.fwd.append(Line(line))
-        else:
-            flag = self.carries.setdefault(carry.text, "carry" if not self.carries else f"carry{len(self.carries) + 1}")
-            if not any(isinstance(i, Line) and i.text.startswith(f"self.{flag} = ") for i in self.init):
-                self.init.append(Line(f"self.{flag} = {carry.text}"))
-            self.fwd.append(If(f"self.{flag}", [Line(line)], [Line(f"{var} = {source.var}")]))
-        return Tensor(var, source.channels, source.rank)
+        return Tensor(self.write, self.channels(channels, [_width(n.shape) for n in nodes]), main.rank, owned=True)
 
     # ---- conditions -------------------------------------------------------------------------
     def cond(self, el: ast.Cond, t: Tensor) -> Tensor:
@@ -546,8 +328,6 @@ class ClassWriter:
                 a if k else b
                 for k, a, b in zip(taken, _spread(t1.channels, taken, True), _spread(t2.channels, taken, False))
             )
-            import ast as py
-
             channels = (
                 Py(py.IfExp(test.node, t1.channels.node, t2.channels.node), samples)
                 if t1.channels.text != t2.channels.text
@@ -571,12 +351,11 @@ class ClassWriter:
 
     # ---- nested calls -----------------------------------------------------------------------
     def call(self, el: ast.Call, t: Tensor) -> Tensor:
-        events = self.pop(el.span, "block")
-        path = self.relative(events)
-        ctor, channels = self.ej.construct([e.block for e in events], self, el, t)
+        path, blocks = self.pop_blocks(el.span)
+        ctor, channels = self.ej.construct(blocks, self, el, t)
         self.init.append(Assign(path, ctor))
         self.fwd.append(Run(path, t.var, self.write))
-        return self.after_block([e.block for e in events], t, channels)
+        return self.after_block(blocks, t, channels)
 
     def stage(self, el: ast.Call, t: Tensor) -> Tensor:
         if not self.network:
@@ -604,68 +383,27 @@ class ClassWriter:
             return replace(t, var=self.write)
         if any(b.output is None for b in blocks):
             raise Unsupported("a block that is the identity in some calls only")
-        recorded = [b.out_shape[0] for b in blocks]
-        width = self.channels(channels, recorded) if channels is not None else self.channels(None, recorded)
+        width = self.channels(channels, [_width(b.out_shape) for b in blocks])
         owned = True
         for b in blocks:  # a block of Identity or Dropout alone hands back its input tensor
-            node = b.output
+            node = b.output or ""
             while self.ej.net.ops.nodes[node].kind in ALIASING:
                 node = self.ej.net.ops.main_input(node)
             owned = owned and node.startswith(b.path + ".")
-        return Tensor(self.write, width, len(blocks[0].out_shape), owned=owned)
+        return Tensor(self.write, width, len(blocks[0].out_shape or ()), owned=owned)
 
 
 ALIASING = frozenset(name for name, op in ALL.items() if op.aliasing)
-MARK = "[branch]"  # the path component of a module named after the loop's branch: `paths.[branch].conv`
 
 
-def _branch_merge(event: Event, el: ast.Branches) -> bool:
-    """The merge of a `branches` construct (where its branches end), not a chunk or a carry."""
-    node = event.node
-    return event.span == el.span and node is not None and ALL[node.kind].merge and not node.attrs.get("carry")
-
-
-def _repeat(p: Py | None, count: int) -> Py | None:
-    return None if p is None else Py(p.node, tuple(s for s in p.samples for _ in range(count)), p.const)
-
-
-def _first(p: Py | None, count: int) -> Py | None:
-    """One branch's width per call, from the loop's (one per call and branch), if it is not the branch's."""
-    if p is None:
-        return None
-    if "branch" in p.text.replace("branches", ""):
-        raise Unsupported("branches of different widths")
-    return Py(p.node, p.samples[::count], p.const)
-
-
-def branch_module(modules: list[tuple[Path, CallText | str]], uses: set[str]) -> CallText | str:
-    """One branch's modules as one expression: the module itself, or an nn.Sequential of them by name."""
-    if len(modules) == 1 and modules[0][0] == ():
-        return modules[0][1]
-    groups: dict[str, list] = {}
-    for path, ctor in modules:
-        if not path:
-            raise Unsupported("a branch that is a module and has modules below it")
-        groups.setdefault(path[0], []).append((path[1:], ctor))
-    children = [(key, branch_module(items, uses)) for key, items in groups.items()]
-    if [key for key, _ in children] == [str(i) for i in range(len(children))]:
-        return CallText("nn.Sequential", tuple(c for _, c in children))
-    uses.add("OrderedDict")
-    return CallText(
-        "nn.Sequential",
-        (
-            CallText(
-                "OrderedDict",
-                (CallText("[", tuple(CallText("(", (py_string(key), child)) for key, child in children)),),
-            ),
-        ),
-    )
+def _width(shape: tuple[int, ...] | None) -> int:
+    """The channels of a recorded shape (every shape of a checked network is known)."""
+    assert shape is not None
+    return shape[0]
 
 
 def int_of(value: Py) -> Py:
     """`16.0` where a whole number is needed is 16 for the elaborator; int() says so in Python."""
-    import ast as py
-
     samples = tuple(int(s) for s in value.samples)
     if value.const:
         return constant(samples[0], len(samples))
