@@ -146,6 +146,9 @@ class Ejector:
         lines: list[str] = []
         for p_name, py_name, default in params:
             param = next(p for p in template.params if p.name == p_name)
+            if param.default is None:
+                signature.append((p_name, py_name, None))
+                continue
             if default is not None and not any(
                 _evaluates_to(param.default, env, self.symbols, env[p_name]) for env in envs
             ):
@@ -160,10 +163,11 @@ class Ejector:
                 lines += [f"if {py_name} is None:", f"    {py_name} = {ev(param.default).text}"]
         written: dict[str, str] = {}
         for p_name, py_name, param in derived:  # worked out from the others, as torchvision's `width`
+            assert param.default is not None  # derived parameters are those a default gives
             value = ev(param.default)
-            same = next((n for t, n in written.items() if t == value.text), None)
-            if isinstance(value.node, pyast.Name) or same:  # the same as another parameter: that one's name
-                free[p_name] = value.node.id if isinstance(value.node, pyast.Name) else same
+            same = value.node.id if isinstance(value.node, pyast.Name) else written.get(value.text)
+            if same is not None:  # the same as another parameter: that one's name
+                free[p_name] = same
             else:
                 lines.append(f"{py_name} = {value.text}")
                 written[value.text] = py_name
@@ -231,6 +235,8 @@ class Ejector:
                 raise Unsupported(f"`{blocks[0].instance.template.name}`, written flat, inside a block")
             return CallText(self.flat(blocks[0]), ()), None
         given = _given(blocks[0].instance.template, el)
+        if t.channels is None:
+            raise Unsupported("a block call after `flatten`")
         args: list = [t.channels.text]
         values: dict[str, str] = {}
         substitutions: dict[str, Py] = {"inplanes": t.channels}
@@ -264,16 +270,16 @@ class Ejector:
                 continue
             positional = positional and default is None
             args.append(values[py_name] if positional else (py_name, values[py_name]))
-        for param, rel in cls.slots:
+        for slot, rel in cls.slots:
             if writer.network:
                 full = blocks[0].path + "." + ".".join(rel)
                 if full in self.record.shortcuts:
-                    args.append((param, self.shortcut_module(self.record.shortcuts[full])))
+                    args.append((slot, self.shortcut_module(self.record.shortcuts[full])))
             else:
                 path = tuple(blocks[0].path[len(writer.lives[0].prefix) :].split(".")) + rel
                 outer = identifier("_".join(path), set(writer.free.values()) | RESERVED)
                 writer.slots.append((outer, path))
-                args.append((param, outer))
+                args.append((slot, outer))
         width = None
         if not writer.network and cls.out is not None:
             width = substitute(cls.out, substitutions, tuple(b.out_shape[0] for b in blocks if b.out_shape))
@@ -286,7 +292,8 @@ class Ejector:
         calls = []
         for n in nodes:
             node = ops.nodes[n]
-            call = module_source(ALL[node.kind].module(node.attrs, node.in_shape[0], len(node.in_shape), False))
+            shape = node.in_shape or ()
+            call = module_source(ALL[node.kind].module(node.attrs, shape[0], len(shape), False))
             if not call.func.startswith("nn."):
                 self.uses.add(call.func)
             calls.append(call)

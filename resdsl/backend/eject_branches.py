@@ -120,11 +120,10 @@ class BranchWriter:
         nodes = self.pop_nodes(el.span)
         call = forward(nodes[0])
         self.function(call, [o.var for o in outputs], weights, self.write, listed=listed)
-        widths = [o.channels for o in outputs]
-        channels = widths[0]
-        if call.function == "torch.cat" and channels is not None:  # the branches side by side
-            texts = {w.text if w is not None else None for w in widths}
-            channels = channels * count if len(texts) == 1 else sum(widths[1:], channels)  # type: ignore[arg-type]
+        channels = outputs[0].channels
+        widths = [o.channels for o in outputs if o.channels is not None]
+        if call.function == "torch.cat" and channels is not None and len(widths) == count:  # side by side
+            channels = channels * count if len({w.text for w in widths}) == 1 else sum(widths[1:], channels)
         return Tensor(self.write, self.channels(channels, [n.shape[0] for n in nodes if n.shape]), t.rank, owned=True)
 
     def unrolled(self, el: ast.Branches, t: Tensor, count: int, split: bool, args: dict) -> list[Tensor]:
@@ -241,17 +240,17 @@ class BranchWriter:
         for m in made:
             at = m.path.index(MARK)
             lists.setdefault(m.path[:at], []).append((m.path[at + 1 :], m.ctor))
-        for prefix, modules in lists.items():
+        for path, modules in lists.items():
             one = branch_module(modules, self.uses)
             self.init.append(
-                Assign(prefix, CallText("nn.ModuleList", (CallText("[for", (one, f"branch in range({count})")),)))
+                Assign(path, CallText("nn.ModuleList", (CallText("[for", (one, f"branch in range({count})")),)))
             )
         parts = "splits" if split else None
         runs = [r for r in fwd if isinstance(r, Run)]
-        ((prefix, modules),) = lists.items() if len(lists) == 1 else ((None, []),)
-        at = len(prefix) if prefix is not None else 0
+        prefix, modules = next(iter(lists.items()))
+        at = len(prefix)
         chain = (
-            prefix is not None
+            len(lists) == 1
             and len(runs) == len(fwd)
             and runs
             and runs[0].src == source.var

@@ -14,14 +14,14 @@ from __future__ import annotations
 import ast as py
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import syntax as ast
 from ..errors import Span
 from ..graph import Node
 from ..ops import ALL, OPS, FunctionCall, ModuleCall, match_options
 from ..record import BlockRecord, Event
-from ..values import Symbol, Value, same_value
+from ..values import Symbol, same_value
 from .eject_branches import MARK, BranchWriter, Live, Tensor, forward
 from .eject_expr import Evaluator, Py, Unsupported, constant, identifier, negate
 from .eject_render import Assign, CallText, If, Line, Path, Run, function_source, module_source
@@ -52,7 +52,7 @@ class ClassWriter(BranchWriter):
     def ev(self) -> Evaluator:
         return Evaluator([live.env for live in self.lives], self.free, self.ej.symbols, self.ej.class_ref)
 
-    def known(self, expr: ast.Expr, what: str) -> Value:
+    def known(self, expr: ast.Expr, what: str) -> Any:
         value = self.ev(expr)
         if not value.const:
             raise Unsupported(f"{what} that varies between the calls")
@@ -216,7 +216,7 @@ class ClassWriter(BranchWriter):
         self.fwd.append(Line(line))
 
     def residual(self, el: ast.Residual, t: Tensor) -> Tensor:
-        tap = next((a.value.id for a in el.args if a.name == "project_from"), None)
+        tap = next((a.value.id for a in el.args if a.name == "project_from" and isinstance(a.value, ast.Name)), None)
         ident = "identity" if self.depth == 0 else f"identity{self.depth + 1}"
         source = t.var
         kept = Line(f"{ident} = {t.var}")

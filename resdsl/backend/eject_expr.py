@@ -20,6 +20,7 @@ import ast as py
 import keyword
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .. import syntax as ast
 from ..errors import EvalError
@@ -33,7 +34,7 @@ class Unsupported(Exception):
 @dataclass(frozen=True)
 class Py:
     node: py.expr
-    samples: tuple  # its value in each live call, in order
+    samples: tuple[Any, ...]  # its value in each live call, in order
     const: bool = False  # the same in every call of the template, whatever the arguments
 
     @property
@@ -41,7 +42,7 @@ class Py:
         return py.unparse(self.node)
 
     @property
-    def value(self) -> object:
+    def value(self) -> Any:
         return self.samples[0] if self.samples else None
 
     def __add__(self, other: object) -> Py:
@@ -75,7 +76,7 @@ class Py:
         return binary("/", lift(other, self), self)
 
 
-def constant(value: Value, count: int, symbol: Callable[[str], str] = repr) -> Py:
+def constant(value: Any, count: int, symbol: Callable[[str], str] = repr) -> Py:
     """A constant, its samples `count` copies of it; `symbol` writes a block name as its class."""
     return Py(literal_node(value, symbol), (value,) * count, True)
 
@@ -84,7 +85,7 @@ def lift(value: object, like: Py) -> Py:
     return value if isinstance(value, Py) else constant(value, len(like.samples))
 
 
-def literal_node(value: object, symbol: Callable[[str], str] = repr) -> py.expr:
+def literal_node(value: Any, symbol: Callable[[str], str] = repr) -> py.expr:
     if isinstance(value, tuple):
         return py.Tuple([literal_node(v, symbol) for v in value], py.Load())
     if isinstance(value, Symbol):
@@ -111,7 +112,7 @@ _COMPARE = {
 }
 
 
-def _apply(op: str, x: object, y: object) -> object:
+def _apply(op: str, x: Any, y: Any) -> Any:
     if op in ("==", "!="):
         return same_value(x, y) == (op == "==")
     if op in ("in", "not in"):
@@ -134,7 +135,7 @@ def _apply(op: str, x: object, y: object) -> object:
     }[op]()
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

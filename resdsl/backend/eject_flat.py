@@ -57,9 +57,8 @@ def flat_class(net: Network, block: BlockRecord, cls: str) -> tuple[str, set[str
         node = ops.nodes[name]
         if node.kind in FUNCTIONS:
             continue
-        call = module_source(
-            ALL[node.kind].module(node.attrs, node.in_shape[0], len(node.in_shape), inplace.get(name, False))
-        )
+        shape = node.in_shape or ()
+        call = module_source(ALL[node.kind].module(node.attrs, shape[0], len(shape), inplace.get(name, False)))
         if not call.func.startswith("nn."):
             used.add(call.func)
         lines.append(f"        install_module(self, {name[len(prefix) :]!r}, {flat(call)})")

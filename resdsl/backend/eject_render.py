@@ -131,7 +131,7 @@ def function_source(
     if call.inputs == "list":
         first = [weights] if call.weights_first else []
         operand_list = listed or "[" + ", ".join(operands) + "]"
-        return f"{dst} = {name}({', '.join(first + [operand_list] + extra)})", used
+        return f"{dst} = {name}({', '.join([w for w in first if w] + [operand_list] + extra)})", used
     if call.inputs == "one":
         return f"{dst} = {name}({', '.join([operands[0]] + extra)})", used
     if inplace and call.inplace and operands[0] == dst and len(operands) == 2:
@@ -267,17 +267,17 @@ def hoist(items: list, taken: set[str], out: str | None = None) -> tuple[list, l
     out_key = _dump(out) if out else None
     for key, count in counts.items():
         if count >= 2:
-            names = ("out_channels",) if key == out_key else ("width", "mid_channels")
+            wanted = ("out_channels",) if key == out_key else ("width", "mid_channels")
             chosen[key] = next(
                 n
-                for n in (*names, *(f"{names[-1]}{i}" for i in range(2, 99)))
+                for n in (*wanted, *(f"{wanted[-1]}{i}" for i in range(2, 99)))
                 if n not in taken and n not in chosen.values()
             )
     if not chosen:
         return items, []
 
     class Replace(pyast.NodeTransformer):
-        def visit_BinOp(self, node: pyast.BinOp) -> pyast.expr:
+        def visit_BinOp(self, node: pyast.BinOp) -> pyast.AST:
             key = pyast.dump(node)
             if key in chosen:
                 return pyast.Name(chosen[key], pyast.Load())
@@ -371,9 +371,7 @@ def _children(items: list, prefix: Path, into: dict[Path, list[str]]) -> None:
     for item in items:
         if isinstance(item, Container):
             path = prefix + item.path
-            into.setdefault(path, []).extend(
-                getattr(c, "path", (None,))[0] for c in item.items if isinstance(c, (Assign, Container))
-            )
+            into.setdefault(path, []).extend(c.path[0] for c in item.items if isinstance(c, (Assign, Container)))
             _children(item.items, path, into)
         elif isinstance(item, If):
             for path in _deep(item):
