@@ -576,3 +576,16 @@ def test_the_ejected_files_pass_ruff(tmp_path, ruleset):
         timeout=120,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+def test_docs_python_shows_what_the_ejector_writes():
+    """docs/python.md shows ResNet-50's and SK-ResNet-18's block classes as they are written today."""
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "python.md").read_text()
+    shown = re.findall(r"```python\n(.*?)```", page, re.S)
+    r50, sk = ejected("resnet50")["__source__"], ejected("skresnet18")["__source__"]
+    assert shown[0].strip() == r50[r50.index("class Bottleneck") : r50.index("\n\n\nclass Resnet50")].strip()
+    sk_blocks = sk[sk.index("class SelectiveKernel") : sk.index("\n\n\nclass Skresnet18")]
+    assert shown[1].strip() == sk_blocks.strip()
