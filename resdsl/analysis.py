@@ -44,7 +44,9 @@ def annotate(graph: OpGraph) -> tuple[int, int]:
         c = cost(data.kind, data.attrs, x, y) if x is not None and y is not None else NO_COST
         if data.is_merge and y is not None:  # a merge's rule reads all its inputs
             inputs = graph.inputs(name)
-            shapes = [graph.nodes[u].shape for u in inputs.branches or (inputs.main, inputs.shortcut)]
+            sources = inputs.branches or (inputs.main, inputs.shortcut)
+            shapes = [shape for u in sources if u is not None and (shape := graph.nodes[u].shape) is not None]
+            assert len(shapes) == len(sources)  # inference gives a merge its shape only from all its inputs'
             c = ALL[data.kind].merge_cost(data.attrs, shapes, y)
         data.params, data.macs = c.params, c.macs
         total_params += c.params
@@ -89,7 +91,7 @@ class MemoryEstimate:
     activations: int
     weights: int
     largest: str
-    largest_shape: Shape
+    largest_shape: Shape | None  # None: unknown (shown as `?`)
 
     @property
     def total(self) -> int:

@@ -16,7 +16,7 @@ from .errors import EvalError, Span
 from .library import bundled_file_defining
 from .ops import OPS
 from .requirements import unmet
-from .scope import Context, Walk
+from .scope import Context, Resolved, Walk
 from .values import Value, evaluate, same_value, show, suggest
 
 
@@ -41,7 +41,7 @@ class Binding(Walk):
 
     unmet_seen: set[tuple]  # (requirement, values) already reported
 
-    def resolve(self, name: str, ctx: Context, span: Span | None, seen: tuple[str, ...] = ()):
+    def resolve(self, name: str, ctx: Context, span: Span | None, seen: tuple[str, ...] = ()) -> Resolved | None:
         """Follow aliases to a template; return (template, default expressions by name)."""
         definition = self.library.definitions.get(name)
         if definition is None:
@@ -77,7 +77,7 @@ class Binding(Walk):
         names = [p.name for p in template.params]
         for i, arg in enumerate(definition.args):
             key = arg.name if arg.name is not None else (names[i] if i < len(names) else None)
-            if key not in defaults:
+            if key is None or key not in defaults:
                 self.error(
                     ctx,
                     "E0203" if arg.name else "E0204",
@@ -95,14 +95,14 @@ class Binding(Walk):
         self,
         template: ast.Template,
         defaults: dict[str, ast.Expr | None],
-        positional: list,
+        positional: list[tuple[Value, Span]],
         keywords: dict[str, tuple[Value, Span]],
         span: Span,
         ctx: Context,
         what: str,
         shown: str | None = None,
         called: str | None = None,
-    ) -> dict | None:
+    ) -> dict[str, Value] | None:
         """Parameters of one call: given values, then defaults evaluated in order. `called` is the
         name the call used (an alias's), for the arguments a `defaults` statement gives (FromDefaults)."""
         names = [p.name for p in template.params]
@@ -209,8 +209,8 @@ class Binding(Walk):
                 self.error(ctx, "E0211", req.message, req.span, notes=req.notes)
         if not broken and (errors or failed_defaults):
             inside = replace(ctx, trace=ctx.trace + ((span, f"{what} `{template.name}`"),))
-            for exc in errors + failed_defaults:
-                self.fail(inside, exc)
+            for problem in errors + failed_defaults:
+                self.fail(inside, problem)
         return env if not (broken or errors or failed_defaults) else None
 
     def alias_conflicts(
@@ -252,7 +252,7 @@ class Binding(Walk):
                     )
                 continue
             value, vspan = yielded[key]
-            if not same_value(value, aliased) and (param.default is None or not same_value(value, own)):
+            if not same_value(value, aliased) and (own is None or not same_value(value, own)):
                 self.error(
                     ctx,
                     "E0205",

@@ -93,7 +93,7 @@ class BranchElaborator(Walk):
             return self.eval(given[name][0], ctx) if name in given else None
 
         split = as_bool(value("split"), given["split"][0].span) if "split" in given else False
-        merge = Symbol("sum")
+        merge: Value | None = Symbol("sum")
         if "merge" in given:
             expr = given["merge"][0]
             # a bare name that is not a parameter is read as a merge's name, so `merge = add` says what exists
@@ -186,6 +186,7 @@ class BranchElaborator(Walk):
                 )
             return current
         if opts.merge == "select":
+            assert el.attend is not None  # branch_options refuses `merge = select` without an attend body
             total = outputs[0]
             if opts.count > 1:
                 total = self.merge_branches(scope, ctx, None, "sum", el.span, outputs)

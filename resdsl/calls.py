@@ -16,7 +16,7 @@ from .binding import FromDefaults, missing_use_hint
 from .errors import EvalError, Span
 from .ops import OPS, BoundArg, bind
 from .ops.base import given_options, no_option
-from .scope import Context, Scope, Walk
+from .scope import Context, Resolved, Scope, Walk
 from .values import Symbol, Value, as_int, suggest, type_name, value_key
 
 MAX_DEPTH = 48
@@ -60,7 +60,7 @@ class CallElaborator(Walk):
     instances: list[BlockInstance]
     op_cache: dict[tuple, dict[str, Value] | None]  # (call, parameters) -> its arguments; None: it failed
     failed_calls: set[tuple]  # (call, parameters) that failed: skipped when repeated
-    resolved: dict[str, tuple]  # a block name -> (template, defaults), resolved once
+    resolved: dict[str, Resolved]  # a block name -> (template, defaults), resolved once
     bound: dict[tuple, dict[str, Value]]  # (name, arguments) -> the parameters, bound once
 
     def defaults(self, stmt: ast.Defaults, ctx: Context) -> Context:
@@ -145,8 +145,11 @@ class CallElaborator(Walk):
             return self.instantiate(name, positional, keywords, call.span, path, current, ctx)
         return self.stage(name, call, link, positional, keywords, current, scope, ctx)
 
-    def arguments(self, args: tuple[ast.Arg, ...], ctx: Context):
-        positional, keywords = [], {}
+    def arguments(
+        self, args: tuple[ast.Arg, ...], ctx: Context
+    ) -> tuple[list[tuple[Value, Span]], dict[str, tuple[Value, Span]]]:
+        positional: list[tuple[Value, Span]] = []
+        keywords: dict[str, tuple[Value, Span]] = {}
         for arg in args:
             value = self.eval(arg.value, ctx)
             if arg.name is None:
@@ -164,6 +167,7 @@ class CallElaborator(Walk):
         self, name: str, call: ast.Call, link: ast.Link, positional, keywords, current: str, scope: Scope, ctx: Context
     ) -> str:
         repeat = call.repeat
+        assert repeat is not None  # a stage is a block call with `x N`
         stride = None
         try:
             count = as_int(self.eval(repeat.count, ctx), repeat.count.span)
@@ -323,14 +327,10 @@ class CallElaborator(Walk):
             bound, positional = [], 0
             for arg in call.args:
                 expr = arg.value
-                if (
-                    arg.name is None
-                    and isinstance(expr, ast.Name)
-                    and expr.id not in ctx.env
-                    and spec.option(expr.id) is not None
-                    and spec.option(expr.id).flag
-                ):
-                    bound.append(BoundArg(None, None, arg.span, bare=expr.id))
+                word = expr.id if arg.name is None and isinstance(expr, ast.Name) and expr.id not in ctx.env else None
+                flag = spec.option(word) if word is not None else None
+                if flag is not None and flag.flag:
+                    bound.append(BoundArg(None, None, arg.span, bare=word))
                     continue
                 bare = expr.id if isinstance(expr, ast.Name) and expr.id in OPS and expr.id not in ctx.env else None
                 try:

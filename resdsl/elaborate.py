@@ -260,6 +260,7 @@ class _Elaborator(CallElaborator, BranchElaborator, Binding):
                 ast.Section: "a section adds no name",
                 ast.Cond: "an `if` adds no name",
             }[type(element)]
+            assert link.label_span is not None  # the parser gives every label its span
             self.error(
                 ctx,
                 "E0208",

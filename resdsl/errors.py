@@ -152,6 +152,8 @@ class Problem(ResdslError):
 class EvalError(Problem):
     """A located evaluation failure (an expression, an argument, a requirement)."""
 
+    span: Span  # always located, unlike a ShapeError
+
     def __init__(self, code: str, message: str, span: Span, help: str | None = None, notes: tuple[str, ...] = ()):
         super().__init__(code, message, span, help, notes)
 

@@ -91,6 +91,7 @@ class Network:
         found: dict[str, dict[str, Any]] = {}
         for node, data in self.ops.nodes.items():
             if data.inserted:
+                assert data.merge is not None  # an inserted shortcut op names the merge it feeds
                 merge = self.ops.nodes[data.merge]
                 entry = found.setdefault(
                     data.merge,

@@ -107,7 +107,10 @@ def _span(path: str, meta) -> Span:
 
 
 def _token_span(path: str, token: Token) -> Span:
-    return Span(path, token.line, token.column, token.end_line, token.end_column)
+    line, column, end_line, end_column = token.line, token.column, token.end_line, token.end_column
+    # lark types them optional for tokens built by hand; the lexer positions every token it makes
+    assert line is not None and column is not None and end_line is not None and end_column is not None
+    return Span(path, line, column, end_line, end_column)
 
 
 def _integer(digits: str) -> int | float:

@@ -95,7 +95,9 @@ def build_record(net: Network) -> Record:
     shortcuts: dict[str, list[str]] = {}
     for name, node in ops.nodes.items():
         if node.inserted:
+            assert node.merge is not None  # an inserted shortcut op names the merge it feeds
             slot = ops.nodes[node.merge].shortcut_name
+            assert slot is not None  # and that merge, the `downsample` it went into
             shortcuts.setdefault(slot, []).append(name)
     blocks: dict[str, BlockRecord] = {}
     pending = {i.path: i for i in net.instances}

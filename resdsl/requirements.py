@@ -90,9 +90,9 @@ def unmet(
         if span is None:  # a default written at an alias (`resnet(depth = 42)`) is where the value came from
             span = next(
                 (
-                    defaults[n].span
+                    default.span
                     for n in read
-                    if defaults.get(n) is not None and defaults[n].span.path != template.span.path
+                    if (default := defaults.get(n)) is not None and default.span.path != template.span.path
                 ),
                 call_span,
             )

@@ -18,6 +18,10 @@ from .graph import FAILED, Node, OpGraph, Role
 from .ops import ALL
 from .values import Value, evaluate, value_key
 
+# A block or network name resolved through its aliases: its template, and the default expression of
+# each parameter (an alias's bindings replacing the template's own; None: the parameter has none)
+Resolved = tuple[ast.Template, dict[str, ast.Expr | None]]
+
 NUMBERED_KINDS = frozenset(name for name, kind in ALL.items() if kind.numbered)  # conv1, bn1, gn1
 
 
@@ -119,7 +123,8 @@ class Walk:
     subclass of this one: `binding.Binding` (a call matched to its template), `calls.CallElaborator`
     (ops, block calls, stages, `defaults`) and `branches.BranchElaborator` (the multi-branch
     construct). What they share is declared here; `_Elaborator` supplies the walk itself (`body`,
-    `element`, `name`, `policy`), declared below as what every part may call.
+    `element`, `name`, `policy`) and `Binding` the binding (`resolve`, `bind_parameters`), declared
+    below as what every part may call.
     """
 
     library: Any  # library.Library: the definitions in scope
@@ -193,3 +198,21 @@ class Walk:
 
     def policy(self, expr: ast.Expr, ctx: Context) -> str:
         raise NotImplementedError  # pragma: no cover - elaborate._Elaborator
+
+    # ---- binding (binding.Binding) -----------------------------------------------------------
+    def resolve(self, name: str, ctx: Context, span: Span | None, seen: tuple[str, ...] = ()) -> Resolved | None:
+        raise NotImplementedError  # pragma: no cover - binding.Binding
+
+    def bind_parameters(
+        self,
+        template: ast.Template,
+        defaults: dict[str, ast.Expr | None],
+        positional: list[tuple[Value, Span]],
+        keywords: dict[str, tuple[Value, Span]],
+        span: Span,
+        ctx: Context,
+        what: str,
+        shown: str | None = None,
+        called: str | None = None,
+    ) -> dict[str, Value] | None:
+        raise NotImplementedError  # pragma: no cover - binding.Binding

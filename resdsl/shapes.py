@@ -12,6 +12,7 @@ the padded input).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import ShapeError
 from .graph import FAILED, Node, OpGraph, Role, show_shape
@@ -173,15 +174,16 @@ def infer_graph(graph: OpGraph, reporter) -> None:
             continue
         try:
             if inputs.branches:  # a merge of `branches`
-                shapes = [nodes[b].shape for b in inputs.branches]
+                shapes = [shape for b in inputs.branches if (shape := nodes[b].shape) is not None]
                 weights = nodes[inputs.weights].shape if inputs.weights else None
-                if None in shapes or (inputs.weights and weights is None):
+                if len(shapes) < len(inputs.branches) or (inputs.weights and weights is None):
                     continue
                 try:
                     data.shape = branch_merge_shape(kind, data.attrs, shapes, weights)
                 except ShapeError as exc:  # say which ops changed H×W, and how
                     raise _with_causes(exc, graph, inputs.branches, shapes) from None
             elif data.is_merge:  # a residual block's merge: main path and shortcut
+                assert inputs.shortcut is not None  # every residual merge has a shortcut edge
                 x = nodes[inputs.shortcut].shape
                 if x is None:
                     continue
@@ -202,6 +204,7 @@ def infer_graph(graph: OpGraph, reporter) -> None:
                         )
                     data.shape = main  # `shortcut` ("written" or "identity") was set by the elaborator
                     continue
+                assert data.policy is not None  # the elaborator gives every residual add the policy in force
                 plan = plan_shortcut(data.policy, x, main, _stride_between(graph, inputs.main, inputs.shortcut))
                 data.shortcut = plan.kind
                 data.shape = main
@@ -209,6 +212,7 @@ def infer_graph(graph: OpGraph, reporter) -> None:
                     source = data.project_from or inputs.shortcut
                     if source != inputs.shortcut:  # ResNet v2: project the pre-activated tensor instead
                         x = nodes[source].shape
+                        assert x is not None  # the tap lies on the main path before the merge, whose shape is known
                         plan = tap_plan(plan, x, main, _stride_between(graph, inputs.main, source))
                     _insert_shortcut(graph, node, inputs.shortcut, source, plan, x, main, norm=data.project_norm)
                     inserted = True
@@ -286,7 +290,9 @@ def _insert_shortcut(
     tap a block chose), named like torchvision's `downsample`; `norm=False` leaves out the BN."""
     m = graph.nodes[merge]
     name = m.shortcut_name
+    assert name is not None  # the elaborator names every residual merge's `downsample`
     feature_map = len(x) == 3
+    ops: list[tuple[str, str, dict[str, Any]]]  # (node, kind, attrs)
     if plan.kind == "zeropad":
         ops = [(name, "zeropad", ALL["zeropad"].make(stride=plan.stride, channels=y[0] - x[0]))]
     else:
@@ -299,7 +305,7 @@ def _insert_shortcut(
             if feature_map
             else ("fc", ALL["fc"].make(out=y[0], bias=False))
         )
-        ops = [project, (m.norm, ALL[m.norm].make())] if norm else [project]
+        steps = [project, (m.norm, ALL[m.norm].make())] if norm else [project]
         if plan.kind == "avgproj":
             # ResNet-D: the pool sits in slot 0 even when the stride is 1 (an identity), as in timm.
             pool = (
@@ -308,11 +314,11 @@ def _insert_shortcut(
                     kernel=plan.stride, stride=plan.stride, padding=0, ceil=True, count_include_pad=False
                 ),
             )
-            ops = [pool] + ops if plan.stride > 1 else ops
+            steps = [pool] + steps if plan.stride > 1 else steps
             start = 0 if plan.stride > 1 else 1
         else:
             start = 0
-        ops = [(f"{name}.{start + i}", kind, attrs) for i, (kind, attrs) in enumerate(ops)]
+        ops = [(f"{name}.{start + i}", kind, attrs) for i, (kind, attrs) in enumerate(steps)]
     graph.remove_edge(raw, merge)
     previous, shape = source, x
     for i, (node, kind, attrs) in enumerate(ops):

@@ -8,7 +8,6 @@ reads it, never edits it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from .errors import Span
 
@@ -69,7 +68,7 @@ class Index:
     span: Span
 
 
-Expr = Union[Number, Boolean, Name, ListExpr, Unary, Binary, Ternary, Index]
+Expr = Number | Boolean | Name | ListExpr | Unary | Binary | Ternary | Index
 
 
 # ---- statements ------------------------------------------------------------
@@ -175,7 +174,7 @@ class Branches:
     span: Span
 
 
-Element = Union[Call, Group, Section, Residual, Cond, Branches]
+Element = Call | Group | Section | Residual | Cond | Branches
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +254,7 @@ class Require:
     span: Span
 
 
-Statement = Union[Chain, Input, Shortcut, Norm, Defaults, Require]
+Statement = Chain | Input | Shortcut | Norm | Defaults | Require
 
 
 # ---- top level -------------------------------------------------------------
@@ -292,7 +291,7 @@ class Alias:
     name_span: Span
 
 
-Definition = Union[Template, Alias]
+Definition = Template | Alias
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,9 @@ def _expected(names, parser: Lark) -> str:
 
 def syntax_diagnostic(exc: UnexpectedInput, text: str, path: str, parser: Lark) -> Diagnostic:
     if isinstance(exc, UnexpectedCharacters):
-        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+        pos = exc.pos_in_stream
+        assert pos is not None  # lark's lexer sets it on every UnexpectedCharacters
+        ch = text[pos] if pos < len(text) else "?"
         shown = repr(ch)[1:-1] if not ch.isprintable() else ch
         return Diagnostic(
             "E0102",

@@ -12,7 +12,6 @@ import difflib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Union
 
 from . import syntax as ast
 from .errors import EvalError, Span  # noqa: F401 - EvalError: raised here, imported from here by older code
@@ -34,7 +33,7 @@ class Symbol:
         return self.name
 
 
-Value = Union[int, float, bool, Symbol, tuple]
+Value = int | float | bool | Symbol | tuple
 
 
 def value_key(value: Value) -> object:
@@ -45,7 +44,7 @@ def value_key(value: Value) -> object:
     return (type(value).__name__, value)
 
 
-def show(value: Value) -> str:
+def show(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, tuple):
@@ -53,7 +52,7 @@ def show(value: Value) -> str:
     return str(value)
 
 
-def type_name(value: Value) -> str:
+def type_name(value: object) -> str:
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, int):
@@ -185,7 +184,7 @@ def _number(value: Value, span: Span) -> int | float:
     return value
 
 
-def as_int(value: Value, span: Span) -> int:
+def as_int(value: object, span: Span) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and value.is_integer():
             return int(value)
@@ -193,7 +192,7 @@ def as_int(value: Value, span: Span) -> int:
     return value
 
 
-def as_bool(value: Value, span: Span) -> bool:
+def as_bool(value: object, span: Span) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and not isinstance(value, bool):

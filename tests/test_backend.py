@@ -11,6 +11,7 @@ from family import LEFT_TO_TEST_FAMILY, TIMM_ALL
 from torch.utils.flop_counter import FlopCounterMode
 
 import resdsl
+from resdsl.backend.containers import Part
 
 # the specs bundled before the family, whose runtime figures this file has always checked
 ORIGINAL = {
@@ -24,7 +25,6 @@ ORIGINAL = {
     "resnext50_32x4d",
     "wide_resnet50_2",
 }
-from resdsl.backend.containers import Part
 
 TORCHVISION = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "wide_resnet50_2"]
 TIMM = ["resnet50d", "seresnet50"]

@@ -119,14 +119,17 @@ def test_formats(tmp_path, suffix, magic):
 
 def test_without_dot_only_dot_output_works(tmp_path):
     env = dict(os.environ, PATH=str(tmp_path))  # no `dot` on PATH
-    run = lambda out: subprocess.run(
-        [sys.executable, "-m", "resdsl", "draw", "resnet20", "-o", str(out)],  # noqa
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=os.getcwd(),
-        timeout=60,
-    )
+
+    def run(out):
+        return subprocess.run(
+            [sys.executable, "-m", "resdsl", "draw", "resnet20", "-o", str(out)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=os.getcwd(),
+            timeout=60,
+        )
+
     svg = run(tmp_path / "x.svg")
     assert svg.returncode == 2 and "apt-get install graphviz" in svg.stderr and "Traceback" not in svg.stderr
     assert not (tmp_path / "x.svg").exists()

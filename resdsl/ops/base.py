@@ -222,7 +222,7 @@ def feature_map(kind: str, shape: Shape) -> tuple[int, int, int]:
             f"`{kind}` needs a C×H×W feature map, but its input is a vector of {shape[0]}",
             help="feature-map ops (conv, bn, pools, se) come before `flatten` / `fc`",
         )
-    return shape  # type: ignore[return-value]
+    return shape
 
 
 def window(size: int, kernel: int, stride: int, padding: int, dilation: int = 1, ceil: bool = False) -> int:
@@ -237,9 +237,12 @@ def spatial(kind: str, shape: Shape, attrs: dict[str, Value]) -> Shape:
     """C×H×W after a window of `kernel`, `stride`, `padding` (and `dilation`, `ceil` where the op has them)."""
     c, h, w = feature_map(kind, shape)
     k, s, p = attrs["kernel"], attrs["stride"], attrs["padding"]
-    d = attrs.get("dilation", 1)
-    oh = window(h, k, s, p, d, attrs.get("ceil", False))
-    ow = window(w, k, s, p, d, attrs.get("ceil", False))
+    d, ceil = attrs.get("dilation", 1), attrs.get("ceil", False)
+    # `bind` checked them as integer (and boolean) options, and `complete` filled the stride and padding
+    assert isinstance(k, int) and isinstance(s, int) and isinstance(p, int) and isinstance(d, int)
+    assert isinstance(ceil, bool)
+    oh = window(h, k, s, p, d, ceil)
+    ow = window(w, k, s, p, d, ceil)
     if oh < 1 or ow < 1:
         raise ShapeError(
             "E0403",
@@ -279,10 +282,11 @@ class BoundArg:
 
 def bind(spec: OpKind, args: list[BoundArg], call_span: Span) -> dict[str, Value]:
     """Match evaluated arguments to an op's options, complete and validate them; raise EvalError on misuse."""
-    values: dict[str, Value] = {}
+    values: dict[str, Any] = {}  # Values, and None for the defaults `complete` works out
     where: dict[str, Span] = {}
     slots = list(spec.positional)
     for arg in args:
+        value: Value | None
         if arg.name is None:
             flag = spec.option(arg.bare) if arg.bare else None
             if flag is not None and flag.flag:
@@ -313,7 +317,9 @@ def bind(spec: OpKind, args: list[BoundArg], call_span: Span) -> dict[str, Value
                 arg.span,
                 notes=(f"first given at {where[name]}",),
             )
-        values[name] = _check(spec, spec.option(name), value, arg.span)
+        option = spec.option(name)
+        assert option is not None  # `name` is an option's own name: a flag's, a positional slot's or a named one's
+        values[name] = _check(spec, option, value, arg.span)
         where[name] = arg.span
     for option in spec.options:
         if option.name not in values:
@@ -335,18 +341,13 @@ def match_options(spec: OpKind, args, is_parameter) -> dict[str, Any]:
     for arg in args:
         expr = arg.value
         word = getattr(expr, "id", None) if type(expr).__name__ == "Name" else None
-        if (
-            arg.name is None
-            and word is not None
-            and not is_parameter(word)
-            and spec.option(word) is not None
-            and spec.option(word).flag
-        ):
-            found[spec.option(word).name] = True
+        flag = spec.option(word) if arg.name is None and word is not None and not is_parameter(word) else None
+        if flag is not None and flag.flag:
+            found[flag.name] = True
         elif arg.name is None:
             found[slots.pop(0)] = expr
         else:
-            found[spec.option(arg.name).name] = expr
+            found[_named_option(spec, arg.name).name] = expr
     return found
 
 
@@ -356,7 +357,7 @@ def given_options(spec: OpKind, args: list[BoundArg]) -> frozenset[str]:
     for arg in args:
         flag = spec.option(arg.bare) if arg.name is None and arg.bare else None
         if arg.name is not None:
-            given.add(spec.option(arg.name).name)
+            given.add(_named_option(spec, arg.name).name)
         elif flag is not None and flag.flag:
             given.add(flag.name)
         elif slots:
@@ -374,11 +375,19 @@ def no_option(spec: OpKind, word: str, span: Span) -> EvalError:
     )
 
 
+def _named_option(spec: OpKind, word: str) -> Option:
+    """The option a call names `word` (by name or shorthand), in a call `bind` accepted."""
+    option = spec.option(word)
+    assert option is not None, f"`{spec.name}` has no option `{word}`: `bind` refuses the call"
+    return option
+
+
 def _option_list(spec: OpKind) -> list[str]:
     return [o.name + (f" ({'/'.join(o.aliases)})" if o.aliases else "") for o in spec.options]
 
 
-def _check(spec: OpKind, option: Option, value: Value, span: Span) -> Value:
+def _check(spec: OpKind, option: Option, value: Value | None, span: Span) -> Value:
+    # `value` is None for an op's name given to an option (`conv out=relu`): refused below as "the name `None`"
     if option.type == "bool":
         return as_bool(value, span)
     if option.type == "int":
@@ -395,15 +404,12 @@ def _check(spec: OpKind, option: Option, value: Value, span: Span) -> Value:
         and (high is None or value <= high)
     )
     if not in_range:
-        lowest = f"above {show(low)}" if option.above_minimum else f"at least {show(low)}"
+        # every option that is a number has a minimum (a bool option returned above)
+        lowest = f"above {low}" if option.above_minimum else f"at least {low}"
         bounds = (
             lowest
             if high is None
-            else (
-                f"above {show(low)} and at most {show(high)}"
-                if option.above_minimum
-                else f"between {show(low)} and {high:,}"
-            )
+            else (f"above {low} and at most {high}" if option.above_minimum else f"between {low} and {high:,}")
         )
         raise EvalError("E0303", f"`{option.name}` of `{spec.name}` is {show(value)}; it must be {bounds}", span)
     return value

@@ -65,7 +65,7 @@ class ConvOp(OpKind):
         return attrs["out"]
 
 
-KINDS = (
+KINDS: tuple[OpKind, ...] = (
     ConvOp(
         "conv",
         "2-d convolution; padding defaults to kernel//2 * dilation",

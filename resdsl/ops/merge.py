@@ -14,6 +14,8 @@ kind here: `merge_word` makes `branches(merge = ...)` accept it.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from ..errors import ShapeError
 from .base import FunctionCall, OpKind, Option, Shape
 from .base import show_shape as _show
@@ -132,7 +134,13 @@ class SelectOp(MergeOp):
         return FunctionCall("layers.select_branches", "list", kwargs=(("groups", attrs["groups"]),), weights_first=True)
 
 
-MERGE = dict(internal=True, merge=True, fill="#ffffff")
+class _MergeFlags(TypedDict):
+    internal: bool
+    merge: bool
+    fill: str
+
+
+MERGE: _MergeFlags = {"internal": True, "merge": True, "fill": "#ffffff"}
 KINDS = (
     ConcatOp("concat", "its inputs side by side along the channels", merge_word="concat", **MERGE),
     AddOp(

@@ -23,7 +23,7 @@ class BatchNormOp(OpKind):
         )
 
 
-KINDS = (
+KINDS: tuple[OpKind, ...] = (
     BatchNormOp(
         "bn",
         "batch normalisation; `zero_init` starts its scale at 0",
