@@ -14,6 +14,7 @@ Prints, measured in this one run:
 from __future__ import annotations
 
 import argparse
+import functools
 import platform
 import statistics
 import subprocess
@@ -68,7 +69,7 @@ def main() -> None:
 
     print("core (in process, median):")
     for name in ("resnet152", "resnet1202"):
-        seconds = core(lambda: resdsl.load(name), max(3, args.runs // 3))
+        seconds = core(functools.partial(resdsl.load, name), max(3, args.runs // 3))
         nodes = resdsl.load(name).graph.number_of_nodes()
         print(f"  {name:<11} {seconds:.3f} s  {nodes:>6} nodes")
 
@@ -76,7 +77,7 @@ def main() -> None:
     base = None
     for blocks in (1250, 2500, 5000, 10000):
         text = generated(blocks)
-        seconds = core(lambda: resdsl.loads(text, path="<generated>"), 3)
+        seconds = core(functools.partial(resdsl.loads, text, path="<generated>"), 3)
         per_block = seconds / blocks
         base = base or per_block
         print(

@@ -123,7 +123,7 @@ def reference(folder: str, batch: int, workers: int) -> DataLoader:
 def timed(batches, limit: int) -> float:
     """images/s over the batches after the first (the workers' start-up is not the pipeline's rate)."""
     count, start = 0, None
-    for i, (x, y) in enumerate(batches):
+    for i, (_x, y) in enumerate(batches):
         if i == 0:
             start = time.perf_counter()
             continue

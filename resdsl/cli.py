@@ -310,12 +310,13 @@ def _size_range(text: str) -> tuple[int, int]:
 
 def _default_output(name: str, force: bool) -> str:
     """A name the user did not give never replaces a file silently: `-o` names it, or `--force` allows it."""
-    name = check_destination(name, "-o")
-    if os.path.lexists(name) and not force:
+    path = check_destination(name, "-o")
+    assert path is not None  # None only for no path
+    if os.path.lexists(path) and not force:
         raise UsageError(
-            f"{name} exists, and this command did not write it: give --force to replace it, or -o to write elsewhere"
+            f"{path} exists, and this command did not write it: give --force to replace it, or -o to write elsewhere"
         )
-    return name
+    return path
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -354,7 +355,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         EXAMPLE_BATCH,
         training=False,
         limit=limit,
-        where=f"--max-memory {show_bytes(limit)}"
+        where=f"--max-memory {show_bytes(args.max_memory)}"
         if args.max_memory
         else f"the {show_bytes(limit or 0)} of memory of this machine",
     )

@@ -26,12 +26,13 @@ import html
 import os
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import IO
 
 import graphviz
 
 from .errors import UsageError
 from .files import write_atomically
-from .graph import Role
+from .graph import Node, Role
 from .network import Network
 from .ops import ALL
 from .units import format_count
@@ -105,7 +106,7 @@ def _collapse(net: Network, level: str) -> dict[str, str]:
     out = {}
     for n, d in ops.nodes.items():
         stage, block = d.stage, d.block
-        first = f"{stage}.0" if stage else None
+        first = f"{stage}.0"
         if stage and block and block != first and not block.startswith(first + "."):
             out[n] = f"{stage}.1+"
         else:
@@ -219,7 +220,8 @@ def _segments(
             clusters[cid].entry = f"{cid}#in"
     segments: dict[tuple[str, str], dict[str, str]] = {}
     for a, b, style, shape in links:
-        chain = [a, *(clusters[c].entry for c in inside[b] if c not in inside[a] and clusters[c].entry), b]
+        entries = [clusters[c].entry for c in inside[b] if c not in inside[a]]
+        chain = [a, *(entry for entry in entries if entry), b]
         for i, (x, y) in enumerate(zip(chain, chain[1:])):
             if (x, y) in segments:  # the trunk into a block, shared by its main path and its shortcut
                 continue
@@ -354,9 +356,9 @@ def _box_attrs(net: Network, box: _Box, stage_of: dict) -> dict[str, str]:
         if len(head) > 60:
             head = head[:57] + "…"
     lines = [title, head, f"→ {dims(last.shape)}", f"{params:,} params, {format_count(macs)} MACs"]
-    projections = {d.merge for d in members if d.inserted}
+    projections = {d.merge for d in members if d.inserted and d.merge is not None}  # (an inserted op has a merge)
     if projections:
-        kinds = sorted({ops.nodes[m].shortcut for m in projections})
+        kinds = sorted({_shortcut(ops.nodes[m]) for m in projections})
         lines.append(
             f"{len(projections)} shortcut{'s' if len(projections) > 1 else ''} inserted "
             f"({', '.join(kinds)}), {sum(d.params for d in members if d.inserted):,} params"
@@ -369,12 +371,19 @@ def _edge_style(net: Network, u: str, v: str, edge: dict) -> str:
     ops = net.ops
     target = ops.nodes[v]
     if edge["role"] is Role.SHORTCUT:  # a residual add's planned shortcut, or `dense`'s concat
-        return target.shortcut if ALL[target.kind].planned else target.kind
+        return _shortcut(target) if ALL[target.kind].planned else target.kind
     if edge["role"] is Role.WEIGHTS:
         return "attention"
     if target.inserted:
-        return ops.nodes[target.merge].shortcut
+        assert target.merge is not None  # an inserted op feeds a merge
+        return _shortcut(ops.nodes[target.merge])
     return "main"
+
+
+def _shortcut(merge: Node) -> str:
+    """The shortcut the plan chose for a merge (shape inference sets it on every planned merge)."""
+    assert merge.shortcut is not None
+    return merge.shortcut
 
 
 def _legend(dot: graphviz.Digraph, kinds: list[str], inserted: bool) -> None:
@@ -429,7 +438,11 @@ def render(net: Network, out: str | os.PathLike, level: str = "op", dpi: int | N
     if dpi is not None:
         dot.graph_attr["dpi"] = str(dpi)
     data = dot.source.encode("utf-8") if fmt == "dot" else pipe(dot, fmt)
-    write_atomically(out, lambda f: f.write(data))
+
+    def write(f: IO[bytes]) -> None:
+        f.write(data)
+
+    write_atomically(out, write)
     return fmt
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import CODES, WARNINGS, Diagnostic, shown_path
 
@@ -76,7 +77,7 @@ def to_json(findings: list[Finding], summary: list[dict]) -> str:
     """{"results": [one object per spec checked], "findings": [...]}"""
     items = []
     for f in findings:
-        item = {"spec": f.spec, "code": f.code, "message": f.message}
+        item: dict[str, Any] = {"spec": f.spec, "code": f.code, "message": f.message}
         item.update(
             {k: v for k, v in (f.diagnostic.to_dict() if f.diagnostic else {}).items() if k not in ("code", "message")}
         )

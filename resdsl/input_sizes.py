@@ -55,6 +55,7 @@ def spatial_sizes(graph: OpGraph, size: int) -> dict[str, int] | None:
     out: dict[str, int] = {}
     for name, data in graph.nodes.items():
         if data.kind == "input":
+            assert data.shape is not None  # the input's shape is the spec's
             if len(data.shape) != 3:
                 return None
             out[name] = size
@@ -106,7 +107,8 @@ def _bits(valid: tuple[int, ...], low: int, high: int) -> bytearray:
 
 
 def _first_runs(bits: bytearray, low: int, count: int) -> list[tuple[int, int]]:
-    runs, i = [], bits.find(1)
+    runs: list[tuple[int, int]] = []
+    i = bits.find(1)
     while i != -1 and len(runs) < count:
         j = bits.find(0, i)
         j = len(bits) if j == -1 else j
@@ -221,15 +223,16 @@ class _Plan:
                 self.rate[name] = rate
                 continue
             op = ALL[data.kind]
-            spatial_in = data.in_shape is not None and len(data.in_shape) == 3
-            if not spatial_in:
+            in_shape = data.in_shape
+            if in_shape is None or len(in_shape) != 3:  # not spatial
                 self.steps.append((name, "vector", operands))
             elif data.shape is not None and len(data.shape) != 3:
                 self.steps.append((name, "vector", operands))
-                self.vectors.append((name, operands[0], op, data.attrs, data.in_shape[0]))
+                self.vectors.append((name, operands[0], op, data.attrs, in_shape[0]))
             else:
-                self.steps.append((name, "op", operands, op, data.attrs, data.in_shape[0]))
-                if getattr(op, "is_global", None) is not None and op.is_global(data.attrs):
+                self.steps.append((name, "op", operands, op, data.attrs, in_shape[0]))
+                is_global = getattr(op, "is_global", None)
+                if is_global is not None and is_global(data.attrs):
                     rate = 1  # every H gives 1x1
                 else:
                     rate *= max(1, int(op.stride(data.attrs, None) or 1))

@@ -257,10 +257,10 @@ def _from_python(value: Any, depth: int = 0) -> Value:
             raise ValueError(f"{number} is too large (numbers are limited to {LIMIT:,})")
         return number
     if isinstance(value, numbers.Real):
-        number = float(value)
-        if not math.isfinite(number):
-            raise ValueError(f"{number} is not a finite number")
-        return number
+        real = float(value)
+        if not math.isfinite(real):
+            raise ValueError(f"{real} is not a finite number")
+        return real
     raise ValueError(f"cannot use {type(value).__name__} {_short_repr(value)} as a network parameter")
 
 

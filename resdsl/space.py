@@ -28,7 +28,7 @@ class _Lazy(Sequence):
     def at(self, index: int):
         raise NotImplementedError
 
-    def __getitem__(self, index):  # type: ignore[override]
+    def __getitem__(self, index):
         if isinstance(index, slice):
             return tuple(self.at(i) for i in range(*index.indices(len(self))))
         if index < 0:
@@ -114,7 +114,9 @@ class Dimension:
 
 def _split_top(text: str) -> list[str]:
     """Split on commas outside brackets: `[2,2],[3,4]` is two values."""
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for ch in text:
         if ch in "[(":
             depth += 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +32,10 @@ from .space import (
     Dimension,
     Sizes,
     Space,
+    Values,  # noqa: F401
     bound,  # noqa: F401
+    parse_input_range,  # noqa: F401
+    parse_vary,  # noqa: F401
 )
 
 DEFAULT_EXAMPLES = 1000
@@ -106,7 +110,7 @@ class Runner:
                 batch,
                 training=False,
                 limit=limit,
-                where=f"--max-memory {show_bytes(limit)}"
+                where=f"--max-memory {show_bytes(max_memory)}"
                 if max_memory
                 else f"the {show_bytes(limit or 0)} of memory of this machine",
             )
@@ -236,7 +240,7 @@ def verify(
     ordered.sort(
         key=lambda item: (item[0][1] or "", item[0][2] or 0, item[0][3] or 0) if len(item[0]) == 4 else ("~", 0, 0)
     )
-    for key, (indices, outcome) in ordered:
+    for key, (_indices, outcome) in ordered:
         shown, command = _reproduce(shown_spec, space, outcome.config, runner.channels())
         failures.append(Failure(key, outcome.text, shown, command, outcome.diagnostic))
     report = Report(shown_spec, runner.checker.name, space.describe(), tried, exhaustive, failures)
@@ -340,7 +344,8 @@ def _sampled_everywhere(
 
     shares = [examples // workers + (1 if i < examples % workers else 0) for i in range(workers)]
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    tried, minimal = 0, {}
+    tried = 0
+    minimal: dict[tuple, tuple] = {}
     with context.Pool(workers, initializer=_worker_init, initargs=(spec, network)) as pool:
         for count, found in pool.imap_unordered(
             _worker_sample, [(space, share, seed * 1000 + i) for i, share in enumerate(shares)]
@@ -359,6 +364,11 @@ def _sampled(runner: Runner, space: Space, examples: int, seed: int) -> tuple[in
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hypothesis_seed
     from hypothesis import strategies as st
+
+    if sys.version_info >= (3, 11):
+        from builtins import BaseExceptionGroup
+    else:  # hypothesis depends on the backport before 3.11
+        from exceptiongroup import BaseExceptionGroup
 
     kinds: dict[tuple, type] = {}
     last: dict[tuple, tuple] = {}  # the last failing configuration per key: after shrinking, its minimum

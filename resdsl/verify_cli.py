@@ -153,9 +153,9 @@ def read_config(path: Path) -> list[Entry]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        where = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        at = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
         line, column = (
-            (int(where[1]), int(where[2])) if where else (getattr(exc, "lineno", 1) or 1, getattr(exc, "colno", 1) or 1)
+            (int(at[1]), int(at[2])) if at else (getattr(exc, "lineno", 1) or 1, getattr(exc, "colno", 1) or 1)
         )
         problem = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc)) or "invalid TOML"
         raise ConfigError(path, line, column, f"not valid TOML: {problem}") from None

@@ -99,7 +99,9 @@ class Part(nn.Module):
     def __getitem__(self, index: int | str) -> nn.Module:  # model.layer1[0], model.layer4[-1], as torchvision
         if isinstance(index, int) and index < 0:
             index += len(self)
-        return self._modules[str(index)]
+        module = self._modules[str(index)]
+        assert module is not None  # a container holds modules, never empty slots
+        return module
 
     def __len__(self) -> int:
         return len(self._modules)

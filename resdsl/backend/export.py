@@ -78,8 +78,9 @@ def emit(net: Network, model: torch.nn.Module, kind: str, out: str) -> None:
     elif kind == "torchscript":
         data = _script(model)
     elif kind == "onnx":
-        program = torch.onnx.export(model, (example_input(net),), dynamo=True)
-        data = program.model_proto.SerializeToString()
+        onnx_program = torch.onnx.export(model, (example_input(net),), dynamo=True)
+        assert onnx_program is not None  # the dynamo exporter returns its program
+        data = onnx_program.model_proto.SerializeToString()
     elif kind == "state":
         from ..version import __version__
 
@@ -98,4 +99,8 @@ def emit(net: Network, model: torch.nn.Module, kind: str, out: str) -> None:
         data = eject(net, model).encode("utf-8")
     else:  # pragma: no cover - argparse restricts the choices
         raise UsageError(f"unknown --emit {kind}")
-    write_atomically(out, lambda f: f.write(data))
+
+    def write(f: IO[bytes]) -> None:
+        f.write(data)
+
+    write_atomically(out, write)

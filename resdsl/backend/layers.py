@@ -90,7 +90,8 @@ class BlurPool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, self.padding, mode="reflect")
-        return F.conv2d(x, self.filt, stride=self.stride, groups=self.channels)
+        # a buffer: nn.Module's __getattr__ types it Tensor | Module (a class annotation would trip TorchScript)
+        return F.conv2d(x, self.filt, stride=self.stride, groups=self.channels)  # type: ignore[arg-type]
 
 
 def select_branches(weights: torch.Tensor, branches: list[torch.Tensor], groups: int = 1) -> torch.Tensor:
@@ -208,5 +209,7 @@ def install_module(root: nn.Module, path: str, module: nn.Module) -> None:
     for part in parents:
         if part not in root._modules:
             root.add_module(part, nn.Module())
-        root = root._modules[part]
+        child = root._modules[part]
+        assert child is not None  # a container, never an empty slot
+        root = child
     root.add_module(leaf, module)

@@ -109,19 +109,27 @@ def _forward_graph(ops: OpGraph, inplace: dict[str, bool], scope: Region, calls:
         x = values[inputs.main]
         if data.kind in FUNCTIONS:  # a merge (resdsl/ops/merge.py) or a channel slice: its definition's function
             residual = not inputs.branches
-            operands = (
-                [values[u] for u in (inputs.branches or (inputs.main, inputs.shortcut))] if data.is_merge else [x]
-            )
-            operands = ALL[data.kind].operands(operands, residual) if data.is_merge else operands
+            operands = [x]
+            if data.is_merge:
+                if residual:
+                    assert inputs.shortcut is not None  # a residual merge's second input
+                    operands = [x, values[inputs.shortcut]]
+                else:
+                    operands = [values[u] for u in inputs.branches]
+                operands = ALL[data.kind].operands(operands, residual)
+            assert data.shape is not None  # the shapes are inferred before a module is built
+            call = ALL[data.kind].forward(data.attrs, data.shape)
+            assert call is not None  # the ops in FUNCTIONS are functions
             values[name] = call_function(
                 graph,
-                ALL[data.kind].forward(data.attrs, data.shape),
+                call,
                 operands,
-                values.get(inputs.weights),
+                values.get(inputs.weights) if inputs.weights is not None else None,
                 local,
                 inplace.get(name, False),
             )
         else:
+            assert data.in_shape is not None  # the shapes are inferred before a module is built
             if data.kind == "fc" and len(data.in_shape) == 3:  # a pooled C×1×1 map: flatten, as torchvision
                 x = graph.call_function(torch.flatten, (x, 1))
             values[name] = graph.call_module(local, (x,))
@@ -184,6 +192,7 @@ def to_torch(net: Network) -> fx.GraphModule:
         kind = data.kind
         if kind == "input" or kind in FUNCTIONS:  # merges and channel slices are functions in the forward
             continue
+        assert data.in_shape is not None  # the shapes are inferred before a module is built
         _install(root, name, make_module(kind, data.attrs, data.in_shape, inplace.get(name, False)), make_part)
         if data.attrs.get("zero_init"):  # a norm whose scale starts at 0
             zero_init.append(name)
@@ -220,6 +229,7 @@ def _descriptions(net: Network) -> dict[str, str]:
         if data.block and data.block not in found:
             found[data.block] = f"block: {data.block_type}"
         if data.inserted:
+            assert data.merge is not None  # an inserted op feeds a merge
             found.setdefault(name.rpartition(".")[0], f"shortcut: {net.ops.nodes[data.merge].shortcut}")
     return found
 
@@ -233,4 +243,6 @@ def _initialise(module: nn.Module, zero_init: list[str]) -> None:
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
     for name in zero_init:
-        nn.init.zeros_(module.get_submodule(name).weight)
+        weight = module.get_submodule(name).weight
+        assert isinstance(weight, torch.Tensor)  # a norm's scale
+        nn.init.zeros_(weight)

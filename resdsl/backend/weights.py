@@ -140,9 +140,7 @@ def check_state_dict(
     return found
 
 
-def load_checked(
-    net: Network, model: torch.nn.Module, path: str, state: dict[str, torch.Tensor] | None = None
-) -> None:
+def load_checked(net: Network, model: torch.nn.Module, path: str, state: dict[str, torch.Tensor] | None = None) -> None:
     """Read (unless `state` is the file, already read), check and load a checkpoint into `model`, or
     raise SpecError listing every mismatch."""
     state = read_state_dict(path) if state is None else state

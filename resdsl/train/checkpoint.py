@@ -18,6 +18,7 @@ import sys
 import types
 from collections.abc import Callable
 from dataclasses import fields, replace
+from typing import IO
 
 import torch
 
@@ -33,7 +34,11 @@ def save(state: dict, path: str) -> None:
     """torch.save to memory, then a temporary file, fsync, rename."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    write_atomically(path, lambda f: f.write(buffer.getvalue()))
+
+    def write(f: IO[bytes]) -> None:
+        f.write(buffer.getvalue())
+
+    write_atomically(path, write)
 
 
 def read(path: str) -> dict:
@@ -245,7 +250,7 @@ def _stay_in_eval(self: torch.nn.Module, mode: bool = True) -> torch.nn.Module:
 def _pin_eval(module: torch.nn.Module) -> None:
     """Eval mode now and after every `train()` (an instance's own `train`, which its parents' `train()`
     call; copies, such as the EMA's, keep it)."""
-    module.train = types.MethodType(_stay_in_eval, module)
+    module.train = types.MethodType(_stay_in_eval, module)  # type: ignore[method-assign]  # this instance only
     module.eval()
 
 

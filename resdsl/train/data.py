@@ -88,7 +88,7 @@ def _digits() -> tuple[torch.Tensor, torch.Tensor]:
     return images, torch.tensor(digits.target, dtype=torch.int64)
 
 
-def _cifar10(path: str):
+def _cifar10(path: str) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     from torchvision.datasets import CIFAR10
 
     try:
@@ -100,7 +100,7 @@ def _cifar10(path: str):
             f"(cifar-10-batches-py/data_batch_1..5, test_batch): {exc}"
         ) from None
 
-    def tensors(ds):
+    def tensors(ds: CIFAR10) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.tensor(ds.data).permute(0, 3, 1, 2).float() / 255.0
         return x, torch.tensor(ds.targets, dtype=torch.int64)
 

@@ -83,7 +83,7 @@ def decode(data: torch.Tensor, channels: int, path: str = "") -> torch.Tensor:
     """
     from torchvision.io import ImageReadMode, decode_image
 
-    buf = memoryview(data.numpy())
+    buf = data.numpy().data
     kind = image_kind(buf)
     if kind == "jpeg":
         frame = jpeg_frame(buf)

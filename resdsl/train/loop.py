@@ -41,7 +41,7 @@ from .config import TrainConfig
 from .data import DataError, examples, require
 from .metrics import Log, Meter, require_tensorboard
 from .progress import NO_MATPLOTLIB, Progress, plot, plotting
-from .sources import Where, open_source
+from .sources import Source, Where, open_source
 
 STREAMED = ("imagefolder", "wds")
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "curves.png", "tensorboard")  # what a run writes in RUN_DIR
@@ -64,10 +64,11 @@ def _device(wanted: str, local_rank: int) -> torch.device:
     return torch.device("cpu")
 
 
-def _check_memory(net: Network, cfg: TrainConfig, device: torch.device, amp: str) -> None:
+def _check_memory(net: Network, cfg: TrainConfig, batch_size: int, device: torch.device, amp: str) -> None:
     """E0506 before the data is read or the model built: a batch of the spec must fit the device."""
     cuda = device.type == "cuda"
     data = 0 if cuda else (examples(cfg.data) or 0) * math.prod(net.input_shape) * 4  # held on the host
+    limit: int | None
     if cfg.max_memory:
         limit, where = cfg.max_memory, f"--max-memory {show_bytes(cfg.max_memory)}"
     elif cuda:
@@ -78,7 +79,7 @@ def _check_memory(net: Network, cfg: TrainConfig, device: torch.device, amp: str
         where = f"the {show_bytes(limit or 0)} of memory of this machine"
     check_memory(
         net,
-        cfg.batch_size,
+        batch_size,
         training=True,
         limit=limit,
         where=where,
@@ -93,8 +94,9 @@ class _Run:
     """What the epochs need, once set up."""
 
     cfg: TrainConfig  # with the recipe's values filled in
+    hyper: recipe.Resolved  # those values, none of them None
     net: Network
-    source: object  # sources.InMemory | Folder | Shards
+    source: Source
     model: torch.nn.Module  # what runs the batches (DDP, compiled)
     raw: torch.nn.Module  # the plain module, for state dicts
     ema: torch.optim.swa_utils.AveragedModel | None
@@ -112,6 +114,7 @@ def train(cfg: TrainConfig, log=print) -> list[dict]:
     """Train `cfg.spec`; return the per-epoch metrics. Rank 0 logs and writes the run directory."""
     recipe.validate(cfg)
     out = check_destination(cfg.out, "--out", directory=True)
+    assert out is not None  # cfg.out is a path, never None
     rank, world, local_rank = _world()
     distributed, main_rank = world > 1, rank == 0
     say = log if main_rank else (lambda *a, **k: None)
@@ -140,7 +143,7 @@ def train(cfg: TrainConfig, log=print) -> list[dict]:
     if distributed and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     run = _set_up(cfg, device, rank, world, say)
-    cfg = run.cfg
+    cfg, hyper = run.cfg, run.hyper
 
     os.makedirs(out, exist_ok=True)
     if main_rank:  # a run killed while writing leaves a temporary file: never a half checkpoint, and cleaned here
@@ -160,15 +163,15 @@ def train(cfg: TrainConfig, log=print) -> list[dict]:
         best, history = resumed["best_val_acc"], [r for r in resumed["history"] if not r.get("partial")]
         best = None if best is None or best < 0 else best  # older checkpoints wrote -1 for none
         say(f"resumed from {last_path} after epoch {start}" + (f", step {start_step}" if start_step else ""))
-        if start >= cfg.epochs:
-            say(f"the run in {out} has trained all its {cfg.epochs} epochs; --epochs N continues it to N")
+        if start >= hyper.epochs:
+            say(f"the run in {out} has trained all its {hyper.epochs} epochs; --epochs N continues it to N")
     net, source = run.net, run.source
     say(
         f"training {net.name} ({net.params:,} params, {format_count(net.macs)} MACs per image) on {source.name}: "
         f"{source.train_count} train / {source.val_count} val, {source.classes} classes, "
-        f"{run.device}{f' x{world}' if distributed else ''}, amp {_amp(run)}, batch {cfg.batch_size}"
+        f"{run.device}{f' x{world}' if distributed else ''}, amp {_amp(run)}, batch {hyper.batch_size}"
         f"{f' x{cfg.accumulate} accumulated' if cfg.accumulate > 1 else ''}, recipe {cfg.recipe}: "
-        f"{cfg.epochs} epochs, lr {cfg.lr:g}, {cfg.schedule}"
+        f"{hyper.epochs} epochs, lr {hyper.lr:g}, {hyper.schedule}"
     )
     if run.frozen:
         say(
@@ -176,9 +179,9 @@ def train(cfg: TrainConfig, log=print) -> list[dict]:
             "statistics (eval mode)"
         )
     metrics = Log(out, cfg.log, main_rank)
-    run.deadline = _Deadline(cfg.max_time, distributed)
+    run.deadline = deadline = _Deadline(cfg.max_time, distributed)
     try:
-        for epoch in range(start, cfg.epochs):
+        for epoch in range(start, hyper.epochs):
             record, step, meter = _epoch(
                 run, epoch, start_step if epoch == start else 0, meter_state, main_rank, metrics
             )
@@ -216,8 +219,8 @@ def train(cfg: TrainConfig, log=print) -> list[dict]:
                 if improved:
                     checkpoint.save(state, best_path)
                 metrics.epochs(history)
-                say(_line(record, cfg.epochs))
-            if stopped or (epoch + 1 < cfg.epochs and (_steps_done(run) or run.deadline.settle())):
+                say(_line(record, hyper.epochs))
+            if stopped or (epoch + 1 < hyper.epochs and (_steps_done(run) or deadline.settle())):
                 say(
                     f"stopped by {'--max-steps' if _steps_done(run) else '--max-time'} after "
                     f"{run.scheduler.last_epoch} optimizer steps; --resume continues from here"
@@ -250,7 +253,8 @@ def _line(record: dict, epochs: int) -> str:
 
 
 def _amp(run: _Run) -> str:
-    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(run.dtype, "off")
+    names: dict[torch.dtype | None, str] = {torch.bfloat16: "bf16", torch.float16: "fp16"}
+    return names.get(run.dtype, "off")
 
 
 def _set_up(cfg: TrainConfig, device: torch.device, rank: int, world: int, say) -> _Run:
@@ -269,18 +273,19 @@ def _set_up(cfg: TrainConfig, device: torch.device, rank: int, world: int, say) 
     channels_last = len(net.input_shape) == 3 if cfg.channels_last is None else cfg.channels_last
     chosen = recipe.choose(cfg, net.input_shape, cfg.data.partition(":")[0] in STREAMED)
     cfg = recipe.resolve(cfg, chosen, world)
+    hyper = recipe.Resolved.of(cfg)
     unknown = [name for name in cfg.freeze if name not in {p.name for p in net.parts}]
     if unknown:  # before the data is read
         raise UsageError(
             f"--freeze {unknown[0]}: no such part of {net.name}; its parts are {', '.join(p.name for p in net.parts)}"
         )
-    _check_memory(net, cfg, device, amp)
+    _check_memory(net, cfg, hyper.batch_size, device, amp)
     where = Where(
         device,
         rank,
         world,
         cfg.seed,
-        cfg.batch_size,
+        hyper.batch_size,
         channels_last,
         cfg.workers,
         cfg.on_bad_image,
@@ -319,12 +324,12 @@ def _set_up(cfg: TrainConfig, device: torch.device, rank: int, world: int, say) 
     if cfg.compile or cfg.cuda_graphs:
         model = torch.compile(model, mode="reduce-overhead" if cfg.cuda_graphs else None)
 
-    groups = recipe.parameter_groups(raw, cfg.weight_decay, cfg.no_decay_norm_bias)
+    groups = recipe.parameter_groups(raw, hyper.weight_decay, cfg.no_decay_norm_bias)
     optimizer = torch.optim.SGD(
         groups,
-        lr=cfg.lr,
+        lr=hyper.lr,
         momentum=cfg.momentum,
-        weight_decay=cfg.weight_decay,
+        weight_decay=hyper.weight_decay,
         **({"fused": True} if cuda else {"foreach": True}),
     )
     updates_per_epoch = math.ceil(source.steps_per_epoch / cfg.accumulate)
@@ -335,6 +340,7 @@ def _set_up(cfg: TrainConfig, device: torch.device, rank: int, world: int, say) 
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
     return _Run(
         cfg,
+        hyper,
         net,
         source,
         model,
@@ -364,10 +370,16 @@ class _Deadline:
     """
 
     def __init__(self, seconds: float | None, distributed: bool):
-        self.seconds, self.started, self.pending = seconds, time.perf_counter(), None
-        self.group = dist.new_group(backend="gloo") if distributed and seconds is not None else None
+        self.seconds, self.started = seconds, time.perf_counter()
+        self.pending: tuple[dist.Work, torch.Tensor] | None = None
+        self.group: dist.ProcessGroup | None = None
+        if distributed and seconds is not None:
+            group = dist.new_group(backend="gloo")
+            assert isinstance(group, dist.ProcessGroup)  # a group of all the processes: this one is in it
+            self.group = group
 
     def _over(self) -> bool:
+        assert self.seconds is not None  # asked only with --max-time
         return time.perf_counter() - self.started >= self.seconds
 
     def _previous(self) -> bool:
@@ -386,7 +398,9 @@ class _Deadline:
         verdict = self._previous()
         if not verdict:  # (every process stops here together: none leaves a reduction pending)
             flag = torch.tensor([float(self._over())])
-            self.pending = (dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.group, async_op=True), flag)
+            work = dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.group, async_op=True)
+            assert work is not None  # async_op: a handle to wait on
+            self.pending = (work, flag)
         return verdict
 
     def settle(self) -> bool:
@@ -402,16 +416,19 @@ class _Deadline:
 
 def _epoch(run: _Run, epoch: int, start: int, meter_state, main_rank: bool, metrics: Log) -> tuple[dict, int, Meter]:
     """One epoch (from micro-step `start`) and the validation after it: (record, steps done, meter)."""
-    cfg, started = run.cfg, time.perf_counter()
+    cfg, hyper, started = run.cfg, run.hyper, time.perf_counter()
+    deadline = run.deadline
+    assert deadline is not None  # set when the epochs start
     run.model.train()
     meter = Meter(run.device, meter_state)
     first_count = meter.count
     acc = cfg.accumulate
     step = start
-    with Progress(main_rank, epoch, cfg.epochs, run.steps_per_epoch, start) as advance:
+    no_sync = getattr(run.model, "no_sync", None)  # DDP's: no all-reduce of the gradients of a micro-step
+    with Progress(main_rank, epoch, hyper.epochs, run.steps_per_epoch, start) as advance:
         for x, y in run.source.train_batches(epoch, start):
             last_micro = (step + 1) % acc == 0 or step + 1 == run.steps_per_epoch
-            sync = run.model.no_sync() if (acc > 1 and not last_micro and hasattr(run.model, "no_sync")) else None
+            sync = no_sync() if (acc > 1 and not last_micro and no_sync is not None) else None
             with sync or nullcontext():
                 with torch.autocast(run.device.type, dtype=run.dtype, enabled=run.dtype is not None):
                     logits = run.model(x)
@@ -435,7 +452,7 @@ def _epoch(run: _Run, epoch: int, start: int, meter_state, main_rank: bool, metr
                     {"loss": seen["loss"], "acc": seen["acc"], "lr": run.optimizer.param_groups[0]["lr"]},
                     run.scheduler.last_epoch,
                 )
-            if last_micro and (_steps_done(run) or run.deadline.poll()):
+            if last_micro and (_steps_done(run) or deadline.poll()):
                 break
     seconds = time.perf_counter() - started
     train_ = meter.read(reduce=dist.is_initialized())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import IO
 
 import torch
 import torch.distributed as dist
@@ -69,7 +70,11 @@ class Log:
 
     def epochs(self, history: list[dict]) -> None:
         lines = "".join(json.dumps(record) + "\n" for record in history)
-        write_atomically(self.path, lambda f: f.write(lines.encode()))
+
+        def write(f: IO[bytes]) -> None:
+            f.write(lines.encode())
+
+        write_atomically(self.path, write)
         if self.writer is not None:
             self.writer.flush()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import sys
+from typing import IO
 
 from ..files import write_atomically
 
@@ -78,4 +79,8 @@ def plot(history: list[dict], path: str, title: str) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
-    write_atomically(path, lambda f: f.write(buffer.getvalue()))
+
+    def write(f: IO[bytes]) -> None:
+        f.write(buffer.getvalue())
+
+    write_atomically(path, write)

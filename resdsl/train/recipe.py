@@ -58,6 +58,36 @@ RECIPES = {
 }
 
 
+UNRESOLVED = "the TrainConfig is not resolved: recipe.resolve fills in the recipe's values"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The hyper-parameters of a TrainConfig after `resolve`, which leaves none of them None."""
+
+    epochs: int
+    batch_size: int  # per process and micro-step
+    lr: float
+    weight_decay: float
+    warmup_epochs: float
+    schedule: str
+
+    @classmethod
+    def of(cls, cfg: TrainConfig) -> Resolved:
+        epochs, batch_size, lr = cfg.epochs, cfg.batch_size, cfg.lr
+        weight_decay, warmup_epochs, schedule = cfg.weight_decay, cfg.warmup_epochs, cfg.schedule
+        if (
+            epochs is None
+            or batch_size is None
+            or lr is None
+            or weight_decay is None
+            or warmup_epochs is None
+            or schedule is None
+        ):
+            raise ValueError(UNRESOLVED)
+        return cls(epochs, batch_size, lr, weight_decay, warmup_epochs, schedule)
+
+
 def choose(cfg: TrainConfig, input_shape: tuple[int, ...], streaming: bool) -> Recipe:
     name = cfg.recipe
     if name == "auto":
@@ -120,7 +150,10 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float, exempt_norm_an
 
 
 def lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig, milestones: tuple[float, ...]) -> float:
-    """Linear warm-up, then cosine to 0 or ÷10 at each milestone; `step` counts optimizer steps."""
+    """Linear warm-up, then cosine to 0 or ÷10 at each milestone; `step` counts optimizer steps.
+    `cfg` is resolved (`resolve`)."""
+    if cfg.epochs is None or cfg.warmup_epochs is None:
+        raise ValueError(UNRESOLVED)
     warmup = int(cfg.warmup_epochs * steps_per_epoch)
     total = max(cfg.epochs * steps_per_epoch, warmup + 1)
     if step < warmup:

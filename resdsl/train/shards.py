@@ -24,7 +24,7 @@ import random
 import re
 import tarfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -178,12 +178,14 @@ def count(urls: list[str], source: str, split: bool, report=None) -> ShardCount:
                     if ext.lower() in IMAGE_KEYS:
                         keys[key] = True
                     elif ext == "cls":
-                        data = b"?" * member.size if member.size > 32 else tar.extractfile(member).read()
+                        file = tar.extractfile(member) if member.size <= 32 else None
+                        data = file.read() if file is not None else b"?" * member.size  # None: not a file
                         label, problem = class_of(data, None)
                         if problem:
                             report(BadImage(f"{url}:{key}", problem, "sample"))
                             unusable.add(key)
                         else:
+                            assert label is not None  # class_of gives a label or a problem
                             top = max(top, label)
         except (tarfile.TarError, OSError, ValueError) as exc:
             raise DataError(f"--data {source}: cannot read the shard {url}: {exc}") from None
@@ -218,6 +220,7 @@ class ShardStream(IterableDataset):
         self.classes = classes  # a `cls` outside 0..classes-1 makes the sample unusable (None: 0..MAX_CLASSES-1)
 
     def worker_quota(self, worker: int, workers: int) -> int:
+        assert self.quota is not None  # asked only of a stream with a quota
         return self.quota // workers + (worker < self.quota % workers)
 
     def __iter__(self) -> Iterator[Item]:
@@ -244,8 +247,9 @@ class ShardStream(IterableDataset):
                 if problem:
                     yield Item(None, label, 0, name, problem)
                     continue
+                assert data is not None  # a sample without a problem has its bytes
                 produced += 1
-                yield load_item(lambda: data, name, label, zlib.crc32(key.encode()), self.epoch, self.transform)
+                yield load_item(_given(data), name, label, zlib.crc32(key.encode()), self.epoch, self.transform)
             passes += 1
             if quota is None or produced == before:
                 return
@@ -276,6 +280,7 @@ class ShardStream(IterableDataset):
             if problem:
                 yield key, None, 0, name, BadImage(name, problem, "sample")
                 continue
+            assert label is not None  # class_of gives a label or a problem
             if image is None:
                 yield key, None, label, name, BadImage(name, f"no image member ({', '.join(IMAGE_KEYS)})", "sample")
                 continue
@@ -294,6 +299,11 @@ class ShardStream(IterableDataset):
             yield key, torch.frombuffer(bytearray(image), dtype=torch.uint8), label, name, None
         while broken:
             yield "", None, 0, where, BadImage(where, broken.pop(), "shard")
+
+
+def _given(data: torch.Tensor) -> Callable[[], torch.Tensor]:
+    """A `read` for load_item of bytes already read."""
+    return lambda: data
 
 
 def _shuffled(samples: Iterator, rng: random.Random) -> Iterator:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
+from torch.utils.data import DataLoader
 
 from ..errors import RunError as DataError
 from ..files import expand
@@ -109,7 +110,7 @@ class _Streamed:
             )
         self.where, self.name = where, source
         self.workers = where.workers if where.workers is not None else default_workers(where.world)
-        size = tuple(input_shape[1:])
+        size = (input_shape[1], input_shape[2])
         in_worker = where.decode != "device"
         self.train_transform = Transform(size, input_shape[0], True, where.seed, in_worker)
         self.val_transform = Transform(size, input_shape[0], False, where.seed, in_worker)
@@ -151,7 +152,7 @@ class Folder(_Streamed):
         self.sampler = EpochSampler(len(train), where.rank, where.world, where.seed, shuffle=True)
         self.steps_per_epoch = max(1, math.ceil(len(self.sampler.inner) / where.batch_size))
         pin = where.device.type == "cuda"
-        self.train_loader = loader(
+        self.train_loader: DataLoader | None = loader(
             ImageFiles(train, self.train_transform), where.batch_size, self.workers, self.sampler, pin
         )
         val_sampler = EpochSampler(len(val), where.rank, where.world, where.seed, shuffle=False) if val else None
@@ -165,6 +166,7 @@ class Folder(_Streamed):
         )
 
     def train_batches(self, epoch: int, start: int = 0) -> Batches:
+        assert self.train_loader is not None  # not closed
         self.sampler.set_epoch(epoch, start * self.where.batch_size)
         return self._batches(self.train_loader, self.train_transform, epoch)
 
@@ -216,7 +218,10 @@ class Shards(_Streamed):
         pass
 
 
-def open_source(source: str, input_shape: tuple[int, ...], where: Where, default_classes: int):
+Source = InMemory | Folder | Shards
+
+
+def open_source(source: str, input_shape: tuple[int, ...], where: Where, default_classes: int) -> Source:
     """The run's data, checked before the model is built."""
     kind, _, path = source.partition(":")
     if where.on_bad_image not in ("fail", "skip"):

@@ -15,9 +15,9 @@ error, as `--on-bad-image` says.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
@@ -38,7 +38,7 @@ class Item(NamedTuple):
 
     pixels: torch.Tensor | None
     label: int
-    index: int
+    sample: int  # the sample's index in the dataset (not `index`, which would hide tuple.index)
     name: str  # the file's path (a shard's sample key)
     bad: BadImage | None
 
@@ -59,7 +59,9 @@ class Transform:
         return val_transform(image, self.size)
 
 
-def load_item(read, path: str, label: int, index: int, epoch: int, transform: Transform) -> Item:
+def load_item(
+    read: Callable[[], torch.Tensor], path: str, label: int, index: int, epoch: int, transform: Transform
+) -> Item:
     """Read (and decode and transform) one sample; any failure becomes a BadImage, never an exception."""
     try:
         data = read()
@@ -93,7 +95,11 @@ class EpochSampler(Sampler):
     so that each worker knows the epoch's seeds; `start` skips the samples a resumed run already saw."""
 
     def __init__(self, size: int, rank: int, world: int, seed: int, shuffle: bool):
-        self.inner = DistributedSampler(range(size), num_replicas=world, rank=rank, shuffle=shuffle, seed=seed)
+        # DistributedSampler only takes the len() of its dataset: the sample indices will do
+        indices = cast("Dataset[int]", range(size))
+        self.inner: DistributedSampler[int] = DistributedSampler(
+            indices, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed
+        )
         self.epoch, self.start = 0, 0
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
@@ -117,13 +123,17 @@ class Collated(NamedTuple):
 
 def collate(items: list[Item]) -> Collated:
     good = [item for item in items if item.bad is None]
-    pixels = [item.pixels for item in good]
-    if good and pixels[0].dim() == 3:  # decoded in the worker: one uint8 tensor for the batch
-        pixels = torch.stack(pixels)
+    images: list[torch.Tensor] = []
+    for item in good:
+        assert item.pixels is not None  # load_item gives a sample without pixels a BadImage
+        images.append(item.pixels)
+    pixels: torch.Tensor | list[torch.Tensor] = images
+    if images and images[0].dim() == 3:  # decoded in the worker: one uint8 tensor for the batch
+        pixels = torch.stack(images)
     return Collated(
         pixels,
         torch.tensor([item.label for item in good], dtype=torch.int64),
-        [item.index for item in good],
+        [item.sample for item in good],
         [item.name for item in good],
         [item.bad for item in items if item.bad is not None],
     )
@@ -164,19 +174,23 @@ def to_device(
     bad = list(batch.bad)
     pixels = batch.pixels
     if not transform.decode_in_worker:
+        assert isinstance(pixels, list)  # the files' bytes (1-D), which collate never stacks
         pixels, labels, failed = _decode_on(device, pixels, batch, transform, epoch)
         bad += failed
     else:
         labels = batch.labels
     if len(labels) == 0:
         return torch.empty(0), labels, bad
+    assert isinstance(pixels, torch.Tensor)  # at least one image, and images are stacked
     x = normalize(pixels.to(device, non_blocking=True), transform.channels)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     return x, labels.to(device, non_blocking=True), bad
 
 
-def _decode_on(device: torch.device, files: list[torch.Tensor], batch: Collated, transform: Transform, epoch: int):
+def _decode_on(
+    device: torch.device, files: list[torch.Tensor], batch: Collated, transform: Transform, epoch: int
+) -> tuple[torch.Tensor, torch.Tensor, list[BadImage]]:
     """Decode the batch's JPEGs together on `device` (nvJPEG on CUDA), other formats one by one on the CPU."""
     from torchvision.io import ImageReadMode, decode_jpeg
 
@@ -189,24 +203,26 @@ def _decode_on(device: torch.device, files: list[torch.Tensor], batch: Collated,
                 images[i] = image
     except RuntimeError:  # one bad file fails the whole batch: decode them one at a time to find it
         pass
-    bad, keep = [], []
+    bad: list[BadImage] = []
+    keep: list[tuple[int, torch.Tensor]] = []
     for i, data in enumerate(files):
         path = batch.names[i]
         try:
-            if images[i] is None:
-                images[i] = decode(data, transform.channels, path).to(device)
-            keep.append(i)
+            image = images[i]
+            if image is None:
+                image = decode(data, transform.channels, path).to(device)
+            keep.append((i, image))
         except Exception as exc:  # noqa: BLE001
             bad.append(BadImage(path, reason(exc)))
-    out = [transform.apply(images[i], epoch, batch.indices[i]) for i in keep]
-    labels = batch.labels[keep] if keep else batch.labels[:0]
+    out = [transform.apply(image, epoch, batch.indices[i]) for i, image in keep]
+    labels = batch.labels[[i for i, _ in keep]] if keep else batch.labels[:0]
     return (torch.stack(out) if out else torch.empty(0, dtype=torch.uint8)), labels, bad
 
 
 def _batchable_jpeg(data: torch.Tensor) -> bool:
     """A JPEG that the batched decoder takes: 8-bit baseline, extended or progressive, grey or YCbCr, within
     MAX_IMAGE_PIXELS; the others (CMYK, 12-bit, lossless, GIFs named .jpg, ...) go through `decode`."""
-    buf = memoryview(data.numpy())
+    buf = data.numpy().data
     if image_kind(buf) != "jpeg":
         return False
     frame = jpeg_frame(buf)
