@@ -250,14 +250,13 @@ def _cluster_path(net: Network, box: _Box, level: str) -> tuple[tuple[str, str],
     if level not in ("op", "block") or box.id == "input":
         return ()
     data = net.ops.nodes[box.members[0]]
-    stage, block = data.stage, data.block
+    record = net.record
     path = []
-    if stage:
-        s = next(s for s in net.stages if s.name == stage)
-        stride = f", /{s.stride}" if s.stride and s.stride > 1 else ""
-        path.append((stage, f"{stage}: {s.block} ×{s.repeats}{stride}"))
-    if block and not box.id.endswith(".1+"):
-        path.append((block, f"{block} ({data.block_type})"))
+    part = next((p for p in record.parts if p.name == data.stage and p.stage is not None), None)
+    if part is not None:
+        path.append((part.name, f"{part.name}: {part.description.replace(' /', ', /')}"))
+    if data.block and not box.id.endswith(".1+"):
+        path.append((data.block, f"{data.block} ({record.blocks[data.block].instance.called})"))
     return tuple(path)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .calls import BlockInstance
+from .calls import BlockInstance, StageInfo
 from .errors import Span
 from .graph import Node, Shape
 
@@ -63,6 +63,16 @@ class PartRecord:
     params: int
     macs: int
     output_shape: Shape | None
+    stage: StageInfo | None = None  # the stage it is (its block, repeats, stride, policy), if one
+    call: BlockRecord | None = None  # the block call it is (DenseNet's `trans1`), if one
+
+    @property
+    def description(self) -> str:
+        """`bottleneck ×4 /2` for a stage, the block's name for a part that is one call, else ""."""
+        if self.stage is not None:
+            stride = f" /{self.stage.stride}" if self.stage.stride and self.stage.stride > 1 else ""
+            return f"{self.stage.block} ×{self.stage.repeats}{stride}"
+        return self.call.instance.called if self.call is not None else ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -142,5 +152,7 @@ def build_record(net: Network) -> Record:
             for b in blocks.values()
             if b.instance.parent is None and b.output is not None and ops.nodes[b.output].part == cost.name
         )
-        parts.append(PartRecord(cost.name, nodes, direct, cost.params, cost.macs, cost.output_shape))
+        stage = next((s for s in net.stages if s.name == cost.name), None)
+        call = blocks.get(cost.name)
+        parts.append(PartRecord(cost.name, nodes, direct, cost.params, cost.macs, cost.output_shape, stage, call))
     return Record(net, top, blocks, tuple(parts), {k: tuple(v) for k, v in shortcuts.items()})

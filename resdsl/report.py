@@ -44,14 +44,11 @@ def print_summary(net: Network, console: Console | None = None) -> None:
     table.add_column("params", justify="right")
     table.add_column("MACs", justify="right")
     table.add_column("% MACs", justify="right")
-    stages = {s.name: s for s in net.stages}
-    calls = {i.path: i.called for i in net.instances}  # a part that is one block call (densenet's `trans1`)
-    for part in net.parts:
-        stage = stages.get(part.name)
-        stride = f" /{stage.stride}" if stage and stage.stride and stage.stride > 1 else ""
-        block = f"{stage.block} ×{stage.repeats}{stride}" if stage else calls.get(part.name, "")
+    for part in net.record.parts:  # the stem, the stages (their block ×repeats), the head
         share = f"{100 * part.macs / net.macs:.1f}" if net.macs else "-"
-        table.add_row(part.name, block, show_shape(part.output_shape), f"{part.params:,}", f"{part.macs:,}", share)
+        table.add_row(
+            part.name, part.description, show_shape(part.output_shape), f"{part.params:,}", f"{part.macs:,}", share
+        )
     table.add_section()
     table.add_row("total", "", show_shape(net.output_shape), f"{net.params:,}", f"{net.macs:,}", "100.0")
     console.print(table)

@@ -220,17 +220,18 @@ def _install(root: nn.Module, path: str, module: nn.Module, make_part: Callable[
 
 
 def _descriptions(net: Network) -> dict[str, str]:
-    """What each container path is, for print(model): stages, blocks, shortcuts."""
+    """What each container path is, for print(model): stages, blocks, shortcuts (the record's)."""
+    record = net.record
     found = {}
-    for stage in net.stages:
-        stride = f", stride {stage.stride}" if stage.stride and stage.stride > 1 else ""
-        found[stage.name] = f"stage: {stage.block} ×{stage.repeats}{stride}, shortcut {stage.policy}"
-    for name, data in net.ops.nodes.items():
-        if data.block and data.block not in found:
-            found[data.block] = f"block: {data.block_type}"
-        if data.inserted:
-            assert data.merge is not None  # an inserted op feeds a merge
-            found.setdefault(name.rpartition(".")[0], f"shortcut: {net.ops.nodes[data.merge].shortcut}")
+    for part in record.parts:
+        if part.stage is not None:
+            found[part.name] = f"stage: {part.description.replace(' /', ', stride ')}, shortcut {part.stage.policy}"
+    for path, block in record.blocks.items():
+        found.setdefault(path, f"block: {block.instance.called}")
+    for slot, nodes in record.shortcuts.items():
+        merge = net.ops.nodes[nodes[0]].merge
+        assert merge is not None  # an inserted op feeds a merge
+        found.setdefault(slot, f"shortcut: {net.ops.nodes[merge].shortcut}")
     return found
 
 
