@@ -244,6 +244,7 @@ from resdsl.testing import networks  # noqa: E402
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(networks())
+@pytest.mark.slow  # a hypothesis sweep of compiled random networks
 def test_random_networks_compile_with_the_static_figures(spec):
     """For random networks from the shared strategies: params, MACs and output shape agree at run
     time, and the backward pass reaches every parameter."""

@@ -125,6 +125,7 @@ def test_every_container_computes_its_slice_of_the_forward(name):
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(networks(max_stages=3))
+@pytest.mark.slow  # a hypothesis sweep of compiled random networks
 def test_every_container_of_random_networks_computes_its_slice(spec):
     net = resdsl.loads(spec.source)
     model = net.to_torch().eval()

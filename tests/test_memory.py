@@ -68,7 +68,13 @@ def test_physical_memory_is_known_here():
     assert physical_memory() > 2**30
 
 
-@pytest.mark.parametrize("command", [["compile", "resnet20", "-o", "m.pt2"], ["train", "resnet20", "--out", "run"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["compile", "resnet20", "-o", "m.pt2"],
+        pytest.param(["train", "resnet20", "--out", "run"], marks=pytest.mark.slow),
+    ],
+)
 def test_a_spec_too_large_for_memory_is_refused_before_allocating(tmp_path, command):
     started = time.perf_counter()
     result = cli(*command, *HUGE, cwd=tmp_path)

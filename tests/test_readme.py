@@ -243,10 +243,16 @@ def _run(args: list[str], cwd: Path, work: Path) -> subprocess.CompletedProcess:
     )
 
 
-# The fast tier (-m "not slow") leaves out the `resdsl train` commands (each a real, if scaled-down, run)
+def _slow(line: str) -> bool:
+    """The `resdsl train` commands (each a real, if scaled-down, run) and the exports of a full-size
+    ResNet-50 beyond the first (a few seconds each): the fast tier (-m "not slow") leaves them out."""
+    args = _args_text(line)
+    return args.startswith("train ") or args.startswith("compile resnet50 --")
+
+
 @pytest.mark.parametrize(
     "command",
-    [pytest.param(c, marks=pytest.mark.slow) if _args_text(c.line).startswith("train ") else c for c in COMMANDS],
+    [pytest.param(c, marks=pytest.mark.slow) if _slow(c.line) else c for c in COMMANDS],
     ids=[c.id for c in COMMANDS],
 )
 def test_readme_command(command, work, tmp_path):

@@ -118,6 +118,7 @@ def test_torchrun_two_processes_with_gloo_learns(tmp_path):
     assert result.stdout.count("epoch 3/3") == 1  # only rank 0 logs
 
 
+@pytest.mark.slow  # a `resdsl train` process (the fast tier keeps test_synthetic_data_and_python_dash_m)
 def test_imagefolder_classes_override_the_spec_and_init_from_transfers(tmp_path):
     # `~` in every path option, as the README writes them: the shell leaves `imagefolder:~/...` alone
     home = {"HOME": str(tmp_path)}
@@ -168,15 +169,22 @@ def test_imagefolder_classes_override_the_spec_and_init_from_transfers(tmp_path)
     "args,message",
     [
         (["--data", "cifar10:/no/such/dir"], "--data cifar10:/no/such/dir: /no/such/dir is not a directory"),
-        (["--data", "cifar10:~/no-such-dir"], "{tmp}/no-such-dir is not a directory"),  # `~` is expanded
-        (["--data", "cifar10:{tmp}/empty"], "not the CIFAR-10 python batches"),
-        (["--data", "imagefolder:{tmp}/empty"], "imagefolder"),
-        (
-            ["--resume"],
-            "resdsl: error: --resume: there is no {tmp}/run/last.pt to resume from (train without --resume first)",
+        # the fast tier runs the first; each is a `resdsl train` process
+        *(
+            pytest.param(*case, marks=pytest.mark.slow)
+            for case in [
+                (["--data", "cifar10:~/no-such-dir"], "{tmp}/no-such-dir is not a directory"),  # `~` is expanded
+                (["--data", "cifar10:{tmp}/empty"], "not the CIFAR-10 python batches"),
+                (["--data", "imagefolder:{tmp}/empty"], "imagefolder"),
+                (
+                    ["--resume"],
+                    "resdsl: error: --resume: there is no {tmp}/run/last.pt to resume from "
+                    "(train without --resume first)",
+                ),
+                (["--device", "tpu"], "unknown --device"),
+                (["--device", "cuda"] if not torch.cuda.is_available() else ["--device", "tpu"], "device"),
+            ]
         ),
-        (["--device", "tpu"], "unknown --device"),
-        (["--device", "cuda"] if not torch.cuda.is_available() else ["--device", "tpu"], "device"),
     ],
 )
 def test_bad_input_is_a_clear_error(tmp_path, args, message):
@@ -197,6 +205,7 @@ def test_bad_input_is_a_clear_error(tmp_path, args, message):
     assert message.replace("{tmp}", str(tmp_path)) in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # a `resdsl train` process (the fast tier keeps test_synthetic_data_and_python_dash_m)
 def test_resuming_a_checkpoint_of_another_spec_is_refused(tmp_path):
     first = cli("train", "resnet20", *SMALL, "--epochs", "1", "--device", "cpu", "--out", str(tmp_path))
     assert first.returncode == 0, first.stderr
@@ -233,6 +242,7 @@ def test_synthetic_data_and_python_dash_m(tmp_path):
 # ---- checks before any work --------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a `resdsl train` process (the fast tier keeps test_synthetic_data_and_python_dash_m)
 def test_out_that_is_a_file_or_unwritable_fails_before_training(tmp_path):
     (tmp_path / "afile").write_text("not a run directory")
     unwritable = "/sys" if os.geteuid() == 0 else str(tmp_path / "ro")  # permissions do not stop root
@@ -251,6 +261,7 @@ def test_out_that_is_a_file_or_unwritable_fails_before_training(tmp_path):
     assert (tmp_path / "afile").read_text() == "not a run directory"
 
 
+@pytest.mark.slow  # a `resdsl train` process (the fast tier keeps test_synthetic_data_and_python_dash_m)
 def test_freeze_takes_the_parts_summary_lists(tmp_path):
     import resdsl
 
@@ -263,6 +274,7 @@ def test_freeze_takes_the_parts_summary_lists(tmp_path):
     )
 
 
+@pytest.mark.slow  # a `resdsl train` process (the fast tier keeps test_synthetic_data_and_python_dash_m)
 def test_init_from_another_architecture_warns_and_strict_refuses(tmp_path):
     source = cli("train", "resnet20", *SMALL, "--epochs", "1", "--out", str(tmp_path / "r8"))
     assert source.returncode == 0, source.stderr
@@ -301,6 +313,7 @@ def blocking(tmp_path: Path, *modules: str) -> dict:
     return {"PYTHONPATH": os.pathsep.join([str(site), str(ROOT), os.environ.get("PYTHONPATH", "")])}
 
 
+@pytest.mark.slow  # a `resdsl train` process (the fast tier keeps test_synthetic_data_and_python_dash_m)
 def test_without_scikit_learn_digits_is_one_line_at_start_up(tmp_path):
     result = cli(
         "train",
@@ -320,6 +333,7 @@ def test_without_scikit_learn_digits_is_one_line_at_start_up(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow  # a `resdsl train` process (the fast tier keeps test_synthetic_data_and_python_dash_m)
 def test_without_matplotlib_training_runs_and_says_so_first(tmp_path):
     result = cli(
         "train",
@@ -338,6 +352,7 @@ def test_without_matplotlib_training_runs_and_says_so_first(tmp_path):
     assert (tmp_path / "run" / "last.pt").exists() and not (tmp_path / "run" / "curves.png").exists()
 
 
+@pytest.mark.slow  # a `resdsl train` process (the fast tier keeps test_synthetic_data_and_python_dash_m)
 def test_a_full_disk_stops_the_run_with_one_line_and_keeps_the_last_checkpoint(tmp_path):
     import resource
 

@@ -90,6 +90,7 @@ def identical(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow  # `resdsl train` processes
 def test_max_steps_stops_within_an_epoch_and_resume_replays_the_rest_to_the_bit(tmp_path):
     args = [
         "train",
@@ -171,6 +172,7 @@ def test_streamed_images_resume_to_the_bit_and_log_to_tensorboard(tmp_path):
     assert [e.step for e in events.Scalars("val/val_acc")] == [3, 6]
 
 
+@pytest.mark.slow  # `resdsl train` processes
 def test_max_time_stops_and_says_so(tmp_path):
     result = cli(
         "train",

@@ -62,6 +62,7 @@ def test_a_run_directory_that_holds_a_run_is_refused_unless_resume_or_overwrite(
 # ---- --resume continues the run it resumes, with its settings -----------------------------------------
 
 
+@pytest.mark.slow  # three `resdsl train` processes
 def test_resume_restores_the_runs_settings_and_refuses_a_conflicting_option(tmp_path, capsys):
     run = tmp_path / "run"
     args = ["train", "resnet20", *CLI_TINY, "--out", str(run)]
