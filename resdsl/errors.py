@@ -45,6 +45,7 @@ CODES: dict[str, str] = {
     "E0407": "the shortcut's stride does not land on the main path's size",
     "E0408": "channels do not split into equal branches",
     "E0409": "branches cannot be merged",
+    "E0410": "a standardised filter of one weight",
     "E0501": "import cycle",
     "E0502": "imported file not found",
     "E0503": "recursion among blocks",

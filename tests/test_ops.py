@@ -368,3 +368,13 @@ def test_a_branch_merge_that_does_not_exist_lists_the_merges():
     with pytest.raises(resdsl.SpecError) as exc:
         resdsl.loads(MAX_NET.replace("merge = max", "merge = min"))
     assert "E0302" in str(exc.value) and "max" in str(exc.value)
+
+
+def test_a_standardised_filter_of_one_weight_is_refused_where_it_is_written():
+    """torch cannot standardise one weight (a batch_norm of one value per channel): the checker says so."""
+    with pytest.raises(resdsl.SpecError) as caught:
+        resdsl.loads("network n {\n    input 8x8x8\n    stdconv 8 k1 g=8\n}\n")
+    assert [d.code for d in caught.value.diagnostics] == ["E0410"]
+    assert caught.value.diagnostics[0].span.line == 3
+    net = resdsl.loads("network n {\n    input 8x8x8\n    stdconv 8 k1 g=4\n}\n")  # two weights a filter: fine
+    net.to_torch().train()(torch.randn(2, 8, 8, 8))

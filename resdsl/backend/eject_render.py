@@ -2,10 +2,13 @@
 
 __init__ is a list of `Assign` (the module, or a constructor parameter, at a path below self),
 `Container` (a named group: an nn.Sequential), `Line` and `If`; forward a list of `Run`
-(`dst = self.<path>(src)`), `Line` and `If`. Decided here, once the whole class is known: a
-group whose children are numbered 0, 1, ... in order is built in one `nn.Sequential(...)`
-(otherwise it is filled with `add_module`), is called whole where forward runs its children one
-after the other, and a child is reached as `self.g[1]` only where positions and names agree.
+(`dst = self.<path>(src)`), `Line`, `If` and `Loop`. Constructor calls are `CallText`, laid out
+in torchvision's style by `fmt`; a merge's line comes from its op's FunctionCall (`function_source`).
+Decided here, once the whole class is known: a group whose modules are all built unconditionally
+is one `nn.Sequential(...)` (by position, or by name through an OrderedDict; otherwise it is
+filled with `add_module`) and is called whole where forward runs its children one after the
+other; a child is reached as `self.g[1]` only where positions and names agree; a width that sizes
+two modules or more becomes a local variable (`hoist`).
 """
 
 from __future__ import annotations

@@ -92,6 +92,18 @@ class StdConvOp(ConvOp):
     """Weight standardisation (Qiao et al. 2019, BiT): each filter is normalised to zero mean and unit
     variance (plus `eps`) before the convolution, as timm's StdConv2d. Same shape, parameters and MACs."""
 
+    def shape(self, attrs, x: Shape) -> Shape:
+        out = super().shape(attrs, x)
+        fan_in = x[0] // attrs["groups"] * attrs["kernel"] ** 2
+        if fan_in < 2:  # its variance is over one value: torch refuses (a batch_norm of one value per channel)
+            raise ShapeError(
+                "E0410",
+                f"`stdconv` standardises each filter over its {x[0] // attrs['groups']} input channel(s) × "
+                f"{attrs['kernel']}×{attrs['kernel']} = {fan_in} weight, which has no variance",
+                help="use `conv`, a larger kernel, or fewer groups (each filter needs two weights or more)",
+            )
+        return out
+
     def label(self, attrs) -> str:
         return "std " + super().label(attrs)
 

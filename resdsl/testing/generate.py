@@ -336,7 +336,8 @@ def _stage(draw, index: int, in_shape: Shape, network_policy: str, allow_special
             last_norm = draw(st.sampled_from(["bn", "bn", "gn", "evonorm", "frn"]))
             if last_norm in ("gn", "evonorm"):
                 norm_groups = draw(st.sampled_from(_divisors(width * expansion)))
-            std_conv = draw(st.booleans())
+            # a standardised filter needs two weights or more (E0410): a k×k kernel always has them
+            std_conv = kernel > 1 and draw(st.booleans())
             drop_path = draw(st.sampled_from([0.0, 0.0, 0.1, 0.5]))
         if not preact:
             branches = draw(st.sampled_from(["", "", "concat", "carry", "sum", "product", "select"]))
