@@ -340,12 +340,17 @@ def test_an_ejected_block_class_is_right_for_values_the_network_never_used(name,
     assert_same(ours, reference, input_shape, prefix="b.")
 
 
+def test_a_pruned_block_takes_its_widths_and_no_parameter_it_does_not_use():
+    # the pruned model gives every width itself: `planes` varies between the calls but sizes nothing
+    assert str(inspect.signature(ejected("ecaresnet50d_pruned")["Bottleneck"])) == (
+        "(inplanes, stride=1, downsample=None, *, reduce_width, inner_width, out_width, eca_kernel)"
+    )
+
+
 def test_a_block_class_refuses_values_it_was_not_written_for():
     # every call of the pruned model's bottleneck has an ECA kernel: the class has no branch without one
     with pytest.raises(ValueError, match="eca_kernel > 0"):
-        ejected("ecaresnet50d_pruned")["Bottleneck"](
-            64, 64, reduce_width=16, inner_width=16, out_width=64, eca_kernel=0
-        )
+        ejected("ecaresnet50d_pruned")["Bottleneck"](64, reduce_width=16, inner_width=16, out_width=64, eca_kernel=0)
 
 
 @pytest.mark.parametrize("name", ["resnet20", "resnet50", "mlp_resnet", "densenet_cifar"])

@@ -23,6 +23,7 @@ import ast as pyast
 import inspect
 import keyword
 import os
+import re
 import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -178,6 +179,11 @@ class Ejector:
         )
         self.uses |= writer.uses
         cls.source = self.class_source(cls, writer, lines, out)
+        body = cls.source.split("super().__init__()", 1)[1]
+        unused = [p for p in cls.params if not re.search(rf"\b{p[1]}\b", body) and p[0] not in cls.computed]
+        if unused:  # a parameter that varies but sizes nothing here (a pruned model's `planes`): not taken
+            cls.params = [p for p in cls.params if p not in unused]
+            cls.source = self.class_source(cls, writer, lines, out)
         self.order.append(cls.source)
         return cls
 
