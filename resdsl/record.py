@@ -93,6 +93,7 @@ def build_record(net: Network) -> Record:
     children: dict[str | None, list[tuple[float, int, Event]]] = {}
     subtree: dict[str, list[str]] = {i.path: [] for i in net.instances}
     by_path = {i.path: i for i in net.instances}
+    shortcuts: dict[str, list[str]] = {}
     for order, (name, node) in enumerate(ops.nodes.items()):
         if node.kind == "input":
             continue
@@ -100,25 +101,23 @@ def build_record(net: Network) -> Record:
         while block is not None:  # every enclosing instance owns it, for shapes and costs
             subtree[block].append(name)
             block = by_path[block].parent
-        if not node.inserted:
-            children.setdefault(node.block, []).append((node.seq, order, Event(name, node.span, node=node)))
-    shortcuts: dict[str, list[str]] = {}
-    for name, node in ops.nodes.items():
         if node.inserted:
             assert node.merge is not None  # an inserted shortcut op names the merge it feeds
             slot = ops.nodes[node.merge].shortcut_name
             assert slot is not None  # and that merge, the `downsample` it went into
             shortcuts.setdefault(slot, []).append(name)
+        else:
+            children.setdefault(node.block, []).append((node.seq, order, Event(name, node.span, node=node)))
     blocks: dict[str, BlockRecord] = {}
-    pending = {i.path: i for i in net.instances}
+    # nested calls, by the body that made them; a call's seq lies between its neighbouring ops' (calls.py)
     placed: dict[str | None, list[tuple[float, int, str]]] = {}
     for order, instance in enumerate(net.instances):
-        placed.setdefault(instance.parent, []).append((instance.seq, -len(net.instances) + order, instance.path))
+        placed.setdefault(instance.parent, []).append((instance.seq, order, instance.path))
 
     def make(path: str) -> BlockRecord:
         if path in blocks:
             return blocks[path]
-        instance = pending[path]
+        instance = by_path[path]
         nodes = subtree[path]
         first, last = (ops.nodes[nodes[0]], ops.nodes[nodes[-1]]) if nodes else (None, None)
         record = BlockRecord(
@@ -136,7 +135,7 @@ def build_record(net: Network) -> Record:
     def events_of(owner: str | None) -> tuple[Event, ...]:
         items = list(children.get(owner, []))
         for seq, order, path in placed.get(owner, []):
-            items.append((seq, order, Event(path, pending[path].span, block=make(path))))
+            items.append((seq, order, Event(path, by_path[path].span, block=make(path))))
         items.sort(key=lambda item: (item[0], item[1]))
         return tuple(event for _, _, event in items)
 

@@ -587,3 +587,24 @@ def test_docs_python_shows_what_the_ejector_writes():
     assert shown[0].strip() == r50[r50.index("class Bottleneck") : r50.index("\n\n\nclass Resnet50")].strip()
     sk_blocks = sk[sk.index("class SelectiveKernel") : sk.index("\n\n\nclass Skresnet18")]
     assert shown[1].strip() == sk_blocks.strip()
+
+
+def test_widths_are_worked_out_once_and_simplified():
+    """A width that sizes several modules is one local, as torchvision's `width`; `x * 4 // 64` is `x // 16`."""
+    res2net = ejected("res2net50_26w_4s")["__source__"]
+    block = res2net[res2net.index("class Bottle2neck") : res2net.index("class Res2net50_26w4s")]
+    assert "mid_channels2 = width * 26 // 64" in block and block.count("width * 26 // 64") == 2
+    assert "reduce_width = planes // 16 * 32" in ejected("resnext50_32x4d")["__source__"]
+
+
+def test_a_parameter_named_like_what_the_class_uses_is_renamed():
+    spec = (
+        "block b(max, splits, stride = 1) {\n    residual { conv max k3 s=stride -> bn -> relu -> conv splits k3 }\n}\n"
+        "network n {\n    input 8x8x8\n    b(8, 8)\n    b(16, 16, stride = 2)\n}\n"
+    )
+    net = resdsl.loads(spec)
+    source = eject(net)
+    assert "def __init__(self, inplanes, max_, splits_, stride=1, downsample=None):" in source
+    namespace: dict = {}
+    exec(compile(source, "<ejected>", "exec", dont_inherit=True), namespace)
+    assert_same(namespace["build"](), randomise(net.to_torch()), net.input_shape)

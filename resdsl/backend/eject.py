@@ -34,7 +34,7 @@ from ..record import BlockRecord
 from ..values import Value, evaluate, same_value
 from . import layers
 from .eject_class import ClassWriter, Live, Tensor
-from .eject_expr import Py, Unsupported, class_name, constant, identifier, name, substitute
+from .eject_expr import Py, Unsupported, ast_names, class_name, constant, identifier, name, substitute
 from .eject_flat import flat_class
 from .eject_render import CallText, Layout, define, docstring, hoist, module_source
 
@@ -48,21 +48,12 @@ HELPERS = {
     if (isinstance(value, type) or inspect.isfunction(value)) and value.__module__ == layers.__name__
 }
 # Names the classes' own code uses, which a parameter must not shadow.
-RESERVED = {
-    "self",
-    "x",
-    "out",
-    "identity",
-    "inplanes",
-    "nn",
-    "torch",
-    "F",
-    "partial",
-    "super",
-    "int",
-    "total",
-    "attention",
-} | {f"branch{i}" for i in range(64)}
+RESERVED = (
+    {"self", "x", "out", "y", "identity", "inplanes", "nn", "torch", "F", "OrderedDict", "super", "int", "max", "min"}
+    | {"zip", "total", "attention", "splits", "branches", "branch", "part", "path"}
+    | {f"branch{i}" for i in range(64)}
+    | {f"identity{i}" for i in range(2, 64)}
+)
 
 
 @dataclass
@@ -84,8 +75,9 @@ class Ejector:
         self.symbols = net.blocks
         self.classes: dict[int, BlockClass | None] = {}  # template -> its class (None: written flat)
         self.order: list[str] = []  # class sources, in the order they are needed
-        self.taken = set(HELPERS) | {"F", "nn", "torch", "partial", "math", "List", "build"}
-        self.uses: set[str] = set()
+        self.taken = set(HELPERS) | {"F", "nn", "torch", "math", "operator", "OrderedDict", "build"}
+        self.uses: set[str] = set()  # what the file needs: helpers of backend/layers.py, torch, OrderedDict
+        self.flat_reasons: list[str] = []  # `template: why` for each template written flat
 
     def fresh(self, text: str) -> str:
         out, n = text, 1
@@ -109,7 +101,7 @@ class Ejector:
                 self.classes[key] = self.write_class(template)
             except Unsupported as exc:
                 self.classes[key] = None
-                self.uses.add(f"# {template.name}: {exc}")
+                self.flat_reasons.append(f"{template.name}: {exc}")
         return self.classes[key]
 
     def write_class(self, template: ast.Template) -> BlockClass:
@@ -134,14 +126,14 @@ class Ejector:
             free[p.name] = py_name
             follows = (
                 p.default is not None
-                and _names(p.default)
+                and ast_names(p.default)
                 and all(_evaluates_to(p.default, env, self.symbols, env[p.name]) for env in envs)
             )
             if follows:
                 derived.append((p.name, py_name, p))
             else:
                 params.append((p.name, py_name, None if p.default is None else "?"))
-        writer = ClassWriter(self, [Live(u.instance.arguments, u.events, u.path + ".", u) for u in uses], free, "out")
+        writer = ClassWriter(self, [Live(u.instance.arguments, u.events, u.path + ".") for u in uses], free, "out")
         ev = writer.ev
         signature: list[tuple[str, str, str | None]] = []
         lines: list[str] = []
@@ -156,7 +148,7 @@ class Ejector:
                 default = None  # every call gives its own value: the default is never used here
             if default is None:
                 signature.append((p_name, py_name, None))
-            elif not (_names(param.default) & set(free)):
+            elif not (ast_names(param.default) & set(free)):
                 signature.append((p_name, py_name, ev(param.default).text))
             else:  # a default computed from other parameters that vary
                 signature.append((p_name, py_name, "None"))
@@ -356,12 +348,6 @@ class Ejector:
         return cls, "\n".join(lines), ctor
 
 
-def _names(expr: ast.Expr) -> set[str]:
-    from .eject_expr import ast_names
-
-    return ast_names(expr)
-
-
 def _evaluates_to(expr: ast.Expr, env: dict[str, Value], symbols: frozenset[str], want: Value) -> bool:
     try:
         return same_value(evaluate(expr, env, symbols), want)
@@ -430,7 +416,7 @@ def eject(net: Network, model=None) -> str:
     else:  # no convolution: PyTorch's own initialisation is torchvision's
         how = f"PyTorch's defaults, BatchNorm weight 1 and bias 0{zeroed}"
         init = [f"    return {name}({', '.join(ctor)})"]
-    flat = [u[2:] for u in sorted(ej.uses) if u.startswith("# ")]
+    flat = sorted(ej.flat_reasons)
     note = (
         "\n\n" + "\n".join(textwrap.wrap("Written flat (no class of their own): " + "; ".join(flat) + ".", 100))
         if flat

@@ -16,7 +16,7 @@ from .. import syntax as ast
 from ..errors import Span
 from ..graph import Node
 from ..ops import ALL, FunctionCall
-from ..record import BlockRecord, Event
+from ..record import Event
 from ..values import Value
 from .eject_expr import Evaluator, Py, Unsupported, py_string
 from .eject_render import Assign, CallText, If, Line, Loop, Path, Run, function_source
@@ -34,7 +34,6 @@ class Live:
     env: dict[str, Value]
     events: tuple[Event, ...]
     prefix: str  # its module path and a dot ("" for the network)
-    record: BlockRecord | None = None
     pos: int = 0
 
     def next(self) -> Event | None:
@@ -180,7 +179,7 @@ class BranchWriter:
         )
         outer = self.lives
         self.lives = [
-            Live({**live.env, "branch": b}, live.events, live.prefix, live.record, live.pos + b * size)
+            Live({**live.env, "branch": b}, live.events, live.prefix, live.pos + b * size)
             for live in outer
             for b in range(count)
         ]

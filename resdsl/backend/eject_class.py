@@ -24,7 +24,7 @@ from ..record import BlockRecord, Event
 from ..values import Symbol, same_value
 from .eject_branches import MARK, BranchWriter, Live, Tensor, forward
 from .eject_expr import Evaluator, Py, Unsupported, constant, identifier, negate
-from .eject_render import Assign, CallText, If, Line, Path, Run, function_source, module_source
+from .eject_render import Assign, CallText, If, Line, Path, Run, flat, function_source, module_source
 
 if TYPE_CHECKING:
     from .eject import Ejector
@@ -437,8 +437,6 @@ def _spread(p: Py, taken: list[bool], side: bool) -> list:
 
 def _runs(calls: list) -> list:
     """A stage's blocks; identical ones in a row are written as one comprehension, as _make_layer's loop."""
-    from .eject_render import flat
-
     out: list = []
     i = 0
     while i < len(calls):

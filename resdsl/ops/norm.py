@@ -7,6 +7,13 @@ from __future__ import annotations
 from ..errors import ShapeError
 from .base import MAX_CHANNELS, Cost, ModuleCall, OpKind, Option, Shape
 
+# The options of the norms over groups of channels (`gn`, `evonorm`)
+GROUPED = (
+    Option("groups", ("g",), default=32, minimum=1, maximum=MAX_CHANNELS),
+    Option("zero_init", default=False, type="bool", flag=True),
+    Option("eps", default=1e-5, type="float", minimum=0.0, maximum=1.0, above_minimum=True),
+)
+
 
 class BatchNormOp(OpKind):
     def cost(self, attrs, x: Shape, y: Shape) -> Cost:
@@ -73,11 +80,7 @@ KINDS += (
         "gn",
         "group normalisation over `groups` groups of channels; `zero_init` starts its scale at 0",
         ("groups",),
-        (
-            Option("groups", ("g",), default=32, minimum=1, maximum=MAX_CHANNELS),
-            Option("zero_init", default=False, type="bool", flag=True),
-            Option("eps", default=1e-5, type="float", minimum=0.0, maximum=1.0, above_minimum=True),
-        ),
+        GROUPED,
         reads_channels=True,
         overwritable=True,
         numbered=True,
@@ -130,11 +133,7 @@ KINDS += (
         "evonorm",
         "EvoNorm-S0: a batch-independent norm and nonlinearity over `groups` groups of channels",
         ("groups",),
-        (
-            Option("groups", ("g",), default=32, minimum=1, maximum=MAX_CHANNELS),
-            Option("zero_init", default=False, type="bool", flag=True),
-            Option("eps", default=1e-5, type="float", minimum=0.0, maximum=1.0, above_minimum=True),
-        ),
+        GROUPED,
         feature_map=True,
         reads_channels=True,
         overwritable=True,
