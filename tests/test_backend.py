@@ -7,7 +7,7 @@ import pytest
 import timm
 import torch
 import torchvision
-from family import LEFT_TO_TEST_FAMILY, TIMM_ALL
+from family import LEFT_TO_TEST_FAMILY, TIMM_ALL, tiered
 from torch.utils.flop_counter import FlopCounterMode
 
 import resdsl
@@ -98,7 +98,11 @@ def test_runtime_figures_equal_static_figures(name):
 
 
 @pytest.mark.parametrize(
-    "name", ["resnet20", "resnet50d", "seresnet50", "preact_resnet18", "mlp_resnet", "densenet_cifar", "plain20"]
+    "name",
+    tiered(  # the fast tier: option A, pre-activation, vectors and a plain network; the full run: all seven
+        ["resnet20", "resnet50d", "seresnet50", "preact_resnet18", "mlp_resnet", "densenet_cifar", "plain20"],
+        {"resnet20", "preact_resnet18", "mlp_resnet", "plain20"},
+    ),
 )
 def test_backward_reaches_every_parameter(name):
     small = {"resnet50d": (3, 64, 64), "seresnet50": (3, 64, 64)}

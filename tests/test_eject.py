@@ -353,7 +353,9 @@ def test_a_block_class_refuses_values_it_was_not_written_for():
         ejected("ecaresnet50d_pruned")["Bottleneck"](64, reduce_width=16, inner_width=16, out_width=64, eca_kernel=0)
 
 
-@pytest.mark.parametrize("name", ["resnet20", "resnet50", "mlp_resnet", "densenet_cifar"])
+@pytest.mark.parametrize(
+    "name", tiered(["resnet20", "resnet50", "mlp_resnet", "densenet_cifar"], {"resnet20", "mlp_resnet"})
+)
 def test_the_network_class_takes_num_classes(name):
     net = load(name, classes=7)
     ours = ejected(name)["build"](num_classes=7)
