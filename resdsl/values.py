@@ -23,6 +23,7 @@ NORMS = ("bn", "gn", "evonorm", "frn")
 # when it collects the kinds (values sits below ops, so it cannot ask them; importing resdsl imports ops).
 BRANCH_MERGES: list[str] = []
 LIMIT = 2**63 - 1  # every int a tensor dimension could ever hold
+MAX_LIST = 100_000  # the longest list `+` and `*` may build (no list of the language needs more)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +134,8 @@ def _binary(expr: ast.Binary, env: Mapping[str, Value], symbols) -> Value:
                 help="for example `depth in [18, 34, 50]`",
             )
         return any(same_value(a, item) for item in b) == (op == "in")
+    if isinstance(a, tuple) or isinstance(b, tuple):
+        return _list_binary(expr, a, b)
     x = _number(a, expr.left.span)
     y = _number(b, expr.right.span)
     if op in ("<", "<=", ">", ">="):
@@ -165,6 +168,32 @@ def _binary(expr: ast.Binary, env: Mapping[str, Value], symbols) -> Value:
         # (NaN < 0 and NaN > 1 are both false): no value of the language is infinite or NaN.
         raise EvalError(
             "E0303", f"`{show(x)} {op} {show(y)}` is too large", expr.span, help=f"results are limited to {LIMIT:,}"
+        )
+    return result
+
+
+def _list_binary(expr: ast.Binary, a: Value, b: Value) -> tuple:
+    """Lists join with `+` and repeat with `*` (`[size] * spatial_dims`), as Python's."""
+    if expr.op == "+" and isinstance(a, tuple) and isinstance(b, tuple):
+        result = a + b
+    elif expr.op == "*" and isinstance(a, tuple) != isinstance(b, tuple):
+        items, count = (a, b) if isinstance(a, tuple) else (b, a)
+        times = as_int(count, (expr.right if isinstance(a, tuple) else expr.left).span)
+        if times < 0 or len(items) * times > MAX_LIST:
+            raise EvalError(
+                "E0303", f"a list repeated {times} times", expr.span, help=f"lists hold 0 to {MAX_LIST:,} items"
+            )
+        result = items * times
+    else:
+        raise EvalError(
+            "E0302",
+            f"`{expr.op}` on {type_name(a)} and {type_name(b)}",
+            expr.span,
+            help="lists join with `+` and repeat with `*` (`[64] * 3`); other arithmetic takes numbers",
+        )
+    if len(result) > MAX_LIST:
+        raise EvalError(
+            "E0303", f"a list of {len(result):,} items", expr.span, help=f"lists hold at most {MAX_LIST:,} items"
         )
     return result
 
