@@ -1,7 +1,8 @@
 """Static shape rules, and the one function that decides every shortcut.
 
-A shape is a tuple: (C, H, W) for a feature map, (C,) for a vector. The batch
-dimension is implicit. Conv and pool sizes use PyTorch's floor formula
+A shape is a tuple (C, *spatial): (C,) for a vector, (C, L) for a sequence,
+(C, H, W) for an image, (C, D, H, W) for a volume or a video. The batch
+dimension is implicit. Strides are one number per spatial axis. Conv and pool sizes use PyTorch's floor formula
 
     out = floor((in + 2·padding − dilation·(kernel − 1) − 1) / stride) + 1
 
@@ -17,22 +18,25 @@ from typing import Any
 from .errors import ShapeError
 from .graph import FAILED, Node, OpGraph, Role, show_shape
 from .ops import ALL
-from .ops.base import Shape, feature_map
+from .ops.base import Shape, axis_text, elementwise, feature_map, per_axis, uniform
 from .values import Value
 
+Strides = tuple[int, ...]  # one per spatial axis; () for a vector
 MAX_DIM = 2**31 - 1  # the largest size an `input` statement may give
 
 
 def check_input_shape(shape: object) -> Shape:
-    """An input shape given from Python or the command line: C×H×W or a vector width, whole and positive.
+    """An input shape given from Python or the command line: C×L, C×H×W, C×D×H×W or a vector width, whole
+    and positive.
 
     Raises ValueError with the reason; the spec's own `input` statement gets the same limits (E0303).
     """
     if not isinstance(shape, (tuple, list)):
         raise ValueError(f"input_shape must be a tuple such as (3, 224, 224) or (64,), not {type(shape).__name__}")
-    if len(shape) not in (1, 3):
+    if not 1 <= len(shape) <= 4:
         raise ValueError(
-            f"input_shape must be C×H×W (3 sizes) or a vector width (1 size), not {len(shape)} sizes: {tuple(shape)!r}"
+            "input_shape must be C×L, C×H×W or C×D×H×W (2 to 4 sizes) or a vector width (1 size), "
+            f"not {len(shape)} sizes: {tuple(shape)!r}"
         )
     for dim in shape:
         if isinstance(dim, bool) or not isinstance(dim, int) and not (hasattr(dim, "__index__")):
@@ -67,14 +71,14 @@ class ShortcutPlan:
     """
 
     kind: str
-    stride: int = 1
+    stride: int | tuple[int, ...] = 1  # one number where every axis has the same (torchvision's `stride=2`)
 
 
-def plan_shortcut(policy: str, x: Shape, y: Shape, stride: int = 1) -> ShortcutPlan:
+def plan_shortcut(policy: str, x: Shape, y: Shape, stride: int | Strides = 1) -> ShortcutPlan:
     """He et al. 2015's options, decided in one place.
 
     x: the shortcut's input, y: the main path's output, stride: the main
-    path's total stride (the block's stride, as torchvision passes it).
+    path's total stride on each spatial axis (the block's stride, as torchvision passes it).
 
     A: zero-pad when the shape changes      B: project when it changes
     C: always project                       D: avg-pool + project (ResNet-D)
@@ -85,6 +89,8 @@ def plan_shortcut(policy: str, x: Shape, y: Shape, stride: int = 1) -> ShortcutP
     """
     if policy == "none":
         return ShortcutPlan("none")
+    if isinstance(stride, int):  # the same on every axis
+        stride = (stride,) * (len(x) - 1)
     if len(x) != len(y):
         raise ShapeError(
             "E0401",
@@ -92,7 +98,7 @@ def plan_shortcut(policy: str, x: Shape, y: Shape, stride: int = 1) -> ShortcutP
             help="a residual block cannot turn a feature map into a vector",
         )
     _check_stride(x, y, stride)
-    if stride == 1 and x[0] == y[0] and policy != "C":
+    if all(s == 1 for s in stride) and x[0] == y[0] and policy != "C":
         return ShortcutPlan("identity")
     if policy == "identity":
         raise ShapeError(
@@ -108,11 +114,11 @@ def plan_shortcut(policy: str, x: Shape, y: Shape, stride: int = 1) -> ShortcutP
                 f"but the main path gives {show_shape(y)}",
                 help="zero-padding only adds channels; use `shortcut B` to project",
             )
-        return ShortcutPlan("zeropad", stride)
-    return ShortcutPlan({"B": "projection", "C": "projection", "D": "avgproj"}[policy], stride)
+        return ShortcutPlan("zeropad", _one(stride))
+    return ShortcutPlan({"B": "projection", "C": "projection", "D": "avgproj"}[policy], _one(stride))
 
 
-def tap_plan(plan: ShortcutPlan, x: Shape, y: Shape, stride: int) -> ShortcutPlan:
+def tap_plan(plan: ShortcutPlan, x: Shape, y: Shape, stride: Strides) -> ShortcutPlan:
     """The same kind of shortcut taken from a point on the main path (`residual(project_from = ...)`):
     x is that point's shape and stride the main path's stride from there to the merge."""
     _check_stride(x, y, stride)
@@ -123,27 +129,38 @@ def tap_plan(plan: ShortcutPlan, x: Shape, y: Shape, stride: int) -> ShortcutPla
             f"but the main path gives {show_shape(y)}",
             help="zero-padding only adds channels; use `shortcut B` to project",
         )
-    return ShortcutPlan(plan.kind, stride)
+    return ShortcutPlan(plan.kind, _one(stride))
 
 
-def _check_stride(x: Shape, y: Shape, stride: int) -> None:
-    """A 1×1 projection (or subsampling) with the main path's stride must give H'×W'."""
+def _one(stride: Strides) -> int | tuple[int, ...]:
+    """The plan's stride as the modules take it: one number when every axis has it (1 for a vector)."""
+    return uniform(stride) if stride else 1
+
+
+def _check_stride(x: Shape, y: Shape, stride: Strides) -> None:
+    """A 1×1 projection (or subsampling) with the main path's stride must give the main path's sizes."""
     if len(x) == 1:
         return
-    (_, h, w), (_, oh, ow) = x, y
-    if -(-h // stride) != oh or -(-w // stride) != ow:
+    expected = tuple(-(-size // s) for size, s in zip(x[1:], stride))
+    if expected != tuple(y[1:]):
+        shown = axis_text(uniform(stride), "x")
         raise ShapeError(
             "E0407",
-            f"the main path turns {h}x{w} into {oh}x{ow} with stride {stride}, but a "
-            f"stride-{stride} shortcut gives {-(-h // stride)}x{-(-w // stride)}",
-            help="pad the main path's convs (`p` defaults to k//2) so that only strides change H and W",
+            f"the main path turns {show_shape(x[1:])} into {show_shape(y[1:])} with stride {shown}, but a "
+            f"stride-{shown} shortcut gives {show_shape(expected)}",
+            help="pad the main path's convs (`p` defaults to k//2) so that only strides change the sizes",
         )
 
 
-def main_path_stride(kind: str, attrs: dict[str, Value], shape: Shape | None) -> int:
-    """How much one op subsamples: its stride (a global pool: its whole input)."""
+def main_path_stride(kind: str, attrs: dict[str, Value], shape: Shape | None) -> Strides:
+    """How much one op subsamples each spatial axis: its stride (a global pool: its whole input)."""
+    axes = len(shape) - 1 if shape is not None else 0
     op = ALL.get(kind)
-    return op.stride(attrs, shape) if op is not None else 1  # a merge: its main input's stride
+    stride = op.stride(attrs, shape) if op is not None else 1  # a merge: its main input's stride
+    if axes == 0:
+        return ()
+    # an op whose stride is per axis on another rank cannot reach here: its shape rule refused it (E0411)
+    return per_axis(stride, axes)
 
 
 # ---- the graph pass ---------------------------------------------------------------
@@ -273,12 +290,16 @@ def _main_chain(graph: OpGraph, node: str, limit: int = 10_000) -> list[str]:
     return chain
 
 
-def _stride_between(graph: OpGraph, main: str, source: str) -> int:
-    """Product of the strides on the main path, walked back from the merge's main input to `source`."""
-    stride, node = 1, main
+def _stride_between(graph: OpGraph, main: str, source: str) -> Strides:
+    """Product of the strides on the main path, per axis, walked back from the merge's main input to `source`."""
+    shape = graph.nodes[main].shape
+    stride: Strides = (1,) * (len(shape) - 1 if shape else 0)
+    node = main
     while node != source and node in graph.nodes and graph.nodes[node].kind != "input":
         data = graph.nodes[node]
-        stride *= main_path_stride(data.kind, data.attrs, data.in_shape)
+        step = main_path_stride(data.kind, data.attrs, data.in_shape)
+        if len(step) == len(stride):  # (a flatten inside the path changes the rank: its ops count nothing)
+            stride = tuple(a * b for a, b in zip(stride, step))
         node = graph.main_input(node)
     return stride
 
@@ -291,15 +312,17 @@ def _insert_shortcut(
     m = graph.nodes[merge]
     name = m.shortcut_name
     assert name is not None  # the elaborator names every residual merge's `downsample`
-    feature_map = len(x) == 3
+    feature_map = len(x) > 1
     ops: list[tuple[str, str, dict[str, Any]]]  # (node, kind, attrs)
+    strides = plan.stride if isinstance(plan.stride, tuple) else (plan.stride,)
     if plan.kind == "zeropad":
         ops = [(name, "zeropad", ALL["zeropad"].make(stride=plan.stride, channels=y[0] - x[0]))]
     else:
         stride = 1 if plan.kind == "avgproj" else plan.stride
         # timm's downsample_conv: the kernel (SENet-154's 3×3) only where it strides, padded as get_padding
-        kernel = m.project_kernel if stride > 1 else 1
-        padding = (stride - 1 + kernel - 1) // 2 if kernel > 1 else 0  # 1×1: torchvision's, at any stride
+        kernel = m.project_kernel if stride != 1 else 1
+        # 1×1: torchvision's, at any stride
+        padding = elementwise(lambda s: (s - 1 + kernel - 1) // 2, stride) if kernel > 1 else 0
         project = (
             ("conv", ALL["conv"].make(out=y[0], kernel=kernel, padding=padding, stride=stride))
             if feature_map
@@ -314,8 +337,8 @@ def _insert_shortcut(
                     kernel=plan.stride, stride=plan.stride, padding=0, ceil=True, count_include_pad=False
                 ),
             )
-            steps = [pool] + steps if plan.stride > 1 else steps
-            start = 0 if plan.stride > 1 else 1
+            steps = [pool] + steps if max(strides) > 1 else steps
+            start = 0 if max(strides) > 1 else 1
         else:
             start = 0
         ops = [(f"{name}.{start + i}", kind, attrs) for i, (kind, attrs) in enumerate(steps)]

@@ -176,9 +176,10 @@ def _list_binary(expr: ast.Binary, a: Value, b: Value) -> tuple:
     """Lists join with `+` and repeat with `*` (`[size] * spatial_dims`), as Python's."""
     if expr.op == "+" and isinstance(a, tuple) and isinstance(b, tuple):
         result = a + b
-    elif expr.op == "*" and isinstance(a, tuple) != isinstance(b, tuple):
-        items, count = (a, b) if isinstance(a, tuple) else (b, a)
-        times = as_int(count, (expr.right if isinstance(a, tuple) else expr.left).span)
+    elif expr.op == "*" and (isinstance(a, tuple) or isinstance(b, tuple)) and not isinstance(a, type(b)):
+        items, count, where = (a, b, expr.right) if isinstance(a, tuple) else (b, a, expr.left)
+        assert isinstance(items, tuple)  # exactly one side is a list
+        times = as_int(count, where.span)
         if times < 0 or len(items) * times > MAX_LIST:
             raise EvalError(
                 "E0303", f"a list repeated {times} times", expr.span, help=f"lists hold 0 to {MAX_LIST:,} items"

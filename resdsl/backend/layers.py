@@ -19,19 +19,22 @@ class SqueezeExcite(nn.Module):
 
     The hidden width is `hidden`, or channels / ratio rounded to a multiple of `divisor` as timm's
     make_divisible(channels / ratio, divisor, round_limit=0) (divisor 1: exactly channels / ratio).
+    `dims` is the number of spatial axes (2 for images; 1 and 3 use Conv1d / Conv3d 1×1 convs).
     """
 
-    def __init__(self, channels: int, hidden: int | None = None, ratio: int = 16, divisor: int = 1):
+    def __init__(self, channels: int, hidden: int | None = None, ratio: int = 16, divisor: int = 1, dims: int = 2):
         super().__init__()
         if hidden is None:
             hidden = max(divisor, int(channels / ratio + divisor / 2) // divisor * divisor)
-        self.fc1 = nn.Conv2d(channels, hidden, 1, bias=True)
+        conv = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[dims - 1]
+        self.axes = list(range(2, 2 + dims))  # the spatial axes the squeeze averages over
+        self.fc1 = conv(channels, hidden, 1, bias=True)
         self.act = nn.ReLU(inplace=True)
-        self.fc2 = nn.Conv2d(hidden, channels, 1, bias=True)
+        self.fc2 = conv(hidden, channels, 1, bias=True)
         self.gate = nn.Sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True))))  # (N, C, 1, 1)
+        scale = self.fc2(self.act(self.fc1(x.mean(self.axes, keepdim=True))))  # (N, C, 1, 1)
         return x * self.gate(scale)
 
 
@@ -40,18 +43,25 @@ class ZeroPadShortcut(nn.Module):
 
     The zeros are split before and after the channels, as the widely used
     CIFAR reference code (`F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, p, p))`) does.
+    `stride` is one number or one per spatial axis (a video's (1, 2, 2)).
     """
 
-    def __init__(self, stride: int, channels: int):
+    def __init__(self, stride: int | tuple[int, ...], channels: int):
         super().__init__()
         self.stride, self.channels = stride, channels
+        self.strides = list(stride) if isinstance(stride, tuple) else [stride] * 3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         before = self.channels // 2
-        if x.dim() == 2:  # a vector: (N, C) -> (N, C + channels)
-            return F.pad(x, (before, self.channels - before))
-        x = x[:, :, :: self.stride, :: self.stride]
-        return F.pad(x, (0, 0, 0, 0, before, self.channels - before))
+        s = self.strides
+        if x.dim() == 3:  # (N, C, L)
+            x = x[:, :, :: s[0]]
+        elif x.dim() == 4:  # (N, C, H, W)
+            x = x[:, :, :: s[0], :: s[1]]
+        elif x.dim() == 5:  # (N, C, D, H, W)
+            x = x[:, :, :: s[0], :: s[1], :: s[2]]
+        # a vector (N, C) only gains channels; F.pad's list runs from the last axis back to the channels
+        return F.pad(x, [0, 0] * (x.dim() - 2) + [before, self.channels - before])
 
     def extra_repr(self) -> str:
         return f"stride={self.stride}, channels=+{self.channels}"
@@ -72,25 +82,33 @@ class EfficientChannelAttention(nn.Module):
         self.gate = nn.Sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv(x.mean((2, 3)).view(x.shape[0], 1, -1))  # (N, 1, C)
-        return x * self.gate(y).view(x.shape[0], -1, 1, 1)  # gate (N, C, 1, 1)
+        axes = [axis for axis in range(2, x.dim())]  # the spatial axes, whatever their number
+        y = self.conv(x.mean(axes).view(x.shape[0], 1, -1))  # (N, 1, C)
+        return x * self.gate(y).view([x.shape[0], -1] + [1] * len(axes))  # gate (N, C, 1, 1)
 
 
 class BlurPool(nn.Module):
     """Anti-aliased downsampling (Zhang 2019), as timm's BlurPool2d: reflect padding, a fixed binomial
-    filter per channel (a buffer that is not saved), then the stride."""
+    filter per channel (a buffer that is not saved), then the stride. `dims`: the spatial axes (1, 2, 3)."""
 
-    def __init__(self, channels: int, kernel_size: int = 3, stride: int = 2):
+    def __init__(self, channels: int, kernel_size: int = 3, stride: int = 2, dims: int = 2):
         super().__init__()
-        self.channels, self.stride = channels, stride
-        self.padding = [((stride - 1) + (kernel_size - 1)) // 2] * 4
+        self.channels, self.stride, self.dims = channels, stride, dims
+        self.padding = [((stride - 1) + (kernel_size - 1)) // 2] * (2 * dims)
         coeffs = torch.tensor([math.comb(kernel_size - 1, k) for k in range(kernel_size)], dtype=torch.float32)
         coeffs = coeffs / 2 ** (kernel_size - 1)  # (1 2 1) / 4 for kernel 3
-        self.register_buffer("filt", (coeffs[:, None] * coeffs[None, :]).repeat(channels, 1, 1, 1), persistent=False)
+        filt = coeffs
+        for _ in range(dims - 1):  # the outer product over the axes: k×k for images, k×k×k for volumes
+            filt = filt[..., None] * coeffs
+        self.register_buffer("filt", filt.repeat([channels, 1] + [1] * dims), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, self.padding, mode="reflect")
         # a buffer: nn.Module's __getattr__ types it Tensor | Module (a class annotation would trip TorchScript)
+        if self.dims == 1:
+            return F.conv1d(x, self.filt, stride=self.stride, groups=self.channels)  # type: ignore[arg-type]
+        if self.dims == 3:
+            return F.conv3d(x, self.filt, stride=self.stride, groups=self.channels)  # type: ignore[arg-type]
         return F.conv2d(x, self.filt, stride=self.stride, groups=self.channels)  # type: ignore[arg-type]
 
 
@@ -147,6 +165,34 @@ class StdConv2d(nn.Conv2d):
         return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
+class StdConv1d(nn.Conv1d):
+    """StdConv2d for sequences (N, C, L): the same standardisation of each filter."""
+
+    def __init__(self, *args, eps: float = 1e-6, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = F.batch_norm(
+            self.weight.reshape(1, self.out_channels, -1), None, None, training=True, momentum=0.0, eps=self.eps
+        ).reshape_as(self.weight)
+        return F.conv1d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class StdConv3d(nn.Conv3d):
+    """StdConv2d for volumes and videos (N, C, D, H, W): the same standardisation of each filter."""
+
+    def __init__(self, *args, eps: float = 1e-6, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = F.batch_norm(
+            self.weight.reshape(1, self.out_channels, -1), None, None, training=True, momentum=0.0, eps=self.eps
+        ).reshape_as(self.weight)
+        return F.conv3d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
 class EvoNormS0(nn.Module):
     """EvoNorm-S0, as timm's EvoNorm2dS0: x·sigmoid(v·x) / group_std(x) · weight + bias."""
 
@@ -158,12 +204,13 @@ class EvoNormS0(nn.Module):
         self.v = nn.Parameter(torch.ones(num_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        grouped = x.reshape(b, self.groups, c // self.groups, h, w)
-        std = grouped.float().var(dim=(2, 3, 4), unbiased=False, keepdim=True).add(self.eps).sqrt().to(x.dtype)
-        std = std.expand(grouped.shape).reshape(b, c, h, w)
-        x = x * (x * self.v.view(1, -1, 1, 1)).sigmoid() / std
-        return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        b = x.shape[0]
+        per_channel = [1, -1] + [1] * (x.dim() - 2)  # (1, C, 1, 1) for images
+        grouped = x.reshape(b, self.groups, -1)  # (N, G, C/G · spatial)
+        std = grouped.float().var(dim=2, unbiased=False, keepdim=True).add(self.eps).sqrt().to(x.dtype)
+        std = std.expand(grouped.shape).reshape(x.shape)
+        x = x * (x * self.v.view(per_channel)).sigmoid() / std
+        return x * self.weight.view(per_channel) + self.bias.view(per_channel)
 
 
 class FilterResponseNormTlu(nn.Module):
@@ -177,10 +224,12 @@ class FilterResponseNormTlu(nn.Module):
         self.tau = nn.Parameter(torch.zeros(num_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rms = x.square().float().mean(dim=(2, 3), keepdim=True).add(self.eps).rsqrt().to(x.dtype)
+        axes = [axis for axis in range(2, x.dim())]  # the spatial axes
+        per_channel = [1, -1] + [1] * len(axes)  # (1, C, 1, 1) for images
+        rms = x.square().float().mean(dim=axes, keepdim=True).add(self.eps).rsqrt().to(x.dtype)
         x = x * rms.expand(x.shape)
-        x = x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
-        return torch.maximum(x, self.tau.view(1, -1, 1, 1))
+        x = x * self.weight.view(per_channel) + self.bias.view(per_channel)
+        return torch.maximum(x, self.tau.view(per_channel))
 
 
 class DropPath(nn.Module):

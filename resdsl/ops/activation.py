@@ -12,7 +12,7 @@ class ActivationOp(OpKind):
     module_name: str = ""  # the torch.nn class
     shown: str = ""  # how drawings name it
 
-    def label(self, attrs) -> str:
+    def label(self, attrs, axes: int = 2) -> str:
         return self.shown
 
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:

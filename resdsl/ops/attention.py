@@ -37,22 +37,31 @@ class SqueezeExciteOp(OpKind):
         # fc1: c -> h (1×1 conv with bias), fc2: h -> c (with bias), on a 1×1 map.
         return Cost(c * h + h + h * c + c, 2 * c * h)
 
-    def label(self, attrs) -> str:
+    def label(self, attrs, axes: int = 2) -> str:
         return "squeeze-excite" + (f", /{attrs['ratio']}" if attrs.get("hidden") is None else f", {attrs['hidden']}")
 
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:
+        dims = (("dims", rank - 1),)  # Conv1d/2d/3d gates; 2 (images) is left out of ejected source
         if attrs["hidden"] is not None:
-            return ModuleCall("SqueezeExcite", (("channels", channels), ("hidden", attrs["hidden"])), positional=2)
+            return ModuleCall(
+                "SqueezeExcite",
+                (("channels", channels), ("hidden", attrs["hidden"])) + dims,
+                positional=2,
+                defaults=(("dims", 2),),
+            )
         if known(attrs["divisor"]) == 1:
             return ModuleCall(
-                "SqueezeExcite", (("channels", channels), ("hidden", exact_div(channels, attrs["ratio"]))), positional=2
+                "SqueezeExcite",
+                (("channels", channels), ("hidden", exact_div(channels, attrs["ratio"]))) + dims,
+                positional=2,
+                defaults=(("dims", 2),),
             )
         # rounded: the module works the width out itself, so ejected source keeps the rule, not one value
         return ModuleCall(
             "SqueezeExcite",
-            (("channels", channels), ("ratio", attrs["ratio"]), ("divisor", attrs["divisor"])),
+            (("channels", channels), ("ratio", attrs["ratio"]), ("divisor", attrs["divisor"])) + dims,
             positional=1,
-            defaults=(("ratio", 16), ("divisor", 1)),
+            defaults=(("ratio", 16), ("divisor", 1), ("dims", 2)),
         )
 
 
@@ -80,7 +89,7 @@ class EfficientChannelAttentionOp(OpKind):
         k = eca_kernel(attrs, x[0])
         return Cost(k, x[0] * k)  # a 1-d conv of kernel k along the C pooled values
 
-    def label(self, attrs) -> str:
+    def label(self, attrs, axes: int = 2) -> str:
         return "ECA" + (f", k{attrs['kernel']}" if attrs.get("kernel") is not None else "")
 
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:

@@ -18,7 +18,7 @@ serves both.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import EvalError, ShapeError, Span
@@ -39,15 +39,16 @@ class Option:
     maximum: float | None = None
     above_minimum: bool = False  # the minimum itself is refused (BN's eps: torch divides by sqrt(var + eps))
     flag: bool = False  # may be written bare, e.g. `bn zero_init`
+    per_axis: bool = False  # one number, or one per spatial axis: `k=(3, 7, 7)` (an int option)
 
 
 def channels_option(name: str = "out") -> Option:
     return Option(name, minimum=1, maximum=MAX_CHANNELS)
 
 
-KERNEL = Option("kernel", ("k",), minimum=1, maximum=4096)
-STRIDE = Option("stride", ("s",), default=None, minimum=1, maximum=4096)
-PADDING = Option("padding", ("p",), default=None, minimum=0, maximum=4096)
+KERNEL = Option("kernel", ("k",), minimum=1, maximum=4096, per_axis=True)
+STRIDE = Option("stride", ("s",), default=None, minimum=1, maximum=4096, per_axis=True)
+PADDING = Option("padding", ("p",), default=None, minimum=0, maximum=4096, per_axis=True)
 CEIL = Option("ceil", default=False, type="bool", flag=True)
 
 
@@ -171,8 +172,8 @@ class OpKind:
         return 1
 
     # ---- presentation and compilation ------------------------------------------------------
-    def label(self, attrs: dict[str, Value]) -> str:
-        """A short description for drawings: `conv 3×3, 64, /2`."""
+    def label(self, attrs: dict[str, Value], axes: int = 2) -> str:
+        """A short description for drawings: `conv 3×3, 64, /2` (`axes`: the input's spatial axes)."""
         return self.name
 
     def module(self, attrs: dict[str, Any], channels: Any, rank: int, inplace: bool) -> ModuleCall:
@@ -215,14 +216,73 @@ def show_shape(shape: Shape | None) -> str:
     return "?" if shape is None else "x".join(str(d) for d in shape)
 
 
-def feature_map(kind: str, shape: Shape) -> tuple[int, int, int]:
-    if len(shape) != 3:
+# A shape is (C, *spatial): (C,) a vector, (C, L) a sequence, (C, H, W) an image, (C, D, H, W) a volume.
+SPATIAL_NAMES = {1: "C×L", 2: "C×H×W", 3: "C×D×H×W"}
+
+
+def feature_map(kind: str, shape: Shape) -> Shape:
+    """`shape` if it has spatial axes (1, 2 or 3 of them), else E0406."""
+    if len(shape) < 2:
         raise ShapeError(
             "E0406",
-            f"`{kind}` needs a C×H×W feature map, but its input is a vector of {shape[0]}",
+            f"`{kind}` needs a feature map (C×L, C×H×W or C×D×H×W), but its input is a vector of {shape[0]}",
             help="feature-map ops (conv, bn, pools, se) come before `flatten` / `fc`",
         )
     return shape
+
+
+def nd(constructor: str, rank: int) -> str:
+    """The torch class for a tensor of `rank` (len(shape)): `nd("nn.Conv", 3)` is `nn.Conv2d`;
+    a vector (rank 1) takes the 1-d class, as BatchNorm1d normalises (N, C)."""
+    return f"{constructor}{max(rank - 1, 1)}d"
+
+
+def per_axis(value: Any, axes: int, kind: str = "", option: str = "") -> tuple:
+    """One value per spatial axis: a number is repeated, a list must have one item per axis (E0411)."""
+    if not isinstance(value, tuple):
+        return (value,) * axes
+    if len(value) != axes:
+        raise ShapeError(
+            "E0411",
+            f"`{option}` of `{kind}` gives {len(value)} sizes {show(value)}, but its input has {axes} spatial "
+            f"ax{'is' if axes == 1 else 'es'}",
+            help=f"give one number for every axis, or {axes} numbers, one per axis",
+        )
+    return value
+
+
+def axis_text(value: Any, sep: str = "×") -> str:
+    """A per-axis value as labels show it: `3` for 3, `1×3×3` for (1, 3, 3)."""
+    return sep.join(str(v) for v in value) if isinstance(value, tuple) else str(value)
+
+
+def window_text(value: Any, axes: int) -> str:
+    """A kernel as labels show it for `axes` spatial axes: `3×3` for 3 on an image, `3` on a sequence."""
+    return axis_text(value) if isinstance(value, tuple) else "×".join([str(value)] * max(axes, 1))
+
+
+def uniform(values: tuple) -> Any:
+    """A per-axis tuple as one number when every axis has the same (the module is then written as
+    torchvision writes it, `stride=2`), else the tuple."""
+    return values[0] if len(set(values)) == 1 else values
+
+
+def elementwise(fn, *values: Any) -> Any:
+    """`fn` on numbers, or axis by axis when any value is a per-axis tuple (`complete`'s defaults:
+    padding = kernel // 2 * dilation for `k=(1, 3, 3)`). bind() made the tuples' lengths agree."""
+    tuples = [v for v in values if isinstance(v, tuple)]
+    if not tuples:
+        return fn(*values)
+    n = len(tuples[0])
+    return tuple(fn(*(v[i] if isinstance(v, tuple) else v for v in values)) for i in range(n))
+
+
+def volume(sizes) -> int:
+    """The product of sizes (a kernel's weights per filter, an output's positions)."""
+    total = 1
+    for size in sizes:
+        total *= size
+    return total
 
 
 def window(size: int, kernel: int, stride: int, padding: int, dilation: int = 1, ceil: bool = False) -> int:
@@ -234,23 +294,28 @@ def window(size: int, kernel: int, stride: int, padding: int, dilation: int = 1,
 
 
 def spatial(kind: str, shape: Shape, attrs: dict[str, Value]) -> Shape:
-    """C×H×W after a window of `kernel`, `stride`, `padding` (and `dilation`, `ceil` where the op has them)."""
-    c, h, w = feature_map(kind, shape)
-    k, s, p = attrs["kernel"], attrs["stride"], attrs["padding"]
-    d, ceil = attrs.get("dilation", 1), attrs.get("ceil", False)
-    # `bind` checked them as integer (and boolean) options, and `complete` filled the stride and padding
-    assert isinstance(k, int) and isinstance(s, int) and isinstance(p, int) and isinstance(d, int)
-    assert isinstance(ceil, bool)
-    oh = window(h, k, s, p, d, ceil)
-    ow = window(w, k, s, p, d, ceil)
-    if oh < 1 or ow < 1:
+    """C×(spatial sizes) after a window of `kernel`, `stride`, `padding` (and `dilation`, `ceil` where the
+    op has them), each one number or one per axis."""
+    c, *sizes = feature_map(kind, shape)
+    n = len(sizes)
+    k = per_axis(attrs["kernel"], n, kind, "kernel")
+    s = per_axis(attrs["stride"], n, kind, "stride")
+    p = per_axis(attrs["padding"], n, kind, "padding")
+    d = per_axis(attrs.get("dilation", 1), n, kind, "dilation")
+    ceil = attrs.get("ceil", False)
+    assert isinstance(ceil, bool)  # `bind` checked it as a boolean option
+    out = tuple(window(*axis, ceil=ceil) for axis in zip(sizes, k, s, p, d))
+    if min(out) < 1:
+        dilation = attrs.get("dilation", 1)
         raise ShapeError(
             "E0403",
-            f"`{kind}` with kernel {k}, stride {s}, padding {p}"
-            f"{f', dilation {d}' if d != 1 else ''} turns {h}x{w} into {max(oh, 0)}x{max(ow, 0)}",
+            f"`{kind}` with kernel {axis_text(attrs['kernel'])}, stride {axis_text(attrs['stride'])}, "
+            f"padding {axis_text(attrs['padding'])}"
+            f"{f', dilation {axis_text(dilation)}' if dilation != 1 else ''} turns {show_shape(tuple(sizes))} "
+            f"into {show_shape(tuple(max(o, 0) for o in out))}",
             help="the input is too small here: use a larger input, a smaller kernel or fewer strides",
         )
-    return (c, oh, ow)
+    return (c, *out)
 
 
 def known(value: Any) -> Any:
@@ -329,6 +394,15 @@ def bind(spec: OpKind, args: list[BoundArg], call_span: Span) -> dict[str, Value
                 )
                 raise EvalError("E0204", f"`{spec.name}` needs `{option.name}`", call_span, help=f"add {example}")
             values[option.name] = option.default
+    lengths = {name: len(v) for name, v in values.items() if isinstance(v, tuple)}  # only per-axis options take lists
+    if len(set(lengths.values())) > 1:
+        shown = ", ".join(f"`{name}` {n}" for name, n in lengths.items())
+        raise EvalError(
+            "E0411",
+            f"the per-axis options of `{spec.name}` give different numbers of axes: {shown}",
+            where[max(lengths, key=lambda name: where[name].column)],
+            help="give every per-axis option the same number of sizes, or one number",
+        )
     spec.validate(values, call_span)
     return spec.complete(values)
 
@@ -390,6 +464,15 @@ def _check(spec: OpKind, option: Option, value: Value | None, span: Span) -> Val
     # `value` is None for an op's name given to an option (`conv out=relu`): refused below as "the name `None`"
     if option.type == "bool":
         return as_bool(value, span)
+    if option.per_axis and isinstance(value, tuple):  # one number per spatial axis, each in range
+        if not 1 <= len(value) <= 3:
+            raise EvalError(
+                "E0411",
+                f"`{option.name}` of `{spec.name}` gives {len(value)} sizes {show(value)}",
+                span,
+                help="give one number for every axis, or one per spatial axis (1, 2 or 3 of them)",
+            )
+        return tuple(_check(spec, replace(option, per_axis=False), item, span) for item in value)
     if option.type == "int":
         value = as_int(value, span)
     elif isinstance(value, bool) or not isinstance(value, (int, float)):

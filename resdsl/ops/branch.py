@@ -21,7 +21,7 @@ class ChunkOp(OpKind):
             )
         return (x[0] // parts,) + tuple(x[1:])
 
-    def label(self, attrs) -> str:
+    def label(self, attrs, axes: int = 2) -> str:
         return f"split {attrs['index'] + 1}/{attrs['parts']}"
 
     def forward(self, attrs, shape) -> FunctionCall:  # torch.split(x, C // n, 1)[i], as a view

@@ -1,17 +1,36 @@
-"""`conv`: 2-d convolution, as nn.Conv2d; `stdconv`: with weight standardisation (BiT's StdConv2d)."""
+"""`conv`: convolution over 1, 2 or 3 spatial axes (nn.Conv1d/2d/3d, by the input's rank); `stdconv`: with
+weight standardisation (BiT's StdConv2d). Kernel, stride, padding and dilation take one number or one per axis
+(`k=(3, 1, 1)`: R(2+1)D's temporal conv)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..errors import ShapeError
-from .base import KERNEL, MAX_CHANNELS, PADDING, Cost, ModuleCall, OpKind, Option, Shape, channels_option, spatial
+from .base import (
+    KERNEL,
+    MAX_CHANNELS,
+    PADDING,
+    Cost,
+    ModuleCall,
+    OpKind,
+    Option,
+    Shape,
+    axis_text,
+    channels_option,
+    elementwise,
+    nd,
+    per_axis,
+    spatial,
+    volume,
+    window_text,
+)
 
 
 class ConvOp(OpKind):
     def complete(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["padding"] is None:  # "same" padding for odd kernels, as torchvision's conv3x3
-            attrs["padding"] = attrs["kernel"] // 2 * attrs["dilation"]
+            attrs["padding"] = elementwise(lambda k, d: k // 2 * d, attrs["kernel"], attrs["dilation"])
         return attrs
 
     def shape(self, attrs, x: Shape) -> Shape:
@@ -27,27 +46,26 @@ class ConvOp(OpKind):
         return (out,) + spatial(self.name, x, attrs)[1:]
 
     def cost(self, attrs, x: Shape, y: Shape) -> Cost:
-        k = attrs["kernel"]
-        weights = y[0] * (x[0] // attrs["groups"]) * k * k
-        return Cost(weights + (y[0] if attrs["bias"] else 0), weights * y[1] * y[2])
+        weights = y[0] * (x[0] // attrs["groups"]) * volume(per_axis(attrs["kernel"], len(x) - 1))
+        return Cost(weights + (y[0] if attrs["bias"] else 0), weights * volume(y[1:]))
 
-    def stride(self, attrs, x) -> int:
+    def stride(self, attrs, x):
         return attrs["stride"]
 
-    def label(self, attrs) -> str:
-        k = attrs["kernel"]
+    def label(self, attrs, axes: int = 2) -> str:
+        k, s, d = attrs["kernel"], attrs["stride"], attrs["dilation"]
         extra = "".join(
             [
-                f", /{attrs['stride']}" if attrs["stride"] > 1 else "",
+                f", /{axis_text(s)}" if s != 1 else "",
                 f", groups {attrs['groups']}" if attrs["groups"] > 1 else "",
-                f", dilation {attrs['dilation']}" if attrs["dilation"] > 1 else "",
+                f", dilation {axis_text(d)}" if d != 1 else "",
             ]
         )
-        return f"conv {k}×{k}, {attrs['out']}{extra}"
+        return f"conv {window_text(k, axes)}, {attrs['out']}{extra}"
 
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:
         return ModuleCall(
-            "nn.Conv2d",
+            nd("nn.Conv", rank),
             (
                 ("in_channels", channels),
                 ("out_channels", attrs["out"]),
@@ -68,14 +86,14 @@ class ConvOp(OpKind):
 KINDS: tuple[OpKind, ...] = (
     ConvOp(
         "conv",
-        "2-d convolution; padding defaults to kernel//2 * dilation",
+        "convolution (1-d, 2-d or 3-d by the input); padding defaults to kernel//2 * dilation",
         ("out",),
         (
             channels_option(),
             KERNEL,
-            Option("stride", ("s",), default=1, minimum=1, maximum=4096),
+            Option("stride", ("s",), default=1, minimum=1, maximum=4096, per_axis=True),
             PADDING,
-            Option("dilation", ("d",), default=1, minimum=1, maximum=4096),
+            Option("dilation", ("d",), default=1, minimum=1, maximum=4096, per_axis=True),
             Option("groups", ("g",), default=1, minimum=1, maximum=MAX_CHANNELS),
             Option("bias", default=False, type="bool", flag=True),
         ),
@@ -94,28 +112,31 @@ class StdConvOp(ConvOp):
 
     def shape(self, attrs, x: Shape) -> Shape:
         out = super().shape(attrs, x)
-        fan_in = x[0] // attrs["groups"] * attrs["kernel"] ** 2
+        kernel = per_axis(attrs["kernel"], len(x) - 1)
+        fan_in = x[0] // attrs["groups"] * volume(kernel)
         if fan_in < 2:  # its variance is over one value: torch refuses (a batch_norm of one value per channel)
             raise ShapeError(
                 "E0410",
                 f"`stdconv` standardises each filter over its {x[0] // attrs['groups']} input channel(s) × "
-                f"{attrs['kernel']}×{attrs['kernel']} = {fan_in} weight, which has no variance",
+                f"{axis_text(kernel)} = {fan_in} weight, which has no variance",
                 help="use `conv`, a larger kernel, or fewer groups (each filter needs two weights or more)",
             )
         return out
 
-    def label(self, attrs) -> str:
-        return "std " + super().label(attrs)
+    def label(self, attrs, axes: int = 2) -> str:
+        return "std " + super().label(attrs, axes)
 
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:
         call = super().module(attrs, channels, rank, inplace)
-        return ModuleCall("StdConv2d", call.args + (("eps", attrs["eps"]),), positional=2, defaults=(("eps", 1e-6),))
+        return ModuleCall(
+            nd("StdConv", rank), call.args + (("eps", attrs["eps"]),), positional=2, defaults=(("eps", 1e-6),)
+        )
 
 
 KINDS += (
     StdConvOp(
         "stdconv",
-        "weight-standardised 2-d convolution (timm's StdConv2d); options as conv, plus eps",
+        "weight-standardised convolution (timm's StdConv2d); options as conv, plus eps",
         ("out",),
         KINDS[0].options + (Option("eps", default=1e-6, type="float", minimum=0.0, maximum=1.0, above_minimum=True),),
         feature_map=True,

@@ -12,7 +12,7 @@ from .base import ModuleCall, OpKind, Option
 
 
 class DropPathOp(OpKind):
-    def label(self, attrs) -> str:
+    def label(self, attrs, axes: int = 2) -> str:
         return f"drop path {attrs['rate']:g}"
 
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:

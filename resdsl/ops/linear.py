@@ -8,7 +8,7 @@ from .base import Cost, ModuleCall, OpKind, Option, Shape, channels_option, show
 
 class LinearOp(OpKind):
     def shape(self, attrs, x: Shape) -> Shape:
-        if len(x) == 3 and x[1:] != (1, 1):
+        if len(x) > 1 and any(size != 1 for size in x[1:]):
             raise ShapeError(
                 "E0405",
                 f"`fc` on a {show_shape(x)} feature map",
@@ -20,7 +20,7 @@ class LinearOp(OpKind):
         n_in = x[0]  # a vector, or a pooled C×1×1 map (shape() refuses any other)
         return Cost(n_in * y[0] + (y[0] if attrs["bias"] else 0), n_in * y[0])
 
-    def label(self, attrs) -> str:
+    def label(self, attrs, axes: int = 2) -> str:
         return f"fc, {attrs['out']}"
 
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:
@@ -56,7 +56,7 @@ class FlattenOp(OpKind):
 
 
 class DropoutOp(OpKind):
-    def label(self, attrs) -> str:
+    def label(self, attrs, axes: int = 2) -> str:
         return f"dropout {attrs['p']:g}"
 
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:

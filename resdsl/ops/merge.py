@@ -42,7 +42,7 @@ class MergeOp(OpKind):
             )
         return first
 
-    def label(self, attrs) -> str:
+    def label(self, attrs, axes: int = 2) -> str:
         return self.symbol
 
     symbol = "?"
@@ -97,7 +97,7 @@ class ConcatOp(OpKind):
     def operands(self, inputs, residual):
         return [inputs[1], inputs[0]] if residual else inputs  # DenseNet order: the block's input first
 
-    def label(self, attrs) -> str:
+    def label(self, attrs, axes: int = 2) -> str:
         return "concat"
 
     def forward(self, attrs, shape) -> FunctionCall:
@@ -117,9 +117,9 @@ class SelectOp(MergeOp):
         if (
             weights[0] != n * c
             or len(weights) != len(first)
-            or (len(first) == 3 and weights[1:] not in ((1, 1), first[1:]))
+            or (len(first) > 1 and weights[1:] not in ((1,) * (len(first) - 1), first[1:]))
         ):
-            want = _show((n * c,) + ((1, 1) if len(first) == 3 else ()))
+            want = _show((n * c,) + (1,) * (len(first) - 1))
             raise ShapeError(
                 "E0409",
                 f"`attend` gives {_show(weights)}, but selecting among {n} branches "

@@ -1,11 +1,11 @@
-"""Norms: `bn` (nn.BatchNorm2d, nn.BatchNorm1d on a vector), `gn` (nn.GroupNorm), and timm's
+"""Norms: `bn` (nn.BatchNorm1d/2d/3d by the input's rank, 1d on a vector), `gn` (nn.GroupNorm), and timm's
 batch-independent norms with their own nonlinearity, `evonorm` (EvoNorm-S0) and `frn` (FilterResponseNorm
 with TLU). Any of them can replace `bn` throughout a scope (the `norm` statement)."""
 
 from __future__ import annotations
 
 from ..errors import ShapeError
-from .base import MAX_CHANNELS, Cost, ModuleCall, OpKind, Option, Shape
+from .base import MAX_CHANNELS, Cost, ModuleCall, OpKind, Option, Shape, nd
 
 # The options of the norms over groups of channels (`gn`, `evonorm`)
 GROUPED = (
@@ -19,12 +19,12 @@ class BatchNormOp(OpKind):
     def cost(self, attrs, x: Shape, y: Shape) -> Cost:
         return Cost(2 * x[0], 0)  # weight and bias; the running statistics are buffers
 
-    def label(self, attrs) -> str:
+    def label(self, attrs, axes: int = 2) -> str:
         return "batch norm" + (" (zero-init)" if attrs.get("zero_init") else "")
 
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:
         return ModuleCall(
-            "nn.BatchNorm2d" if rank == 3 else "nn.BatchNorm1d",
+            nd("nn.BatchNorm", rank),  # BatchNorm1d for (N, C) and (N, C, L), 2d, 3d
             (("num_features", channels), ("eps", attrs["eps"]), ("momentum", attrs["momentum"])),
             positional=1,
         )
@@ -64,7 +64,7 @@ class GroupNormOp(OpKind):
     def cost(self, attrs, x: Shape, y: Shape) -> Cost:
         return Cost(2 * x[0], 0)  # a scale and a shift per channel, as BN
 
-    def label(self, attrs) -> str:
+    def label(self, attrs, axes: int = 2) -> str:
         return f"group norm, {attrs['groups']} groups" + (" (zero-init)" if attrs["zero_init"] else "")
 
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:
@@ -97,7 +97,7 @@ class EvoNormOp(GroupNormOp):
     def cost(self, attrs, x: Shape, y: Shape) -> Cost:
         return Cost(3 * x[0], 0)  # weight, bias and v per channel
 
-    def label(self, attrs) -> str:
+    def label(self, attrs, axes: int = 2) -> str:
         return f"EvoNorm-S0, {attrs['groups']} groups" + (" (zero-init)" if attrs["zero_init"] else "")
 
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:
@@ -116,7 +116,7 @@ class FilterResponseNormOp(OpKind):
     def cost(self, attrs, x: Shape, y: Shape) -> Cost:
         return Cost(3 * x[0], 0)  # weight, bias and tau per channel
 
-    def label(self, attrs) -> str:
+    def label(self, attrs, axes: int = 2) -> str:
         return "filter response norm + TLU" + (" (zero-init)" if attrs["zero_init"] else "")
 
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:

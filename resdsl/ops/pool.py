@@ -1,11 +1,28 @@
-"""`maxpool` and `avgpool` (local with a kernel; global average pooling without one)."""
+"""`maxpool` and `avgpool` (local with a kernel; global average pooling without one), over 1, 2 or 3
+spatial axes (nn.MaxPool1d/2d/3d ...); kernel, stride and padding take one number or one per axis."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..errors import EvalError, ShapeError
-from .base import CEIL, KERNEL, PADDING, STRIDE, ModuleCall, OpKind, Option, Shape, feature_map, spatial
+from .base import (
+    CEIL,
+    KERNEL,
+    PADDING,
+    STRIDE,
+    ModuleCall,
+    OpKind,
+    Option,
+    Shape,
+    axis_text,
+    elementwise,
+    feature_map,
+    nd,
+    per_axis,
+    spatial,
+    window_text,
+)
 
 
 class PoolOp(OpKind):
@@ -27,7 +44,7 @@ class PoolOp(OpKind):
         if not self.is_global(attrs):  # PyTorch's pools default their stride to the kernel, not to 1
             attrs["stride"] = attrs["stride"] if attrs["stride"] is not None else attrs["kernel"]
             if attrs["padding"] is None:
-                attrs["padding"] = (attrs["kernel"] - 1) // 2
+                attrs["padding"] = elementwise(lambda k: (k - 1) // 2, attrs["kernel"])
         return attrs
 
     def advice(self, attrs, given):
@@ -35,7 +52,9 @@ class PoolOp(OpKind):
         # AvgPool2d(8), which a port from torchvision or a paper copies, pads 0: a silent change of
         # every output. A pool whose windows do not overlap (kernel == stride) and pads only because
         # of the rule is that case.
-        if self.is_global(attrs) or "padding" in given or attrs["padding"] == 0 or attrs["stride"] != attrs["kernel"]:
+        if self.is_global(attrs) or "padding" in given or isinstance(attrs["kernel"], tuple):
+            return None  # (a per-axis kernel is new code, not a port of AvgPool2d(k))
+        if attrs["padding"] == 0 or attrs["stride"] != attrs["kernel"]:
             return None
         k, p = attrs["kernel"], attrs["padding"]
         return (
@@ -47,30 +66,33 @@ class PoolOp(OpKind):
 
     def shape(self, attrs, x: Shape) -> Shape:
         if self.is_global(attrs):
-            return (feature_map(self.name, x)[0], 1, 1)
+            return (feature_map(self.name, x)[0],) + (1,) * (len(x) - 1)
         y = spatial(self.name, x, attrs)
-        if 2 * attrs["padding"] > attrs["kernel"]:
+        axes = len(x) - 1
+        kernel, padding = per_axis(attrs["kernel"], axes), per_axis(attrs["padding"], axes)
+        if any(2 * p > k for p, k in zip(padding, kernel)):
             raise ShapeError(
                 "E0303",
-                f"`{self.name}` padding {attrs['padding']} is more than half its kernel {attrs['kernel']}",
+                f"`{self.name}` padding {axis_text(attrs['padding'])} is more than half its kernel "
+                f"{axis_text(attrs['kernel'])}",
                 help="PyTorch requires pool padding <= kernel/2",
             )
         return y
 
-    def stride(self, attrs, x) -> int:
-        if self.is_global(attrs):  # the whole input
-            return max(x[1], x[2]) if x is not None and len(x) == 3 else 1
+    def stride(self, attrs, x):
+        if self.is_global(attrs):  # the whole input, axis by axis
+            return tuple(x[1:]) if x is not None and len(x) > 1 else 1
         return attrs["stride"]
 
-    def label(self, attrs) -> str:
+    def label(self, attrs, axes: int = 2) -> str:
         if self.is_global(attrs):
             return "global avg pool"
-        k = attrs["kernel"]
-        return f"{self.name[:3]} pool {k}×{k}" + (f", /{attrs['stride']}" if attrs["stride"] > 1 else "")
+        s = attrs["stride"]
+        return f"{self.name[:3]} pool {window_text(attrs['kernel'], axes)}" + (f", /{axis_text(s)}" if s != 1 else "")
 
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:
         if self.is_global(attrs):
-            return ModuleCall("nn.AdaptiveAvgPool2d", (("output_size", 1),), positional=1)
+            return ModuleCall(nd("nn.AdaptiveAvgPool", rank), (("output_size", 1),), positional=1)
         args = (
             ("kernel_size", attrs["kernel"]),
             ("stride", attrs["stride"]),
@@ -78,8 +100,8 @@ class PoolOp(OpKind):
             ("ceil_mode", attrs["ceil"]),
         )
         if self.name == "maxpool":
-            return ModuleCall("nn.MaxPool2d", args)
-        return ModuleCall("nn.AvgPool2d", args + (("count_include_pad", attrs["count_include_pad"]),))
+            return ModuleCall(nd("nn.MaxPool", rank), args)
+        return ModuleCall(nd("nn.AvgPool", rank), args + (("count_include_pad", attrs["count_include_pad"]),))
 
 
 KINDS = (
@@ -93,10 +115,10 @@ KINDS = (
     ),
     PoolOp(
         "avgpool",
-        "average pooling; without a kernel, global average pooling to C×1×1",
+        "average pooling; without a kernel, global average pooling to C×1×1 (1 on every spatial axis)",
         (),
         (
-            Option("kernel", ("k",), default=None, minimum=1, maximum=4096),
+            Option("kernel", ("k",), default=None, minimum=1, maximum=4096, per_axis=True),
             STRIDE,
             PADDING,
             CEIL,

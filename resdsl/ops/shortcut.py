@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import ModuleCall, OpKind, Option
+from .base import ModuleCall, OpKind, Option, axis_text, per_axis
 
 
 class ZeroPadOp(OpKind):
@@ -10,17 +10,15 @@ class ZeroPadOp(OpKind):
     Its output shape is the main path's: the shortcut plan gives it, not this op's arguments alone."""
 
     def shape(self, attrs, x):
-        if len(x) == 1:
-            return (x[0] + attrs["channels"],)
-        c, h, w = x
-        s = attrs["stride"]
-        return (c + attrs["channels"], -(-h // s), -(-w // s))
+        c, *sizes = x
+        strides = per_axis(attrs["stride"], len(sizes), self.name, "stride")
+        return (c + attrs["channels"], *(-(-size // s) for size, s in zip(sizes, strides)))
 
-    def stride(self, attrs, x) -> int:
+    def stride(self, attrs, x):
         return attrs["stride"]
 
-    def label(self, attrs) -> str:
-        return f"zero-pad, /{attrs['stride']}, +{attrs['channels']} ch"
+    def label(self, attrs, axes: int = 2) -> str:
+        return f"zero-pad, /{axis_text(attrs['stride'])}, +{attrs['channels']} ch"
 
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:
         return ModuleCall(
@@ -33,7 +31,7 @@ KINDS = (
         "zeropad",
         "option A's shortcut: subsample by the stride and pad zero channels",
         (),
-        (Option("stride", minimum=1), Option("channels", minimum=0)),
+        (Option("stride", minimum=1, per_axis=True), Option("channels", minimum=0)),
         aliasing=True,
         internal=True,
         fill="#fde0c5",
