@@ -56,6 +56,10 @@ def elaborate(
     return _Elaborator(library, reporter).network(network_name, overrides, override_spans, input_shape)
 
 
+# The options of `residual(...)`: how the shortcut the policy inserts is made (merge_options)
+RESIDUAL_OPTIONS = ("project_from", "project_norm", "project_kernel", "project_bias", "zeros_at_end")
+
+
 class _Elaborator(CallElaborator, BranchElaborator, Binding):
     """The walk: the network's body, its statements and elements (this class), calls (calls.py),
     branches (branches.py) and binding (binding.py), over the state scope.Walk declares."""
@@ -154,23 +158,27 @@ class _Elaborator(CallElaborator, BranchElaborator, Binding):
         )
 
     def input_shape(self, stmt: ast.Input, ctx: Context) -> tuple[int, ...] | None:
+        """`input 3x224x224`; a factor that is a list gives several sizes (`input chans x [size] * dims`), so
+        one spec serves sequences, images and volumes, as MONAI's `spatial_dims`."""
         dims = []
         try:
             for expr in stmt.dims:
-                dim = as_int(self.eval(expr, ctx), expr.span)
-                if not 1 <= dim <= 2**31 - 1:
-                    raise EvalError("E0303", f"input size {dim} must be between 1 and {2**31 - 1:,}", expr.span)
-                dims.append(dim)
+                value = self.eval(expr, ctx)
+                for item in value if isinstance(value, tuple) else (value,):
+                    dim = as_int(item, expr.span)
+                    if not 1 <= dim <= 2**31 - 1:
+                        raise EvalError("E0303", f"input size {dim} must be between 1 and {2**31 - 1:,}", expr.span)
+                    dims.append(dim)
         except EvalError as exc:
             self.fail(ctx, exc)
             return None
-        if len(dims) not in (1, 3):
+        if not 1 <= len(dims) <= 4:
             self.error(
                 ctx,
                 "E0209",
-                f"`input` takes C×H×W or a vector width, not {len(dims)} sizes",
+                f"`input` takes a vector width, C×L, C×H×W or C×D×H×W, not {len(dims)} sizes",
                 stmt.span,
-                help="for example `input 3x224x224` or `input 64`",
+                help="for example `input 64`, `input 12x1000`, `input 3x224x224` or `input 1x32x64x64`",
             )
             return None
         return tuple(dims)
@@ -438,25 +446,29 @@ class _Elaborator(CallElaborator, BranchElaborator, Binding):
             shortcut=None if written is None else "identity" if written == current else "written",
             project_norm=options.get("project_norm", True) if options else True,
             project_kernel=options.get("project_kernel", 1) if options else 1,
+            project_bias=options.get("project_bias", False) if options else False,
+            zeros_at_end=options.get("zeros_at_end", False) if options else False,
         )
         self.graph.add_edge(written or current, node, Role.SHORTCUT)
         return node
 
     def merge_options(self, element: ast.Residual, ctx: Context) -> dict | None:
-        """`residual(project_from = LABEL, project_norm = false, project_kernel = 3)`: where an inserted
-        projection starts (a labelled op of the main path, e.g. the pre-activation of ResNet v2), whether it
-        has a BN, and the kernel of a strided one (SENet-154's 3×3)."""
+        """`residual(project_from = LABEL, project_norm = false, project_kernel = 3, project_bias = true,
+        zeros_at_end = true)`: where an inserted projection starts (a labelled op of the main path, e.g. the
+        pre-activation of ResNet v2), whether it has a BN, the kernel of a strided one (SENet-154's 3×3),
+        whether its conv has a bias (MONAI's bias_downsample), and whether option A's zero channels all
+        follow the input's (MONAI, fb.resnet.torch) instead of being split before and after."""
         options: dict = {}
         for arg in element.args:
             try:
-                if element.merge != "add" or arg.name not in ("project_from", "project_norm", "project_kernel"):
+                if element.merge != "add" or arg.name not in RESIDUAL_OPTIONS:
                     raise EvalError(
                         "E0203",
                         f"`{'residual' if element.merge == 'add' else 'dense'}` has no "
                         + (f"option `{arg.name}`" if arg.name else "positional options"),
                         arg.span,
-                        help="`residual` takes `project_from = LABEL`, `project_norm = true|false` and "
-                        "`project_kernel = K`"
+                        help="`residual` takes `project_from = LABEL`, `project_norm = true|false`, "
+                        "`project_kernel = K`, `project_bias = true|false` and `zeros_at_end = true|false`"
                         if element.merge == "add"
                         else "`dense` takes no options",
                     )

@@ -72,6 +72,8 @@ class Node:
     project_from: str | None = None  # residual(project_from = LABEL): the node projected instead of the input
     project_norm: bool = True
     project_kernel: int = 1  # the kernel of a strided inserted projection (timm's down_kernel_size)
+    project_bias: bool = False  # the inserted projection's conv has a bias (MONAI's bias_downsample)
+    zeros_at_end: bool = False  # option A appends its zero channels after the input's (MONAI), not around them
     written: bool = False  # `residual { ... } shortcut { ... }`: the block wrote its shortcut path
     norm: str = "bn"  # the norm kind of an inserted projection (a `norm` statement's)
     # inserted shortcut ops

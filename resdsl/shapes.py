@@ -316,7 +316,8 @@ def _insert_shortcut(
     ops: list[tuple[str, str, dict[str, Any]]]  # (node, kind, attrs)
     strides = plan.stride if isinstance(plan.stride, tuple) else (plan.stride,)
     if plan.kind == "zeropad":
-        ops = [(name, "zeropad", ALL["zeropad"].make(stride=plan.stride, channels=y[0] - x[0]))]
+        zeropad = ALL["zeropad"].make(stride=plan.stride, channels=y[0] - x[0], at_end=m.zeros_at_end)
+        ops = [(name, "zeropad", zeropad)]
     else:
         stride = 1 if plan.kind == "avgproj" else plan.stride
         # timm's downsample_conv: the kernel (SENet-154's 3×3) only where it strides, padded as get_padding
@@ -324,7 +325,7 @@ def _insert_shortcut(
         # 1×1: torchvision's, at any stride
         padding = elementwise(lambda s: (s - 1 + kernel - 1) // 2, stride) if kernel > 1 else 0
         project = (
-            ("conv", ALL["conv"].make(out=y[0], kernel=kernel, padding=padding, stride=stride))
+            ("conv", ALL["conv"].make(out=y[0], kernel=kernel, padding=padding, stride=stride, bias=m.project_bias))
             if feature_map
             else ("fc", ALL["fc"].make(out=y[0], bias=False))
         )

@@ -43,16 +43,17 @@ class ZeroPadShortcut(nn.Module):
 
     The zeros are split before and after the channels, as the widely used
     CIFAR reference code (`F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, p, p))`) does.
-    `stride` is one number or one per spatial axis (a video's (1, 2, 2)).
+    `stride` is one number or one per spatial axis (a video's (1, 2, 2)); `at_end` appends all the
+    zeros after the input's channels, as MONAI's shortcut A and fb.resnet.torch do.
     """
 
-    def __init__(self, stride: int | tuple[int, ...], channels: int):
+    def __init__(self, stride: int | tuple[int, ...], channels: int, at_end: bool = False):
         super().__init__()
-        self.stride, self.channels = stride, channels
+        self.stride, self.channels, self.at_end = stride, channels, at_end
         self.strides = list(stride) if isinstance(stride, tuple) else [stride] * 3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        before = self.channels // 2
+        before = 0 if self.at_end else self.channels // 2
         s = self.strides
         if x.dim() == 3:  # (N, C, L)
             x = x[:, :, :: s[0]]
@@ -64,7 +65,7 @@ class ZeroPadShortcut(nn.Module):
         return F.pad(x, [0, 0] * (x.dim() - 2) + [before, self.channels - before])
 
     def extra_repr(self) -> str:
-        return f"stride={self.stride}, channels=+{self.channels}"
+        return f"stride={self.stride}, channels=+{self.channels}" + (", at_end=True" if self.at_end else "")
 
 
 class EfficientChannelAttention(nn.Module):

@@ -18,11 +18,16 @@ class ZeroPadOp(OpKind):
         return attrs["stride"]
 
     def label(self, attrs, axes: int = 2) -> str:
-        return f"zero-pad, /{axis_text(attrs['stride'])}, +{attrs['channels']} ch"
+        return f"zero-pad, /{axis_text(attrs['stride'])}, +{attrs['channels']} ch" + (
+            " after" if attrs["at_end"] else ""
+        )
 
     def module(self, attrs, channels, rank, inplace) -> ModuleCall:
         return ModuleCall(
-            "ZeroPadShortcut", (("stride", attrs["stride"]), ("channels", attrs["channels"])), positional=2
+            "ZeroPadShortcut",
+            (("stride", attrs["stride"]), ("channels", attrs["channels"]), ("at_end", attrs["at_end"])),
+            positional=2,
+            defaults=(("at_end", False),),
         )
 
 
@@ -31,7 +36,11 @@ KINDS = (
         "zeropad",
         "option A's shortcut: subsample by the stride and pad zero channels",
         (),
-        (Option("stride", minimum=1, per_axis=True), Option("channels", minimum=0)),
+        (
+            Option("stride", minimum=1, per_axis=True),
+            Option("channels", minimum=0),
+            Option("at_end", default=False, type="bool"),  # all zeros after the input's channels (MONAI)
+        ),
         aliasing=True,
         internal=True,
         fill="#fde0c5",
