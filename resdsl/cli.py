@@ -27,6 +27,7 @@ from .arguments import (
 from .errors import RunError, SpecError, UsageError
 from .files import check_destination, expand
 from .library import bundled_networks
+from .outputs import show_outputs
 from .units import format_count
 
 
@@ -220,6 +221,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                 "network": net.name,
                 "input": list(net.input_shape),
                 "output": list(net.output_shape),
+                **({"outputs": [o.to_json() for o in net.outputs]} if net.output_form != "tensor" else {}),
                 "params": net.params,
                 "macs": net.macs,
                 "warnings": len(net.warnings),
@@ -227,7 +229,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         )
         if args.format == "text":
             print(
-                f"ok {net.name}: {shape(net.input_shape)} -> {shape(net.output_shape)}, "
+                f"ok {net.name}: {shape(net.input_shape)} -> {show_outputs(net.outputs, net.output_shape)}, "
                 f"{net.params:,} params, {net.macs:,} MACs ({format_count(net.macs)})"
             )
             _print_warnings(net)
@@ -335,6 +337,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     require_packages(args.emit)
     net = _load(args.spec, args, warn=True)
+    if args.emit == "python":  # before the summary: a network the ejector cannot write is refused at once
+        from .backend.eject import refuse_points
+
+        refuse_points(net)
     if net.params > args.max_params:
         raise SpecError(
             [

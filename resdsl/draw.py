@@ -35,6 +35,7 @@ from .files import write_atomically
 from .graph import Node, Role
 from .network import Network
 from .ops import ALL
+from .outputs import show_outputs, show_stride
 from .units import format_count
 
 LEVELS = ("network", "stage", "block", "op")
@@ -144,7 +145,8 @@ def build(net: Network, level: str = "op") -> graphviz.Digraph:
             "fontsize": "16",
             "labelloc": "t",
             "labeljust": "c",
-            "label": f"{net.name}: {dims(net.input_shape)} → {dims(net.output_shape)}, {net.params:,} params, "
+            "label": f"{net.name}: {dims(net.input_shape)} → {show_outputs(net.outputs, net.output_shape, dims)}, "
+            f"{net.params:,} params, "
             f"{net.macs:,} MACs ({format_count(net.macs)})\n ",
             # polyline: a shortcut is a bracket beside its block; curved splines bulge out of the block's box
             "nodesep": "0.35",
@@ -176,6 +178,8 @@ def build(net: Network, level: str = "op") -> graphviz.Digraph:
             _emit_cluster(dot, cluster, clusters, attrs_of, fanout)
     for (x, y), attrs in segments.items():
         dot.edge(x, y, **attrs)
+    if net.output_form != "tensor":
+        _outputs(dot, net, where)
     kinds = sorted({style for _, _, style, _ in links if style != "main"})  # each link ends in its own style
     inserted_shown = any(b.members == [b.id] and ops.nodes[b.id].inserted for b in boxes.values())
     if kinds or inserted_shown:
@@ -363,6 +367,23 @@ def _box_attrs(net: Network, box: _Box, stage_of: dict) -> dict[str, str]:
             f"({', '.join(kinds)}), {sum(d.params for d in members if d.inserted):,} params"
         )
     return {"label": "\n".join(lines), "fillcolor": fill}
+
+
+def _outputs(dot: graphviz.Digraph, net: Network, where: dict[str, str]) -> None:
+    """Several outputs: a white box per output (its key or index, shape and stride), each one rank below
+    the box that makes its tensor, so a side output sits beside the trunk rather than under it."""
+    for i, o in enumerate(net.outputs):
+        key = o.key if o.key is not None else str(i)
+        box = f"output/{key}"
+        stride = show_stride(o.stride)
+        dot.node(
+            box,
+            label=f"output {key}: {dims(o.shape)}" + (f", /{stride}" if stride != "-" else ""),
+            fillcolor=FILL["input"],
+            shape="box",
+            style="rounded,filled,bold",
+        )
+        dot.edge(where[o.node], box, style="dashed", arrowhead="normal")
 
 
 def _edge_style(net: Network, u: str, v: str, edge: dict) -> str:

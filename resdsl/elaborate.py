@@ -25,6 +25,8 @@ from .calls import MAX_REPEAT, SHORTHANDS, BlockInstance, CallElaborator, StageI
 from .errors import EvalError, Reporter, Span
 from .graph import Node, OpGraph, Role
 from .near_keywords import BODY_KEYWORDS, keyword_like
+from .outputs import OutputPoint
+from .points import PointElaborator
 from .reserved import reserved_reason
 from .scope import MAX_NODES, MAX_WORK, Context, Scope, TooLarge
 from .values import NORMS, POLICIES, Symbol, Value, as_bool, as_int, show
@@ -43,6 +45,7 @@ class Elaboration:
     template: ast.Template
     instances: tuple[BlockInstance, ...]
     definitions: dict[str, ast.Definition]  # every block and network in scope, by name (aliases too)
+    outputs: tuple[OutputPoint, ...] = ()  # the `output` statement's points (none: `output` is the one)
 
 
 def elaborate(
@@ -60,7 +63,7 @@ def elaborate(
 RESIDUAL_OPTIONS = ("project_from", "project_norm", "project_kernel", "project_bias", "zeros_at_end")
 
 
-class _Elaborator(CallElaborator, BranchElaborator, Binding):
+class _Elaborator(CallElaborator, BranchElaborator, PointElaborator, Binding):
     """The walk: the network's body, its statements and elements (this class), calls (calls.py),
     branches (branches.py) and binding (binding.py), over the state scope.Walk declares."""
 
@@ -82,6 +85,9 @@ class _Elaborator(CallElaborator, BranchElaborator, Binding):
         # resolved and the parameters bound once, so a block's cost is its ops, not its binding.
         self.resolved: dict[str, tuple] = {}
         self.bound: dict[tuple, dict[str, Value]] = {}
+        self.outputs: list[OutputPoint] = []  # `output` and `from` (points.py)
+        self.output_span: Span | None = None
+        self.tapped = False
 
     # ---- network ---------------------------------------------------------------
     def network(
@@ -145,6 +151,10 @@ class _Elaborator(CallElaborator, BranchElaborator, Binding):
             )
             self.error(ctx, "E0504", f"network `{name}` has {what}", template.name_span, help="lower the repeat counts")
             return None
+        if self.outputs:
+            output = self.outputs[0].node
+        if (self.outputs or self.tapped) and not self.reporter.failed:
+            self.check_reached([o.node for o in self.outputs] or [output])
         return Elaboration(
             name,
             self.graph,
@@ -155,6 +165,7 @@ class _Elaborator(CallElaborator, BranchElaborator, Binding):
             template,
             tuple(self.instances),
             dict(self.library.definitions),
+            tuple(self.outputs),
         )
 
     def input_shape(self, stmt: ast.Input, ctx: Context) -> tuple[int, ...] | None:
@@ -211,6 +222,8 @@ class _Elaborator(CallElaborator, BranchElaborator, Binding):
                     ctx = self.defaults(stmt, ctx)
                 except EvalError as exc:
                     self.fail(ctx, exc)
+            elif isinstance(stmt, ast.Output):
+                self.output_statement(stmt, scope, ctx)
             elif isinstance(stmt, ast.Input):
                 if scope.prefix or ctx.block is not None:
                     self.error(ctx, "E0208", "`input` belongs at the top of a network", stmt.span)
@@ -262,11 +275,12 @@ class _Elaborator(CallElaborator, BranchElaborator, Binding):
                     return current
                 parts.append(name if index is None else f"{name}.{index}")
             link = replace(link, label=".".join(parts), label_parts=())
-        if link.label is not None and isinstance(element, (ast.Group, ast.Section, ast.Cond)):
+        if link.label is not None and isinstance(element, (ast.Group, ast.Section, ast.Cond, ast.Tap)):
             what = {
                 ast.Group: "a group is named by its own name",
                 ast.Section: "a section adds no name",
                 ast.Cond: "an `if` adds no name",
+                ast.Tap: "`from` makes no tensor, it names one",
             }[type(element)]
             assert link.label_span is not None  # the parser gives every label its span
             self.error(
@@ -282,6 +296,8 @@ class _Elaborator(CallElaborator, BranchElaborator, Binding):
             return self.residual(element, link, current, scope, ctx)
         if isinstance(element, ast.Cond):
             return self.cond(element, current, scope, ctx)
+        if isinstance(element, ast.Tap):
+            return self.tap(element, current, scope, ctx)
         if isinstance(element, ast.Branches):
             return self.branches(element, link, current, scope, ctx)
         if isinstance(element, ast.Section):

@@ -31,6 +31,8 @@ CODES: dict[str, str] = {
     "E0209": "missing or repeated input statement",
     "E0210": "name reserved by PyTorch or Python",
     "E0211": "a requirement of a block or network does not hold",
+    "E0212": "an op whose result reaches no output",
+    "E0213": "a construct `--emit python` cannot write yet",
     "E0301": "result is not a whole number",
     "E0302": "wrong type of value",
     "E0303": "value out of range",

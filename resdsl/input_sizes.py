@@ -369,7 +369,7 @@ def input_sizes(net: Network, low: int, high: int) -> InputSizes:
     valid = tuple(itertools.compress(range(low, high + 1), bits))
     every = {r for r, (_, _, ks) in enumerate(rows) if ks is EVERY}
     outputs = []
-    for part, node in _last_of_parts(graph).items():
+    for part, node in _measured(net).items():
         pairs = sorted((h, rows[r][0][node] + (h - start - r) // period * rows[r][1][node]) for h, r in samples)
         if pairs and all(o == 0 for _, o in pairs):
             outputs.append((part, "a vector"))
@@ -383,6 +383,15 @@ def input_sizes(net: Network, low: int, high: int) -> InputSizes:
         fit = _fit(pairs, (rate,), holds)
         outputs.append((part, _show(fit) if fit is not None else "no simple formula"))
     return InputSizes(low, high, valid, smallest, tuple(outputs))
+
+
+def _measured(net: Network) -> dict[str, str]:
+    """The rows of the formulas: each part's last node, then each output of a network with several
+    (`output 0`, `output aux`: the tensor it returns), so every output has its formula."""
+    rows = _last_of_parts(net.ops)
+    if net.output_form != "tensor":
+        rows.update((f"output {o.name}", o.node) for o in net.outputs)
+    return rows
 
 
 def _last_of_parts(graph: OpGraph) -> dict[str, str]:
@@ -415,7 +424,7 @@ def _size_by_size(net: Network, low: int, high: int, start: int) -> InputSizes:
             valid[0] if valid else None,
         )
     outputs = []
-    for part, node in _last_of_parts(graph).items():
+    for part, node in _measured(net).items():
         pairs = [(h, per_size[h][node]) for h in valid]
         if pairs and all(o == 0 for _, o in pairs):
             outputs.append((part, "a vector"))

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import Diagnostic, Span
 from .graph import OpGraph, Shape, show_shape
+from .outputs import Output, form
 from .values import Symbol, Value
 
 if TYPE_CHECKING:  # annotations only: the types of the stages that fill a Network
@@ -33,10 +34,10 @@ class Network:
 
     name: str
     ops: OpGraph = field(repr=False)
-    output: str = field(repr=False)  # the node whose tensor the network returns
+    output: str = field(repr=False)  # the node whose tensor the network returns (several: the first's)
     span: Span = field(repr=False)  # the network's definition
     input_shape: Shape
-    output_shape: Shape
+    output_shape: Shape  # several outputs: the first's
     params: int
     macs: int
     parameters: dict[str, Value] = field(repr=False)
@@ -48,6 +49,18 @@ class Network:
     instances: tuple[BlockInstance, ...] = field(repr=False)  # every block call, in program order
     warnings: tuple[Diagnostic, ...] = field(default=(), repr=False)  # valid, but probably not what was meant
     definitions: dict[str, ast.Definition] = field(default_factory=dict, repr=False)  # blocks and networks by name
+    # what the network returns, in order (outputs.py): one entry, or the `output` statement's
+    outputs: tuple[Output, ...] = field(default=(), repr=False)
+
+    @property
+    def output_form(self) -> str:
+        """ "tensor", "list" or "dict" (an OrderedDict): what the compiled module returns (outputs.form)."""
+        return form(self.outputs)
+
+    @property
+    def output_nodes(self) -> tuple[str, ...]:
+        """The nodes whose tensors the network returns, in order (its one `output` without a statement)."""
+        return tuple(o.node for o in self.outputs) or (self.output,)
 
     @property
     def blocks(self) -> frozenset[str]:
@@ -136,6 +149,8 @@ class Network:
                 for s in self.stages
             ],
             "projections": self.projections(),
+            "output_form": self.output_form,
+            "outputs": [o.to_json() for o in self.outputs],
         }
 
 

@@ -277,6 +277,17 @@ class _ToAst(Transformer):
     def cond(self, meta, c):
         return ast.Cond(c[0], c[1], c[2], self.s(meta))
 
+    def tap(self, meta, c):  # `from layer3`
+        parts, _ = c[0]
+        return ast.Tap(parts, self.s(meta))
+
+    def output(self, meta, c):
+        return ast.Output(tuple(c), self.s(meta))
+
+    def output_item(self, meta, c):  # `[KEY:] point`
+        key, (parts, span) = c
+        return ast.OutputItem(None if key is None else str(key), parts, span, self.s(meta))
+
     # expressions
     def int(self, meta, c):
         return ast.Number(_integer(c[0]), self.s(meta))

@@ -19,6 +19,7 @@ from .elaborate import elaborate
 from .errors import EvalError, Reporter, Span, SpecError, UsageError, sorted_by_position
 from .library import find_spec, read_library
 from .network import Network
+from .outputs import OutputPoint, make_outputs
 from .parse import decode, parse_expression, read_source
 from .shapes import check_input_shape, infer_graph
 from .values import LIMIT, Symbol, Value, evaluate
@@ -106,12 +107,15 @@ def _finish(elaboration, name: str, path: str, reporter: Reporter) -> Network:
     reporter.raise_if_failed()
     total_params, total_macs = annotate(graph)
     output = graph.nodes[elaboration.output]
+    input_shape = graph.nodes["input"].shape
+    points = elaboration.outputs or (OutputPoint(None, elaboration.output, elaboration.output, elaboration.span),)
+    outputs = make_outputs(points, {p.node: graph.nodes[p.node].shape for p in points}, input_shape)
     return Network(
         name=name,
         ops=graph,
         output=elaboration.output,
         span=elaboration.span,
-        input_shape=graph.nodes["input"].shape,
+        input_shape=input_shape,
         output_shape=output.shape,
         params=total_params,
         macs=total_macs,
@@ -124,6 +128,7 @@ def _finish(elaboration, name: str, path: str, reporter: Reporter) -> Network:
         instances=elaboration.instances,
         definitions=elaboration.definitions,
         warnings=tuple(sorted_by_position(reporter.warnings)),
+        outputs=outputs,
     )
 
 

@@ -7,13 +7,14 @@ from rich.table import Table
 
 from .graph import show_shape
 from .network import Network
+from .outputs import show_outputs, show_stride
 from .units import format_count
 
 
 def heading(net: Network) -> list[str]:
     """The summary's first line, as phrases: the line `resdsl check` prints, without `ok`."""
     return [
-        f"{net.name}: {show_shape(net.input_shape)} -> {show_shape(net.output_shape)}",
+        f"{net.name}: {show_shape(net.input_shape)} -> {show_outputs(net.outputs, net.output_shape)}",
         f"{net.params:,} params",
         f"{net.macs:,} MACs ({format_count(net.macs)})",
     ]
@@ -50,8 +51,12 @@ def print_summary(net: Network, console: Console | None = None) -> None:
             part.name, part.description, show_shape(part.output_shape), f"{part.params:,}", f"{part.macs:,}", share
         )
     table.add_section()
-    table.add_row("total", "", show_shape(net.output_shape), f"{net.params:,}", f"{net.macs:,}", "100.0")
+    several = net.output_form != "tensor"
+    total = "" if several else show_shape(net.output_shape)  # several: the table below lists them
+    table.add_row("total", "", total, f"{net.params:,}", f"{net.macs:,}", "100.0")
     console.print(table)
+    if several:
+        print_outputs(net, console)
     projections = net.projections()
     if projections:
         inserted = Table(title="shortcuts inserted by the policy", title_justify="left")
@@ -62,3 +67,16 @@ def print_summary(net: Network, console: Console | None = None) -> None:
         console.print(inserted)
     else:
         console.print("no shortcuts inserted")
+
+
+def print_outputs(net: Network, console: Console) -> None:
+    """What the network returns, in order: a list's index or a dict's key, the point, its tensor."""
+    title = "outputs (an OrderedDict)" if net.output_form == "dict" else "outputs (a list)"
+    table = Table(title=title, title_justify="left")
+    for column in ("key" if net.output_form == "dict" else "index", "point", "node", "shape", "channels", "stride"):
+        table.add_column(column, justify="right" if column in ("channels", "stride", "index") else "left")
+    for i, o in enumerate(net.outputs):
+        node = o.node if o.node != o.point else ""
+        key = o.key if o.key is not None else str(i)
+        table.add_row(key, o.point, node, show_shape(o.shape), f"{o.channels:,}", show_stride(o.stride))
+    console.print(table)

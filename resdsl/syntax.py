@@ -174,7 +174,17 @@ class Branches:
     span: Span
 
 
-Element = Call | Group | Section | Residual | Cond | Branches
+@dataclass(frozen=True, slots=True)
+class Tap:
+    """`from layer3`: the chain goes on from a labelled point's tensor (a side branch, an FPN's lateral).
+
+    `parts` is the point's dotted path with its indices, as a label's (`Link.label_parts`)."""
+
+    parts: tuple[tuple[str, Expr | None], ...]
+    span: Span
+
+
+Element = Call | Group | Section | Residual | Cond | Branches | Tap
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +264,25 @@ class Require:
     span: Span
 
 
-Statement = Chain | Input | Shortcut | Norm | Defaults | Require
+@dataclass(frozen=True, slots=True)
+class OutputItem:
+    """One returned point: `layer1` (a list entry), or `0: layer1` / `aux: aux` (a keyed entry)."""
+
+    key: str | None
+    parts: tuple[tuple[str, Expr | None], ...]  # the point's dotted path, as a label's
+    point_span: Span
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """`output a, b` or `output k: a, j: b`: what the network returns, a list or an ordered dict."""
+
+    items: tuple[OutputItem, ...]
+    span: Span
+
+
+Statement = Chain | Input | Shortcut | Norm | Defaults | Require | Output
 
 
 # ---- top level -------------------------------------------------------------

@@ -181,6 +181,10 @@ REPRESENTATIVES = frozenset(
 )
 LEFT_TO_TEST_FAMILY = frozenset(TIMM_ALL) - REPRESENTATIVES
 
+# Backbones with several outputs (`output`), checked against timm and torchvision by tests/test_outputs.py;
+# `--emit python` refuses them (E0213), and the draw sweep's census of boxes knows one output.
+SEVERAL_OUTPUTS = frozenset({"resnet50_features", "resnet50_layers"})
+
 
 def tiered(names, fast) -> list:
     """`names` as pytest parameters, each one outside `fast` marked slow: the default run takes them all,

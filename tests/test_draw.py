@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from family import LEFT_TO_TEST_FAMILY
+from family import LEFT_TO_TEST_FAMILY, SEVERAL_OUTPUTS
 
 import resdsl
 from resdsl import draw
@@ -16,7 +16,11 @@ from resdsl.cli import main
 from resdsl.units import format_count
 
 # timm's family: its representatives (family.py) stand for the rest, whose constructs they share
-SPECS = [n for n in resdsl.library.bundled_names() if n != "blocks" and n not in LEFT_TO_TEST_FAMILY]
+SPECS = [
+    n
+    for n in resdsl.library.bundled_names()
+    if n != "blocks" and n not in LEFT_TO_TEST_FAMILY and n not in SEVERAL_OUTPUTS  # test_outputs.py draws those
+]
 
 
 def nodes(source: str) -> set[str]:

@@ -92,6 +92,7 @@ VIA_COMPILE = {
     "E0506": ["--max-memory", "64G"],
     "E0601": ["--weights", "ckpt.pt"],
     "E0602": ["--weights", "ckpt.pt"],
+    "E0213": ["--emit", "python"],
 }
 
 

@@ -59,8 +59,10 @@ class Region:
         )
 
 
-def regions(ops: OpGraph, output: str) -> dict[str, Region]:
-    """Every container path (each dotted prefix of a node name) -> its Region."""
+def regions(ops: OpGraph, output: str | tuple[str, ...]) -> dict[str, Region]:
+    """Every container path (each dotted prefix of a node name) -> its Region; `output`: the node(s)
+    the network returns (a container whose op is returned has that tensor used outside it)."""
+    returned = {output} if isinstance(output, str) else set(output)
     members: dict[str, list[str]] = {}
     for name in ops.nodes:
         parts = name.split(".")
@@ -70,7 +72,7 @@ def regions(ops: OpGraph, output: str) -> dict[str, Region]:
     for path, names in members.items():
         inside = set(names)
         entries = dict.fromkeys(u for v in names for u in ops.pred[v] if u not in inside)
-        exits = [v for v in names if v == output or any(w not in inside for w in ops.succ[v])]
+        exits = [v for v in names if v in returned or any(w not in inside for w in ops.succ[v])]
         found[path] = Region(
             path, tuple(names), tuple(entries), tuple(exits), any(ops.nodes[v].kind not in FUNCTIONS for v in names)
         )

@@ -370,10 +370,56 @@ def _given(template: ast.Template, call: ast.Call) -> dict[str, ast.Expr]:
     return found
 
 
+def _points(node: object) -> ast.Output | ast.Tap | None:
+    """The first `output` statement or `from` element in a body or element, nested bodies included."""
+    if node is None or isinstance(node, ast.Tap):
+        return node
+    if isinstance(node, ast.Body):
+        for stmt in node.statements:
+            if isinstance(stmt, ast.Output):
+                return stmt
+            for link in stmt.links if isinstance(stmt, ast.Chain) else ():
+                found = _points(link.element)
+                if found is not None:
+                    return found
+        return None
+    for attr in ("body", "shortcut", "then", "orelse", "attend"):  # groups, sections, merges, if, branches
+        found = _points(getattr(node, attr, None))
+        if found is not None:
+            return found
+    return None
+
+
+def refuse_points(net: Network) -> None:
+    """`--emit python` writes one tensor through each class's forward: a network with several outputs
+    or a `from` is refused where the spec writes it (E0213), before anything is written."""
+    from ..errors import Diagnostic, SpecError
+
+    templates = [net.template, *dict.fromkeys(b.instance.template for b in net.record.blocks.values())]
+    for template in templates:
+        found = _points(template.body)
+        if isinstance(found, ast.Output) and net.output_form == "tensor":
+            continue  # `output x` alone, and no `from`: the one tensor the body ends with
+        if found is not None:
+            what = "several outputs" if isinstance(found, ast.Output) else "a chain that starts `from` a point"
+            raise SpecError(
+                [
+                    Diagnostic(
+                        "E0213",
+                        f"`--emit python` cannot write {what} yet",
+                        found.span,
+                        help="compile to --emit pt2, torchscript, onnx or state, which take every output",
+                    )
+                ],
+                net.sources,
+            )
+
+
 def eject(net: Network, model=None) -> str:
     """Standalone PyTorch source for `net` (`model`, the compiled module, is not needed)."""
     from ..version import __version__
 
+    refuse_points(net)
     ej = Ejector(net)
     symbolic = isinstance(net.parameters.get("classes"), int) and not isinstance(net.parameters.get("classes"), bool)
     try:

@@ -118,6 +118,7 @@ class ClassWriter(BranchWriter):
             return self.cond(el, t)
         if isinstance(el, ast.Branches):
             return self.branches(el, t)
+        assert not isinstance(el, ast.Tap)  # `from` is refused before anything is written (eject.refuse_points)
         return self.body(el.body, t)  # a group or a section: its names are in the record
 
     # ---- ops --------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ part of the op graph (containers.py); the network's forward never calls them.
 from __future__ import annotations
 
 import operator
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -58,21 +59,21 @@ def _within(node: str, scope: str) -> bool:
     return not scope or node.startswith(scope + ".")
 
 
-def _owned(ops: OpGraph, node: str, scope: str) -> bool:
+def _owned(ops: OpGraph, node: str, scope: str, returned: frozenset[str] = frozenset()) -> bool:
     """May the one op that reads `node`'s tensor overwrite it? Only if the tensor is made inside
     `scope` (the reader's innermost container: a container called on its own gets its input from
-    its caller, and the network gets its input from the user), nothing else reads it, and it is
-    not an alias of a tensor that fails these tests."""
+    its caller, and the network gets its input from the user), nothing else reads it (the network
+    does not return it: `returned`), and it is not an alias of a tensor that fails these tests."""
     while True:
         data = ops.nodes[node]
-        if data.kind == "input" or not _within(node, scope) or len(ops.succ[node]) != 1:
+        if data.kind == "input" or not _within(node, scope) or len(ops.succ[node]) != 1 or node in returned:
             return False
         if data.kind not in ALIASING:
             return True
         node = ops.main_input(node)
 
 
-def _inplace(ops: OpGraph) -> dict[str, bool]:
+def _inplace(ops: OpGraph, returned: frozenset[str] = frozenset()) -> dict[str, bool]:
     """Which activations write into their input (ReLU(inplace=True)) and which residual adds into
     their main path (`out += identity`, as torchvision). One decision per op serves the network's
     forward and every container's, since `_owned` asks about the op's innermost container."""
@@ -82,14 +83,16 @@ def _inplace(ops: OpGraph) -> dict[str, bool]:
         residual_add = data.is_merge and ALL[kind].planned and not ops.inputs(name).branches
         if kind in INPLACE or residual_add:
             main = ops.main_input(name)
-            found[name] = _owned(ops, main, name.rpartition(".")[0]) and (
+            found[name] = _owned(ops, main, name.rpartition(".")[0], returned) and (
                 # a conv or BN does not keep its own output for the backward pass; a ReLU would
                 not residual_add or ops.nodes[main].kind in OVERWRITABLE
             )
     return found
 
 
-def _forward_graph(ops: OpGraph, inplace: dict[str, bool], scope: Region, calls: dict[str, Region]) -> fx.Graph:
+def _forward_graph(
+    ops: OpGraph, inplace: dict[str, bool], scope: Region, calls: dict[str, Region], net: Network | None = None
+) -> fx.Graph:
     """Straight-line code for one scope: the network (path "") or a container, whose module targets
     are relative to it. One line per op, except that a child container in `calls` (a chain) is
     called whole, at the point its output is made; the network's forward has no `calls`."""
@@ -133,8 +136,22 @@ def _forward_graph(ops: OpGraph, inplace: dict[str, bool], scope: Region, calls:
             if data.kind == "fc" and len(data.in_shape) == 3:  # a pooled C×1×1 map: flatten, as torchvision
                 x = graph.call_function(torch.flatten, (x, 1))
             values[name] = graph.call_module(local, (x,))
-    graph.output(values[scope.exits[0]])
+    if net is None or net.output_form == "tensor":
+        graph.output(values[scope.exits[0]])
+    else:
+        _return_outputs(graph, net, values)
     return graph
+
+
+def _return_outputs(graph: fx.Graph, net: Network, values: dict[str, fx.Node]) -> None:
+    """The network's several outputs: a list (timm's features_only) or an OrderedDict keyed as the
+    `output` statement writes (torchvision's IntermediateLayerGetter), in the statement's order."""
+    tensors = [values[o.node] for o in net.outputs]
+    if net.output_form == "list":
+        graph.output(tensors)
+        return
+    pairs = [(o.key, t) for o, t in zip(net.outputs, tensors, strict=True)]
+    graph.output(graph.call_function(OrderedDict, (pairs,), name="outputs"))
 
 
 def function(path: str) -> Callable:
@@ -172,8 +189,9 @@ def call_function(
 def to_torch(net: Network) -> fx.GraphModule:
     """The network as a GraphModule named after it, its containers Parts (callable where a chain)."""
     ops = net.ops
-    inplace = _inplace(ops)
-    found = regions(ops, net.output)
+    returned = frozenset(net.output_nodes)
+    inplace = _inplace(ops, returned)
+    found = regions(ops, net.output_nodes)
     children: dict[str, dict[str, Region]] = {}  # container path -> its chain child containers
     for path, scope in found.items():
         if scope.is_chain and scope.has_modules:
@@ -196,8 +214,8 @@ def to_torch(net: Network) -> fx.GraphModule:
         _install(root, name, make_module(kind, data.attrs, data.in_shape, inplace.get(name, False)), make_part)
         if data.attrs.get("zero_init"):  # a norm whose scale starts at 0
             zero_init.append(name)
-    whole = Region("", tuple(n for n in ops.nodes if n != "input"), ("input",), (net.output,), True)
-    module = fx.GraphModule(root, _forward_graph(ops, inplace, whole, {}), class_name=net.name)
+    whole = Region("", tuple(n for n in ops.nodes if n != "input"), ("input",), net.output_nodes, True)
+    module = fx.GraphModule(root, _forward_graph(ops, inplace, whole, {}, net), class_name=net.name)
     for child, container in root.named_children():  # keep the spec's containers, in execution order
         if isinstance(container, Part):
             setattr(module, child, container)

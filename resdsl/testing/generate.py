@@ -110,6 +110,7 @@ class NetworkSpec:
     explicit_policy: bool = True  # False: no `shortcut` line; the default policy is B
     style: tuple = ()
     source: str = field(default="", repr=False)
+    outputs: str = ""  # "list" or "dict": an `output` statement returns every stage and the logits
 
     def stage(self, name: str) -> Stage:
         return next(s for s in self.stages if s.name == name)
@@ -239,6 +240,10 @@ def render(spec: NetworkSpec) -> str:
         lines += ["    head {", "        avgpool", f"            -> {head.split(' -> ', 1)[1]}", "    }"]
     else:
         lines += ["    head {", "        " + head, "    }"]
+    if spec.outputs:  # every stage's features and the logits (`fc`: sections add no name)
+        points = [s.name for s in spec.stages] + ["fc"]
+        keyed = [f"f{i}: {p}" for i, p in enumerate(points[:-1])] + [f"logits: {points[-1]}"]
+        lines.append("    output " + ", ".join(keyed if spec.outputs == "dict" else points))
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -379,9 +384,15 @@ def _stage(draw, index: int, in_shape: Shape, network_policy: str, allow_special
 
 @st.composite
 def networks(
-    draw, policies=POLICIES, square: bool | None = None, max_stages: int = 4, allow_special: bool = True
+    draw,
+    policies=POLICIES,
+    square: bool | None = None,
+    max_stages: int = 4,
+    allow_special: bool = True,
+    outputs: bool = False,
 ) -> NetworkSpec:
-    """A valid network and its description. `square=True` keeps H == W."""
+    """A valid network and its description. `square=True` keeps H == W; `outputs=True` may add an
+    `output` statement returning every stage and the logits, as a list or an ordered dict."""
     policy = draw(st.sampled_from(policies))
     c = draw(st.sampled_from([1, 3, 3, 4]))
     h = draw(st.integers(MIN_HW, MAX_HW))
@@ -417,5 +428,6 @@ def networks(
         classes_param=draw(st.booleans()),
         explicit_policy=explicit_policy,
         style=style,
+        outputs=draw(st.sampled_from(["", "list", "dict"])) if outputs else "",
     )
     return replace(spec, source=render(spec))
