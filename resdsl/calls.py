@@ -14,9 +14,10 @@ from dataclasses import dataclass, replace
 from . import syntax as ast
 from .binding import FromDefaults, missing_use_hint
 from .errors import EvalError, Span
+from .naming import Naming
 from .ops import OPS, BoundArg, bind
 from .ops.base import given_options, no_option
-from .scope import Context, Resolved, Scope, Walk
+from .scope import Context, Resolved, Scope
 from .values import Symbol, Value, as_int, suggest, type_name, value_key
 
 MAX_DEPTH = 48
@@ -53,7 +54,7 @@ class BlockInstance:
     seq: float = 0  # execution order among the ops (graph.Node.seq) and the other calls
 
 
-class CallElaborator(Walk):
+class CallElaborator(Naming):
     """The walk's calls (scope.Walk): ops, block calls, stages and `defaults` statements."""
 
     stages: list[StageInfo]
@@ -142,7 +143,7 @@ class CallElaborator(Walk):
         keywords = self.with_defaults(call.name, keywords, ctx)
         if call.repeat is None:
             path = self.name(scope, ctx, link.label, name, call.span, label_span=link.label_span)
-            return self.instantiate(name, positional, keywords, call.span, path, current, ctx)
+            return self.instantiate(name, positional, keywords, call.span, path, current, ctx, scope)
         return self.stage(name, call, link, positional, keywords, current, scope, ctx)
 
     def arguments(
@@ -196,7 +197,7 @@ class CallElaborator(Walk):
             self.fail(ctx, exc)
             return current
         label = link.label
-        while label is None or (link.label is None and label in scope.taken):
+        while label is None or (link.label is None and scope.used(label)):
             scope.stages += 1
             label = f"layer{scope.stages}"
         path = self.name(scope, ctx, label, label, link.span, label_span=link.label_span, what="stage")
@@ -217,7 +218,7 @@ class CallElaborator(Walk):
                     self.error(ctx, "E0205", "stride is given both to the block and to the stage", stride_span)
                 kw["stride"] = (stride, stride_span)
             attempts = self.reporter.attempts
-            current = self.instantiate(name, positional, kw, call.span, f"{path}.{i}", current, inner)
+            current = self.instantiate(name, positional, kw, call.span, f"{path}.{i}", current, inner, scope)
             if self.reporter.attempts != attempts:
                 # A repetition that failed: its output is unknown, and the next ones would only repeat its
                 # errors (reported once anyway), so `b(8) x 100000` with a typo in `b` stops here, at once.
@@ -238,7 +239,9 @@ class CallElaborator(Walk):
         env = {**ctx.env, REPETITION: index}
         return replace(ctx, env=env, env_key=Context.key_of(env))
 
-    def instantiate(self, name: str, positional, keywords, span: Span, path: str, current: str, ctx: Context) -> str:
+    def instantiate(
+        self, name: str, positional, keywords, span: Span, path: str, current: str, ctx: Context, scope: Scope
+    ) -> str:
         if name in ctx.calls:
             cycle = " -> ".join(ctx.calls[ctx.calls.index(name) :] + (name,))
             self.error(
@@ -279,7 +282,7 @@ class CallElaborator(Walk):
             ctx.norm,
             ctx.norm_span,
         )
-        return self.body(template.body, current, Scope(path + "."), inner, top=True)
+        return self.body(template.body, current, scope.child(path), inner, top=True)
 
     def bind(
         self, name: str, template: ast.Template, defaults, positional, keywords, span: Span, ctx: Context

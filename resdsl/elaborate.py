@@ -27,7 +27,6 @@ from .graph import Node, OpGraph, Role
 from .near_keywords import BODY_KEYWORDS, keyword_like
 from .outputs import OutputPoint
 from .points import PointElaborator
-from .reserved import reserved_reason
 from .scope import MAX_NODES, MAX_WORK, Context, Scope, TooLarge
 from .values import NORMS, POLICIES, Symbol, Value, as_bool, as_int, show
 
@@ -140,7 +139,7 @@ class _Elaborator(CallElaborator, BranchElaborator, PointElaborator, Binding):
             "input", Node("input", inputs[0].span if inputs else template.span, part="input", shape=tuple(input_shape))
         )
         scope = Scope("")
-        scope.taken["input"] = None
+        scope.reserve("input")
         try:
             output = self.body(template.body, "input", scope, ctx, top=True)
         except TooLarge:
@@ -267,14 +266,14 @@ class _Elaborator(CallElaborator, BranchElaborator, PointElaborator, Binding):
 
     def _element(self, link: ast.Link, current: str, scope: Scope, ctx: Context) -> str:
         element = link.element
+        if link.bad is not None:  # `"a.b": conv ...`: reported, and the op named automatically
+            self.bad_name(link.bad, ctx)
+            link = replace(link, label=None, label_span=None, label_parts=(), bad=None)
         if link.indexed:  # `convs[branch]: conv ...` is the op `convs.<branch>`
-            parts = []
-            for name, expr in link.label_parts:
-                index = self.index(expr, ctx) if expr is not None else None
-                if expr is not None and index is None:
-                    return current
-                parts.append(name if index is None else f"{name}.{index}")
-            link = replace(link, label=".".join(parts), label_parts=())
+            label = self.label_path(link.label_parts, ctx)
+            if label is None:
+                return current
+            link = replace(link, label=label, label_parts=())
         if link.label is not None and isinstance(element, (ast.Group, ast.Section, ast.Cond, ast.Tap)):
             what = {
                 ast.Group: "a group is named by its own name",
@@ -306,16 +305,9 @@ class _Elaborator(CallElaborator, BranchElaborator, PointElaborator, Binding):
             out = self.body(element.body, current, scope, replace(ctx, section=element.kind))
             return out
         assert isinstance(element, ast.Group)
-        self.keyword_like(element, ctx)
-        label = element.name
-        if element.index is not None:  # `paths[branch] { ... }`: the group `paths.<branch>`
-            index = self.index(element.index, ctx)
-            if index is None:
-                return current
-            label = f"{label}.{index}"
-        name = self.name(scope, ctx, label, element.name, element.span, what="group")
-        scope.groups.add(name[len(scope.prefix) :])
-        return self.body(element.body, current, Scope(name + ".", indexed=True), ctx)
+        if element.word:  # a plain name, not a quoted or dotted one: perhaps a misspelt keyword
+            self.keyword_like(element, ctx)
+        return self.group(element, current, scope, ctx)  # naming.py
 
     def keyword_like(self, group: ast.Group, ctx: Context) -> None:
         """W0201: `Residual { ... }` or `residul { ... }` is a named group, and adds nothing (near_keywords.py)."""
@@ -334,67 +326,6 @@ class _Elaborator(CallElaborator, BranchElaborator, PointElaborator, Binding):
                 ),
                 trace=ctx.trace,
             )
-
-    def index(self, expr: ast.Expr, ctx: Context) -> int | None:
-        """The index of `name[index]` (a whole number from 0), or None after reporting why not."""
-        try:
-            index = as_int(self.eval(expr, ctx), expr.span)
-            if not 0 <= index <= MAX_REPEAT:
-                raise EvalError("E0303", f"a name's index must be between 0 and {MAX_REPEAT:,}, not {index}", expr.span)
-            return index
-        except EvalError as exc:
-            self.fail(ctx, exc)
-            return None
-
-    def name(
-        self,
-        scope: Scope,
-        ctx: Context,
-        label: str | None,
-        kind: str,
-        span: Span,
-        module: bool = True,
-        label_span: Span | None = None,
-        what: str = "label",
-    ) -> str:
-        """Claim the next name in `scope` (a label if given); report duplicates and reserved names."""
-        name = scope.claim(label, kind, span, module)
-        if name in self.graph.nodes and label is not None:  # `g.bn1:` where the group `g` has a `bn1:` already
-            scope.duplicates.append((label, label_span or span, self.graph.nodes[name].span))
-            name = scope.claim(None, kind, span, module)
-        while scope.duplicates:
-            label, where, first = scope.duplicates.pop()
-            self.error(
-                ctx,
-                "E0206",
-                f"the name `{label}` is already used in this scope",
-                where,
-                notes=(f"first used at {first}",) if first else (),
-            )
-        # Every part of a label is an attribute of a module (`a.forward:` is `forward` of the container `a`)
-        # or, for a merge, a variable of the compiled forward (`self:` would shadow its `self`); an
-        # automatic name is a kind's or a block's, checked once as the first part.
-        local = name[len(scope.prefix) :]
-        segments = local.split(".") if label is not None and local == label else [local.partition(".")[0]]
-        for segment in segments if module or label is not None else ():
-            reason = None if segment.isdigit() else reserved_reason(segment)
-            if reason is not None:
-                what = what if label is not None else "block"
-                becomes = (
-                    f"the {what} becomes the attribute `{name}` of the compiled torch module"
-                    if module
-                    else f"the `{kind}` merge is named `{name}` in the compiled module's forward"
-                )
-                self.error(
-                    ctx,
-                    "E0210",
-                    f"`{segment}` cannot name a module: {reason}",
-                    label_span or span,
-                    notes=(becomes,),
-                    help=f"rename it, e.g. `{segment.strip('_') or 'part'}1`",
-                )
-                break
-        return name
 
     def cond(self, cond: ast.Cond, current: str, scope: Scope, ctx: Context) -> str:
         try:

@@ -13,11 +13,12 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, v_args
 from lark.exceptions import UnexpectedInput, VisitError
 
 from . import syntax as ast
 from .errors import Diagnostic, Span, SpecError
+from .labels import LabelTransformer
 from .syntax_errors import syntax_diagnostic
 
 MAX_SOURCE_BYTES = 256 * 1024  # 100x the largest bundled spec (2.7 KB)
@@ -119,10 +120,13 @@ def _integer(digits: str) -> int | float:
 
 
 @v_args(meta=True)
-class _ToAst(Transformer):
-    def __init__(self, path: str):
+class _ToAst(LabelTransformer):
+    """The tree -> AST methods; those of labels, groups and sections are labels.py's."""
+
+    def __init__(self, path: str, text: str = ""):
         super().__init__()
         self.path = path
+        self.lines = text.split("\n")
 
     def s(self, meta) -> Span:
         return _span(self.path, meta)
@@ -193,22 +197,6 @@ class _ToAst(Transformer):
     def chain(self, meta, c):
         return ast.Chain(tuple(c), self.s(meta))
 
-    def link(self, meta, c):
-        label, element = c
-        if label is None:
-            return ast.Link(None, None, element, self.s(meta))
-        parts, span = label
-        return ast.Link(".".join(name for name, _ in parts), span, element, self.s(meta), parts)
-
-    def label(self, meta, c):  # `a[i].b`: ((name, index expression or None), ...), span
-        return tuple(c), self.s(meta)
-
-    def label_part(self, meta, c):
-        return str(c[0]), c[1]
-
-    def norm_part(self, meta, c):  # `norm` is a keyword, but timm names its final norm so
-        return "norm", c[0]
-
     def call(self, meta, c):
         name, call_args, *rest = c
         repeat = rest.pop() if rest and isinstance(rest[-1], ast.Repeat) else None
@@ -251,14 +239,8 @@ class _ToAst(Transformer):
     def stage_option(self, meta, c):  # pragma: no cover - aliased
         return c[0]
 
-    def group(self, meta, c):
-        return ast.Group(str(c[0]), c[2], self.s(meta), c[1])
-
     def branches(self, meta, c):
         return ast.Branches(tuple(c[0]), c[1], c[2], self.s(meta))
-
-    def section(self, meta, c):
-        return ast.Section(str(c[0]), c[1], self.s(meta))
 
     def residual(self, meta, c):
         return ast.Residual("add", c[1], self.s(meta), tuple(c[0] or ()), c[2])
@@ -415,7 +397,7 @@ def _parse(text: str, path: str, start: str):
     check_size(text, path)
     _check_nesting(text, path)
     try:
-        return _ToAst(path).transform(parser().parse(text, start=start))
+        return _ToAst(path, text).transform(parser().parse(text, start=start))
     except UnexpectedInput as exc:
         raise SpecError([syntax_diagnostic(exc, text, path, parser())], {path: text}) from None
     except _TooManyTokens as exc:
@@ -432,7 +414,11 @@ def _parse(text: str, path: str, start: str):
             ],
             {path: text},
         ) from None
-    except (RecursionError, VisitError) as exc:
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, SpecError):  # a mistake only the tree shows (labels.py)
+            raise exc.orig_exc from None
+        _too_deep(exc, text, path)
+    except RecursionError as exc:
         _too_deep(exc, text, path)
 
 

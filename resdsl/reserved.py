@@ -44,3 +44,20 @@ def reserved_reason(name: str) -> str | None:
     if name in TORCH_ATTRIBUTES:
         return f"`{name}` is an attribute of every torch.nn.Module"
     return None
+
+
+def quoted_name_problem(name: str) -> str | None:
+    """Why the text of a quoted name (`"block1-0"`) cannot be one module name, or None.
+
+    torch.nn.Module refuses an empty name and a dot (its path separator); torch.fx writes a name that is
+    not an identifier into a Python string (`getattr(self.block1, "block1-0")`), where a backslash would
+    start an escape and a control character cannot be written. Everything else PyTorch takes.
+    """
+    if not name:
+        return "a module name cannot be empty"
+    if "." in name:
+        return "a dot separates the parts of a path, and one part cannot hold one"
+    odd = next((ch for ch in name if ch == "\\" or not ch.isprintable()), None)
+    if odd is not None:
+        return f"{ascii(odd)} cannot be part of a module name (the compiled code writes it in a Python string)"
+    return None

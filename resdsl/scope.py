@@ -4,7 +4,9 @@ Names follow torchvision's module paths, so weights line up by name: within a
 scope conv and bn are numbered from 1 (`conv1`, `bn1`); other kinds take
 their bare name the first time and a number after (`relu`, `relu2`).
 Children of a named group `g { ... }` are numbered 0, 1, ... as in an
-nn.Sequential.
+nn.Sequential. One registry per network (`Names`) holds every path named so
+far, so a dotted label or a reopened group adds to a container wherever it is
+written, and a clash is found whichever scope wrote the first name.
 """
 
 from __future__ import annotations
@@ -52,22 +54,49 @@ class Context:
             return object()
 
 
+class Names:
+    """Every module path of the network named so far: one registry for the whole network, so that a
+    dotted label, an index or a reopened group may add to a container from anywhere in its scope, and
+    a clash is found wherever its two names were written."""
+
+    def __init__(self) -> None:
+        # Ops, merges, block calls and stages: nothing may be named inside them from outside (a block's
+        # own ops are named by its own scope, below its path).
+        self.closed: dict[str, Span | None] = {}
+        # Containers that dotted or indexed labels made (`convs` of `convs[0]:`) and named groups: other
+        # labels and groups may add to them.
+        self.open: dict[str, Span | None] = {}
+        self.groups: dict[str, Scope] = {}  # each group's scope, which a group reopened continues
+
+    def __contains__(self, path: str) -> bool:
+        return path in self.closed or path in self.open
+
+    def first(self, path: str) -> Span | None:
+        """Where `path` was named first (None: an automatic name)."""
+        return self.closed[path] if path in self.closed else self.open.get(path)
+
+
 class Scope:
     """Hands out the names of one module level (a network, a block instance, a group)."""
 
-    def __init__(self, prefix: str, indexed: bool = False):
+    def __init__(self, prefix: str, indexed: bool = False, names: Names | None = None):
         self.prefix, self.indexed = prefix, indexed
+        self.names = names if names is not None else Names()  # the network's, shared by every scope in it
         self.counts: dict[str, int] = {}
-        self.taken: dict[str, Span | None] = {}
-        # `convs[0]: conv ...` claims `convs.0` and makes `convs` a container (an nn.ModuleList):
-        # the bare name `convs` is then taken, and a name already given cannot become a container.
-        self.containers: dict[str, Span | None] = {}
-        # Named groups `g { ... }`: containers too, whose own ops are numbered g.0, g.1, ... by the
-        # group's scope; a dotted label `g.extra:` may add to one (the elaborator checks the full name).
-        self.groups: set[str] = set()
         self.index = 0
         self.stages = 0
         self.duplicates: list[tuple[str, Span, Span | None]] = []
+
+    def child(self, path: str, indexed: bool = False) -> Scope:
+        """The scope of a block instance or group at `path` (a full path)."""
+        return Scope(path + ".", indexed, self.names)
+
+    def reserve(self, name: str) -> None:
+        """Keep `name` from labels and automatic names (the network's `input`)."""
+        self.names.closed[self.prefix + name] = None
+
+    def used(self, local: str) -> bool:
+        return self.prefix + local in self.names
 
     def claim(self, label: str | None, kind: str, span: Span, module: bool = True) -> str:
         """A fresh name: `label` if given and free, else an automatic one.
@@ -76,24 +105,13 @@ class Scope:
         automatic name is handed out instead, so elaboration can go on.
         """
         if label is not None:
-            container = label.partition(".")[0] if "." in label else None
-            clash = (
-                label in self.taken
-                or label in self.containers
-                or (container is not None and container in self.taken and container not in self.groups)
-            )
-            if not clash:
-                self.taken[label] = span
-                if container is not None:
-                    self.containers.setdefault(container, span)
+            blocked = self.blocked(label)
+            if blocked is None:
+                self.contain(label, span)
+                self.names.closed[self.prefix + label] = span
                 return self.prefix + label
-            first = (
-                self.taken.get(label)
-                or self.containers.get(label)
-                or (self.taken.get(container) if container is not None else None)
-            )
-            self.duplicates.append((label, span, first))
-            kind = container or label
+            self.duplicates.append((label, span, blocked[0]))
+            kind = label.partition(".")[0]
         while True:
             if self.indexed and module:
                 name = str(self.index)
@@ -101,9 +119,46 @@ class Scope:
             else:
                 n = self.counts[kind] = self.counts.get(kind, 0) + 1
                 name = f"{kind}{n}" if kind in NUMBERED_KINDS or n > 1 else kind
-            if name not in self.taken and name not in self.containers:
-                self.taken[name] = None
+            if self.prefix + name not in self.names:
+                self.names.closed[self.prefix + name] = None
                 return self.prefix + name
+
+    def group(self, label: str, span: Span) -> tuple[str, Scope]:
+        """The path and scope of the group `label`: a new one, or the one it had (a group reopened goes
+        on numbering its children where it stopped, as appending to an nn.Sequential does). A container
+        that labels made (`g.extra:`) becomes a group; a name of an op, block call or stage cannot."""
+        blocked = self.blocked(label, group=True)
+        if blocked is not None:
+            self.duplicates.append((label, span, blocked[0]))
+            path = self.claim(None, label.partition(".")[0], span, module=False)
+            return path, self.child(path, indexed=True)
+        self.contain(label, span)
+        path = self.prefix + label
+        self.names.open.setdefault(path, span)
+        scope = self.names.groups.get(path)
+        if scope is None:
+            scope = self.names.groups[path] = self.child(path, indexed=True)
+        return path, scope
+
+    def blocked(self, local: str, group: bool = False) -> tuple[Span | None] | None:
+        """What keeps `local` from being named here, as (where it was first named,), or None: a part of its
+        path that names an op, a block call or a stage, or the path itself already named (a group may
+        reopen a group, or a container that labels made)."""
+        parts = local.split(".")
+        for depth in range(1, len(parts)):
+            path = self.prefix + ".".join(parts[:depth])
+            if path in self.names.closed:
+                return (self.names.closed[path],)
+        path = self.prefix + local
+        if path in self.names.closed or (path in self.names.open and not group):
+            return (self.names.first(path),)
+        return None
+
+    def contain(self, local: str, span: Span) -> None:
+        """`a.b.c` makes `a` and `a.b` containers (open: other labels may add to them)."""
+        parts = local.split(".")
+        for depth in range(1, len(parts)):
+            self.names.open.setdefault(self.prefix + ".".join(parts[:depth]), span)
 
 
 class TooLarge(Exception):
@@ -121,10 +176,11 @@ class Walk:
 
     The walk is one class, `elaborate._Elaborator`, assembled from one mixin per concern, each a
     subclass of this one: `binding.Binding` (a call matched to its template), `calls.CallElaborator`
-    (ops, block calls, stages, `defaults`) and `branches.BranchElaborator` (the multi-branch
-    construct). What they share is declared here; `_Elaborator` supplies the walk itself (`body`,
-    `element`, `name`, `policy`) and `Binding` the binding (`resolve`, `bind_parameters`), declared
-    below as what every part may call.
+    (ops, block calls, stages, `defaults`), `naming.Naming` (its base: names claimed and checked,
+    groups) and `branches.BranchElaborator` (the multi-branch construct). What they share is declared
+    here; `_Elaborator` supplies the walk itself (`body`, `element`, `policy`), `Naming` the names
+    (`name`) and `Binding` the binding (`resolve`, `bind_parameters`), declared below as what every
+    part may call.
     """
 
     library: Any  # library.Library: the definitions in scope
@@ -194,7 +250,7 @@ class Walk:
         label_span: Span | None = None,
         what: str = "label",
     ) -> str:
-        raise NotImplementedError  # pragma: no cover - elaborate._Elaborator
+        raise NotImplementedError  # pragma: no cover - naming.Naming
 
     def policy(self, expr: ast.Expr, ctx: Context) -> str:
         raise NotImplementedError  # pragma: no cover - elaborate._Elaborator

@@ -117,15 +117,36 @@ class Body:
     span: Span
 
 
+# A label's or a group name's dotted parts, each a name and an index expression or None:
+# `stages[0].blocks` is (("stages", 0), ("blocks", None)). A part with several indices goes on with
+# nameless pairs: `inner_blocks[3][0]` is (("inner_blocks", 3), ("", 0)). (labels.py reads them.)
+LabelParts = tuple[tuple[str, Expr | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BadName:
+    """A quoted part of a label or group name that cannot name a module (`"a.b"`, `""`): the elaborator
+    reports it (E0210) with the spec's other errors, and names the element automatically."""
+
+    written: str  # as written, quotes included
+    reason: str
+    span: Span
+
+
 @dataclass(frozen=True, slots=True)
 class Group:
-    """`name { ... }`: a named sequential group (an nn.Sequential); `paths[branch] { ... }` is
-    group `paths.<branch>` (an entry of an nn.ModuleList)."""
+    """`name { ... }`: a named sequential group (an nn.Sequential). Its name is a path, as a label:
+    `paths[branch] { ... }` is group `paths.<branch>` (an entry of an nn.ModuleList), and
+    `trunk.block1 { ... }` the group `block1` inside the container `trunk`. A name used again in the
+    same scope reopens the group."""
 
-    name: str
+    name: str  # the parts' names joined by dots, for messages
     body: Body
     span: Span
-    index: Expr | None = None
+    parts: LabelParts = ()
+    name_span: Span | None = None
+    word: bool = False  # its first part a plain name (`residul { ... }`): W0201 looks at it
+    bad: BadName | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +216,8 @@ class Link:
     span: Span
     # The label's dotted parts with their indices: `stages[0].blocks` is (("stages", 0), ("blocks", None));
     # `label` is the parts joined by dots, for a label without indices.
-    label_parts: tuple[tuple[str, Expr | None], ...] = ()
+    label_parts: LabelParts = ()
+    bad: BadName | None = None  # a quoted part of the label that cannot name a module
 
     @property
     def indexed(self) -> bool:

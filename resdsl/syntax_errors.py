@@ -16,7 +16,7 @@ _FRIENDLY = {
     "NAME": "a name",
     "INT": "a number",
     "FLOAT": "a number",
-    "STRING": "a quoted path",
+    "STRING": "a quoted name or path",  # a quoted part of a label or group name, or what `use` takes
     "SHAPE": "a shape like 3x224x224",
     "SHORT": "an option like k3 or s2",
     "REPEAT": "a repeat like x3",
@@ -138,7 +138,8 @@ def _hint_for_token(exc: UnexpectedToken, tok: Token, parser: Lark) -> str | Non
         option, value = _SHORTHANDS[tok.value[0]], tok.value[1:]
         return (
             f"`{tok.value}` is the shorthand for `{option}={value}`: it follows an op's arguments on the "
-            f"same line, as in `conv 64 k3 {tok.value}`, or a stage's repeat, as in `basic(64) x2 {tok.value}`"
+            f"same line, as in `conv 64 k3 {tok.value}`, or a stage's repeat, as in `basic(64) x2 {tok.value}`; "
+            f'as a name (timm\'s stage `{tok.value}`) it is quoted: `"{tok.value}"`'
         )
     try:
         label = exc.match_examples(
@@ -155,5 +156,5 @@ def _hint_for_token(exc: UnexpectedToken, tok: Token, parser: Lark) -> str | Non
         k = tok.value.split("x")[0]
         return f"write a {k}×{k} kernel as `k{k}` (`conv 64 k{k}`); `{tok.value}` is a shape, as in `input 3x32x32`"
     if tok.value == "x" or tok.type == "REPEAT":
-        return "a repeat (`x3`) follows a block call, e.g. `layer1: basic(64) x3`"
+        return 'a repeat (`x3`) follows a block call, e.g. `layer1: basic(64) x3`; as a name it is quoted: `"x3"`'
     return None

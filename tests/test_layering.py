@@ -30,6 +30,7 @@ RANK = {
     "files": 1,
     "values": 2,
     "parse": 2,
+    "labels": 2,  # the parse side of names: label and group paths, quoted names
     "graph": 3,
     "ops": 3,
     "network": 3,  # the op kinds, the typed graph and the Network result sit low
@@ -39,6 +40,7 @@ RANK = {
     "binding": 5,
     "branches": 5,
     "calls": 5,
+    "naming": 5,  # the elaboration side of names: claimed, checked, groups reopened
     "elaborate": 5,
     "shapes": 6,
     "analysis": 7,

@@ -1,0 +1,133 @@
+"""Naming in the elaboration walk: labels and group names evaluated, claimed in their scope, and checked.
+
+A label or a group name is a path (labels.py reads it): its indices are evaluated here
+(`convs[branch]` is `convs.0`, `convs.1`, ...), then scope.py claims it, against every name of the
+network so far (`scope.Names`). A dotted path makes containers on its way (`trunk_output` of
+`trunk_output.block1`), which later labels and groups may add to; a group named again reopens the
+group. What would clash in the compiled module is refused where it is written: a name used twice,
+a path through an op, a block call or a stage (E0206), and a part that would replace an attribute of
+torch.nn.Module or cannot be written in Python (E0210).
+"""
+
+from __future__ import annotations
+
+from . import syntax as ast
+from .errors import EvalError, Span
+from .reserved import reserved_reason
+from .scope import Context, Scope, Walk
+from .values import as_int
+
+MAX_INDEX = 100_000  # as many as a stage's repetitions (calls.MAX_REPEAT), which an index often names
+
+
+class Naming(Walk):
+    """The walk's names (scope.Walk): `name` for ops, merges, block calls and stages, `group` for groups."""
+
+    def index(self, expr: ast.Expr, ctx: Context) -> int | None:
+        """The index of `name[index]` (a whole number from 0), or None after reporting why not."""
+        try:
+            index = as_int(self.eval(expr, ctx), expr.span)
+            if not 0 <= index <= MAX_INDEX:
+                raise EvalError("E0303", f"a name's index must be between 0 and {MAX_INDEX:,}, not {index}", expr.span)
+            return index
+        except EvalError as exc:
+            self.fail(ctx, exc)
+            return None
+
+    def label_path(self, parts: ast.LabelParts, ctx: Context) -> str | None:
+        """`stages[0].blocks` -> "stages.0.blocks", `inner_blocks[3][0]` -> "inner_blocks.3.0" (None after
+        reporting an index that is not a whole number from 0)."""
+        names = []
+        for name, expr in parts:
+            if name:
+                names.append(name)
+            if expr is not None:
+                index = self.index(expr, ctx)
+                if index is None:
+                    return None
+                names.append(str(index))
+        return ".".join(names)
+
+    def group(self, group: ast.Group, current: str, scope: Scope, ctx: Context) -> str:
+        """`name { ... }`: the body, named below the group's path (reopened if the scope has it already)."""
+        if group.bad is not None:  # reported; the body is named in the enclosing scope instead
+            self.bad_name(group.bad, ctx)
+            return self.body(group.body, current, scope, ctx)
+        label = self.label_path(group.parts, ctx)
+        if label is None:
+            return current
+        where = group.name_span or group.span
+        path, inner = scope.group(label, where)
+        self.report_duplicates(scope, ctx)
+        self.check_reserved(path, path[len(scope.prefix) :].split("."), "group", where, ctx)
+        return self.body(group.body, current, inner, ctx)
+
+    def name(
+        self,
+        scope: Scope,
+        ctx: Context,
+        label: str | None,
+        kind: str,
+        span: Span,
+        module: bool = True,
+        label_span: Span | None = None,
+        what: str = "label",
+    ) -> str:
+        """Claim the next name in `scope` (a label if given); report duplicates and reserved names."""
+        name = scope.claim(label, kind, span, module)
+        self.report_duplicates(scope, ctx)
+        # Every part of a label is an attribute of a module (`a.forward:` is `forward` of the container `a`)
+        # or, for a merge, a variable of the compiled forward (`self:` would shadow its `self`); an
+        # automatic name is a kind's or a block's, checked once as the first part.
+        local = name[len(scope.prefix) :]
+        if not module and label is None:
+            return name
+        segments = local.split(".") if label is not None and local == label else [local.partition(".")[0]]
+        becomes = (
+            f"the {what if label is not None else 'block'} becomes the attribute `{name}` of the compiled torch module"
+            if module
+            else f"the `{kind}` merge is named `{name}` in the compiled module's forward"
+        )
+        self.check_reserved(name, segments, becomes, label_span or span, ctx)
+        return name
+
+    def bad_name(self, bad: ast.BadName, ctx: Context) -> None:
+        """E0210 for a quoted name that no module can have (labels.py found it)."""
+        self.error(
+            ctx,
+            "E0210",
+            f"{bad.written} cannot name a module: {bad.reason}",
+            bad.span,
+            help='a dot separates the parts of a path: `trunk_output."block1-0"`'
+            if "." in bad.written
+            else "a quoted name holds one module name: letters, digits and signs such as `-`",
+        )
+
+    def report_duplicates(self, scope: Scope, ctx: Context) -> None:
+        while scope.duplicates:
+            label, where, first = scope.duplicates.pop()
+            self.error(
+                ctx,
+                "E0206",
+                f"the name `{label}` is already used in this scope",
+                where,
+                notes=(f"first used at {first}",) if first else (),
+            )
+
+    def check_reserved(self, name: str, segments: list[str], becomes: str, where: Span, ctx: Context) -> None:
+        """E0210 for the first of `segments` (the parts of `name` the spec wrote) that cannot name a module;
+        `becomes` says what the name is in the compiled module ("group": the group's attribute)."""
+        if becomes == "group":
+            becomes = f"the group becomes the attribute `{name}` of the compiled torch module"
+        for segment in segments:
+            reason = None if segment.isdigit() else reserved_reason(segment)
+            if reason is not None:
+                self.error(
+                    ctx,
+                    "E0210",
+                    f"`{segment}` cannot name a module: {reason}",
+                    where,
+                    notes=(becomes,),
+                    help=f"rename it, e.g. `{segment.strip('_') or 'part'}1`",
+                )
+                return
