@@ -101,9 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         const="1..1024",
         metavar="LO..HI",
-        help="the input sizes H (and W) from LO to HI the network accepts, its smallest input, "
-        "and each part's output size as a formula of H (default range 1..1024; at most "
-        "1..1000000, worked out by periods of the strides in well under a second)",
+        help="the input sizes from LO to HI the network accepts on each spatial axis (L; H and W; D, H "
+        "and W), its smallest input, and each part's output size as a formula of the axis's size "
+        "(default range 1..1024; at most 1..1000000, worked out by periods of the strides in well "
+        "under a second)",
     )
     spec_options(summary)
     compile_ = commands.add_parser("compile", help="build the PyTorch module and write it out")
@@ -276,28 +277,14 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if args.json:
         data = net.to_json()
         if sizes is not None:
-            data["input_sizes"] = {
-                "low": sizes.low,
-                "high": sizes.high,
-                "valid": sizes.describe_valid(),
-                "valid_sizes": list(sizes.valid),
-                "smallest": sizes.smallest,
-                "outputs": dict(sizes.outputs),
-            }
+            data["input_sizes"] = sizes.to_json()
         print(json.dumps(data, indent=2))
         return EXIT_OK
     from .report import print_summary
 
     print_summary(net)
     if sizes is not None:
-        print(
-            f"input sizes {sizes.low}..{sizes.high} (H; W follows the same rule): "
-            f"{sizes.describe_valid()}; the smallest input is "
-            + (f"{sizes.smallest}x{sizes.smallest}" if sizes.smallest else "none (no input size is valid)")
-        )
-        width = max(len(part) for part, _ in sizes.outputs)
-        for part, formula in sizes.outputs:
-            print(f"  {part:<{width}}  {formula}")
+        print("\n".join(sizes.lines()))
     return EXIT_OK
 
 

@@ -1,357 +1,226 @@
 """Which input sizes a network accepts, and what each part makes of them (`summary --input-sizes`).
 
-The network is elaborated once; then the spatial size is pushed through its op graph with each op's
-own shape rule (resdsl/ops/) and the same agreements the shape checker demands where tensors meet: a
-residual add's shortcut (identity or the inserted ops) must land on the main path's size, and a
-concat or a branch merge needs equal sizes. Ops are separable in H and W, so the rule for H is the
-rule for W, and a square H is checked as H×H.
+The network is elaborated once; then each spatial axis's size (L of a sequence; H and W of an image;
+D, H and W of a volume) is pushed through its op graph with each op's own shape rule (resdsl/ops/)
+and the same agreements the shape checker demands where tensors meet: a residual add's shortcut
+(identity or the inserted ops) must land on the main path's size, and a concat or a branch merge
+needs equal sizes. Ops are separable per axis, each with that axis's kernel, stride, padding and
+dilation (resdsl/axis_sizes.py), so each axis is analysed alone, the other axes keeping the spec's
+sizes, and an input is valid exactly when each of its sizes is valid on its axis. A network whose
+axes all follow the same rule (a square 2-D network) is reported as one axis, H.
 
-No size is tried one by one. Every spatial op maps H to floor((H + a)/s) + b (a conv or pool:
-floor((H + 2p - d(k-1) - 1)/s) + 1; a pad: H + 2p; a zero-pad shortcut: ceil(H/s)) once its input is
-large enough, and refuses smaller inputs; a global pool maps every H to 1. So, with P the least
-common multiple of the strides multiplied along the graph's paths (32 for a ResNet):
+No size is tried one by one. Every spatial op maps a size X to floor((X + a)/s) + b on its axis (a
+conv or pool: floor((X + 2p - d(k-1) - 1)/s) + 1; a pad: X + 2p; a zero-pad shortcut: ceil(X/s))
+once its input is large enough, and refuses smaller inputs; a global pool maps every X to 1. So,
+with P the least common multiple of the axis's strides multiplied along the graph's paths (32 for a
+ResNet):
 
-- below a threshold T (the smallest H at which no op refuses its input, found by bisection: sizes
-  only grow with H) no size is valid;
-- from T on, each node's size at H + P is its size at H plus a constant (P/s along its path), so
-  for each residue r of H - T modulo P the sizes are an arithmetic progression in k, H = T + r + kP,
-  and each agreement (two sizes equal; a vector layer's map 1×1) holds for every k, for none, or for
+- below a threshold T (the smallest X at which no op refuses its input, found by bisection: sizes
+  only grow with X) no size is valid;
+- from T on, each node's size at X + P is its size at X plus a constant (P/s along its path), so
+  for each residue r of X - T modulo P the sizes are an arithmetic progression in k, X = T + r + kP,
+  and each agreement (two sizes equal; a vector layer's map 1) holds for every k, for none, or for
   one k, which the two first periods tell.
 
-That is 3P pushes through the graph (the third period checks the progressions), whatever the range:
-the valid sizes, the smallest valid input and each part's output formula come from them. A network
-whose P is over MAX_PERIOD is searched size by size, over at most BRUTE_LIMIT sizes.
+That is 3P pushes through the graph per axis (the third period checks the progressions), whatever
+the range: the valid sizes, the smallest valid input and each part's output formula come from them.
+An axis whose P is over MAX_PERIOD is searched size by size, over at most BRUTE_LIMIT sizes.
 
-What comes out: the valid sizes in the range as runs and strides ("every H from 32", "H from 9 with
-H odd"), the smallest valid input, and each part's output size as a formula of H where one fits
-every valid size (ceil(H/32), floor((H - 1)/2) + 1, ...).
+What comes out, per axis: the valid sizes in the range as runs and strides ("every H from 32", "H
+from 9 with H odd"), the smallest valid size, and each part's output size as a formula of the
+axis's size where one fits every valid size (ceil(H/32), floor((D - 1)/2) + 1, ...).
 """
 
 from __future__ import annotations
 
 import itertools
-import math
-from dataclasses import dataclass
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
-from .errors import ShapeError, UsageError
+from .axis_sizes import EVERY, AxisPlan, periods, spatial_sizes, threshold
+from .errors import UsageError
 from .graph import OpGraph
 from .network import Network
-from .ops import ALL
+from .size_formulas import describe, fit, formula, show
+
+__all__ = ["AxisSizes", "InputSizeLimit", "InputSizes", "describe", "input_sizes", "spatial_sizes"]
 
 MAX_RANGE = 1_000_000  # the widest range of sizes listed (summary --input-sizes, verify --input-range)
 MAX_PERIOD = 1024  # beyond this period, sizes are tried one by one ...
 BRUTE_LIMIT = 5_000  # ... over at most this many sizes
+COMMON_SEARCH = 100_000  # sizes searched for the smallest one valid on every axis alike
+LETTERS = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}  # the spatial axes' names, by their number
 
 
 class InputSizeLimit(UsageError):
     """A range the analysis will not answer in seconds."""
 
 
-def spatial_sizes(graph: OpGraph, size: int) -> dict[str, int] | None:
-    """Each node's H for a square input of `size`, or None if the network refuses that size.
+@dataclass(frozen=True)
+class AxisSizes:
+    """One spatial axis: its valid sizes in low..high (the other axes at the spec's sizes), the smallest
+    valid size overall (None: none is valid), and each part's output size on this axis."""
 
-    Vectors (after `flatten` or `fc`) have no H: their nodes map to 0.
-    """
-    out: dict[str, int] = {}
-    for name, data in graph.nodes.items():
-        if data.kind == "input":
-            assert data.shape is not None  # the input's shape is the spec's
-            if len(data.shape) != 3:
-                return None
-            out[name] = size
-            continue
-        inputs = graph.inputs(name)
-        operands = list(inputs.branches) or [inputs.main] + ([inputs.shortcut] if inputs.shortcut else [])
-        sizes = [out[u] for u in operands]
-        h = sizes[0]
-        if data.is_merge:
-            if any(s != h for s in sizes):  # shortcut, concat and branch sizes must agree
-                return None
-            if inputs.weights is not None and out[inputs.weights] not in (1, h):
-                return None
-            out[name] = h
-            continue
-        if h == 0 or data.in_shape is None or len(data.in_shape) != 3:
-            out[name] = 0
-            continue
-        try:
-            shape = ALL[data.kind].shape(data.attrs, (data.in_shape[0], h, h))
-        except ShapeError:
-            return None
-        if len(shape) != 3:
-            out[name] = 0
-            continue
-        if shape[1] < 1:
-            return None
-        out[name] = shape[1]
-    return out
+    axis: str  # L; D, H or W
+    low: int
+    high: int
+    valid: tuple[int, ...]
+    smallest: int | None
+    outputs: tuple[tuple[str, str], ...]  # (part, its output size as a formula of the axis's size, or a note)
+    accepts: Callable[[int], bool] = field(default=lambda size: False, compare=False, repr=False)
+
+    def describe_valid(self) -> str:
+        return describe(self.valid, self.low, self.high, self.axis)
+
+    def rule(self) -> tuple:
+        """What the axis answers, its letter left out: two axes with the same rule are reported as one."""
+        letter = re.compile(rf"\b{self.axis}\b")
+        return (self.valid, self.smallest, tuple((p, letter.sub("X", f)) for p, f in self.outputs))
 
 
 @dataclass(frozen=True)
 class InputSizes:
+    """Every spatial axis's answer, and what they give together for inputs of one size on every axis
+    (a square, a cube: what `verify --input-range LO..HI` varies)."""
+
     low: int
     high: int
-    valid: tuple[int, ...]  # the valid sizes in low..high
-    smallest: int | None  # the smallest valid size overall (None: no size is valid)
-    outputs: tuple[tuple[str, str], ...]  # (part, its output H as a formula of H, or a note)
+    axes: tuple[AxisSizes, ...]
+    smallest: int | None  # the smallest size valid on every axis alike (None: none found)
+
+    @property
+    def uniform(self) -> bool:
+        """Every axis follows the same rule (a square 2-D network: the H-only report of old)."""
+        return len({a.rule() for a in self.axes}) == 1
+
+    @property
+    def letter(self) -> str:
+        """The name of a size taken on every axis alike: H on a square network (W follows), else D=H=W."""
+        return "H" if self.uniform and len(self.axes) == 2 else "=".join(a.axis for a in self.axes)
+
+    @property
+    def valid(self) -> tuple[int, ...]:
+        """The sizes in low..high valid on every axis alike."""
+        common = set(self.axes[0].valid).intersection(*(a.valid for a in self.axes[1:]))
+        return tuple(sorted(common))
+
+    @property
+    def outputs(self) -> tuple[tuple[str, str], ...]:
+        """Each part's output size for one size on every axis: its formula, or the axes' formulas joined."""
+        if self.uniform:
+            first = self.axes[0]
+            return first.outputs if first.axis == self.letter else self.axes_joined()
+        return self.axes_joined()
+
+    def axes_joined(self) -> tuple[tuple[str, str], ...]:
+        rows = []
+        for i, (part, _) in enumerate(self.axes[0].outputs):
+            shown = [a.outputs[i][1] for a in self.axes]
+            rows.append((part, shown[0] if len(set(shown)) == 1 and "vector" in shown[0] else " × ".join(shown)))
+        return tuple(rows)
+
+    @property
+    def smallest_input(self) -> tuple[int, ...] | None:
+        """The smallest valid input, axis by axis (each axis's smallest size), or None."""
+        sizes = tuple(a.smallest for a in self.axes)
+        return None if any(s is None for s in sizes) else sizes  # type: ignore[return-value]
 
     def describe_valid(self) -> str:
-        return describe(self.valid, self.low, self.high)
+        return describe(self.valid, self.low, self.high, self.letter)
 
+    def groups(self) -> list[list[AxisSizes]]:
+        """The axes, those with the same rule together (H and W of a video network)."""
+        found: dict[tuple, list[AxisSizes]] = {}
+        for a in self.axes:
+            found.setdefault(a.rule(), []).append(a)
+        return list(found.values())
 
-def _bits(valid: tuple[int, ...], low: int, high: int) -> bytearray:
-    bits = bytearray(high - low + 1)
-    for v in valid:
-        bits[v - low] = 1
-    return bits
+    def lines(self) -> list[str]:
+        """What `summary --input-sizes` prints."""
+        head = f"input sizes {self.low}..{self.high}"
+        if self.uniform:
+            first, rest = self.axes[0], [a.axis for a in self.axes[1:]]
+            follow = f"; {' and '.join(rest)} follow{'s' if len(rest) == 1 else ''} the same rule" if rest else ""
+            smallest = (
+                "x".join([str(first.smallest)] * len(self.axes)) if first.smallest else "none (no input size is valid)"
+            )
+            lines = [f"{head} ({first.axis}{follow}): {first.describe_valid()}; the smallest input is {smallest}"]
+            width = max((len(part) for part, _ in first.outputs), default=0)
+            return lines + [f"  {part:<{width}}  {shown}" for part, shown in first.outputs]
+        groups = self.groups()
+        names = [", ".join(a.axis for a in group) for group in groups]
+        lines = [f"{head}, axis by axis (the other axes at the spec's sizes; an input is valid when each size is):"]
+        width = max(len(n) for n in names)
+        lines += [f"  {name:<{width}}  {group[0].describe_valid()}" for name, group in zip(names, groups)]
+        shape = self.smallest_input
+        lines.append(
+            "  the smallest input is " + ("x".join(map(str, shape)) if shape else "none (no input size is valid)")
+        )
+        table = [["part", *names]] + [
+            [part, *(group[0].outputs[i][1] for group in groups)] for i, (part, _) in enumerate(groups[0][0].outputs)
+        ]
+        widths = [max(len(row[c]) for row in table) for c in range(len(table[0]))]
+        return lines + ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
 
-
-def _first_runs(bits: bytearray, low: int, count: int) -> list[tuple[int, int]]:
-    runs: list[tuple[int, int]] = []
-    i = bits.find(1)
-    while i != -1 and len(runs) < count:
-        j = bits.find(0, i)
-        j = len(bits) if j == -1 else j
-        runs.append((low + i, low + j - 1))
-        i = bits.find(1, j)
-    return runs
-
-
-def describe(valid: tuple[int, ...], low: int, high: int) -> str:
-    """The valid sizes in words: a run, a stride, or the runs themselves (byte maps: fast for a
-    million sizes)."""
-    if not valid:
-        return f"no H from {low} to {high}"
-    bits = _bits(valid, low, high)
-    n_runs = (b"\0" + bytes(bits)).count(b"\0\1")
-    if n_runs == 1:
-        a, b = valid[0], valid[-1]
-        if (a, b) == (low, high):
-            return f"every H from {low} to {high}"
-        return f"H from {a} to {b}" if b < high else f"every H from {a} (up to {high})"
-    # a stride: every m-th size from the first one on
-    first, last, step = valid[0], valid[-1], valid[1] - valid[0]
-    if (
-        len(valid) == (last - first) // step + 1
-        and bits[first - low : last - low + 1 : step].count(0) == 0
-        and last + step > high
-    ):
-        if step == 2:
-            parity = "odd" if first % 2 else "even"
-            return f"H from {first} with H {parity}"
-        return f"H from {first} with H ≡ {first % step} (mod {step})"
-    # a pattern that repeats every m sizes (ceil and floor halvings that must agree)
-    window = bytes(bits[first - low :])
-    for m in range(2, min(65, (high - first + 1) // 2 + 1)):  # seen at least twice over
-        if window[m:] == window[:-m] and 0 in window[:m]:
-            residues = sorted({(first + i) % m for i in range(m) if window[i]})
-            return f"H from {first} with H mod {m} in {{{', '.join(map(str, residues))}}}"
-    runs = _first_runs(bits, low, 8)
-    shown = ", ".join(f"{a}..{b}" if a != b else f"{a}" for a, b in runs)
-    return f"H in {shown}" + (f", … ({n_runs} runs)" if n_runs > 8 else "")
-
-
-def _fit(
-    pairs: list[tuple[int, int]], first: tuple[int, ...] = (), accept=lambda s: True
-) -> tuple[int, int, int] | None:
-    """(S, a, b) with floor((H + a)/S) + b = out for every (H, out), 0 <= a < S; (0, 0, c) for a
-    constant. `first`: divisors to try first; `accept(S)`: whether a fit with divisor S holds beyond
-    the pairs."""
-    if not pairs:
-        return None
-    if len({o for _, o in pairs}) == 1 and accept(0):
-        return (0, 0, pairs[0][1])
-    h_max, o_max = max(pairs)
-    guess = max(1, round(h_max / o_max)) if o_max else 1
-    candidates = dict.fromkeys(
-        [*first, *range(1, 65), *(1 << k for k in range(13)), *range(max(1, guess - 2), guess + 3)]
-    )
-    for s in candidates:
-        if s < 1 or not accept(s):
-            continue
-        for a in range(s):  # floor((H + a)/S) + b, with 0 <= a < S: one way to write each such formula
-            b = pairs[0][1] - (pairs[0][0] + a) // s
-            if all(o == (h + a) // s + b for h, o in pairs):
-                return (s, a, b)
-    return None
-
-
-def _show(fit: tuple[int, int, int]) -> str:
-    s, a, b = fit
-    if s == 0:
-        return str(b)
-    tail = f" {'+' if b > 0 else '-'} {abs(b)}" if b else ""
-    if s == 1:
-        return f"H{tail}"
-    if a == 0:
-        return f"floor(H/{s}){tail}"
-    if a == s - 1:
-        return f"ceil(H/{s}){tail}"
-    return f"floor((H + {a})/{s}){tail}"
-
-
-def _formula(pairs: list[tuple[int, int]]) -> str | None:
-    """A formula f with f(H) = out for every (H, out): a constant, H, ceil(H/S), floor((H + a)/S) + b."""
-    fit = _fit(pairs)
-    return None if fit is None else _show(fit)
-
-
-# ---- the periodic analysis ---------------------------------------------------------------------
-
-
-class _Plan:
-    """The op graph as a list of steps, and the agreements a valid size must meet."""
-
-    def __init__(self, graph: OpGraph):
-        self.steps: list[tuple] = []
-        self.merges: list[tuple[str, tuple[str, ...], str | None]] = []  # (node, operands, weights)
-        self.vectors: list[tuple[str, str, object, dict, int]] = []  # a map made a vector: (node, input, op, attrs, C)
-        self.rate: dict[str, int] = {}  # the product of strides along the paths to a node (lcm over paths)
-        for name, data in graph.nodes.items():
-            if data.kind == "input":
-                self.steps.append((name, "input", ()))
-                self.rate[name] = 1
-                continue
-            inputs = graph.inputs(name)
-            operands = tuple(inputs.branches) or (inputs.main,) + ((inputs.shortcut,) if inputs.shortcut else ())
-            rate = math.lcm(*(self.rate[u] for u in operands))
-            if data.is_merge:
-                self.steps.append((name, "merge", operands))
-                self.merges.append((name, operands, inputs.weights))
-                if inputs.weights is not None:
-                    rate = math.lcm(rate, self.rate[inputs.weights])
-                self.rate[name] = rate
-                continue
-            op = ALL[data.kind]
-            in_shape = data.in_shape
-            if in_shape is None or len(in_shape) != 3:  # not spatial
-                self.steps.append((name, "vector", operands))
-            elif data.shape is not None and len(data.shape) != 3:
-                self.steps.append((name, "vector", operands))
-                self.vectors.append((name, operands[0], op, data.attrs, in_shape[0]))
-            else:
-                self.steps.append((name, "op", operands, op, data.attrs, in_shape[0]))
-                is_global = getattr(op, "is_global", None)
-                if is_global is not None and is_global(data.attrs):
-                    rate = 1  # every H gives 1x1
-                else:
-                    rate *= max(1, int(op.stride(data.attrs, None) or 1))
-            self.rate[name] = rate
-        self.period = math.lcm(*self.rate.values())
-
-    def push(self, h: int) -> dict[str, int] | None:
-        """Each node's H for input H, the agreements left out (a merge passes its first operand on);
-        None where an op refuses its input (then every smaller H is refused too)."""
-        out: dict[str, int] = {}
-        for step in self.steps:
-            name, kind, operands = step[0], step[1], step[2]
-            if kind == "input":
-                out[name] = h
-            elif kind == "merge":
-                out[name] = out[operands[0]]
-            elif kind == "vector":
-                out[name] = 0
-            else:
-                x = out[operands[0]]
-                try:
-                    shape = step[3].shape(step[4], (step[5], x, x))
-                except ShapeError:
-                    return None
-                if len(shape) != 3 or shape[1] < 1:
-                    return None
-                out[name] = shape[1]
-        return out
-
-
-EVERY = None  # a set of k: every k >= 0
-
-
-def _equal(d: int, g: int):
-    """The k >= 0 with d + k*g == 0."""
-    if g == 0:
-        return EVERY if d == 0 else frozenset()
-    return frozenset({-d // g}) if -d % g == 0 and -d // g >= 0 else frozenset()
-
-
-def _and(x, y):
-    return y if x is EVERY else x if y is EVERY else x & y
-
-
-def _or(x, y):
-    return EVERY if x is EVERY or y is EVERY else x | y
-
-
-def _accepts(op, attrs, channels: int, x: int) -> bool:
-    try:
-        op.shape(attrs, (channels, x, x))
-    except ShapeError:
-        return False
-    return True
-
-
-def _periods(plan: _Plan, start: int):
-    """Per residue r of H - start modulo P: (sizes at start + r, growth per period, the set of k)."""
-    period, rows = plan.period, []
-    for r in range(period):
-        s0, s1, s2 = (plan.push(start + r + k * period) for k in range(3))
-        if s0 is None or s1 is None or s2 is None:
-            return None
-        delta = {n: s1[n] - s0[n] for n in s0}
-        if any(s2[n] - s1[n] != delta[n] for n in s0):
-            return None  # not a progression: an op the analysis does not know; size by size instead
-        ks = EVERY
-        for _, operands, weights in plan.merges:
-            first = operands[0]
-            for u in operands[1:]:
-                ks = _and(ks, _equal(s0[u] - s0[first], delta[u] - delta[first]))
-            if weights is not None:
-                ks = _and(
-                    ks,
-                    _or(
-                        _equal(s0[weights] - 1, delta[weights]),
-                        _equal(s0[weights] - s0[first], delta[weights] - delta[first]),
-                    ),
-                )
-        for _, source, op, attrs, channels in plan.vectors:
-            x, g = s0[source], delta[source]
-            if g == 0:
-                ks = _and(ks, EVERY if _accepts(op, attrs, channels, x) else frozenset())
-            else:
-                taken = frozenset(k for k in range(3) if _accepts(op, attrs, channels, x + k * g))
-                ks = _and(ks, EVERY if len(taken) == 3 else taken)
-        rows.append((s0, delta, ks))
-    return rows
-
-
-def _threshold(plan: _Plan, known_good: int) -> int:
-    """The smallest H at which no op refuses its input (sizes grow with H: a bisection)."""
-    low, high = 1, known_good
-    while low < high:
-        mid = (low + high) // 2
-        if plan.push(mid) is None:
-            low = mid + 1
-        else:
-            high = mid
-    return low
+    def to_json(self) -> dict[str, Any]:
+        """`summary --json`'s `input_sizes`: the sizes valid on every axis alike (the keys of the 2-D
+        report), and `axes`, one object per spatial axis."""
+        return {
+            "low": self.low,
+            "high": self.high,
+            "valid": self.describe_valid(),
+            "valid_sizes": list(self.valid),
+            "smallest": self.smallest,
+            "outputs": dict(self.outputs),
+            "smallest_input": list(self.smallest_input) if self.smallest_input else None,
+            "axes": [
+                {
+                    "axis": a.axis,
+                    "valid": a.describe_valid(),
+                    "valid_sizes": list(a.valid),
+                    "smallest": a.smallest,
+                    "outputs": dict(a.outputs),
+                }
+                for a in self.axes
+            ],
+        }
 
 
 def input_sizes(net: Network, low: int, high: int) -> InputSizes:
-    if len(net.input_shape) != 3:
+    """Each spatial axis's valid sizes in low..high and its parts' output formulas (see the module
+    docstring); UsageError for a vector network, InputSizeLimit for a range too long to answer."""
+    rank = len(net.input_shape) - 1
+    if rank not in LETTERS:
         raise UsageError(f"`{net.name}` takes a vector input: it has no spatial input size")
     if high - low + 1 > MAX_RANGE:
         raise InputSizeLimit(f"a range of at most {MAX_RANGE:,} input sizes, not {high - low + 1:,}")
+    rows = _measured(net)
+    axes = tuple(_axis(net, rows, axis, letter, low, high) for axis, letter in enumerate(LETTERS[rank], 1))
+    if len({a.rule() for a in axes}) == 1:
+        smallest = axes[0].smallest
+    else:  # one size on every axis: each axis's rule repeats, so a bounded search finds the first
+        start = max((a.smallest for a in axes if a.smallest is not None), default=None)
+        found = (s for s in range(start or 1, (start or 1) + COMMON_SEARCH) if all(a.accepts(s) for a in axes))
+        smallest = next(found, None) if all(a.smallest is not None for a in axes) else None
+    return InputSizes(low, high, axes, smallest)
+
+
+def _axis(net: Network, rows: dict[str, str], axis: int, letter: str, low: int, high: int) -> AxisSizes:
+    """One axis by periods, or size by size where its period is too long."""
     graph = net.ops
-    plan = _Plan(graph)
-    own = max(net.input_shape[1:])
-    start = _threshold(plan, own) if plan.push(own) is not None else 1
-    rows = _periods(plan, start) if plan.period <= MAX_PERIOD else None
-    if rows is None:
-        return _size_by_size(net, low, high, start)
+    plan = AxisPlan(graph, axis)
+    own = net.input_shape[axis]
+    start = threshold(plan, own) if plan.push(own) is not None else 1
+    table = periods(plan, start) if plan.period <= MAX_PERIOD else None
+    if table is None:
+        return _size_by_size(net, rows, axis, letter, low, high, start)
     period = plan.period
     bits = bytearray(high - low + 1)
     smallest = None
-    samples: list[tuple[int, int]] = []  # (H, residue) of valid sizes in the range that fix the formulas
-    for r, (_, _, ks) in enumerate(rows):
+    samples: list[tuple[int, int]] = []  # (size, residue) of valid sizes in the range that fix the formulas
+    for r, (_, _, ks) in enumerate(table):
         first = start + r
         if ks is EVERY:
             smallest = first if smallest is None else min(smallest, first)
@@ -367,22 +236,29 @@ def input_sizes(net: Network, low: int, high: int) -> InputSizes:
                     bits[h - low] = 1
                     samples.append((h, r))
     valid = tuple(itertools.compress(range(low, high + 1), bits))
-    every = {r for r, (_, _, ks) in enumerate(rows) if ks is EVERY}
+    every = {r for r, (_, _, ks) in enumerate(table) if ks is EVERY}
     outputs = []
-    for part, node in _measured(net).items():
-        pairs = sorted((h, rows[r][0][node] + (h - start - r) // period * rows[r][1][node]) for h, r in samples)
+    for part, node in rows.items():
+        pairs = sorted((h, table[r][0][node] + (h - start - r) // period * table[r][1][node]) for h, r in samples)
         if pairs and all(o == 0 for _, o in pairs):
             outputs.append((part, "a vector"))
             continue
-        growth = {rows[r][1][node] for r in every if any(rr == r for _, rr in samples)}
+        growth = {table[r][1][node] for r in every if any(rr == r for _, rr in samples)}
 
         def holds(s: int, growth=growth) -> bool:  # beyond the samples, a fit must grow as the sizes do
             return all(g == 0 for g in growth) if s == 0 else (period % s == 0 and growth <= {period // s})
 
-        rate = plan.rate[node]
-        fit = _fit(pairs, (rate,), holds)
-        outputs.append((part, _show(fit) if fit is not None else "no simple formula"))
-    return InputSizes(low, high, valid, smallest, tuple(outputs))
+        found = fit(pairs, (plan.rate[node],), holds)
+        outputs.append((part, show(found, letter) if found is not None else "no simple formula"))
+
+    def accepts(size: int) -> bool:
+        if size < start:
+            return False
+        k, r = divmod(size - start, period)
+        ks = table[r][2]
+        return ks is EVERY or k in ks
+
+    return AxisSizes(letter, low, high, valid, smallest, tuple(outputs), accepts)
 
 
 def _measured(net: Network) -> dict[str, str]:
@@ -402,37 +278,39 @@ def _last_of_parts(graph: OpGraph) -> dict[str, str]:
     return last
 
 
-def _size_by_size(net: Network, low: int, high: int, start: int) -> InputSizes:
-    """Each size pushed through the graph: for networks whose period is too long for the analysis."""
+def _size_by_size(
+    net: Network, rows: dict[str, str], axis: int, letter: str, low: int, high: int, start: int
+) -> AxisSizes:
+    """Each size pushed through the graph: for an axis whose period is too long for the analysis."""
     graph = net.ops
     lo = max(low, start)
     if high - lo + 1 > BRUTE_LIMIT:
         raise InputSizeLimit(
-            f"`{net.name}` repeats its valid sizes only every {_plan_period(graph):,} sizes: "
+            f"`{net.name}` repeats its valid sizes of {letter} only every {AxisPlan(graph, axis).period:,} sizes: "
             f"give a range of at most {BRUTE_LIMIT:,} sizes from {lo}"
         )
     valid, per_size = [], {}
     for h in range(lo, high + 1):
-        sizes = spatial_sizes(graph, h)
+        sizes = spatial_sizes(graph, h, axis)
         if sizes is not None:
             valid.append(h)
             per_size[h] = sizes
     smallest = valid[0] if valid and valid[0] == lo and lo == start else None
     if smallest is None:
         smallest = next(
-            (h for h in range(start, start + BRUTE_LIMIT) if spatial_sizes(graph, h) is not None),
+            (h for h in range(start, start + BRUTE_LIMIT) if spatial_sizes(graph, h, axis) is not None),
             valid[0] if valid else None,
         )
     outputs = []
-    for part, node in _measured(net).items():
+    for part, node in rows.items():
         pairs = [(h, per_size[h][node]) for h in valid]
         if pairs and all(o == 0 for _, o in pairs):
             outputs.append((part, "a vector"))
             continue
-        formula = _formula(pairs)
-        outputs.append((part, formula if formula is not None else "no simple formula"))
-    return InputSizes(low, high, tuple(valid), smallest, tuple(outputs))
+        shown = formula(pairs, letter)
+        outputs.append((part, shown if shown is not None else "no simple formula"))
 
+    def accepts(size: int) -> bool:
+        return size in per_size or (size >= start and spatial_sizes(graph, size, axis) is not None)
 
-def _plan_period(graph: OpGraph) -> int:
-    return _Plan(graph).period
+    return AxisSizes(letter, low, high, tuple(valid), smallest, tuple(outputs), accepts)

@@ -1,7 +1,7 @@
 """The space `resdsl verify` checks: dimensions of values, parsed from the command line, never listed.
 
 A dimension is a network parameter's values (`--vary depth=18,34,50`, `--vary width=16..128:8`)
-or the input's H×W (`--input-range 32..512`); a space is their product. Ranges stay ranges: a
+or the input's spatial sizes (`--input-range 32..512`); a space is their product. Ranges stay ranges: a
 dimension's length and any one value are arithmetic, and a space is sized (against MAX_SPACE)
 before anything is built, so `--vary width=1..1000000000` costs three integers.
 """
@@ -73,43 +73,60 @@ class Values(_Lazy):
 
 
 class Sizes(_Lazy):
-    """The input dimension's (H, W) pairs, lazily: H from `heights`, W the same (square) or every W of
-    `widths` with every H."""
+    """The input dimension's sizes, one per spatial axis, lazily. One range gives every axis the same
+    size (a square, a cube: `axes` copies of each size, 2 until the network's rank is known, see
+    `fitted`); one range per axis gives every size of each axis with every size of the others (the
+    last axis varies fastest)."""
 
-    def __init__(self, heights: range, widths: range | None = None):
-        self.heights, self.widths = heights, widths
+    def __init__(self, ranges: Sequence[range], axes: int | None = None):
+        self.ranges = tuple(ranges)
+        self.alike = len(self.ranges) == 1
+        self.axes = (axes or 2) if self.alike else len(self.ranges)
+
+    def fitted(self, axes: int) -> Sizes:
+        """One range for every axis alike, on a network with `axes` spatial axes (per-axis ranges stay)."""
+        return Sizes(self.ranges, axes) if self.alike else self
 
     def __len__(self) -> int:
-        return len(self.heights) * (len(self.widths) if self.widths is not None else 1)
+        n = 1
+        for r in self.ranges:
+            n *= len(r)
+        return n
 
-    def at(self, index: int) -> tuple[int, int]:
-        if self.widths is None:
-            h = self.heights[index]
-            return (h, h)
-        h, w = divmod(index, len(self.widths))
-        return (self.heights[h], self.widths[w])
+    def at(self, index: int) -> tuple[int, ...]:
+        if self.alike:
+            return (self.ranges[0][index],) * self.axes
+        sizes = []
+        for r in reversed(self.ranges):
+            index, i = divmod(index, len(r))
+            sizes.append(r[i])
+        return tuple(reversed(sizes))
+
+    def show(self) -> str:
+        """As --input-range takes it: `16..40`, `8..16x32..64:8`."""
+        return "x".join(f"{r.start}..{r[-1]}" + (f":{r.step}" if r.step != 1 else "") for r in self.ranges)
 
     def __repr__(self) -> str:
-        return f"Sizes({self.heights!r}, {self.widths!r})"
+        return f"Sizes({self.ranges!r}, {self.axes!r})"
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, (tuple, list)):
             return len(self) == len(other) and tuple(self) == tuple(other)
-        return isinstance(other, Sizes) and (self.heights, self.widths) == (other.heights, other.widths)
+        return isinstance(other, Sizes) and (self.ranges, self.axes) == (other.ranges, other.axes)
 
     def __hash__(self) -> int:
-        return hash((self.heights, self.widths))
+        return hash((self.ranges, self.axes))
 
 
 @dataclass(frozen=True)
 class Dimension:
-    """One axis of the space: a network parameter, or `input` (the input's (H, W))."""
+    """One axis of the space: a network parameter, or `input` (the input's spatial sizes)."""
 
     name: str
-    values: Sequence[Any]  # parameter values as --set text, or (H, W) pairs for `input`; lazy (Values, Sizes)
+    values: Sequence[Any]  # parameter values as --set text, or size tuples (L; H, W; D, H, W) for `input`; lazy
 
     def show(self, value: Any) -> str:
-        return f"{value[0]}x{value[1]}" if self.name == "input" else str(value)
+        return "x".join(map(str, value)) if self.name == "input" else str(value)
 
 
 def _split_top(text: str) -> list[str]:
@@ -199,14 +216,22 @@ def parse_vary(text: str) -> Dimension:
 SMALL = 100_000  # a dimension of at most this many values is listed (and its repeats dropped)
 
 
+MAX_AXES = 3  # D×H×W
+
+
 def parse_input_range(text: str) -> Dimension:
-    """`LO..HI[:STEP]` (square inputs) or `HLO..HHI[:STEP]xWLO..WHI[:STEP]` (every H with every W)."""
-    height, sep, width = text.partition("x")
-    hs = _range(height, "--input-range")
-    ws = _range(width, "--input-range") if sep else None
-    if hs[0] < 1 or (ws is not None and ws[0] < 1):
+    """`LO..HI[:STEP]`: the same size on every spatial axis (L; a square H×W; a cube D×H×W), or one
+    range per axis joined by `x` (`16..32x16..64`: every H with every W; three for D×H×W). Whether the
+    count fits the network is verify's to say, once the spec is read."""
+    parts = text.split("x")
+    if len(parts) > MAX_AXES:
+        raise UsageError(
+            f"--input-range: at most {MAX_AXES} ranges (one per axis, D×H×W), not {len(parts)} in {_short(text)}"
+        )
+    ranges = [_range(part, "--input-range") for part in parts]
+    if any(r[0] < 1 for r in ranges):
         raise UsageError(f"--input-range: sizes start at 1, not {_short(text)}")
-    return Dimension("input", Sizes(hs, ws))
+    return Dimension("input", Sizes(ranges))
 
 
 @dataclass(frozen=True)

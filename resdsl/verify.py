@@ -1,7 +1,8 @@
 """`resdsl verify`: check a spec's shape rules over a whole space of parameters and input sizes.
 
 A space is a product of dimensions: network parameters (`--vary depth=18,34,50`, `--vary
-width=16..128:8`) and the input's H×W (`--input-range 32..512`). A space of at most `examples`
+width=16..128:8`) and the input's spatial sizes (`--input-range 32..512`: one size on every axis of
+a sequence, an image or a volume; `32..64x16..32`: one range per axis). A space of at most `examples`
 configurations is checked exhaustively, on every core; a larger one is sampled with hypothesis,
 which shrinks every distinct failure to a minimal failing configuration (each dimension's values
 are ordered, and shrinking moves towards the first). Failures are told apart by their error code
@@ -57,8 +58,7 @@ class Outcome:
 def _input_shape(config: dict[str, Any], channels: Callable[[], int]) -> tuple[int, ...] | None:
     if "input" not in config:
         return None
-    h, w = config["input"]
-    return (channels(), h, w)
+    return (channels(), *config["input"])
 
 
 class Runner:
@@ -66,17 +66,21 @@ class Runner:
 
     def __init__(self, spec: str, network: str | None = None):
         self.checker = Checker(spec, network)
-        self._channels: int | None = None
+        self._own: tuple[int, ...] | None = None
+
+    def own_shape(self) -> tuple[int, ...]:
+        """The input shape of the spec as written; (3,) where the spec does not check as written."""
+        if self._own is None:
+            try:
+                self._own = self.checker.check({}).input_shape
+            except SpecError:
+                self._own = (3,)
+        return self._own
 
     def channels(self) -> int:
-        """The input channels of the spec as written (an input range varies H and W only)."""
-        if self._channels is None:
-            try:
-                shape = self.checker.check({}).input_shape
-            except SpecError:
-                shape = (3,)
-            self._channels = shape[0] if len(shape) == 3 else 3
-        return self._channels
+        """The input channels of the spec as written (an input range varies the spatial sizes only)."""
+        shape = self.own_shape()
+        return shape[0] if len(shape) > 1 else 3
 
     def static(self, config: dict[str, Any]) -> tuple[Network | None, Outcome | None]:
         params = {k: v for k, v in config.items() if k != "input"}
@@ -171,7 +175,7 @@ def _reproduce(spec: str, space: Space, config: dict[str, Any], channels: int) -
         value = config[d.name]
         shown[d.name] = d.show(value)
         if d.name == "input":
-            args += ["--input", f"{channels}x{value[0]}x{value[1]}"]
+            args += ["--input", "x".join(map(str, (channels, *value)))]
         else:
             text = str(value)
             args += ["--set", f"{d.name}={text}" if re.fullmatch(r"[\w.\-]+", text) else f"'{d.name}={text}'"]
@@ -187,13 +191,13 @@ def require_torch(what: str = "resdsl verify --runtime") -> None:
 
 
 def _reproduce_runtime(spec: str, space: Space, config: dict[str, Any], max_memory: int | None) -> str:
-    """`resdsl verify SPEC --vary NAME=VALUE ... --input-range HxW --runtime`: the one configuration."""
+    """`resdsl verify SPEC --vary NAME=VALUE ... --input-range LO..HI --runtime`: the one configuration."""
     args = ["resdsl", "verify", spec]
     for d in space.dimensions:
         value = config[d.name]
-        if d.name == "input":
-            h, w = value
-            args += ["--input-range", f"{h}..{h}" if h == w else f"{h}..{h}x{w}..{w}"]
+        if d.name == "input":  # one size on every axis, or one range of one size per axis
+            shown = [f"{size}..{size}" for size in value]
+            args += ["--input-range", shown[0] if len(set(value)) == 1 else "x".join(shown)]
         else:
             text = f"{d.name}={value}"
             args += ["--vary", text if re.fullmatch(r"[\w.\-=]+", text) else f"'{text}'"]
@@ -227,8 +231,8 @@ def verify(
     defaults = None
     if inputs is not None:
         defaults, _ = runner.static({})
-        if defaults is not None and len(defaults.input_shape) != 3:
-            raise UsageError(f"--input-range: `{defaults.name}` takes a vector input: it has no spatial input size")
+        if defaults is not None:
+            space, inputs = _fit_input_range(space, inputs, defaults)
     exhaustive = space.size <= examples
     if exhaustive:
         tried, minimal = space.size, _exhaustive(runner, space, spec, network, workers)
@@ -252,9 +256,10 @@ def verify(
             found = input_sizes(defaults, heights.start, heights.stop - 1)
         except InputSizeLimit:  # a network whose sizes cannot be worked out by periods over so long a range
             found = None
-        if found is not None:
+        if found is not None:  # the sizes valid on every axis alike, as the range gives them
+            smallest = "x".join([str(found.smallest)] * len(found.axes))
             report.input_sizes = found.describe_valid() + (
-                f" (the smallest input is {found.smallest}x{found.smallest})" if found.smallest else ""
+                f" (the smallest input is {smallest})" if found.smallest else ""
             )
     if runtime and not failures:
         report.runtime_checked, runtime_failures = _runtime(runner, space, seed, max_memory=max_memory)
@@ -272,17 +277,38 @@ def verify(
     return report
 
 
+def _fit_input_range(space: Space, inputs: Dimension, net: Network) -> tuple[Space, Dimension]:
+    """The input dimension fitted to the network's spatial axes: one range serves every axis alike, and
+    per-axis ranges must be one per axis (UsageError, naming the network's input, where they are not)."""
+    axes = len(net.input_shape) - 1
+    if axes < 1:
+        raise UsageError(f"--input-range: `{net.name}` takes a vector input: it has no spatial input size")
+    values = inputs.values
+    if not isinstance(values, Sizes):
+        return space, inputs
+    if not values.alike and values.axes != axes:
+        names = {1: "L", 2: "H×W", 3: "D×H×W"}[axes]
+        shape = "x".join(map(str, net.input_shape))
+        raise UsageError(
+            f"--input-range: {values.show()} gives {values.axes} ranges, one per axis, but `{net.name}` takes "
+            f"{shape}, with {axes} spatial ax{'is' if axes == 1 else 'es'} ({names}): give one range for every "
+            f"axis alike, or {axes} joined by x"
+        )
+    fitted = Dimension("input", values.fitted(axes))
+    return Space(tuple(fitted if d is inputs else d for d in space.dimensions)), fitted
+
+
 def _square_run(inputs: Dimension | None) -> range | None:
-    """The heights of an input dimension of square sizes, every one from LO to HI; else None."""
+    """The sizes of an input dimension of one size on every axis, every one from LO to HI; else None."""
     if inputs is None:
         return None
     values = inputs.values
     if isinstance(values, Sizes):
-        ok = values.widths is None and values.heights.step == 1
-        return values.heights if ok else None
-    if not values or len(values) > SMALL or any(h != w for h, w in values):
+        ok = values.alike and values.ranges[0].step == 1
+        return values.ranges[0] if ok else None
+    if not values or len(values) > SMALL or any(len(set(v)) != 1 for v in values):
         return None
-    heights = [h for h, _ in values]
+    heights = [v[0] for v in values]
     return range(heights[0], heights[-1] + 1) if heights == list(range(heights[0], heights[-1] + 1)) else None
 
 

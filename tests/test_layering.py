@@ -49,6 +49,8 @@ RANK = {
     "memory": 8,
     "report": 8,
     "input_sizes": 8,
+    "axis_sizes": 8,  # one spatial axis through the graph, for input_sizes
+    "size_formulas": 8,
     "draw": 9,
     "backend": 9,
     "formats": 8,

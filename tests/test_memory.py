@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -48,6 +49,34 @@ def test_inference_frees_what_no_later_op_reads():
         memory_estimate(deep.ops, 0, 1, training=True).activations
         > 5 * memory_estimate(shallow.ops, 0, 1, training=True).activations
     )
+
+
+@pytest.mark.parametrize(
+    ("spec", "options", "largest"),
+    [
+        ("r3d_18", {}, (64, 16, 56, 56)),
+        ("monai_resnet18", {"spatial_dims": 1, "size": 256}, (64, 256)),  # MONAI's first conv: stride 1
+        ("monai_resnet18", {"spatial_dims": 3, "size": 32}, (64, 32, 32, 32)),
+    ],
+)
+def test_the_estimate_counts_every_spatial_axis(spec, options, largest):
+    # a sequence's C×L and a volume's C×D×H×W: every tensor's elements are the product of all its sizes
+    net = resdsl.load(spec, **options)
+    training = memory_estimate(net.ops, net.params, 2, training=True)
+    assert training.activations == 2 * 4 * sum(math.prod(d.shape) for d in net.ops.nodes.values())
+    assert training.largest_shape == largest and training.weights == 3 * 4 * net.params
+    inference = memory_estimate(net.ops, net.params, 2, training=False)
+    assert 2 * 4 * 2 * math.prod(largest) <= inference.activations < training.activations  # it and its input
+
+
+def test_a_volume_too_large_is_refused_with_its_shape(tmp_path, capsys):
+    from resdsl.cli import main
+
+    clip = ["--input", "3x64x1024x1024", "--max-memory", "1G"]
+    assert main(["compile", "r3d_18", *clip, "-o", str(tmp_path / "m.pt2")]) == 1
+    err = capsys.readouterr().err
+    assert "error[E0506]: `r3d_18` needs about 25.9 GB for input 3x64x1024x1024" in err
+    assert "(the largest, `stem.0`, is 64x64x512x512 per example)" in err and not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(
