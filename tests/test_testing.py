@@ -59,3 +59,19 @@ def test_assert_runtime_matches_passes_and_fails():
 def test_networks_are_valid_specs_with_their_own_shape_bookkeeping(spec):
     net = resdsl.loads(spec.source)
     assert net.input_shape == spec.input_shape and net.output_shape == (spec.classes,)
+
+
+@settings(**SETTINGS)
+@given(input_shapes("r3d_18", 4, 16, square=False), input_shapes("monai_resnet18", 8, 64, axes=1))
+def test_input_shapes_take_the_specs_axes(volume, sequence):
+    assert len(volume) == 4 and volume[0] == 3 and all(4 <= n <= 16 for n in volume[1:])
+    assert resdsl.load("r3d_18", input_shape=volume).input_shape == volume
+    assert len(sequence) == 2 and sequence[0] == 3
+    assert resdsl.load("monai_resnet18", spatial_dims=1, input_shape=sequence).input_shape == sequence
+
+
+@settings(max_examples=10, **{k: v for k, v in SETTINGS.items() if k != "max_examples"})
+@given(networks(ranks=(1, 3), per_axis=True))
+def test_networks_draw_sequences_and_volumes(spec):
+    net = resdsl.loads(spec.source)
+    assert spec.rank in (1, 3) and net.input_shape == spec.input_shape and net.output_shape == (spec.classes,)

@@ -12,11 +12,14 @@
 - `bindings(spec, **ranges)`: parameter assignments of a spec (each range a list, a `range`, or
   a hypothesis strategy; parameters left out keep their defaults), as keyword arguments for
   `resdsl.load`;
-- `input_shapes(spec, low, high, square=True)`: C×H×W input shapes with the spec's channels;
+- `input_shapes(spec, low, high, square=True)`: input shapes with the spec's channels and number of
+  spatial axes (C×L, C×H×W or C×D×H×W), one size on every axis unless `square=False`;
 - `assert_runtime_matches(spec, input_shape=None, **params)`: the compiled module's output shape,
   parameter count and FlopCounterMode MACs are the spec's static ones (needs torch);
 - `networks()`: random valid networks as .res text with the shapes the generator computed itself
-  (`NetworkSpec.source`, `.stages[i].out_shape`), the generator resdsl's own tests use;
+  (`NetworkSpec.source`, `.stages[i].out_shape`), the generator resdsl's own tests use; images by
+  default, sequences and volumes with `ranks=(1, 2, 3)`, per-axis kernels and strides with
+  `per_axis=True`;
 - `invalid_networks()` and `mutated_sources()`: broken specs, for robustness tests.
 
 docs/testing.md shows them in use.
@@ -94,17 +97,25 @@ def input_shapes(
     square: bool = True,
     channels: int | None = None,
     network: str | None = None,
-) -> st.SearchStrategy[tuple[int, int, int]]:
-    """C×H×W shapes with H (and W) from `low` to `high`; C is the spec's own input channels unless given."""
+    axes: int | None = None,
+) -> st.SearchStrategy[tuple[int, ...]]:
+    """Input shapes with every spatial size from `low` to `high`: C×L, C×H×W or C×D×H×W as the spec's
+    input (2 axes where the spec does not check as written), `axes` to choose; one size on every axis
+    (`square`) or each its own. C is the spec's own input channels unless given."""
     if not 1 <= low <= high:
         raise UsageError(f"input_shapes: need 1 <= low <= high, not {low}..{high}")
-    if channels is None:
+    if channels is None or axes is None:
         _, net = _defaults(spec, network)
-        channels = net.input_shape[0] if net is not None and len(net.input_shape) == 3 else 3
+        own = net.input_shape if net is not None and len(net.input_shape) > 1 else (3, 1, 1)
+        channels = own[0] if channels is None else channels
+        axes = len(own) - 1 if axes is None else axes
+    if not 1 <= axes <= 3:
+        raise UsageError(f"input_shapes: a network has 1 to 3 spatial axes, not {axes}")
     sizes = st.integers(low, high)
+    c, n = channels, axes
     if square:
-        return sizes.map(lambda h: (channels, h, h))
-    return st.tuples(st.just(channels), sizes, sizes)
+        return sizes.map(lambda h: (c,) + (h,) * n)
+    return st.tuples(st.just(c), *([sizes] * n))
 
 
 def assert_runtime_matches(

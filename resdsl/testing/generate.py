@@ -1,289 +1,97 @@
 """`networks()`: random *valid* residual networks as .res text, for hypothesis.
 
-Each draw is a `NetworkSpec`: what was drawn, the shapes the generator itself
-computed (with PyTorch's floor formula, independently of resdsl.shapes), and the
-rendered `source`. Validity is built in, not filtered: every spatial size stays
->= 1, groups divide the channels they split, and wherever the effective shortcut
-policy is A no block shrinks channels. The networks use the library blocks
-(basic, bottleneck), and custom blocks with grouped and dilated convs,
-pre-activation, SE, ECA, GroupNorm, EvoNorm, FRN, weight-standardised convs,
-drop path and `branches` (split, carry, sum, product, select).
+Each draw is a `NetworkSpec` (description.py): what was drawn, the shapes the
+generator itself computed (with PyTorch's floor formula, independently of
+resdsl.shapes), and the rendered `source` (render.py). Validity is built in, not
+filtered: every spatial size stays >= 1, groups divide the channels they split,
+and wherever the effective shortcut policy is A no block shrinks channels. The
+networks use the library blocks (basic, bottleneck), and custom blocks with
+grouped and dilated convs, pre-activation, SE, ECA, GroupNorm, EvoNorm, FRN,
+weight-standardised convs, drop path and `branches` (split, carry, sum, product,
+select). `ranks` draws sequences (C×L) and volumes (C×D×H×W) besides images, and
+`per_axis` kernels, strides and paddings given one per axis (`k=(1, 3, 3)`, a
+custom block's `s=(1, stride, stride)`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from hypothesis import strategies as st
 
-Shape = tuple[int, ...]
-
-POLICIES = ("A", "B", "C", "D")
-MIN_HW, MAX_HW = 8, 64
-MIN_WIDTH, MAX_WIDTH = 4, 64
-
-
-# ---- shape arithmetic (PyTorch's formulas, written out again on purpose) -------------
-
-
-def conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
-    """floor((size + 2p - d(k-1) - 1) / s) + 1; 0 when the window does not fit."""
-    span = size + 2 * padding - dilation * (kernel - 1) - 1
-    return span // stride + 1 if span >= 0 else 0
-
-
-def pool_out(size: int, kernel: int, stride: int, padding: int, ceil: bool = False) -> int:
-    """torch.nn.MaxPool2d / AvgPool2d output size (ATen's pooling_output_shape), ceil_mode included.
-
-    In ceil mode a window may hang over the end, so a 2x2 map pooled with k3 s2 gives 1x1.
-    """
-    span = size + 2 * padding - (kernel - 1) - 1 + (stride - 1 if ceil else 0)
-    out = span // stride + 1  # floor division, like ATen's div_rtn
-    if ceil and (out - 1) * stride >= size + padding:  # the last window must start inside the padded input
-        out -= 1
-    return max(out, 0)
-
-
-def _divisors(n: int, limit: int = 8) -> list[int]:
-    return [d for d in range(1, min(n, limit) + 1) if n % d == 0]
-
-
-# ---- the description ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One stage `label: block(width, ...) xN [s2] [shortcut X]` and the shapes it maps."""
-
-    name: str  # its graph path: the label, or layer<i> when unlabelled
-    kind: str  # "basic" | "bottleneck" | "custom"
-    block: str  # the block called: basic, bottleneck, bottleneck_v1 or custom<i>
-    width: int
-    repeats: int
-    stride: int
-    groups: int  # groups of the strided k×k conv (1 for basic)
-    kernel: int  # kernel of the k×k conv
-    dilation: int
-    expansion: int  # output channels = width * expansion
-    shortcut: str | None  # stage-level `shortcut X`, None when the stage inherits
-    policy: str  # the effective policy of the stage's residual adds
-    in_shape: Shape
-    out_shape: Shape
-    # rendering details
-    label: str | None = None
-    base_width: int = 64
-    se_ratio: int = 0
-    attention: str = ""  # custom blocks only: "eca", or "se8" (se with timm's rounding to 8)
-    norm_groups: int = 0  # custom blocks only: the last norm is `gn norm_groups` (or `evonorm`) instead of `bn`
-    last_norm: str = "bn"  # custom blocks only: bn, gn, evonorm or frn for the last norm
-    std_conv: bool = False  # custom blocks only: the k×k conv is a weight-standardised `stdconv`
-    drop_path: float = 0.0  # custom blocks only: a `drop_path` closing the main path
-    preact: bool = False  # custom blocks only: BN-ReLU-conv, nothing after the add
-    branches: str = ""  # custom blocks only: a `branches` part after the first conv, keeping its shape:
-    #                           "concat" (split), "carry" (split, Res2Net's carry), "sum", "product", "select"
-    branch_count: int = 0
-    post_relu: bool = True
-    style: tuple = ()  # syntax choices: ("x_space", "stride_kw", "g_short", "shortcut_first", ...)
-
-    @property
-    def out_channels(self) -> int:
-        return self.width * self.expansion
-
-
-@dataclass(frozen=True)
-class NetworkSpec:
-    """What `networks()` generated. `source` is the .res text."""
-
-    name: str
-    input_shape: Shape
-    stem_width: int
-    stem_kernel: int
-    stem_stride: int
-    stem_padding: int | None  # None: the default kernel//2
-    stem_pool: tuple[int, int, int, bool] | None  # (kernel, stride, padding, ceil) of a maxpool
-    stem_shape: Shape
-    stages: tuple[Stage, ...]
-    policy: str
-    classes: int
-    classes_param: bool = False  # `network n(classes = N)`, so loads(..., classes=K) overrides it
-    explicit_policy: bool = True  # False: no `shortcut` line; the default policy is B
-    style: tuple = ()
-    source: str = field(default="", repr=False)
-    outputs: str = ""  # "list" or "dict": an `output` statement returns every stage and the logits
-
-    def stage(self, name: str) -> Stage:
-        return next(s for s in self.stages if s.name == name)
-
-
-# ---- rendering --------------------------------------------------------------------------
-
-
-def _custom_block(stage: Stage) -> str:
-    k = f"k{stage.kernel}" + (f" d{stage.dilation}" if stage.dilation != 1 else "")
-    expand = f"width * {stage.expansion}" if stage.expansion != 1 else "width"
-    se = [f"        se {stage.se_ratio}"] if stage.se_ratio else []
-    se += {"eca": ["        eca"], "se8": ["        se 4 divisor=8"], "": []}[stage.attention]
-    norm = {"bn": "bn", "gn": f"gn {stage.norm_groups}", "evonorm": f"evonorm {stage.norm_groups}", "frn": "frn"}[
-        stage.last_norm
-    ]
-    conv = "stdconv" if stage.std_conv else "conv"
-    drop = [f"        drop_path {stage.drop_path:g}"] if stage.drop_path else []
-    if stage.preact:
-        body = [
-            f"        bn -> relu -> conv width {k} s=stride g=groups",
-            f"        bn -> relu -> conv {expand} k1",
-        ] + se
-        tail = []
-    else:
-        body = (
-            [
-                f"        {conv} width {k} s=stride g=groups -> bn -> relu",
-                *_branches(stage),
-                f"        conv {expand} k1 -> {norm}",
-            ]
-            + se
-            + drop
-        )
-        tail = ["    relu"] if stage.post_relu else []
-    return "\n".join(
-        [f"block {stage.block}(width, stride = 1, groups = 1) {{", "    residual {", *body, "    }", *tail, "}"]
-    )
-
-
-def _branches(stage: Stage) -> list[str]:
-    """The `branches` part of a custom block: every variant keeps `width` channels and H×W."""
-    n = stage.branch_count
-    return {
-        "": [],
-        "concat": [f"        branches({n}, split = true, merge = concat) {{ conv width / {n} k3 -> relu }}"],
-        "carry": [
-            f"        branches({n}, split = true, merge = concat, carry = branch > 0) {{",
-            f"            convs[branch]: conv width / {n} k3 -> relu",
-            "        }",
-        ],
-        "sum": [f"        branches({n}, merge = sum) {{ paths[branch] {{ conv width k3 d=(branch + 1) -> bn }} }}"],
-        "product": [f"        branches({n}, merge = product) {{ conv width k1 -> sigmoid }}"],
-        "select": [
-            f"        branches({n}, merge = select) {{ conv width k3 -> relu }} attend {{",
-            f"            avgpool -> conv 8 k1 -> relu -> conv width * {n} k1",
-            "        }",
-        ],
-    }[stage.branches]
-
-
-def _stage_line(stage: Stage) -> str:
-    args = [str(stage.width)]
-    if stage.kind == "bottleneck":
-        if stage.groups != 1:
-            args.append(("g=" if "g_short" in stage.style else "groups=") + str(stage.groups))
-        if stage.base_width != 64:
-            args.append(f"base_width={stage.base_width}")
-        if stage.expansion != 4:
-            args.append(f"expansion={stage.expansion}")
-        if stage.se_ratio:
-            args.append(f"se_ratio={stage.se_ratio}")
-    elif stage.kind == "custom" and stage.groups != 1:
-        args.append(("g=" if "g_short" in stage.style else "groups=") + str(stage.groups))
-    call = f"{stage.block}({', '.join(args)})"
-    repeat = f"x {stage.repeats}" if "x_space" in stage.style else f"x{stage.repeats}"
-    options = []
-    if stage.stride != 1 or "explicit_s1" in stage.style:
-        options.append(f"stride={stage.stride}" if "stride_kw" in stage.style else f"s{stage.stride}")
-    if stage.shortcut is not None:
-        sc = f"shortcut {stage.shortcut}"
-        options = [sc] + options if "shortcut_first" in stage.style else options + [sc]
-    label = f"{stage.label}: " if stage.label else ""
-    return f"    {label}{call} {' '.join([repeat] + options)}"
-
-
-def render(spec: NetworkSpec) -> str:
-    """The .res text of `spec` (its `source` field is ignored)."""
-    lines = []
-    if any(s.kind in ("basic", "bottleneck") for s in spec.stages):
-        lines += ['use "blocks.res"', ""]
-    for stage in spec.stages:
-        if stage.kind == "custom":
-            lines += [_custom_block(stage), ""]
-    header = f"network {spec.name}"
-    if spec.classes_param:
-        header += f"(classes = {spec.classes}, policy = {spec.policy})"
-    lines.append(header + " {")
-    c, h, w = spec.input_shape
-    lines.append(f"    input {c} x {h} x {w}" if "spaced_input" in spec.style else f"    input {c}x{h}x{w}")
-    if spec.explicit_policy:
-        lines.append("    shortcut policy" if spec.classes_param else f"    shortcut {spec.policy}")
-    stem = f"conv {spec.stem_width} k{spec.stem_kernel}"
-    if spec.stem_stride != 1:
-        stem += f" s{spec.stem_stride}"
-    if spec.stem_padding is not None:
-        stem += f" p={spec.stem_padding}" if "p_kw" in spec.style else f" p{spec.stem_padding}"
-    stem += " -> bn -> relu"
-    if spec.stem_pool is not None:
-        k, s, p, ceil = spec.stem_pool
-        stem += f" -> maxpool k{k} s{s} p{p}" + (" ceil" if ceil else "")
-    if "no_sections" in spec.style:
-        lines.append("    " + stem)
-    else:
-        lines += ["    stem {", "        " + stem, "    }"]
-    lines += [_stage_line(stage) for stage in spec.stages]
-    classes = "classes" if spec.classes_param else str(spec.classes)
-    head = {
-        "plain": f"avgpool -> fc {classes}",
-        "flatten": f"avgpool -> flatten -> fc {classes}",
-        "dropout": f"avgpool -> dropout 0.2 -> fc {classes}",
-        "nobias": f"avgpool -> fc {classes} bias=false",
-    }[next((x for x in ("flatten", "dropout", "nobias") if x in spec.style), "plain")]
-    if "no_sections" in spec.style:
-        lines.append("    " + head)
-    elif "wrapped_head" in spec.style:
-        lines += ["    head {", "        avgpool", f"            -> {head.split(' -> ', 1)[1]}", "    }"]
-    else:
-        lines += ["    head {", "        " + head, "    }"]
-    if spec.outputs:  # every stage's features and the logits (`fc`: sections add no name)
-        points = [s.name for s in spec.stages] + ["fc"]
-        keyed = [f"f{i}: {p}" for i, p in enumerate(points[:-1])] + [f"logits: {points[-1]}"]
-        lines.append("    output " + ", ".join(keyed if spec.outputs == "dict" else points))
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
+from .description import (  # noqa: F401 - re-exported: the description and its arithmetic
+    MAX_HW,
+    MAX_WIDTH,
+    MIN_HW,
+    MIN_WIDTH,
+    POLICIES,
+    SIZES,
+    WIDTHS,
+    Axes,
+    NetworkSpec,
+    Shape,
+    Stage,
+    along,
+    conv_out,
+    conv_sizes,
+    divisors,
+    pool_out,
+    same_padding,
+)
+from .render import render  # noqa: F401 - re-exported
 
 # ---- valid networks ---------------------------------------------------------------------
 
 
-def _block_output(shape: Shape, out_channels: int, stride: int, kernel: int, dilation: int) -> Shape:
+def _block_output(shape: Shape, out_channels: int, strides: tuple[int, ...], kernel: Axes, dilation: int) -> Shape:
     """Shape after one block whose strided conv has `kernel`, `dilation` and default padding."""
-    _, h, w = shape
-    pad = kernel // 2 * dilation
-    return (out_channels, conv_out(h, kernel, stride, pad, dilation), conv_out(w, kernel, stride, pad, dilation))
+    return (out_channels, *conv_sizes(shape[1:], kernel, strides, same_padding(kernel, dilation), dilation))
+
+
+def _axes(draw, choices: list[int], rank: int, per_axis: bool) -> Axes:
+    """One number for every axis, or (with `per_axis`, on an image or a volume, half the time) one per axis."""
+    if per_axis and rank > 1 and draw(st.booleans()):
+        return tuple(draw(st.sampled_from(choices)) for _ in range(rank))
+    return draw(st.sampled_from(choices))
 
 
 @st.composite
-def _stem(draw, shape: Shape):
-    c, h, w = shape
-    width = draw(st.integers(MIN_WIDTH, MAX_WIDTH))
-    kernel = draw(st.sampled_from([1, 2, 3, 3, 5, 7]))
-    stride = draw(st.sampled_from([1, 1, 2]))
-    padding = draw(st.none() | st.integers(0, kernel // 2 + 1))
-    p = kernel // 2 if padding is None else padding
-    oh, ow = conv_out(h, kernel, stride, p), conv_out(w, kernel, stride, p)
-    if min(oh, ow) < 1:  # the draw does not fit: a 3×3 'same' conv always does
+def _stem(draw, shape: Shape, per_axis: bool = False, max_width: int = MAX_WIDTH):
+    sizes = shape[1:]
+    rank = len(sizes)
+    width = draw(st.integers(MIN_WIDTH, max_width))
+    kernel = _axes(draw, [1, 2, 3, 3, 5, 7], rank, per_axis)
+    stride = _axes(draw, [1, 1, 2], rank, per_axis)
+    padding: Axes | None = draw(st.none() | st.integers(0, max(along(kernel, rank)) // 2 + 1))
+    out = conv_sizes(sizes, kernel, stride, same_padding(kernel) if padding is None else padding)
+    if min(out) < 1:  # the draw does not fit: a 3×3 'same' conv always does
         kernel, stride, padding = 3, 1, None
-        oh, ow = h, w
+        out = sizes
     pool = None
     if draw(st.booleans()):
-        k = draw(st.sampled_from([2, 3]))
-        s = draw(st.sampled_from([1, 2]))
-        pp = draw(st.integers(0, k // 2))
+        k = _axes(draw, [2, 3], rank, per_axis)
+        s = _axes(draw, [1, 2], rank, per_axis)
+        pp = draw(st.integers(0, min(along(k, rank)) // 2))
         ceil = draw(st.booleans())
-        ph, pw = pool_out(oh, k, s, pp, ceil), pool_out(ow, k, s, pp, ceil)
-        if min(ph, pw) >= 1:
-            pool, oh, ow = (k, s, pp, ceil), ph, pw
-    return width, kernel, stride, padding, pool, (width, oh, ow)
+        pooled = tuple(pool_out(n, kk, ss, pp, ceil) for n, kk, ss in zip(out, along(k, rank), along(s, rank)))
+        # PyTorch's 3-d pools also need the kernel within the unpadded input
+        fits = rank < 3 or all(kk <= n for kk, n in zip(along(k, rank), out))
+        if min(pooled) >= 1 and fits:
+            pool, out = (k, s, pp, ceil), pooled
+    return width, kernel, stride, padding, pool, (width, *out)
 
 
 @st.composite
-def _stage(draw, index: int, in_shape: Shape, network_policy: str, allow_special: bool):
+def _stage(
+    draw,
+    index: int,
+    in_shape: Shape,
+    network_policy: str,
+    allow_special: bool,
+    per_axis: bool = False,
+    max_width: int = MAX_WIDTH,
+):
     cin = in_shape[0]
     kind = draw(st.sampled_from(["basic", "bottleneck", "custom"]))
     shortcut = draw(st.sampled_from([None, None, None, *POLICIES] + (["identity", "none"] if allow_special else [])))
@@ -309,9 +117,12 @@ def _stage(draw, index: int, in_shape: Shape, network_policy: str, allow_special
             width = cin // expansion
     if policy != "identity":
         low = max(MIN_WIDTH, -(-cin // expansion)) if policy == "A" else MIN_WIDTH
-        width = draw(st.integers(low, max(low, MAX_WIDTH)))
+        width = draw(st.integers(low, max(low, max_width)))
 
+    rank = len(in_shape) - 1
     groups, kernel, dilation, base_width, se_ratio = 1, 3, 1, 64, 0
+    kernel_axes: Axes = 3
+    stride_axes: tuple[bool, ...] = ()
     preact, post_relu, attention, norm_groups = False, True, "", 0
     branches, branch_count = "", 0
     last_norm, std_conv, drop_path = "bn", False, 0.0
@@ -328,9 +139,13 @@ def _stage(draw, index: int, in_shape: Shape, network_policy: str, allow_special
             se_ratio = ratio
     elif kind == "custom":
         block = f"custom{index}"
-        kernel = draw(st.sampled_from([1, 3, 3, 5]))
+        kernel_axes = _axes(draw, [1, 3, 3, 5], rank, per_axis)
+        kernel = max(along(kernel_axes, rank))
         dilation = draw(st.sampled_from([1, 1, 2])) if kernel > 1 else 1
-        groups = draw(st.sampled_from(_divisors(math.gcd(cin, width))))
+        if per_axis and rank > 1 and stride > 1 and draw(st.booleans()):  # a stride on some axes only
+            stride_axes = tuple(draw(st.booleans()) for _ in range(rank))
+            stride_axes = stride_axes if any(stride_axes) else (True,) * rank
+        groups = draw(st.sampled_from(divisors(math.gcd(cin, width))))
         preact = draw(st.booleans())
         post_relu = draw(st.booleans())
         ratio = draw(st.sampled_from([0, 0, 2, 4]))
@@ -340,7 +155,7 @@ def _stage(draw, index: int, in_shape: Shape, network_policy: str, allow_special
         if not preact:
             last_norm = draw(st.sampled_from(["bn", "bn", "gn", "evonorm", "frn"]))
             if last_norm in ("gn", "evonorm"):
-                norm_groups = draw(st.sampled_from(_divisors(width * expansion)))
+                norm_groups = draw(st.sampled_from(divisors(width * expansion)))
             # a standardised filter needs two weights or more (E0410): a k×k kernel always has them
             std_conv = kernel > 1 and draw(st.booleans())
             drop_path = draw(st.sampled_from([0.0, 0.0, 0.1, 0.5]))
@@ -351,7 +166,12 @@ def _stage(draw, index: int, in_shape: Shape, network_policy: str, allow_special
                 branches, branch_count = (branches, draw(st.sampled_from(counts))) if counts else ("", 0)
             elif branches:
                 branch_count = draw(st.sampled_from([1, 2, 3]))
-    out_shape = _block_output(in_shape, width * expansion, stride, kernel, dilation)
+    strides = tuple(stride if on else 1 for on in stride_axes) if stride_axes else (stride,) * rank
+    if rank == 3 and policy == "D" and any(s > n for n, s in zip(in_shape[1:], strides)):
+        # ResNet-D's shortcut average-pools by the stride, and PyTorch's AvgPool3d needs its kernel
+        # within the input (an AvgPool2d takes a window hanging over the edge): no stride on so small a map
+        stride, stride_axes, strides = 1, (), (1,) * rank
+    out_shape = _block_output(in_shape, width * expansion, strides, kernel_axes, dilation)
     return Stage(
         name="",
         kind=kind,
@@ -360,7 +180,7 @@ def _stage(draw, index: int, in_shape: Shape, network_policy: str, allow_special
         repeats=repeats,
         stride=stride,
         groups=groups,
-        kernel=kernel,
+        kernel=kernel_axes,
         dilation=dilation,
         expansion=expansion,
         shortcut=shortcut,
@@ -379,6 +199,7 @@ def _stage(draw, index: int, in_shape: Shape, network_policy: str, allow_special
         last_norm=last_norm,
         std_conv=std_conv,
         drop_path=drop_path,
+        stride_axes=stride_axes,
     )
 
 
@@ -390,22 +211,29 @@ def networks(
     max_stages: int = 4,
     allow_special: bool = True,
     outputs: bool = False,
+    ranks: tuple[int, ...] = (2,),
+    per_axis: bool = False,
 ) -> NetworkSpec:
-    """A valid network and its description. `square=True` keeps H == W; `outputs=True` may add an
-    `output` statement returning every stage and the logits, as a list or an ordered dict."""
+    """A valid network and its description. `square=True` keeps every spatial size equal (H == W);
+    `outputs=True` may add an `output` statement returning every stage and the logits, as a list or an
+    ordered dict; `ranks` are the numbers of spatial axes drawn from (1: C×L sequences, 2: C×H×W
+    images, 3: C×D×H×W volumes, small); `per_axis=True` may give kernels, strides and paddings one
+    per axis (`k=(1, 3, 3) s=(1, 2, 2)`; a custom block's stride on some axes only)."""
     policy = draw(st.sampled_from(policies))
+    rank = draw(st.sampled_from(ranks))
+    low, high = SIZES[rank]
     c = draw(st.sampled_from([1, 3, 3, 4]))
-    h = draw(st.integers(MIN_HW, MAX_HW))
-    is_square = draw(st.booleans() | st.just(True)) if square is None else square
-    w = h if is_square else draw(st.integers(MIN_HW, MAX_HW))
-    stem_width, kernel, stride, padding, pool, shape = draw(_stem((c, h, w)))
+    h = draw(st.integers(low, high))
+    is_square = draw(st.booleans() | st.just(True)) if square is None or rank == 1 else square
+    sizes = (h,) * rank if is_square else (h, *(draw(st.integers(low, high)) for _ in range(rank - 1)))
+    stem_width, kernel, stride, padding, pool, shape = draw(_stem((c, *sizes), per_axis, WIDTHS[rank]))
     stem_shape = shape
 
     n = draw(st.integers(1, max_stages))
     labels = draw(st.sampled_from(["auto", "layer", "named"]))
     stages = []
     for i in range(n):
-        stage = draw(_stage(i, shape, policy, allow_special))
+        stage = draw(_stage(i, shape, policy, allow_special, per_axis, WIDTHS[rank]))
         label = {"auto": None, "layer": f"layer{i + 1}", "named": f"stage_{chr(97 + i)}"}[labels]
         stages.append(replace(stage, name=label or f"layer{i + 1}", label=label))
         shape = stage.out_shape
@@ -415,7 +243,7 @@ def networks(
     explicit_policy = policy != "B" or draw(st.booleans())
     spec = NetworkSpec(
         name=draw(st.sampled_from(["net", "gen", "resnet_x", "n0"])),
-        input_shape=(c, h, w),
+        input_shape=(c, *sizes),
         stem_width=stem_width,
         stem_kernel=kernel,
         stem_stride=stride,
