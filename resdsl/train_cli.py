@@ -25,7 +25,8 @@ def add_train_parser(commands) -> None:
     train.add_argument(
         "--data",
         metavar="SOURCE",
-        help="digits (default), cifar10:DIR, imagefolder:DIR (streamed), wds:PATTERN (WebDataset shards) or synthetic",
+        help="digits (default), cifar10:DIR, imagefolder:DIR (streamed), wds:PATTERN (WebDataset shards), "
+        "npy:DIR (streamed .npy arrays, any input rank) or synthetic",
     )
     train.add_argument(
         "--recipe",
@@ -107,7 +108,7 @@ def add_train_parser(commands) -> None:
     train.add_argument(
         "--on-bad-image",
         choices=["fail", "skip"],
-        help="an unreadable image stops the run (default) or is skipped with a warning",
+        help="an unreadable image (or npy:DIR array) stops the run (default) or is skipped with a warning",
     )
     train.add_argument(
         "--decode",
@@ -128,7 +129,7 @@ def add_train_parser(commands) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="NHWC activations (default: on for image inputs, on CUDA and on the CPU, where cuDNN "
-        "and oneDNN run convolutions faster in it)",
+        "and oneDNN run convolutions faster in it; NDHWC for volumes when given)",
     )
     train.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     train.add_argument(

@@ -2,18 +2,20 @@
 
     digits           scikit-learn's 1,797 handwritten digits (8×8), split train/val with a fixed seed
     cifar10:DIR      the CIFAR-10 python batches in DIR (torchvision.datasets.CIFAR10, download=False)
-    synthetic        random tensors, for throughput
+    synthetic        random tensors of the spec's input shape (any rank), for throughput
 
-Image folders and WebDataset shards are streamed instead (stream.py, shards.py). DIR may start
-with `~`: the shell does not expand it after `cifar10:`.
+Image folders, WebDataset shards and folders of .npy arrays are streamed instead (stream.py,
+shards.py, arrays.py). DIR may start with `~`: the shell does not expand it after `cifar10:`.
 
 Every source here ends as tensors in memory shaped for the spec's input (resized, channels
 replicated), so batching and augmentation are plain tensor ops seeded per epoch and step: that is
-what makes a resumed run bitwise identical.
+what makes a resumed run bitwise identical. Digits and CIFAR-10 are images: a network whose input
+is a vector takes them flattened, one of sequences or volumes refuses them.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -26,8 +28,13 @@ from ..library import UsageError
 
 # How many examples a source holds, where that is known without reading it (for the memory estimate).
 EXAMPLES = {"digits": 1797, "synthetic": 2048, "cifar10": 60000}
+# Synthetic data holds at most this much: 2,048 examples up to ImageNet's 3x224x224 (1.2 GB of float32),
+# fewer of larger inputs (volumes, clips: 512 of r3d_18's 3x16x112x112), but never fewer than
+# SYNTHETIC_MIN, which leaves validation examples after the 80/20 split.
+SYNTHETIC_BYTES = 2048 * 3 * 224 * 224 * 4
+SYNTHETIC_MIN = 20
 # The optional packages a source needs beyond torch, with the module to import and the pip name.
-PACKAGES = {"digits": ("sklearn", "scikit-learn")}
+PACKAGES = {"digits": ("sklearn", "scikit-learn"), "npy": ("numpy", "numpy")}
 
 
 def require(source: str) -> None:
@@ -44,13 +51,19 @@ def require(source: str) -> None:
         ) from None
 
 
-def examples(source: str) -> int | None:
-    return EXAMPLES.get(source.partition(":")[0])
+def examples(source: str, input_shape: tuple[int, ...]) -> int | None:
+    kind = source.partition(":")[0]
+    return synthetic_count(input_shape) if kind == "synthetic" else EXAMPLES.get(kind)
+
+
+def synthetic_count(input_shape: tuple[int, ...]) -> int:
+    per_example = 4 * math.prod(input_shape)
+    return max(SYNTHETIC_MIN, min(EXAMPLES["synthetic"], SYNTHETIC_BYTES // per_example))
 
 
 @dataclass
 class Data:
-    train_x: torch.Tensor  # (N, C, H, W) float or (N, D)
+    train_x: torch.Tensor  # (N, *input shape) float: (N, D), (N, C, L), (N, C, H, W) or (N, C, D, H, W)
     train_y: torch.Tensor  # (N,) int64
     val_x: torch.Tensor
     val_y: torch.Tensor
@@ -65,10 +78,11 @@ def load_data(source: str, input_shape: tuple[int, ...], seed: int) -> Data:
     if kind == "digits":
         images, labels = _digits()
         return _finish(images, labels, None, None, input_shape, seed, "digits", augment=False)
-    if kind == "synthetic":
+    if kind == "synthetic":  # uniform noise with random labels: the same steps as real data, nothing to learn
         g = torch.Generator().manual_seed(seed)
-        images = torch.rand((2048,) + (input_shape if len(input_shape) == 3 else (input_shape[0], 1, 1)), generator=g)
-        labels = torch.randint(0, 10, (2048,), generator=g)
+        count = synthetic_count(input_shape)
+        images = torch.rand((count, *input_shape), generator=g)
+        labels = torch.randint(0, 10, (count,), generator=g)
         return _finish(images, labels, None, None, input_shape, seed, "synthetic", augment=False)
     if kind == "cifar10":
         if not path:
@@ -76,8 +90,11 @@ def load_data(source: str, input_shape: tuple[int, ...], seed: int) -> Data:
         if not os.path.isdir(path):
             raise DataError(f"--data {source}: {path} is not a directory")
         train, val = _cifar10(path)
-        return _finish(*train, *val, input_shape, seed, f"{kind}:{path}", augment=input_shape[-1] == 32)
-    raise UsageError(f"unknown --data {source!r}: use digits, cifar10:DIR, imagefolder:DIR, wds:PATTERN or synthetic")
+        augment = len(input_shape) == 3 and input_shape[-1] == 32
+        return _finish(*train, *val, input_shape, seed, f"{kind}:{path}", augment=augment)
+    raise UsageError(
+        f"unknown --data {source!r}: use digits, cifar10:DIR, imagefolder:DIR, wds:PATTERN, npy:DIR or synthetic"
+    )
 
 
 def _digits() -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,13 +135,16 @@ def _finish(train_x, train_y, val_x, val_y, input_shape, seed, name, augment) ->
             train_y[order[cut:]],
         )
     mean, std = train_x.mean(), train_x.std().clamp_min(1e-6)
-    fit = lambda x: (_fit(x, input_shape) - mean) / std  # noqa: E731
+    fit = lambda x: (_fit(x, input_shape, name) - mean) / std  # noqa: E731
     classes = int(max(train_y.max(), val_y.max())) + 1
     return Data(fit(train_x), train_y, fit(val_x), val_y, classes, name, augment)
 
 
-def _fit(images: torch.Tensor, input_shape: tuple[int, ...]) -> torch.Tensor:
-    """Resize to the spec's H×W and replicate (or average) channels to its C; flatten for a vector input."""
+def _fit(images: torch.Tensor, input_shape: tuple[int, ...], name: str) -> torch.Tensor:
+    """Resize to the spec's H×W and replicate (or average) channels to its C; flatten for a vector input.
+    Data of the input's shape (synthetic) is kept as it is; images for a sequence or volume are refused."""
+    if images.shape[1:] == input_shape:
+        return images.contiguous()
     if len(input_shape) == 1:
         flat = images.reshape(len(images), -1)
         if flat.shape[1] != input_shape[0]:
@@ -133,6 +153,13 @@ def _fit(images: torch.Tensor, input_shape: tuple[int, ...]) -> torch.Tensor:
                 f"{input_shape[0]}: use --input {flat.shape[1]}"
             )
         return flat
+    if len(input_shape) != 3:
+        from .arrays import describe
+
+        raise DataError(
+            f"--data {name} holds {'x'.join(map(str, images.shape[2:]))} images; the spec's input is "
+            f"{describe(input_shape)}: train it on --data npy:DIR (or synthetic)"
+        )
     c, h, w = input_shape
     if images.shape[2:] != (h, w):
         images = F.interpolate(images, size=(h, w), mode="bilinear", align_corners=False)

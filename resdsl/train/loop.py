@@ -41,7 +41,7 @@ from .config import TrainConfig
 from .data import DataError, examples, require
 from .metrics import Log, Meter, require_tensorboard
 from .progress import NO_MATPLOTLIB, Progress, plot, plotting
-from .sources import Source, Where, open_source
+from .sources import Source, Where, memory_layout, open_source
 
 STREAMED = ("imagefolder", "wds")
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "curves.png", "tensorboard")  # what a run writes in RUN_DIR
@@ -67,7 +67,7 @@ def _device(wanted: str, local_rank: int) -> torch.device:
 def _check_memory(net: Network, cfg: TrainConfig, batch_size: int, device: torch.device, amp: str) -> None:
     """E0506 before the data is read or the model built: a batch of the spec must fit the device."""
     cuda = device.type == "cuda"
-    data = 0 if cuda else (examples(cfg.data) or 0) * math.prod(net.input_shape) * 4  # held on the host
+    data = 0 if cuda else (examples(cfg.data, net.input_shape) or 0) * math.prod(net.input_shape) * 4  # on the host
     limit: int | None
     if cfg.max_memory:
         limit, where = cfg.max_memory, f"--max-memory {show_bytes(cfg.max_memory)}"
@@ -166,6 +166,8 @@ def train(cfg: TrainConfig, log=print) -> list[dict]:
         if start >= hyper.epochs:
             say(f"the run in {out} has trained all its {hyper.epochs} epochs; --epochs N continues it to N")
     net, source = run.net, run.source
+    if source.note:
+        say(source.note)
     say(
         f"training {net.name} ({net.params:,} params, {format_count(net.macs)} MACs per image) on {source.name}: "
         f"{source.train_count} train / {source.val_count} val, {source.classes} classes, "
@@ -269,8 +271,7 @@ def _set_up(cfg: TrainConfig, device: torch.device, rank: int, world: int, say) 
     torch.manual_seed(cfg.seed)
 
     net = load(cfg.spec, network=cfg.network, input_shape=cfg.input_shape, **cfg.overrides)
-    # NHWC for images: cuDNN's and oneDNN's fast convolutions (5-10% on a 2-core CPU for resnet18 at 64x64)
-    channels_last = len(net.input_shape) == 3 if cfg.channels_last is None else cfg.channels_last
+    channels_last = memory_layout(cfg.channels_last, net.input_shape)
     chosen = recipe.choose(cfg, net.input_shape, cfg.data.partition(":")[0] in STREAMED)
     cfg = recipe.resolve(cfg, chosen, world)
     hyper = recipe.Resolved.of(cfg)
@@ -312,7 +313,8 @@ def _set_up(cfg: TrainConfig, device: torch.device, rank: int, world: int, say) 
     if cfg.sync_bn and distributed:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     frozen = checkpoint.freeze(model, net, cfg.freeze)  # after the conversion: the modules it pins are the run's
-    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    layout = torch.channels_last if len(net.input_shape) == 3 else torch.channels_last_3d
+    model = model.to(device, memory_format=layout if channels_last else torch.preserve_format)
     raw = model
     ema = None
     if cfg.ema is not None:  # an average of the weights and the norms' running statistics, on the device
@@ -354,6 +356,21 @@ def _set_up(cfg: TrainConfig, device: torch.device, rank: int, world: int, say) 
         source.steps_per_epoch,
         frozen=frozen,
     )
+
+
+def _forward(run: _Run, x: torch.Tensor) -> torch.Tensor:
+    """The model on a training batch. A batch of one vector (the epoch's last, say 9 samples in batches of 8)
+    cannot pass a BatchNorm in training mode, which needs more than one value per channel: a data error."""
+    try:
+        return run.model(x)
+    except ValueError as exc:
+        if "Expected more than 1 value per channel" not in str(exc):
+            raise
+        raise DataError(
+            f"a training batch of {len(x)} sample of {'x'.join(map(str, x.shape[1:]))} gives a BatchNorm one value "
+            f"per channel ({run.source.train_count} training samples in batches of {run.hyper.batch_size}): give a "
+            "--batch-size that leaves more than one sample for the last batch"
+        ) from None
 
 
 def _steps_done(run: _Run) -> bool:
@@ -431,7 +448,7 @@ def _epoch(run: _Run, epoch: int, start: int, meter_state, main_rank: bool, metr
             sync = no_sync() if (acc > 1 and not last_micro and no_sync is not None) else None
             with sync or nullcontext():
                 with torch.autocast(run.device.type, dtype=run.dtype, enabled=run.dtype is not None):
-                    logits = run.model(x)
+                    logits = _forward(run, x)
                     loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
                 run.scaler.scale(loss / acc if acc > 1 else loss).backward()
             meter.add(loss, logits, y)

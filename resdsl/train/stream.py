@@ -152,14 +152,20 @@ WORKER_TIMEOUT_S = 600
 
 
 def loader(
-    dataset: Dataset, batch_size: int, workers: int, sampler: Sampler | None, pin: bool, persistent: bool = True
+    dataset: Dataset,
+    batch_size: int,
+    workers: int,
+    sampler: Sampler | None,
+    pin: bool,
+    persistent: bool = True,
+    collate_fn: Callable[[list[Item]], Collated] = collate,
 ) -> DataLoader:
     return DataLoader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
         num_workers=workers,
-        collate_fn=collate,
+        collate_fn=collate_fn,
         pin_memory=pin,
         persistent_workers=persistent and workers > 0,
         prefetch_factor=4 if workers else None,
@@ -235,10 +241,14 @@ def _batchable_jpeg(data: torch.Tensor) -> bool:
     )
 
 
-def folder_samples(path: str, source: str, seed: int, report=None) -> tuple[list, list, list[str]]:
+def folder_samples(
+    path: str, source: str, seed: int, report=None, extensions: tuple[str, ...] = (), kind: str = "image"
+) -> tuple[list, list, list[str]]:
     """(train samples, val samples, class names) of an image folder, as torchvision's ImageFolder finds them
     (the same files in the same order), but see `class_files` for links, odd files and unreadable folders.
-    `report(BadImage)` takes what cannot be used (by default: an error)."""
+    `report(BadImage)` takes what cannot be used (by default: an error). `extensions` (default: the image
+    extensions) and `kind` (a BadImage's) serve other files laid out the same way: npy:DIR's arrays."""
+    extensions = extensions or IMG_EXTENSIONS
 
     def fail(bad: BadImage) -> None:
         raise DataError(f"--data {source}: cannot read the {bad.kind} {bad.path}: {bad.reason}")
@@ -251,12 +261,10 @@ def folder_samples(path: str, source: str, seed: int, report=None) -> tuple[list
             raise DataError(f"--data {source}: cannot read the folder {folder}: {reason(exc)}") from None
         if not classes:
             raise DataError(f"--data {source}: no class folders in {folder}")
-        files = class_files([os.path.join(folder, name) for name in classes], folder, report or fail)
+        files = class_files([os.path.join(folder, name) for name in classes], folder, report or fail, extensions, kind)
         samples = [(file, label) for label, names in enumerate(files) for file in names]
         if not samples:
-            raise DataError(
-                f"--data {source}: no images ({', '.join(IMG_EXTENSIONS)}) in the class folders of {folder}"
-            )
+            raise DataError(f"--data {source}: no {kind}s ({', '.join(extensions)}) in the class folders of {folder}")
         return samples, classes
 
     if os.path.isdir(os.path.join(path, "train")):
@@ -284,7 +292,9 @@ def _key(path: str) -> tuple[int, int]:
     return info.st_dev, info.st_ino
 
 
-def class_files(classes: list[str], root: str, report) -> list[list[str]]:
+def class_files(
+    classes: list[str], root: str, report, extensions: tuple[str, ...] = IMG_EXTENSIONS, kind: str = "image"
+) -> list[list[str]]:
     """The image files of each class folder, in torchvision's make_dataset order (folders by path, then
     names), with links followed once, as `os.walk(followlinks=True)` guarded against revisits:
 
@@ -292,7 +302,7 @@ def class_files(classes: list[str], root: str, report) -> list[list[str]]:
       trees are walked first, links aside; then each class's links, in class order. So a link into the
       data's own tree (another class, the root, an ancestor, itself) is passed over and its images stay
       in their class, and a folder outside the tree belongs to the first class that links it;
-    - a file with an image extension that is not a regular file (a FIFO, a device, a socket, a link that
+    - a file with one of `extensions` that is not a regular file (a FIFO, a device, a socket, a link that
       leads nowhere) and a folder that cannot be read go to `report` (a BadImage) and are left out.
     Each folder is listed once (os.scandir), as os.walk does.
     """
@@ -323,13 +333,13 @@ def class_files(classes: list[str], root: str, report) -> list[list[str]]:
                 try:
                     if entry.is_dir():
                         (links[label] if entry.is_symlink() else stack).append(entry.path)
-                    elif entry.name.lower().endswith(IMG_EXTENSIONS):
+                    elif entry.name.lower().endswith(extensions):
                         if entry.is_file():
                             names.append(entry.name)
                         else:
-                            report(BadImage(entry.path, not_regular(entry.path)))
+                            report(BadImage(entry.path, not_regular(entry.path), kind))
                 except OSError as exc:
-                    report(BadImage(entry.path, reason(exc)))
+                    report(BadImage(entry.path, reason(exc), kind))
             found[label].append((folder, sorted(names)))
 
     for label, top in enumerate(classes):  # the tree itself
