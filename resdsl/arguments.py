@@ -20,9 +20,11 @@ EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
 
 
 def input_shape(text: str) -> tuple[int, ...]:
-    """--input: CxHxW, or a vector width."""
-    if not re.fullmatch(r"[1-9][0-9]{0,9}(x[1-9][0-9]{0,9}){0,2}", text) or text.count("x") == 1:
-        raise argparse.ArgumentTypeError(f"expected CxHxW (e.g. 3x224x224) or a vector width, not {text!r}")
+    """--input: CxL, CxHxW, CxDxHxW, or a vector width."""
+    if not re.fullmatch(r"[1-9][0-9]{0,9}(x[1-9][0-9]{0,9}){0,3}", text):
+        raise argparse.ArgumentTypeError(
+            f"expected CxHxW (e.g. 3x224x224), CxL (12x1000), CxDxHxW (3x16x112x112) or a vector width, not {text!r}"
+        )
     from .shapes import check_input_shape  # the same limits as resdsl.load's input_shape
 
     try:

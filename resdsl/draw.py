@@ -68,7 +68,7 @@ def essentials(kind: str, attrs: dict, shape) -> str:
     if kind == "input":
         return f"input {dims(shape)}"
     op = ALL.get(kind)
-    return op.label(attrs) if op is not None else kind
+    return op.label(attrs, len(shape) - 1 if shape else 2) if op is not None else kind
 
 
 @dataclass

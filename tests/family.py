@@ -190,3 +190,9 @@ def tiered(names, fast) -> list:
     """`names` as pytest parameters, each one outside `fast` marked slow: the default run takes them all,
     the fast tier (`-m "not slow"`) only `fast`."""
     return [name if name in fast else pytest.param(name, marks=pytest.mark.slow) for name in names]
+
+
+# 1-D and 3-D networks (MONAI's ResNets, torchvision's video ResNets), checked against MONAI and torchvision
+# by tests/test_spatial.py at small inputs: at their default inputs (3×16×112×112 clips, 64³ volumes) each
+# costs 40 G MACs, too slow for the runtime sweep of test_backend.py.
+SPATIAL = frozenset({"monai_resnet18", "monai_resnet50", "r3d_18", "mc3_18", "r2plus1d_18"})

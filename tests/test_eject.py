@@ -17,7 +17,7 @@ import textwrap
 
 import pytest
 import torch
-from family import LEFT_TO_TEST_FAMILY, SEVERAL_OUTPUTS, TIMM_ALL, tiered
+from family import LEFT_TO_TEST_FAMILY, SEVERAL_OUTPUTS, SPATIAL, TIMM_ALL, tiered
 from hypothesis import HealthCheck, given, settings
 
 import resdsl
@@ -49,8 +49,14 @@ IMAGENET = {
 SMALL = (3, 64, 64)  # ImageNet networks are checked on small inputs: the source does not depend on it
 
 
+# 1-D and 3-D networks too: torchvision's video ResNets on 4-frame 32×32 clips, MONAI's on 16³ volumes
+SPATIAL_SMALL = {"r3d_18": (3, 4, 32, 32), "mc3_18": (3, 4, 32, 32), "r2plus1d_18": (3, 4, 32, 32)}
+SPATIAL_SMALL |= {name: (3, 16, 16, 16) for name in SPATIAL if name.startswith("monai")}
+
+
 def load(name: str, **params) -> resdsl.Network:
-    return resdsl.load(name, input_shape=SMALL if name in IMAGENET else None, **params)
+    shape = SMALL if name in IMAGENET else SPATIAL_SMALL.get(name)
+    return resdsl.load(name, input_shape=shape, **params)
 
 
 _SOURCES: dict[str, dict] = {}
@@ -73,7 +79,7 @@ def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
                 m.running_mean.normal_(0, 0.2, generator=g)
                 m.running_var.uniform_(0.5, 2.0, generator=g)
                 m.weight.uniform_(0.5, 1.5, generator=g)
@@ -131,6 +137,7 @@ EVERY_FAST = {
     "pruned_resnet",
     "plain20",
     "preact_resnet18",
+    "r2plus1d_18",  # per-axis kernels and strides, one varying (`s=(1, stride, stride)`), 3-d layers
 }
 
 

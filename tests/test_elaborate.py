@@ -164,7 +164,7 @@ def test_exact_division():
         ('use "blocks.res"\nnetwork n { input 3x8x8\n basic(8, colour=3) }', "E0203"),
         (
             'use "blocks.res"\nnetwork n { input 3x8x8\n'
-            " basic(8, 1, 1, 64, false, 0, 1, false, false, false, 1, 1, 9) }",
+            " basic(8, 1, 1, 64, false, 0, 1, false, false, false, 1, 1, false, false, 9) }",
             "E0204",
         ),
         ('use "blocks.res"\nnetwork n { input 3x8x8\n basic() }', "E0204"),

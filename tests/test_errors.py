@@ -662,7 +662,7 @@ def test_truncated_spec_via_cli(fraction, tmp_path):
         (["check", "."], "not a file"),
         (["check", "example.res", "--input", "3x"], "--input"),
         (["check", "example.res", "--input", "0x32x32"], "--input"),
-        (["check", "example.res", "--input", "3x32"], "--input"),
+        (["check", "example.res", "--input", "3x32x32x32x32"], "--input"),
         (["check", "example.res", "--set", "foo"], "--set"),
         (["check", "example.res", "--set", "=3"], "--set"),
         (["check"], "usage"),

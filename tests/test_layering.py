@@ -34,6 +34,7 @@ RANK = {
     "graph": 3,
     "ops": 3,
     "network": 3,  # the op kinds, the typed graph and the Network result sit low
+    "outputs": 3,  # a network's outputs: key, point, shape, stride (Network holds them)
     "library": 4,
     "requirements": 4,
     "scope": 5,
@@ -41,6 +42,7 @@ RANK = {
     "branches": 5,
     "calls": 5,
     "naming": 5,  # the elaboration side of names: claimed, checked, groups reopened
+    "points": 5,  # `output` and `from`: labelled points of the elaboration
     "elaborate": 5,
     "shapes": 6,
     "analysis": 7,

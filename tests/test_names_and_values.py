@@ -153,7 +153,7 @@ def test_nan_from_python_is_refused():
     "shape",
     [
         (),
-        (3, 32),
+        (3, 8, 8, 8, 8),
         (0, 8, 8),
         (3.0, 8, 8),
         (3, float("nan"), 8),

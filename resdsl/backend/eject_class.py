@@ -145,7 +145,7 @@ class ClassWriter(BranchWriter):
             self.init.append(line if zero.const else If(zero.text, [line], []))
         dst = self.taps.get(link.label, self.write)
         src = t.var
-        if kind == "fc" and t.rank == 3:  # a pooled C×1×1 map: flatten, as torchvision does
+        if kind == "fc" and t.rank > 1:  # a pooled C×1×1 map: flatten, as torchvision does
             self.uses.add("torch")
             self.fwd.append(Line(f"{dst} = torch.flatten({src}, 1)"))
             src = dst
@@ -177,6 +177,12 @@ class ClassWriter(BranchWriter):
                 attrs[option.name] = value
             else:
                 attrs[option.name] = None if option.default is None else constant(option.default, n)
+        if any(isinstance(v, Py) and v.const and isinstance(v.value, tuple) for v in attrs.values()):
+            # a per-axis constant (`k=(1, 3, 3)`): `complete` works its defaults out axis by axis on numbers
+            # (padding = kernel // 2 per axis), so give it the constants' values and write its results back
+            plain = {k: v.value if isinstance(v, Py) and v.const else v for k, v in attrs.items()}
+            done = spec.complete(plain)
+            return {k: v if isinstance(v, Py) or v is None else constant(v, n) for k, v in done.items()}
         return spec.complete(attrs)
 
     def channels(self, computed: Py | None, recorded: list[int]) -> Py:

@@ -133,7 +133,7 @@ def _forward_graph(
             )
         else:
             assert data.in_shape is not None  # the shapes are inferred before a module is built
-            if data.kind == "fc" and len(data.in_shape) == 3:  # a pooled C×1×1 map: flatten, as torchvision
+            if data.kind == "fc" and len(data.in_shape) > 1:  # a pooled C×1×1 map: flatten, as torchvision
                 x = graph.call_function(torch.flatten, (x, 1))
             values[name] = graph.call_module(local, (x,))
     if net is None or net.output_form == "tensor":
@@ -255,10 +255,12 @@ def _descriptions(net: Network) -> dict[str, str]:
 
 @torch.no_grad()
 def _initialise(module: nn.Module, zero_init: list[str]) -> None:
+    # ECA's conv across channels keeps torch's default init, as timm leaves every Conv1d of a 2-d model
+    across_channels = {id(m.conv) for m in module.modules() if isinstance(m, layers.EfficientChannelAttention)}
     for m in module.modules():
-        if isinstance(m, nn.Conv2d):
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) and id(m) not in across_channels:
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
     for name in zero_init:

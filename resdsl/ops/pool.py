@@ -20,6 +20,7 @@ from .base import (
     feature_map,
     nd,
     per_axis,
+    show_shape,
     spatial,
     window_text,
 )
@@ -76,6 +77,15 @@ class PoolOp(OpKind):
                 f"`{self.name}` padding {axis_text(attrs['padding'])} is more than half its kernel "
                 f"{axis_text(attrs['kernel'])}",
                 help="PyTorch requires pool padding <= kernel/2",
+            )
+        if axes == 3 and self.name == "avgpool" and any(size < k for size, k in zip(x[1:], kernel)):
+            # AvgPool3d refuses a kernel larger than its unpadded input (torch's avg_pool3d shape check); the
+            # other pools, MaxPool3d included, only need a window in the padded input
+            raise ShapeError(
+                "E0403",
+                f"`{self.name}` with kernel {window_text(attrs['kernel'], axes)} on a {show_shape(x[1:])} input: "
+                "PyTorch's AvgPool3d needs the kernel within the unpadded input",
+                help="use a larger input, or a smaller kernel on the short axes (`k=(1, 3, 3)`)",
             )
         return y
 
