@@ -19,33 +19,17 @@ from __future__ import annotations
 from . import syntax as ast
 from .errors import Span
 from .graph import FAILED
+from .naming import Naming
 from .outputs import OutputPoint
-from .scope import Context, Scope, Walk
+from .scope import Context, Scope
 
 
-class PointElaborator(Walk):
+class PointElaborator(Naming):
     """The walk's named points (scope.Walk): `from` and `output`."""
 
     outputs: list[OutputPoint]
     output_span: Span | None  # the `output` statement taken (None: the network returns its last tensor)
     tapped: bool  # a `from` was elaborated: some tensors may feed nothing
-
-    def index(self, expr: ast.Expr, ctx: Context) -> int | None:
-        raise NotImplementedError  # pragma: no cover - elaborate._Elaborator
-
-    def point_path(self, parts: tuple[tuple[str, ast.Expr | None], ...], ctx: Context) -> str | None:
-        """`convs[2].bn` -> "convs.2.bn", `inner_blocks[3][0]` -> "inner_blocks.3.0" (a part with
-        several indices goes on with nameless parts); None after reporting a bad index."""
-        names = []
-        for name, expr in parts:
-            if name:
-                names.append(name)
-            if expr is not None:
-                index = self.index(expr, ctx)
-                if index is None:
-                    return None
-                names.append(str(index))
-        return ".".join(names)
 
     def point_node(self, path: str, scope: Scope) -> str | None:
         """The node whose tensor the point `path` of `scope` is, among the nodes made so far."""
@@ -75,7 +59,7 @@ class PointElaborator(Walk):
 
     def tap(self, element: ast.Tap, current: str, scope: Scope, ctx: Context) -> str:
         """`from POINT`: the chain goes on from the point's tensor."""
-        path = self.point_path(element.parts, ctx)
+        path = self.label_path(element.parts, ctx)
         if path is None:
             return current
         node = self.point_node(path, scope)
@@ -130,7 +114,7 @@ class PointElaborator(Walk):
                     )
                     continue
                 keys[item.key] = item.span
-            path = self.point_path(item.parts, ctx)
+            path = self.label_path(item.parts, ctx)
             if path is None:
                 continue
             node = self.point_node(path, scope)

@@ -619,3 +619,17 @@ def test_a_parameter_named_like_what_the_class_uses_is_renamed():
     namespace: dict = {}
     exec(compile(source, "<ejected>", "exec", dont_inherit=True), namespace)
     assert_same(namespace["build"](), randomise(net.to_torch()), net.input_shape)
+
+
+def test_quoted_names_that_python_cannot_write_after_self_are_added_as_modules():
+    # `"c-1"` in a block class and `"0-stem"` in the network class: `self.add_module("c-1", ...)` and
+    # `self.get_submodule("c-1")(x)`, as torchvision's RegNet names `block1-0`
+    net = resdsl.loads(
+        'block b(w) { "c-1": conv w k3 -> bn -> relu }\n'
+        'network n {\n input 3x16x16\n "0-stem" { conv 8 k3 -> bn }\n b(8) -> b(8)\n avgpool -> fc 3\n}\n'
+    )
+    source = eject(net)
+    assert 'self.add_module("c-1", nn.Conv2d(' in source and 'self.get_submodule("0-stem")(x)' in source
+    namespace: dict = {}
+    exec(compile(source, "<ejected>", "exec", dont_inherit=True), namespace)
+    assert_same(namespace["build"](), randomise(net.to_torch()), net.input_shape)

@@ -212,3 +212,13 @@ def test_random_networks_with_several_outputs_agree_at_run_time(spec):
     assert [o.shape for o in net.outputs][-1] == (spec.classes,)
     assert net.output_form == (spec.outputs or "tensor")
     assert runtime_mismatch(net, batch=2) is None
+
+
+def test_a_point_with_several_indices_names_the_module_path():
+    net = resdsl.loads(
+        "network n {\n input 3x16x16\n conv 8 k3\n inner_blocks[3][0]: conv 8 k3\n"
+        " from inner_blocks[3][0] -> top: conv 4 k1\n output a: inner_blocks[3][0], b: top\n}\n"
+    )
+    assert net.output_nodes == ("inner_blocks.3.0", "top")
+    outputs = net.to_torch()(torch.randn((1,) + net.input_shape))
+    assert list(outputs) == ["a", "b"] and outputs["a"].shape[1:] == (8, 16, 16)

@@ -435,9 +435,10 @@ class Layout:
 
     def assign(self, path: Path, ctor: CallText | str, indent: int, split: bool = False) -> list[str]:
         pad = " " * indent
-        if len(path) == 1:
+        if len(path) == 1 and path[0].isidentifier():
             head = f"self.{path[0]} = "
             return (pad + head + fmt(ctor, indent, WIDTH, len(head), split)).split("\n")
+        # a nested child, or a name Python cannot write after `self.` (a quoted `"block1-0"`)
         head = f"{self.ref(path[:-1])}.add_module({py_string(path[-1])}, "
         return (pad + head + fmt(ctor, indent, WIDTH, len(head) + 1, split) + ")").split("\n")
 
