@@ -214,7 +214,7 @@ class BranchElaborator(Walk):
     ) -> str:
         """The merge `merge = word` asks for (its op kind: `sum` is `add`), named after the word."""
         name = self.name(scope, ctx, label, word, span, module=False)
-        node = self.add_node(name, ctx, BRANCH_MERGES[word].name, span, None, attrs=attrs or {})
+        node = self.add_node(name, ctx, BRANCH_MERGES[word].name, span, None, attrs=attrs or {}, fit=ctx.fit)
         for index, branch in enumerate(branches):
             self.graph.add_edge(branch, node, Role.MAIN if index == 0 else Role.BRANCH, index=index)
         return node

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from . import syntax as ast
 from .binding import FromDefaults, missing_use_hint
 from .errors import EvalError, Span
+from .graph import Role
 from .naming import Naming
 from .ops import OPS, BoundArg, bind
 from .ops.base import given_options, no_option
@@ -192,7 +193,9 @@ class CallElaborator(Naming):
                 stride_span = option.span
             if len(repeat.shortcuts) > 1:
                 raise EvalError("E0205", "the stage's shortcut policy is given twice", repeat.shortcuts[1].span)
-            policy = self.policy(repeat.shortcuts[0], ctx) if repeat.shortcuts else ctx.policy
+            # a policy (`shortcut A`) or a fit (`shortcut nearest`) in force inside the stage
+            chosen = self.shortcut(repeat.shortcuts[0], ctx) if repeat.shortcuts else ctx
+            policy = chosen.policy
         except EvalError as exc:
             self.fail(ctx, exc)
             return current
@@ -202,7 +205,7 @@ class CallElaborator(Naming):
             label = f"layer{scope.stages}"
         path = self.name(scope, ctx, label, label, link.span, label_span=link.label_span, what="stage")
         self.stages.append(StageInfo(path, name, count, stride, policy, link.span))
-        inner = replace(ctx, stage=path, policy=policy)
+        inner = replace(ctx, stage=path, policy=policy, fit=chosen.fit)
         per_repetition = any(ast.mentions(a.value, REPETITION) for a in call.args)
         for i in range(count):
             if i and per_repetition:
@@ -281,6 +284,7 @@ class CallElaborator(Naming):
             Context.key_of(env),
             ctx.norm,
             ctx.norm_span,
+            fit=ctx.fit,
         )
         return self.body(template.body, current, scope.child(path), inner, top=True)
 
@@ -322,6 +326,12 @@ class CallElaborator(Naming):
         if attrs is None:  # reported when first worked out
             return self.failed(current, ctx, call.span)
         node = self.name(scope, ctx, link.label, call.name, call.span, label_span=link.label_span)
+        if attrs.get("to_input"):  # `upsample to_input`: a resize to the network input's size (ops/upsample.py)
+            fields = {"mode": attrs["mode"], "align_corners": attrs["align_corners"]}
+            resized = self.add_node(node, ctx, "resize", call.span, current, attrs=fields)
+            if current != "input":  # (on the input itself: its own size, read through its one edge)
+                self.graph.add_edge("input", resized, Role.SIZE)
+            return resized
         return self.add_node(node, ctx, kind, call.span, current, attrs=dict(attrs))
 
     def op_attributes(self, call: ast.Call, ctx: Context, kind: str) -> dict[str, Value] | None:

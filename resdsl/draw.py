@@ -53,6 +53,8 @@ SHORTCUTS = {
     "concat": ("dashed", "#2e8b57", "concatenation (dense)"),
     "written": ("bold", "#2e6b8b", "shortcut written by the block"),
     "attention": ("dashed", "#b03060", "attention logits (branches, merge = select)"),
+    "upsample": ("bold", "#3f8f3f", "resized up to the main path (shortcut nearest, ...)"),
+    "size": ("dotted", "#888888", "the size a resize takes"),
 }
 # Box colours: each op kind's own (`fill` in its definition, resdsl/ops/), and those of what is no op
 FILL = {**{name: op.fill for name, op in ALL.items()}, "input": "#ffffff", "part": "#e8eef6", "folded": "#f2f2f2"}
@@ -394,6 +396,8 @@ def _edge_style(net: Network, u: str, v: str, edge: dict) -> str:
         return _shortcut(target) if ALL[target.kind].planned else target.kind
     if edge["role"] is Role.WEIGHTS:
         return "attention"
+    if edge["role"] is Role.SIZE:  # a resize reads only the size of this tensor
+        return "size"
     if target.inserted:
         assert target.merge is not None  # an inserted op feeds a merge
         return _shortcut(ops.nodes[target.merge])

@@ -28,7 +28,7 @@ from .near_keywords import BODY_KEYWORDS, keyword_like
 from .outputs import OutputPoint
 from .points import PointElaborator
 from .scope import MAX_NODES, MAX_WORK, Context, Scope, TooLarge
-from .values import NORMS, POLICIES, Symbol, Value, as_bool, as_int, show
+from .values import NORMS, POLICIES, RESAMPLE_MODES, Symbol, Value, as_bool, as_int, show
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,7 @@ class _Elaborator(CallElaborator, BranchElaborator, PointElaborator, Binding):
                     )
             elif isinstance(stmt, ast.Shortcut):
                 try:
-                    ctx = replace(ctx, policy=self.policy(stmt.policy, ctx))
+                    ctx = self.shortcut(stmt.policy, ctx)
                 except EvalError as exc:
                     self.fail(ctx, exc)
             elif isinstance(stmt, ast.Norm):
@@ -231,6 +231,15 @@ class _Elaborator(CallElaborator, BranchElaborator, PointElaborator, Binding):
                     current = self.element(link, current, scope, ctx)
         return current
 
+    def shortcut(self, expr: ast.Expr, ctx: Context) -> Context:
+        """`shortcut B` sets the policy for a shortcut that is larger than its main path or has other
+        channels (§13); `shortcut nearest` (a resampling mode) sets the fit, its mirror, for an input of a
+        merge that is smaller than the others (shapes.plan_fit, §22). Each keeps the other in force."""
+        value = self.eval(expr, ctx)
+        if isinstance(value, Symbol) and value.name in RESAMPLE_MODES:
+            return replace(ctx, fit=value.name)
+        return replace(ctx, policy=self.policy(expr, ctx))
+
     def policy(self, expr: ast.Expr, ctx: Context) -> str:
         value = self.eval(expr, ctx)
         if not isinstance(value, Symbol) or value.name not in POLICIES:
@@ -239,7 +248,8 @@ class _Elaborator(CallElaborator, BranchElaborator, PointElaborator, Binding):
                 f"`{show(value)}` is not a shortcut policy",
                 expr.span,
                 help="policies: A (zero-pad), B (project when needed), C (always project), "
-                "D (avg-pool + project), identity, none",
+                "D (avg-pool + project), identity, none; or a fit for a smaller input: nearest, linear, "
+                "bilinear, trilinear",
             )
         return value.name
 
@@ -386,6 +396,7 @@ class _Elaborator(CallElaborator, BranchElaborator, PointElaborator, Binding):
             element.span,
             main,
             policy=ctx.policy,
+            fit=ctx.fit,
             norm=ctx.norm,
             shortcut_name=shortcut,
             project_from=tap,

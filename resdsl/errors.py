@@ -49,6 +49,7 @@ CODES: dict[str, str] = {
     "E0409": "branches cannot be merged",
     "E0410": "a standardised filter of one weight",
     "E0411": "a per-axis argument does not fit the spatial axes",
+    "E0412": "a resampling mode for another rank",
     "E0501": "import cycle",
     "E0502": "imported file not found",
     "E0503": "recursion among blocks",

@@ -10,8 +10,9 @@ Every node is a `Node`: an op (`kind` is an op kind of resdsl/ops/), the
 `input`, or a merge (an op kind of resdsl/ops/merge.py: `add`, which is also
 the `sum` of `branches`, `concat`, `product`, `select`, `max`). An edge's `role` says which input of its target it is:
 the main path, the shortcut of a residual merge, one of a branch merge's
-branches (main is branch 0; the others carry their `index`), or the attention
-logits of `select`; `inputs(name)` answers "what feeds this node" in one place.
+branches (main is branch 0; the others carry their `index`), the attention
+logits of `select`, or the tensor whose size a `resize` takes; `inputs(name)`
+answers "what feeds this node" in one place.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Role(str, enum.Enum):
     SHORTCUT = "shortcut"
     BRANCH = "branch"  # branch 1, 2, ... of a branch merge (branch 0 is its main input)
     WEIGHTS = "weights"  # the attention logits of `select`
+    SIZE = "size"  # the tensor whose spatial size a `resize` takes (a merge's fit, `upsample to_input`)
 
     def __str__(self) -> str:
         return self.value
@@ -76,6 +78,7 @@ class Node:
     zeros_at_end: bool = False  # option A appends its zero channels after the input's (MONAI), not around them
     written: bool = False  # `residual { ... } shortcut { ... }`: the block wrote its shortcut path
     norm: str = "bn"  # the norm kind of an inserted projection (a `norm` statement's)
+    fit: str | None = None  # `shortcut nearest`: how a merge resizes a smaller input up (shapes.plan_fit)
     # inserted shortcut ops
     merge: str | None = None  # the merge they feed
 
@@ -93,6 +96,7 @@ class Inputs(NamedTuple):
     shortcut: str | None  # residual merges only
     branches: tuple[str, ...] = ()  # branch merges: every branch in order (main first)
     weights: str | None = None  # `select`: the attention logits
+    size: str | None = None  # `resize`: the tensor whose spatial size it takes
 
 
 class OpGraph:
@@ -134,7 +138,7 @@ class OpGraph:
     def inputs(self, name: str) -> Inputs:
         """What feeds a node: its main input, a residual merge's shortcut, a branch merge's branches
         (in order) and attention logits."""
-        main = shortcut = weights = None
+        main = shortcut = weights = size = None
         branches: list[tuple[int, str]] = []
         for u, edge in self.pred[name].items():
             role = edge["role"]
@@ -146,10 +150,12 @@ class OpGraph:
                 shortcut = u
             elif role is Role.BRANCH:
                 branches.append((edge["index"], u))
+            elif role is Role.SIZE:
+                size = u
             else:
                 weights = u
         assert main is not None, f"{name} has no main input"
-        return Inputs(main, shortcut, tuple(u for _, u in sorted(branches)), weights)
+        return Inputs(main, shortcut, tuple(u for _, u in sorted(branches)), weights, size)
 
     def main_input(self, name: str) -> str:
         return self.inputs(name).main

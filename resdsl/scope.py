@@ -40,6 +40,7 @@ class Context:
     env_key: object = None  # a hashable stand-in for `env`, for memoising ops
     norm: str = "bn"  # what `bn` builds here: the kind a `norm` statement chose
     norm_span: Span | None = None  # that statement, for messages
+    fit: str | None = None  # `shortcut nearest`: how merges here resize a smaller input up (shapes.plan_fit)
     # `defaults NAME(...)` statements in force: the keyword arguments (value, span) each later call of
     # NAME in this template's body gets unless it gives them itself
     defaults: tuple[tuple[str, dict], ...] = ()
@@ -253,6 +254,9 @@ class Walk:
         raise NotImplementedError  # pragma: no cover - naming.Naming
 
     def policy(self, expr: ast.Expr, ctx: Context) -> str:
+        raise NotImplementedError  # pragma: no cover - elaborate._Elaborator
+
+    def shortcut(self, expr: ast.Expr, ctx: Context) -> Context:
         raise NotImplementedError  # pragma: no cover - elaborate._Elaborator
 
     # ---- binding (binding.Binding) -----------------------------------------------------------

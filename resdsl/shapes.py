@@ -19,6 +19,7 @@ from .errors import ShapeError
 from .graph import FAILED, Node, OpGraph, Role, show_shape
 from .ops import ALL
 from .ops.base import Shape, axis_text, elementwise, feature_map, per_axis, uniform
+from .ops.upsample import torch_mode
 from .values import Value
 
 Strides = tuple[int, ...]  # one per spatial axis; () for a vector
@@ -118,6 +119,25 @@ def plan_shortcut(policy: str, x: Shape, y: Shape, stride: int | Strides = 1) ->
     return ShortcutPlan({"B": "projection", "C": "projection", "D": "avgproj"}[policy], _one(stride))
 
 
+def plan_fit(fit: str | None, x: Shape, y: Shape) -> str | None:
+    """The mirror of plan_shortcut: how a merge's input x that is *smaller* than y (a deeper tensor meeting
+    a skip: FPN's top-down path, a U-Net decoder, ASPP's pooled branch) is carried up to y's spatial size.
+
+    fit: the mode a `shortcut nearest` (or linear, bilinear, trilinear) statement put in force, or None.
+    Returns that mode when x is no larger than y on any axis and smaller on one, else None: a larger
+    shortcut is plan_shortcut's, and without a fit in force a smaller one is refused there (E0407) or by
+    the merge (E0404, E0409). The resize takes y's size itself, not a factor, as torchvision's
+    `F.interpolate(top, size=lateral.shape[-2:])`, so it fits at any input size. E0412: a mode for
+    another rank (`bilinear` on a volume).
+    """
+    if fit is None or len(x) < 2 or len(x) != len(y):
+        return None
+    if any(a > b for a, b in zip(x[1:], y[1:])) or x[1:] == y[1:]:
+        return None
+    torch_mode(fit, len(x) - 1, "shortcut")
+    return fit
+
+
 def tap_plan(plan: ShortcutPlan, x: Shape, y: Shape, stride: Strides) -> ShortcutPlan:
     """The same kind of shortcut taken from a point on the main path (`residual(project_from = ...)`):
     x is that point's shape and stride the main path's stride from there to the merge."""
@@ -195,6 +215,9 @@ def infer_graph(graph: OpGraph, reporter) -> None:
                 weights = nodes[inputs.weights].shape if inputs.weights else None
                 if len(shapes) < len(inputs.branches) or (inputs.weights and weights is None):
                     continue
+                if data.fit is not None and _fit_branches(graph, node, inputs.branches, shapes):
+                    shapes = [nodes[b].shape for b in graph.inputs(node).branches]  # type: ignore[misc]
+                    inserted = True
                 try:
                     data.shape = branch_merge_shape(kind, data.attrs, shapes, weights)
                 except ShapeError as exc:  # say which ops changed H×W, and how
@@ -204,10 +227,14 @@ def infer_graph(graph: OpGraph, reporter) -> None:
                 x = nodes[inputs.shortcut].shape
                 if x is None:
                     continue
+                shortcut = inputs.shortcut
+                fitted = _fit_shortcut(graph, node, shortcut, inputs.main, x, main)
+                if fitted is not None:  # `shortcut nearest`: the smaller shortcut resized to the main path's size
+                    shortcut, x, inserted = fitted, (x[0], *main[1:]), True
                 op = ALL[kind]
                 if not op.planned:  # `dense`'s concat: no shortcut plan
                     data.shape = op.merge_shape(data.attrs, [main, x], residual=True)
-                    data.shortcut = "identity"
+                    data.shortcut = "upsample" if fitted else "identity"
                     continue
                 if data.written:  # the block wrote its shortcut: no plan, the shapes must agree
                     if x != main:
@@ -222,17 +249,22 @@ def infer_graph(graph: OpGraph, reporter) -> None:
                     data.shape = main  # `shortcut` ("written" or "identity") was set by the elaborator
                     continue
                 assert data.policy is not None  # the elaborator gives every residual add the policy in force
-                plan = plan_shortcut(data.policy, x, main, _stride_between(graph, inputs.main, inputs.shortcut))
-                data.shortcut = plan.kind
+                stride = (1,) * (len(x) - 1) if fitted else _stride_between(graph, inputs.main, shortcut)
+                plan = plan_shortcut(data.policy, x, main, stride)
+                data.shortcut = "upsample" if fitted and plan.kind == "identity" else plan.kind
                 data.shape = main
                 if plan.kind not in ("identity", "none"):
-                    source = data.project_from or inputs.shortcut
-                    if source != inputs.shortcut:  # ResNet v2: project the pre-activated tensor instead
+                    source = shortcut if fitted else data.project_from or shortcut
+                    if source != shortcut:  # ResNet v2: project the pre-activated tensor instead
                         x = nodes[source].shape
                         assert x is not None  # the tap lies on the main path before the merge, whose shape is known
                         plan = tap_plan(plan, x, main, _stride_between(graph, inputs.main, source))
-                    _insert_shortcut(graph, node, inputs.shortcut, source, plan, x, main, norm=data.project_norm)
+                    _insert_shortcut(graph, node, shortcut, source, plan, x, main, norm=data.project_norm)
                     inserted = True
+            elif kind == "resize":  # to another tensor's size (ops/upsample.py); no `size` edge: its input's
+                like = nodes[inputs.size or inputs.main].shape
+                if like is not None:
+                    data.shape = ALL[kind].resize_shape(data.attrs, main, like)  # type: ignore[attr-defined]
             else:
                 data.shape = infer(kind, data.attrs, main)
         except ShapeError as exc:
@@ -370,3 +402,84 @@ def _insert_shortcut(
     if shape != y:  # pragma: no cover - plan_shortcut chose the stride so that this holds
         raise ShapeError("E0407", f"shortcut gives {show_shape(shape)}, main path {show_shape(y)}")
     graph.add_edge(previous, merge, Role.SHORTCUT)
+
+
+# ---- fits: the mirror of the shortcut plan (plan_fit) ---------------------------------------------
+
+
+def _fit_shortcut(graph: OpGraph, merge: str, raw: str, main: str, x: Shape, y: Shape) -> str | None:
+    """A residual's or dense's shortcut x smaller than its main path y, under a fit: a `resize` of x to
+    the main path's size, before the merge (and before any projection the policy then inserts). Named
+    after the merge (`add_up`: a function in the forward, no module) and drawn as inserted."""
+    m = graph.nodes[merge]
+    mode = plan_fit(m.fit, x, y)
+    if mode is None:
+        return None
+    node = _fresh(graph, f"{merge}_up")
+    _add_resize(graph, node, merge, mode, raw, main, x, (x[0], *y[1:]), inserted=True)
+    graph.remove_edge(raw, merge)
+    graph.add_edge(node, merge, Role.SHORTCUT)
+    return node
+
+
+def _fit_branches(graph: OpGraph, merge: str, branches: tuple[str, ...], shapes: list[Shape]) -> bool:
+    """A branch merge under a fit: every branch smaller than the largest (ASPP's pooled branch, 1×1
+    beside H×W) is resized to the size of the first branch that is no smaller than any other.
+    False where no branch is smaller, or where no branch is the largest (the merge refuses them)."""
+    m = graph.nodes[merge]
+    largest = next((i for i, s in enumerate(shapes) if all(_within(t, s) for t in shapes)), None)
+    if largest is None:
+        return False
+    changed = False
+    for i, (branch, shape) in enumerate(zip(branches, shapes)):
+        mode = plan_fit(m.fit, shape, shapes[largest])
+        if mode is None:
+            continue
+        node = _fresh(graph, f"{merge}_up{i}")
+        _add_resize(graph, node, merge, mode, branch, branches[largest], shape, (shape[0], *shapes[largest][1:]))
+        edge = graph.pred[merge][branch]
+        graph.remove_edge(branch, merge)
+        graph.add_edge(node, merge, edge["role"], index=edge.get("index"))
+        changed = True
+    return changed
+
+
+def _within(x: Shape, y: Shape) -> bool:
+    """x is no larger than y on any spatial axis (and has y's rank)."""
+    return len(x) == len(y) and all(a <= b for a, b in zip(x[1:], y[1:]))
+
+
+def _fresh(graph: OpGraph, name: str) -> str:
+    """`name`, or `name2`, `name3`, ... where a label took it."""
+    found, n = name, 1
+    while found in graph.nodes:
+        n += 1
+        found = f"{name}{n}"
+    return found
+
+
+def _add_resize(
+    graph: OpGraph, node: str, merge: str, mode: str, source: str, like: str, x: Shape, y: Shape, inserted: bool = False
+) -> None:
+    """The resize node: x from `source`, at the spatial size of `like`'s tensor, placed just before the merge."""
+    m = graph.nodes[merge]
+    graph.add_node(
+        node,
+        Node(
+            "resize",
+            m.span,
+            {"mode": mode, "align_corners": False},
+            m.trace,
+            m.stage,
+            m.block,
+            m.block_type,
+            m.part,
+            inserted=inserted,
+            merge=merge if inserted else None,
+            seq=m.seq - 1 + 0.01,  # after every input of the merge (the last was made at seq - 1 or before)
+            in_shape=x,
+            shape=y,
+        ),
+    )
+    graph.add_edge(source, node, Role.MAIN)
+    graph.add_edge(like, node, Role.SIZE)

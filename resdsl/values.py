@@ -18,10 +18,12 @@ from .errors import EvalError, Span  # noqa: F401 - EvalError: raised here, impo
 
 POLICIES = ("A", "B", "C", "D", "identity", "none")
 # The norms a `norm` statement may choose (ops/ marks them `norm=True`; a test keeps the two equal).
-NORMS = ("bn", "gn", "evonorm", "frn")
+NORMS = ("bn", "gn", "evonorm", "frn", "frozen_bn")
 # What `branches(merge = ...)` may ask for: the merge op kinds' `merge_word`s, which resdsl/ops fills in
 # when it collects the kinds (values sits below ops, so it cannot ask them; importing resdsl imports ops).
 BRANCH_MERGES: list[str] = []
+# The resampling modes: `upsample MODE` and the fit a `shortcut MODE` statement declares (ops/upsample.py).
+RESAMPLE_MODES = ("nearest", "linear", "bilinear", "trilinear")
 LIMIT = 2**63 - 1  # every int a tensor dimension could ever hold
 MAX_LIST = 100_000  # the longest list `+` and `*` may build (no list of the language needs more)
 
@@ -82,7 +84,13 @@ def evaluate(expr: ast.Expr, env: Mapping[str, Value], symbols: frozenset[str] |
     if isinstance(expr, ast.Name):
         if expr.id in env:
             return env[expr.id]
-        if expr.id in POLICIES or expr.id in NORMS or expr.id in BRANCH_MERGES or expr.id in symbols:
+        if (
+            expr.id in POLICIES
+            or expr.id in NORMS
+            or expr.id in BRANCH_MERGES
+            or expr.id in RESAMPLE_MODES
+            or expr.id in symbols
+        ):
             return Symbol(expr.id)
         raise EvalError(
             "E0201",

@@ -181,9 +181,22 @@ REPRESENTATIVES = frozenset(
 )
 LEFT_TO_TEST_FAMILY = frozenset(TIMM_ALL) - REPRESENTATIVES
 
-# Backbones with several outputs (`output`), checked against timm and torchvision by tests/test_outputs.py;
-# `--emit python` refuses them (E0213), and the draw sweep's census of boxes knows one output.
-SEVERAL_OUTPUTS = frozenset({"resnet50_features", "resnet50_layers"})
+# Backbones with several outputs (`output`) or side branches (`from`), checked against timm and torchvision by
+# tests/test_outputs.py and tests/test_resample.py; `--emit python` refuses them (E0213), and the draw sweep's
+# census of boxes knows one output.
+SEVERAL_OUTPUTS = frozenset(
+    {
+        "resnet50_features",
+        "resnet50_layers",
+        "fpn",
+        "resnet50_fpn",
+        "deeplabv3",
+        "deeplabv3_resnet50",
+        "deeplabv3_resnet50_aux",
+        "unet",
+        "unet_resnet34",
+    }
+)
 
 
 def tiered(names, fast) -> list:

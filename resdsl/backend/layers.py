@@ -132,6 +132,43 @@ def select_branches(weights: torch.Tensor, branches: list[torch.Tensor], groups:
     return out
 
 
+def resize_as(
+    x: torch.Tensor, like: torch.Tensor, mode: str = "nearest", align_corners: bool | None = None
+) -> torch.Tensor:
+    """x resized to `like`'s spatial size (a merge's fit, `upsample to_input`): torchvision's
+    `F.interpolate(top, size=lateral.shape[-2:], mode="nearest")` in its FPN and its segmentation heads.
+    x: (B, C, *sizes), like: (B, C', *sizes') -> (B, C, *sizes')."""
+    return F.interpolate(x, size=like.shape[2:], mode=mode, align_corners=align_corners)
+
+
+class FrozenBatchNorm(nn.Module):
+    """Batch norm with fixed statistics and affine parameters, all buffers (torchvision's
+    FrozenBatchNorm2d, the detection backbones' norm): no parameters, no `num_batches_tracked`, the
+    same state dict keys (weight, bias, running_mean, running_var) and the same arithmetic, on any rank."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.register_buffer("weight", torch.ones(num_features))
+        self.register_buffer("bias", torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = [1, -1] + [1] * (x.dim() - 2)  # (1, C, 1, ...): per channel, on (N, C, *sizes)
+        scale = self.weight * (self.running_var + self.eps).rsqrt()
+        bias = self.bias - self.running_mean * scale
+        return x * scale.reshape(shape) + bias.reshape(shape)
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[0]}, eps={self.eps}"
+
+
 class StdConv2d(nn.Conv2d):
     """A conv whose filters are standardised (zero mean, unit variance) first, as timm's StdConv2d (BiT)."""
 
@@ -216,6 +253,11 @@ class EvoNormS0(nn.Module):
 
 class FilterResponseNormTlu(nn.Module):
     """Filter response normalisation and a thresholded linear unit, as timm's FilterResponseNormTlu2d."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
 
     def __init__(self, num_features: int, eps: float = 1e-5):
         super().__init__()

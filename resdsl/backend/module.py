@@ -112,7 +112,8 @@ def _forward_graph(
         x = values[inputs.main]
         if data.kind in FUNCTIONS:  # a merge (resdsl/ops/merge.py) or a channel slice: its definition's function
             residual = not inputs.branches
-            operands = [x]
+            # a resize: x and the tensor whose size it takes (x itself where no `size` edge names another)
+            operands = [x] if data.kind != "resize" else [x, values[inputs.size or inputs.main]]
             if data.is_merge:
                 if residual:
                     assert inputs.shortcut is not None  # a residual merge's second input

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 from ..errors import EvalError, ShapeError, Span
-from ..values import Value, as_bool, as_int, show, suggest, type_name
+from ..values import Symbol, Value, as_bool, as_int, show, suggest, type_name
 
 Shape = tuple[int, ...]
 REQUIRED = object()
@@ -34,12 +34,13 @@ class Option:
     name: str
     aliases: tuple[str, ...] = ()
     default: object = REQUIRED
-    type: str = "int"  # "int" | "float" | "bool"
+    type: str = "int"  # "int" | "float" | "bool" | "word" (one of `choices`, kept as its name)
     minimum: float | None = None
     maximum: float | None = None
     above_minimum: bool = False  # the minimum itself is refused (BN's eps: torch divides by sqrt(var + eps))
     flag: bool = False  # may be written bare, e.g. `bn zero_init`
     per_axis: bool = False  # one number, or one per spatial axis: `k=(3, 7, 7)` (an int option)
+    choices: tuple[str, ...] = ()  # the words a "word" option takes (`upsample bilinear`)
 
 
 def channels_option(name: str = "out") -> Option:
@@ -464,6 +465,16 @@ def _check(spec: OpKind, option: Option, value: Value | None, span: Span) -> Val
     # `value` is None for an op's name given to an option (`conv out=relu`): refused below as "the name `None`"
     if option.type == "bool":
         return as_bool(value, span)
+    if option.type == "word":  # a bare word of the language (a Symbol), kept as its name
+        if not isinstance(value, Symbol) or value.name not in option.choices:
+            raise EvalError(
+                "E0302",
+                f"`{option.name}` of `{spec.name}` is {show(value) if value is not None else 'missing'}; it must be "
+                + " or ".join(f"`{c}`" for c in option.choices),
+                span,
+                help=suggest(str(value), option.choices),
+            )
+        return cast(Value, value.name)
     if option.per_axis and isinstance(value, tuple):  # one number per spatial axis, each in range
         if not 1 <= len(value) <= 3:
             raise EvalError(
