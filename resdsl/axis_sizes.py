@@ -49,6 +49,9 @@ def spatial_sizes(graph: OpGraph, size: int, axis: int = 1) -> dict[str, int] | 
             out[name] = size
             continue
         inputs = graph.inputs(name)
+        if data.kind == "resize":  # to the size of another tensor (a merge's fit, `upsample to_input`)
+            out[name] = out[inputs.size or inputs.main]
+            continue
         operands = list(inputs.branches) or [inputs.main] + ([inputs.shortcut] if inputs.shortcut else [])
         sizes = [out[u] for u in operands]
         h = sizes[0]
@@ -94,6 +97,11 @@ class AxisPlan:
                 self.rate[name] = 1
                 continue
             inputs = graph.inputs(name)
+            if data.kind == "resize":  # its size is the other tensor's, whatever its input's
+                like = inputs.size or inputs.main
+                self.steps.append((name, "resize", (like,)))
+                self.rate[name] = self.rate[like]
+                continue
             operands = tuple(inputs.branches) or (inputs.main,) + ((inputs.shortcut,) if inputs.shortcut else ())
             rate = math.lcm(*(self.rate[u] for u in operands))
             if data.is_merge:
@@ -129,7 +137,7 @@ class AxisPlan:
             name, kind, operands = step[0], step[1], step[2]
             if kind == "input":
                 out[name] = h
-            elif kind == "merge":
+            elif kind in ("merge", "resize"):  # a merge passes its first operand on; a resize, its like's size
                 out[name] = out[operands[0]]
             elif kind == "vector":
                 out[name] = 0

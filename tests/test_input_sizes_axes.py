@@ -43,8 +43,19 @@ CASES = [  # (spec, load's options, low, high)
     ("monai_resnet50", {"spatial_dims": 3, "size": 16}, 1, 20),
     (PER_AXIS_2D, {}, 1, 40),
     (SEQUENCE, {}, 1, 48),
+    ("resnet50_fpn", {}, 1, 10),  # resizes to another tensor's size (the fit): any size from 1
+    ("unet_resnet34", {}, 1, 10),
 ]
-IDS = ["r2plus1d_18", "mc3_18", "monai_resnet18-1d", "monai_resnet50-3d", "per_axis_2d", "sequence"]
+IDS = [
+    "r2plus1d_18",
+    "mc3_18",
+    "monai_resnet18-1d",
+    "monai_resnet50-3d",
+    "per_axis_2d",
+    "sequence",
+    "resnet50_fpn",
+    "unet_resnet34",
+]
 
 
 def load(spec: str, options: dict, shape=None) -> resdsl.Network:
@@ -78,7 +89,10 @@ def test_each_axis_equals_brute_force(spec, options, low, high):
             assert answer.smallest == min(truth) or min(truth) == low and answer.smallest <= low
         for part, formula in answer.outputs:
             for size, checked in truth.items():
-                shape = next(p.output_shape for p in checked.parts if p.name == part)
+                if part.startswith("output "):  # one of several outputs, by its key
+                    shape = next(o.shape for o in checked.outputs if f"output {o.key}" == part)
+                else:
+                    shape = next(p.output_shape for p in checked.parts if p.name == part)
                 if formula == "a vector":
                     assert len(shape) == 1
                 else:
@@ -118,7 +132,9 @@ def test_a_sequence_and_a_cube_are_reported_as_one_axis(capsys):
     assert main(["summary", "monai_resnet18", "--set", "size=16", "--input-sizes", "1..100"]) == 0
     out = capsys.readouterr().out
     cube = re.search(
-        r"\(D; H and W follow the same rule\): every D from (\d+) \(up to 100\); the smallest input is (\S+)", out
+        r"\(D; H and W follow the same rule\): every D from (\d+) (?:\(up to 100\)|to 100); "
+        r"the smallest input is (\S+)",
+        out,
     )
     assert cube and cube[2] == "x".join([cube[1]] * 3), out
 
