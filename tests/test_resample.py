@@ -16,6 +16,7 @@ from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 
 import resdsl
 from resdsl.backend.runtime import runtime_mismatch
+from resdsl.cli import main
 from resdsl.errors import SpecError
 
 X = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
@@ -231,3 +232,19 @@ def test_the_family_page_lists_the_decoders_with_their_figures():
         net = resdsl.load(name)
         assert "×".join(map(str, net.input_shape)) == shape
         assert (f"{net.params:,}", f"{net.macs / 1e9:.2f}") == (params, macs), name
+
+
+@pytest.mark.parametrize("name", ["resnet50_fpn", "unet_resnet34"])
+def test_torchscript_runs_the_frozen_norms_and_resizes(name, tmp_path):
+    # `compile --emit torchscript`: FrozenBatchNorm's buffers and resize_as script, and give the module's outputs
+    assert main(["compile", name, "--input", "3x64x64", "--emit", "torchscript", "-o", str(tmp_path / "m.ts")]) == 0
+    net = resdsl.load(name, input_shape=(3, 64, 64))
+    scripted = torch.jit.load(str(tmp_path / "m.ts")).eval()
+    model = net.to_torch().eval()
+    model.load_state_dict(scripted.state_dict(), strict=True)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        got, expected = scripted(x), model(x)
+    pairs = zip(got.values(), expected.values()) if isinstance(expected, dict) else [(got, expected)]
+    for a, b in pairs:
+        assert torch.allclose(a, b, atol=1e-5)

@@ -144,12 +144,10 @@ def resize_as(
 class FrozenBatchNorm(nn.Module):
     """Batch norm with fixed statistics and affine parameters, all buffers (torchvision's
     FrozenBatchNorm2d, the detection backbones' norm): no parameters, no `num_batches_tracked`, the
-    same state dict keys (weight, bias, running_mean, running_var) and the same arithmetic, on any rank."""
+    same state dict keys (weight, bias, running_mean, running_var) and the same arithmetic, on any rank.
 
-    weight: torch.Tensor
-    bias: torch.Tensor
-    running_mean: torch.Tensor
-    running_var: torch.Tensor
+    Its buffers are not annotated on the class: TorchScript cannot read a class annotation under
+    `from __future__ import annotations` (`compile --emit torchscript`), so mypy is told below."""
 
     def __init__(self, num_features: int, eps: float = 1e-5):
         super().__init__()
@@ -160,13 +158,19 @@ class FrozenBatchNorm(nn.Module):
         self.register_buffer("running_var", torch.ones(num_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # the buffers are Tensor | Module to mypy; TorchScript reads a type comment on an assignment as its own
+        return self.frozen(x, self.weight, self.bias, self.running_mean, self.running_var)  # type: ignore[arg-type]
+
+    def frozen(
+        self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, mean: torch.Tensor, var: torch.Tensor
+    ) -> torch.Tensor:
         shape = [1, -1] + [1] * (x.dim() - 2)  # (1, C, 1, ...): per channel, on (N, C, *sizes)
-        scale = self.weight * (self.running_var + self.eps).rsqrt()
-        bias = self.bias - self.running_mean * scale
-        return x * scale.reshape(shape) + bias.reshape(shape)
+        scale = weight * (var + self.eps).rsqrt()
+        shift = bias - mean * scale
+        return x * scale.reshape(shape) + shift.reshape(shape)
 
     def extra_repr(self) -> str:
-        return f"{self.weight.shape[0]}, eps={self.eps}"
+        return f"{self.weight.shape[0]}, eps={self.eps}"  # type: ignore[index]
 
 
 class StdConv2d(nn.Conv2d):
