@@ -323,17 +323,20 @@ def _main_chain(graph: OpGraph, node: str, limit: int = 10_000) -> list[str]:
 
 
 def _stride_between(graph: OpGraph, main: str, source: str) -> Strides:
-    """Product of the strides on the main path, per axis, walked back from the merge's main input to `source`."""
+    """Product of the strides on the main path, per axis, walked back from the merge's main input to `source`.
+
+    A main path that starts elsewhere (`residual { from SKIP -> ... }`, a decoder's merge) never meets
+    `source`: it has no stride relative to the shortcut, whose size a fit (`shortcut nearest`) matches."""
     shape = graph.nodes[main].shape
-    stride: Strides = (1,) * (len(shape) - 1 if shape else 0)
-    node = main
+    ones: Strides = (1,) * (len(shape) - 1 if shape else 0)
+    stride, node = ones, main
     while node != source and node in graph.nodes and graph.nodes[node].kind != "input":
         data = graph.nodes[node]
         step = main_path_stride(data.kind, data.attrs, data.in_shape)
         if len(step) == len(stride):  # (a flatten inside the path changes the rank: its ops count nothing)
             stride = tuple(a * b for a, b in zip(stride, step))
         node = graph.main_input(node)
-    return stride
+    return stride if node == source else ones
 
 
 def _insert_shortcut(

@@ -222,3 +222,15 @@ def test_a_point_with_several_indices_names_the_module_path():
     assert net.output_nodes == ("inner_blocks.3.0", "top")
     outputs = net.to_torch()(torch.randn((1,) + net.input_shape))
     assert list(outputs) == ["a", "b"] and outputs["a"].shape[1:] == (8, 16, 16)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(networks(outputs=True, max_stages=3, upsampling=True, ranks=(1, 2, 3)))
+def test_random_decoders_resize_and_agree_at_run_time(spec):
+    """The strategies' FPN-like top-down merge (`shortcut nearest` or linear): the static shapes, parameters
+    and MACs are the compiled module's, for sequences, images and volumes."""
+    net = resdsl.loads(spec.source)
+    assert runtime_mismatch(net, batch=2) is None
+    if spec.decoder:
+        top_down = next(o for o in net.outputs if o.point == "top_down")
+        assert top_down.shape == (spec.decoder,) + spec.stages[-2].out_shape[1:]

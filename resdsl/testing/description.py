@@ -136,6 +136,10 @@ class NetworkSpec:
     style: tuple = ()
     source: str = field(default="", repr=False)
     outputs: str = ""  # "list" or "dict": an `output` statement returns every stage and the logits
+    # with outputs: an FPN-like top-down merge of the last two stages (each a 1×1 conv to `decoder`
+    # channels, the smaller resized to the larger's size: `shortcut MODE`), returned before the logits
+    decoder: int = 0
+    decoder_mode: str = "nearest"
 
     @property
     def rank(self) -> int:

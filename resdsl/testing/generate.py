@@ -213,12 +213,15 @@ def networks(
     outputs: bool = False,
     ranks: tuple[int, ...] = (2,),
     per_axis: bool = False,
+    upsampling: bool = False,
 ) -> NetworkSpec:
     """A valid network and its description. `square=True` keeps every spatial size equal (H == W);
     `outputs=True` may add an `output` statement returning every stage and the logits, as a list or an
     ordered dict; `ranks` are the numbers of spatial axes drawn from (1: C×L sequences, 2: C×H×W
     images, 3: C×D×H×W volumes, small); `per_axis=True` may give kernels, strides and paddings one
-    per axis (`k=(1, 3, 3) s=(1, 2, 2)`; a custom block's stride on some axes only)."""
+    per axis (`k=(1, 3, 3) s=(1, 2, 2)`; a custom block's stride on some axes only); `upsampling=True`
+    (with `outputs`) may add an FPN-like top-down merge of the last two stages, the smaller resized up
+    to the larger's size (`shortcut nearest` or the rank's linear mode), returned as an output."""
     policy = draw(st.sampled_from(policies))
     rank = draw(st.sampled_from(ranks))
     low, high = SIZES[rank]
@@ -258,4 +261,8 @@ def networks(
         style=style,
         outputs=draw(st.sampled_from(["", "list", "dict"])) if outputs else "",
     )
+    if upsampling and spec.outputs and len(stages) >= 2 and policy != "none" and draw(st.booleans()):
+        # any policy but `none` (which has no shortcut to resize); both sides are projected to one width
+        mode = draw(st.sampled_from(["nearest", {1: "linear", 2: "bilinear", 3: "trilinear"}[rank]]))
+        spec = replace(spec, decoder=draw(st.sampled_from([4, 8])), decoder_mode=mode)
     return replace(spec, source=render(spec))

@@ -143,8 +143,15 @@ def render(spec: NetworkSpec) -> str:
         lines += ["    head {", "        avgpool", f"            -> {head.split(' -> ', 1)[1]}", "    }"]
     else:
         lines += ["    head {", "        " + head, "    }"]
+    decoder = []
+    if spec.decoder:  # the last stage, projected, resized up to the one before it and added to its projection
+        last, before = spec.stages[-1].name, spec.stages[-2].name
+        lines.append(f"    shortcut {spec.decoder_mode}")
+        lines.append(f"    from {last} -> top: conv {spec.decoder} k1")
+        lines.append(f"    top_down: residual {{ from {before} -> conv {spec.decoder} k1 }}")
+        decoder = ["top_down"]
     if spec.outputs:  # every stage's features and the logits (`fc`: sections add no name)
-        points = [s.name for s in spec.stages] + ["fc"]
+        points = [s.name for s in spec.stages] + decoder + ["fc"]
         keyed = [f"f{i}: {p}" for i, p in enumerate(points[:-1])] + [f"logits: {points[-1]}"]
         lines.append("    output " + ", ".join(keyed if spec.outputs == "dict" else points))
     lines.append("}")
