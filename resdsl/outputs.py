@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 
 from .errors import Span
 from .graph import Shape, show_shape
@@ -74,8 +73,8 @@ def stride(input_shape: Shape, shape: Shape) -> tuple[int | float, ...]:
     number where it divides (4 for ResNet's layer1 at 224), else the exact ratio as a float."""
     if len(shape) != len(input_shape) or len(shape) < 2:
         return ()  # a vector, or a map of another rank than the input
-    ratios = (Fraction(i, o) for i, o in zip(input_shape[1:], shape[1:], strict=True))
-    return tuple(int(r) if r.denominator == 1 else round(float(r), 6) for r in ratios)
+    # (integer arithmetic, not fractions.Fraction: `check` imports nothing it can do without)
+    return tuple(i // o if i % o == 0 else round(i / o, 6) for i, o in zip(input_shape[1:], shape[1:], strict=True))
 
 
 def make_outputs(
