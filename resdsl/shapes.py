@@ -330,11 +330,14 @@ def _stride_between(graph: OpGraph, main: str, source: str) -> Strides:
     shape = graph.nodes[main].shape
     ones: Strides = (1,) * (len(shape) - 1 if shape else 0)
     stride, node = ones, main
-    while node != source and node in graph.nodes and graph.nodes[node].kind != "input":
-        data = graph.nodes[node]
-        step = main_path_stride(data.kind, data.attrs, data.in_shape)
-        if len(step) == len(stride):  # (a flatten inside the path changes the rank: its ops count nothing)
-            stride = tuple(a * b for a, b in zip(stride, step))
+    nodes = graph.nodes
+    while node != source and node in nodes and nodes[node].kind != "input":
+        data = nodes[node]
+        op = ALL.get(data.kind)
+        if op is not None and op.stride(data.attrs, data.in_shape) != 1:  # most ops do not stride: skip them fast
+            step = main_path_stride(data.kind, data.attrs, data.in_shape)
+            if len(step) == len(stride):  # (a flatten inside the path changes the rank: its ops count nothing)
+                stride = tuple(a * b for a, b in zip(stride, step))
         node = graph.main_input(node)
     return stride if node == source else ones
 

@@ -7,7 +7,7 @@ import pytest
 import timm
 import torch
 import torchvision
-from family import LEFT_TO_TEST_FAMILY, SPATIAL, TIMM_ALL, tiered
+from family import LEFT_TO_TEST_FAMILY, SEVERAL_OUTPUTS, SPATIAL, TIMM_ALL, tiered
 from torch.utils.flop_counter import FlopCounterMode
 
 import resdsl
@@ -79,6 +79,7 @@ SPECS = sorted(
     if n not in ("blocks", "resnet1202")
     and n not in LEFT_TO_TEST_FAMILY
     and n not in SPATIAL
+    and n not in SEVERAL_OUTPUTS  # test_outputs.py and test_resample.py check their runtime figures, at 64×64
     and (n not in TIMM_ALL or n in ORIGINAL)
 )
 

@@ -190,7 +190,7 @@ def test_a_defaults_value_against_an_alias_binding_is_a_located_e0205():
     [error] = info.value.diagnostics
     assert error.code == "E0205" and error.span.path.endswith("resnet.res")
     assert "`se_ratio` has two values" in error.message and "se_bottleneck" in error.message
-    assert any("blocks.res:66" in note for note in error.notes)
+    assert any("blocks.res:68" in note for note in error.notes)
 
 
 def test_a_call_argument_replacing_an_alias_binding_wins_with_a_warning():
