@@ -6,6 +6,7 @@ family and one representative of each construct it added, for time.
 """
 
 import pytest
+import torch
 
 TIMM_RESNET = (
     "resnet10t",
@@ -209,3 +210,16 @@ def tiered(names, fast) -> list:
 # by tests/test_spatial.py at small inputs: at their default inputs (3×16×112×112 clips, 64³ volumes) each
 # costs 40 G MACs, too slow for the runtime sweep of test_backend.py.
 SPATIAL = frozenset({"monai_resnet18", "monai_resnet50", "r3d_18", "mc3_18", "r2plus1d_18"})
+
+
+def perturb_norms(model: torch.nn.Module, seed: int = 0) -> None:
+    """Non-trivial statistics and affine weights in every norm with running statistics (BatchNorm1d/2d/3d,
+    torchvision's FrozenBatchNorm2d), so that a misplaced or misconfigured norm shows in the outputs."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if getattr(module, "running_var", None) is not None:
+                module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.1)
+                module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
+                module.weight.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
+                module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
+from family import perturb_norms
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 
@@ -22,23 +23,11 @@ from resdsl.errors import SpecError
 X = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
 
 
-def perturb(model: torch.nn.Module) -> None:
-    """Non-trivial statistics and affine weights in every norm, torchvision's FrozenBatchNorm2d included."""
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for module in model.modules():
-            if getattr(module, "running_var", None) is not None:
-                module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.1)
-                module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
-                module.weight.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
-                module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
-
-
 def at_parity(name: str, reference: torch.nn.Module) -> resdsl.Network:
     net = resdsl.load(name, image_size=64)
     ours = net.to_torch().eval()
     reference.eval()
-    perturb(reference)
+    perturb_norms(reference)
     ours.load_state_dict(reference.state_dict(), strict=True)
     with torch.no_grad():
         mine, theirs = ours(X), reference(X)
@@ -172,7 +161,7 @@ def test_frozen_bn_has_buffers_only():
         "conv1.weight",
     ]
     frozen = torchvision.ops.misc.FrozenBatchNorm2d(4)
-    perturb(frozen)
+    perturb_norms(frozen)
     model.bn1.load_state_dict(frozen.state_dict())
     x = torch.randn(2, 4, 5, 5)
     assert torch.allclose(model.bn1(x), frozen(x), atol=1e-6)

@@ -8,6 +8,7 @@ output shape the reference has at run time.
 
 import pytest
 import torch
+from family import perturb_norms
 from torch.utils.flop_counter import FlopCounterMode
 
 import resdsl
@@ -17,22 +18,10 @@ monai_nets = pytest.importorskip("monai.networks.nets", reason="MONAI is in the 
 from torchvision.models import video  # noqa: E402 - after the skip above
 
 
-def randomise_norms(model: torch.nn.Module, seed: int = 0) -> None:
-    """Non-trivial statistics and affine weights in every BatchNorm1d/2d/3d, so a misplaced norm shows."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.1)
-                module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
-                module.weight.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
-                module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
-
-
 def assert_parity(net, reference: torch.nn.Module, batch: int = 2) -> None:
     """Strict load, equal eval outputs (1e-5 relative), and static figures equal to the reference's."""
     reference.eval()
-    randomise_norms(reference)
+    perturb_norms(reference)
     ours = net.to_torch().eval()
     ours.load_state_dict(reference.state_dict(), strict=True)
     x = torch.randn((batch,) + net.input_shape)
