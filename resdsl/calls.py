@@ -55,6 +55,17 @@ class BlockInstance:
     seq: float = 0  # execution order among the ops (graph.Node.seq) and the other calls
 
 
+def naming_part(link: ast.Link) -> ast.LabelParts:
+    """The last part of a stage's label when it names the stage's repetitions (it reads `repetition`:
+    `trunk_output.block1."block1-{repetition}": regnet_bottleneck(w) x7` makes `trunk_output.block1.block1-0`
+    ... `block1-6`, as torchvision names them), as a one-part LabelParts; () for any other label."""
+    element = link.element
+    if not link.label_parts or not isinstance(element, ast.Call) or element.repeat is None:
+        return ()
+    name, index = link.label_parts[-1]
+    return (link.label_parts[-1],) if index is None and ast.part_mentions(name, REPETITION) else ()
+
+
 class CallElaborator(Naming):
     """The walk's calls (scope.Walk): ops, block calls, stages and `defaults` statements."""
 
@@ -200,6 +211,17 @@ class CallElaborator(Naming):
             self.fail(ctx, exc)
             return current
         label = link.label
+        naming = link.label_parts[0][0] if link.label_parts else None  # a part that names each repetition
+        if isinstance(naming, ast.Interpolation) and not label:
+            assert link.label_span is not None  # the parser gives every label its span
+            self.error(
+                ctx,
+                "E0208",
+                f'a stage whose label names its repetitions ("{naming.text}") needs a name for the stage itself',
+                link.label_span,
+                help=f'put the stage\'s name before it: `stage."{naming.text}": ...` makes stage.<each name>',
+            )
+            return current
         while label is None or (link.label is None and scope.used(label)):
             scope.stages += 1
             label = f"layer{scope.stages}"
@@ -207,6 +229,9 @@ class CallElaborator(Naming):
         self.stages.append(StageInfo(path, name, count, stride, policy, link.span))
         inner = replace(ctx, stage=path, policy=policy, fit=chosen.fit)
         per_repetition = any(ast.mentions(a.value, REPETITION) for a in call.args)
+        names = self.repetition_names(naming, count, path, ctx) if isinstance(naming, ast.Interpolation) else None
+        if names is None and isinstance(naming, ast.Interpolation):
+            return current
         for i in range(count):
             if i and per_repetition:
                 try:
@@ -221,12 +246,37 @@ class CallElaborator(Naming):
                     self.error(ctx, "E0205", "stride is given both to the block and to the stage", stride_span)
                 kw["stride"] = (stride, stride_span)
             attempts = self.reporter.attempts
-            current = self.instantiate(name, positional, kw, call.span, f"{path}.{i}", current, inner, scope)
+            block = f"{path}.{names[i] if names else i}"
+            current = self.instantiate(name, positional, kw, call.span, block, current, inner, scope)
             if self.reporter.attempts != attempts:
                 # A repetition that failed: its output is unknown, and the next ones would only repeat its
                 # errors (reported once anyway), so `b(8) x 100000` with a typo in `b` stops here, at once.
                 return self.failed(current, ctx, call.span)
         return current
+
+    def repetition_names(self, part: ast.Interpolation, count: int, path: str, ctx: Context) -> list[str] | None:
+        """The name of each of a stage's `count` blocks, from the part of its label that reads `repetition`;
+        None after reporting one that fails, cannot name a module, or repeats another (E0206)."""
+        names: list[str] = []
+        first: dict[str, int] = {}
+        for i in range(count):
+            made = self.interpolate(part, self.with_repetition(ctx, i))
+            if made is None:
+                return None
+            if made in first:
+                self.error(
+                    ctx,
+                    "E0206",
+                    f'"{part.text}" names repetitions {first[made]} and {i} of the stage both `{made}`',
+                    part.span,
+                    help="each block of a stage needs a name of its own: use `repetition` so that they differ",
+                )
+                return None
+            first[made] = i
+            becomes = f"the block becomes the attribute `{path}.{made}` of the compiled torch module"
+            self.check_reserved(f"{path}.{made}", [made], becomes, part.span, ctx)
+            names.append(made)
+        return names
 
     @staticmethod
     def with_defaults(name: str, keywords: dict, ctx: Context) -> dict:

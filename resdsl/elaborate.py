@@ -21,7 +21,7 @@ from .binding import Binding
 from .branches import BranchElaborator
 
 # SHORTHANDS, BlockInstance and StageInfo are imported from here by the ejector and network.py
-from .calls import MAX_REPEAT, SHORTHANDS, BlockInstance, CallElaborator, StageInfo  # noqa: F401
+from .calls import MAX_REPEAT, SHORTHANDS, BlockInstance, CallElaborator, StageInfo, naming_part  # noqa: F401
 from .errors import EvalError, Reporter, Span
 from .graph import Node, OpGraph, Role
 from .near_keywords import BODY_KEYWORDS, keyword_like
@@ -280,10 +280,13 @@ class _Elaborator(CallElaborator, BranchElaborator, PointElaborator, Binding):
             self.bad_name(link.bad, ctx)
             link = replace(link, label=None, label_span=None, label_parts=(), bad=None)
         if link.indexed:  # `convs[branch]: conv ...` is the op `convs.<branch>`
-            label = self.label_path(link.label_parts, ctx)
+            # `s1."b{repetition + 1}": unit x4`: the last part names each repetition, the rest is the stage
+            # (calls.py makes the names, and finds the part in the link's label_parts)
+            naming = naming_part(link)
+            label = self.label_path(link.label_parts[:-1] if naming else link.label_parts, ctx)
             if label is None:
                 return current
-            link = replace(link, label=label, label_parts=())
+            link = replace(link, label=label, label_parts=naming)
         if link.label is not None and isinstance(element, (ast.Group, ast.Section, ast.Cond, ast.Tap)):
             what = {
                 ast.Group: "a group is named by its own name",

@@ -38,6 +38,7 @@ CODES: dict[str, str] = {
     "E0303": "value out of range",
     "E0304": "division by zero",
     "E0305": "index out of range",
+    "E0306": "argument outside a function's domain",
     "E0401": "shapes of a residual add do not match",
     "E0402": "groups do not divide channels",
     "E0403": "spatial size below 1",

@@ -36,7 +36,7 @@ KEYWORD_PARTS = ("stem", "head", "norm", "shortcut")  # keywords that timm and t
 
 
 class _Part(NamedTuple):
-    name: str
+    name: str | ast.Interpolation
     indices: tuple[ast.Expr, ...]
     word: str  # "name", "quoted", or the keyword it was written as
     bad: ast.BadName | None = None  # a quoted name that cannot name a module
@@ -72,7 +72,7 @@ class LabelTransformer(Transformer):
 
     # ---- parts ----------------------------------------------------------------------------------
     def label(self, meta, c) -> Label:
-        pairs: list[tuple[str, ast.Expr | None]] = []
+        pairs: list[tuple[str | ast.Interpolation, ast.Expr | None]] = []
         for part in c:
             first, *more = part.indices or (None,)
             pairs.append((part.name, first))
@@ -90,6 +90,11 @@ class LabelTransformer(Transformer):
     def quoted_part(self, meta, c) -> _Part:
         token = c[0]
         name = token.value[1:-1]
+        if "{" in name or "}" in name:  # `"block1-{repetition}"`: made where it is used (naming.py)
+            interpolation = self.interpolation(token)
+            if not isinstance(interpolation, str):
+                return _Part(interpolation, self._indices(c[1], token.value), "quoted")
+            name = interpolation  # only `{{` and `}}`: a plain name with braces
         problem = quoted_name_problem(name)
         bad = None
         if problem is not None:  # reported by the elaborator (E0210), with the other errors of the spec
@@ -97,6 +102,51 @@ class LabelTransformer(Transformer):
                 token.value, problem, Span(self.path, token.line, token.column, token.end_line, token.end_column)
             )
         return _Part(name, self._indices(c[1], token.value), "quoted", bad)
+
+    def interpolation(self, token) -> ast.Interpolation | str:
+        """The pieces of a quoted name with `{expr}` in it, each expression parsed where it is written
+        (its spans are the file's); `{{` and `}}` are a brace, as in Python's f-strings. A name with
+        only those is the plain name it spells."""
+        from .parse import parse_expression_at  # parse imports this module
+
+        text = token.value[1:-1]
+        pieces: list[str | ast.Expr] = []
+        literal, i = "", 0
+        column = token.column + 1  # of text[0]
+        span = Span(self.path, token.line, token.column, token.end_line, token.end_column)
+        while i < len(text):
+            ch = text[i]
+            if ch in "{}" and text[i + 1 : i + 2] == ch:
+                literal, i = literal + ch, i + 2
+                continue
+            if ch == "}":
+                raise self.error(
+                    "E0103",
+                    "unmatched `}` in a quoted name",
+                    Span.point(self.path, token.line, column + i),
+                    help="`{expr}` puts a value into the name; `}}` is a brace",
+                )
+            if ch != "{":
+                literal, i = literal + ch, i + 1
+                continue
+            end = text.find("}", i + 1)
+            if end < 0 or not text[i + 1 : end].strip():
+                raise self.error(
+                    "E0103",
+                    "unmatched `{` in a quoted name" if end < 0 else "empty `{}` in a quoted name",
+                    Span.point(self.path, token.line, column + i),
+                    help='`{expr}` puts a value into the name (`"block1-{repetition}"`); `{{` is a brace',
+                )
+            if literal:
+                pieces.append(literal)
+                literal = ""
+            pieces.append(parse_expression_at(text[i + 1 : end], self.path, token.line, column + i + 1, self.lines))
+            i = end + 1
+        if literal:
+            pieces.append(literal)
+        if all(isinstance(piece, str) for piece in pieces):
+            return "".join(str(piece) for piece in pieces)
+        return ast.Interpolation(tuple(pieces), text, span)
 
     def section_part(self, meta, c) -> _Part:  # `stem.conv`, `head.fc`: timm's names
         return _Part(str(c[0]), self._indices(c[1], str(c[0])), str(c[0]))
@@ -132,7 +182,7 @@ class LabelTransformer(Transformer):
         if label is None:
             return ast.Link(None, None, element, self.s(meta))
         parts, span = label
-        text = ".".join(name for name, _ in parts if name)
+        text = ".".join(str(name) for name, _ in parts if name)
         return ast.Link(text, span, element, self.s(meta), parts, label.bad)
 
     def group(self, meta, c) -> ast.Group | ast.Section:
@@ -154,5 +204,5 @@ class LabelTransformer(Transformer):
                 span,
                 help=f'{meant}; a group of that name is written `"{label.lone}" {{ ... }}`',
             )
-        name = ".".join(name for name, _ in parts if name)
+        name = ".".join(str(name) for name, _ in parts if name)
         return ast.Group(name, body, self.s(meta), parts, span, label.words[:1] == ("name",), label.bad)

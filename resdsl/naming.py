@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from . import syntax as ast
 from .errors import EvalError, Span
-from .reserved import reserved_reason
+from .reserved import quoted_name_problem, reserved_reason
 from .scope import Context, Scope, Walk
-from .values import as_int
+from .values import as_int, show
 
 MAX_INDEX = 100_000  # as many as a stage's repetitions (calls.MAX_REPEAT), which an index often names
 
@@ -39,7 +39,12 @@ class Naming(Walk):
         reporting an index that is not a whole number from 0)."""
         names = []
         for name, expr in parts:
-            if name:
+            if isinstance(name, ast.Interpolation):
+                made = self.interpolate(name, ctx)
+                if made is None:
+                    return None
+                names.append(made)
+            elif name:
                 names.append(name)
             if expr is not None:
                 index = self.index(expr, ctx)
@@ -47,6 +52,29 @@ class Naming(Walk):
                     return None
                 names.append(str(index))
         return ".".join(names)
+
+    def interpolate(self, part: ast.Interpolation, ctx: Context) -> str | None:
+        """`"block1-{repetition}"` -> "block1-0": each value written as the language shows it; None after
+        reporting an expression that fails or a name no module can have (E0210, as a quoted name's)."""
+        try:
+            made = "".join(piece if isinstance(piece, str) else show(self.eval(piece, ctx)) for piece in part.pieces)
+        except EvalError as exc:
+            if exc.code == "E0201" and "`repetition`" in exc.message:
+                exc = EvalError(
+                    exc.code,
+                    exc.message,
+                    exc.span,
+                    help="`repetition` names a stage's blocks in the last part of the stage's label: "
+                    '`s1."b{repetition + 1}": unit(64) x4`',
+                    notes=exc.notes,
+                )
+            self.fail(ctx, exc)
+            return None
+        problem = quoted_name_problem(made)
+        if problem is not None:
+            self.error(ctx, "E0210", f'"{part.text}" makes "{made}", which cannot name a module: {problem}', part.span)
+            return None
+        return made
 
     def group(self, group: ast.Group, current: str, scope: Scope, ctx: Context) -> str:
         """`name { ... }`: the body, named below the group's path (reopened if the scope has it already)."""

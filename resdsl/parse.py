@@ -316,6 +316,17 @@ class _ToAst(LabelTransformer):
     def index(self, meta, c):
         return ast.Index(c[0], c[1], self.s(meta))
 
+    def power(self, meta, c):  # `a ** b`: right-associative, the grammar nests it
+        return ast.Binary("**", c[0], c[2], self.s(meta))
+
+    def function(self, meta, c):  # `round(x)`: c is NAME, CALL_OPEN, then the arguments (None: none)
+        name, _, *args = c
+        return ast.Function(str(name), _token_span(self.path, name), tuple(a for a in args if a is not None), self.s(meta))
+
+    def comprehension(self, meta, c):  # `[item for variable in iterable if condition]`
+        item, variable, iterable, condition = c
+        return ast.Comprehension(item, str(variable), iterable, condition, self.s(meta))
+
     def ternary(self, meta, c):
         return ast.Ternary(c[0], c[1], c[2], self.s(meta))
 
@@ -391,6 +402,16 @@ def parse_module(text: str, path: str) -> ast.SourceFile:
 def parse_expression(text: str, path: str = "<expr>") -> ast.Expr:
     """Parse one expression (used for `--set key=value`)."""
     return _parse(text, path, "expr")
+
+
+def parse_expression_at(text: str, path: str, line: int, column: int, lines: list[str]) -> ast.Expr:
+    """An expression written at (line, column) of a file, inside a quoted name (`"b{repetition + 1}"`):
+    parsed with the file's positions, so that its spans, and a syntax error in it, point into the file."""
+    padded = "\n" * (line - 1) + " " * (column - 1) + text  # leading newlines and blanks are dropped
+    try:
+        return _ToAst(path, padded).transform(parser().parse(padded, start="expr"))
+    except UnexpectedInput as exc:
+        raise SpecError([syntax_diagnostic(exc, padded, path, parser())], {path: "\n".join(lines)}) from None
 
 
 def _parse(text: str, path: str, start: str):

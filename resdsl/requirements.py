@@ -40,20 +40,12 @@ def names_in(expr: ast.Expr) -> Iterator[str]:
     """Every name an expression reads, in order of appearance."""
     if isinstance(expr, ast.Name):
         yield expr.id
-    elif isinstance(expr, ast.ListExpr):
-        for item in expr.items:
-            yield from names_in(item)
-    elif isinstance(expr, ast.Unary):
-        yield from names_in(expr.operand)
-    elif isinstance(expr, ast.Binary):
-        yield from names_in(expr.left)
-        yield from names_in(expr.right)
-    elif isinstance(expr, ast.Ternary):
+    elif isinstance(expr, ast.Ternary):  # the test first, as it is read
         for part in (expr.test, expr.then, expr.orelse):
             yield from names_in(part)
-    elif isinstance(expr, ast.Index):
-        yield from names_in(expr.base)
-        yield from names_in(expr.index)
+    else:
+        for child in ast.children(expr):
+            yield from names_in(child)
 
 
 def unmet(

@@ -68,7 +68,62 @@ class Index:
     span: Span
 
 
-Expr = Number | Boolean | Name | ListExpr | Unary | Binary | Ternary | Index
+@dataclass(frozen=True, slots=True)
+class Function:
+    """`round(x)`, `max(a, b)`: a builtin function (resdsl/functions.py) applied to its arguments."""
+
+    name: str
+    name_span: Span
+    args: tuple[Expr, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Comprehension:
+    """`[item for variable in iterable if condition]`: a list made item by item, as Python's."""
+
+    item: Expr
+    variable: str
+    iterable: Expr
+    condition: Expr | None
+    span: Span
+
+
+Expr = Number | Boolean | Name | ListExpr | Unary | Binary | Ternary | Index | Function | Comprehension
+
+
+def children(expr: Expr) -> tuple[Expr, ...]:
+    """The expressions directly inside `expr`, in the order they are written."""
+    if isinstance(expr, ListExpr):
+        return expr.items
+    if isinstance(expr, Unary):
+        return (expr.operand,)
+    if isinstance(expr, Binary):
+        return (expr.left, expr.right)
+    if isinstance(expr, Ternary):
+        return (expr.then, expr.test, expr.orelse)
+    if isinstance(expr, Index):
+        return (expr.base, expr.index)
+    if isinstance(expr, Function):
+        return expr.args
+    if isinstance(expr, Comprehension):
+        return (expr.item, expr.iterable) + (() if expr.condition is None else (expr.condition,))
+    return ()
+
+
+@dataclass(frozen=True, slots=True)
+class Interpolation:
+    """A quoted name with `{expr}` in it, a part of a label or group name: `"block1-{repetition}"`.
+
+    `pieces` alternate text and expressions; `text` is the name as written (no quotes), for messages.
+    The name is made where it is used, each value written as the language shows it (naming.py)."""
+
+    pieces: tuple[str | Expr, ...]
+    text: str
+    span: Span
+
+    def __str__(self) -> str:
+        return self.text
 
 
 # ---- statements ------------------------------------------------------------
@@ -120,7 +175,8 @@ class Body:
 # A label's or a group name's dotted parts, each a name and an index expression or None:
 # `stages[0].blocks` is (("stages", 0), ("blocks", None)). A part with several indices goes on with
 # nameless pairs: `inner_blocks[3][0]` is (("inner_blocks", 3), ("", 0)). (labels.py reads them.)
-LabelParts = tuple[tuple[str, Expr | None], ...]
+# A quoted part with `{expr}` in it is an `Interpolation`, evaluated where the label is used.
+LabelParts = tuple[tuple["str | Interpolation", Expr | None], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,24 +277,22 @@ class Link:
 
     @property
     def indexed(self) -> bool:
-        return any(index is not None for _, index in self.label_parts)
+        """Is the label evaluated where it is used (an index, or a quoted part with `{expr}`)?"""
+        return any(index is not None or not isinstance(name, str) for name, index in self.label_parts)
 
 
 def mentions(expr: Expr, name: str) -> bool:
     """Does `expr` read the name `name`? (e.g. a stage argument that uses `repetition`)"""
     if isinstance(expr, Name):
         return expr.id == name
-    if isinstance(expr, ListExpr):
-        return any(mentions(item, name) for item in expr.items)
-    if isinstance(expr, Unary):
-        return mentions(expr.operand, name)
-    if isinstance(expr, Binary):
-        return mentions(expr.left, name) or mentions(expr.right, name)
-    if isinstance(expr, Ternary):
-        return mentions(expr.then, name) or mentions(expr.test, name) or mentions(expr.orelse, name)
-    if isinstance(expr, Index):
-        return mentions(expr.base, name) or mentions(expr.index, name)
-    return False
+    return any(mentions(child, name) for child in children(expr))
+
+
+def part_mentions(part: str | Interpolation, name: str) -> bool:
+    """Does a label's part read `name` (`"b{repetition + 1}"`)?"""
+    return isinstance(part, Interpolation) and any(
+        mentions(piece, name) for piece in part.pieces if not isinstance(piece, str)
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ _FRIENDLY = {
     "MUL_OP": "`*` or `/`",
     "PLUS": "`+`",
     "MINUS": "`-`",
+    "POW": "`**`",
 }
 
 

@@ -26,6 +26,30 @@ BRANCH_MERGES: list[str] = []
 RESAMPLE_MODES = ("nearest", "linear", "bilinear", "trilinear")
 LIMIT = 2**63 - 1  # every int a tensor dimension could ever hold
 MAX_LIST = 100_000  # the longest list `+` and `*` may build (no list of the language needs more)
+# The work one comprehension, with those nested in it, may do: items made plus list items read by the
+# functions and operators inside it (a comprehension over range(100000) of sum(range(100000)) would
+# otherwise take hours). About a second of evaluation; RegNet's generator spends under a hundred.
+MAX_WORK = 1_000_000
+
+
+class _Work:
+    """The work done by the outermost comprehension being evaluated (`depth` of them are open)."""
+
+    depth = 0
+    done = 0
+
+
+def charge(items: int) -> None:
+    """Count `items` of list work against the open comprehension's budget (none open: free, as every
+    list is at most MAX_LIST long)."""
+    if _Work.depth:
+        _Work.done += items
+        if _Work.done > MAX_WORK:
+            raise _TooMuchWork()
+
+
+class _TooMuchWork(Exception):
+    """Raised where the budget runs out; the outermost comprehension reports it at its own span."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +143,50 @@ def evaluate(expr: ast.Expr, env: Mapping[str, Value], symbols: frozenset[str] |
         return -_number(operand, expr.operand.span)
     if isinstance(expr, ast.Binary):
         return _binary(expr, env, symbols)
+    if isinstance(expr, ast.Function):
+        from .functions import call_function  # functions.py builds on this module
+
+        return call_function(expr, [(evaluate(arg, env, symbols), arg.span) for arg in expr.args])
+    if isinstance(expr, ast.Comprehension):
+        return _comprehension(expr, env, symbols)
     raise TypeError(expr)  # pragma: no cover - the parser builds no other node
+
+
+def _comprehension(expr: ast.Comprehension, env: Mapping[str, Value], symbols) -> tuple:
+    """`[item for name in iterable if condition]`: `name` bound to each item in turn, over the scope's
+    names (it hides a parameter of that name inside the brackets only, as in Python)."""
+    outermost = _Work.depth == 0
+    if outermost:
+        _Work.done = 0
+    _Work.depth += 1
+    try:
+        iterable = evaluate(expr.iterable, env, symbols)
+        if not isinstance(iterable, tuple):
+            raise EvalError(
+                "E0302",
+                f"a comprehension goes over a list, not {type_name(iterable)}",
+                expr.iterable.span,
+                help="for example `[w * 2 for w in widths]` or `[i for i in range(4)]`",
+            )
+        made = []
+        inner = dict(env)
+        for item in iterable:
+            charge(1)
+            inner[expr.variable] = item
+            if expr.condition is None or as_bool(evaluate(expr.condition, inner, symbols), expr.condition.span):
+                made.append(evaluate(expr.item, inner, symbols))
+        return tuple(made)
+    except _TooMuchWork:
+        if not outermost:
+            raise
+        raise EvalError(
+            "E0303",
+            f"this comprehension does more than {MAX_WORK:,} steps of work",
+            expr.span,
+            help="no network needs lists this long; is a range too large?",
+        ) from None
+    finally:
+        _Work.depth -= 1
 
 
 def _binary(expr: ast.Binary, env: Mapping[str, Value], symbols) -> Value:
@@ -132,8 +199,10 @@ def _binary(expr: ast.Binary, env: Mapping[str, Value], symbols) -> Value:
     a = evaluate(expr.left, env, symbols)
     b = evaluate(expr.right, env, symbols)
     if op in ("==", "!="):
+        charge(len(a) if isinstance(a, tuple) else 0)
         return same_value(a, b) == (op == "==")
     if op in ("in", "not in"):
+        charge(len(b) if isinstance(b, tuple) else 0)
         if not isinstance(b, tuple):
             raise EvalError(
                 "E0302",
@@ -148,9 +217,11 @@ def _binary(expr: ast.Binary, env: Mapping[str, Value], symbols) -> Value:
     y = _number(b, expr.right.span)
     if op in ("<", "<=", ">", ">="):
         return {"<": x < y, "<=": x <= y, ">": x > y, ">=": x >= y}[op]
-    if op in ("/", "//", "%") and y == 0:
+    if op in ("/", "//", "%") and y == 0 or op == "**" and x == 0 and y < 0:
         raise EvalError("E0304", f"division by zero in `{show(x)} {op} {show(y)}`", expr.span)
-    if op == "+":
+    if op == "**":
+        result = _power(x, y, expr)
+    elif op == "+":
         result = x + y
     elif op == "-":
         result = x - y
@@ -180,6 +251,27 @@ def _binary(expr: ast.Binary, env: Mapping[str, Value], symbols) -> Value:
     return result
 
 
+def _power(x: int | float, y: int | float, expr: ast.Binary) -> int | float:
+    """`x ** y` as Python's (an int to a negative int is a float), refused before it is worked out
+    where the result would pass LIMIT (`10 ** 10 ** 10` would take hours), or is not a real number."""
+    if x < 0 and isinstance(y, float) and not y.is_integer():
+        raise EvalError(
+            "E0306",
+            f"`({show(x)}) ** {show(y)}`: a negative number to a fractional power is not a real number",
+            expr.span,
+        )
+    if abs(x) > 1 and y > 0 and y * math.log2(abs(x)) > 64:
+        raise EvalError(
+            "E0303", f"`{show(x)} ** {show(y)}` is too large", expr.span, help=f"results are limited to {LIMIT:,}"
+        )
+    try:
+        return x**y
+    except OverflowError:  # a float underflow is 0.0; only tiny bases to large negative powers get here
+        raise EvalError(
+            "E0303", f"`{show(x)} ** {show(y)}` is too large", expr.span, help=f"results are limited to {LIMIT:,}"
+        ) from None
+
+
 def _list_binary(expr: ast.Binary, a: Value, b: Value) -> tuple:
     """Lists join with `+` and repeat with `*` (`[size] * spatial_dims`), as Python's."""
     if expr.op == "+" and isinstance(a, tuple) and isinstance(b, tuple):
@@ -204,6 +296,7 @@ def _list_binary(expr: ast.Binary, a: Value, b: Value) -> tuple:
         raise EvalError(
             "E0303", f"a list of {len(result):,} items", expr.span, help=f"lists hold at most {MAX_LIST:,} items"
         )
+    charge(len(result))
     return result
 
 

@@ -294,7 +294,7 @@ def test_the_grammar_has_no_conflict_but_the_juxtaposed_arguments_it_had():
     finally:
         lalr_analysis.LALR_Analyzer.compute_lalr1_states = original
     assert found <= {
-        ("LSQB", "<unary : postfix>"),
+        ("LSQB", "<power : postfix>"),
         ("MINUS", "<comparison : sum>"),
         ("MINUS", "<comparison : sum COMPARE sum>"),
         ("MINUS", "<comparison : sum IN sum>"),

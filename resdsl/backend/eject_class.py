@@ -23,7 +23,7 @@ from ..ops import ALL, OPS, FunctionCall, ModuleCall, match_options
 from ..record import BlockRecord, Event
 from ..values import Symbol, same_value
 from .eject_branches import MARK, BranchWriter, Live, Tensor, forward
-from .eject_expr import Evaluator, Py, Unsupported, constant, identifier, negate
+from .eject_expr import Evaluator, Py, Unsupported, constant, identifier, negate, py_string
 from .eject_render import Assign, CallText, If, Line, Path, Run, flat, function_source, module_source
 
 if TYPE_CHECKING:
@@ -380,7 +380,13 @@ class ClassWriter(BranchWriter):
             ctor, width = self.ej.construct([block], self, el, channels)
             calls.append(ctor)
             channels = self.after_block([block], channels, width)
-        self.init.append(Assign(path, CallText("nn.Sequential", tuple(_runs(calls))), split=len(calls) > 1))
+        names = [block.path.rpartition(".")[2] for block in blocks]
+        if names == [str(i) for i in range(len(blocks))]:
+            sequential = CallText("nn.Sequential", tuple(_runs(calls)))
+        else:  # a stage that names its repetitions (`s1."b{repetition + 1}": ...`): by name, in order
+            pairs = tuple(CallText("(", (py_string(n), c)) for n, c in zip(names, calls))
+            sequential = CallText("nn.Sequential", (CallText("OrderedDict", (CallText("[", pairs),)),))
+        self.init.append(Assign(path, sequential, split=len(calls) > 1))
         self.fwd.append(Run(path, t.var, self.write))
         return replace(channels, var=self.write)
 

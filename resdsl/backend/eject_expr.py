@@ -99,7 +99,10 @@ def name(identifier: str, samples: tuple) -> Py:
     return Py(py.Name(identifier, py.Load()), samples)
 
 
-_BINARY = {"+": py.Add, "-": py.Sub, "*": py.Mult, "/": py.Div, "//": py.FloorDiv, "%": py.Mod}
+_BINARY = {"+": py.Add, "-": py.Sub, "*": py.Mult, "/": py.Div, "//": py.FloorDiv, "%": py.Mod, "**": py.Pow}
+# The builtins (resdsl/functions.py) that are Python's own, written as calls in ejected source; a block
+# whose varying values go through another (log, unique, ...) is written flat.
+_PYTHON_FUNCTIONS = frozenset({"round", "int", "float", "abs", "min", "max", "sum", "len"})
 _COMPARE = {
     "==": py.Eq,
     "!=": py.NotEq,
@@ -125,6 +128,7 @@ def _apply(op: str, x: Any, y: Any) -> Any:
         "*": lambda: x * y,
         "/": lambda: x / y,
         "//": lambda: x // y,
+        "**": lambda: x**y,
         "%": lambda: x % y,
         "<": lambda: x < y,
         "<=": lambda: x <= y,
@@ -275,6 +279,9 @@ class Evaluator:
         if isinstance(expr, ast.ListExpr):
             items = [self(item) for item in expr.items]
             return Py(py.Tuple([i.node for i in items], py.Load()), self.samples(expr))
+        if isinstance(expr, ast.Function) and expr.name in _PYTHON_FUNCTIONS:
+            args = [self(arg).node for arg in expr.args]
+            return Py(py.Call(py.Name(expr.name, py.Load()), args, []), self.samples(expr))
         raise Unsupported(f"an expression of kind {type(expr).__name__}")  # pragma: no cover
 
 
@@ -297,17 +304,7 @@ def ast_names(expr: ast.Expr) -> set[str]:
     """Every name an expression reads."""
     if isinstance(expr, ast.Name):
         return {expr.id}
-    children: tuple = ()
-    if isinstance(expr, ast.ListExpr):
-        children = expr.items
-    elif isinstance(expr, ast.Unary):
-        children = (expr.operand,)
-    elif isinstance(expr, ast.Binary):
-        children = (expr.left, expr.right)
-    elif isinstance(expr, ast.Ternary):
-        children = (expr.test, expr.then, expr.orelse)
-    elif isinstance(expr, ast.Index):
-        children = (expr.base, expr.index)
+    children = ast.children(expr)
     return set().union(*(ast_names(c) for c in children)) if children else set()
 
 
