@@ -92,7 +92,9 @@ def _range(args: Args, span: Span) -> Value:
         raise _domain("`range` step is 0", args[2][1], help="the step is a positive or negative whole number")
     made = range(start, stop, step)
     if len(made) > MAX_LIST:
-        raise EvalError("E0303", f"a range of {len(made):,} numbers", span, help=f"lists hold at most {MAX_LIST:,} items")
+        raise EvalError(
+            "E0303", f"a range of {len(made):,} numbers", span, help=f"lists hold at most {MAX_LIST:,} items"
+        )
     charge(len(made))
     return tuple(made)
 

@@ -321,11 +321,13 @@ class _ToAst(LabelTransformer):
 
     def function(self, meta, c):  # `round(x)`: c is NAME, CALL_OPEN, then the arguments (None: none)
         name, _, *args = c
-        return ast.Function(str(name), _token_span(self.path, name), tuple(a for a in args if a is not None), self.s(meta))
+        return ast.Function(
+            str(name), _token_span(self.path, name), tuple(a for a in args if a is not None), self.s(meta)
+        )
 
-    def comprehension(self, meta, c):  # `[item for variable in iterable if condition]`
-        item, variable, iterable, condition = c
-        return ast.Comprehension(item, str(variable), iterable, condition, self.s(meta))
+    def comprehension(self, meta, c):  # `[item for a, b in iterable if condition]`
+        item, *variables, iterable, condition = c
+        return ast.Comprehension(item, tuple(str(v) for v in variables), iterable, condition, self.s(meta))
 
     def ternary(self, meta, c):
         return ast.Ternary(c[0], c[1], c[2], self.s(meta))

@@ -80,10 +80,11 @@ class Function:
 
 @dataclass(frozen=True, slots=True)
 class Comprehension:
-    """`[item for variable in iterable if condition]`: a list made item by item, as Python's."""
+    """`[item for variable in iterable if condition]`: a list made item by item, as Python's. Several
+    variables (`for w, g in zip(widths, groups)`) take each item's items apart."""
 
     item: Expr
-    variable: str
+    variables: tuple[str, ...]
     iterable: Expr
     condition: Expr | None
     span: Span

@@ -170,9 +170,20 @@ def _comprehension(expr: ast.Comprehension, env: Mapping[str, Value], symbols) -
             )
         made = []
         inner = dict(env)
+        names = expr.variables
         for item in iterable:
             charge(1)
-            inner[expr.variable] = item
+            if len(names) == 1:
+                inner[names[0]] = item
+            elif isinstance(item, tuple) and len(item) == len(names):
+                inner.update(zip(names, item))
+            else:
+                raise EvalError(
+                    "E0302",
+                    f"{len(names)} names ({', '.join(names)}) for an item that is {type_name(item)} ({show(item)})",
+                    expr.iterable.span,
+                    help=f"each item must be a list of {len(names)}, as `zip` makes",
+                )
             if expr.condition is None or as_bool(evaluate(expr.condition, inner, symbols), expr.condition.span):
                 made.append(evaluate(expr.item, inner, symbols))
         return tuple(made)
