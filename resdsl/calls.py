@@ -18,6 +18,7 @@ from .graph import Role
 from .naming import Naming
 from .ops import OPS, BoundArg, bind
 from .ops.base import given_options, no_option
+from .reserved import reserved_reason
 from .scope import Context, Resolved, Scope
 from .values import Symbol, Value, as_int, suggest, type_name, value_key
 
@@ -273,8 +274,10 @@ class CallElaborator(Naming):
                 )
                 return None
             first[made] = i
-            becomes = f"the block becomes the attribute `{path}.{made}` of the compiled torch module"
-            self.check_reserved(f"{path}.{made}", [made], becomes, part.span, ctx)
+            if not made.isdigit() and reserved_reason(made) is not None:  # reported once, for the first
+                becomes = f"the block becomes the attribute `{path}.{made}` of the compiled torch module"
+                self.check_reserved(f"{path}.{made}", [made], becomes, part.span, ctx)
+                return None
             names.append(made)
         return names
 

@@ -65,7 +65,7 @@ class Naming(Walk):
                     exc.message,
                     exc.span,
                     help="`repetition` names a stage's blocks in the last part of the stage's label: "
-                    '`s1."b{repetition + 1}": unit(64) x4`',
+                    '`"s1"."b{repetition + 1}": unit(64) x4`',
                     notes=exc.notes,
                 )
             self.fail(ctx, exc)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import replace
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -413,7 +414,10 @@ def parse_expression_at(text: str, path: str, line: int, column: int, lines: lis
     try:
         return _ToAst(path, padded).transform(parser().parse(padded, start="expr"))
     except UnexpectedInput as exc:
-        raise SpecError([syntax_diagnostic(exc, padded, path, parser())], {path: "\n".join(lines)}) from None
+        found = syntax_diagnostic(exc, padded, path, parser())
+        if found.code == "E0104":  # the end of the braces, not of the file
+            found = replace(found, code="E0103", message="the expression in `{...}` ends too early")
+        raise SpecError([found], {path: "\n".join(lines)}) from None
 
 
 def _parse(text: str, path: str, start: str):

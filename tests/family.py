@@ -180,7 +180,22 @@ REPRESENTATIVES = frozenset(
         "test_resnet",
     }
 )
-LEFT_TO_TEST_FAMILY = frozenset(TIMM_ALL) - REPRESENTATIVES
+# The RegNets (specs/regnet.res, timm_regnet.res): tests/test_regnet.py checks every one against torchvision or
+# timm (static figures and names at 224×224, outputs at 64×64). The sweeps take regnet_x_400mf (bundled before
+# the family) and regnety_002 (timm's names, SE); regnet_y_128gf alone would cost the runtime sweep minutes.
+REGNETS = (
+    tuple(
+        f"regnet_{kind}_{size}" for kind in "xy" for size in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")
+    )
+    + ("regnet_y_128gf",)
+    + tuple(
+        f"regnet{kind}_{size}"
+        for kind in "xy"
+        for size in ("002", "004", "006", "008", "016", "032", "040", "064", "080", "120", "160", "320")
+    )
+    + ("regnetx_004_tv", "regnety_008_tv", "regnety_080_tv")
+)
+LEFT_TO_TEST_FAMILY = (frozenset(TIMM_ALL) - REPRESENTATIVES) | (frozenset(REGNETS) - {"regnet_x_400mf", "regnety_002"})
 
 # Backbones with several outputs (`output`) or side branches (`from`), checked against timm and torchvision by
 # tests/test_outputs.py and tests/test_resample.py; `--emit python` refuses them (E0213), and the draw sweep's

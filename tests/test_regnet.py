@@ -27,7 +27,7 @@ import pytest
 import timm
 import torch
 import torchvision
-from family import perturb_norms, tiered
+from family import REGNETS, perturb_norms, tiered
 from timm.models import regnet as timm_regnet
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models import regnet as tv_regnet
@@ -58,10 +58,14 @@ TORCHVISION = {
 # timm's regnetx/regnety with ImageNet weights of their own. Left out: regnety_640/1280/2560 (SEER, 281 M
 # to 1.3 G parameters: too slow to build for a test, and 2560's group width 373 is odd), the regnetz
 # (another block: timm's ByobNet), regnetv and the `_sgn`/`_gn` variants (pre-activation, GroupNorm).
-TIMM = tuple(f"regnet{kind}_{size}" for kind in "xy" for size in ("002", "004", "006", "008", "016", "032", "040",
-                                                                      "064", "080", "120", "160", "320"))
+TIMM = tuple(
+    f"regnet{kind}_{size}"
+    for kind in "xy"
+    for size in ("002", "004", "006", "008", "016", "032", "040", "064", "080", "120", "160", "320")
+)
 TIMM_TV = ("regnetx_004_tv", "regnety_008_tv", "regnety_080_tv")  # torchvision's rounding, timm's names
 ALL = tuple(TORCHVISION) + TIMM + TIMM_TV
+assert sorted(ALL) == sorted(REGNETS)  # the sweeps of the other tests leave these to this file (family.py)
 FAST = frozenset({"regnet_y_400mf", "regnety_002"})  # SE, both naming schemes; regnet_x_400mf: test_names.py
 # 645 M parameters: two copies take minutes to initialise on the CPU; checked on the meta device only
 STATIC_ONLY = frozenset({"regnet_y_128gf"})
