@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import replace
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from lark import Lark, Token, v_args
