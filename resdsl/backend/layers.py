@@ -319,15 +319,15 @@ class ChannelLinear(nn.Linear):
         return F.linear(x.movedim(1, -1), self.weight, self.bias).movedim(-1, 1)
 
 
-def layer_scale(x: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+def scale_channels(x: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
     """x (N, C, *sizes) times a scale per channel, stored (C,) as timm's gamma or (C, 1, 1) as
     torchvision's layer_scale: either is viewed as (C, 1, ...) to broadcast over the positions."""
     return x * gamma.reshape([-1] + [1] * (x.dim() - 2))
 
 
-def install_module(root: nn.Module, path: str, module: nn.Module) -> None:
-    """Put `module` at the dotted `path` of `root`, making plain containers on the way (an ejected
-    block written flat builds its modules with it)."""
+def install_module(root: nn.Module, path: str, module: nn.Module | nn.Parameter) -> None:
+    """Put `module` (or a bare parameter: layer scale) at the dotted `path` of `root`, making plain
+    containers on the way (an ejected block written flat builds its modules with it)."""
     *parents, leaf = path.split(".")
     for part in parents:
         if part not in root._modules:
@@ -335,4 +335,7 @@ def install_module(root: nn.Module, path: str, module: nn.Module) -> None:
         child = root._modules[part]
         assert child is not None  # a container, never an empty slot
         root = child
-    root.add_module(leaf, module)
+    if isinstance(module, nn.Parameter):
+        root.register_parameter(leaf, module)
+    else:
+        root.add_module(leaf, module)

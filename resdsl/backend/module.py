@@ -139,7 +139,10 @@ def _forward_graph(
             if data.kind in PARAMETERS:  # a bare parameter of the container (layer scale): its function of x
                 described = ALL[data.kind].parameter(data.attrs, data.in_shape[0], len(data.in_shape))
                 assert described is not None  # the ops in PARAMETERS are parameters
-                values[name] = graph.call_function(function(described.function), (x, graph.get_attr(local)))
+                parameter = graph.get_attr(local)
+                values[name] = graph.create_node(
+                    "call_function", function(described.function), (x, parameter), name=local.replace(".", "_")
+                )
             else:
                 values[name] = graph.call_module(local, (x,))
     if net is None or net.output_form == "tensor":

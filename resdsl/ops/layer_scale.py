@@ -5,13 +5,13 @@ references keep it: torchvision's CNBlock holds `features.1.0.layer_scale` of sh
 ConvNeXtBlock `stages.0.blocks.0.gamma` of shape (C,), timm's LayerScale module `ls.gamma` (a label
 `ls.gamma:` puts the parameter on the container `ls`). The parameter starts at `init` everywhere;
 `broadcast` stores it with a 1 per spatial axis, (C, 1, 1) on an image, as torchvision does, else (C,).
-The forward multiplies the input by it per channel (`layers.layer_scale`); the product is the same
+The forward multiplies the input by it per channel (`layers.scale_channels`); the product is the same
 either way, so the layout only decides the state dict's shape.
 """
 
 from __future__ import annotations
 
-from .base import Cost, OpKind, Option, ParameterCall, Shape
+from .base import Cost, OpKind, Option, ParameterCall, Shape, known
 
 
 class LayerScaleOp(OpKind):
@@ -22,8 +22,9 @@ class LayerScaleOp(OpKind):
         return f"layer scale {attrs['init']:g}"
 
     def parameter(self, attrs, channels, rank) -> ParameterCall:
-        shape = (channels,) + ((1,) * (rank - 1) if attrs["broadcast"] else ())
-        return ParameterCall(shape, attrs["init"], "layers.layer_scale")
+        # `broadcast` is a number here, or a constant of the ejector's (which refuses one that varies)
+        shape = (channels,) + ((1,) * (rank - 1) if known(attrs["broadcast"]) else ())
+        return ParameterCall(shape, attrs["init"], "layers.scale_channels")
 
 
 KINDS = (
