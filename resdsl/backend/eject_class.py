@@ -178,7 +178,8 @@ class ClassWriter(BranchWriter):
             fill = described.fill.samples[i] if isinstance(described.fill, Py) else described.fill
             if got != list(expected.shape) or fill != expected.fill:
                 raise Unsupported(f"the parameter of `{kind}` that the template's expressions do not give")
-        size = "(" + ", ".join(d.text if isinstance(d, Py) else repr(d) for d in described.shape) + ",)"
+        dims = [d.text if isinstance(d, Py) else repr(d) for d in described.shape]
+        size = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
         fill = described.fill.text if isinstance(described.fill, Py) else repr(described.fill)
         self.init.append(Assign(path, CallText("nn.Parameter", (CallText("torch.full", (size, fill)),))))
         self.uses |= {"torch", described.function.partition(".")[2]}
