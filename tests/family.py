@@ -240,6 +240,4 @@ CONVNEXT_TIMM = (
     "timm_convnext_base",
     "timm_convnext_large",
 )
-LEFT_TO_TEST_FAMILY = LEFT_TO_TEST_FAMILY | (
-    frozenset(CONVNEXT_TORCHVISION + CONVNEXT_TIMM) - {"timm_convnext_atto"}
-)
+LEFT_TO_TEST_FAMILY = LEFT_TO_TEST_FAMILY | (frozenset(CONVNEXT_TORCHVISION + CONVNEXT_TIMM) - {"timm_convnext_atto"})

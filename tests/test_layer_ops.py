@@ -114,8 +114,14 @@ def test_ln_arguments_are_checked_where_they_are_written(body, found):
 
 @pytest.mark.parametrize(
     "shape, broadcast, stored",
-    [("8x5x6", "", (8,)), ("8x5x6", " broadcast", (8, 1, 1)), ("8x3x4x5", " broadcast", (8, 1, 1, 1)),
-     ("8x5", " broadcast", (8, 1)), ("8", " broadcast", (8,)), ("8", "", (8,))],
+    [
+        ("8x5x6", "", (8,)),
+        ("8x5x6", " broadcast", (8, 1, 1)),
+        ("8x3x4x5", " broadcast", (8, 1, 1, 1)),
+        ("8x5", " broadcast", (8, 1)),
+        ("8", " broadcast", (8,)),
+        ("8", "", (8,)),
+    ],
 )
 def test_layer_scale_is_a_parameter_named_by_its_label(shape, broadcast, stored):
     net = net_of(f"    gamma: layer_scale 0.5{broadcast}", shape)

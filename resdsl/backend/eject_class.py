@@ -175,8 +175,8 @@ class ClassWriter(BranchWriter):
             expected = ALL[kind].parameter(node.attrs, _width(shape), len(shape))
             assert expected is not None  # the same kind
             got = [d.samples[i] if isinstance(d, Py) else d for d in described.shape]
-            fill = described.fill.samples[i] if isinstance(described.fill, Py) else described.fill
-            if got != list(expected.shape) or fill != expected.fill:
+            start = described.fill.samples[i] if isinstance(described.fill, Py) else described.fill
+            if got != list(expected.shape) or start != expected.fill:
                 raise Unsupported(f"the parameter of `{kind}` that the template's expressions do not give")
         dims = [d.text if isinstance(d, Py) else repr(d) for d in described.shape]
         size = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
@@ -184,9 +184,9 @@ class ClassWriter(BranchWriter):
         self.init.append(Assign(path, CallText("nn.Parameter", (CallText("torch.full", (size, fill)),))))
         self.uses |= {"torch", described.function.partition(".")[2]}
         dst = self.taps.get(link.label, self.write)
-        leaf = path[-1]
+        leaf, function = path[-1], described.function.partition(".")[2]
         attribute = f".{leaf}" if leaf.isidentifier() else f".get_parameter({leaf!r})"
-        self.fwd.append(Line(f"{dst} = {described.function.partition('.')[2]}({t.var}, {{0}}{attribute})", (path[:-1],)))
+        self.fwd.append(Line(f"{dst} = {function}({t.var}, {{0}}{attribute})", (path[:-1],)))
         return Tensor(dst, channels, t.rank, fresh=True, owned=link.label not in self.taps)
 
     def attributes(self, kind: str, call: ast.Call) -> dict:

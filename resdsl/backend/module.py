@@ -242,9 +242,7 @@ def make_parameter(kind: str, attrs: dict, x: tuple[int, ...]) -> nn.Parameter:
     return nn.Parameter(torch.full(described.shape, float(described.fill)))
 
 
-def _install(
-    root: nn.Module, path: str, module: nn.Module | nn.Parameter, make_part: Callable[[str], Part]
-) -> None:
+def _install(root: nn.Module, path: str, module: nn.Module | nn.Parameter, make_part: Callable[[str], Part]) -> None:
     """Put `module` (or a bare parameter) at the dotted `path`, creating the stage / block / group
     containers on the way."""
     *parents, leaf = path.split(".")

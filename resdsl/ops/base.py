@@ -111,7 +111,7 @@ class ParameterCall:
     """
 
     shape: tuple[Any, ...]
-    fill: float
+    fill: Any  # a number, or the ejector's expression
     function: str
 
 

@@ -20,9 +20,8 @@ class LayerNormOp(OpKind):
         # a vector (N, C) is nn.LayerNorm's own case; a feature map moves its channels last and back
         if rank == 1:
             return ModuleCall("nn.LayerNorm", (("normalized_shape", channels), ("eps", attrs["eps"])), positional=1)
-        return ModuleCall(
-            "ChannelLayerNorm", (("num_channels", channels), ("eps", attrs["eps"])), positional=1, defaults=(("eps", EPS),)
-        )
+        args = (("num_channels", channels), ("eps", attrs["eps"]))
+        return ModuleCall("ChannelLayerNorm", args, positional=1, defaults=(("eps", EPS),))
 
 
 KINDS = (
