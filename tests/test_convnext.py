@@ -68,7 +68,7 @@ def test_the_reference_loads_strictly_and_computes_what_the_spec_does(name):
     assert 2 * net.macs * 2 == counter.get_total_flops()  # FLOPs = 2 × MACs, per example of the batch of 2
 
 
-@pytest.mark.parametrize("name", CONVNEXT_TORCHVISION + CONVNEXT_TIMM)
+@pytest.mark.parametrize("name", tiered(CONVNEXT_TORCHVISION + CONVNEXT_TIMM, FAST))
 def test_the_figures_at_224_are_the_references_and_docs_family_gives_them(name, capsys):
     """At 3×224×224 (the default input), on the meta device: the reference's parameters and FlopCounterMode
     MACs, the state dict's keys and shapes; `resdsl check NAME` and docs/family.md's row give the same."""
@@ -128,3 +128,26 @@ def test_a_block_container_computes_what_torchvisions_cnblock_does():
     with torch.no_grad():
         assert torch.allclose(model.features[1][0](x), ref.features[1][0](x), atol=1e-5)
         assert torch.allclose(model.features[2](x), ref.features[2](x), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "name", tiered(["convnext_tiny", "timm_convnext_atto", "timm_convnext_tiny"], {"timm_convnext_atto"})
+)
+def test_the_ejected_file_loads_the_references_weights_and_computes_its_outputs(name):
+    """`compile --emit python`: block classes with the layer scale an nn.Parameter of the class (`gamma`,
+    `layer_scale`), ChannelLayerNorm and ChannelLinear copied in; the reference's state dict loads strictly."""
+    from resdsl.backend.eject import eject
+
+    source = eject(resdsl.load(name, input_shape=SMALL))
+    assert "Flat(nn.Module)" not in source  # one class per block template
+    assert re.search(r"self\.(gamma|layer_scale) = nn\.Parameter\(torch\.full\(", source)
+    namespace: dict = {}
+    exec(compile(source, f"<ejected {name}>", "exec", dont_inherit=True), namespace)
+    ours = namespace["build"]().eval()
+    ref = reference(name).eval()
+    perturb(ref)
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn((2,) + SMALL, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = ref(x), ours(x)
+    assert (got - expected).abs().max() <= 1e-5 * expected.abs().max()
