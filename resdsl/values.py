@@ -18,7 +18,7 @@ from .errors import EvalError, Span  # noqa: F401 - EvalError: raised here, impo
 
 POLICIES = ("A", "B", "C", "D", "identity", "none")
 # The norms a `norm` statement may choose (ops/ marks them `norm=True`; a test keeps the two equal).
-NORMS = ("bn", "gn", "evonorm", "frn", "frozen_bn")
+NORMS = ("bn", "gn", "evonorm", "frn", "frozen_bn", "ln")
 # What `branches(merge = ...)` may ask for: the merge op kinds' `merge_word`s, which resdsl/ops fills in
 # when it collects the kinds (values sits below ops, so it cannot ask them; importing resdsl imports ops).
 BRANCH_MERGES: list[str] = []

@@ -238,3 +238,21 @@ def perturb_norms(model: torch.nn.Module, seed: int = 0) -> None:
                 module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
                 module.weight.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
                 module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
+
+
+# ---- ConvNeXt (specs/convnext.res: torchvision's names; specs/timm_convnext.res: timm's) ----------------------
+# tests/test_convnext.py checks every one against its reference; the other sweeps (runtime figures, drawings,
+# ejected source) take the two family files (their defaults are the tiny models) and timm's smallest, which
+# has every construct of the rest (`ln`, `layer_scale`, 1×1-conv MLPs; `channel_fc` is in `convnext`).
+CONVNEXT_TORCHVISION = ("convnext_tiny", "convnext_small", "convnext_base", "convnext_large")
+CONVNEXT_TIMM = (
+    "timm_convnext_atto",
+    "timm_convnext_femto",
+    "timm_convnext_pico",
+    "timm_convnext_nano",
+    "timm_convnext_tiny",
+    "timm_convnext_small",
+    "timm_convnext_base",
+    "timm_convnext_large",
+)
+LEFT_TO_TEST_FAMILY = LEFT_TO_TEST_FAMILY | (frozenset(CONVNEXT_TORCHVISION + CONVNEXT_TIMM) - {"timm_convnext_atto"})

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .. import syntax as ast
 from ..errors import Span
 from ..graph import Node
-from ..ops import ALL, OPS, FunctionCall, ModuleCall, match_options
+from ..ops import ALL, OPS, PARAMETERS, FunctionCall, ModuleCall, match_options
 from ..record import BlockRecord, Event
 from ..values import Symbol, same_value
 from .eject_branches import MARK, BranchWriter, Live, Tensor, forward
@@ -133,6 +133,8 @@ class ClassWriter(BranchWriter):
         op = ALL[kind]
         attrs = self.attributes(kind, call)
         channels = self.channels(t.channels, [_width(node.in_shape) for node in nodes])
+        if kind in PARAMETERS:
+            return self.parameter_op(kind, attrs, channels, nodes, path, link, t)
         inplace = op.inplace and t.owned
         module = op.module(attrs, channels, t.rank, inplace)
         self.check(module, nodes, inplace)
@@ -157,6 +159,35 @@ class ClassWriter(BranchWriter):
         )
         owned = (t.owned if op.aliasing else True) and link.label not in self.taps
         return Tensor(dst, out, op.out_rank(t.rank), fresh=op.overwritable, owned=owned)
+
+    def parameter_op(
+        self, kind: str, attrs: dict, channels: Py, nodes: list[Node], path: Path, link: ast.Link, t: Tensor
+    ) -> Tensor:
+        """An op that is a bare parameter of its container (`layer_scale`): `nn.Parameter(torch.full(...))`
+        at its path in __init__, and its function of the input and the parameter in forward."""
+        flags = [o.name for o in ALL[kind].options if o.type == "bool" and not attrs[o.name].const]
+        if flags:  # the parameter's shape would differ between the calls
+            raise Unsupported(f"`{flags[0]}` of `{kind}` that differs between the calls")
+        described = ALL[kind].parameter(attrs, channels, t.rank)
+        assert described is not None  # the ops in PARAMETERS are parameters
+        for i, node in enumerate(nodes):  # the parameter written must be, call by call, the compiled one's
+            shape = node.in_shape or ()
+            expected = ALL[kind].parameter(node.attrs, _width(shape), len(shape))
+            assert expected is not None  # the same kind
+            got = [d.samples[i] if isinstance(d, Py) else d for d in described.shape]
+            start = described.fill.samples[i] if isinstance(described.fill, Py) else described.fill
+            if got != list(expected.shape) or start != expected.fill:
+                raise Unsupported(f"the parameter of `{kind}` that the template's expressions do not give")
+        dims = [d.text if isinstance(d, Py) else repr(d) for d in described.shape]
+        size = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
+        fill = described.fill.text if isinstance(described.fill, Py) else repr(described.fill)
+        self.init.append(Assign(path, CallText("nn.Parameter", (CallText("torch.full", (size, fill)),))))
+        self.uses |= {"torch", described.function.partition(".")[2]}
+        dst = self.taps.get(link.label, self.write)
+        leaf, function = path[-1], described.function.partition(".")[2]
+        attribute = f".{leaf}" if leaf.isidentifier() else f".get_parameter({leaf!r})"
+        self.fwd.append(Line(f"{dst} = {function}({t.var}, {{0}}{attribute})", (path[:-1],)))
+        return Tensor(dst, channels, t.rank, fresh=True, owned=link.label not in self.taps)
 
     def attributes(self, kind: str, call: ast.Call) -> dict:
         """The op's options as Pys: what the call writes, partially evaluated; the rest, defaults."""

@@ -58,6 +58,11 @@ def flat_class(net: Network, block: BlockRecord, cls: str) -> tuple[str, set[str
         if node.kind in FUNCTIONS:
             continue
         shape = node.in_shape or ()
+        described = ALL[node.kind].parameter(node.attrs, shape[0], len(shape))
+        if described is not None:  # a bare parameter of its container (layer scale)
+            made = f"nn.Parameter(torch.full({tuple(described.shape)!r}, {described.fill!r}))"
+            lines.append(f"        install_module(self, {name[len(prefix) :]!r}, {made})")
+            continue
         call = module_source(ALL[node.kind].module(node.attrs, shape[0], len(shape), inplace.get(name, False)))
         if not call.func.startswith("nn."):
             used.add(call.func)

@@ -37,6 +37,7 @@ TORCH_DEFAULTS = {
     "inplace": False,
 }
 POOLS = ("nn.MaxPool2d", "nn.AvgPool2d")
+PARAMETER = "nn.Parameter"  # a bare parameter's constructor (layer scale): no nn.Sequential can hold it
 
 
 @dataclass
@@ -435,6 +436,10 @@ class Layout:
 
     def assign(self, path: Path, ctor: CallText | str, indent: int, split: bool = False) -> list[str]:
         pad = " " * indent
+        if isinstance(ctor, CallText) and ctor.func == PARAMETER and not (len(path) == 1 and path[0].isidentifier()):
+            # a bare parameter (layer scale) below a group, or under a name `self.` cannot take
+            head = f"{self.ref(path[:-1])}.register_parameter({py_string(path[-1])}, "
+            return (pad + head + fmt(ctor, indent, WIDTH, len(head) + 1, split) + ")").split("\n")
         if len(path) == 1 and path[0].isidentifier():
             head = f"self.{path[0]} = "
             return (pad + head + fmt(ctor, indent, WIDTH, len(head), split)).split("\n")
@@ -451,7 +456,7 @@ class Layout:
             return None
         args: list = []
         for child in container.items:
-            if isinstance(child, Assign) and isinstance(child.ctor, CallText):
+            if isinstance(child, Assign) and isinstance(child.ctor, CallText) and child.ctor.func != PARAMETER:
                 args.append(child.ctor)
             elif isinstance(child, Container) and (inner := self.sequential(child, path + child.path)) is not None:
                 args.append(inner)

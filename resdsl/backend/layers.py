@@ -298,9 +298,36 @@ class DropPath(nn.Module):
         return f"rate={self.rate:g}"
 
 
-def install_module(root: nn.Module, path: str, module: nn.Module) -> None:
-    """Put `module` at the dotted `path` of `root`, making plain containers on the way (an ejected
-    block written flat builds its modules with it)."""
+class ChannelLayerNorm(nn.LayerNorm):
+    """Layer norm over the channels of a feature map (N, C, *sizes), as timm's LayerNorm2d and
+    torchvision's ConvNeXt LayerNorm2d: the channels are moved last, F.layer_norm, moved back.
+    Parameters `weight` and `bias` of shape (C,), as nn.LayerNorm's, so their state dicts load."""
+
+    def __init__(self, num_channels: int, eps: float = 1e-6):
+        super().__init__(num_channels, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.layer_norm(x.movedim(1, -1), self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.movedim(-1, 1)
+
+
+class ChannelLinear(nn.Linear):
+    """nn.Linear over the channels at every position of (N, C, *sizes): torchvision's CNBlock and timm's
+    ConvNeXtBlock apply it to the channels-last map. Weight (out, in) and bias (out,), as nn.Linear's."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.movedim(1, -1), self.weight, self.bias).movedim(-1, 1)
+
+
+def scale_channels(x: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+    """x (N, C, *sizes) times a scale per channel, stored (C,) as timm's gamma or (C, 1, 1) as
+    torchvision's layer_scale: either is viewed as (C, 1, ...) to broadcast over the positions."""
+    return x * gamma.reshape([-1] + [1] * (x.dim() - 2))
+
+
+def install_module(root: nn.Module, path: str, module: nn.Module | nn.Parameter) -> None:
+    """Put `module` (or a bare parameter: layer scale) at the dotted `path` of `root`, making plain
+    containers on the way (an ejected block written flat builds its modules with it)."""
     *parents, leaf = path.split(".")
     for part in parents:
         if part not in root._modules:
@@ -308,4 +335,7 @@ def install_module(root: nn.Module, path: str, module: nn.Module) -> None:
         child = root._modules[part]
         assert child is not None  # a container, never an empty slot
         root = child
-    root.add_module(leaf, module)
+    if isinstance(module, nn.Parameter):
+        root.register_parameter(leaf, module)
+    else:
+        root.add_module(leaf, module)

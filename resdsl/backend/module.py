@@ -24,7 +24,7 @@ import torch.fx as fx
 import torch.nn as nn
 
 from ..graph import FUNCTIONS
-from ..ops import ALL, FunctionCall, ModuleCall
+from ..ops import ALL, PARAMETERS, FunctionCall, ModuleCall
 from . import layers
 from .containers import Part, Region, chain_class, regions
 
@@ -136,7 +136,15 @@ def _forward_graph(
             assert data.in_shape is not None  # the shapes are inferred before a module is built
             if data.kind == "fc" and len(data.in_shape) > 1:  # a pooled C×1×1 map: flatten, as torchvision
                 x = graph.call_function(torch.flatten, (x, 1))
-            values[name] = graph.call_module(local, (x,))
+            if data.kind in PARAMETERS:  # a bare parameter of the container (layer scale): its function of x
+                described = ALL[data.kind].parameter(data.attrs, data.in_shape[0], len(data.in_shape))
+                assert described is not None  # the ops in PARAMETERS are parameters
+                parameter = graph.get_attr(local)
+                values[name] = graph.create_node(
+                    "call_function", function(described.function), (x, parameter), name=local.replace(".", "_")
+                )
+            else:
+                values[name] = graph.call_module(local, (x,))
     if net is None or net.output_form == "tensor":
         graph.output(values[scope.exits[0]])
     else:
@@ -212,6 +220,9 @@ def to_torch(net: Network) -> fx.GraphModule:
         if kind == "input" or kind in FUNCTIONS:  # merges and channel slices are functions in the forward
             continue
         assert data.in_shape is not None  # the shapes are inferred before a module is built
+        if kind in PARAMETERS:
+            _install(root, name, make_parameter(kind, data.attrs, data.in_shape), make_part)
+            continue
         _install(root, name, make_module(kind, data.attrs, data.in_shape, inplace.get(name, False)), make_part)
         if data.attrs.get("zero_init"):  # a norm whose scale starts at 0
             zero_init.append(name)
@@ -224,8 +235,16 @@ def to_torch(net: Network) -> fx.GraphModule:
     return module
 
 
-def _install(root: nn.Module, path: str, module: nn.Module, make_part: Callable[[str], Part]) -> None:
-    """Put `module` at the dotted `path`, creating the stage / block / group containers on the way."""
+def make_parameter(kind: str, attrs: dict, x: tuple[int, ...]) -> nn.Parameter:
+    """The bare parameter an op is (`layer_scale`), from its description, filled with its start value."""
+    described = ALL[kind].parameter(attrs, x[0], len(x))
+    assert described is not None  # the ops in PARAMETERS are parameters
+    return nn.Parameter(torch.full(described.shape, float(described.fill)))
+
+
+def _install(root: nn.Module, path: str, module: nn.Module | nn.Parameter, make_part: Callable[[str], Part]) -> None:
+    """Put `module` (or a bare parameter) at the dotted `path`, creating the stage / block / group
+    containers on the way."""
     *parents, leaf = path.split(".")
     parent, prefix = root, ""
     for part in parents:
@@ -235,7 +254,10 @@ def _install(root: nn.Module, path: str, module: nn.Module, make_part: Callable[
             child = make_part(prefix)
             parent.add_module(part, child)
         parent = child
-    parent.add_module(leaf, module)
+    if isinstance(module, nn.Parameter):
+        parent.register_parameter(leaf, module)
+    else:
+        parent.add_module(leaf, module)
 
 
 def _descriptions(net: Network) -> dict[str, str]:

@@ -20,6 +20,7 @@ from .base import (
     ModuleCall,
     OpKind,
     Option,
+    ParameterCall,
     Shape,
     bind,
     match_options,
@@ -48,6 +49,8 @@ MERGES: tuple[str, ...] = tuple(name for name, kind in ALL.items() if kind.merge
 BRANCH_MERGES: dict[str, OpKind] = {kind.merge_word: kind for kind in ALL.values() if kind.merge and kind.merge_word}
 # Ops that are a function of their inputs in the forward (`forward`), not a module: the merges and `chunk`.
 FUNCTIONS: tuple[str, ...] = tuple(name for name, kind in ALL.items() if type(kind).forward is not OpKind.forward)
+# Ops that are a bare parameter of their container and a function of the forward (`layer_scale`), not a module.
+PARAMETERS: tuple[str, ...] = tuple(name for name, kind in ALL.items() if type(kind).parameter is not OpKind.parameter)
 values.BRANCH_MERGES[:] = list(BRANCH_MERGES)  # values sits below ops: the language learns the words here
 
 __all__ = [
@@ -57,6 +60,7 @@ __all__ = [
     "MAX_CHANNELS",
     "MERGES",
     "OPS",
+    "PARAMETERS",
     "REQUIRED",
     "BoundArg",
     "Cost",
@@ -64,6 +68,7 @@ __all__ = [
     "ModuleCall",
     "OpKind",
     "Option",
+    "ParameterCall",
     "Shape",
     "bind",
     "match_options",

@@ -100,6 +100,21 @@ class FunctionCall:
     inplace: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ParameterCall:
+    """A parameter as data, for an op that is a bare parameter of its enclosing container rather than a
+    module (layer scale: torchvision's `features.1.0.layer_scale`, timm's `stages.0.blocks.0.gamma`).
+
+    The parameter sits at the op's own path, `torch.full(shape, fill)` to start with; the forward
+    calls `function` (`layers.NAME`) on the op's input and the parameter. `shape` holds numbers, or
+    symbolic expressions when the ejector asks.
+    """
+
+    shape: tuple[Any, ...]
+    fill: Any  # a number, or the ejector's expression
+    function: str
+
+
 @dataclass(frozen=True)
 class OpKind:
     """One kind of op. Subclasses override the rules that differ from "keeps its input's shape,
@@ -180,6 +195,10 @@ class OpKind:
     def module(self, attrs: dict[str, Any], channels: Any, rank: int, inplace: bool) -> ModuleCall:
         """The PyTorch module for an input of `channels` and `rank` (3: C×H×W, 1: a vector)."""
         raise NotImplementedError(self.name)  # pragma: no cover - every kind defines its module
+
+    def parameter(self, attrs: dict[str, Any], channels: Any, rank: int) -> ParameterCall | None:
+        """The bare parameter the op is, for the ops that are no module (`layer_scale`); None: a module."""
+        return None
 
     def out_channels(self, attrs: dict[str, Any], channels: Any, rank: int) -> Any:
         """Output channels as the ejector tracks them (None where they depend on H×W)."""
