@@ -24,6 +24,8 @@ NORMS = ("bn", "gn", "evonorm", "frn", "frozen_bn", "ln")
 BRANCH_MERGES: list[str] = []
 # The resampling modes: `upsample MODE` and the fit a `shortcut MODE` statement declares (ops/upsample.py).
 RESAMPLE_MODES = ("nearest", "linear", "bilinear", "trilinear")
+# The forms of `gelu` (ops/activation.py): exact, or torch's tanh approximation (`gelu tanh`).
+GELU_FORMS = ("none", "tanh")
 LIMIT = 2**63 - 1  # every int a tensor dimension could ever hold
 MAX_LIST = 100_000  # the longest list `+` and `*` may build (no list of the language needs more)
 # The work one comprehension, with those nested in it, may do: items made plus list items read by the
@@ -113,6 +115,7 @@ def evaluate(expr: ast.Expr, env: Mapping[str, Value], symbols: frozenset[str] |
             or expr.id in NORMS
             or expr.id in BRANCH_MERGES
             or expr.id in RESAMPLE_MODES
+            or expr.id in GELU_FORMS
             or expr.id in symbols
         ):
             return Symbol(expr.id)

@@ -42,6 +42,10 @@ FREE_KINDS = (
     "gelu",
     "silu",
     "sigmoid",
+    "leaky_relu",
+    "hardswish",
+    "mish",
+    "mul",
     "identity",
     "dropout",
     "flatten",
@@ -85,9 +89,10 @@ def expected_shape(kind, attrs, x):
 
 def expected_cost(kind, attrs, x, y):
     """(params, MACs) recomputed from shapes."""
-    if kind in ("conv", "stdconv"):  # weight standardisation changes no count
+    if kind in ("conv", "stdconv", "scaled_stdconv"):  # weight standardisation changes no count
         weights = attrs["out"] * (x[0] // attrs["groups"]) * attrs["kernel"] ** 2
-        return weights + (attrs["out"] if attrs["bias"] else 0), weights * y[1] * y[2]
+        gain = attrs["out"] if kind == "scaled_stdconv" and attrs["gain"] else 0  # timm's gain, out×1×1×1
+        return weights + (attrs["out"] if attrs["bias"] else 0) + gain, weights * y[1] * y[2]
     if kind == "bn":
         return 2 * x[0], 0
     if kind == "fc":

@@ -50,9 +50,10 @@ def expected_shape(kind: str, attrs: dict, x: tuple[int, ...]) -> tuple[int, ...
 
 def expected_cost(kind: str, attrs: dict, x: tuple[int, ...], y: tuple[int, ...]) -> tuple[int, int] | None:
     """(params, MACs) of a conv (its kernel's every axis, over every output position), an fc or a bn."""
-    if kind in ("conv", "stdconv"):
+    if kind in ("conv", "stdconv", "scaled_stdconv"):
         weights = attrs["out"] * (x[0] // attrs["groups"]) * math.prod(along(attrs["kernel"], len(x) - 1))
-        return weights + (attrs["out"] if attrs["bias"] else 0), weights * math.prod(y[1:])
+        gain = attrs["out"] if kind == "scaled_stdconv" and attrs["gain"] else 0  # timm's gain, out×1×1×1
+        return weights + (attrs["out"] if attrs["bias"] else 0) + gain, weights * math.prod(y[1:])
     if kind == "fc":
         n = math.prod(x)
         return n * attrs["out"] + (attrs["out"] if attrs["bias"] else 0), n * attrs["out"]

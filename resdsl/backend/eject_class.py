@@ -201,7 +201,11 @@ class ClassWriter(BranchWriter):
                 attrs[option.name] = constant(True, n)
             elif expr is not None:
                 value = self.ev(expr)
-                if option.type == "int" and any(isinstance(s, float) for s in value.samples):
+                if option.type == "word":  # a word of the language, which the op keeps as its name (`gelu tanh`)
+                    if not value.const:
+                        raise Unsupported(f"`{option.name}` of `{kind}` that differs between the calls")
+                    value = constant(str(value.value), n)
+                elif option.type == "int" and any(isinstance(s, float) for s in value.samples):
                     value = int_of(value)
                 elif option.type == "float" and not value.const and any(isinstance(s, int) for s in value.samples):
                     value = Py(value.node, tuple(float(s) for s in value.samples))

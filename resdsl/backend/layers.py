@@ -325,6 +325,100 @@ def scale_channels(x: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
     return x * gamma.reshape([-1] + [1] * (x.dim() - 2))
 
 
+# ---- the normaliser-free ResNets (Brock et al. 2021): timm's ScaledStdConv2d, and NormFreeBlock's scalars ----
+# One class per rank, each self-contained (the ejector copies a class alone). The learned `gain` (out×1×1×1)
+# and the fixed gamma / sqrt(fan_in) scale the standardised filter inside F.batch_norm, as timm does, so the
+# arithmetic is timm's to the last bit. `gain=False` keeps no gain: the filters are scaled by the constant.
+
+
+class ScaledStdConv2d(nn.Conv2d):
+    """A conv with scaled weight standardisation, as timm's ScaledStdConv2d: parameters weight, bias, gain."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        eps: float = 1e-6,
+        gamma: float = 1.0,
+        gain: bool = True,
+        gain_init: float = 1.0,
+    ):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
+        self.eps = eps
+        self.scale = gamma * self.weight[0].numel() ** -0.5  # gamma / sqrt(fan_in)
+        self.gain = nn.Parameter(torch.full((out_channels, 1, 1, 1), float(gain_init))) if gain else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.gain is None:
+            factor = torch.full([self.out_channels], self.scale, dtype=self.weight.dtype, device=self.weight.device)
+        else:
+            factor = (self.gain * self.scale).view(-1)
+        weight = F.batch_norm(
+            self.weight.reshape(1, self.out_channels, -1), None, None, factor, training=True, momentum=0.0, eps=self.eps
+        ).reshape_as(self.weight)
+        return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class ScaledStdConv1d(nn.Conv1d):
+    """ScaledStdConv2d for sequences (N, C, L): the same scaled standardisation of each filter."""
+
+    def __init__(self, *args, eps: float = 1e-6, gamma: float = 1.0, gain: bool = True, gain_init: float = 1.0, **kw):
+        super().__init__(*args, **kw)
+        self.eps = eps
+        self.scale = gamma * self.weight[0].numel() ** -0.5  # gamma / sqrt(fan_in)
+        self.gain = nn.Parameter(torch.full((self.out_channels, 1, 1), float(gain_init))) if gain else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.gain is None:
+            factor = torch.full([self.out_channels], self.scale, dtype=self.weight.dtype, device=self.weight.device)
+        else:
+            factor = (self.gain * self.scale).view(-1)
+        weight = F.batch_norm(
+            self.weight.reshape(1, self.out_channels, -1), None, None, factor, training=True, momentum=0.0, eps=self.eps
+        ).reshape_as(self.weight)
+        return F.conv1d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class ScaledStdConv3d(nn.Conv3d):
+    """ScaledStdConv2d for volumes and videos (N, C, D, H, W): the same scaled standardisation of each filter."""
+
+    def __init__(self, *args, eps: float = 1e-6, gamma: float = 1.0, gain: bool = True, gain_init: float = 1.0, **kw):
+        super().__init__(*args, **kw)
+        self.eps = eps
+        self.scale = gamma * self.weight[0].numel() ** -0.5  # gamma / sqrt(fan_in)
+        self.gain = nn.Parameter(torch.full((self.out_channels, 1, 1, 1, 1), float(gain_init))) if gain else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.gain is None:
+            factor = torch.full([self.out_channels], self.scale, dtype=self.weight.dtype, device=self.weight.device)
+        else:
+            factor = (self.gain * self.scale).view(-1)
+        weight = F.batch_norm(
+            self.weight.reshape(1, self.out_channels, -1), None, None, factor, training=True, momentum=0.0, eps=self.eps
+        ).reshape_as(self.weight)
+        return F.conv3d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class Multiply(nn.Module):
+    """x times a constant `factor` (NormFreeBlock's alpha and beta, timm's attn_gain): no parameters."""
+
+    def __init__(self, factor: float):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+    def extra_repr(self) -> str:
+        return f"{self.factor:g}"
+
+
 def install_module(root: nn.Module, path: str, module: nn.Module | nn.Parameter) -> None:
     """Put `module` (or a bare parameter: layer scale) at the dotted `path` of `root`, making plain
     containers on the way (an ejected block written flat builds its modules with it)."""

@@ -146,3 +146,50 @@ KINDS += (
         fill="#dbe9f6",
     ),
 )
+
+
+class ScaledStdConvOp(StdConvOp):
+    """Scaled weight standardisation (Brock et al. 2021, the normaliser-free ResNets), as timm's
+    ScaledStdConv2d: each filter standardised (zero mean, unit variance plus `eps`), times a learned
+    per-filter `gain` (shape out×1×1×1; `gain=false`: none) and the fixed gamma / √fan_in, fan_in being
+    the filter's weights (in / groups · kernel volume). `gamma` is the nonlinearity's correction
+    (timm's _nonlin_gamma: 1.7139588594436646 for ReLU). Parameters: conv's, plus `out` for the gain;
+    MACs: conv's (the standardisation works on the weights, not the input)."""
+
+    def cost(self, attrs, x: Shape, y: Shape) -> Cost:
+        cost = super().cost(attrs, x, y)
+        return Cost(cost.params + (y[0] if attrs["gain"] else 0), cost.macs)
+
+    def label(self, attrs, axes: int = 2) -> str:
+        return "scaled " + super().label(attrs, axes) + (f", gamma {attrs['gamma']:g}" if attrs["gamma"] != 1 else "")
+
+    def module(self, attrs, channels, rank, inplace) -> ModuleCall:
+        call = super().module(attrs, channels, rank, inplace)
+        extra = (("gamma", attrs["gamma"]), ("gain", attrs["gain"]), ("gain_init", attrs["gain_init"]))
+        return ModuleCall(
+            nd("ScaledStdConv", rank),
+            call.args + extra,
+            positional=2,
+            defaults=(("eps", 1e-6), ("gamma", 1.0), ("gain", True), ("gain_init", 1.0)),
+        )
+
+
+KINDS += (
+    ScaledStdConvOp(
+        "scaled_stdconv",
+        "scaled weight-standardised convolution (timm's ScaledStdConv2d, NF-ResNets): stdconv times a learned "
+        "`gain` per filter and gamma / √fan_in",
+        ("out",),
+        KINDS[1].options
+        + (
+            Option("gamma", default=1.0, type="float", minimum=0.0, maximum=1e6, above_minimum=True),
+            Option("gain", default=True, type="bool", flag=True),
+            Option("gain_init", default=1.0, type="float", minimum=-1e6, maximum=1e6),
+        ),
+        feature_map=True,
+        reads_channels=True,
+        overwritable=True,
+        numbered=True,
+        fill="#dbe9f6",
+    ),
+)

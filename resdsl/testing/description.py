@@ -94,6 +94,8 @@ class Stage:
     norm_groups: int = 0  # custom blocks only: the last norm is `gn norm_groups` (or `evonorm`) instead of `bn`
     last_norm: str = "bn"  # custom blocks only: bn, gn, evonorm or frn for the last norm
     std_conv: bool = False  # custom blocks only: the k×k conv is a weight-standardised `stdconv`
+    scaled: bool = False  # custom blocks only, with std_conv: a `scaled_stdconv` (NF-ResNets), the path ends `mul`
+    activation: str = "relu"  # custom blocks only: the activation after the k×k conv (`leaky_relu 0.2`, `mish`, ...)
     drop_path: float = 0.0  # custom blocks only: a `drop_path` closing the main path
     preact: bool = False  # custom blocks only: BN-ReLU-conv, nothing after the add
     branches: str = ""  # custom blocks only: a `branches` part after the first conv, keeping its shape:

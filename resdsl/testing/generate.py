@@ -7,10 +7,11 @@ filtered: every spatial size stays >= 1, groups divide the channels they split,
 and wherever the effective shortcut policy is A no block shrinks channels. The
 networks use the library blocks (basic, bottleneck), and custom blocks with
 grouped and dilated convs, pre-activation, SE, ECA, GroupNorm, EvoNorm, FRN,
-weight-standardised convs, drop path and `branches` (split, carry, sum, product,
-select). `ranks` draws sequences (C×L) and volumes (C×D×H×W) besides images, and
-`per_axis` kernels, strides and paddings given one per axis (`k=(1, 3, 3)`, a
-custom block's `s=(1, stride, stride)`).
+weight-standardised convs (scaled too, with `mul`), every activation, drop path
+and `branches` (split, carry, sum, product, select). `ranks` draws sequences
+(C×L) and volumes (C×D×H×W) besides images, and `per_axis` kernels, strides
+and paddings given one per axis (`k=(1, 3, 3)`, a custom block's
+`s=(1, stride, stride)`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ from .description import (  # noqa: F401 - re-exported: the description and its 
 from .render import render  # noqa: F401 - re-exported
 
 # ---- valid networks ---------------------------------------------------------------------
+
+# What follows a custom block's k×k conv: every activation, with its options
+ACTIVATIONS = ["relu", "relu", "silu", "gelu", "gelu tanh", "leaky_relu", "leaky_relu 0.2", "hardswish", "mish"]
 
 
 def _block_output(shape: Shape, out_channels: int, strides: tuple[int, ...], kernel: Axes, dilation: int) -> Shape:
@@ -126,6 +130,7 @@ def _stage(
     preact, post_relu, attention, norm_groups = False, True, "", 0
     branches, branch_count = "", 0
     last_norm, std_conv, drop_path = "bn", False, 0.0
+    scaled, activation = False, "relu"
     block = kind
     if kind == "bottleneck":
         base_width = draw(st.sampled_from([64, 64, 32, 128]))
@@ -158,6 +163,8 @@ def _stage(
                 norm_groups = draw(st.sampled_from(divisors(width * expansion)))
             # a standardised filter needs two weights or more (E0410): a k×k kernel always has them
             std_conv = kernel > 1 and draw(st.booleans())
+            scaled = std_conv and draw(st.booleans())  # timm's ScaledStdConv2d, and `mul` scaling the path
+            activation = draw(st.sampled_from(ACTIVATIONS))
             drop_path = draw(st.sampled_from([0.0, 0.0, 0.1, 0.5]))
         if not preact:
             branches = draw(st.sampled_from(["", "", "concat", "carry", "sum", "product", "select"]))
@@ -198,6 +205,8 @@ def _stage(
         branch_count=branch_count,
         last_norm=last_norm,
         std_conv=std_conv,
+        scaled=scaled,
+        activation=activation,
         drop_path=drop_path,
         stride_axes=stride_axes,
     )

@@ -28,8 +28,10 @@ def _custom_block(stage: Stage) -> str:
     norm = {"bn": "bn", "gn": f"gn {stage.norm_groups}", "evonorm": f"evonorm {stage.norm_groups}", "frn": "frn"}[
         stage.last_norm
     ]
-    conv = "stdconv" if stage.std_conv else "conv"
+    conv = ("scaled_stdconv" if stage.scaled else "stdconv") if stage.std_conv else "conv"
+    conv_options = " gamma=1.7139588594436646 bias" if stage.scaled else ""
     drop = [f"        drop_path {stage.drop_path:g}"] if stage.drop_path else []
+    drop += ["        mul 0.2"] if stage.scaled else []  # an NF block's alpha
     if stage.preact:
         body = [
             f"        bn -> relu -> conv width {k} s={_stride(stage)} g=groups",
@@ -39,7 +41,7 @@ def _custom_block(stage: Stage) -> str:
     else:
         body = (
             [
-                f"        {conv} width {k} s={_stride(stage)} g=groups -> bn -> relu",
+                f"        {conv} width {k} s={_stride(stage)} g=groups{conv_options} -> bn -> {stage.activation}",
                 *_branches(stage),
                 f"        conv {expand} k1 -> {norm}",
             ]
