@@ -197,6 +197,7 @@ LEFT_TO_TEST_REPVGG = frozenset(
         "repvgg_b2g4",
         "repvgg_b3",
         "repvgg_b3g4",
+        "repvgg_d2se",
     }
 )
 LEFT_TO_TEST_FAMILY |= LEFT_TO_TEST_REPVGG

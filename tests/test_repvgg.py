@@ -2,11 +2,12 @@
 checked against timm itself.
 
 For every model: the state dict has timm's names and shapes (strict load), the static parameters and MACs
-at 3×224×224 are timm's (its parameters, torch's FlopCounterMode on its forward, on the meta device), and at
-64×64 the outputs equal timm's in eval mode after `perturb_norms`, with the MACs and output shape of that
-run. The family file's defaults are repvgg_b0; the `g4` construct (groups on every odd block) is also
-checked fast on a narrow RepVGG timm builds from the same block configuration. The elaborated block is
-three branches summed (conv_kxk, conv_1x1, identity), the structure a deploy pass fuses.
+at timm's input size (3×224×224, repvgg_d2se's 3×320×320) are timm's (its parameters, torch's
+FlopCounterMode on its forward, on the meta device), and at 64×64 the outputs equal timm's in eval mode
+after `perturb_norms`, with the MACs and output shape of that run. The family file's defaults are
+repvgg_b0; the `g4` construct (groups on every odd block) is also checked fast on a narrow RepVGG timm
+builds from the same block configuration. The elaborated block is three branches summed (conv_kxk,
+conv_1x1, identity), the structure a deploy pass fuses.
 """
 
 from __future__ import annotations
@@ -36,15 +37,14 @@ REPVGG = (
     "repvgg_b2g4",
     "repvgg_b3",
     "repvgg_b3g4",
+    "repvgg_d2se",
 )
-# timm's RepVGGs that no bundled spec builds yet, and why (docs/family.md says the same)
-NOT_YET = {"repvgg_d2se": "squeeze-and-excitation between the sum and the ReLU, at 320×320: not written yet"}
 # the fast tier's outputs (-m "not slow"): the smallest, and one with groups; each of the others takes 1 to 3 s
 FAST = {"repvgg_a0", "repvgg_b1g4"}
 
 
 def test_these_are_all_of_timms_repvggs():
-    assert set(timm.list_models("repvgg*")) == set(REPVGG) | set(NOT_YET)
+    assert set(timm.list_models("repvgg*")) == set(REPVGG)
     assert set(REPVGG) <= set(resdsl.library.bundled_names())
 
 
@@ -53,7 +53,7 @@ def _state_shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
 
 
 @pytest.mark.parametrize("name", REPVGG)
-def test_names_shapes_params_and_macs_at_224_equal_timm(name):
+def test_names_shapes_params_and_macs_at_timms_input_size_equal_timm(name):
     net = resdsl.load(name)
     with torch.device("meta"):
         reference = timm.create_model(name, pretrained=False).eval()
@@ -61,7 +61,7 @@ def test_names_shapes_params_and_macs_at_224_equal_timm(name):
         assert _state_shapes(ours) == _state_shapes(reference)  # the names and shapes; timm registers `identity` first
         with FlopCounterMode(display=False) as counter:
             out = reference(torch.empty((1,) + net.input_shape))
-    assert net.input_shape == (3, 224, 224)
+    assert net.input_shape == timm.get_pretrained_cfg(name).input_size  # 3×224×224; repvgg_d2se's 3×320×320
     assert net.params == sum(p.numel() for p in reference.parameters())
     assert 2 * net.macs == counter.get_total_flops()
     assert net.output_shape == tuple(out.shape[1:]) == (1000,)
@@ -156,7 +156,7 @@ def test_a_block_is_three_branches_summed_then_a_relu():
 
 def test_the_family_page_lists_every_repvgg_with_its_figures():
     """docs/family.md's RepVGG table: one row per model, the spec line's arguments and the static figures
-    at 224×224 (checked against timm above)."""
+    at timm's input size (checked against timm above)."""
     page = (ROOT / "docs" / "family.md").read_text(encoding="utf-8")
     rows = re.findall(r"^\| `(repvgg_\w+)` \| `([^`]*)` \| ([\d,]+) \| ([\d.]+) G \| ([^|]+) \|$", page, re.M)
     assert [row[0] for row in rows] == list(REPVGG)
@@ -166,5 +166,3 @@ def test_the_family_page_lists_every_repvgg_with_its_figures():
         assert (params, macs) == (f"{net.params:,}", f"{net.macs / 1e9:.2f}"), name
         spec = (ROOT / "specs" / f"{name}.res").read_text(encoding="utf-8")
         assert f"network {name} = repvgg({arguments})" in spec
-    for name in NOT_YET:
-        assert f"`{name}`" in page
