@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from family import tiered
 from torch.utils.flop_counter import FlopCounterMode
 
 import resdsl
 
 MODELS = ("nf_resnet50", "nf_regnet_b0")
+FAST = ("nf_regnet_b0",)  # the fast tier's representative: SE, groups, widths rounded, a final conv
 SMALL = (3, 64, 64)
 
 
@@ -35,7 +37,7 @@ def _timm(name: str) -> torch.nn.Module:
     return _perturbed(timm.create_model(name, pretrained=False))
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", tiered(MODELS, FAST))
 def test_timms_state_dict_loads_strictly_and_the_outputs_are_timms(name):
     theirs = _timm(name)
     net = resdsl.load(name, input_shape=SMALL)
@@ -50,7 +52,7 @@ def test_timms_state_dict_loads_strictly_and_the_outputs_are_timms(name):
     assert relative < 1e-5, relative
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", tiered(MODELS, FAST))
 def test_static_params_and_macs_are_timms(name):
     theirs = timm.create_model(name, pretrained=False).eval()
     net = resdsl.load(name, input_shape=SMALL)
@@ -98,6 +100,7 @@ def test_module_names_and_block_scalars_are_timms(name):
     assert ours == {n for n, _ in theirs.named_parameters()}
 
 
+@pytest.mark.slow
 def test_the_family_parameters_are_timms_config_fields():
     """The family file takes timm's NfCfg fields: a wider NF-RegNet (nf_regnet_b2's channels and depths, and
     its num_features, which timm's _nfreg_cfg works out as 1280 · channels[3] // 440) and an NF-ResNet with
