@@ -103,15 +103,23 @@ def test_module_names_and_block_scalars_are_timms(name):
 @pytest.mark.slow
 def test_the_family_parameters_are_timms_config_fields():
     """The family file takes timm's NfCfg fields: a wider NF-RegNet (nf_regnet_b2's channels and depths, and
-    its num_features, which timm's _nfreg_cfg works out as 1280 · channels[3] // 440) and an NF-ResNet with
-    SE after conv3 (timm's nf_seresnet26) build timm's models."""
+    its num_features, which timm's _nfreg_cfg works out as 1280 · channels[3] // 440), an NF-ResNet with
+    SE after conv3 (timm's nf_seresnet26), and gamma_in_act (timm's GammaAct: the gamma after each
+    activation, not in the convs) build timm's models."""
     cases = [
-        ("nf_regnet", {"depths": [2, 4, 8, 8], "channels": [56, 112, 232, 488], "num_features": 1419}, "nf_regnet_b2"),
-        ("nf_resnet", {"depths": [2, 2, 2, 2], "se_ratio": 16}, "nf_seresnet26"),
+        (
+            "nf_regnet",
+            {"depths": [2, 4, 8, 8], "channels": [56, 112, 232, 488], "num_features": 1419},
+            "nf_regnet_b2",
+            {},
+        ),
+        ("nf_resnet", {"depths": [2, 2, 2, 2], "se_ratio": 16}, "nf_seresnet26", {}),
+        ("nf_resnet", {"depths": [2, 2, 2, 2], "gamma_in_act": True}, "nf_resnet26", {"gamma_in_act": True}),
+        ("nf_regnet", {"depths": [1, 3, 6, 6], "gamma_in_act": True}, "nf_regnet_b0", {"gamma_in_act": True}),
     ]
-    for family, params, reference in cases:
+    for family, params, reference, timm_args in cases:
         net = resdsl.load(family, input_shape=SMALL, **params)
-        theirs = _timm(reference)
+        theirs = _perturbed(timm.create_model(reference, pretrained=False, **timm_args))
         ours = net.to_torch().eval()
         ours.load_state_dict(theirs.state_dict(), strict=True)
         x = torch.randn((1,) + SMALL)
