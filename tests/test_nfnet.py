@@ -139,7 +139,7 @@ def test_drop_path_rates_grow_as_timms():
 
 
 def test_an_expected_variance_outside_the_iterations_range_is_refused():
-    source = 'use "normfree.res"\nnetwork n {\n    input 16x8x8\n    b: nf_block(16, var = 9.0)\n}\n'
+    source = 'use "normfree.res"\nnetwork n {\n    input 16x8x8\n    b: nf_block(16, var = 20.0)\n}\n'
     with pytest.raises(resdsl.SpecError) as info:
         resdsl.loads(source)
     [d] = info.value.diagnostics
