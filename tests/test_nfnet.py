@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from family import tiered
 from torch.utils.flop_counter import FlopCounterMode
 
 import resdsl
 
 MODELS = ("nf_resnet50", "nf_regnet_b0")
+FAST = ("nf_regnet_b0",)  # the fast tier's representative: SE, groups, widths rounded, a final conv
 SMALL = (3, 64, 64)
 
 
@@ -35,7 +37,7 @@ def _timm(name: str) -> torch.nn.Module:
     return _perturbed(timm.create_model(name, pretrained=False))
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", tiered(MODELS, FAST))
 def test_timms_state_dict_loads_strictly_and_the_outputs_are_timms(name):
     theirs = _timm(name)
     net = resdsl.load(name, input_shape=SMALL)
@@ -50,7 +52,7 @@ def test_timms_state_dict_loads_strictly_and_the_outputs_are_timms(name):
     assert relative < 1e-5, relative
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", tiered(MODELS, FAST))
 def test_static_params_and_macs_are_timms(name):
     theirs = timm.create_model(name, pretrained=False).eval()
     net = resdsl.load(name, input_shape=SMALL)
@@ -98,17 +100,26 @@ def test_module_names_and_block_scalars_are_timms(name):
     assert ours == {n for n, _ in theirs.named_parameters()}
 
 
+@pytest.mark.slow
 def test_the_family_parameters_are_timms_config_fields():
     """The family file takes timm's NfCfg fields: a wider NF-RegNet (nf_regnet_b2's channels and depths, and
-    its num_features, which timm's _nfreg_cfg works out as 1280 · channels[3] // 440) and an NF-ResNet with
-    SE after conv3 (timm's nf_seresnet26) build timm's models."""
+    its num_features, which timm's _nfreg_cfg works out as 1280 · channels[3] // 440), an NF-ResNet with
+    SE after conv3 (timm's nf_seresnet26), and gamma_in_act (timm's GammaAct: the gamma after each
+    activation, not in the convs) build timm's models."""
     cases = [
-        ("nf_regnet", {"depths": [2, 4, 8, 8], "channels": [56, 112, 232, 488], "num_features": 1419}, "nf_regnet_b2"),
-        ("nf_resnet", {"depths": [2, 2, 2, 2], "se_ratio": 16}, "nf_seresnet26"),
+        (
+            "nf_regnet",
+            {"depths": [2, 4, 8, 8], "channels": [56, 112, 232, 488], "num_features": 1419},
+            "nf_regnet_b2",
+            {},
+        ),
+        ("nf_resnet", {"depths": [2, 2, 2, 2], "se_ratio": 16}, "nf_seresnet26", {}),
+        ("nf_resnet", {"depths": [2, 2, 2, 2], "gamma_in_act": True}, "nf_resnet26", {"gamma_in_act": True}),
+        ("nf_regnet", {"depths": [1, 3, 6, 6], "gamma_in_act": True}, "nf_regnet_b0", {"gamma_in_act": True}),
     ]
-    for family, params, reference in cases:
+    for family, params, reference, timm_args in cases:
         net = resdsl.load(family, input_shape=SMALL, **params)
-        theirs = _timm(reference)
+        theirs = _perturbed(timm.create_model(reference, pretrained=False, **timm_args))
         ours = net.to_torch().eval()
         ours.load_state_dict(theirs.state_dict(), strict=True)
         x = torch.randn((1,) + SMALL)
@@ -128,7 +139,7 @@ def test_drop_path_rates_grow_as_timms():
 
 
 def test_an_expected_variance_outside_the_iterations_range_is_refused():
-    source = 'use "normfree.res"\nnetwork n {\n    input 16x8x8\n    b: nf_block(16, var = 9.0)\n}\n'
+    source = 'use "normfree.res"\nnetwork n {\n    input 16x8x8\n    b: nf_block(16, var = 20.0)\n}\n'
     with pytest.raises(resdsl.SpecError) as info:
         resdsl.loads(source)
     [d] = info.value.diagnostics

@@ -201,10 +201,11 @@ class ClassWriter(BranchWriter):
                 attrs[option.name] = constant(True, n)
             elif expr is not None:
                 value = self.ev(expr)
-                if option.type == "word":  # a word of the language, which the op keeps as its name (`gelu tanh`)
-                    if not value.const:
+                if option.type == "word":  # a word of the language, which the op keeps as its name (`gelu tanh`):
+                    if not value.const:  # the op works on the name itself (`upsample linear` is bilinear on images)
                         raise Unsupported(f"`{option.name}` of `{kind}` that differs between the calls")
-                    value = constant(str(value.value), n)
+                    attrs[option.name] = str(value.value)
+                    continue
                 elif option.type == "int" and any(isinstance(s, float) for s in value.samples):
                     value = int_of(value)
                 elif option.type == "float" and not value.const and any(isinstance(s, int) for s in value.samples):
