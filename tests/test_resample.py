@@ -237,3 +237,33 @@ def test_torchscript_runs_the_frozen_norms_and_resizes(name, tmp_path):
     pairs = zip(got.values(), expected.values()) if isinstance(expected, dict) else [(got, expected)]
     for a, b in pairs:
         assert torch.allclose(a, b, atol=1e-5)
+
+
+UPSAMPLING_BLOCK = """
+block ups(w, f = 2, ac = false) {
+    conv w k3 -> upsample bilinear scale=f align_corners=ac
+}
+network up2 {
+    input 3x16x16
+    ups(8) -> ups(8, f = 3, ac = true) -> upsample nearest
+}
+"""
+
+
+def test_upsample_ejects_with_its_mode_scale_and_align_corners_as_the_calls_give_them(tmp_path, capsys):
+    """`--emit python` writes `upsample` as the compiled network builds it: the scale and align_corners
+    as the block's parameters, the mode as its word (a flag or word the ejector once passed symbolically
+    to the op's rules made a traceback)."""
+    spec = tmp_path / "up2.res"
+    spec.write_text(UPSAMPLING_BLOCK, encoding="utf-8")
+    out = tmp_path / "up2.py"
+    assert main(["compile", str(spec), "--emit", "python", "-o", str(out)]) == 0
+    source = out.read_text(encoding="utf-8")
+    assert "nn.Upsample(scale_factor=f, mode='bilinear', align_corners=ac)" in source
+    assert "nn.Upsample(scale_factor=2, mode='nearest')" in source
+    namespace: dict = {}
+    exec(compile(source, str(out), "exec"), namespace)
+    ejected, compiled = namespace["build"]().eval(), resdsl.loads(UPSAMPLING_BLOCK).to_torch().eval()
+    ejected.load_state_dict(compiled.state_dict(), strict=True)
+    x = torch.randn(2, 3, 16, 16)
+    assert torch.equal(ejected(x), compiled(x)) and ejected(x).shape == (2, 8, 192, 192)  # 16 · 2 · 3 · 2

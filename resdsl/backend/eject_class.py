@@ -213,12 +213,13 @@ class ClassWriter(BranchWriter):
                 attrs[option.name] = value
             else:
                 attrs[option.name] = None if option.default is None else constant(option.default, n)
-        if any(isinstance(v, Py) and v.const and isinstance(v.value, tuple) for v in attrs.values()):
+        if any(isinstance(v, Py) and v.const and isinstance(v.value, (tuple, bool)) for v in attrs.values()):
             # a per-axis constant (`k=(1, 3, 3)`): `complete` works its defaults out axis by axis on numbers
-            # (padding = kernel // 2 per axis), so give it the constants' values and write its results back
+            # (padding = kernel // 2 per axis); a flag (`to_input`): `complete` tests it (`not to_input`),
+            # which a symbolic value cannot answer. So give it the constants' values and write its results back
             plain = {k: v.value if isinstance(v, Py) and v.const else v for k, v in attrs.items()}
             done = spec.complete(plain)
-            return {k: v if isinstance(v, Py) or v is None else constant(v, n) for k, v in done.items()}
+            return {k: v if isinstance(v, (Py, str)) or v is None else constant(v, n) for k, v in done.items()}
         return spec.complete(attrs)
 
     def channels(self, computed: Py | None, recorded: list[int]) -> Py:

@@ -44,7 +44,7 @@ def torch_mode(word: str, axes: int, what: str = "upsample") -> str:
 
 def _align(attrs: dict[str, Any], mode: str) -> tuple[tuple[str, Any], ...]:
     """align_corners, which PyTorch takes only with a linear mode (and refuses with nearest)."""
-    return () if mode == "nearest" else (("align_corners", bool(attrs["align_corners"])),)
+    return () if mode == "nearest" else (("align_corners", attrs["align_corners"]),)
 
 
 class UpsampleOp(OpKind):
