@@ -252,3 +252,95 @@ def test_the_ops_export_to_pt2_and_torchscript(tmp_path):
     three_d = resdsl.loads("network v { input 2x4x4x4\n space_to_depth 2 -> slice 3 5 }").to_torch()
     volume = torch.randn(1, 2, 4, 4, 4)
     assert torch.equal(torch.jit.script(three_d)(volume), three_d(volume))
+
+
+# ---- branches(n, split = [sizes]): uneven shares ------------------------------------------------
+
+UNEVEN = """block partial(width, keep = 8) {
+    branches(2, split = [keep, width - keep], merge = concat) {
+        if branch == 1 { conv width - keep k3 -> bn -> relu }
+    }
+}
+
+network uneven {
+    input 24x16x16
+    a: partial(24)
+    b: partial(24, keep = 16)
+    branches(3, split = [4, 12, 8], merge = concat) {
+        convs[branch]: conv 8 k1
+    }
+    avgpool -> fc 10
+}
+"""
+
+
+def test_an_uneven_split_gives_each_branch_its_own_share():
+    net = resdsl.loads(UNEVEN)
+    shares = {
+        n: (d.shape[0], essentials("chunk", d.attrs, None)) for n, d in net.ops.nodes.items() if d.kind == "chunk"
+    }
+    assert shares == {
+        "a.chunk": (8, "split 1/2, 8"),
+        "a.chunk2": (16, "split 2/2, 16"),
+        "b.chunk": (16, "split 1/2, 16"),
+        "b.chunk2": (8, "split 2/2, 8"),
+        "chunk": (4, "split 1/3, 4"),
+        "chunk2": (12, "split 2/3, 12"),
+        "chunk3": (8, "split 3/3, 8"),
+    }
+    model = _randomised(net.to_torch())
+    x = torch.randn(2, 24, 16, 16)
+    with torch.no_grad():
+        expected = x
+        for block, keep in ((model.a, 8), (model.b, 16)):  # torch.split by the sizes; the second share convolved
+            kept, rest = torch.split(expected, [keep, 24 - keep], 1)
+            expected = torch.cat([kept, block.relu(block.bn1(block.conv1(rest)))], 1)
+        parts = torch.split(expected, [4, 12, 8], 1)
+        expected = torch.cat([model.convs[i](part) for i, part in enumerate(parts)], 1)
+        expected = model.fc(expected.mean((2, 3)))
+        assert torch.allclose(model(x), expected, atol=1e-5, rtol=1e-5)
+    assert net.params == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    "split, code, where",
+    [
+        ("[8, 4]", "E0413", "`branches(2, split = [8, 4])` splits 12 channels, but its input has 16"),
+        ("[8, 4, 4]", "E0303", "`split` gives 3 sizes [8, 4, 4] to 2 branches"),
+        ("[16, 0]", "E0303", "`split` gives a branch 0 channels"),
+        ("[8.5, 7.5]", "E0302", "expected an integer"),
+        ("[8, true]", "E0302", ""),
+    ],
+)
+def test_an_uneven_split_that_does_not_fit_is_a_located_error(split, code, where):
+    with pytest.raises(resdsl.SpecError) as info:
+        resdsl.loads(f"network n {{ input 16x8x8\n branches(2, split = {split}, merge = concat) {{ conv 8 k1 }} }}")
+    [d] = info.value.diagnostics
+    assert d.code == code and d.line == 2 and where in d.message, d.message
+    assert d.column == (2 if code == "E0413" else 22)  # the construct for the shapes, else the argument
+
+
+def test_an_uneven_split_ejects_to_torch_split(tmp_path):
+    spec = tmp_path / "uneven.res"
+    spec.write_text(UNEVEN)
+    out = tmp_path / "uneven.py"
+    assert main(["compile", str(spec), "--emit", "python", "-o", str(out)]) == 0
+    assert "splits = torch.split(x, [4, 12, 8], 1)" in out.read_text()
+    net = resdsl.load(str(spec))
+    model = _randomised(net.to_torch())
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    x = torch.randn(2, 24, 16, 16)
+    torch.save(x, tmp_path / "x.pt")
+    with torch.no_grad():
+        torch.save(model(x), tmp_path / "y.pt")
+    check = textwrap.dedent(f"""
+        import runpy, sys, torch
+        sys.modules["resdsl"] = None
+        model = runpy.run_path({str(out)!r})["build"]().eval()
+        model.load_state_dict(torch.load({str(tmp_path / "w.pt")!r}, weights_only=True), strict=True)
+        with torch.no_grad():
+            assert torch.equal(model(torch.load({str(tmp_path / "x.pt")!r})), torch.load({str(tmp_path / "y.pt")!r}))
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
