@@ -17,11 +17,14 @@ from pathlib import Path
 import pytest
 import torch
 from family import perturb_norms
+from hypothesis import HealthCheck, given, settings
 from torch.utils.flop_counter import FlopCounterMode
 
 import resdsl
+from resdsl.backend.runtime import runtime_mismatch
 from resdsl.cli import main
 from resdsl.draw import essentials
+from resdsl.testing.generate import networks
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -344,3 +347,22 @@ def test_an_uneven_split_ejects_to_torch_split(tmp_path):
     """)
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
+
+
+# ---- the strategies: random networks whose stem starts with space_to_depth -----------------------
+
+
+@pytest.mark.slow  # 25 networks built and run: about 17 s
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(networks(space_to_depth=True, max_stages=2, ranks=(1, 2, 3)))
+def test_random_networks_with_a_space_to_depth_stem_agree_at_run_time(spec):
+    """The generator's own shapes (the stem's conv on C·S^rank channels of sizes / S) are resdsl's, and the
+    compiled module's output, parameters and MACs are the static ones, on sequences, images and volumes."""
+    net = resdsl.loads(spec.source)
+    if spec.stem_space_to_depth:
+        assert f"space_to_depth {spec.stem_space_to_depth} -> conv" in spec.source
+    parts = {p.name: p.output_shape for p in net.parts}
+    assert parts.get("stem", spec.stem_shape) == spec.stem_shape
+    for stage in spec.stages:
+        assert parts[stage.name] == stage.out_shape
+    assert runtime_mismatch(net, batch=2) is None
