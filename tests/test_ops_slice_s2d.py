@@ -1,9 +1,11 @@
-"""The ops `slice` (a run of channels, torch.narrow) and `space_to_depth` (timm's SpaceToDepth, TResNet's stem).
+"""The ops `slice` (a run of channels, torch.narrow) and `space_to_depth` (timm's SpaceToDepth, TResNet's stem),
+and the uneven split `branches(n, split = [S0, S1, ...])`.
 
 Each: its shape, cost and label on every rank; its result against torch's slicing and timm's module; a
 DPN block (timm's DualPathBlock, three kinds) written with `slice`, `residual { from ... }` and
 `dense { from ... }` at strict parity; the ejected source (`--emit python`) run without resdsl; pt2 and
-TorchScript export; and located errors (E0413, E0414).
+TorchScript export; located errors (E0413, E0414, E0303); the input-size analysis; and random networks
+whose stem starts with `space_to_depth` (resdsl.testing's `networks(space_to_depth=True)`).
 """
 
 from __future__ import annotations
