@@ -8,6 +8,8 @@ ops can depend on the branch (`conv c k3 d=(branch + 1)`) and be named after it
 
     split = false   the whole input (Selective Kernel without split_input)
     split = true    its 1/n share of the input's channels (`chunk` nodes; torch.split)
+    split = [s0, s1, ...]   its own share: branch i reads the s_i channels after those of the
+                    branches before it (torch.split(x, [s0, s1, ...], 1)); the sizes add up to C
     carry = true    that share plus the previous branch's output (Res2Net's hierarchy;
                     evaluated per branch, so `carry = branch > 0 and branch < n - 1` works)
 
@@ -41,7 +43,7 @@ OPTIONS = ("split", "merge", "carry", "groups")
 @dataclass(frozen=True)
 class BranchOptions:
     count: int
-    split: bool
+    split: bool | tuple[int, ...]  # equal shares (true), or each branch's number of channels
     merge: str
     carry: ast.Expr | None  # evaluated per branch
     groups: int
@@ -92,7 +94,10 @@ class BranchElaborator(Walk):
         def value(name: str) -> Value | None:
             return self.eval(given[name][0], ctx) if name in given else None
 
-        split = as_bool(value("split"), given["split"][0].span) if "split" in given else False
+        split: bool | tuple[int, ...] = False
+        if "split" in given:
+            chosen, where = value("split"), given["split"][0].span
+            split = split_sizes(chosen, count, where) if isinstance(chosen, tuple) else as_bool(chosen, where)
         merge: Value | None = Symbol("sum")
         if "merge" in given:
             expr = given["merge"][0]
@@ -150,9 +155,10 @@ class BranchElaborator(Walk):
             source = current
             if opts.split:
                 name = self.name(scope, ctx, None, "chunk", el.span, module=False)
-                source = self.add_node(
-                    name, inner, "chunk", el.span, current, attrs={"parts": opts.count, "index": index}
-                )
+                share: dict[str, int | tuple[int, ...]] = {"parts": opts.count, "index": index}
+                if isinstance(opts.split, tuple):  # uneven shares: each branch's number of channels
+                    share["sizes"] = opts.split
+                source = self.add_node(name, inner, "chunk", el.span, current, attrs=share)
             if opts.carry is not None:
                 try:
                     carry = as_bool(self.eval(opts.carry, inner), opts.carry.span)
@@ -218,3 +224,18 @@ class BranchElaborator(Walk):
         for index, branch in enumerate(branches):
             self.graph.add_edge(branch, node, Role.MAIN if index == 0 else Role.BRANCH, index=index)
         return node
+
+
+def split_sizes(value: tuple, count: int, span: Span) -> tuple[int, ...]:
+    """`split = [s0, s1, ...]`: one whole number of channels, at least 1, per branch (E0302, E0303)."""
+    sizes = tuple(as_int(item, span) for item in value)
+    if len(sizes) != count:
+        raise EvalError(
+            "E0303",
+            f"`split` gives {len(sizes)} sizes {show(value)} to {count} branches",
+            span,
+            help=f"give one number of channels per branch: {count} of them",
+        )
+    if min(sizes) < 1:
+        raise EvalError("E0303", f"`split` gives a branch {min(sizes)} channels; each needs at least 1", span)
+    return sizes

@@ -51,6 +51,8 @@ CODES: dict[str, str] = {
     "E0410": "a standardised filter of one weight",
     "E0411": "a per-axis argument does not fit the spatial axes",
     "E0412": "a resampling mode for another rank",
+    "E0413": "a channel slice or split beyond the input's channels",
+    "E0414": "a spatial size that the block size does not divide",
     "E0501": "import cycle",
     "E0502": "imported file not found",
     "E0503": "recursion among blocks",

@@ -299,7 +299,8 @@ def test_every_merge_kind_has_a_shape_rule_a_cost_a_forward_and_drawing_data():
         "max": "max",
     }
     assert list(WORDS) == list(BRANCH_MERGES)  # the language's `merge =` words come from the op kinds
-    assert set(FUNCTIONS) == set(MERGES) | {"chunk", "resize"}  # resize: ops/upsample.py, to another tensor's size
+    # resize: ops/upsample.py, to another tensor's size; slice: ops/channel_slice.py, a run of channels
+    assert set(FUNCTIONS) == set(MERGES) | {"chunk", "resize", "slice"}
     for name in MERGES:
         op = ALL[name]
         assert op.internal and name not in OPS  # a spec cannot call a merge

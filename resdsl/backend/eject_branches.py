@@ -18,7 +18,7 @@ from ..graph import Node
 from ..ops import ALL, FunctionCall
 from ..record import Event
 from ..values import Value
-from .eject_expr import Evaluator, Py, Unsupported, py_string
+from .eject_expr import Evaluator, Py, Unsupported, constant, py_string
 from .eject_render import Assign, CallText, If, Line, Loop, Path, Run, function_source
 
 if TYPE_CHECKING:
@@ -125,7 +125,9 @@ class BranchWriter:
             channels = channels * count if len({w.text for w in widths}) == 1 else sum(widths[1:], channels)
         return Tensor(self.write, self.channels(channels, [n.shape[0] for n in nodes if n.shape]), t.rank, owned=True)
 
-    def unrolled(self, el: ast.Branches, t: Tensor, count: int, split: bool, args: dict) -> list[Tensor]:
+    def unrolled(
+        self, el: ast.Branches, t: Tensor, count: int, split: bool | tuple[int, ...], args: dict
+    ) -> list[Tensor]:
         """The branches written out one by one (`branch` a constant in each), each into its own variable."""
         outputs: list[Tensor] = []
         before = self.write
@@ -134,12 +136,20 @@ class BranchWriter:
                 live.env = {**live.env, "branch": index}
             source = t
             var = f"branch{index}"
-            if split:  # equal shares of the channels (E0408 otherwise), as timm's torch.split
+            if split:  # equal shares of the channels (E0408 otherwise), as timm's torch.split, or given sizes
                 self.pop(el.span)
                 if index == 0:
                     self.uses.add("torch")
-                    self.fwd.append(Line(f"splits = torch.chunk({t.var}, {count}, 1)"))
-                source = Tensor(f"splits[{index}]", _share(t.channels, count), t.rank)
+                    how = list(split) if isinstance(split, tuple) else None
+                    self.fwd.append(
+                        Line(f"splits = torch.split({t.var}, {how}, 1)")
+                        if how
+                        else Line(f"splits = torch.chunk({t.var}, {count}, 1)")
+                    )
+                width = (
+                    constant(split[index], len(self.lives)) if isinstance(split, tuple) else _share(t.channels, count)
+                )
+                source = Tensor(f"splits[{index}]", width, t.rank)
             if "carry" in args:  # Res2Net: this branch's share plus the previous branch's output
                 source = self.carry(self.ev(args["carry"]), el, source, outputs, var)
             self.write = var
@@ -152,10 +162,12 @@ class BranchWriter:
             live.env = {k: v for k, v in live.env.items() if k != "branch"}
         return outputs
 
-    def loop(self, el: ast.Branches, t: Tensor, count: int, split: bool, args: dict) -> tuple[str, Tensor] | None:
+    def loop(
+        self, el: ast.Branches, t: Tensor, count: int, split: bool | tuple[int, ...], args: dict
+    ) -> tuple[str, Tensor] | None:
         """The branches as one loop, where every branch makes the same modules with `branch` as a
         variable (`d=(branch + 1)`): (the list of the branches' outputs, one of them); None if not."""
-        if "carry" in args:  # the first branch has nothing to carry: not the same as the others
+        if "carry" in args or isinstance(split, tuple):  # the first branch has nothing to carry; shares differ
             return None
         sizes = set()
         for live in self.lives:
@@ -216,7 +228,7 @@ class BranchWriter:
         self,
         el: ast.Branches,
         count: int,
-        split: bool,
+        split: bool | tuple[int, ...],
         t: Tensor,
         source: Tensor,
         out: Tensor,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import syntax as ast
 from ..errors import Span
-from ..graph import Node
+from ..graph import FUNCTIONS, Node
 from ..ops import ALL, OPS, PARAMETERS, FunctionCall, ModuleCall, match_options
 from ..record import BlockRecord, Event
 from ..values import Symbol, same_value
@@ -135,6 +135,8 @@ class ClassWriter(BranchWriter):
         channels = self.channels(t.channels, [_width(node.in_shape) for node in nodes])
         if kind in PARAMETERS:
             return self.parameter_op(kind, attrs, channels, nodes, path, link, t)
+        if kind in FUNCTIONS:  # a function of the forward, no module (`slice`: torch.narrow)
+            return self.function_op(op, attrs, channels, link, t, nodes, path)
         inplace = op.inplace and t.owned
         module = op.module(attrs, channels, t.rank, inplace)
         self.check(module, nodes, inplace)
@@ -188,6 +190,23 @@ class ClassWriter(BranchWriter):
         attribute = f".{leaf}" if leaf.isidentifier() else f".get_parameter({leaf!r})"
         self.fwd.append(Line(f"{dst} = {function}({t.var}, {{0}}{attribute})", (path[:-1],)))
         return Tensor(dst, channels, t.rank, fresh=True, owned=link.label not in self.taps)
+
+    def function_op(self, op, attrs: dict, channels: Py, link: ast.Link, t: Tensor, nodes: list, path: Path) -> Tensor:
+        """An op that is a function in the forward (`slice`), its arguments written where they vary
+        between the calls as attributes the constructor sets (`self.slice_start = keep`)."""
+        out = self.channels(op.out_channels(attrs, channels, t.rank), [_width(node.shape) for node in nodes])
+        call = op.forward(attrs, (out,))
+        args = []
+        for i, arg in enumerate(call.args):
+            if isinstance(arg, Py) and not arg.const:
+                what = next((k for k, v in attrs.items() if v is arg), "width" if arg is out else f"arg{i}")
+                name = identifier("_".join(path) + f"_{what}", set(self.free.values()))
+                self.init.append(Line(f"self.{name} = {arg.text}"))
+                arg = Py(py.Name(f"self.{name}"), arg.samples)
+            args.append(arg)
+        dst = self.taps.get(link.label, self.write)
+        self.function(replace(call, args=tuple(args)), [t.var], None, dst)
+        return Tensor(dst, out, op.out_rank(t.rank), owned=t.owned and link.label not in self.taps)
 
     def attributes(self, kind: str, call: ast.Call) -> dict:
         """The op's options as Pys: what the call writes, partially evaluated; the rest, defaults."""

@@ -419,6 +419,30 @@ class Multiply(nn.Module):
         return f"{self.factor:g}"
 
 
+class SpaceToDepth(nn.Module):
+    """Every size×size patch of pixels made size² channels, as timm's SpaceToDepth (TResNet's stem), on any
+    number of spatial axes `dims`: (N, C, H, W) -> (N, C·s², H/s, W/s), the channels ordered patch position
+    first, then input channel, as timm's view-permute-view."""
+
+    def __init__(self, size: int = 4, dims: int = 2):
+        super().__init__()
+        self.size = size
+        self.dims = dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        split = [x.shape[0], x.shape[1]]  # (N, C, H/s, s, W/s, s) on an image
+        out = [x.shape[0], x.shape[1]]
+        for axis in range(self.dims):
+            split += [x.shape[2 + axis] // self.size, self.size]
+            out[1] = out[1] * self.size
+            out.append(x.shape[2 + axis] // self.size)
+        order = [0] + [3 + 2 * axis for axis in range(self.dims)] + [1] + [2 + 2 * axis for axis in range(self.dims)]
+        return x.reshape(split).permute(order).reshape(out)  # (N, s, s, C, H/s, W/s), then the channels merged
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}" + (f", dims={self.dims}" if self.dims != 2 else "")
+
+
 def install_module(root: nn.Module, path: str, module: nn.Module | nn.Parameter) -> None:
     """Put `module` (or a bare parameter: layer scale) at the dotted `path` of `root`, making plain
     containers on the way (an ejected block written flat builds its modules with it)."""

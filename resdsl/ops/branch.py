@@ -1,7 +1,9 @@
 """`chunk`: one branch's share of the channels in `branches(n, split = true)` (never written in a spec).
 
 Branch i of n reads channels [i·C/n, (i+1)·C/n) of the input, as `torch.split(x, C // n, 1)[i]`
-does in Res2Net, SKNet and ResNeSt. It is a view, not a module: the forward narrows the tensor.
+does in Res2Net, SKNet and ResNeSt; with `split = [s0, s1, ...]` (`sizes`), the s_i channels after
+the s_0 + ... + s_(i-1) of the branches before it, as `torch.split(x, [s0, s1, ...], 1)[i]`, and the
+sizes must add up to C (E0413). It is a view, not a module: the forward narrows the tensor.
 """
 
 from __future__ import annotations
@@ -12,7 +14,16 @@ from .base import FunctionCall, OpKind, Option
 
 class ChunkOp(OpKind):
     def shape(self, attrs, x):
-        parts = attrs["parts"]
+        parts, sizes = attrs["parts"], attrs.get("sizes")
+        if sizes is not None:
+            if sum(sizes) != x[0]:
+                raise ShapeError(
+                    "E0413",
+                    f"`branches({parts}, split = {list(sizes)})` splits {sum(sizes)} channels, but its input "
+                    f"has {x[0]}",
+                    help=f"give sizes that add up to the input's {x[0]} channels",
+                )
+            return (sizes[attrs["index"]],) + tuple(x[1:])
         if x[0] % parts:
             raise ShapeError(
                 "E0408",
@@ -22,11 +33,13 @@ class ChunkOp(OpKind):
         return (x[0] // parts,) + tuple(x[1:])
 
     def label(self, attrs, axes: int = 2) -> str:
-        return f"split {attrs['index'] + 1}/{attrs['parts']}"
+        sizes = attrs.get("sizes")
+        return f"split {attrs['index'] + 1}/{attrs['parts']}" + ("" if sizes is None else f", {sizes[attrs['index']]}")
 
-    def forward(self, attrs, shape) -> FunctionCall:  # torch.split(x, C // n, 1)[i], as a view
-        size = shape[0]
-        return FunctionCall("torch.narrow", "one", (1, attrs["index"] * size, size))
+    def forward(self, attrs, shape) -> FunctionCall:  # torch.split(x, C // n, 1)[i], or by sizes, as a view
+        size, sizes, index = shape[0], attrs.get("sizes"), attrs["index"]
+        start = index * size if sizes is None else sum(sizes[:index])
+        return FunctionCall("torch.narrow", "one", (1, start, size))
 
 
 KINDS = (

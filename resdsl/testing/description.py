@@ -142,6 +142,9 @@ class NetworkSpec:
     # channels, the smaller resized to the larger's size: `shortcut MODE`), returned before the logits
     decoder: int = 0
     decoder_mode: str = "nearest"
+    # a `space_to_depth S` before the stem's conv (TResNet's): the input's sizes are multiples of S, and the
+    # conv sees C·S^rank channels of sizes / S (0: none)
+    stem_space_to_depth: int = 0
 
     @property
     def rank(self) -> int:

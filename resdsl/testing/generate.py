@@ -223,6 +223,7 @@ def networks(
     ranks: tuple[int, ...] = (2,),
     per_axis: bool = False,
     upsampling: bool = False,
+    space_to_depth: bool = False,
 ) -> NetworkSpec:
     """A valid network and its description. `square=True` keeps every spatial size equal (H == W);
     `outputs=True` may add an `output` statement returning every stage and the logits, as a list or an
@@ -230,7 +231,9 @@ def networks(
     images, 3: C×D×H×W volumes, small); `per_axis=True` may give kernels, strides and paddings one
     per axis (`k=(1, 3, 3) s=(1, 2, 2)`; a custom block's stride on some axes only); `upsampling=True`
     (with `outputs`) may add an FPN-like top-down merge of the last two stages, the smaller resized up
-    to the larger's size (`shortcut nearest` or the rank's linear mode), returned as an output."""
+    to the larger's size (`shortcut nearest` or the rank's linear mode), returned as an output;
+    `space_to_depth=True` may start the stem with `space_to_depth S` (S of 2 or 3; the input's sizes
+    rounded up to multiples of S)."""
     policy = draw(st.sampled_from(policies))
     rank = draw(st.sampled_from(ranks))
     low, high = SIZES[rank]
@@ -238,7 +241,12 @@ def networks(
     h = draw(st.integers(low, high))
     is_square = draw(st.booleans() | st.just(True)) if square is None or rank == 1 else square
     sizes = (h,) * rank if is_square else (h, *(draw(st.integers(low, high)) for _ in range(rank - 1)))
-    stem_width, kernel, stride, padding, pool, shape = draw(_stem((c, *sizes), per_axis, WIDTHS[rank]))
+    block = draw(st.sampled_from([0, 2, 3])) if space_to_depth else 0
+    stem_in = (c, *sizes)
+    if block:  # TResNet's stem: every size a multiple of the block, the patches made channels
+        sizes = tuple(-(-n // block) * block for n in sizes)
+        stem_in = (c * block**rank, *(n // block for n in sizes))
+    stem_width, kernel, stride, padding, pool, shape = draw(_stem(stem_in, per_axis, WIDTHS[rank]))
     stem_shape = shape
 
     n = draw(st.integers(1, max_stages))
@@ -269,6 +277,7 @@ def networks(
         explicit_policy=explicit_policy,
         style=style,
         outputs=draw(st.sampled_from(["", "list", "dict"])) if outputs else "",
+        stem_space_to_depth=block,
     )
     if upsampling and spec.outputs and len(stages) >= 2 and policy != "none" and draw(st.booleans()):
         # any policy but `none` (which has no shortcut to resize); both sides are projected to one width

@@ -117,6 +117,8 @@ def render(spec: NetworkSpec) -> str:
     if spec.explicit_policy:
         lines.append("    shortcut policy" if spec.classes_param else f"    shortcut {spec.policy}")
     stem = f"conv {spec.stem_width} {written('k', spec.stem_kernel)}"
+    if spec.stem_space_to_depth:
+        stem = f"space_to_depth {spec.stem_space_to_depth} -> " + stem
     if spec.stem_stride != 1:
         stem += " " + written("s", spec.stem_stride)
     if isinstance(spec.stem_padding, tuple):
