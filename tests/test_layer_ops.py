@@ -322,3 +322,27 @@ def test_the_ops_are_drawn_and_summarised_with_their_parameters(capsys):
     assert main(["summary", "convnext_tiny"]) == 0
     out = capsys.readouterr().out
     assert "28,589,128" in out
+
+
+def test_a_checkpoints_layer_scale_of_another_shape_is_reported_at_its_op(tmp_path, capsys):
+    """torchvision's (C, 1, 1) layer_scale given to a spec of timm's (C,) gamma: located at the op, whose
+    node name is the parameter's key itself."""
+    spec = tmp_path / "cn.res"
+    spec.write_text("network cn {\n    input 8x6x6\n    conv 8 k3\n    g.gamma: layer_scale\n}\n")
+    state = resdsl.load(str(spec)).to_torch().state_dict()
+    state["g.gamma"] = torch.ones(8, 1, 1)
+    torch.save(state, tmp_path / "w.pt")
+    assert main(["compile", str(spec), "--weights", str(tmp_path / "w.pt"), "-o", str(tmp_path / "x.pt2")]) == 1
+    err = capsys.readouterr().err
+    assert "error[E0601]: `g.gamma`" in err and "8x1x1" in err and "cn.res:4:" in err
+
+
+def test_freezing_a_part_freezes_its_layer_scales():
+    from resdsl.train.checkpoint import freeze
+
+    net = resdsl.loads(CONVNEXT_LIKE.replace("WIDE", "true"), path="cn.res")
+    model = net.to_torch()
+    count = freeze(model, net, ("stages",))
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert "stages.0.0.ls.gamma" in frozen and "stages.1.1.ls.gamma" in frozen
+    assert count == sum(p.numel() for n, p in model.named_parameters() if n.startswith("stages."))

@@ -112,6 +112,13 @@ def expected_cost(kind, attrs, x, y):
         t = int(abs(math.log2(x[0]) + attrs["beta"]) / attrs["gamma"])
         k = attrs["kernel"] or max(t if t % 2 else t + 1, 3)
         return k, k * x[0]
+    if kind == "ln":  # a weight and a bias per channel
+        return 2 * x[0], 0
+    if kind == "layer_scale":  # one factor per channel; an element-wise product is no MAC
+        return x[0], 0
+    if kind == "channel_fc":  # nn.Linear over the channels, at each of y's positions
+        weights = x[0] * attrs["out"]
+        return weights + (attrs["out"] if attrs["bias"] else 0), weights * math.prod(y[1:])
     assert kind in FREE_KINDS, kind
     return 0, 0
 

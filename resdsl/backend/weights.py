@@ -151,9 +151,10 @@ def load_checked(net: Network, model: torch.nn.Module, path: str, state: dict[st
 
 
 def _locate(net: Network, key: str) -> tuple[Span, tuple]:
-    """The span of the op that owns `key` (its longest node-name prefix), else the network's input line."""
+    """The span of the op that owns `key` (its longest node-name prefix: the whole key for a bare parameter,
+    a layer scale's `stages.0.blocks.0.gamma`), else the network's input line."""
     parts = key.split(".")
-    for cut in range(len(parts) - 1, 0, -1):
+    for cut in range(len(parts), 0, -1):
         data = net.ops.nodes.get(".".join(parts[:cut]))
         if data is not None:
             return data.span, data.trace

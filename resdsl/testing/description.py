@@ -92,11 +92,14 @@ class Stage:
     se_ratio: int = 0
     attention: str = ""  # custom blocks only: "eca", or "se8" (se with timm's rounding to 8)
     norm_groups: int = 0  # custom blocks only: the last norm is `gn norm_groups` (or `evonorm`) instead of `bn`
-    last_norm: str = "bn"  # custom blocks only: bn, gn, evonorm or frn for the last norm
+    last_norm: str = "bn"  # custom blocks only: bn, gn, evonorm, frn or ln for the last norm
     std_conv: bool = False  # custom blocks only: the k×k conv is a weight-standardised `stdconv`
     scaled: bool = False  # custom blocks only, with std_conv: a `scaled_stdconv` (NF-ResNets), the path ends `mul`
     activation: str = "relu"  # custom blocks only: the activation after the k×k conv (`leaky_relu 0.2`, `mish`, ...)
     drop_path: float = 0.0  # custom blocks only: a `drop_path` closing the main path
+    # custom blocks only: ConvNeXt's ops after the last norm, `channel_fc` and a `layer_scale` ("" none,
+    # "plain": its (C,) parameter, "broadcast": (C, 1, ...)); the last norm may be `ln` too
+    layer_scale: str = ""
     preact: bool = False  # custom blocks only: BN-ReLU-conv, nothing after the add
     branches: str = ""  # custom blocks only: a `branches` part after the first conv, keeping its shape:
     #                           "concat" (split), "carry" (split, Res2Net's carry), "sum", "product", "select"

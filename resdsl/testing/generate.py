@@ -129,7 +129,7 @@ def _stage(
     stride_axes: tuple[bool, ...] = ()
     preact, post_relu, attention, norm_groups = False, True, "", 0
     branches, branch_count = "", 0
-    last_norm, std_conv, drop_path = "bn", False, 0.0
+    last_norm, std_conv, drop_path, layer_scale = "bn", False, 0.0, ""
     scaled, activation = False, "relu"
     block = kind
     if kind == "bottleneck":
@@ -158,7 +158,7 @@ def _stage(
             se_ratio = ratio
         attention = draw(st.sampled_from(["", "", "eca", "se8"]))
         if not preact:
-            last_norm = draw(st.sampled_from(["bn", "bn", "gn", "evonorm", "frn"]))
+            last_norm = draw(st.sampled_from(["bn", "bn", "gn", "evonorm", "frn", "ln"]))
             if last_norm in ("gn", "evonorm"):
                 norm_groups = draw(st.sampled_from(divisors(width * expansion)))
             # a standardised filter needs two weights or more (E0410): a k×k kernel always has them
@@ -166,6 +166,7 @@ def _stage(
             scaled = std_conv and draw(st.booleans())  # timm's ScaledStdConv2d, and `mul` scaling the path
             activation = draw(st.sampled_from(ACTIVATIONS))
             drop_path = draw(st.sampled_from([0.0, 0.0, 0.1, 0.5]))
+            layer_scale = draw(st.sampled_from(["", "", "", "plain", "broadcast"]))
         if not preact:
             branches = draw(st.sampled_from(["", "", "concat", "carry", "sum", "product", "select"]))
             if branches in ("concat", "carry"):
@@ -208,6 +209,7 @@ def _stage(
         scaled=scaled,
         activation=activation,
         drop_path=drop_path,
+        layer_scale=layer_scale,
         stride_axes=stride_axes,
     )
 

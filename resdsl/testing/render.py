@@ -25,13 +25,19 @@ def _custom_block(stage: Stage) -> str:
     expand = f"width * {stage.expansion}" if stage.expansion != 1 else "width"
     se = [f"        se {stage.se_ratio}"] if stage.se_ratio else []
     se += {"eca": ["        eca"], "se8": ["        se 4 divisor=8"], "": []}[stage.attention]
-    norm = {"bn": "bn", "gn": f"gn {stage.norm_groups}", "evonorm": f"evonorm {stage.norm_groups}", "frn": "frn"}[
-        stage.last_norm
-    ]
+    norm = {
+        "bn": "bn",
+        "gn": f"gn {stage.norm_groups}",
+        "evonorm": f"evonorm {stage.norm_groups}",
+        "frn": "frn",
+        "ln": "ln",
+    }[stage.last_norm]
     conv = ("scaled_stdconv" if stage.scaled else "stdconv") if stage.std_conv else "conv"
     conv_options = " gamma=1.7139588594436646 bias" if stage.scaled else ""
     drop = [f"        drop_path {stage.drop_path:g}"] if stage.drop_path else []
     drop += ["        mul 0.2"] if stage.scaled else []  # an NF block's alpha
+    scale = {"": [], "plain": ["gamma: layer_scale 0.5"], "broadcast": ["layer_scale 0.5 broadcast"]}[stage.layer_scale]
+    convnext = [f"        channel_fc {expand} -> " + scale[0]] if scale else []
     if stage.preact:
         body = [
             f"        bn -> relu -> conv width {k} s={_stride(stage)} g=groups",
@@ -45,6 +51,7 @@ def _custom_block(stage: Stage) -> str:
                 *_branches(stage),
                 f"        conv {expand} k1 -> {norm}",
             ]
+            + convnext
             + se
             + drop
         )

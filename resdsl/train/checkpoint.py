@@ -256,9 +256,10 @@ def _pin_eval(module: torch.nn.Module) -> None:
 
 def _part_of(net: Network, key: str) -> str | None:
     """The part of the op owning a parameter: its longest node-name prefix (an SE block's
-    `layer1.0.se.fc1.weight` belongs to the op `layer1.0.se`)."""
+    `layer1.0.se.fc1.weight` belongs to the op `layer1.0.se`; a layer scale's bare parameter
+    `stages.0.blocks.0.gamma` is its op's own name)."""
     pieces = key.split(".")
-    for cut in range(len(pieces) - 1, 0, -1):
+    for cut in range(len(pieces), 0, -1):
         data = net.ops.nodes.get(".".join(pieces[:cut]))
         if data is not None:
             return data.part
