@@ -15,16 +15,14 @@ from . import syntax as ast
 from .binding import FromDefaults, missing_use_hint
 from .errors import EvalError, Span
 from .graph import Role
-from .naming import Naming
+from .naming import REPETITION, Naming, naming_part, with_repetition  # noqa: F401 - naming_part: elaborate.py's
 from .ops import OPS, BoundArg, bind
 from .ops.base import given_options, no_option
-from .reserved import reserved_reason
 from .scope import Context, Resolved, Scope
 from .values import Symbol, Value, as_int, suggest, type_name, value_key
 
 MAX_DEPTH = 48
 MAX_REPEAT = 100_000
-REPETITION = "repetition"  # bound in a stage's arguments: the index of the block being made
 SHORTHANDS = {"s": "stride", "g": "groups", "k": "kernel", "d": "dilation", "p": "padding"}
 
 
@@ -54,17 +52,6 @@ class BlockInstance:
     span: Span  # the call site
     parent: str | None = None  # the block instance whose body makes the call (None: the network's)
     seq: float = 0  # execution order among the ops (graph.Node.seq) and the other calls
-
-
-def naming_part(link: ast.Link) -> ast.LabelParts:
-    """The last part of a stage's label when it names the stage's repetitions (it reads `repetition`:
-    `trunk_output.block1."block1-{repetition}": regnet_bottleneck(w) x7` makes `trunk_output.block1.block1-0`
-    ... `block1-6`, as torchvision names them), as a one-part LabelParts; () for any other label."""
-    element = link.element
-    if not link.label_parts or not isinstance(element, ast.Call) or element.repeat is None:
-        return ()
-    name, index = link.label_parts[-1]
-    return (link.label_parts[-1],) if index is None and ast.part_mentions(name, REPETITION) else ()
 
 
 class CallElaborator(Naming):
@@ -255,32 +242,6 @@ class CallElaborator(Naming):
                 return self.failed(current, ctx, call.span)
         return current
 
-    def repetition_names(self, part: ast.Interpolation, count: int, path: str, ctx: Context) -> list[str] | None:
-        """The name of each of a stage's `count` blocks, from the part of its label that reads `repetition`;
-        None after reporting one that fails, cannot name a module, or repeats another (E0206)."""
-        names: list[str] = []
-        first: dict[str, int] = {}
-        for i in range(count):
-            made = self.interpolate(part, self.with_repetition(ctx, i))
-            if made is None:
-                return None
-            if made in first:
-                self.error(
-                    ctx,
-                    "E0206",
-                    f'"{part.text}" names repetitions {first[made]} and {i} of the stage both `{made}`',
-                    part.span,
-                    help="each block of a stage needs a name of its own: use `repetition` so that they differ",
-                )
-                return None
-            first[made] = i
-            if not made.isdigit() and reserved_reason(made) is not None:  # reported once, for the first
-                becomes = f"the block becomes the attribute `{path}.{made}` of the compiled torch module"
-                self.check_reserved(f"{path}.{made}", [made], becomes, part.span, ctx)
-                return None
-            names.append(made)
-        return names
-
     @staticmethod
     def with_defaults(name: str, keywords: dict, ctx: Context) -> dict:
         """A call's keyword arguments over the `defaults` statement's for its name (the name as written).
@@ -292,8 +253,7 @@ class CallElaborator(Naming):
 
     @staticmethod
     def with_repetition(ctx: Context, index: int) -> Context:
-        env = {**ctx.env, REPETITION: index}
-        return replace(ctx, env=env, env_key=Context.key_of(env))
+        return with_repetition(ctx, index)
 
     def instantiate(
         self, name: str, positional, keywords, span: Span, path: str, current: str, ctx: Context, scope: Scope

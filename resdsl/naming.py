@@ -6,10 +6,14 @@ network so far (`scope.Names`). A dotted path makes containers on its way (`trun
 `trunk_output.block1`), which later labels and groups may add to; a group named again reopens the
 group. What would clash in the compiled module is refused where it is written: a name used twice,
 a path through an op, a block call or a stage (E0206), and a part that would replace an attribute of
-torch.nn.Module or cannot be written in Python (E0210).
+torch.nn.Module or cannot be written in Python (E0210). A quoted part with `{expr}` in it is made here
+from the values in scope, and a stage whose label ends in such a part reading `repetition` names each
+of its blocks with it (`s1."b{repetition + 1}"`: s1.b1, s1.b2, ...; docs/language.md §24).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from . import syntax as ast
 from .errors import EvalError, Span
@@ -18,6 +22,24 @@ from .scope import Context, Scope, Walk
 from .values import as_int, show
 
 MAX_INDEX = 100_000  # as many as a stage's repetitions (calls.MAX_REPEAT), which an index often names
+REPETITION = "repetition"  # bound in a stage's arguments: the index of the block being made
+
+
+def naming_part(link: ast.Link) -> ast.LabelParts:
+    """The last part of a stage's label when it names the stage's repetitions (it reads `repetition`:
+    `trunk_output.block1."block1-{repetition}": regnet_bottleneck(w) x7` makes `trunk_output.block1.block1-0`
+    ... `block1-6`, as torchvision names them), as a one-part LabelParts; () for any other label."""
+    element = link.element
+    if not link.label_parts or not isinstance(element, ast.Call) or element.repeat is None:
+        return ()
+    name, index = link.label_parts[-1]
+    return (link.label_parts[-1],) if index is None and ast.part_mentions(name, REPETITION) else ()
+
+
+def with_repetition(ctx: Context, index: int) -> Context:
+    """`ctx` with `repetition` bound to a stage's block index."""
+    env = {**ctx.env, REPETITION: index}
+    return replace(ctx, env=env, env_key=Context.key_of(env))
 
 
 class Naming(Walk):
@@ -75,6 +97,32 @@ class Naming(Walk):
             self.error(ctx, "E0210", f'"{part.text}" makes "{made}", which cannot name a module: {problem}', part.span)
             return None
         return made
+
+    def repetition_names(self, part: ast.Interpolation, count: int, path: str, ctx: Context) -> list[str] | None:
+        """The name of each of a stage's `count` blocks, from the part of its label that reads `repetition`;
+        None after reporting one that fails, cannot name a module, or repeats another (E0206)."""
+        names: list[str] = []
+        first: dict[str, int] = {}
+        for i in range(count):
+            made = self.interpolate(part, with_repetition(ctx, i))
+            if made is None:
+                return None
+            if made in first:
+                self.error(
+                    ctx,
+                    "E0206",
+                    f'"{part.text}" names repetitions {first[made]} and {i} of the stage both `{made}`',
+                    part.span,
+                    help="each block of a stage needs a name of its own: use `repetition` so that they differ",
+                )
+                return None
+            first[made] = i
+            if not made.isdigit() and reserved_reason(made) is not None:  # reported once, for the first
+                becomes = f"the block becomes the attribute `{path}.{made}` of the compiled torch module"
+                self.check_reserved(f"{path}.{made}", [made], becomes, part.span, ctx)
+                return None
+            names.append(made)
+        return names
 
     def group(self, group: ast.Group, current: str, scope: Scope, ctx: Context) -> str:
         """`name { ... }`: the body, named below the group's path (reopened if the scope has it already)."""

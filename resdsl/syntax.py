@@ -258,7 +258,7 @@ class Tap:
 
     `parts` is the point's dotted path with its indices, as a label's (`Link.label_parts`)."""
 
-    parts: tuple[tuple[str, Expr | None], ...]
+    parts: LabelParts
     span: Span
 
 
@@ -346,7 +346,7 @@ class OutputItem:
     """One returned point: `layer1` (a list entry), or `0: layer1` / `aux: aux` (a keyed entry)."""
 
     key: str | None
-    parts: tuple[tuple[str, Expr | None], ...]  # the point's dotted path, as a label's
+    parts: LabelParts  # the point's dotted path, as a label's
     point_span: Span
     span: Span
 

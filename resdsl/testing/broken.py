@@ -85,7 +85,7 @@ def invalid_networks(draw) -> tuple[str, str, NetworkSpec]:
 
 # ---- mutations --------------------------------------------------------------------------
 
-_TOKEN = re.compile(r'[A-Za-z_][A-Za-z0-9_]*|[0-9]+(?:x[0-9]+)*|->|==|!=|<=|>=|//|"[^"\n]*"|\s+|.', re.S)
+_TOKEN = re.compile(r'[A-Za-z_][A-Za-z0-9_]*|[0-9]+(?:x[0-9]+)*|->|==|!=|<=|>=|//|\*\*|"[^"\n]*"|\s+|.', re.S)
 
 KEYWORDS = [
     "use",
@@ -124,6 +124,19 @@ KEYWORDS = [
     'use "' + "a" * 300 + '.res"',
     'use "specs"',
     'use "."',
+    # expressions of docs/language.md §23-24: functions, powers, comprehensions, names made from values
+    "for",
+    "**",
+    "round(",
+    "log(0)",
+    "range(100000)",
+    "[i for i in range(9) if i]",
+    "2 ** 64",
+    '"b{repetition}"',
+    '"{"',
+    '"}"',
+    '"{{x}}"',
+    '"s1"."b{repetition + 1}":',
     "residual {",
     "dense {",
     "stem {",
