@@ -13,11 +13,12 @@ from dataclasses import replace
 
 from . import syntax as ast
 from .errors import EvalError, Span
+from .evaluation import evaluate
 from .library import bundled_file_defining
 from .ops import OPS
 from .requirements import unmet
 from .scope import Context, Resolved, Walk
-from .values import Value, evaluate, same_value, show, suggest
+from .values import Value, same_value, show, suggest
 
 
 class FromDefaults(tuple):

@@ -103,12 +103,15 @@ class LabelTransformer(Transformer):
             )
         return _Part(name, self._indices(c[1], token.value), "quoted", bad)
 
+    def expression_at(self, text: str, line: int, column: int) -> ast.Expr:
+        """`text`, written at line:column of the file, parsed as an expression (parse.py's parser,
+        which sits above this module: the subclass that parse.py makes gives it)."""
+        raise NotImplementedError
+
     def interpolation(self, token) -> ast.Interpolation | str:
         """The pieces of a quoted name with `{expr}` in it, each expression parsed where it is written
         (its spans are the file's); `{{` and `}}` are a brace, as in Python's f-strings. A name with
         only those is the plain name it spells."""
-        from .parse import parse_expression_at  # parse imports this module
-
         text = token.value[1:-1]
         pieces: list[str | ast.Expr] = []
         literal, i = "", 0
@@ -140,7 +143,7 @@ class LabelTransformer(Transformer):
             if literal:
                 pieces.append(literal)
                 literal = ""
-            pieces.append(parse_expression_at(text[i + 1 : end], self.path, token.line, column + i + 1, self.lines))
+            pieces.append(self.expression_at(text[i + 1 : end], token.line, column + i + 1))
             i = end + 1
         if literal:
             pieces.append(literal)

@@ -132,6 +132,9 @@ class _ToAst(LabelTransformer):
     def s(self, meta) -> Span:
         return _span(self.path, meta)
 
+    def expression_at(self, text: str, line: int, column: int) -> ast.Expr:
+        return parse_expression_at(text, self.path, line, column, self.lines)
+
     # top level
     def start(self, meta, items):
         uses = tuple(i for i in items if isinstance(i, ast.Use))

@@ -17,12 +17,13 @@ from typing import Any
 from .analysis import annotate, parts
 from .elaborate import elaborate
 from .errors import EvalError, Reporter, Span, SpecError, UsageError, sorted_by_position
+from .evaluation import evaluate
 from .library import find_spec, read_library
 from .network import Network
 from .outputs import OutputPoint, make_outputs
 from .parse import decode, parse_expression, read_source
 from .shapes import check_input_shape, infer_graph
-from .values import LIMIT, Symbol, Value, evaluate
+from .values import LIMIT, Symbol, Value
 
 
 def load(

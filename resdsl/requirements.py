@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from . import syntax as ast
 from .errors import EvalError, Span
-from .values import Value, as_bool, evaluate, show
+from .evaluation import evaluate
+from .values import Value, as_bool, show
 
 
 @dataclass(frozen=True)

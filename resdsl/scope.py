@@ -16,9 +16,10 @@ from typing import Any
 
 from . import syntax as ast
 from .errors import EvalError, Reporter, Span
+from .evaluation import evaluate
 from .graph import FAILED, Node, OpGraph, Role
 from .ops import ALL
-from .values import Value, evaluate, value_key
+from .values import Value, value_key
 
 # A block or network name resolved through its aliases: its template, and the default expression of
 # each parameter (an alias's bindings replacing the template's own; None: the parameter has none)

@@ -21,9 +21,9 @@ import torch
 import resdsl
 from resdsl.cli import main
 from resdsl.errors import EvalError
+from resdsl.evaluation import evaluate
 from resdsl.functions import FUNCTIONS
 from resdsl.parse import parse_expression
-from resdsl.values import evaluate
 
 
 def value(text: str, **env):

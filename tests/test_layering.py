@@ -29,6 +29,8 @@ RANK = {
     "syntax_errors": 1,
     "files": 1,
     "values": 2,
+    "functions": 2,  # the builtin functions of expressions, on values
+    "evaluation": 2,  # expressions evaluated: values, operators, comprehensions, functions
     "parse": 2,
     "labels": 2,  # the parse side of names: label and group paths, quoted names
     "graph": 3,

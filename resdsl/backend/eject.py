@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import syntax as ast
+from ..evaluation import evaluate
 from ..ops import ALL
 from ..record import BlockRecord
-from ..values import Value, evaluate, same_value
+from ..values import Value, same_value
 from . import layers
 from .eject_class import ClassWriter, Live, Tensor
 from .eject_expr import Py, Unsupported, ast_names, class_name, constant, identifier, name, substitute

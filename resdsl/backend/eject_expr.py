@@ -2,7 +2,7 @@
 
 A block class is specialised to one network: a parameter whose value is the same in every call
 of the template there is a constant, and every expression of constants is folded to its value
-(by the language's own evaluator, values.evaluate), so `conv width * base_width / 64 * groups`
+(by the language's own evaluator, evaluation.evaluate), so `conv width * base_width / 64 * groups`
 becomes `nn.Conv2d(inplanes, planes, ...)` in ResNet-50 and `if blur and stride == 2` disappears
 when `blur` is false. What is left depends on the parameters that vary between the calls, and is
 built as a Python `ast` expression, printed with `ast.unparse`.
@@ -24,7 +24,8 @@ from typing import Any
 
 from .. import syntax as ast
 from ..errors import EvalError
-from ..values import POLICIES, Symbol, Value, evaluate, same_value
+from ..evaluation import evaluate
+from ..values import POLICIES, Symbol, Value, same_value
 
 
 class Unsupported(Exception):
