@@ -217,7 +217,7 @@ def plan_deploy(net: Network) -> Plan:
                 if fold is not None:
                     steps.append(fold)
                     changed = True
-        for name in list(g.nodes):
+        for name in reversed(list(g.nodes)):  # an outer sum first: it opens the sums nested in it
             if name in g.nodes and g.nodes[name].kind == "add":
                 fuse = _fuse(rw, name)
                 if fuse is not None:
@@ -319,9 +319,11 @@ def _fuse(rw: _Rewrite, add: str) -> Fuse | None:
     kernel = tuple(max(t.kernel[i] for t, _ in terms if t.kind == "conv") for i in range(axes))
     merge = g.nodes[add]
     scope = add.rpartition(".")[0]
-    name = f"{scope}.reparam_conv" if scope else "reparam_conv"
+    base = f"{scope}.reparam_conv" if scope else "reparam_conv"  # timm's name for RepVGG's fused conv
+    name, n = base, 1
     while name in g.nodes:
-        name += "_"
+        n += 1
+        name = f"{base}{n}"
     attrs = ALL["conv"].make(
         out=first["out"],
         kernel=uniform(kernel),

@@ -169,7 +169,7 @@ class Proof:
         verdict = "equal within the tolerance" if self.holds else "NOT equal"
         return (
             f"proof: {self.batches} random batches of {self.batch} in eval mode, max abs difference "
-            f"{self.max_abs:.2e}, max relative {self.max_relative:.2e} (tolerance {self.tolerance:.0e}): {verdict}"
+            f"{self.max_abs:.2e}, max relative {self.max_relative:.2e} (tolerance {self.tolerance:g}): {verdict}"
         )
 
 
@@ -231,8 +231,8 @@ def deploy(
 def refusal(net: Network, proof: Proof) -> Diagnostic:
     return Diagnostic(
         "E0603",
-        f"the deployed `{net.name}` differs from the network it was made from: max relative difference "
-        f"{proof.max_relative:.1e} > {proof.tolerance:.0e}",
+        f"the deployed `{net.name}` differs from the trained one: max relative difference "
+        f"{proof.max_relative:.1e} > {proof.tolerance:g}",
         net.span,
         notes=(
             f"{proof.batches} random batches of {proof.batch} in eval mode, max abs difference {proof.max_abs:.1e}",
@@ -240,4 +240,3 @@ def refusal(net: Network, proof: Proof) -> Diagnostic:
         help="nothing was written; a checkpoint with extreme norm statistics (a running variance near 0 or "
         "negative) gives this, as would a bug in resdsl (please report it)",
     )
-
