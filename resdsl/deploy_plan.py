@@ -121,7 +121,8 @@ class Plan:
         """The report: what was folded, fused and kept, and the static figures before and after."""
         folds = [s for s in self.steps if isinstance(s, Fold)]
         into_fc = sum(self.original.ops.nodes[s.into].kind == "fc" for s in folds)
-        fusions = [s for s in self.steps if isinstance(s, Fuse)]
+        order = {name: i for i, name in enumerate(self.deployed.ops.nodes)}
+        fusions = sorted((s for s in self.steps if isinstance(s, Fuse)), key=lambda s: order.get(s.conv, 0))
         lines = [
             f"deploy {self.original.name}: folded {len(folds)} batch norm{_s(len(folds))} "
             f"({len(folds) - into_fc} into convs, {into_fc} into fc), fused {len(fusions)} "

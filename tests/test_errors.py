@@ -93,10 +93,8 @@ VIA_COMPILE = {
     "E0601": ["--weights", "ckpt.pt"],
     "E0602": ["--weights", "ckpt.pt"],
     "E0213": ["--emit", "python"],
-    "E0603": ["--deploy", "--deploy-tolerance", "0"],
+    "E0603": ["--weights", "ckpt.pt", "--deploy"],
 }
-# A refusal whose message carries measured floating-point differences: those are compared as a pattern.
-MEASURED = re.compile(r"\d\.\de[-+]\d\d")
 
 
 def write_checkpoint(code: str, folder: Path) -> None:
@@ -108,6 +106,10 @@ def write_checkpoint(code: str, folder: Path) -> None:
         torch.save(state, folder / "ckpt.pt")
     elif code == "E0602":
         torch.save([1, 2, 3], folder / "ckpt.pt")
+    elif code == "E0603":  # a norm whose running variance is negative: the network itself gives NaN
+        state = resdsl.load(str(folder / "example.res")).to_torch().state_dict()
+        state["layer1.0.bn1.running_var"] -= 10.0
+        torch.save(state, folder / "ckpt.pt")
 
 
 def env() -> dict[str, str]:
@@ -163,8 +165,6 @@ def test_documented_example_triggers_its_code(code, tmp_path, monkeypatch):
         assert "Traceback" not in result.stderr
         assert set(re.findall(r"^error\[(E\d{4})\]", result.stderr, re.M)) == {code}, result.stderr
         assert not (tmp_path / "out.pt2").exists()
-        if code == "E0603":
-            result.stderr, documented = MEASURED.sub("X", result.stderr), MEASURED.sub("X", documented)
         assert result.stderr.rstrip() == documented.rstrip()  # the page shows what the command prints
         return
     if code in VIA_CLI:
