@@ -205,8 +205,9 @@ class Proof:
             return head + ": NOT equal"
         return head + (
             f"; in float64 they differ by {self.exact:.1e} (exact: below {EXACT:g}, or 10x the "
-            f"{self.sensitivity:.1e} the original moves by when its weights move by one rounding), and the deployed fp32 network "
-            f"is {self.deployed_rounding:.1e} from the float64 result, the trained one {self.own_rounding:.1e}"
+            f"{self.sensitivity:.1e} the original moves by when its weights move by one rounding), and the "
+            f"deployed fp32 network is {self.deployed_rounding:.1e} from the float64 result, "
+            f"the trained one {self.own_rounding:.1e}"
             + (": the difference is fp32 rounding, which this network amplifies" if self.holds else ": NOT equal")
         )
 
