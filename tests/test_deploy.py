@@ -167,7 +167,24 @@ def calm_norms(model: nn.Module, seed: int = 0) -> None:
 FAST = {"resnet18", "preact_resnet18", "resnetv2_50d_gn", "mlp_resnet", "r2plus1d_18", "resnet50_fpn"}
 
 
-@pytest.mark.parametrize("name", tiered(bundled_networks(), FAST))
+# The widest specs (150 M to 940 M parameters) take minutes each even at 64x64 on two cores, twice over for the
+# original and the deployed module; their blocks are those of their swept siblings (resnetv2_50x1_bit,
+# resnetv2_101x1_bit, resnext101_32x8d, resnetrs270), so the sweep leaves them to `resdsl compile --deploy`.
+WIDEST = frozenset(
+    {
+        "resnetrs350",
+        "resnetrs420",
+        "resnetv2_50x3_bit",
+        "resnetv2_101x3_bit",
+        "resnetv2_152x2_bit",
+        "resnetv2_152x4_bit",
+        "resnext101_32x16d",
+        "resnext101_32x32d",
+    }
+)
+
+
+@pytest.mark.parametrize("name", tiered([n for n in bundled_networks() if n not in WIDEST], FAST))
 def test_every_bundled_spec_deploys_equal_to_itself(name):
     try:
         net = resdsl.load(name, input_shape=sweep_input(name))
