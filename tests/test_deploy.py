@@ -294,6 +294,7 @@ def test_a_deployed_network_that_differs_is_not_proven():
         raise resdsl.SpecError([refusal(net, wrong)], net.sources)
 
 
+@pytest.mark.slow  # two float64 runs of a 101-layer network: 20 s
 def test_rounding_a_network_amplifies_is_told_from_an_error():
     """ecaresnet101d at random initialisation with perturbed norms amplifies fp32 rounding beyond 1e-4: the
     float64 run shows the rewrite exact and the deployed network no further from it than the trained one."""
