@@ -120,7 +120,8 @@ class Plan:
     def lines(self) -> list[str]:
         """The report: what was folded, fused and kept, and the static figures before and after."""
         folds = [s for s in self.steps if isinstance(s, Fold)]
-        into_fc = sum(self.original.ops.nodes[s.into].kind == "fc" for s in folds)
+        # a fold into a fused conv (a sum, then a norm) folds into a node the original does not have: a conv
+        into_fc = sum(s.into in self.original.ops.nodes and self.original.ops.nodes[s.into].kind == "fc" for s in folds)
         order = {name: i for i, name in enumerate(self.deployed.ops.nodes)}
         fusions = sorted((s for s in self.steps if isinstance(s, Fuse)), key=lambda s: order.get(s.conv, 0))
         lines = [

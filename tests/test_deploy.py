@@ -357,3 +357,18 @@ def test_every_format_of_the_deployed_form_computes_the_trained_network(kind, tm
     x = torch.randn(2, *net.input_shape)
     with torch.no_grad():
         assert_close(model(x), run(x))
+
+
+def test_a_norm_after_a_fused_sum_folds_into_the_fused_conv():
+    net = resdsl.loads(
+        "network n {\n    input 3x32x32\n    conv 16 k3 -> relu\n"
+        "    branches(2, merge = sum) { conv 16 k=3 if branch == 0 else 1 -> bn }\n"
+        "    bn -> relu\n    avgpool -> fc 10\n}\n"
+    )
+    plan = plan_deploy(net)
+    assert [(s.norm, s.into) for s in plan.steps if isinstance(s, Fold)][-1] == ("bn3", "reparam_conv")
+    assert list(plan.deployed.ops.nodes) == ["input", "conv1", "relu", "reparam_conv", "relu2", "avgpool", "fc"]
+    assert "folded 3 batch norms (3 into convs, 0 into fc), fused 1 sum" in plan.lines()[0]
+    model = net.to_torch().eval()
+    perturb_norms(model)
+    assert deploy(plan, model)[1].max_relative < 1e-5
