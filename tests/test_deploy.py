@@ -275,6 +275,7 @@ def test_compile_deploy_takes_trained_weights_and_refuses_what_it_cannot_prove(t
 
 
 def test_a_deployed_network_that_differs_is_not_proven():
+    torch.manual_seed(0)
     net = resdsl.load("resnet20")
     model = net.to_torch().eval()
     perturb_norms(model)
@@ -282,7 +283,7 @@ def test_a_deployed_network_that_differs_is_not_proven():
     deployed, proof = deploy(plan, model)
     assert proof.holds and proof.exact is None  # within 1e-4 in fp32: no float64 run needed
     with torch.no_grad():
-        deployed.get_submodule("layer3.2.conv2").bias[5] += 1e-2  # one wrong bias, deep in the network
+        deployed.get_submodule("layer3.2.conv2").bias[5] += 1.0  # one wrong bias, deep in the network
     wrong = prove(plan, model, deployed)
     # the float64 rebuild from the original is exact; the deployed fp32 module is far further from it than rounding
     assert not wrong.holds and wrong.exact is not None and wrong.exact < 1e-9
