@@ -20,6 +20,7 @@ from .arguments import (
     EXIT_USAGE,
     format_option,
     max_memory_option,
+    non_negative_float,
     path,
     positive_int,
     spec_options,
@@ -130,6 +131,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compile_.add_argument(
         "--weights", metavar="CKPT", type=path, help="a checkpoint to check against the spec and load"
+    )
+    compile_.add_argument(
+        "--deploy",
+        nargs="?",
+        const="fp32",
+        choices=["fp32"],
+        help="the inference form: batch norms folded into convs, sums of conv/BN/identity branches fused into "
+        "one conv (RepVGG), proven equal to the trained network on random inputs before anything is written "
+        "(docs/deploy.md)",
+    )
+    compile_.add_argument(
+        "--deploy-tolerance",
+        type=non_negative_float,
+        default=None,
+        metavar="REL",
+        help="with --deploy: the largest relative difference accepted (default 1e-4, fp32)",
     )
     compile_.add_argument(
         "--max-params",
@@ -364,8 +381,19 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if args.weights:
         load_checked(net, model, args.weights, state)
         print(f"loaded {args.weights}: every tensor matches the spec")
-    emit(net, model, args.emit, out)
-    print(f"wrote {out} ({args.emit})")
+    if args.deploy:
+        from .backend.deploy import TOLERANCE, deploy
+        from .deploy_plan import plan_deploy
+
+        plan = plan_deploy(net)
+        tolerance = TOLERANCE if args.deploy_tolerance is None else args.deploy_tolerance
+        model, proof = deploy(plan, model, tolerance)  # E0603 beyond the tolerance: nothing is written
+        print("\n".join(plan.lines() + [proof.line()]))
+        net = plan.deployed
+    elif args.deploy_tolerance is not None:
+        raise UsageError("--deploy-tolerance needs --deploy")
+    emit(net, model, args.emit, out, deployed=bool(args.deploy))
+    print(f"wrote {out} ({args.emit}{', deployed' if args.deploy else ''})")
     return EXIT_OK
 
 

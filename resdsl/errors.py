@@ -61,6 +61,7 @@ CODES: dict[str, str] = {
     "E0506": "tensors too large for memory",
     "E0601": "checkpoint does not match the spec",
     "E0602": "not a readable checkpoint",
+    "E0603": "the deployed network is not proven equal to the trained one",
 }
 
 # Warnings: the spec is valid and compiles, but probably does not say what was meant. A warning

@@ -93,6 +93,7 @@ VIA_COMPILE = {
     "E0601": ["--weights", "ckpt.pt"],
     "E0602": ["--weights", "ckpt.pt"],
     "E0213": ["--emit", "python"],
+    "E0603": ["--weights", "ckpt.pt", "--deploy"],
 }
 
 
@@ -105,6 +106,10 @@ def write_checkpoint(code: str, folder: Path) -> None:
         torch.save(state, folder / "ckpt.pt")
     elif code == "E0602":
         torch.save([1, 2, 3], folder / "ckpt.pt")
+    elif code == "E0603":  # a norm whose running variance is negative: the network itself gives NaN
+        state = resdsl.load(str(folder / "example.res")).to_torch().state_dict()
+        state["layer1.0.bn1.running_var"] -= 10.0
+        torch.save(state, folder / "ckpt.pt")
 
 
 def env() -> dict[str, str]:

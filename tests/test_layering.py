@@ -52,6 +52,7 @@ RANK = {
     "record": 8,
     "memory": 8,
     "report": 8,
+    "deploy_plan": 8,  # --deploy's graph rewrite (torch-free): analysis's counts over the rewritten graph
     "input_sizes": 8,
     "axis_sizes": 8,  # one spatial axis through the graph, for input_sizes
     "size_formulas": 8,

@@ -69,7 +69,9 @@ def _script(model: torch.nn.Module) -> bytes:
         return _in_memory(lambda f: torch.jit.save(scripted, f))
 
 
-def emit(net: Network, model: torch.nn.Module, kind: str, out: str) -> None:
+def emit(net: Network, model: torch.nn.Module, kind: str, out: str, deployed: bool = False) -> None:
+    """Write `model` (built from `net`) as `kind`; `deployed`: net is a --deploy form (deploy_plan.py),
+    whose Python is one flat class and whose state file says so."""
     require_packages(kind)
     model.eval()
     if kind == "pt2":
@@ -91,8 +93,13 @@ def emit(net: Network, model: torch.nn.Module, kind: str, out: str) -> None:
             "sources": dict(net.sources),
             "resdsl_version": __version__,
             "input_shape": list(net.input_shape),
+            "deployed": deployed,  # its state dict loads into the deployed form (deploy_plan.plan_deploy)
         }
         data = _in_memory(lambda f: torch.save(payload, f))
+    elif kind == "python" and deployed:
+        from .eject_deploy import eject_deployed
+
+        data = eject_deployed(net).encode("utf-8")
     elif kind == "python":
         from .eject import eject
 
