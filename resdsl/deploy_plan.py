@@ -4,7 +4,8 @@ The pass works on the checked network's op graph, never on a trace. It rewrites 
 graph step by step and records each step, so that backend/deploy.py can do the same arithmetic
 on the weights, in the same order:
 
-1. `stdconv` becomes a plain `conv` (its weights standardised once, not at every call);
+1. `stdconv` and `scaled_stdconv` become plain `conv`s (their weights standardised, and scaled, once,
+   not at every call);
 2. ops that are the identity in eval mode (`dropout`, `drop_path`, `identity`) are removed;
 3. every batch norm (`bn`, `frozen_bn`: a constant scale and shift per channel in eval mode) folds
    into the conv or fc that directly precedes it and reads nothing else (the conv gains a bias),
@@ -25,6 +26,7 @@ the summary, the module builder and the ejector take it as they take any other.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from .analysis import annotate, parts
@@ -41,10 +43,14 @@ LINEAR = ("conv", "fc")
 
 @dataclass(frozen=True)
 class Materialise:
-    """`conv` (a stdconv) keeps its name; its weights are standardised once with `eps`."""
+    """`conv` (a stdconv or scaled_stdconv) keeps its name; its weights are standardised once with `eps`,
+    and for a scaled_stdconv multiplied by its fixed `scale` (gamma / sqrt(fan_in)) and, where it learns
+    one (`gain`), by its gain, which the plain conv no longer has."""
 
     conv: str
     eps: float
+    scale: float = 1.0
+    gain: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,7 +134,7 @@ class Plan:
             f"deploy {self.original.name}: folded {len(folds)} batch norm{_s(len(folds))} "
             f"({len(folds) - into_fc} into convs, {into_fc} into fc), fused {len(fusions)} "
             f"sum{_s(len(fusions))} of branches into one conv each, "
-            f"{self.count(Materialise)} stdconv{_s(self.count(Materialise))} made plain convs, "
+            f"{self.count(Materialise)} weight-standardised conv{_s(self.count(Materialise))} made plain convs, "
             f"{self.count(Drop)} eval-mode identit{'y' if self.count(Drop) == 1 else 'ies'} removed",
             f"params {self.original.params:,} -> {self.deployed.params:,} ({-self.params_removed:+,}), "
             f"MACs {self.original.macs:,} -> {self.deployed.macs:,} ({-self.macs_removed:+,}), "
@@ -205,6 +211,15 @@ def plan_deploy(net: Network) -> Plan:
             steps.append(Materialise(name, node.attrs["eps"]))
             node.kind = "conv"
             node.attrs = ALL["conv"].make(**{k: v for k, v in node.attrs.items() if k != "eps"})
+        elif node.kind == "scaled_stdconv":  # timm's ScaledStdConv2d: standardised, times gain · γ/√fan_in
+            assert node.in_shape is not None  # shapes are checked before a deploy
+            kernel = per_axis(node.attrs["kernel"], len(node.in_shape) - 1)
+            fan_in = node.in_shape[0] // node.attrs["groups"] * math.prod(kernel)
+            scale = node.attrs["gamma"] * fan_in**-0.5
+            steps.append(Materialise(name, node.attrs["eps"], scale, bool(node.attrs["gain"])))
+            node.kind = "conv"
+            dropped = ("eps", "gamma", "gain", "gain_init")
+            node.attrs = ALL["conv"].make(**{k: v for k, v in node.attrs.items() if k not in dropped})
         elif node.kind in EVAL_IDENTITIES:
             source = g.main_input(name)
             if not set(g.succ[name]) & set(g.succ[source]):  # never two edges between one pair

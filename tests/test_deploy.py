@@ -140,6 +140,34 @@ def test_stdconv_is_materialised_and_the_result_is_a_network_summary_and_ejector
     assert plan.deployed.record.parts  # the summary's rows come from the record
 
 
+def test_a_scaled_stdconv_is_materialised_with_its_gain_and_fixed_scale():
+    """timm's ScaledStdConv2d (NF-ResNets): the plain conv's weight is the standardised filter times the
+    learned gain and γ/√fan_in, with the gain gone from the state; grouped and per-axis kernels too."""
+    net = resdsl.loads(
+        "network nf {\n    input 8x12x12\n"
+        "    scaled_stdconv 16 k3 gamma=1.7 bias -> relu -> scaled_stdconv 16 k=(1, 3) g=4 gain_init=0.5\n"
+        "    scaled_stdconv 8 k1 gain=false eps=1e-4\n}"
+    )
+    model = net.to_torch().eval()
+    with torch.no_grad():  # gains and biases of their own, so that a gain left out or misplaced shows
+        for name, tensor in model.named_parameters():
+            if name.endswith(("gain", "bias")):
+                tensor.copy_(torch.rand(tensor.shape) + 0.5)
+    plan = plan_deploy(net)
+    assert plan.count(Materialise) == 3 and {n.kind for n in plan.deployed.ops.nodes.values()} == {
+        "input",
+        "conv",
+        "relu",
+    }
+    deployed, proof = deploy(plan, model)
+    assert proof.holds and proof.max_relative < 1e-5, proof.line()
+    assert not any(name.endswith("gain") for name, _ in deployed.named_parameters())
+    assert plan.original.params - plan.deployed.params == 16 + 16  # the two learned gains
+    x = torch.randn(2, 8, 12, 12)
+    with torch.no_grad():
+        assert (deployed(x) - model(x)).abs().max() <= 1e-5 * model(x).abs().max()
+
+
 def sweep_input(name: str) -> tuple[int, ...] | None:
     """A small input for the sweep: 64x64 images, 32x32 frames of 4, 256-long sequences; the spec's own if smaller."""
     shape = resdsl.load(name).input_shape

@@ -91,10 +91,11 @@ def identity_kernel(channels: int, groups: int, kernel: tuple[int, ...]) -> torc
     return w
 
 
-def standardise(weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """stdconv's weight as its forward computes it (layers.StdConv2d), once."""
+def standardise(weight: torch.Tensor, eps: float, factor: torch.Tensor | None = None) -> torch.Tensor:
+    """stdconv's weight as its forward computes it (layers.StdConv2d), once; `factor` (out,): a
+    scaled_stdconv's gain · γ/√fan_in, applied inside the batch norm as layers.ScaledStdConv2d does."""
     flat = weight.reshape(1, weight.shape[0], -1)
-    return F.batch_norm(flat, None, None, training=True, momentum=0.0, eps=eps).reshape_as(weight)
+    return F.batch_norm(flat, None, None, factor, training=True, momentum=0.0, eps=eps).reshape_as(weight)
 
 
 def _drop(state: State, node: str) -> None:
@@ -109,7 +110,13 @@ def deployed_state(plan: Plan, state: State) -> State:
     state = {k: v.detach().clone() for k, v in state.items()}
     for step in plan.steps:
         if isinstance(step, Materialise):
-            state[f"{step.conv}.weight"] = standardise(state[f"{step.conv}.weight"], step.eps)
+            weight = state[f"{step.conv}.weight"]
+            factor = None
+            if step.gain:
+                factor = (state.pop(f"{step.conv}.gain") * step.scale).reshape(-1)
+            elif step.scale != 1.0:
+                factor = torch.full((weight.shape[0],), step.scale, dtype=weight.dtype)
+            state[f"{step.conv}.weight"] = standardise(weight, step.eps, factor)
         elif isinstance(step, Fold):
             dtype = state[f"{step.into}.weight"].dtype
             scale, shift = _affine(state, step.norm, step.eps)
