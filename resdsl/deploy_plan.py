@@ -362,9 +362,9 @@ def _fuse(rw: _Rewrite, add: str) -> Fuse | None:
     g.pred[name], g.succ[name] = {}, {}
     g.succ[source][name] = g.pred[name][source] = {"role": Role.MAIN, "shape": g.nodes[source].shape}
     rw.bypass(add, name)
-    for node in removed:
-        rw.remove(node)
-        rw._move(node, name)
+    for gone in removed:
+        rw.remove(gone)
+        rw._move(gone, name)
     return Fuse(add, name, source, tuple(t for t, _ in terms), kernel, first["groups"], removed)
 
 

@@ -13,6 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import resdsl
 from resdsl.backend.containers import Part
 from resdsl.backend.runtime import output_mismatch
+from resdsl.ops import PARAMETERS
 
 # the specs bundled before the family, whose runtime figures this file has always checked
 ORIGINAL = {
@@ -182,6 +183,10 @@ def op_calls(net, model: torch.fx.GraphModule) -> dict[str, torch.fx.Node]:
                 data.attrs["index"] * size,
                 size,
             ), name
+        elif kind in PARAMETERS:  # a bare parameter of its container (layer_scale): fetched, then its function
+            assert node.op == "get_attr" and node.target == name, (name, node.op, node.target)
+            parameter, node = node, next(body)
+            assert node.op == "call_function" and node.args == (found[inputs.main], parameter), name
         elif kind in MERGES:
             main, shortcut = found[inputs.main], found[inputs.shortcut]
             assert node.op == "call_function" and node.target in MERGES[kind], name

@@ -87,7 +87,7 @@ def identity_kernel(channels: int, groups: int, kernel: tuple[int, ...]) -> torc
     w = torch.zeros((channels, in_per_group, *kernel), dtype=torch.float64)
     centre = tuple(k // 2 for k in kernel)
     for o in range(channels):
-        w[(o, o % in_per_group, *centre)] = 1.0
+        w[(o, o % in_per_group) + centre] = 1.0
     return w
 
 
@@ -301,7 +301,7 @@ def deploy(
 ) -> tuple[torch.nn.Module, Proof]:
     """The deployed module, with `model`'s weights folded and fused, proven equal to `model` (eval mode),
     or SpecError E0603 where it is not."""
-    deployed = to_torch(plan.deployed)
+    deployed: torch.nn.Module = to_torch(plan.deployed)
     deployed.load_state_dict(deployed_state(plan, model.state_dict()), strict=True)
     proof = prove(plan, model, deployed, tolerance)
     if not proof.holds:
