@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import timm
 import torch
-from family import perturb_norms, tiered
+from family import REPVGG, perturb_norms, tiered
 from timm.models.byobnet import ByobNet, ByoModelCfg, _rep_vgg_bcfg
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -26,19 +26,6 @@ import resdsl
 
 ROOT = Path(__file__).resolve().parent.parent
 
-REPVGG = (
-    "repvgg_a0",
-    "repvgg_a1",
-    "repvgg_a2",
-    "repvgg_b0",
-    "repvgg_b1",
-    "repvgg_b1g4",
-    "repvgg_b2",
-    "repvgg_b2g4",
-    "repvgg_b3",
-    "repvgg_b3g4",
-    "repvgg_d2se",
-)
 # the fast tier's outputs (-m "not slow"): the smallest, and one with groups; each of the others takes 1 to 3 s
 FAST = {"repvgg_a0", "repvgg_b1g4"}
 
