@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,9 +79,30 @@ class Library:
     sources: dict[str, str]
 
 
-def read_library(text: str, path: str, reporter: Reporter) -> Library:
+# How a used file's text is read and parsed. The language server passes its own: the text of an open,
+# unsaved editor buffer, and a parse remembered from the last keystroke (resdsl/lsp/analysis.py).
+ReadFile = Callable[[str], str]
+ParseFile = Callable[[str, str], ast.SourceFile]
+
+
+def _read_file(path: str) -> str:
+    return decode(read_source(path), path)
+
+
+def read_library(
+    text: str,
+    path: str,
+    reporter: Reporter,
+    *,
+    read_file: ReadFile = _read_file,
+    parse: ParseFile = parse_module,
+) -> Library:
+    """`text` (the file at `path`) and every file it `use`s, parsed, in one namespace.
+
+    `read_file(path)` gives a used file's text (it raises SpecError or OSError as reading from disk
+    does); `parse(text, path)` its syntax tree (SpecError with the syntax errors)."""
     modules: dict[str, ast.SourceFile] = {}  # keyed by real path, so one file loads once
-    _read(text, path, modules, reporter, stack=())
+    _read(text, path, modules, reporter, (), read_file, parse)
     definitions: dict[str, ast.Definition] = {}
     origin: dict[str, str] = {}
     for module in modules.values():
@@ -119,10 +141,12 @@ def _read(
     modules: dict[str, ast.SourceFile],
     reporter: Reporter,
     stack: tuple[tuple[str, Span | None], ...],
+    read_file: ReadFile,
+    parse: ParseFile,
 ) -> None:
     reporter.sources[path] = text
     try:
-        module = parse_module(text, path)
+        module = parse(text, path)
     except SpecError as exc:
         for d in exc.diagnostics:
             reporter.error(d.code, d.message, d.span, notes=d.notes, help=d.help)
@@ -153,7 +177,7 @@ def _read(
         if _key(target) in modules:
             continue
         try:
-            child_text = decode(read_source(target), target)
+            child_text = read_file(target)
         except SpecError as exc:
             reporter.sources.update(exc.sources)
             for d in exc.diagnostics:
@@ -162,7 +186,7 @@ def _read(
         except OSError as exc:
             reporter.error("E0502", f"cannot read `{use.path}`: {exc.strerror}", use.span)
             continue
-        _read(child_text, target, modules, reporter, stack + ((path, use.span),))
+        _read(child_text, target, modules, reporter, stack + ((path, use.span),), read_file, parse)
 
 
 def _is_file(path: Path) -> bool:

@@ -98,10 +98,10 @@ def _pipeline(text, path, network, input_shape, params, reporter: Reporter) -> N
     elaboration = elaborate(library, name, overrides, spans, reporter, input_shape)
     if elaboration is None:
         reporter.raise_if_failed()
-    return _finish(elaboration, name, path, reporter)
+    return finish_network(elaboration, name, path, reporter)
 
 
-def _finish(elaboration, name: str, path: str, reporter: Reporter) -> Network:
+def finish_network(elaboration, name: str, path: str, reporter: Reporter) -> Network:
     """Shapes and counts of an elaborated network, as a `Network` (SpecError at the first failure)."""
     graph = elaboration.graph
     infer_graph(graph, reporter)
@@ -169,7 +169,7 @@ class Checker:
             elaboration = elaborate(self.library, self.name, overrides, spans, reporter, input_shape)
             if elaboration is None:
                 reporter.raise_if_failed()
-            return _finish(elaboration, self.name, self.path, reporter)
+            return finish_network(elaboration, self.name, self.path, reporter)
         except RecursionError:
             reporter.error("E0105", "spec too deeply nested to check", Span.point(self.path, 1, 1))
             raise SpecError(reporter.diagnostics, reporter.sources) from None

@@ -63,6 +63,7 @@ RANK = {
     "space": 1,
     "train": 10,
     "testing": 10,
+    "lsp": 11,  # the language server: analyses a buffer through the pipeline, answers the editor
     "arguments": 11,  # the exit codes, argparse types and option groups the commands share
     "cli": 12,
     "verify_cli": 12,
