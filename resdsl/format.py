@@ -1,0 +1,169 @@
+"""`resdsl fmt`: the one canonical layout of a .res spec (docs/language.md, "Formatting").
+
+`format_text(text, path)` refuses text that does not parse (the `SpecError` of `parse_module`), then
+re-emits the spec's tokens line by line: the author's line breaks are kept (so line numbers, and every
+diagnostic that points at one, stay where they were), everything else is decided by rules
+(resdsl/format_layout.py): the indentation, the spacing between tokens, the trailing comments' column,
+blank lines. Comments and strings are copied unchanged.
+
+The formatter never guesses: it works on the lexer's tokens, and before returning it lexes its own
+output and checks that the parser would see the very same tokens and the very same significant
+newlines (NewlineFilter's stream). A difference would be a bug here; it raises `FormatterBug` rather
+than return text that means something else.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+from lark import Lark, Token, Tree
+
+from .parse import data_dir, parse_module, parser
+
+
+class FormatterBug(RuntimeError):
+    """The formatted text would lex differently from the input: never returned, always a bug to report."""
+
+
+@dataclass
+class SourceLine:
+    """One physical line of the input: its significant tokens, trailing (or only) comment, and breaks."""
+
+    tokens: list[Token] = field(default_factory=list)
+    comment: str | None = None  # `# ...` with trailing blanks (and a CRLF's `\r`) removed
+    backslash: bool = False  # ends with a `\` line continuation (the grammar ignores `\` + newline)
+    blank_before: bool = False  # at least one blank line separated it from the line before
+
+
+@dataclass(frozen=True)
+class Marks:
+    """What the tokens alone do not say, read from the parse tree (offsets of tokens in the text)."""
+
+    unary_minus: frozenset[int]  # `-x`: a negation, written against its operand
+    index_open: frozenset[int]  # the `[` of an index or a label's index (`widths[0]`, `convs[i]:`)
+
+
+def format_text(text: str, path: str = "<string>") -> str:
+    """The canonical layout of `text`; raises SpecError (located) if it does not parse."""
+    from .format_layout import layout
+
+    parse_module(text, path)  # the usual located syntax errors; nothing is formatted that does not parse
+    marks = _marks(parser().parse(text, start="start"), _significant(text))
+    formatted = layout(source_lines(text), marks)
+    _check_same_tokens(text, formatted)
+    return formatted
+
+
+# ---- the input's lines ---------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _raw_lexer() -> Lark:
+    """The grammar's lexer without NewlineFilter, so that blanks, comments and `\\` newlines come out too."""
+    grammar = (data_dir("grammars") / "resdsl.lark").read_text(encoding="utf-8")
+    return Lark(grammar, parser="lalr", lexer="basic", cache=True)
+
+
+def _all_tokens(text: str) -> list[Token]:
+    return list(_raw_lexer().lex(text, dont_ignore=True))
+
+
+def _significant(text: str) -> list[Token]:
+    return [t for t in _all_tokens(text) if _kind(t) == "token"]
+
+
+def _kind(token: Token) -> str:
+    """ "newline", "comment", "backslash", "blank" (spaces, tabs, form feeds) or "token"."""
+    if token.type == "_NL":
+        return "newline"
+    if token.type == "COMMENT":
+        return "comment"
+    if token.type.startswith("__IGNORE"):
+        return "backslash" if token.value.startswith("\\") else "blank"
+    return "token"
+
+
+def source_lines(text: str) -> list[SourceLine]:
+    """The physical lines that hold something (a token or a comment), in order.
+
+    A `\\` continuation that a blank or comment line follows (or the end of the file) is dropped: the
+    newline after it ends the statement anyway, so the `\\` means nothing there."""
+    lines: list[SourceLine] = []
+    current = SourceLine()
+    pending_blank = False
+
+    def finish(backslash: bool, newlines: int) -> None:
+        nonlocal current, pending_blank
+        current.backslash = backslash
+        if current.tokens or current.comment is not None:
+            current.blank_before = pending_blank
+            lines.append(current)
+            pending_blank = newlines > 1
+        elif not backslash:  # an empty line: it and the newlines after it are blank lines
+            pending_blank = pending_blank or newlines > 0
+        current = SourceLine()
+
+    for token in _all_tokens(text):
+        kind = _kind(token)
+        if kind == "token":
+            current.tokens.append(token)
+        elif kind == "comment":
+            current.comment = token.value.rstrip()
+        elif kind == "backslash":
+            finish(True, 1)
+        elif kind == "newline":
+            finish(False, token.value.count("\n"))
+    finish(False, 0)
+    for line, following in zip(lines, lines[1:] + [None]):
+        if line.backslash and (following is None or following.blank_before or not following.tokens):
+            line.backslash = False
+    return lines
+
+
+# ---- the parse tree's marks ------------------------------------------------------
+
+_LABEL_PARTS = ("label_part", "quoted_part", "section_part", "norm_part", "shortcut_part")
+
+
+def _marks(tree: Tree, tokens: list[Token]) -> Marks:
+    starts = {t.start_pos: t for t in tokens}
+    opens = sorted(t.start_pos for t in tokens if t.value == "[" and t.start_pos is not None)
+    unary: set[int] = set()
+    index: set[int] = set()
+    for node in tree.iter_subtrees():
+        if node.data == "negate":
+            unary.add(_start(node.children[0]))
+        elif node.data == "index":  # `base[i]`: the first `[` after the base (only `)` between them)
+            end = _end(node.children[0])
+            index.add(next(offset for offset in opens if offset >= end))
+        elif node.data in _LABEL_PARTS and node.children and isinstance(node.children[-1], Tree):
+            start = _start(node.children[-1])  # `convs[branch]:` (the index is parsed as a list)
+            if start in starts and starts[start].value == "[":
+                index.add(start)
+    return Marks(frozenset(unary), frozenset(index))
+
+
+def _start(node: Tree | Token) -> int:
+    return node.start_pos if isinstance(node, Token) else node.meta.start_pos  # type: ignore[return-value]
+
+
+def _end(node: Tree | Token) -> int:
+    return node.end_pos if isinstance(node, Token) else node.meta.end_pos  # type: ignore[return-value]
+
+
+# ---- the proof ------------------------------------------------------------------
+
+
+def _parser_view(text: str) -> list[tuple[str, str]]:
+    """The tokens the parser receives (NewlineFilter applied), newlines reduced to their type."""
+    return [(t.type, "" if t.type == "_NL" else t.value) for t in parser().lex(text)]
+
+
+def _comments(text: str) -> list[str]:
+    return [t.value.rstrip() for t in _all_tokens(text) if t.type == "COMMENT"]
+
+
+def _check_same_tokens(before: str, after: str) -> None:
+    if _parser_view(before) != _parser_view(after) or _comments(before) != _comments(after):
+        raise FormatterBug("resdsl fmt would change the spec's tokens or comments (a bug: please report it)")
