@@ -15,10 +15,9 @@ than return text that means something else.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
-
 from lark import Lark, Token, Tree
 
+from .format_layout import Marks, SourceLine, layout
 from .parse import data_dir, parse_module, parser
 
 
@@ -26,28 +25,8 @@ class FormatterBug(RuntimeError):
     """The formatted text would lex differently from the input: never returned, always a bug to report."""
 
 
-@dataclass
-class SourceLine:
-    """One physical line of the input: its significant tokens, trailing (or only) comment, and breaks."""
-
-    tokens: list[Token] = field(default_factory=list)
-    comment: str | None = None  # `# ...` with trailing blanks (and a CRLF's `\r`) removed
-    backslash: bool = False  # ends with a `\` line continuation (the grammar ignores `\` + newline)
-    blank_before: bool = False  # at least one blank line separated it from the line before
-
-
-@dataclass(frozen=True)
-class Marks:
-    """What the tokens alone do not say, read from the parse tree (offsets of tokens in the text)."""
-
-    unary_minus: frozenset[int]  # `-x`: a negation, written against its operand
-    index_open: frozenset[int]  # the `[` of an index or a label's index (`widths[0]`, `convs[i]:`)
-
-
 def format_text(text: str, path: str = "<string>") -> str:
     """The canonical layout of `text`; raises SpecError (located) if it does not parse."""
-    from .format_layout import layout
-
     parse_module(text, path)  # the usual located syntax errors; nothing is formatted that does not parse
     marks = _marks(parser().parse(text, start="start"), _significant(text))
     formatted = layout(source_lines(text), marks)

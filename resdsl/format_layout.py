@@ -23,16 +23,32 @@ at the start, after a `{` or before a `}`; no trailing blanks; one final newline
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lark import Token
-
-from .format import Marks, SourceLine
 
 INDENT = 4
 COMMENT_GAP = 2
 _CLOSERS = (")", "]")
 _CONTINUES = ("->", ",", "=")  # at bracket depth 0 a newline after these does not end the statement
+
+
+@dataclass
+class SourceLine:
+    """One physical line of the input: its significant tokens, trailing (or only) comment, and breaks."""
+
+    tokens: list[Token] = field(default_factory=list)
+    comment: str | None = None  # `# ...` with trailing blanks (and a CRLF's `\r`) removed
+    backslash: bool = False  # ends with a `\` line continuation (the grammar ignores `\` + newline)
+    blank_before: bool = False  # at least one blank line separated it from the line before
+
+
+@dataclass(frozen=True)
+class Marks:
+    """What the tokens alone do not say, read from the parse tree (offsets of tokens in the text)."""
+
+    unary_minus: frozenset[int]  # `-x`: a negation, written against its operand
+    index_open: frozenset[int]  # the `[` of an index or a label's index (`widths[0]`, `convs[i]:`)
 
 
 @dataclass
@@ -191,8 +207,8 @@ def _render(lines: list[_Line]) -> str:
         end = start + 1
         while end < len(lines) and widths[end] is not None and not lines[end].blank_before:
             end += 1
-        column = max(w for w in widths[start:end] if w is not None) + COMMENT_GAP
-        columns[start:end] = [column] * (end - start)
+        aligned = max(w for w in widths[start:end] if w is not None) + COMMENT_GAP
+        columns[start:end] = [aligned] * (end - start)
         start = end
     text: list[str] = []
     for line, column in zip(lines, columns):
