@@ -15,10 +15,11 @@ than return text that means something else.
 from __future__ import annotations
 
 import functools
+
 from lark import Lark, Token, Tree
 
 from .format_layout import Marks, SourceLine, layout
-from .parse import data_dir, parse_module, parser
+from .parse import NewlineFilter, data_dir, parse_module, parser
 
 
 class FormatterBug(RuntimeError):
@@ -28,9 +29,10 @@ class FormatterBug(RuntimeError):
 def format_text(text: str, path: str = "<string>") -> str:
     """The canonical layout of `text`; raises SpecError (located) if it does not parse."""
     parse_module(text, path)  # the usual located syntax errors; nothing is formatted that does not parse
-    marks = _marks(parser().parse(text, start="start"), _significant(text))
-    formatted = layout(source_lines(text), marks)
-    _check_same_tokens(text, formatted)
+    tokens = _all_tokens(text)
+    marks = _marks(parser().parse(text, start="start"), [t for t in tokens if _kind(t) == "token"])
+    formatted = layout(source_lines(tokens), marks)
+    _check_same_tokens(tokens, _all_tokens(formatted))
     return formatted
 
 
@@ -48,10 +50,6 @@ def _all_tokens(text: str) -> list[Token]:
     return list(_raw_lexer().lex(text, dont_ignore=True))
 
 
-def _significant(text: str) -> list[Token]:
-    return [t for t in _all_tokens(text) if _kind(t) == "token"]
-
-
 def _kind(token: Token) -> str:
     """ "newline", "comment", "backslash", "blank" (spaces, tabs, form feeds) or "token"."""
     if token.type == "_NL":
@@ -63,7 +61,7 @@ def _kind(token: Token) -> str:
     return "token"
 
 
-def source_lines(text: str) -> list[SourceLine]:
+def source_lines(tokens: list[Token]) -> list[SourceLine]:
     """The physical lines that hold something (a token or a comment), in order.
 
     A `\\` continuation that a blank or comment line follows (or the end of the file) is dropped: the
@@ -83,7 +81,7 @@ def source_lines(text: str) -> list[SourceLine]:
             pending_blank = pending_blank or newlines > 0
         current = SourceLine()
 
-    for token in _all_tokens(text):
+    for token in tokens:
         kind = _kind(token)
         if kind == "token":
             current.tokens.append(token)
@@ -134,15 +132,17 @@ def _end(node: Tree | Token) -> int:
 # ---- the proof ------------------------------------------------------------------
 
 
-def _parser_view(text: str) -> list[tuple[str, str]]:
-    """The tokens the parser receives (NewlineFilter applied), newlines reduced to their type."""
-    return [(t.type, "" if t.type == "_NL" else t.value) for t in parser().lex(text)]
+def _parser_view(tokens: list[Token]) -> list[tuple[str, str]]:
+    """The tokens the parser receives (NewlineFilter applied), newlines reduced to their type, less a final one."""
+    kept = (t for t in tokens if _kind(t) in ("token", "newline"))
+    view = [(t.type, "" if t.type == "_NL" else t.value) for t in NewlineFilter().process(kept)]
+    return view[:-1] if view and view[-1][0] == "_NL" else view  # the grammar takes a file with or without
 
 
-def _comments(text: str) -> list[str]:
-    return [t.value.rstrip() for t in _all_tokens(text) if t.type == "COMMENT"]
+def _comments(tokens: list[Token]) -> list[str]:
+    return [t.value.rstrip() for t in tokens if t.type == "COMMENT"]
 
 
-def _check_same_tokens(before: str, after: str) -> None:
+def _check_same_tokens(before: list[Token], after: list[Token]) -> None:
     if _parser_view(before) != _parser_view(after) or _comments(before) != _comments(after):
         raise FormatterBug("resdsl fmt would change the spec's tokens or comments (a bug: please report it)")

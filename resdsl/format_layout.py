@@ -101,7 +101,7 @@ class _Layout:
             if first == "}":
                 blank = False
             indent = self.indent_of(source.tokens[0])
-            if first not in _CLOSERS:
+            if first not in (*_CLOSERS, "}"):  # before a closing line they stay with the lines inside
                 for line in waiting:
                     line.code = " " * indent
             waiting = []
