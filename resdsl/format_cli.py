@@ -95,7 +95,9 @@ def _format_one(path: str, check: bool, diff: bool) -> int:
     changed = formatted != text
     if diff and changed:
         lines = difflib.unified_diff(_lines(text), _lines(formatted), shown, f"{shown} (formatted)")
-        sys.stdout.writelines(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+        sys.stdout.writelines(
+            line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
+        )
     if check or diff:
         if check and changed:
             print(f"would reformat {shown}", file=sys.stderr)

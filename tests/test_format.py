@@ -128,13 +128,16 @@ def test_backslash_continuations():
 
 
 def test_comments_lines_and_trailing_comments():
-    text = "# top\nnetwork n {   # the net\n# inside\ninput 3x8x8 # a\nconv 8 k3      # b\n\nrelu # c\n  # last\n}\n# end\n"
+    text = "# top\nnetwork n {   # the net\n# inside\ninput 3x8x8 # a\nconv 8 k3      # b\n"
+    text += "\nrelu # c\n  # last\n}\n# end\n"
     assert format_text(text) == (
         "# top\nnetwork n {  # the net\n    # inside\n    input 3x8x8  # a\n    conv 8 k3    # b\n\n"
         "    relu  # c\n    # last\n}\n# end\n"
     )
     # a comment line takes the indentation of the code line after it: a continuation's, too
-    assert format_text(body("conv 8 k3", "# then", "-> relu")) == body("    conv 8 k3", "        # then", "        -> relu")
+    assert format_text(body("conv 8 k3", "# then", "-> relu")) == body(
+        "    conv 8 k3", "        # then", "        -> relu"
+    )
 
 
 def test_blank_lines():
@@ -160,7 +163,12 @@ def test_strings_are_never_touched():
 
 @pytest.mark.parametrize(
     "text",
-    ["network n {\n    conv 8 k3 ->\n}\n", "network n {\n    conv (8 k3\n}\n", "block = 3\n", "network n {\n  x3: conv 8\n}\n"],
+    [
+        "network n {\n    conv 8 k3 ->\n}\n",
+        "network n {\n    conv (8 k3\n}\n",
+        "block = 3\n",
+        "network n {\n  x3: conv 8\n}\n",
+    ],
 )
 def test_text_that_does_not_parse_raises_the_parsers_error(text):
     with pytest.raises(SpecError) as expected:

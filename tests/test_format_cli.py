@@ -51,7 +51,9 @@ def test_diff_prints_a_unified_diff_and_writes_nothing(here, capsys):
     assert main(["fmt", "--diff", "a.res"]) == 0
     out, _ = capsys.readouterr()
     assert out.startswith("--- a.res\n+++ a.res (formatted)\n@@ ")
-    assert out.endswith("-  conv 8 k3->bn ->relu   # c\n+network n {\n+    input 3x8x8\n+    conv 8 k3 -> bn -> relu  # c\n }\n")
+    assert out.endswith(
+        "-  conv 8 k3->bn ->relu   # c\n+network n {\n+    input 3x8x8\n+    conv 8 k3 -> bn -> relu  # c\n }\n"
+    )
     assert (here / "a.res").read_text() == UGLY
     assert main(["fmt", "--diff", "--check", "a.res"]) == 1
     (here / "c.res").write_text("network n {\n    input 3x8x8\n}")  # no final newline
@@ -109,7 +111,9 @@ def test_a_directory_stands_for_its_res_files(here, capsys):
     assert listed == [f"would reformat {os.path.join('specs', n)}" for n in ("a.res", "b.res", "sub/c.res")]
     assert main(["fmt", "specs"]) == 0
     assert (here / "specs" / "sub" / "c.res").read_text() == PRETTY
-    assert (here / "specs" / ".hidden" / "d.res").read_text() == UGLY and (here / "specs" / "notes.txt").read_text() == UGLY
+    assert (here / "specs" / ".hidden" / "d.res").read_text() == UGLY and (
+        here / "specs" / "notes.txt"
+    ).read_text() == UGLY
     assert main(["fmt", "--check", "specs"]) == 0
 
 
