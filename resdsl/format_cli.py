@@ -15,6 +15,7 @@ import argparse
 import difflib
 import sys
 from pathlib import Path
+from typing import IO
 
 from .arguments import EXIT_OK, EXIT_SPEC, EXIT_USAGE
 
@@ -106,8 +107,13 @@ def _format_one(path: str, check: bool, diff: bool) -> int:
         sys.stdout.write(formatted)
         return EXIT_OK
     if changed:
+        encoded = formatted.encode("utf-8")
+
+        def write(handle: IO[bytes]) -> None:
+            handle.write(encoded)
+
         try:
-            write_atomically(path, lambda handle: handle.write(formatted.encode("utf-8")))
+            write_atomically(path, write)
         except WriteError as exc:
             print(f"resdsl: error: {exc}", file=sys.stderr)
             return EXIT_SPEC
