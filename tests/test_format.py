@@ -389,3 +389,13 @@ def test_docs_examples_are_formatted(doc):
     assert not unparsed, f"{doc.name}: examples that do not parse, and do not say so: {unparsed}"
     if doc.name in ("README.md", "language.md", "errors.md"):
         assert examples
+
+
+def test_the_languages_formatting_example():
+    """docs/language.md, "Formatting": the ```text block before, formatted, is the ```res block after it."""
+    page = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+    section = page[page.index("## 26. Formatting: `resdsl fmt`") :]
+    blocks = [(m.group(1), m.group(2)) for m in FENCE.finditer(section)]
+    (before_lang, before), (after_lang, after) = blocks[0], blocks[1]
+    assert (before_lang, after_lang) == ("text", "res") and before != after
+    assert format_text(before) == after
