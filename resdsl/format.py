@@ -14,6 +14,7 @@ than return text that means something else.
 
 from __future__ import annotations
 
+import bisect
 import functools
 
 from lark import Lark, Token, Tree
@@ -112,8 +113,7 @@ def _marks(tree: Tree, tokens: list[Token]) -> Marks:
         if node.data == "negate":
             unary.add(_start(node.children[0]))
         elif node.data == "index":  # `base[i]`: the first `[` after the base (only `)` between them)
-            end = _end(node.children[0])
-            index.add(next(offset for offset in opens if offset >= end))
+            index.add(opens[bisect.bisect_left(opens, _end(node.children[0]))])
         elif node.data in _LABEL_PARTS and node.children and isinstance(node.children[-1], Tree):
             start = _start(node.children[-1])  # `convs[branch]:` (the index is parsed as a list)
             if start in starts and starts[start].value == "[":
