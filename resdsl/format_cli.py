@@ -12,7 +12,10 @@ formatted; a path that does not exist is a usage error (exit 2), as with `resdsl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
+import os
+import stat
 import sys
 from pathlib import Path
 from typing import IO
@@ -112,11 +115,14 @@ def _format_one(path: str, check: bool, diff: bool) -> int:
         def write(handle: IO[bytes]) -> None:
             handle.write(encoded)
 
+        mode = stat.S_IMODE(os.stat(path).st_mode)
         try:
             write_atomically(path, write)
         except WriteError as exc:
             print(f"resdsl: error: {exc}", file=sys.stderr)
             return EXIT_SPEC
+        with contextlib.suppress(OSError):  # the new file has the usual mode: give it the old one's
+            os.chmod(path, mode)
         print(f"reformatted {shown}", file=sys.stderr)
     return EXIT_OK
 

@@ -9,8 +9,9 @@ canonical text. Line breaks are the author's; each line's indentation is compute
   opener's line, with the closing bracket back at that line's indentation; a line that continues an
   element (the line before ended inside it, not after a `,`) aligns with the element's value, the part
   after `name =` (resnet.res's `layers = [...] if ... else` / `[...] if ... else ...`);
-- a statement continued outside brackets (a chain broken before or after `->`, a line after `,`, `=` or
-  a `\\` continuation): one level deeper than the statement's first line; `else` at the statement's;
+- a statement continued outside brackets (a chain broken before or after `->`, a line after `=` or a
+  `\\` continuation): one level deeper than the statement's first line; after a `,` (`require test,` /
+  `"message"`, `output a,` / `b`): under the statement's first argument; `else` at the statement's;
 - a comment line: as the code line after it (as the inner lines when that one closes a bracket or brace).
 
 Between tokens one space, except: none before `,` `)` `]` `:` `.` and a call's `(` (`basic(64)`: the
@@ -65,7 +66,7 @@ class _Bracket:
 
 @dataclass
 class _Line:
-    code: str  # the indented code, "" for a comment line
+    code: str  # the indented code; only the indentation for a comment line
     comment: str | None
     blank_before: bool
 

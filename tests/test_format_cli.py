@@ -135,3 +135,10 @@ def test_crlf_files_become_lf(here):
     assert main(["fmt", "a.res"]) == 0
     assert (here / "a.res").read_bytes() == PRETTY.encode()
     assert format_text(PRETTY) == PRETTY
+
+
+def test_a_rewritten_file_keeps_its_mode(here):
+    (here / "a.res").write_text(UGLY)
+    os.chmod(here / "a.res", 0o600)
+    assert main(["fmt", "a.res"]) == 0
+    assert (here / "a.res").read_text() == PRETTY and os.stat(here / "a.res").st_mode & 0o777 == 0o600
