@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
 import os
 import stat
 import sys
@@ -98,6 +97,8 @@ def _format_one(path: str, check: bool, diff: bool) -> int:
         return EXIT_SPEC
     changed = formatted != text
     if diff and changed:
+        import difflib
+
         lines = difflib.unified_diff(_lines(text), _lines(formatted), shown, f"{shown} (formatted)")
         sys.stdout.writelines(
             line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
