@@ -52,7 +52,7 @@ def _all_tokens(text: str) -> list[Token]:
 
 
 def _kind(token: Token) -> str:
-    """ "newline", "comment", "backslash", "blank" (spaces, tabs, form feeds) or "token"."""
+    """The kind of a token: "newline", "comment", "backslash", "blank" (spaces, tabs, form feeds) or "token"."""
     if token.type == "_NL":
         return "newline"
     if token.type == "COMMENT":
