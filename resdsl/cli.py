@@ -182,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .train_cli import add_train_parser
 
     add_train_parser(commands)
+    from .format_cli import add_fmt_parser
+
+    add_fmt_parser(commands)
     commands.add_parser("list", help="list the bundled specs")
     return parser
 
@@ -414,6 +417,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return run_train(args)
 
 
+def cmd_fmt(args: argparse.Namespace) -> int:
+    from .format_cli import run_fmt
+
+    return run_fmt(args)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     for name in bundled_networks():
         print(name)
@@ -431,6 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "compile": cmd_compile,
             "draw": cmd_draw,
             "train": cmd_train,
+            "fmt": cmd_fmt,
             "list": cmd_list,
         }[args.command]
         return handler(args)

@@ -33,6 +33,9 @@ RANK = {
     "evaluation": 2,  # expressions evaluated: values, operators, comprehensions, functions
     "parse": 2,
     "labels": 2,  # the parse side of names: label and group paths, quoted names
+    "format_layout": 1,  # `resdsl fmt`'s rules, on tokens
+    "format": 3,  # `resdsl fmt`: parse, then the layout
+    "format_edits": 4,  # the formatter's answer to an editor: line edits
     "graph": 3,
     "ops": 3,
     "network": 3,  # the op kinds, the typed graph and the Network result sit low
@@ -68,6 +71,7 @@ RANK = {
     "cli": 12,
     "verify_cli": 12,
     "train_cli": 12,
+    "format_cli": 12,
     "pytest_plugin": 12,
     "__main__": 12,
     "__init__": 12,

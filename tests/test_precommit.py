@@ -25,7 +25,7 @@ def run(args: list[str], cwd: Path, home: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow  # pre-commit builds the hooks' environment
-def test_the_hooks_check_and_verify_a_sample_repository(tmp_path):
+def test_the_hooks_check_verify_and_format_a_sample_repository(tmp_path):
     repo = tmp_path / "sample"
     (repo / "specs").mkdir(parents=True)
     (repo / "specs" / "blocks.res").write_text("block twice(width) { conv width k3 -> conv width k3 }\n")
@@ -49,3 +49,14 @@ def test_the_hooks_check_and_verify_a_sample_repository(tmp_path):
     result = run(["try-repo", str(ROOT), "resdsl-verify", "--all-files"], repo, home)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Passed" in result.stdout
+
+    # resdsl-fmt rewrites what is not in the canonical layout, and fails so that the change is seen
+    (repo / "specs" / "good.res").write_text('use "blocks.res"\nnetwork good{\n  input 3x16x16\n twice( 8 )\n}\n')
+    result = run(["try-repo", str(ROOT), "resdsl-fmt", "--all-files"], repo, home)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "files were modified by this hook" in result.stdout and "reformatted specs/good.res" in result.stdout
+    assert (
+        repo / "specs" / "good.res"
+    ).read_text() == 'use "blocks.res"\nnetwork good {\n    input 3x16x16\n    twice(8)\n}\n'
+    result = run(["try-repo", str(ROOT), "resdsl-fmt", "--all-files"], repo, home)
+    assert result.returncode == 0, result.stdout + result.stderr
