@@ -102,7 +102,7 @@ async function startClient(context) {
     outputChannel.appendLine(`resdsl: the language server failed to start: ${message}`);
     vscode.window.showErrorMessage(
       `resdsl: \`${[program, ...args].join(" ")}\` failed to start the language server (${message}). ` +
-      "resdsl 0.1.0 with its `lsp` extra is needed (`pip install \"resdsl[lsp]\"`); see the resdsl output for details.");
+      "A resdsl with the `lsp` command is needed (`pip install --upgrade resdsl`); the resdsl output has the details.");
   }
 }
 
@@ -236,12 +236,13 @@ async function activate(context) {
     vscode.commands.registerCommand("resdsl.restartServer", () => restartClient(context)),
     vscode.workspace.onDidSaveTextDocument((document) => {
       const entry = diagrams.get(document.uri.fsPath);
-      if (entry) renderDiagram(document, entry);
+      return entry ? renderDiagram(document, entry) : undefined;
     }),
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (event.affectsConfiguration("resdsl.server.command") || event.affectsConfiguration("resdsl.inlayHints.enabled")) {
-        restartClient(context);
+        return restartClient(context);
       }
+      return undefined;
     }),
   );
   await startClient(context);
