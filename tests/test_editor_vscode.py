@@ -361,6 +361,22 @@ def test_npm_tests_and_the_vsix(tmp_path):
     assert "bad.res:3:9" in result.stderr and "invalid.illegal.character.res" in result.stderr
     assert "invalid.illegal.unclosed-string.res" in result.stderr
 
+    # the docs' examples too, but those that show an error (docs/errors.md's, and `# error:` blocks)
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    for doc in sorted((ROOT / "docs").glob("*.md")):
+        if doc.name == "errors.md":
+            continue
+        for index, block in enumerate(re.findall(r"^```res\n(.*?)^```", doc.read_text(encoding="utf-8"), re.M | re.S)):
+            if not block.startswith("# error:"):
+                (examples / f"{doc.stem}_{index:03d}.res").write_text(block, encoding="utf-8")
+    files = sorted(str(path) for path in examples.iterdir())
+    assert len(files) > 50
+    result = subprocess.run(
+        ["node", "tests/grammar/check-specs.js", *files], cwd=work, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
     out = tmp_path / "out"
     out.mkdir()
     npm(["run", "package", "--", "--out", f"{out}{os.sep}"], work, env, timeout=300)
