@@ -23,9 +23,9 @@ const EXPECTED = [
   [vocabulary.merges, ["support.constant.merge.", "support.function."]],
   [vocabulary.flags, ["support.constant.flag."]],
 ];
-// Where a word is a name the spec chose, or text: no vocabulary scope is expected.
-const FREE = ["comment.", "string.", "entity.name.tag.", "variable.other.label.", "variable.parameter.",
-  "entity.name.function.", "entity.name.type."];
+// Where a word is a name the spec chose, or text: no vocabulary scope is expected. (A call of a block is
+// not among them: an op's name where a block's call is expected would mean the grammar lost the op.)
+const FREE = ["comment.", "string.", "entity.name.tag.", "variable.other.label.", "variable.parameter."];
 
 function expectedScopes(word) {
   const found = EXPECTED.filter(([words]) => words.includes(word)).map(([, scopes]) => scopes);
