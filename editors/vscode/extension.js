@@ -38,20 +38,19 @@ function cliCommand() {
 function findProgram(program) {
   const extensions = process.platform === "win32"
     ? ["", ...(process.env.PATHEXT || ".EXE;.CMD;.BAT;.COM").split(";").filter(Boolean)] : [""];
-  const exists = (candidate) => extensions.some((ext) => {
+  const existing = (candidate) => extensions.map((ext) => candidate + ext).find((file) => {
     try {
-      return fs.statSync(candidate + ext).isFile();
+      return fs.statSync(file).isFile();
     } catch {
       return false;
     }
-  });
+  }) || null;
   if (path.isAbsolute(program) || program.includes("/") || program.includes("\\")) {
-    const resolved = path.resolve(workspaceRoot() || process.cwd(), program);
-    return exists(resolved) ? resolved : null;
+    return existing(path.resolve(workspaceRoot() || process.cwd(), program));
   }
   for (const dir of (process.env.PATH || "").split(path.delimiter).filter(Boolean)) {
-    const candidate = path.join(dir, program);
-    if (exists(candidate)) return candidate;
+    const found = existing(path.join(dir, program));
+    if (found) return found;
   }
   return null;
 }
@@ -78,12 +77,13 @@ async function showNotFound(program) {
 
 async function startClient(context) {
   const [program, ...args] = serverCommand();
-  if (!findProgram(program)) {
+  const found = findProgram(program);
+  if (!found) {
     showNotFound(program);
     return;
   }
   const settings = vscode.workspace.getConfiguration(SECTION);
-  const serverOptions = { command: program, args, options: { cwd: workspaceRoot() || undefined } };
+  const serverOptions = { command: found, args, options: { cwd: workspaceRoot() || undefined } };
   const clientOptions = {
     documentSelector: [
       { scheme: "file", language: LANGUAGE },
@@ -160,8 +160,8 @@ async function chooseNetwork(document, entry) {
   return picked || networks[0];
 }
 
-function runDraw(file, output, network) {
-  const [program, ...prefix] = cliCommand();
+function runDraw(program, file, output, network) {
+  const [, ...prefix] = cliCommand();
   const args = [...prefix, "draw", file, "--level", "stage", "-o", output];
   if (network) args.push("--network", network);
   return new Promise((resolve) => {
@@ -179,11 +179,12 @@ async function renderDiagram(document, entry) {
   const output = path.join(entry.directory, "stages.svg");
   fs.rmSync(output, { force: true });
   const program = cliCommand()[0];
-  if (!findProgram(program)) {
+  const found = findProgram(program);
+  if (!found) {
     entry.panel.webview.html = page(title, `<pre>${escapeHtml(notFoundMessage(program))}</pre>`);
     return;
   }
-  const result = await runDraw(file, output, entry.network);
+  const result = await runDraw(found, file, output, entry.network);
   if (entry.panel !== diagrams.get(file)?.panel) return; // closed while drawing
   if (result.error || !fs.existsSync(output)) {
     const reason = (result.stderr || result.stdout || "").trim() || (result.error ? result.error.message : "no SVG written");

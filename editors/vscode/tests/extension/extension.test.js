@@ -81,6 +81,23 @@ test("a missing resdsl is a message that says how to install it, not a spawn err
   assert.match(state.errors[0], /resdsl\.server\.command/);
 });
 
+test("a program named without a path is looked up on PATH and started from where it was found", async () => {
+  const { state } = await activated({ "resdsl.server.command": ["node", "server.js"] });
+  const command = state.clients[0].serverOptions.command;
+  assert.ok(path.isAbsolute(command) && fs.statSync(command).isFile(), command);
+  assert.match(path.basename(command), /^node/);
+});
+
+test("without resdsl the diagram panel says how to install it", async (t) => {
+  const directory = temporaryDirectory(t);
+  const file = path.join(directory, "tiny.res");
+  fs.writeFileSync(file, "network tiny {\n    input 8\n}\n");
+  const { state } = await activated({ "resdsl.server.command": ["resdsl-not-installed-anywhere", "lsp"] });
+  state.activeTextEditor = { document: documentOf(file, fs.readFileSync(file, "utf8")) };
+  await state.commands.get("resdsl.showStageDiagram")();
+  assert.match(state.panels[0].webview.html, /pip install resdsl/);
+});
+
 test("the default server command is resdsl lsp, and the diagram runs resdsl draw", async () => {
   const loaded = loadExtension(EXTENSION);
   assert.deepEqual(loaded.extension.serverCommand(), ["resdsl", "lsp"]);
