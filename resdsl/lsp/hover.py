@@ -17,7 +17,7 @@ from .. import syntax as ast
 from ..errors import Span
 from ..functions import FUNCTIONS
 from ..graph import show_shape
-from ..ops import OPS
+from ..ops import ALL, OPS
 from ..ops.base import REQUIRED, OpKind, Option
 from ..outputs import show_outputs
 from ..values import NORMS, POLICIES, Symbol, show
@@ -45,7 +45,7 @@ def hover_text(analysis: Analysis, occ: Occurrence) -> str | None:
     """The markdown shown for `occ`."""
     target = target_of(analysis, occ)
     if occ.kind == "call" and isinstance(occ.node, ast.Call):
-        if target is not None and target.kind == "op":
+        if target is not None and isinstance(target.node, OpKind):
             return op_hover(analysis, occ.node, target.node)
         return call_hover(analysis, occ.node, target)
     if occ.kind == "label" and isinstance(occ.node, ast.Link):
@@ -64,14 +64,14 @@ def hover_text(analysis: Analysis, occ: Occurrence) -> str | None:
         return use_hover(analysis, target)
     if target is None:
         return None
-    if target.kind == "definition":
+    if isinstance(target.node, (ast.Template, ast.Alias)):
         return definition_hover(analysis, target.node)
     if target.kind == "param":
         return param_hover(analysis, target, occ)
     if target.kind == "label" and occ.kind == "label_ref":
         node = target.node
-        span = node.span if isinstance(node, (ast.Link, ast.Group)) else target.span
-        return label_hover(analysis, occ.name, span, span, defined_at=target.span)
+        if isinstance(node, (ast.Link, ast.Group)):
+            return label_hover(analysis, occ.name, node.span, node.span, defined_at=target.span)
     if target.kind == "bound":
         return f"`{occ.name}`: {BOUND_NAMES[occ.name]}"
     if target.kind == "word":
@@ -83,7 +83,8 @@ def hover_text(analysis: Analysis, occ: Occurrence) -> str | None:
 
 
 def _call_occurrence(label: Occurrence) -> Occurrence:
-    call = label.node.element  # type: ignore[union-attr]
+    assert isinstance(label.node, ast.Link) and isinstance(label.node.element, ast.Call)
+    call = label.node.element
     return Occurrence("call", call.name, call.name_span, label.definition, call)
 
 
@@ -94,7 +95,11 @@ def op_doc(kind: OpKind) -> str:
     """An op's description and options, as completion and hover show them."""
     options = "\n".join(f"- {option_text(o)}" for o in kind.options)
     positional = f"; positional: {', '.join(kind.positional)}" if kind.positional else ""
-    return f"**{kind.name}**: {kind.summary}\n\noptions{positional}:\n{options}" if options else f"**{kind.name}**: {kind.summary}"
+    return (
+        f"**{kind.name}**: {kind.summary}\n\noptions{positional}:\n{options}"
+        if options
+        else f"**{kind.name}**: {kind.summary}"
+    )
 
 
 def option_text(o: Option) -> str:
@@ -108,7 +113,9 @@ def option_text(o: Option) -> str:
         bounds.append(f"{'>' if o.above_minimum else '≥'} {show(o.minimum)}")
     if o.maximum is not None and o.maximum < 2**31 - 1:
         bounds.append(f"≤ {show(o.maximum)}")
-    default = "required" if o.default is REQUIRED else ("computed" if o.default is None else f"default {show(o.default)}")
+    default = (
+        "required" if o.default is REQUIRED else ("computed" if o.default is None else f"default {show(o.default)}")
+    )
     flag = ", a flag" if o.flag else ""
     return f"{names}: {kind}{' ' + ' '.join(bounds) if bounds else ''}, {default}{flag}"
 
@@ -119,7 +126,7 @@ def op_hover(analysis: Analysis, call: ast.Call, kind: OpKind) -> str:
     if instances:
         first = instances[0].node
         axes = len(first.in_shape) - 1 if first.in_shape else 2
-        labels = list(dict.fromkeys(kind.label(i.node.attrs, axes) for i in instances))
+        labels = list(dict.fromkeys(op_label(i.node.kind, i.node.attrs, axes) for i in instances))
         lines.append("```text\n" + "\n".join(labels) + "\n```")
         lines += facts.op_lines(instances, len({i.network for i in instances}) > 1)
         lines.append("")
@@ -132,6 +139,16 @@ def op_hover(analysis: Analysis, call: ast.Call, kind: OpKind) -> str:
         if not analysis.networks:
             lines.append("\n(no checked network in this file made this op)")
     return "\n".join(lines)
+
+
+def op_label(kind: str, attrs: dict, axes: int) -> str:
+    """The label `summary` and drawings give an op (`conv 7×7, 64, /2`), by the node's own kind (an
+    `upsample ... to_input` is a `resize` node)."""
+    op = ALL.get(kind)
+    try:
+        return op.label(attrs, axes) if op is not None else kind
+    except (KeyError, TypeError, ValueError):  # a kind whose label needs what this node lacks
+        return kind
 
 
 def _plain(value: object) -> object:
@@ -193,7 +210,9 @@ def definition_hover(analysis: Analysis, d: ast.Definition) -> str:
         shown = show_outputs(net.outputs, net.output_shape)
         lines.append(f"{show_shape(net.input_shape)} -> {shown}, {net.params:,} params, {net.macs:,} MACs")
     elif d.name in analysis.failed:
-        lines.append(f"does not check: {analysis.failed[d.name][0].message}" if analysis.failed[d.name] else "does not check")
+        lines.append(
+            f"does not check: {analysis.failed[d.name][0].message}" if analysis.failed[d.name] else "does not check"
+        )
     elif d.kind == "block":
         uses = [r for n in analysis.networks.values() for r in n.record.blocks.values() if r.instance.called == d.name]
         if uses:
@@ -204,11 +223,15 @@ def definition_hover(analysis: Analysis, d: ast.Definition) -> str:
 def call_hover(analysis: Analysis, call: ast.Call, target: Target | None) -> str:
     records = facts.block_instances(analysis, call.span)
     lines: list[str] = []
-    template = records[0][1].instance.template if records else None
+    template: ast.Template | ast.Alias | None = records[0][1].instance.template if records else None
     if template is None and target is not None and isinstance(target.node, (ast.Template, ast.Alias)):
         template = target.node
     if target is not None and target.kind == "param":
-        lines.append(f"`{call.name}`: a parameter; the network calls `{template.name}`" if template else f"`{call.name}`: a parameter")
+        lines.append(
+            f"`{call.name}`: a parameter; the network calls `{template.name}`"
+            if template
+            else f"`{call.name}`: a parameter"
+        )
     if template is not None:
         lines.append(f"```resdsl\n{signature(analysis, template)}\n```")
     several = len({net.name for net, _ in records}) > 1
@@ -310,6 +333,10 @@ def _chosen_template(analysis: Analysis, occ: Occurrence) -> ast.Template | None
 
 def use_hover(analysis: Analysis, target: Target) -> str:
     path = target.path or ""
-    names = [n for n, origin in (analysis.library.origin.items() if analysis.library else []) if facts.same_file(origin, path)]
+    names = [
+        n
+        for n, origin in (analysis.library.origin.items() if analysis.library else [])
+        if facts.same_file(origin, path)
+    ]
     shown = ", ".join(f"`{n}`" for n in names[:20]) + (" …" if len(names) > 20 else "")
     return f"`{path}`" + (f"\n\ndefines {shown}" if names else "")

@@ -160,7 +160,9 @@ def _label_ref(parts: ast.LabelParts, span: Span, d: ast.Definition, node, lines
     end = span.end_column - 1 if span.end_line == span.line else len(text)
     start = _find_word(text, first, span.column - 1, end)
     if start >= 0:
-        yield Occurrence("label_ref", first, Span(span.path, span.line, start + 1, span.line, start + 1 + len(first)), d, node)
+        yield Occurrence(
+            "label_ref", first, Span(span.path, span.line, start + 1, span.line, start + 1 + len(first)), d, node
+        )
     for _, index in parts:
         if index is not None:
             yield from _expr(index, d, frozenset())
@@ -316,7 +318,7 @@ def target_of(analysis: Analysis, occ: Occurrence | None) -> Target | None:
     return None
 
 
-def references(analysis: Analysis, target: Target, extra: list[tuple[str, ast.SourceFile]] = ()) -> list[Span]:
+def references(analysis: Analysis, target: Target, extra: list[tuple[str, ast.SourceFile]] | None = None) -> list[Span]:
     """Every place that names `target`: for a block or network, its definition and every call, alias
     and `defaults` line in the buffer, the files it uses and `extra` (other files of the workspace);
     for a parameter or a label, the uses inside its own definition."""
@@ -343,7 +345,7 @@ def _all_files(analysis: Analysis, extra) -> Iterator[Occurrence]:
                 continue
             lines = library.sources.get(path, "").splitlines()
             yield from _definition(definition, lines)
-    for path, module in extra:
+    for path, module in extra or []:
         if same_file(path, analysis.path) or (library is not None and any(same_file(path, p) for p in library.sources)):
             continue
         yield from occurrences(module.definitions, module.uses, [])

@@ -116,7 +116,9 @@ def document_symbols(analysis: Analysis) -> list[lsp.DocumentSymbol]:
         children: list[lsp.DocumentSymbol] = []
         if isinstance(d, ast.Template):
             for p in d.params:
-                children.append(_symbol(text, p.name, lsp.SymbolKind.Variable, p.span, name_span(p.span, p.name), "parameter"))
+                children.append(
+                    _symbol(text, p.name, lsp.SymbolKind.Variable, p.span, name_span(p.span, p.name), "parameter")
+                )
             children += list(_body_symbols(analysis, d.body))
         else:
             detail = signature(analysis, d)
@@ -150,7 +152,9 @@ def _element_symbols(analysis: Analysis, link: ast.Link) -> Iterator[lsp.Documen
     text = analysis.text
     if isinstance(e, ast.Section):
         shape = _shape(analysis, e.span)
-        yield _symbol(text, e.kind, lsp.SymbolKind.Namespace, e.span, e.span, shape, list(_body_symbols(analysis, e.body)))
+        yield _symbol(
+            text, e.kind, lsp.SymbolKind.Namespace, e.span, e.span, shape, list(_body_symbols(analysis, e.body))
+        )
     elif isinstance(e, ast.Group):
         selection = e.name_span or e.span
         children = list(_body_symbols(analysis, e.body))
