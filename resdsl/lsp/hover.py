@@ -131,6 +131,8 @@ def op_hover(analysis: Analysis, call: ast.Call, kind: OpKind) -> str:
         lines += facts.op_lines(instances, len({i.network for i in instances}) > 1)
         lines.append("")
         for option in kind.options:
+            if option.name not in first.attrs:  # the node another kind (`upsample ... to_input`: a resize)
+                continue
             values = list(dict.fromkeys(show(_plain(i.node.attrs.get(option.name))) for i in instances))
             lines.append(f"- `{option.name}` = {' | '.join(values)}")
     else:

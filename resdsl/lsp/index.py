@@ -44,6 +44,31 @@ class Occurrence:
     node: object = None  # the Call, Param, Link, Group, Use or Arg it belongs to
     owner: str | None = None  # keyword: the op or block called (`residual`, `branches` for theirs)
     local: frozenset[str] = frozenset()  # names a comprehension binds around it
+    key: tuple[str, ...] = ()  # a label's or label reference's path: names and literal indices
+
+
+def label_key(parts: ast.LabelParts) -> tuple[str, ...]:
+    """`fpn.inner_blocks[3][0]` -> ("fpn", "inner_blocks", "3", "0"); an index not written as a number
+    is "?" (it matches any)."""
+    key: list[str] = []
+    for name, index in parts:
+        if name:
+            key.append(str(name))
+        if index is not None:
+            key.append(str(index.value) if isinstance(index, ast.Number) else "?")
+    return tuple(key)
+
+
+def key_matches(reference: tuple[str, ...], label: tuple[str, ...]) -> bool:
+    """A reference names a label when its path is the label's or the start of it (`from fpn.inner_blocks[3]`
+    reads the group the label `fpn.inner_blocks[3][0]` lies in)."""
+    if not reference or len(reference) > len(label):
+        return False
+    return all(r == w or "?" in (r, w) for r, w in zip(reference, label))
+
+
+def _dotted(parts: ast.LabelParts) -> str:
+    return ".".join(str(name) for name, _ in parts if name)
 
 
 def name_span(span: Span, name: str) -> Span:
@@ -92,7 +117,10 @@ def _body(body: ast.Body | None, d: ast.Definition, lines: list[str]) -> Iterato
         if isinstance(s, ast.Chain):
             for link in s.links:
                 if link.label is not None and link.label_span is not None:
-                    yield Occurrence("label", link.label.split(".")[0], link.label_span, d, link)
+                    key = label_key(link.label_parts) or (link.label,)
+                    yield Occurrence(
+                        "label", _dotted(link.label_parts) or link.label, link.label_span, d, link, key=key
+                    )
                 yield from _element(link.element, d, lines)
         elif isinstance(s, ast.Input):
             for dim in s.dims:
@@ -123,7 +151,8 @@ def _element(e: ast.Element, d: ast.Definition, lines: list[str]) -> Iterator[Oc
                 yield from _expr(shortcut, d, frozenset())
     elif isinstance(e, ast.Group):
         if e.name_span is not None:
-            yield Occurrence("label", e.name.split(".")[0], e.name_span, d, e)
+            key = label_key(e.parts) or tuple(e.name.split("."))
+            yield Occurrence("label", _dotted(e.parts) or e.name, e.name_span, d, e, key=key)
         yield from _body(e.body, d, lines)
     elif isinstance(e, ast.Section):
         yield from _body(e.body, d, lines)
@@ -131,7 +160,7 @@ def _element(e: ast.Element, d: ast.Definition, lines: list[str]) -> Iterator[Oc
         for arg in e.args:
             if arg.name == "project_from" and isinstance(arg.value, ast.Name):
                 yield Occurrence("keyword", arg.name, name_span(arg.span, arg.name), d, arg, "residual")
-                yield Occurrence("label_ref", arg.value.id, arg.value.span, d, arg)
+                yield Occurrence("label_ref", arg.value.id, arg.value.span, d, arg, key=(arg.value.id,))
             else:
                 yield from _args((arg,), d, "residual", frozenset())
         yield from _body(e.body, d, lines)
@@ -152,17 +181,18 @@ def _element(e: ast.Element, d: ast.Definition, lines: list[str]) -> Iterator[Oc
 
 
 def _label_ref(parts: ast.LabelParts, span: Span, d: ast.Definition, node, lines: list[str]) -> Iterator[Occurrence]:
-    """The first part of a label a `from` or `output` reads, found in the text of its statement."""
+    """The label a `from` or `output` reads: its span is found in the text of the statement (the
+    dotted path where it is written in one piece, else its first part)."""
     if not parts or not isinstance(parts[0][0], str) or span.line > len(lines):
         return
-    first = parts[0][0]
+    first, dotted = parts[0][0], _dotted(parts)
     text = lines[span.line - 1]
     end = span.end_column - 1 if span.end_line == span.line else len(text)
     start = _find_word(text, first, span.column - 1, end)
     if start >= 0:
-        yield Occurrence(
-            "label_ref", first, Span(span.path, span.line, start + 1, span.line, start + 1 + len(first)), d, node
-        )
+        width = len(dotted) if text.startswith(dotted, start) else len(first)
+        where = Span(span.path, span.line, start + 1, span.line, start + 1 + width)
+        yield Occurrence("label_ref", dotted, where, d, node, key=label_key(parts))
     for _, index in parts:
         if index is not None:
             yield from _expr(index, d, frozenset())
@@ -287,7 +317,7 @@ def target_of(analysis: Analysis, occ: Occurrence | None) -> Target | None:
     if occ.kind in ("definition", "param", "label"):
         return Target(occ.kind, occ.name, occ.span, occ.node)
     if occ.kind == "label_ref" and d is not None:
-        found = [o for o in labels_of(d) if o.name == occ.name]
+        found = [o for o in labels_of(d) if key_matches(occ.key, o.key)]
         return Target("label", occ.name, found[0].span, found[0].node) if found else None
     if occ.kind == "function":
         return Target("function", occ.name, None)
@@ -326,7 +356,7 @@ def references(analysis: Analysis, target: Target, extra: list[tuple[str, ast.So
         return []
     spans: list[Span] = []
     for occ in _all_files(analysis, extra):
-        if occ.name != target.name or occ.kind in ("use", "function"):
+        if occ.kind in ("use", "function") or (occ.name != target.name and target.kind != "label"):
             continue
         resolved = target_of(analysis, occ)
         if resolved is not None and resolved.kind == target.kind and resolved.span == target.span:
