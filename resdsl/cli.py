@@ -183,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_parser(commands)
     commands.add_parser("list", help="list the bundled specs")
+    lsp = commands.add_parser("lsp", help="the language server for editors, on stdin and stdout (docs/lsp.md)")
+    lsp.add_argument("--stdio", action="store_true", help="accepted and ignored: stdio is the only transport")
+    lsp.add_argument("--log-file", metavar="PATH", help="write the server's log to PATH")
     return parser
 
 
@@ -420,6 +423,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_lsp(args: argparse.Namespace) -> int:
+    from .lsp.server import serve_stdio
+
+    return serve_stdio(args.log_file)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -432,6 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "draw": cmd_draw,
             "train": cmd_train,
             "list": cmd_list,
+            "lsp": cmd_lsp,
         }[args.command]
         return handler(args)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)

@@ -33,6 +33,9 @@ RANK = {
     "evaluation": 2,  # expressions evaluated: values, operators, comprehensions, functions
     "parse": 2,
     "labels": 2,  # the parse side of names: label and group paths, quoted names
+    "format_layout": 1,  # `resdsl fmt`'s rules, on tokens
+    "format": 3,  # `resdsl fmt`: parse, then the layout
+    "format_edits": 4,  # the formatter's answer to an editor: line edits
     "graph": 3,
     "ops": 3,
     "network": 3,  # the op kinds, the typed graph and the Network result sit low
