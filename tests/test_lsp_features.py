@@ -1,0 +1,297 @@
+"""The editor features of `resdsl lsp` as pure functions: hover, definition, references, symbols,
+inlay hints (resdsl/lsp/hover.py, navigation.py, inlay.py) on `analyse()` of real specs.
+
+Every figure a hover or hint shows is compared with what `resdsl.load` (what `check` and
+`summary` print) gives for the same spec, not with text this code wrote before."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from lsprotocol import types as lsp
+
+import resdsl
+from resdsl.graph import show_shape
+from resdsl.lsp.analysis import analyse
+from resdsl.lsp.hover import hover
+from resdsl.lsp.inlay import inlay_hints
+from resdsl.lsp.navigation import definition, document_symbols, find_references, workspace_symbols
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+
+def _analysis(name: str):
+    path = SPECS / name
+    return analyse(path.read_text(), str(path))
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    return _analysis("resnet.res")
+
+
+@pytest.fixture(scope="module")
+def resnet_net():
+    return resdsl.load(SPECS / "resnet.res")
+
+
+def where(text: str, line_text: str, word: str, nth: int = 0) -> lsp.Position:
+    """The LSP position of the `nth` `word` on the first line that contains `line_text`."""
+    lines = text.splitlines()
+    row = next(i for i, line in enumerate(lines) if line_text in line)
+    column = [m.start() for m in re.finditer(re.escape(word), lines[row])][nth]
+    return lsp.Position(line=row, character=column + 1)
+
+
+def hover_text(analysis, line_text: str, word: str, nth: int = 0) -> str:
+    found = hover(analysis, where(analysis.text, line_text, word, nth))
+    assert found is not None, f"no hover on {word!r}"
+    assert isinstance(found.contents, lsp.MarkupContent) and found.contents.kind == lsp.MarkupKind.Markdown
+    return found.contents.value
+
+
+def figures(in_shape, out_shape, params: int, macs: int) -> str:
+    return f"{show_shape(in_shape)} -> {show_shape(out_shape)}, {params:,} params, {macs:,} MACs"
+
+
+# ---- hover ---------------------------------------------------------------------------------------
+
+
+def test_hover_op_call_shows_shapes_costs_label_and_options(resnet, resnet_net):
+    text = hover_text(resnet, "conv width k7 s2", "conv")
+    conv1 = resnet_net.ops.nodes["conv1"]
+    assert figures(conv1.in_shape, conv1.shape, conv1.params, conv1.macs) in text
+    assert text.startswith("**conv**: convolution")
+    assert "conv 7×7, 64, /2" in text  # the label summary and draw give it
+    assert "- `stride` = 2" in text and "- `padding` = 3" in text and "- `out` = 64" in text
+
+
+TWO_STAGES = """\
+block unit(w, stride = 1) {
+    residual {
+        conv w k3 s=stride -> bn -> relu
+        conv w k3 -> bn
+    }
+    relu
+}
+
+network tiny(classes = 10) {
+    input 3 x 32 x 32
+    shortcut B
+    conv 16 k3 -> bn -> relu
+    stage1: unit(16) x 2
+    stage2: unit(32) x 3 s2
+    avgpool -> fc classes
+}
+"""
+
+
+def test_hover_op_in_a_block_groups_its_instances_by_stage(tmp_path):
+    path = tmp_path / "tiny.res"
+    analysis = analyse(TWO_STAGES, str(path))
+    net = resdsl.loads(TWO_STAGES, path=str(path))
+    text = hover_text(analysis, "conv w k3 s=stride", "conv")
+
+    def fig(name: str) -> str:
+        n = net.ops.nodes[name]
+        return figures(n.in_shape, n.shape, n.params, n.macs)
+
+    assert fig("stage1.0.conv1") == fig("stage1.1.conv1")
+    assert f"in stage1 (2 instances): {fig('stage1.0.conv1')}" in text
+    assert f"in stage2, stage2.0.conv1: {fig('stage2.0.conv1')}" in text  # the strided first block differs
+    assert f"in stage2, stage2.1.conv1, stage2.2.conv1 (2): {fig('stage2.1.conv1')}" in text
+    assert "- `stride` = 1 | 2" in text
+
+
+def test_hover_stage_line_shows_the_block_the_stage_and_its_instances(resnet, resnet_net):
+    for word in ("layer2", "unit2"):  # the label and the call
+        text = hover_text(resnet, "layer2: unit2(widths[1])", word)
+        part = next(p for p in resnet_net.record.parts if p.name == "layer2")
+        assert "stage `layer2`: bottleneck ×4, stride 2, shortcut B" in text
+        assert f"{show_shape(part.output_shape)} out, {part.params:,} params, {part.macs:,} MACs in all" in text
+        first = resnet_net.record.blocks["layer2.0"]
+        rest = resnet_net.record.blocks["layer2.1"]
+        assert f"layer2.0: {figures(first.in_shape, first.out_shape, first.params, first.macs)}" in text
+        assert f"layer2.1, layer2.2, … (3): {figures(rest.in_shape, rest.out_shape, rest.params, rest.macs)}" in text
+        assert "block bottleneck(\n    planes,\n    stride = 1," in text  # the signature, one parameter a line
+        assert "planes = 128" in text and "stride = 2 (layer2.0), 1 (layer2.1, layer2.2, … (3))" in text
+
+
+def test_hover_definition_shows_signature_and_the_checked_figures(resnet, resnet_net):
+    text = hover_text(resnet, "network resnet(", "resnet")
+    net = resnet_net
+    assert f"{show_shape(net.input_shape)} -> {show_shape(net.output_shape)}" in text
+    assert f"{net.params:,} params, {net.macs:,} MACs" in text
+    assert "network resnet(\n    depth = 50," in text
+
+    alias = _analysis("resnet50.res")
+    text = hover_text(alias, "network resnet50", "resnet50")
+    net50 = resdsl.load("resnet50")
+    assert "network resnet50 = resnet(depth = 50)" in text
+    assert f"-> 1000, {net50.params:,} params, {net50.macs:,} MACs" in text
+    assert net50.params == 25_557_032  # torchvision's resnet50 (tests/test_family.py checks it at runtime)
+
+
+def test_hover_parameters_and_names_show_where_and_the_value(resnet):
+    assert "value: `50`" in hover_text(resnet, "network resnet(depth = 50", "depth")
+    text = hover_text(resnet, "layer1: unit1(widths[0])", "widths")
+    assert "widths = [width, width * 2, width * 4, width * 8]" in text
+    assert "parameter of `resnet`, line 35" in text and "value: `[64, 128, 256, 512]`" in text
+    # a keyword of a `defaults` line, for blocks chosen by parameters: the block the network calls
+    text = hover_text(resnet, "defaults unit1, unit2", "groups")
+    assert "groups = 1" in text and "parameter of `bottleneck`" in text
+    assert "shortcut policy" in hover_text(resnet, "policy = B,", "B")
+
+
+def test_hover_label_read_by_from_and_output(tmp_path):
+    fpn = _analysis("fpn.res")
+    net = resdsl.load("fpn")
+    text = hover_text(fpn, "from top2 -> top1", "top2")
+    assert "label `top2`, defined on line 22" in text
+    assert f"output: {show_shape(net.ops.nodes['top2'].shape)}" in text
+    text = hover_text(fpn, "output 0: fpn.layer_blocks[0]", "fpn.layer_blocks", 3)
+    assert "defined on line 21" in text
+
+
+def test_hover_use_path_and_nothing_in_a_comment(resnet):
+    text = hover_text(resnet, 'use "blocks.res"', "blocks")
+    assert "`bottleneck`" in text and "blocks.res" in text
+    assert hover(resnet, where(resnet.text, "# The ImageNet ResNet family", "ImageNet")) is None
+
+
+# ---- go to definition, references ----------------------------------------------------------------
+
+
+def _places(locations) -> list[tuple[str, int, int]]:
+    return [
+        (Path(resdsl_path(loc.uri)).name, loc.range.start.line + 1, loc.range.start.character + 1) for loc in locations
+    ]
+
+
+def resdsl_path(uri: str) -> str:
+    from resdsl.lsp.positions import path_of
+
+    return path_of(uri)
+
+
+def _line_of(name: str, pattern: str) -> int:
+    lines = (SPECS / name).read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if re.search(pattern, line))
+
+
+def test_definition_across_files_parameters_labels_and_use(resnet):
+    bottleneck_line = _line_of("blocks.res", r"^block bottleneck\(")
+    # `unit1(...)`: the parameter, and the block the network calls through it
+    assert _places(definition(resnet, where(resnet.text, "layer1: unit1", "unit1"))) == [
+        ("resnet.res", 34, 33),
+        ("blocks.res", bottleneck_line, 7),
+    ]
+    assert _places(definition(resnet, where(resnet.text, "layer1: unit1(widths", "widths"))) == [("resnet.res", 35, 16)]
+    assert _places(definition(resnet, where(resnet.text, 'use "blocks.res"', "blocks"))) == [("blocks.res", 1, 1)]
+    fpn = _analysis("fpn.res")
+    assert _places(definition(fpn, where(fpn.text, "body.layer1: bottleneck", "bottleneck"))) == [
+        ("blocks.res", bottleneck_line, 7)
+    ]
+    assert _places(definition(fpn, where(fpn.text, "from fpn.layer_blocks[3]", "fpn"))) == [("fpn.res", 21, 5)]
+    assert _places(definition(fpn, where(fpn.text, "from top2", "top2"))) == [("fpn.res", 22, 33)]
+    alias = _analysis("resnet50.res")
+    assert _places(definition(alias, where(alias.text, "= resnet(", "resnet("))) == [
+        ("resnet.res", _line_of("resnet.res", r"^network resnet\("), 9)
+    ]
+
+
+def test_references_of_a_parameter_are_its_uses_in_its_definition(resnet):
+    expected = []
+    for number, line in enumerate(resnet.text.splitlines(), 1):
+        code = line.split("#")[0]
+        expected += [(number, m.start() + 1) for m in re.finditer(r"\bwidth\b", code)]
+    found = find_references(resnet, where(resnet.text, "width = 64,", "width"))
+    assert [(loc.range.start.line + 1, loc.range.start.character + 1) for loc in found] == expected
+    assert len(expected) == 7
+    without = find_references(resnet, where(resnet.text, "width = 64,", "width"), include_declaration=False)
+    assert len(without) == len(expected) - 1
+
+
+def code_of(line: str) -> str:
+    """A line without its comment, its strings blanked (columns kept)."""
+    line = re.sub(r'"[^"]*"', lambda m: " " * len(m.group(0)), line)
+    return line.split("#")[0]
+
+
+def test_references_of_a_block_span_the_buffer_and_the_used_files():
+    fpn = _analysis("fpn.res")
+    found = _places(find_references(fpn, where(fpn.text, "body.layer1: bottleneck", "bottleneck")))
+    blocks = (SPECS / "blocks.res").read_text().splitlines()
+    in_blocks = [
+        ("blocks.res", i, m.start() + 1)
+        for i, line in enumerate(blocks, 1)
+        for m in re.finditer(r"\bbottleneck\b", code_of(line))
+    ]
+    in_fpn = [
+        ("fpn.res", i, m.start() + 1)
+        for i, line in enumerate(fpn.text.splitlines(), 1)
+        for m in re.finditer(r"\bbottleneck\(", line)
+    ]
+    assert sorted(found) == sorted(in_blocks + in_fpn)
+    assert len(in_fpn) == 4
+
+
+# ---- symbols -------------------------------------------------------------------------------------
+
+
+def test_document_symbols_nest_parameters_sections_and_stages(resnet, resnet_net):
+    [network] = document_symbols(resnet)
+    assert (network.name, network.kind, network.detail) == ("resnet", lsp.SymbolKind.Class, "3x224x224 -> 1000")
+    children = network.children or []
+    params = [c.name for c in children if c.kind == lsp.SymbolKind.Variable]
+    assert params == [p.name for p in resnet_net.template.params] and params[:3] == ["depth", "unit", "layers"]
+    rest = {c.name: c.detail for c in children if c.kind != lsp.SymbolKind.Variable}
+    parts = {p.name: p for p in resnet_net.record.parts}
+    assert list(rest) == ["stem", "layer1", "layer2", "layer3", "layer4", "head"]
+    assert rest["stem"] == show_shape(parts["stem"].output_shape)
+    assert rest["layer2"] == f"bottleneck ×4 /2 → {show_shape(parts['layer2'].output_shape)}"
+    assert rest["head"] == "1000"
+    blocks = {s.name: s for s in document_symbols(_analysis("blocks.res"))}
+    assert blocks["bottleneck"].kind == lsp.SymbolKind.Function and blocks["bottleneck"].detail == "block"
+
+
+def test_workspace_symbols_match_substrings_and_letters_in_order():
+    files = [(str(p), p.read_text()) for p in sorted(SPECS.glob("*.res"))]
+    names = {(s.name, s.container_name) for s in workspace_symbols("bottle", files)}
+    assert ("bottleneck", "blocks.res") in names and ("se_bottleneck", "blocks.res") in names
+    assert all("bottle" in n.lower() for n, _ in names)
+    fuzzy = {s.name for s in workspace_symbols("rsnt50", files)}
+    assert "resnet50" in fuzzy
+    [found] = [s for s in workspace_symbols("resnet50", files) if s.name == "resnet50"]
+    assert found.kind == lsp.SymbolKind.Class and found.location.range.start.line == 2
+
+
+# ---- inlay hints ---------------------------------------------------------------------------------
+
+
+def test_inlay_hints_follow_the_stem_each_stage_and_the_head(resnet, resnet_net):
+    hints = inlay_hints(resnet)
+    lines = resnet.text.splitlines()
+    shown = [(lines[h.position.line].strip(), h.label) for h in hints]
+    parts = {p.name: show_shape(p.output_shape) for p in resnet_net.record.parts}
+    assert shown == [
+        ("}", f"→ {parts['stem']}"),
+        ("layer1: unit1(widths[0]) x layers[0]", f"→ {parts['layer1']}"),
+        ("layer2: unit2(widths[1]) x layers[1] s2", f"→ {parts['layer2']}"),
+        ("layer3: unit3(widths[2]) x layers[2] s2", f"→ {parts['layer3']}"),
+        ("layer4: unit4(widths[3]) x layers[3] s2", f"→ {parts['layer4']}"),
+        ("}", f"→ {parts['head']}"),
+    ]
+    assert hints[1].position.character == len(lines[hints[1].position.line])  # at the end of the line
+    assert inlay_hints(resnet, enabled=False) == []
+    only_layer2 = lsp.Range(start=hints[2].position, end=hints[2].position)
+    assert [h.label for h in inlay_hints(resnet, only_layer2)] == [f"→ {parts['layer2']}"]
+
+
+def test_no_inlay_hints_for_a_network_that_does_not_check(tmp_path):
+    broken = TWO_STAGES.replace("stage2: unit(32) x 3 s2", "stage2: unit(32) x 3 s2\n    conv 8 k3 groups=3")
+    analysis = analyse(broken, str(tmp_path / "tiny.res"))
+    assert analysis.failed and not analysis.networks
+    assert inlay_hints(analysis) == []
