@@ -295,3 +295,21 @@ def test_no_inlay_hints_for_a_network_that_does_not_check(tmp_path):
     analysis = analyse(broken, str(tmp_path / "tiny.res"))
     assert analysis.failed and not analysis.networks
     assert inlay_hints(analysis) == []
+
+
+def test_references_of_a_block_in_the_other_files_of_the_workspace(tmp_path):
+    """Workspace files that call the block count; one that defines its own block of that name does not."""
+    from resdsl.parse import parse_module
+
+    main = 'use "blocks.res"\nnetwork m {\n    input 3x32x32\n    conv 64 k3\n    stage: bottleneck(16) x2\n}\n'
+    other = 'use "blocks.res"\nnetwork o {\n    input 3x32x32\n    conv 64 k3 -> bottleneck(16)\n}\n'
+    own = "block bottleneck(w) {\n    conv w k3\n}\nnetwork p {\n    input 3x8x8\n    bottleneck(4)\n}\n"
+    analysis = analyse(main, str(tmp_path / "main.res"))
+    workspace = [
+        (str(tmp_path / n), parse_module(t, str(tmp_path / n))) for n, t in [("other.res", other), ("own.res", own)]
+    ]
+    found = find_references(analysis, where(main, "stage: bottleneck", "bottleneck"), True, workspace)
+    places = {(Path(resdsl_path(loc.uri)).name, loc.range.start.line + 1) for loc in found}
+    assert ("main.res", 5) in places and ("other.res", 4) in places
+    assert not any(name == "own.res" for name, _ in places)
+    assert ("blocks.res", _line_of("blocks.res", r"^block bottleneck\(")) in places

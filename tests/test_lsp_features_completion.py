@@ -63,6 +63,8 @@ def test_an_op_call_completes_its_options(good):
     found = labels(complete(analysis, position, good))
     assert found[:6] == ["kernel=", "stride=", "padding=", "dilation=", "groups=", "bias"]  # bias is a flag
     assert "out=" not in found  # the positional, required `out` is written already
+    analysis, position = typed("    layer5: bottleneck(512) x 2 ")
+    assert labels(complete(analysis, position, good))[:2] == ["stride=", "shortcut"]  # the stage options
 
 
 def test_the_start_of_an_element_offers_ops_blocks_keywords_and_parameters(good):

@@ -49,6 +49,11 @@ TOP_KEYWORDS = {
     "network": "defines a network: `network name(params) { ... }` or `network name = other(args)`",
 }
 EXPRESSION_WORDS = ("true", "false", "and", "or", "not", "in", "if", "else", "for")
+# What may follow a stage's `x N` (calls.py): the first block's stride, the stage's shortcut policy.
+STAGE_OPTIONS = [
+    lsp.CompletionItem(label="stride=", kind=lsp.CompletionItemKind.Property, detail="the first block's stride (`s2`)"),
+    lsp.CompletionItem(label="shortcut", kind=lsp.CompletionItemKind.Keyword, detail="the stage's shortcut policy"),
+]
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -106,6 +111,8 @@ def _items(
         return _elements(analysis, library, scope, top)
     if words[0] in OPS:
         return _op_options(words[0]) + _expression(analysis, library, scope)
+    if re.search(r"\)\s*x\s*[^\s]+\s+(?:\S+\s+)*[A-Za-z_]*$", segment):  # after `x N`: the stage options
+        return STAGE_OPTIONS + _expression(analysis, library, scope)
     return _expression(analysis, library, scope)
 
 

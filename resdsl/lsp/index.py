@@ -355,7 +355,9 @@ def references(analysis: Analysis, target: Target, extra: list[tuple[str, ast.So
     if target.span is None or target.kind not in ("definition", "param", "label"):
         return []
     spans: list[Span] = []
-    for occ in _all_files(analysis, extra):
+    # another workspace file that defines a block of the same name calls its own
+    others = [(p, m) for p, m in extra or [] if not any(d.name == target.name for d in m.definitions)]
+    for occ in _all_files(analysis, others if target.kind == "definition" else []):
         if occ.kind in ("use", "function") or (occ.name != target.name and target.kind != "label"):
             continue
         resolved = target_of(analysis, occ)
