@@ -313,3 +313,21 @@ def test_references_of_a_block_in_the_other_files_of_the_workspace(tmp_path):
     assert ("main.res", 5) in places and ("other.res", 4) in places
     assert not any(name == "own.res" for name, _ in places)
     assert ("blocks.res", _line_of("blocks.res", r"^block bottleneck\(")) in places
+
+
+def test_hover_sections_and_residual_show_the_summary_rows_and_the_shortcuts(resnet, resnet_net, tmp_path):
+    parts = {p.name: p for p in resnet_net.record.parts}
+    for word, line_text in (("stem", "    stem {"), ("head", "head {")):
+        part = parts[word]
+        text = hover_text(resnet, line_text, word)
+        assert f"{show_shape(part.output_shape)} out, {part.params:,} params, {part.macs:,} MACs" in text
+    path = tmp_path / "tiny.res"
+    net = resdsl.loads(TWO_STAGES, path=str(path))
+    [projection] = net.projections()
+    text = hover_text(analyse(TWO_STAGES, str(path)), "    residual {", "residual")
+    shape = show_shape(net.ops.nodes["stage2.0.add"].shape)
+    assert (
+        f"in stage2, stage2.0.add: add -> {shape}, shortcut projection "
+        f"({projection['params']:,} params, {projection['macs']:,} MACs)"
+    ) in text
+    assert "in stage1 (2 instances): add -> 16x32x32, shortcut identity" in text

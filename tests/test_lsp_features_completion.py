@@ -118,6 +118,11 @@ def test_signature_help_for_block_and_op_calls(good):
     start, end = sig.parameters[2].label
     assert sig.label[start:end] == "groups = 1" and sig.label.startswith("bottleneck(planes, stride = 1, ")
 
+    # a parameter that holds a block: the block the network gave it (resnet's unit4 is bottleneck)
+    analysis, position = typed("    layer5: unit4(64, str")
+    assert signature_help(analysis, position, good).signatures[0].label == sig.label
+    assert "stride =" in labels(complete(analysis, position, good))
+
     analysis, position = typed("    layer5: bottleneck(64, zero_init_last = tr")
     assert signature_help(analysis, position, good).active_parameter == names.index("zero_init_last")
 

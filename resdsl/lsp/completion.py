@@ -25,7 +25,7 @@ from ..library import Library, bundled_names
 from ..near_keywords import BODY_KEYWORDS
 from ..ops import OPS
 from ..ops.base import REQUIRED
-from ..values import NORMS, POLICIES
+from ..values import NORMS, POLICIES, Symbol
 from .analysis import Analysis
 from .hover import op_doc, option_text, signature, source_text
 from .index import BOUND_NAMES, template_of
@@ -258,7 +258,7 @@ def _arguments(analysis: Analysis, callee: str, library: Library | None, scope) 
         return [_keyword_argument(o, "option of branches") for o in BRANCHES_OPTIONS]
     if callee in FUNCTIONS or callee == "":
         return []
-    template = template_of(library, callee)
+    template = callee_template(analysis, callee, scope)
     if template is None:
         return []
     items = []
@@ -266,6 +266,20 @@ def _arguments(analysis: Analysis, callee: str, library: Library | None, scope) 
         default = f" = {source_text(analysis, p.default.span)}" if p.default is not None else " (required)"
         items.append(_keyword_argument(p.name, f"parameter of {template.name}{default}"))
     return items
+
+
+def callee_template(analysis: Analysis, name: str, scope: list[ast.Param]) -> ast.Template | None:
+    """The block a call names: a block or network of the library, or, for a parameter that holds a
+    block (`unit1(...)` in resnet.res), the block the checked networks gave it."""
+    template = template_of(analysis.library, name)
+    if template is not None or not any(p.name == name for p in scope):
+        return template
+    for net in analysis.networks.values():
+        values = [net.parameters.get(name)] + [i.arguments.get(name) for i in net.instances]
+        for value in values:
+            if isinstance(value, Symbol):
+                return template_of(analysis.library, value.name)
+    return None
 
 
 def _keyword_argument(name: str, detail: str) -> lsp.CompletionItem:

@@ -54,6 +54,31 @@ def op_instances(analysis: Analysis, span: Span) -> list[OpInstance]:
     ]
 
 
+def merge_instances(analysis: Analysis, span: Span) -> list[tuple[Network, OpInstance]]:
+    """Every merge a `residual`, `dense` or `branches` construct at `span` made."""
+    return [
+        (net, OpInstance(net.name, name, node))
+        for net in analysis.networks.values()
+        for name, node in net.ops.nodes.items()
+        if node.is_merge and same_span(node.span, span)
+    ]
+
+
+def merge_lines(merges: list[tuple[Network, OpInstance]], several_networks: bool) -> list[str]:
+    """`add -> 256x56x56, shortcut projection (16,896 params, 51,380,224 MACs)`: each merge's output,
+    and for a residual add the shortcut the policy chose and what its inserted ops cost."""
+    items = []
+    for net, m in merges:
+        text = f"{m.node.kind} -> {show_shape(m.node.shape)}"
+        if m.node.shortcut:
+            text += f", shortcut {m.node.shortcut}"
+            inserted = [n for n in net.ops.nodes.values() if n.inserted and n.merge == m.name]
+            if inserted:
+                text += f" ({sum(n.params for n in inserted):,} params, {sum(n.macs for n in inserted):,} MACs)"
+        items.append((_where(m.network, m.node.stage or m.node.part or m.network, several_networks), m.name, text))
+    return grouped_lines(items)
+
+
 def block_instances(analysis: Analysis, span: Span) -> list[tuple[Network, BlockRecord]]:
     """Every block instance the call at `span` made (a stage: each repetition), with its figures."""
     found = []

@@ -17,6 +17,7 @@ from .. import syntax as ast
 from ..errors import Span
 from ..functions import FUNCTIONS
 from ..graph import show_shape
+from ..near_keywords import BODY_KEYWORDS
 from ..ops import ALL, OPS
 from ..ops.base import REQUIRED, OpKind, Option
 from ..outputs import show_outputs
@@ -55,6 +56,10 @@ def hover_text(analysis: Analysis, occ: Occurrence) -> str | None:
         return label_hover(analysis, occ.name, occ.node.span, occ.node.element.span)
     if occ.kind == "label" and isinstance(occ.node, ast.Group):
         return label_hover(analysis, occ.name, occ.node.span, occ.node.span)
+    if occ.kind == "section" and isinstance(occ.node, ast.Section):
+        return section_hover(analysis, occ.node)
+    if occ.kind == "construct" and isinstance(occ.node, (ast.Residual, ast.Branches)):
+        return construct_hover(analysis, occ.name, occ.node)
     if occ.kind == "keyword":
         return keyword_hover(analysis, occ, target)
     if occ.kind == "function":
@@ -261,6 +266,26 @@ def _stages_of_call(analysis: Analysis, call: ast.Call):
             if facts.inside(call.span, stage.span) and stage.span.line == call.span.line:
                 found.append((net, stage, facts.part_named(net, stage.name)))
     return found
+
+
+def section_hover(analysis: Analysis, section: ast.Section) -> str:
+    """`stem` / `head`: the summary's row for it in each checked network."""
+    lines = [f"`{section.kind}`: a section (it adds no level to the module names)"]
+    for net in analysis.networks.values():
+        part = facts.part_named(net, section.kind)
+        if part is not None:
+            where = f"{net.name}: " if len(analysis.networks) > 1 else ""
+            lines.append(f"{where}{show_shape(part.output_shape)} out, {part.params:,} params, {part.macs:,} MACs")
+    return "\n\n".join(lines)
+
+
+def construct_hover(analysis: Analysis, word: str, construct: ast.Residual | ast.Branches) -> str:
+    """`residual`, `dense`, `branches`: the merges it made, their shapes and the shortcuts chosen."""
+    merges = facts.merge_instances(analysis, construct.span)
+    lines = [f"`{word}`: {BODY_KEYWORDS.get(word, 'a merge')}"]
+    several = len({net.name for net, _ in merges}) > 1
+    lines += [f"- {line}" for line in facts.merge_lines(merges, several)]
+    return "\n".join(lines)
 
 
 def label_hover(analysis: Analysis, name: str, span: Span, element_span: Span, defined_at: Span | None = None) -> str:

@@ -12,6 +12,7 @@ positions.py turns them into LSP positions.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,7 +36,8 @@ class Occurrence:
     signature), "call" (a block, network or op called, a `defaults` line's or an alias's target),
     "keyword" (an argument's name or shorthand; `owner` is what it is passed to), "name" (read in
     an expression), "function" (a builtin), "label" (a label or group name where it is given),
-    "label_ref" (a label read by `from`, `output`, `project_from`), "use" (a `use` path)."""
+    "label_ref" (a label read by `from`, `output`, `project_from`), "use" (a `use` path), "section"
+    (`stem`, `head`), "construct" (the keyword of `residual`, `dense`, `branches`)."""
 
     kind: str
     name: str
@@ -155,8 +157,10 @@ def _element(e: ast.Element, d: ast.Definition, lines: list[str]) -> Iterator[Oc
             yield Occurrence("label", _dotted(e.parts) or e.name, e.name_span, d, e, key=key)
         yield from _body(e.body, d, lines)
     elif isinstance(e, ast.Section):
+        yield Occurrence("section", e.kind, name_span(e.span, e.kind), d, e)
         yield from _body(e.body, d, lines)
     elif isinstance(e, ast.Residual):
+        yield from _keyword_at(e, d, lines)
         for arg in e.args:
             if arg.name == "project_from" and isinstance(arg.value, ast.Name):
                 yield Occurrence("keyword", arg.name, name_span(arg.span, arg.name), d, arg, "residual")
@@ -173,11 +177,20 @@ def _element(e: ast.Element, d: ast.Definition, lines: list[str]) -> Iterator[Oc
         else:
             yield from _body(e.orelse, d, lines)
     elif isinstance(e, ast.Branches):
+        yield from _keyword_at(e, d, lines)
         yield from _args(e.args, d, "branches", frozenset())
         yield from _body(e.body, d, lines)
         yield from _body(e.attend, d, lines)
     elif isinstance(e, ast.Tap):
         yield from _label_ref(e.parts, e.span, d, e, lines)
+
+
+def _keyword_at(e: ast.Residual | ast.Branches, d: ast.Definition, lines: list[str]) -> Iterator[Occurrence]:
+    """The keyword a construct starts with (`residual`, `dense`, `branches`), as a "construct"."""
+    if e.span.line <= len(lines):
+        word = re.match(r"[A-Za-z_]+", lines[e.span.line - 1][e.span.column - 1 :])
+        if word is not None:
+            yield Occurrence("construct", word.group(0), name_span(e.span, word.group(0)), d, e)
 
 
 def _label_ref(parts: ast.LabelParts, span: Span, d: ast.Definition, node, lines: list[str]) -> Iterator[Occurrence]:

@@ -17,9 +17,8 @@ from .. import syntax as ast
 from ..ops import OPS
 from ..ops.base import OpKind
 from .analysis import Analysis
-from .completion import _provider, _text_before, open_call
+from .completion import _parameters_in_scope, _provider, _text_before, callee_template, open_call
 from .hover import option_text, source_text
-from .index import template_of
 from .positions import from_position
 
 
@@ -30,10 +29,10 @@ def signature_help(
     line, column = from_position(lines, position)
     head = _text_before(lines, line, column)
     provider = _provider(analysis, last_good)
-    library = provider.library
     call = open_call(head)
     if call is not None:
-        template = template_of(library, call[0]) if call[0] else None
+        scope = _parameters_in_scope(analysis, last_good, line)
+        template = callee_template(provider, call[0], scope) if call[0] else None
         return _block_help(provider, template, head[call[1] + 1 :]) if template is not None else None
     current = head.rsplit("\n", 1)[-1].split("->")[-1]
     current = re.sub(r'^\s*(?:"[^"]*"|[A-Za-z_][\w.\[\]]*)\s*:(?!=)', "", current)
