@@ -115,8 +115,12 @@ def test_hover_stage_line_shows_the_block_the_stage_and_its_instances(resnet, re
         rest = resnet_net.record.blocks["layer2.1"]
         assert f"layer2.0: {figures(first.in_shape, first.out_shape, first.params, first.macs)}" in text
         assert f"layer2.1, layer2.2, … (3): {figures(rest.in_shape, rest.out_shape, rest.params, rest.macs)}" in text
-        assert "block bottleneck(\n    planes,\n    stride = 1," in text  # the signature, one parameter a line
-        assert "planes = 128" in text and "stride = 2 (layer2.0), 1 (layer2.1, layer2.2, … (3))" in text
+        line = _line_of("blocks.res", r"^block bottleneck\(")
+        assert f"block `bottleneck` (blocks.res, line {line})" in text
+        # every parameter bound, in the signature's order
+        assert (
+            "bound arguments:\n```resdsl\nplanes = 128\nstride = 2 (layer2.0), 1 (layer2.1, layer2.2, … (3))\n" in text
+        )
 
 
 def test_hover_definition_shows_signature_and_the_checked_figures(resnet, resnet_net):

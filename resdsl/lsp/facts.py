@@ -211,7 +211,9 @@ def argument_lines(records: list[tuple[Network, BlockRecord]], limit: int = 40) 
     the instances differ."""
     if not records:
         return []
-    names = list(records[0][1].instance.arguments)
+    instance = records[0][1].instance
+    names = [p.name for p in instance.template.params if p.name in instance.arguments]  # as the signature
+    names += [n for n in instance.arguments if n not in names]
     lines = []
     for name in names[:limit]:
         values: dict[str, list[str]] = {}

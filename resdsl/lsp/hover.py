@@ -239,8 +239,10 @@ def call_hover(analysis: Analysis, call: ast.Call, target: Target | None) -> str
             if template
             else f"`{call.name}`: a parameter"
         )
-    if template is not None:
+    if template is not None and not records:
         lines.append(f"```resdsl\n{signature(analysis, template)}\n```")
+    elif template is not None:  # the bound arguments below list every parameter, with its value
+        lines.append(f"{template.kind} `{template.name}` ({_where_defined(template)})")
     several = len({net.name for net, _ in records}) > 1
     for net, stage, part in _stages_of_call(analysis, call):
         where = f"{net.name}." if several else ""
@@ -253,8 +255,12 @@ def call_hover(analysis: Analysis, call: ast.Call, target: Target | None) -> str
         lines.append("\n".join(f"- {line}" for line in facts.block_lines(records, several)))
         arguments = facts.argument_lines(records)
         if arguments:
-            lines.append("arguments:\n```resdsl\n" + "\n".join(arguments) + "\n```")
+            lines.append("bound arguments:\n```resdsl\n" + "\n".join(arguments) + "\n```")
     return "\n\n".join(lines) if lines else ""
+
+
+def _where_defined(d: ast.Definition) -> str:
+    return f"{os.path.basename(d.span.path)}, line {d.name_span.line}"
 
 
 def _stages_of_call(analysis: Analysis, call: ast.Call):
