@@ -133,7 +133,7 @@ def op_hover(analysis: Analysis, call: ast.Call, kind: OpKind) -> str:
         axes = len(first.in_shape) - 1 if first.in_shape else 2
         labels = list(dict.fromkeys(op_label(i.node.kind, i.node.attrs, axes) for i in instances))
         lines.append("```text\n" + "\n".join(labels) + "\n```")
-        lines += facts.op_lines(instances, len({i.network for i in instances}) > 1)
+        lines += [f"- {line}" for line in facts.op_lines(instances, len({i.network for i in instances}) > 1)]
         lines.append("")
         for option in kind.options:
             if option.name not in first.attrs:  # the node another kind (`upsample ... to_input`: a resize)
