@@ -335,3 +335,36 @@ def test_hover_sections_and_residual_show_the_summary_rows_and_the_shortcuts(res
         f"({projection['params']:,} params, {projection['macs']:,} MACs)"
     ) in text
     assert "in stage1 (2 instances): add -> 16x32x32, shortcut identity" in text
+
+
+def test_workspace_files_folders_first_then_the_library_and_handlers_never_raise(tmp_path, caplog):
+    from types import SimpleNamespace
+
+    from resdsl.library import specs_dir
+    from resdsl.lsp.features import LastGood, _workspace_texts, guarded
+
+    (tmp_path / "a.res").write_text("block a(w) {\n    conv w k3\n}\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.res").write_text("network b {\n")  # does not parse: still listed
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "c.res").write_text("block c(w) {\n    conv w k3\n}\n")
+    folder = SimpleNamespace(uri=tmp_path.as_uri())
+    server = SimpleNamespace(workspace=SimpleNamespace(folders={folder.uri: folder}, root_path=None))
+    paths = [Path(p) for p, _ in _workspace_texts(server)]
+    bundled = sorted(specs_dir().glob("*.res"))
+    assert paths[:2] == [tmp_path / "a.res", tmp_path / "sub" / "b.res"]
+    assert [p.name for p in paths[2:]] == [p.name for p in bundled]
+    names = {s.name for s in workspace_symbols("", _workspace_texts(server))}
+    assert {"a", "b", "bottleneck"} <= names and "c" not in names
+
+    def broken() -> str:
+        raise ValueError("a bug in a feature")
+
+    assert guarded(broken, None, "hover") is None
+    assert "hover failed" in caplog.text and "a bug in a feature" in caplog.text
+
+    last = LastGood()
+    good = _analysis("resnet.res")
+    assert last.update("u", good) is good
+    half = analyse(good.text + "\nnetwork x {\n", good.path)
+    assert last.update("u", half) is good  # a buffer that does not parse keeps the last good one

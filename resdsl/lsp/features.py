@@ -85,21 +85,21 @@ def register(
 
     @server.feature(lsp.TEXT_DOCUMENT_HOVER)
     def on_hover(params: lsp.HoverParams) -> lsp.Hover | None:
-        analysis = analysis_of(params.text_document.uri)
+        analysis, _ = current(params.text_document.uri)
         if analysis is None:
             return None
         return guarded(lambda: hover(analysis, params.position), None, "hover")
 
     @server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
     def on_definition(params: lsp.DefinitionParams) -> list[lsp.Location] | None:
-        analysis = analysis_of(params.text_document.uri)
+        analysis, _ = current(params.text_document.uri)
         if analysis is None:
             return None
         return guarded(lambda: definition(analysis, params.position) or None, None, "definition")
 
     @server.feature(lsp.TEXT_DOCUMENT_REFERENCES)
     def on_references(params: lsp.ReferenceParams) -> list[lsp.Location] | None:
-        analysis = analysis_of(params.text_document.uri)
+        analysis, _ = current(params.text_document.uri)
         if analysis is None:
             return None
         include = params.context.include_declaration if params.context else True
@@ -141,7 +141,7 @@ def register(
 
     @server.feature(lsp.TEXT_DOCUMENT_INLAY_HINT)
     def on_inlay_hint(params: lsp.InlayHintParams) -> list[lsp.InlayHint] | None:
-        analysis = analysis_of(params.text_document.uri)
+        analysis, _ = current(params.text_document.uri)
         if analysis is None:
             return None
         options: dict[str, Any] = guarded(settings, {}, "settings")
