@@ -159,6 +159,15 @@ def test_hover_label_read_by_from_and_output(tmp_path):
     assert "defined on line 21" in text
 
 
+def test_hover_input_and_output_statements():
+    fpn = _analysis("fpn.res")
+    net = resdsl.load("fpn")
+    assert hover_text(fpn, "    input 3 x image_size", "input") == f"`fpn` takes {show_shape(net.input_shape)}"
+    shapes = ", ".join(f"{o.key}: {show_shape(o.shape)}" for o in net.outputs)
+    assert hover_text(fpn, "    output 0:", "output") == f"`fpn` returns a dict: {{{shapes}}}"
+    assert shapes.startswith("0: 256x56x56, 1: 256x28x28")
+
+
 def test_hover_use_path_and_nothing_in_a_comment(resnet):
     text = hover_text(resnet, 'use "blocks.res"', "blocks")
     assert "`bottleneck`" in text and "blocks.res" in text

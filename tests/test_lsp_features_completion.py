@@ -103,6 +103,18 @@ def test_expressions_offer_parameters_builtins_and_top_level_keywords(good, tmp_
     assert complete(*typed("    conv 64  # a comm"), good).items == []
 
 
+def test_from_output_and_project_from_complete_the_labels(good):
+    for line in (
+        "    from lay",
+        "    output layer1, lay",
+        "    output 0: layer1, 1: la",
+        "    residual(project_from = ",
+    ):
+        found = labels(complete(*typed(line), good))
+        assert {"layer1", "layer2", "layer3", "layer4", "maxpool"} <= set(found), line
+        assert "depth" not in found and "conv" not in found
+
+
 def _top(text: str, tmp_path):
     analysis = analyse(text, str(tmp_path / "new.res"))
     return analysis, lsp.Position(line=0, character=len(text))

@@ -28,7 +28,7 @@ from ..ops.base import REQUIRED
 from ..values import NORMS, POLICIES, Symbol
 from .analysis import Analysis
 from .hover import op_doc, option_text, signature, source_text
-from .index import BOUND_NAMES, template_of
+from .index import BOUND_NAMES, labels_of, template_of
 from .positions import from_position
 
 # Keywords a body's line may start with, and what they do.
@@ -99,6 +99,8 @@ def _items(
         return [_word(p, "shortcut policy") for p in POLICIES] + _parameters(analysis, scope)
     if re.search(r"(^|\s)norm\s+[A-Za-z_]*$", before):
         return [_word(n, "norm kind") for n in NORMS] + _parameters(analysis, scope)
+    if re.search(r"(\bfrom\s+|^\s*output\s+(?:.*,\s*)?(?:\w+\s*:\s*)?|\bproject_from\s*=\s*)[\w.]*$", before):
+        return _labels(analysis, before_line=len(head.splitlines()))
     callee = _open_call(head)
     if callee is not None:
         return _arguments(analysis, callee, library, scope) + _expression(analysis, library, scope)
@@ -138,6 +140,16 @@ def open_call(head: str) -> tuple[str, int] | None:
         elif c in "{}":
             return None
     return None
+
+
+def _labels(analysis: Analysis, before_line: int) -> list[lsp.CompletionItem]:
+    """The labels and groups of the definition the cursor is in (those above the cursor first): what
+    `from`, `output` and `project_from` read."""
+    for d in analysis.module.definitions:
+        if d.span.line <= before_line <= d.span.end_line:
+            found = dict.fromkeys(o.name for o in labels_of(d))
+            return [_word(name, "label", lsp.CompletionItemKind.Reference) for name in found]
+    return []
 
 
 def _parameters_in_scope(analysis: Analysis, last_good: Analysis | None, line: int) -> list[ast.Param]:

@@ -60,6 +60,8 @@ def hover_text(analysis: Analysis, occ: Occurrence) -> str | None:
         return section_hover(analysis, occ.node)
     if occ.kind == "construct" and isinstance(occ.node, (ast.Residual, ast.Branches)):
         return construct_hover(analysis, occ.name, occ.node)
+    if occ.kind == "statement":
+        return statement_hover(analysis, occ)
     if occ.kind == "keyword":
         return keyword_hover(analysis, occ, target)
     if occ.kind == "function":
@@ -292,6 +294,19 @@ def construct_hover(analysis: Analysis, word: str, construct: ast.Residual | ast
     several = len({net.name for net, _ in merges}) > 1
     lines += [f"- {line}" for line in facts.merge_lines(merges, several)]
     return "\n".join(lines)
+
+
+def statement_hover(analysis: Analysis, occ: Occurrence) -> str | None:
+    """`input`: the network's input shape; `output`: what it returns (a list or a dict of shapes)."""
+    lines = []
+    for net in analysis.networks.values():
+        if net.template is not occ.definition:
+            continue
+        if occ.name == "input":
+            lines.append(f"`{net.name}` takes {show_shape(net.input_shape)}")
+        elif net.output_form != "tensor":
+            lines.append(f"`{net.name}` returns a {net.output_form}: {show_outputs(net.outputs, net.output_shape)}")
+    return "\n\n".join(lines) or None
 
 
 def label_hover(analysis: Analysis, name: str, span: Span, element_span: Span, defined_at: Span | None = None) -> str:

@@ -15,7 +15,6 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 
 from .. import syntax as ast
 from ..errors import Span
@@ -37,7 +36,8 @@ class Occurrence:
     "keyword" (an argument's name or shorthand; `owner` is what it is passed to), "name" (read in
     an expression), "function" (a builtin), "label" (a label or group name where it is given),
     "label_ref" (a label read by `from`, `output`, `project_from`), "use" (a `use` path), "section"
-    (`stem`, `head`), "construct" (the keyword of `residual`, `dense`, `branches`)."""
+    (`stem`, `head`), "construct" (the keyword of `residual`, `dense`, `branches`), "statement"
+    (`input`, `output`)."""
 
     kind: str
     name: str
@@ -125,6 +125,7 @@ def _body(body: ast.Body | None, d: ast.Definition, lines: list[str]) -> Iterato
                     )
                 yield from _element(link.element, d, lines)
         elif isinstance(s, ast.Input):
+            yield Occurrence("statement", "input", name_span(s.span, "input"), d, s)
             for dim in s.dims:
                 yield from _expr(dim, d, frozenset())
         elif isinstance(s, ast.Shortcut):
@@ -138,6 +139,7 @@ def _body(body: ast.Body | None, d: ast.Definition, lines: list[str]) -> Iterato
         elif isinstance(s, ast.Require):
             yield from _expr(s.test, d, frozenset())
         elif isinstance(s, ast.Output):
+            yield Occurrence("statement", "output", name_span(s.span, "output"), d, s)
             for item in s.items:
                 yield from _label_ref(item.parts, item.point_span, d, item, lines)
 
@@ -248,17 +250,24 @@ def _expr(e: ast.Expr | ast.Interpolation, d: ast.Definition, local: frozenset[s
 # ---- the buffer's index, and what a name refers to ----------------------------------------------
 
 
-def buffer_lines(analysis: Analysis) -> list[str]:
-    return analysis.text.splitlines()
-
-
 def buffer_occurrences(analysis: Analysis) -> list[Occurrence]:
-    return _cached_occurrences(analysis.module, analysis.text)
+    """The buffer's occurrences, listed once per syntax tree (every request of one version shares them).
+    Keyed by the tree's identity: two parses of one text are equal but hold different nodes, and the
+    checked networks point at their own."""
+    key = id(analysis.module)
+    held = _BY_TREE.get(key)
+    if held is None or held[0] is not analysis.module:
+        held = (
+            analysis.module,
+            occurrences(analysis.module.definitions, analysis.module.uses, analysis.text.splitlines()),
+        )
+        _BY_TREE[key] = held
+        while len(_BY_TREE) > 32:
+            del _BY_TREE[next(iter(_BY_TREE))]
+    return held[1]
 
 
-@lru_cache(maxsize=64)
-def _cached_occurrences(module: ast.SourceFile, text: str) -> list[Occurrence]:
-    return occurrences(module.definitions, module.uses, text.splitlines())
+_BY_TREE: dict[int, tuple[ast.SourceFile, list[Occurrence]]] = {}
 
 
 def at(analysis: Analysis, line: int, column: int) -> Occurrence | None:
@@ -273,24 +282,6 @@ def at(analysis: Analysis, line: int, column: int) -> Occurrence | None:
 
 def _size(span: Span) -> tuple[int, int]:
     return (span.end_line - span.line, span.end_column - span.column if span.end_line == span.line else 10**6)
-
-
-def enclosing_definition(analysis: Analysis, line: int) -> ast.Definition | None:
-    for d in analysis.module.definitions:
-        if d.span.line <= line <= d.span.end_line:
-            return d
-    return None
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where a name is defined: a definition, a parameter, a label, a file, an op or builtin."""
-
-    kind: str  # "definition" | "param" | "label" | "file" | "op" | "function" | "bound" | "word"
-    name: str
-    span: Span | None  # None: defined by resdsl itself (an op, a builtin, `repetition`)
-    node: object = None  # the Definition, Param, Link or Group; the op's OpKind
-    path: str | None = None  # "file": the used file's path
 
 
 def template_of(library: Library | None, name: str) -> ast.Template | None:
