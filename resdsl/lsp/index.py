@@ -284,6 +284,17 @@ def _size(span: Span) -> tuple[int, int]:
     return (span.end_line - span.line, span.end_column - span.column if span.end_line == span.line else 10**6)
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where a name is defined: a definition, a parameter, a label, a file, an op or builtin."""
+
+    kind: str  # "definition" | "param" | "label" | "file" | "op" | "function" | "bound" | "word"
+    name: str
+    span: Span | None  # None: defined by resdsl itself (an op, a builtin, `repetition`)
+    node: object = None  # the Definition, Param, Link or Group; the op's OpKind
+    path: str | None = None  # "file": the used file's path
+
+
 def template_of(library: Library | None, name: str) -> ast.Template | None:
     """The template a block or network name stands for, aliases followed."""
     seen: set[str] = set()
