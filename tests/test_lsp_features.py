@@ -377,3 +377,22 @@ def test_workspace_files_folders_first_then_the_library_and_handlers_never_raise
     assert last.update("u", good) is good
     half = analyse(good.text + "\nnetwork x {\n", good.path)
     assert last.update("u", half) is good  # a buffer that does not parse keeps the last good one
+
+
+def test_cifar_resnet_option_a_shortcuts_and_the_resnet20_alias():
+    """CIFAR ResNets (option A: zero-padded identity shortcuts, no parameters): the residual's hover
+    names the zero-pad shortcut at the strided blocks; resnet20's alias line gets the network's figures."""
+    family = _analysis("cifar_resnet.res")
+    net = resdsl.load("cifar_resnet")
+    adds = {n: node for n, node in net.ops.nodes.items() if node.is_merge}
+    kinds = {node.shortcut for node in adds.values()}
+    assert kinds == {"identity", "zeropad"}
+    hint = {h.label for h in inlay_hints(family)}
+    assert f"→ {show_shape(net.record.blocks['layer3.2'].out_shape)}" in hint
+    text = hover_text(family, "layer2: unit(width * 2)", "layer2")
+    assert "stage `layer2`: basic ×3, stride 2, shortcut A" in text
+    resnet20 = _analysis("resnet20.res")
+    net20 = resdsl.load("resnet20")
+    [alias_hint] = inlay_hints(resnet20)
+    assert alias_hint.label == f"→ 10, {net20.params:,} params, {net20.macs:,} MACs"
+    assert net20.params == 269_722  # 0.27M (He et al. 2015, table 6); option A adds no parameters
