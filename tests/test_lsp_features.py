@@ -66,6 +66,8 @@ def test_hover_op_call_shows_shapes_costs_label_and_options(resnet, resnet_net):
     assert text.startswith("**conv**: convolution")
     assert "conv 7×7, 64, /2" in text  # the label summary and draw give it
     assert "- `stride` = 2" in text and "- `padding` = 3" in text and "- `out` = 64" in text
+    text = hover_text(resnet, "conv width k7 s2", "s2")  # a shorthand: the option and its value
+    assert text.startswith("option of `conv`: `stride` (`s`): int") and text.endswith("`stride` = 2")
 
 
 TWO_STAGES = """\

@@ -360,12 +360,25 @@ def keyword_hover(analysis: Analysis, occ: Occurrence, target: Target | None) ->
     kind = OPS.get(occ.owner or "")
     option = kind.option(occ.name) if kind else None
     if option is not None:
-        return f"option of `{occ.owner}`: {option_text(option)}"
+        text = f"option of `{occ.owner}`: {option_text(option)}"
+        made = [i for i in _ops_around(analysis, occ.span) if i.node.kind == occ.owner]
+        values = list(dict.fromkeys(show(_plain(i.node.attrs.get(option.name))) for i in made))
+        return text + (f"\n\n`{option.name}` = {' | '.join(values)}" if values else "")
     owner_template = _chosen_template(analysis, occ)
     param = param_of(owner_template, occ.name)
     if param is not None and owner_template is not None:
         return param_hover(analysis, Target("param", param.name, param.span, param), occ)
     return None
+
+
+def _ops_around(analysis: Analysis, span: Span) -> list[facts.OpInstance]:
+    """The ops made by the call whose text holds `span` (an argument of it)."""
+    return [
+        facts.OpInstance(net.name, name, node)
+        for net in analysis.networks.values()
+        for name, node in net.ops.nodes.items()
+        if not node.inserted and facts.inside(span, node.span)
+    ]
 
 
 def _chosen_template(analysis: Analysis, occ: Occurrence) -> ast.Template | None:

@@ -343,9 +343,7 @@ def target_of(analysis: Analysis, occ: Occurrence | None) -> Target | None:
         param = param_of(template, occ.name)
         if param is not None:
             return Target("param", occ.name, name_span(param.span, param.name), param)
-        if isinstance(d, ast.Alias) and occ.owner == d.target:
-            return None
-        return None
+        return None  # an op's option (hover.py describes it), or a block's unknown parameter
     if occ.kind in ("name", "call"):
         if occ.kind == "name" and occ.name in occ.local:
             return None
