@@ -27,7 +27,7 @@ from ..ops import OPS
 from ..ops.base import REQUIRED
 from ..values import NORMS, POLICIES, Symbol
 from .analysis import Analysis
-from .hover import op_doc, option_text, signature, source_text
+from .describe import op_doc, option_text, signature, source_text
 from .index import BOUND_NAMES, labels_of, template_of
 from .positions import from_position
 

@@ -20,7 +20,7 @@ from ..graph import show_shape
 from ..values import Symbol
 from . import facts
 from .analysis import Analysis
-from .hover import _source, signature
+from .describe import signature, source_of
 from .index import Occurrence, at, name_span, references, target_of, template_of
 from .positions import from_position, to_range, uri_of
 
@@ -32,7 +32,7 @@ def location(analysis: Analysis, span: Span) -> lsp.Location:
 
 
 def _text_of(analysis: Analysis, path: str) -> str:
-    text = _source(analysis, path)
+    text = source_of(analysis, path)
     if not text and os.path.isfile(path):
         with open(path, encoding="utf-8", errors="replace") as f:
             text = f.read()

@@ -18,7 +18,7 @@ from ..ops import OPS
 from ..ops.base import OpKind
 from .analysis import Analysis
 from .completion import _parameters_in_scope, _provider, _text_before, callee_template, open_call
-from .hover import option_text, source_text
+from .describe import option_text, source_text
 from .positions import from_position
 
 
