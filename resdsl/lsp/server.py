@@ -20,7 +20,7 @@ import functools
 import logging
 import re
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 from urllib.parse import unquote  # pygls's workspace keys a document by its URI unquoted
 
@@ -211,14 +211,25 @@ def build_server() -> ResdslServer:
 
 
 def _refresh(server: ResdslServer, uri: str) -> None:
-    """Analyse `uri` and the buffers that read it, then publish what changed (`uri`'s always: its
-    client waits for diagnostics of this version)."""
-    analysed = server.documents.changed(uri)
-    _publish(server, always=analysed)
+    """Analyse `uri` and publish its diagnostics (its client waits for this version's), then analyse
+    each open buffer that reads it (editing blocks.res changes what resnet.res shows) and publish
+    what changed. Until they are redone, what their analyses found in `uri` is not shown: it may be
+    what the edit just fixed."""
+    documents = server.documents
+    documents.changed(uri)
+    readers = documents.readers_of(uri)
+    _publish(server, always=[uri], only=[uri], stale=readers)
+    for reader in readers:
+        documents.changed(reader)
+    if readers:
+        _publish(server, always=readers)
 
 
-def _publish(server: ResdslServer, always: tuple[str, ...] | list[str]) -> None:
-    for uri, (version, diagnostics) in server.documents.publishable().items():
+def _publish(
+    server: ResdslServer, always: Collection[str], only: Collection[str] | None = None, stale: Collection[str] = ()
+) -> None:
+    """Publish the diagnostics of the open buffers (those in `only`) that changed, and of `always`."""
+    for uri, (version, diagnostics) in server.documents.publishable(only, stale).items():
         if uri in always or server.documents.published.get(uri) != diagnostics:
             server.documents.published[uri] = diagnostics
             server.text_document_publish_diagnostics(
