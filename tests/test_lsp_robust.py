@@ -12,6 +12,7 @@ from lsp_client import SERVER, SPECS, diagnostics, edit, open_file, replace_all,
 from lsprotocol import types as lsp
 from pytest_lsp import LanguageClient
 
+from resdsl.cli import build_parser
 from resdsl.lsp import documents as documents_module
 from resdsl.lsp.documents import Buffer, Documents
 from resdsl.lsp.server import build_server, guarded
@@ -121,3 +122,10 @@ def test_a_handler_that_raises_answers_empty():
     [entry] = logged
     assert entry.type == lsp.MessageType.Error
     assert "hover failed" in entry.message and "ValueError: bad" in entry.message and "Traceback" in entry.message
+
+
+def test_the_command_line_takes_what_clients_pass():
+    """vscode-languageclient passes `--stdio`; `--log-file` is optional."""
+    args = build_parser().parse_args(["lsp", "--stdio", "--log-file", "lsp.log"])
+    assert (args.command, args.stdio, args.log_file) == ("lsp", True, "lsp.log")
+    assert build_parser().parse_args(["lsp"]).log_file is None

@@ -169,6 +169,9 @@ async def test_quick_fixes_and_formatting(client: LanguageClient, tmp_path):
         (_range(2, 0, 3, 0), "    input 3x8x8\n"),
         (_range(4, 0, 5, 0), "    fc 8\n"),
     ]
+    only_line_5 = lsp.DocumentRangeFormattingParams(text_document=ident, range=_range(4, 2, 4, 5), options=options)
+    edits = await client.text_document_range_formatting_async(only_line_5)
+    assert [(e.range, e.new_text) for e in edits] == [(_range(4, 0, 5, 0), "    fc 8\n")]
     replace_all(client, uri, 3, "network n {\n  input 3x8x8 ->\n")
     await diagnostics(client, uri, 3)
     assert not await client.text_document_formatting_async(

@@ -34,7 +34,7 @@ from ..version import __version__
 from .actions import code_actions
 from .analysis import Analysis
 from .documents import Buffer, Documents
-from .formatting import format_document
+from .formatting import format_document, format_range
 from .positions import path_of
 
 logger = logging.getLogger(__name__)
@@ -203,6 +203,14 @@ def build_server() -> ResdslServer:
         if document is None:
             return None
         return format_document(document.source, path_of(params.text_document.uri))
+
+    @server.feature(lsp.TEXT_DOCUMENT_RANGE_FORMATTING)
+    @guarded(server, empty=None)
+    def range_formatting(ls: ResdslServer, params: lsp.DocumentRangeFormattingParams) -> list[lsp.TextEdit] | None:
+        document = ls.workspace.text_documents.get(unquote(params.text_document.uri))
+        if document is None:
+            return None
+        return format_range(document.source, path_of(params.text_document.uri), params.range)
 
     from .features import register as register_features
 
