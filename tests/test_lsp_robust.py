@@ -14,8 +14,10 @@ from pytest_lsp import LanguageClient
 
 from resdsl.cli import build_parser
 from resdsl.lsp import documents as documents_module
+from resdsl.lsp.analysis import ParseCache, analyse
 from resdsl.lsp.documents import Buffer, Documents
 from resdsl.lsp.server import build_server, guarded
+from resdsl.parse import MAX_SOURCE_BYTES
 
 
 @pytest_lsp.fixture(config=SERVER)
@@ -129,3 +131,12 @@ def test_the_command_line_takes_what_clients_pass():
     args = build_parser().parse_args(["lsp", "--stdio", "--log-file", "lsp.log"])
     assert (args.command, args.stdio, args.log_file) == ("lsp", True, "lsp.log")
     assert build_parser().parse_args(["lsp"]).log_file is None
+
+
+def test_a_buffer_too_large_is_refused_and_not_remembered():
+    cache = ParseCache()
+    text = "# " + "x" * (MAX_SOURCE_BYTES + 10) + "\n"
+    for version in (1, 2):
+        analysis = analyse(text + "#" * version, "/tmp/big.res", version=version, cache=cache)
+        assert [d.code for d in analysis.diagnostics] == ["E0105"]
+    assert len(cache._trees) == 0  # 128 versions of a 10 MB buffer would hold 1.3 GB

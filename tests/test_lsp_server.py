@@ -127,6 +127,15 @@ async def test_an_error_inside_a_used_block(client: LanguageClient, tmp_path):
     assert await diagnostics(client, lib, 2) == []
     assert await diagnostics(client, main, 1, since=mark) == []
 
+    mark = len(client.published)
+    edit(client, lib, 3, 2, 20, (2, 21), "3")  # broken again, unsaved ...
+    [again] = await diagnostics(client, main, 1, since=mark)
+    assert again.code == "E0402"
+    mark = len(client.published)
+    client.text_document_did_close(lsp.DidCloseTextDocumentParams(text_document=lsp.TextDocumentIdentifier(uri=lib)))
+    assert await diagnostics(client, main, 1, since=mark) == []  # ... and closed: main reads the file on disk
+    assert client.published[mark][:3] == (lib, None, [])
+
 
 QUICK_FIXES = """\
 # a spec with two mistakes
