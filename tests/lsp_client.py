@@ -36,7 +36,7 @@ def record(client: LanguageClient) -> None:
 
 async def start(client: LanguageClient, options: dict | None = None) -> lsp.InitializeResult:
     record(client)
-    return await client.initialize_session(
+    client.initialize_result = await client.initialize_session(  # type: ignore[attr-defined]
         lsp.InitializeParams(
             capabilities=lsp.ClientCapabilities(
                 general=lsp.GeneralClientCapabilities(
@@ -58,6 +58,7 @@ async def start(client: LanguageClient, options: dict | None = None) -> lsp.Init
             initialization_options=options,
         )
     )
+    return client.initialize_result  # type: ignore[attr-defined]
 
 
 async def diagnostics(

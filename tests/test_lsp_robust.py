@@ -140,3 +140,17 @@ def test_a_buffer_too_large_is_refused_and_not_remembered():
         analysis = analyse(text + "#" * version, "/tmp/big.res", version=version, cache=cache)
         assert [d.code for d in analysis.diagnostics] == ["E0105"]
     assert len(cache._trees) == 0  # 128 versions of a 10 MB buffer would hold 1.3 GB
+
+
+def test_a_conversion_bug_still_answers_the_version(monkeypatch):
+    logged: list[str] = []
+    open_now = {"file:///tmp/a.res": Buffer("file:///tmp/a.res", "network n {\n}\n", 7)}
+    docs = Documents(lambda: open_now, logged.append)
+    docs.changed("file:///tmp/a.res")
+
+    def broken(*args):
+        raise IndexError("off the end")
+
+    monkeypatch.setattr(documents_module, "diagnostics_for", broken)
+    [(version, [shown])] = docs.publishable().values()
+    assert version == 7 and "IndexError: off the end" in shown.message and "Traceback" in logged[0]

@@ -40,6 +40,9 @@ network n {
 async def test_diagnostics_of_one_buffer(client: LanguageClient, tmp_path):
     """A bundled spec checks clean; a syntax error, a shape error and a warning each at its range,
     with its code, link and severity; an emoji before an error counts two UTF-16 units; close clears."""
+    capabilities = client.initialize_result.capabilities
+    assert capabilities.position_encoding == lsp.PositionEncodingKind.Utf16  # though UTF-8 was offered first
+    assert capabilities.text_document_sync.change == lsp.TextDocumentSyncKind.Incremental
     shutil.copy(SPECS / "blocks.res", tmp_path / "blocks.res")
     resnet = tmp_path / "resnet.res"
     shutil.copy(SPECS / "resnet.res", resnet)

@@ -95,19 +95,27 @@ class Documents:
         for uri, buffer in buffers.items():
             if only is not None and uri not in only:
                 continue
-            path = path_of(uri)
-            found: list[lsp.Diagnostic] = []
-            if uri in self.crashes:
-                found.append(internal_error(self.crashes[uri]))
-            own = self.analyses.get(uri)
-            if own is not None:
-                found += diagnostics_for(own, path)
-            for other, analysis in self.analyses.items():
-                if other != uri and other in buffers and other not in stale:
-                    # what checking another buffer found in this file, once (its own check may find it too)
-                    found += [d for d in diagnostics_for(analysis, path) if d not in found]
+            try:
+                found = self._shown_in(uri, buffers, stale)
+            except Exception as exc:  # a bug in the conversion: the buffer still gets its version's answer
+                self._log(f"resdsl lsp: the diagnostics of {uri} failed:\n{traceback.format_exc()}")
+                found = [internal_error(f"{type(exc).__name__}: {str(exc)[:200]}")]
             shown[uri] = (buffer.version, found)
         return shown
+
+    def _shown_in(self, uri: str, buffers: dict[str, Buffer], stale: Collection[str]) -> list[lsp.Diagnostic]:
+        path = path_of(uri)
+        found: list[lsp.Diagnostic] = []
+        if uri in self.crashes:
+            found.append(internal_error(self.crashes[uri]))
+        own = self.analyses.get(uri)
+        if own is not None:
+            found += diagnostics_for(own, path)
+        for other, analysis in self.analyses.items():
+            if other != uri and other in buffers and other not in stale:
+                # what checking another buffer found in this file, once (its own check may find it too)
+                found += [d for d in diagnostics_for(analysis, path) if d not in found]
+        return found
 
     def _analyse(self, buffer: Buffer) -> Analysis:
         path = path_of(buffer.uri)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import sys
 import traceback
 from collections.abc import Callable, Collection
 from typing import Any, TypeVar
@@ -254,5 +255,9 @@ def serve_stdio(log_file: str | None = None) -> int:
     """Serve one client on stdin/stdout until it exits; the exit status."""
     if log_file:
         logging.basicConfig(filename=log_file, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    build_server().start_io()
+    # The protocol owns the real stdout; anything else that prints (a library's stray print) goes to
+    # stderr, where it cannot corrupt a message.
+    protocol_out = sys.stdout.buffer
+    sys.stdout = sys.stderr
+    build_server().start_io(sys.stdin.buffer, protocol_out)
     return 0
