@@ -48,6 +48,8 @@ async def test_diagnostics_of_one_buffer(client: LanguageClient, tmp_path):
     shutil.copy(SPECS / "resnet.res", resnet)
     uri = open_file(client, resnet)
     assert await diagnostics(client, uri, 1) == []
+    bundled = open_file(client, SPECS / "resnet152.res")  # the bundled file itself: resnet152 checked
+    assert await diagnostics(client, bundled, 1) == []
 
     path = tmp_path / "n.res"
     uri = open_file(client, path, SHAPE_ERROR)
