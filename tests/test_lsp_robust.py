@@ -154,3 +154,19 @@ def test_a_conversion_bug_still_answers_the_version(monkeypatch):
     monkeypatch.setattr(documents_module, "diagnostics_for", broken)
     [(version, [shown])] = docs.publishable().values()
     assert version == 7 and "IndexError: off the end" in shown.message and "Traceback" in logged[0]
+
+
+def test_an_edit_after_a_form_feed_lands_on_its_line():
+    """LSP ends lines at \\n, \\r\\n and \\r only; pygls's str.splitlines would also end one at the form
+    feed and the line separator of this comment, and apply the edit a line too early."""
+    from pygls.workspace.position_codec import PositionCodec
+
+    from resdsl.lsp.server import _Document
+
+    text = "# a \x0c comment \u2028 here\nnetwork n {\r\n    input 3x8x8\n}\n"
+    document = _Document("file:///tmp/a.res", source=text, version=1, position_codec=PositionCodec())
+    start = lsp.Position(line=2, character=4)
+    document.apply_change(
+        lsp.TextDocumentContentChangePartial(range=lsp.Range(start=start, end=start), text="conv 8 k3\n    ")
+    )
+    assert document.source == text.replace("    input", "    conv 8 k3\n    input")
