@@ -36,7 +36,7 @@ def record(client: LanguageClient) -> None:
 
 async def start(client: LanguageClient, options: dict | None = None) -> lsp.InitializeResult:
     record(client)
-    return await client.initialize_session(
+    client.initialize_result = await client.initialize_session(  # type: ignore[attr-defined]
         lsp.InitializeParams(
             capabilities=lsp.ClientCapabilities(
                 general=lsp.GeneralClientCapabilities(
@@ -58,13 +58,17 @@ async def start(client: LanguageClient, options: dict | None = None) -> lsp.Init
             initialization_options=options,
         )
     )
+    return client.initialize_result  # type: ignore[attr-defined]
 
 
-async def diagnostics(client: LanguageClient, uri: str, version: int, timeout: float = 20.0) -> list[lsp.Diagnostic]:
-    """The diagnostics the server published for `uri` at `version` (waits for them)."""
+async def diagnostics(
+    client: LanguageClient, uri: str, version: int, since: int = 0, timeout: float = 20.0
+) -> list[lsp.Diagnostic]:
+    """The diagnostics the server last published for `uri` at `version`, among the publications from
+    the `since`-th on (waits for them)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        for got_uri, got_version, found in reversed(client.published):  # type: ignore[attr-defined]
+        for got_uri, got_version, found in reversed(client.published[since:]):  # type: ignore[attr-defined]
             if got_uri == uri and got_version == version:
                 return found
         if asyncio.get_running_loop().time() > deadline:

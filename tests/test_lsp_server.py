@@ -40,11 +40,16 @@ network n {
 async def test_diagnostics_of_one_buffer(client: LanguageClient, tmp_path):
     """A bundled spec checks clean; a syntax error, a shape error and a warning each at its range,
     with its code, link and severity; an emoji before an error counts two UTF-16 units; close clears."""
+    capabilities = client.initialize_result.capabilities
+    assert capabilities.position_encoding == lsp.PositionEncodingKind.Utf16  # though UTF-8 was offered first
+    assert capabilities.text_document_sync.change == lsp.TextDocumentSyncKind.Incremental
     shutil.copy(SPECS / "blocks.res", tmp_path / "blocks.res")
     resnet = tmp_path / "resnet.res"
     shutil.copy(SPECS / "resnet.res", resnet)
     uri = open_file(client, resnet)
     assert await diagnostics(client, uri, 1) == []
+    bundled = open_file(client, SPECS / "resnet152.res")  # the bundled file itself: resnet152 checked
+    assert await diagnostics(client, bundled, 1) == []
 
     path = tmp_path / "n.res"
     uri = open_file(client, path, SHAPE_ERROR)
@@ -109,21 +114,32 @@ async def test_an_error_inside_a_used_block(client: LanguageClient, tmp_path):
     main = open_file(client, tmp_path / "main.res", MAIN)
     assert await diagnostics(client, main, 1) == []
 
+    mark = len(client.published)
     lib = open_file(client, tmp_path / "lib.res", LIB.replace("g=2", "g=3"))  # unsaved: main reads the buffer
     await diagnostics(client, lib, 1)
-    [found] = await diagnostics(client, main, 1)  # main analysed again, same version
+    [found] = await diagnostics(client, main, 1, since=mark)  # main analysed again, same version
     assert found.code == "E0402"
     assert found.range == _range(4, 12, 4, 23)  # `unit(16) x2`, the call in main.res
     assert found.message.startswith(f"in {tmp_path / 'lib.res'}:3:5: groups=3")
     where = [(r.location.uri, r.location.range.start.line) for r in found.related_information]
     assert where[0] == (lib, 2)  # the error itself, then the calls that led there
     assert (main, 4) in where
-    [in_lib] = client.diagnostics[lib]
+    [in_lib] = await diagnostics(client, lib, 1, since=mark + 1)  # again, with what checking main found
     assert (in_lib.code, in_lib.range.start) == ("E0402", lsp.Position(line=2, character=4))
 
+    mark = len(client.published)
     edit(client, lib, 2, 2, 20, (2, 21), "2")  # fixed in the editor: both files clear
     assert await diagnostics(client, lib, 2) == []
-    assert await diagnostics(client, main, 1) == []
+    assert await diagnostics(client, main, 1, since=mark) == []
+
+    mark = len(client.published)
+    edit(client, lib, 3, 2, 20, (2, 21), "3")  # broken again, unsaved ...
+    [again] = await diagnostics(client, main, 1, since=mark)
+    assert again.code == "E0402"
+    mark = len(client.published)
+    client.text_document_did_close(lsp.DidCloseTextDocumentParams(text_document=lsp.TextDocumentIdentifier(uri=lib)))
+    assert await diagnostics(client, main, 1, since=mark) == []  # ... and closed: main reads the file on disk
+    assert client.published[mark][:3] == (lib, None, [])
 
 
 QUICK_FIXES = """\
@@ -167,6 +183,9 @@ async def test_quick_fixes_and_formatting(client: LanguageClient, tmp_path):
         (_range(2, 0, 3, 0), "    input 3x8x8\n"),
         (_range(4, 0, 5, 0), "    fc 8\n"),
     ]
+    only_line_5 = lsp.DocumentRangeFormattingParams(text_document=ident, range=_range(4, 2, 4, 5), options=options)
+    edits = await client.text_document_range_formatting_async(only_line_5)
+    assert [(e.range, e.new_text) for e in edits] == [(_range(4, 0, 5, 0), "    fc 8\n")]
     replace_all(client, uri, 3, "network n {\n  input 3x8x8 ->\n")
     await diagnostics(client, uri, 3)
     assert not await client.text_document_formatting_async(

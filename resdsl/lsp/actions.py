@@ -100,8 +100,8 @@ def fixes(d: Diagnostic, analysis: Analysis, lines: list[str]) -> list[tuple[str
 
 
 def _meets(a: lsp.Range, b: lsp.Range) -> bool:
-    key = lambda p: (p.line, p.character)  # noqa: E731
-    return key(a.start) <= key(b.end) and key(b.start) <= key(a.end)
+    """The ranges share a line: the cursor anywhere on a diagnostic's line offers its fixes."""
+    return a.start.line <= b.end.line and b.start.line <= a.end.line
 
 
 def _edit(span: Span, lines: list[str], new_text: str) -> lsp.TextEdit:

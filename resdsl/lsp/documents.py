@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from lsprotocol import types as lsp
@@ -59,21 +59,20 @@ class Documents:
             found = self._analyse(buffer)
         return found
 
-    def changed(self, uri: str) -> list[str]:
-        """`uri` was opened, edited or saved: analyse it and every open buffer that reads it.
-        Returns the URIs analysed, the changed one first."""
-        buffers = self._buffers()
-        if uri not in buffers:
-            return []
-        self._analyse(buffers[uri])
-        done = [uri]
+    def changed(self, uri: str) -> None:
+        """`uri` was opened, edited or saved: analyse it (then `readers_of(uri)`, the caller's turn)."""
+        buffer = self._buffers().get(uri)
+        if buffer is not None:
+            self._analyse(buffer)
+
+    def readers_of(self, uri: str) -> list[str]:
+        """The other open buffers whose last analysis read the file at `uri` (they `use` it)."""
         path = path_of(uri)
-        for other, buffer in buffers.items():
-            found = self.analyses.get(other)
-            if other != uri and found is not None and any(same_file(path, p) for p in found.sources):
-                self._analyse(buffer)
-                done.append(other)
-        return done
+        return [
+            other
+            for other, found in self.analyses.items()
+            if other != uri and any(same_file(path, p) for p in found.sources)
+        ]
 
     def closed(self, uri: str) -> None:
         """`uri` was closed: forget it, and analyse again the buffers that read its editor text
@@ -86,24 +85,37 @@ class Documents:
             if found is not None and any(same_file(path, p) for p in found.sources):
                 self._analyse(buffer)
 
-    def publishable(self) -> dict[str, tuple[int | None, list[lsp.Diagnostic]]]:
-        """For every open buffer: its version and every diagnostic it shows now."""
+    def publishable(
+        self, only: Collection[str] | None = None, stale: Collection[str] = ()
+    ) -> dict[str, tuple[int | None, list[lsp.Diagnostic]]]:
+        """For every open buffer (or those in `only`): its version and every diagnostic it shows now,
+        leaving out what the `stale` buffers' analyses found in other files (they are being redone)."""
         buffers = self._buffers()
         shown: dict[str, tuple[int | None, list[lsp.Diagnostic]]] = {}
         for uri, buffer in buffers.items():
-            path = path_of(uri)
-            found: list[lsp.Diagnostic] = []
-            if uri in self.crashes:
-                found.append(internal_error(self.crashes[uri]))
-            own = self.analyses.get(uri)
-            if own is not None:
-                found += diagnostics_for(own, path)
-            for other, analysis in self.analyses.items():
-                if other != uri and other in buffers:
-                    # what checking another buffer found in this file, once (its own check may find it too)
-                    found += [d for d in diagnostics_for(analysis, path) if d not in found]
+            if only is not None and uri not in only:
+                continue
+            try:
+                found = self._shown_in(uri, buffers, stale)
+            except Exception as exc:  # a bug in the conversion: the buffer still gets its version's answer
+                self._log(f"resdsl lsp: the diagnostics of {uri} failed:\n{traceback.format_exc()}")
+                found = [internal_error(f"{type(exc).__name__}: {str(exc)[:200]}")]
             shown[uri] = (buffer.version, found)
         return shown
+
+    def _shown_in(self, uri: str, buffers: dict[str, Buffer], stale: Collection[str]) -> list[lsp.Diagnostic]:
+        path = path_of(uri)
+        found: list[lsp.Diagnostic] = []
+        if uri in self.crashes:
+            found.append(internal_error(self.crashes[uri]))
+        own = self.analyses.get(uri)
+        if own is not None:
+            found += diagnostics_for(own, path)
+        for other, analysis in self.analyses.items():
+            if other != uri and other in buffers and other not in stale:
+                # what checking another buffer found in this file, once (its own check may find it too)
+                found += [d for d in diagnostics_for(analysis, path) if d not in found]
+        return found
 
     def _analyse(self, buffer: Buffer) -> Analysis:
         path = path_of(buffer.uri)

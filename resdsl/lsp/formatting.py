@@ -30,3 +30,14 @@ def format_document(text: str, path: str) -> list[lsp.TextEdit]:
         )
         for e in edits
     ]
+
+
+def format_range(text: str, path: str, wanted: lsp.Range) -> list[lsp.TextEdit]:
+    """The edits of `format_document` that touch the lines of `wanted` (each replaces whole lines, so
+    any subset of them is a valid edit on its own)."""
+    last = wanted.end.line - (1 if wanted.end.character == 0 and wanted.end.line > wanted.start.line else 0)
+    return [
+        e
+        for e in format_document(text, path)
+        if e.range.start.line <= last and max(e.range.end.line - 1, e.range.start.line) >= wanted.start.line
+    ]

@@ -19,8 +19,9 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 from urllib.parse import unquote  # pygls's workspace keys a document by its URI unquoted
 
@@ -34,7 +35,7 @@ from ..version import __version__
 from .actions import code_actions
 from .analysis import Analysis
 from .documents import Buffer, Documents
-from .formatting import format_document
+from .formatting import format_document, format_range
 from .positions import path_of
 
 logger = logging.getLogger(__name__)
@@ -204,6 +205,14 @@ def build_server() -> ResdslServer:
             return None
         return format_document(document.source, path_of(params.text_document.uri))
 
+    @server.feature(lsp.TEXT_DOCUMENT_RANGE_FORMATTING)
+    @guarded(server, empty=None)
+    def range_formatting(ls: ResdslServer, params: lsp.DocumentRangeFormattingParams) -> list[lsp.TextEdit] | None:
+        document = ls.workspace.text_documents.get(unquote(params.text_document.uri))
+        if document is None:
+            return None
+        return format_range(document.source, path_of(params.text_document.uri), params.range)
+
     from .features import register as register_features
 
     register_features(server, analysis_of, settings)
@@ -211,14 +220,25 @@ def build_server() -> ResdslServer:
 
 
 def _refresh(server: ResdslServer, uri: str) -> None:
-    """Analyse `uri` and the buffers that read it, then publish what changed (`uri`'s always: its
-    client waits for diagnostics of this version)."""
-    analysed = server.documents.changed(uri)
-    _publish(server, always=analysed)
+    """Analyse `uri` and publish its diagnostics (its client waits for this version's), then analyse
+    each open buffer that reads it (editing blocks.res changes what resnet.res shows) and publish
+    what changed. Until they are redone, what their analyses found in `uri` is not shown: it may be
+    what the edit just fixed."""
+    documents = server.documents
+    documents.changed(uri)
+    readers = documents.readers_of(uri)
+    _publish(server, always=[uri], only=[uri], stale=readers)
+    for reader in readers:
+        documents.changed(reader)
+    if readers:
+        _publish(server, always=readers)
 
 
-def _publish(server: ResdslServer, always: tuple[str, ...] | list[str]) -> None:
-    for uri, (version, diagnostics) in server.documents.publishable().items():
+def _publish(
+    server: ResdslServer, always: Collection[str], only: Collection[str] | None = None, stale: Collection[str] = ()
+) -> None:
+    """Publish the diagnostics of the open buffers (those in `only`) that changed, and of `always`."""
+    for uri, (version, diagnostics) in server.documents.publishable(only, stale).items():
         if uri in always or server.documents.published.get(uri) != diagnostics:
             server.documents.published[uri] = diagnostics
             server.text_document_publish_diagnostics(
@@ -235,5 +255,9 @@ def serve_stdio(log_file: str | None = None) -> int:
     """Serve one client on stdin/stdout until it exits; the exit status."""
     if log_file:
         logging.basicConfig(filename=log_file, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    build_server().start_io()
+    # The protocol owns the real stdout; anything else that prints (a library's stray print) goes to
+    # stderr, where it cannot corrupt a message.
+    protocol_out = sys.stdout.buffer
+    sys.stdout = sys.stderr
+    build_server().start_io(sys.stdin.buffer, protocol_out)
     return 0
