@@ -161,6 +161,14 @@ def test_hover_label_read_by_from_and_output(tmp_path):
     assert "defined on line 21" in text
 
 
+def test_hover_keyword_argument_shows_the_value_at_that_call(tmp_path):
+    text = TWO_STAGES.replace("stage2: unit(32) x 3 s2", "stage2: unit(32, stride = 2)\n    unit(32, stride = 1)")
+    analysis = analyse(text, str(tmp_path / "tiny.res"))
+    assert "value: `2`" in hover_text(analysis, "stage2: unit(32, stride = 2)", "stride")
+    assert "value: `1`" in hover_text(analysis, "unit(32, stride = 1)", "stride")
+    assert "values: `1`, `2`" in hover_text(analysis, "block unit(w, stride = 1)", "stride")
+
+
 def test_hover_input_and_output_statements():
     fpn = _analysis("fpn.res")
     net = resdsl.load("fpn")

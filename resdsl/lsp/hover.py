@@ -243,6 +243,14 @@ def param_hover(analysis: Analysis, target: Target, occ: Occurrence) -> str:
     if owner is not None and occ.kind != "param":
         lines[-1] += f", line {param.span.line}"
     values = param_values(analysis, owner, param.name) if owner is not None else []
+    if occ.kind == "keyword" and owner is not None:  # an argument of one call: that call's instances
+        at_call = [
+            show(i.arguments[param.name])
+            for net in analysis.networks.values()
+            for i in net.instances
+            if i.template is owner and param.name in i.arguments and facts.inside(occ.span, i.span)
+        ]
+        values = list(dict.fromkeys(at_call)) or values
     if len(values) == 1:
         lines.append(f"value: `{values[0]}`")
     elif values:
