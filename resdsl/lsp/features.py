@@ -83,37 +83,41 @@ def register(
                 continue
         return modules
 
+    def answer(uri: str, what: str, default: T, compute: Callable[[Analysis, Analysis | None], T]) -> T:
+        """`compute(analysis, last_good)` for the open buffer `uri`; `default` when it is not open or
+        anything fails (the server's own lookup included)."""
+
+        def run() -> T:
+            analysis, good = current(uri)
+            return default if analysis is None else compute(analysis, good)
+
+        return guarded(run, default, what)
+
     @server.feature(lsp.TEXT_DOCUMENT_HOVER)
     def on_hover(params: lsp.HoverParams) -> lsp.Hover | None:
-        analysis, _ = current(params.text_document.uri)
-        if analysis is None:
-            return None
-        return guarded(lambda: hover(analysis, params.position), None, "hover")
+        return answer(params.text_document.uri, "hover", None, lambda a, _: hover(a, params.position))
 
     @server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
     def on_definition(params: lsp.DefinitionParams) -> list[lsp.Location] | None:
-        analysis, _ = current(params.text_document.uri)
-        if analysis is None:
-            return None
-        return guarded(lambda: definition(analysis, params.position) or None, None, "definition")
+        return answer(params.text_document.uri, "definition", None, lambda a, _: definition(a, params.position) or None)
 
     @server.feature(lsp.TEXT_DOCUMENT_REFERENCES)
     def on_references(params: lsp.ReferenceParams) -> list[lsp.Location] | None:
-        analysis, _ = current(params.text_document.uri)
-        if analysis is None:
-            return None
         include = params.context.include_declaration if params.context else True
-        return guarded(
-            lambda: find_references(analysis, params.position, include, workspace_modules(analysis)), None, "references"
+        return answer(
+            params.text_document.uri,
+            "references",
+            None,
+            lambda a, _: find_references(a, params.position, include, workspace_modules(a)),
         )
 
     @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
     def on_document_symbol(params: lsp.DocumentSymbolParams) -> list[lsp.DocumentSymbol] | None:
-        analysis, good = current(params.text_document.uri)
-        source = analysis if analysis is not None and analysis.module.definitions else good
-        if source is None:
-            return None
-        return guarded(lambda: document_symbols(source), None, "document symbols")
+        def symbols(analysis: Analysis, good: Analysis | None) -> list[lsp.DocumentSymbol] | None:
+            source = analysis if analysis.module.definitions else good  # mid-edit: the last version that parsed
+            return document_symbols(source) if source is not None else None
+
+        return answer(params.text_document.uri, "document symbols", None, symbols)
 
     @server.feature(lsp.WORKSPACE_SYMBOL)
     def on_workspace_symbol(params: lsp.WorkspaceSymbolParams) -> list[lsp.SymbolInformation]:
@@ -124,29 +128,25 @@ def register(
         lsp.CompletionOptions(trigger_characters=['"', "(", ","]),
     )
     def on_completion(params: lsp.CompletionParams) -> lsp.CompletionList | None:
-        analysis, good = current(params.text_document.uri)
-        if analysis is None:
-            return None
-        return guarded(lambda: complete(analysis, params.position, good), None, "completion")
+        return answer(params.text_document.uri, "completion", None, lambda a, good: complete(a, params.position, good))
 
     @server.feature(
         lsp.TEXT_DOCUMENT_SIGNATURE_HELP,
         lsp.SignatureHelpOptions(trigger_characters=["(", ","], retrigger_characters=[" ", "="]),
     )
     def on_signature_help(params: lsp.SignatureHelpParams) -> lsp.SignatureHelp | None:
-        analysis, good = current(params.text_document.uri)
-        if analysis is None:
-            return None
-        return guarded(lambda: signature_help(analysis, params.position, good), None, "signature help")
+        return answer(
+            params.text_document.uri,
+            "signature help",
+            None,
+            lambda a, good: signature_help(a, params.position, good),
+        )
 
     @server.feature(lsp.TEXT_DOCUMENT_INLAY_HINT)
     def on_inlay_hint(params: lsp.InlayHintParams) -> list[lsp.InlayHint] | None:
-        analysis, _ = current(params.text_document.uri)
-        if analysis is None:
-            return None
         options: dict[str, Any] = guarded(settings, {}, "settings")
         enabled = bool(options.get("inlayHints", True))
-        return guarded(lambda: inlay_hints(analysis, params.range, enabled), None, "inlay hints")
+        return answer(params.text_document.uri, "inlay hints", None, lambda a, _: inlay_hints(a, params.range, enabled))
 
 
 def _workspace_texts(server: LanguageServer) -> Iterator[tuple[str, str]]:
