@@ -167,3 +167,24 @@ def test_every_feature_answers_at_every_word_without_raising(name):
                 find_references(analysis, position)
                 signature_help(analysis, position)
                 complete(analysis, position)
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.62, 0.85])
+def test_every_feature_answers_on_a_half_typed_buffer(good, fraction):
+    """resnet.res cut mid-way (mid-word, mid-call): no syntax tree; each feature answers or gives None."""
+    text = RESNET.read_text()
+    text = text[: int(len(text) * fraction)]
+    analysis = analyse(text, str(RESNET))
+    assert analysis.errors
+    assert inlay_hints(analysis) == [] and document_symbols(analysis) == []
+    lines = text.splitlines()
+    for row in range(0, len(lines), 3):
+        for column in range(0, len(lines[row]) + 1, 7):
+            position = lsp.Position(line=row, character=column)
+            assert hover(analysis, position) is None and definition(analysis, position) == []
+            find_references(analysis, position)
+            signature_help(analysis, position, good)
+            complete(analysis, position, good)
+    # at the cut itself, completion still knows the library and the parameters; in a comment, nothing
+    end = lsp.Position(line=len(lines) - 1, character=len(lines[-1]))
+    assert bool(complete(analysis, end, good).items) == ("#" not in lines[-1])
