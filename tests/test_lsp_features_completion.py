@@ -135,6 +135,12 @@ def test_signature_help_for_block_and_op_calls(good):
     assert signature_help(analysis, position, good).signatures[0].label == sig.label
     assert "stride =" in labels(complete(analysis, position, good))
 
+    # a bracket in a comment above is no call
+    analysis, position = typed("    # a note (unclosed\n    conv 64 k3 s")
+    assert signature_help(analysis, lsp.Position(line=position.line + 1, character=16), good) is not None
+    analysis, position = typed("    # bottleneck(64, \n    relu -> bn")
+    assert signature_help(analysis, lsp.Position(line=position.line + 1, character=14), good) is None
+
     analysis, position = typed("    layer5: bottleneck(64, zero_init_last = tr")
     assert signature_help(analysis, position, good).active_parameter == names.index("zero_init_last")
 

@@ -83,8 +83,9 @@ def _provider(analysis: Analysis, last_good: Analysis | None) -> Analysis:
 def _text_before(lines: list[str], line: int, column: int, limit: int = 4000) -> str:
     """The buffer's text up to the cursor (its last `limit` characters): a call's arguments may
     span lines (`defaults` in resnet.res)."""
-    head = "\n".join(lines[: line - 1] + [lines[line - 1][: column - 1] if line <= len(lines) else ""])
-    return head[-limit:]
+    above = [re.sub(r"#.*", "", text) for text in lines[max(line - 1 - 200, 0) : line - 1]]  # comments out:
+    current = lines[line - 1][: column - 1] if line <= len(lines) else ""  # their brackets are no calls
+    return "\n".join(above + [current])[-limit:]
 
 
 def _items(
