@@ -406,3 +406,27 @@ def test_cifar_resnet_option_a_shortcuts_and_the_resnet20_alias():
     [alias_hint] = inlay_hints(resnet20)
     assert alias_hint.label == f"→ 10, {net20.params:,} params, {net20.macs:,} MACs"
     assert net20.params == 269_722  # 0.27M (He et al. 2015, table 6); option A adds no parameters
+
+
+def test_a_library_buffer_borrows_the_networks_of_the_open_buffers_that_use_it(resnet, resnet_net):
+    """blocks.res checks no network; with resnet.res open, an op of `bottleneck` shows resnet's figures."""
+    from resdsl.lsp.facts import with_networks_of
+
+    blocks = _analysis("blocks.res")
+    assert not blocks.networks
+    line = _line_of("blocks.res", r"^block bottleneck\(")
+    first_conv = next(
+        i for i, text in enumerate(blocks.text.splitlines(), 1) if i > line and text.strip().startswith("conv")
+    )
+    position = lsp.Position(line=first_conv - 1, character=blocks.text.splitlines()[first_conv - 1].index("conv") + 1)
+    alone = hover(blocks, position).contents.value
+    assert "(no checked network in this file made this op)" in alone
+    unrelated = _analysis("cifar_resnet.res")  # uses blocks.res too, but calls `basic` only
+    text = hover(with_networks_of(blocks, [("r", resnet), ("c", unrelated)]), position).contents.value
+    c1, c2 = resnet_net.ops.nodes["layer1.0.conv1"], resnet_net.ops.nodes["layer4.1.conv1"]
+    assert f"in layer1, layer1.0.conv1: {figures(c1.in_shape, c1.shape, c1.params, c1.macs)}" in text
+    assert (
+        f"in layer4, layer4.1.conv1, layer4.2.conv1 (2): {figures(c2.in_shape, c2.shape, c2.params, c2.macs)}" in text
+    )
+    assert "- `out` = 64 | 128 | 256 | 512" in text
+    assert with_networks_of(resnet, [("b", blocks)]) is resnet  # a buffer with networks keeps its own

@@ -83,6 +83,19 @@ async def test_every_feature_through_the_server(client: LanguageClient, tmp_path
     )
     assert f"→ {show_shape(part.output_shape)}" in [h.label for h in hints] and len(hints) == 6
 
+    # blocks.res open beside it: its hovers show the figures of resnet.res's network
+    blocks_path = tmp_path / "blocks.res"
+    blocks = open_file(client, blocks_path)
+    await diagnostics(client, blocks, 1)
+    block_lines = blocks_path.read_text().splitlines()
+    start = next(i for i, line in enumerate(block_lines) if line.startswith("block bottleneck("))
+    conv = next(i for i in range(start, len(block_lines)) if block_lines[i].strip().startswith("conv"))
+    found = await client.text_document_hover_async(
+        lsp.HoverParams(text_document=_doc(blocks), position=_at(conv, block_lines[conv].index("conv") + 1))
+    )
+    c1 = net.ops.nodes["layer1.0.conv1"]
+    assert f"in layer1, layer1.0.conv1: {show_shape(c1.in_shape)} -> {show_shape(c1.shape)}" in found.contents.value
+
     # a half-typed line: completion and signature help from the last analysis that parsed
     edit(client, uri, 2, stage + 1, 0, None, "    layer5: bottleneck(64, str\n")
     await diagnostics(client, uri, 2)

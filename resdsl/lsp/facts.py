@@ -10,7 +10,7 @@ their call's span, block instances theirs, stages their line's) and write their 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..calls import StageInfo
 from ..errors import Span
@@ -20,6 +20,21 @@ from ..record import BlockRecord, PartRecord
 from ..values import show
 from .analysis import Analysis
 from .positions import same_file
+
+
+def with_networks_of(analysis: Analysis, others: Iterable[tuple[str, Analysis]]) -> Analysis:
+    """A buffer of blocks alone (blocks.res) checks no network, so its hovers would show no figures:
+    borrow the checked networks of the other open buffers that use it (resnet.res open beside it), keyed
+    `uri#name` so that none is taken for one of the buffer's own definitions."""
+    if analysis.networks:
+        return analysis
+    borrowed: dict[str, Network] = {}
+    for uri, other in others:
+        if other is analysis or not any(same_file(path, analysis.path) for path in other.sources):
+            continue
+        for name, net in other.networks.items():
+            borrowed[f"{uri}#{name}"] = net
+    return replace(analysis, networks=borrowed) if borrowed else analysis
 
 
 def inside(inner: Span, outer: Span) -> bool:

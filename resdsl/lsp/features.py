@@ -24,6 +24,7 @@ from ..errors import SpecError
 from ..library import specs_dir
 from .analysis import Analysis, ParseCache
 from .completion import complete
+from .facts import with_networks_of
 from .hover import hover
 from .inlay import inlay_hints
 from .navigation import definition, document_symbols, find_references, workspace_symbols
@@ -93,9 +94,18 @@ def register(
 
         return guarded(run, default, what)
 
+    def open_analyses(uri: str) -> Iterator[tuple[str, Analysis]]:
+        """The analyses of the other open buffers (for a library file's hovers)."""
+        for other in list(server.workspace.text_documents):
+            if other != uri:
+                found = analysis_of(other)
+                if found is not None:
+                    yield other, found
+
     @server.feature(lsp.TEXT_DOCUMENT_HOVER)
     def on_hover(params: lsp.HoverParams) -> lsp.Hover | None:
-        return answer(params.text_document.uri, "hover", None, lambda a, _: hover(a, params.position))
+        uri = params.text_document.uri
+        return answer(uri, "hover", None, lambda a, _: hover(with_networks_of(a, open_analyses(uri)), params.position))
 
     @server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
     def on_definition(params: lsp.DefinitionParams) -> list[lsp.Location] | None:

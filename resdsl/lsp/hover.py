@@ -142,7 +142,7 @@ def definition_hover(analysis: Analysis, d: ast.Definition) -> str:
     elif d.kind == "block":
         uses = [r for n in analysis.networks.values() for r in n.record.blocks.values() if r.instance.called == d.name]
         if uses:
-            lines.append(f"called {len(uses)} times in this file's networks")
+            lines.append(f"called {len(uses)} times in the checked networks")
     return "\n\n".join(lines)
 
 
