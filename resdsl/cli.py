@@ -186,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_fmt_parser(commands)
     commands.add_parser("list", help="list the bundled specs")
+    lsp = commands.add_parser("lsp", help="the language server for editors, on stdin and stdout (docs/lsp.md)")
+    lsp.add_argument("--stdio", action="store_true", help="accepted and ignored: stdio is the only transport")
+    lsp.add_argument("--log-file", metavar="PATH", help="write the server's log to PATH")
     return parser
 
 
@@ -429,6 +432,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_lsp(args: argparse.Namespace) -> int:
+    from .lsp.server import serve_stdio
+
+    return serve_stdio(args.log_file)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -442,6 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "train": cmd_train,
             "fmt": cmd_fmt,
             "list": cmd_list,
+            "lsp": cmd_lsp,
         }[args.command]
         return handler(args)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)

@@ -236,7 +236,7 @@ def test_a_circle_is_found(tmp_path):
 def test_check_and_summary_import_neither_torch_nor_networkx_nor_graphviz():
     code = (
         "import sys; from resdsl.cli import main; main(['check', 'resnet50']); main(['summary', 'resnet20']);"
-        "heavy = [m for m in ('torch', 'networkx', 'graphviz') if m in sys.modules];"
+        "heavy = [m for m in ('torch', 'networkx', 'graphviz', 'pygls', 'lsprotocol') if m in sys.modules];"
         "sys.exit(f'imported {heavy}' if heavy else 0)"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

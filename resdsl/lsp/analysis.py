@@ -27,7 +27,7 @@ from ..elaborate import elaborate
 from ..errors import Diagnostic, Reporter, Span, SpecError, sorted_by_position
 from ..library import Library, read_library
 from ..network import Network
-from ..parse import decode, parse_module, read_source
+from ..parse import MAX_SOURCE_BYTES, decode, parse_module, read_source
 from ..pipeline import finish_network
 
 
@@ -42,6 +42,8 @@ class ParseCache:
         self._trees: OrderedDict[tuple[str, str], ast.SourceFile | SpecError] = OrderedDict()
 
     def parse(self, text: str, path: str) -> ast.SourceFile:
+        if len(text) > MAX_SOURCE_BYTES:  # refused at once (E0105); 128 copies of a 10 MB buffer are not kept
+            return parse_module(text, path)
         key = (path, text)
         found = self._trees.get(key)
         if found is None:

@@ -70,7 +70,9 @@ def to_position(lines: list[str], line: int, column: int) -> lsp.Position:
 
 def to_range(span: Span, text: str | list[str]) -> lsp.Range:
     """The LSP range of a span of `text` (the text of the span's file, or its lines)."""
-    lines = text.splitlines() if isinstance(text, str) else text
+    # resdsl's lexer counts lines at "\n" (a "\r" before it ends the line's text); str.splitlines would
+    # also split at a form feed or "\u2028" in a comment and shift every later line
+    lines = text.split("\n") if isinstance(text, str) else text
     return lsp.Range(
         start=to_position(lines, span.line, span.column),
         end=to_position(lines, span.end_line, span.end_column),
