@@ -36,12 +36,21 @@ def record(client: LanguageClient) -> None:
 
 async def start(client: LanguageClient, options: dict | None = None) -> lsp.InitializeResult:
     record(client)
+    client.registrations = []  # type: ignore[attr-defined]
+
+    @client.feature(lsp.CLIENT_REGISTER_CAPABILITY)
+    def register(ls: LanguageClient, params: lsp.RegistrationParams) -> None:
+        client.registrations += params.registrations  # type: ignore[attr-defined]
+
     client.initialize_result = await client.initialize_session(  # type: ignore[attr-defined]
         lsp.InitializeParams(
             capabilities=lsp.ClientCapabilities(
                 general=lsp.GeneralClientCapabilities(
                     # UTF-8 first: the server must answer in UTF-16 all the same
                     position_encodings=[lsp.PositionEncodingKind.Utf8, lsp.PositionEncodingKind.Utf16]
+                ),
+                workspace=lsp.WorkspaceClientCapabilities(
+                    did_change_watched_files=lsp.DidChangeWatchedFilesClientCapabilities(dynamic_registration=True)
                 ),
                 text_document=lsp.TextDocumentClientCapabilities(
                     publish_diagnostics=lsp.PublishDiagnosticsClientCapabilities(

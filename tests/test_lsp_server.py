@@ -141,6 +141,17 @@ async def test_an_error_inside_a_used_block(client: LanguageClient, tmp_path):
     assert await diagnostics(client, main, 1, since=mark) == []  # ... and closed: main reads the file on disk
     assert client.published[mark][:3] == (lib, None, [])
 
+    [watch] = client.registrations  # the server asked to hear of .res files changed on disk
+    assert watch.method == lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES
+    assert watch.register_options["watchers"] == [{"globPattern": "**/*.res"}]
+    (tmp_path / "lib.res").write_text(LIB.replace("g=2", "g=3"))  # changed on disk (a checkout)
+    mark = len(client.published)
+    client.workspace_did_change_watched_files(
+        lsp.DidChangeWatchedFilesParams(changes=[lsp.FileEvent(uri=lib, type=lsp.FileChangeType.Changed)])
+    )
+    [found] = await diagnostics(client, main, 1, since=mark)
+    assert found.code == "E0402"
+
 
 QUICK_FIXES = """\
 # a spec with two mistakes

@@ -154,6 +154,30 @@ def build_server() -> ResdslServer:
 
         workspace._create_text_document = create  # type: ignore[method-assign,assignment]
 
+    @server.feature(lsp.INITIALIZED)
+    @guarded(server)
+    def initialized(ls: ResdslServer, params: lsp.InitializedParams) -> None:
+        # Ask to hear of .res files changed on disk (a `git checkout`, another editor) where the client
+        # lets a server say which files it watches; the buffers that use them are then checked again.
+        workspace = ls.client_capabilities.workspace
+        watched = workspace.did_change_watched_files if workspace is not None else None
+        if watched is not None and watched.dynamic_registration:
+            options = lsp.DidChangeWatchedFilesRegistrationOptions(
+                watchers=[lsp.FileSystemWatcher(glob_pattern="**/*.res")]
+            )
+            registration = lsp.Registration(
+                id="resdsl-res-files", method=lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES, register_options=options
+            )
+            ls.client_register_capability(lsp.RegistrationParams(registrations=[registration]))
+
+    @server.feature(lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    @guarded(server)
+    def changed_on_disk(ls: ResdslServer, params: lsp.DidChangeWatchedFilesParams) -> None:
+        readers = {reader for change in params.changes for reader in ls.documents.readers_of(change.uri)}
+        for reader in readers:
+            ls.documents.changed(reader)
+        _publish(ls, always=readers)
+
     @server.feature(lsp.WORKSPACE_DID_CHANGE_CONFIGURATION)
     @guarded(server)
     def changed_configuration(ls: ResdslServer, params: lsp.DidChangeConfigurationParams) -> None:
