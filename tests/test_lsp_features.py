@@ -121,7 +121,7 @@ def test_hover_stage_line_shows_the_block_the_stage_and_its_instances(resnet, re
         assert f"block `bottleneck` (blocks.res, line {line})" in text
         # every parameter bound, in the signature's order
         assert (
-            "bound arguments:\n```resdsl\nplanes = 128\nstride = 2 (layer2.0), 1 (layer2.1, layer2.2, … (3))\n" in text
+            "bound arguments:\n```res\nplanes = 128\nstride = 2 (layer2.0), 1 (layer2.1, layer2.2, … (3))\n" in text
         )
 
 

@@ -211,7 +211,7 @@ def _definitions(analysis: Analysis, library: Library | None) -> list[lsp.Comple
                 kind=lsp.CompletionItemKind.Class if d.kind == "network" else lsp.CompletionItemKind.Function,
                 detail=d.kind,
                 documentation=lsp.MarkupContent(
-                    kind=lsp.MarkupKind.Markdown, value=f"```resdsl\n{signature(analysis, d)}\n```"
+                    kind=lsp.MarkupKind.Markdown, value=f"```res\n{signature(analysis, d)}\n```"
                 ),
                 insert_text=snippet,
                 insert_text_format=lsp.InsertTextFormat.Snippet,

@@ -67,7 +67,7 @@ def hover_text(analysis: Analysis, occ: Occurrence) -> str | None:
         return keyword_hover(analysis, occ, target)
     if occ.kind == "function":
         entry = FUNCTIONS.get(occ.name)
-        return f"```resdsl\n{entry[3]}\n```\nbuiltin function" if entry else None
+        return f"```res\n{entry[3]}\n```\nbuiltin function" if entry else None
     if occ.kind == "use" and target is not None:
         return use_hover(analysis, target)
     if target is None:
@@ -123,11 +123,11 @@ def op_hover(analysis: Analysis, call: ast.Call, kind: OpKind) -> str:
 
 
 def definition_hover(analysis: Analysis, d: ast.Definition) -> str:
-    lines = [f"```resdsl\n{signature(analysis, d)}\n```"]
+    lines = [f"```res\n{signature(analysis, d)}\n```"]
     if isinstance(d, ast.Alias):
         target = template_of(analysis.library, d.target)
         if target is not None:
-            lines.append(f"```resdsl\n{signature(analysis, target)}\n```")
+            lines.append(f"```res\n{signature(analysis, target)}\n```")
     origin = analysis.library.origin.get(d.name) if analysis.library else None
     if origin and not facts.same_file(origin, analysis.path):
         lines.append(f"defined in `{os.path.basename(origin)}`")
@@ -159,7 +159,7 @@ def call_hover(analysis: Analysis, call: ast.Call, target: Target | None) -> str
             else f"`{call.name}`: a parameter"
         )
     if template is not None and not records:
-        lines.append(f"```resdsl\n{signature(analysis, template)}\n```")
+        lines.append(f"```res\n{signature(analysis, template)}\n```")
     elif template is not None:  # the bound arguments below list every parameter, with its value
         lines.append(f"{template.kind} `{template.name}` ({_where_defined(template)})")
     several = len({net.name for net, _ in records}) > 1
@@ -174,7 +174,7 @@ def call_hover(analysis: Analysis, call: ast.Call, target: Target | None) -> str
         lines.append("\n".join(f"- {line}" for line in facts.block_lines(records, several)))
         arguments = facts.argument_lines(records)
         if arguments:
-            lines.append("bound arguments:\n```resdsl\n" + "\n".join(arguments) + "\n```")
+            lines.append("bound arguments:\n```res\n" + "\n".join(arguments) + "\n```")
     return "\n\n".join(lines) if lines else ""
 
 
@@ -239,7 +239,7 @@ def param_hover(analysis: Analysis, target: Target, occ: Occurrence) -> str:
     assert isinstance(param, ast.Param)
     written = param.name if param.default is None else f"{param.name} = {source_text(analysis, param.default.span)}"
     owner = _owner(analysis, param)
-    lines = [f"```resdsl\n{written}\n```", f"parameter of `{owner.name}`" if owner else "parameter"]
+    lines = [f"```res\n{written}\n```", f"parameter of `{owner.name}`" if owner else "parameter"]
     if owner is not None and occ.kind != "param":
         lines[-1] += f", line {param.span.line}"
     values = param_values(analysis, owner, param.name) if owner is not None else []
