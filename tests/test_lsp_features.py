@@ -120,9 +120,7 @@ def test_hover_stage_line_shows_the_block_the_stage_and_its_instances(resnet, re
         line = _line_of("blocks.res", r"^block bottleneck\(")
         assert f"block `bottleneck` (blocks.res, line {line})" in text
         # every parameter bound, in the signature's order
-        assert (
-            "bound arguments:\n```res\nplanes = 128\nstride = 2 (layer2.0), 1 (layer2.1, layer2.2, … (3))\n" in text
-        )
+        assert "bound arguments:\n```res\nplanes = 128\nstride = 2 (layer2.0), 1 (layer2.1, layer2.2, … (3))\n" in text
 
 
 def test_hover_definition_shows_signature_and_the_checked_figures(resnet, resnet_net):

@@ -17,7 +17,6 @@ Speed (benchmarks/lsp_latency.py): a keystroke re-parses only the buffer that ch
 from __future__ import annotations
 
 import gc
-import os
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from ..library import Library, read_library
 from ..network import Network
 from ..parse import MAX_SOURCE_BYTES, decode, parse_module, read_source
 from ..pipeline import finish_network
+from .positions import file_key
 
 
 class ParseCache:
@@ -81,8 +81,8 @@ class Analysis:
 
     def in_file(self, path: str) -> tuple[Diagnostic, ...]:
         """The diagnostics whose span lies in the file at `path`."""
-        key = _key(path)
-        return tuple(d for d in self.diagnostics if d.span is not None and _key(d.span.path) == key)
+        key = file_key(path)
+        return tuple(d for d in self.diagnostics if d.span is not None and file_key(d.span.path) == key)
 
 
 def analyse(
@@ -148,17 +148,13 @@ def _check_network(library: Library, name: str, path: str) -> tuple[Network | No
 
 def _reader(overlay: Mapping[str, str]) -> Callable[[str], str]:
     """A used file's text: the editor's buffer when one is open, else the file on disk."""
-    buffers = {_key(p): text for p, text in overlay.items()}
+    buffers = {file_key(p): text for p, text in overlay.items()}
 
     def read_file(path: str) -> str:
-        held = buffers.get(_key(path))
+        held = buffers.get(file_key(path))
         return held if held is not None else decode(read_source(path), path)
 
     return read_file
-
-
-def _key(path: str) -> str:
-    return path if path.startswith("<") else os.path.normcase(os.path.realpath(path))
 
 
 def _result(text, path, version, library, networks, failed, diagnostics, sources) -> Analysis:

@@ -28,7 +28,7 @@ from .facts import with_networks_of
 from .hover import hover
 from .inlay import inlay_hints
 from .navigation import definition, document_symbols, find_references, workspace_symbols
-from .positions import path_of, same_file
+from .positions import file_key, path_of, same_file
 from .signatures import signature_help
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ def _workspace_texts(server: LanguageServer) -> Iterator[tuple[str, str]]:
     paths += sorted(str(p) for p in specs_dir().glob("*.res"))
     seen: set[str] = set()
     for path in paths:
-        key = os.path.normcase(os.path.realpath(path))
+        key = file_key(path)
         if key in seen:
             continue
         seen.add(key)

@@ -38,11 +38,15 @@ def uri_of(path: str) -> str:
     return "file://" + quote(absolute)
 
 
+def file_key(path: str) -> str:
+    """One key per file, whichever path names it (relative or absolute, through a link); a `<...>`
+    name (an unsaved buffer) is its own key."""
+    return path if path.startswith("<") else os.path.normcase(os.path.realpath(path))
+
+
 def same_file(a: str, b: str) -> bool:
     """Two paths name one file (a relative and an absolute path, a link)."""
-    if a.startswith("<") or b.startswith("<"):
-        return a == b
-    return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+    return file_key(a) == file_key(b)
 
 
 def _utf16_column(line: str, characters: int) -> int:

@@ -224,18 +224,14 @@ def build_server() -> ResdslServer:
     @server.feature(lsp.TEXT_DOCUMENT_FORMATTING)
     @guarded(server, empty=None)
     def formatting(ls: ResdslServer, params: lsp.DocumentFormattingParams) -> list[lsp.TextEdit] | None:
-        document = ls.workspace.text_documents.get(unquote(params.text_document.uri))
-        if document is None:
-            return None
-        return format_document(document.source, path_of(params.text_document.uri))
+        source = _source_of(ls, params.text_document.uri)
+        return None if source is None else format_document(source, path_of(params.text_document.uri))
 
     @server.feature(lsp.TEXT_DOCUMENT_RANGE_FORMATTING)
     @guarded(server, empty=None)
     def range_formatting(ls: ResdslServer, params: lsp.DocumentRangeFormattingParams) -> list[lsp.TextEdit] | None:
-        document = ls.workspace.text_documents.get(unquote(params.text_document.uri))
-        if document is None:
-            return None
-        return format_range(document.source, path_of(params.text_document.uri), params.range)
+        source = _source_of(ls, params.text_document.uri)
+        return None if source is None else format_range(source, path_of(params.text_document.uri), params.range)
 
     from .features import register as register_features
 
@@ -285,3 +281,9 @@ def serve_stdio(log_file: str | None = None) -> int:
     sys.stdout = sys.stderr
     build_server().start_io(sys.stdin.buffer, protocol_out)
     return 0
+
+
+def _source_of(ls: ResdslServer, uri: str) -> str | None:
+    """The text the editor holds for an open document (None: not open)."""
+    document = ls.workspace.text_documents.get(unquote(uri))
+    return None if document is None else document.source
